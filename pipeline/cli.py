@@ -1,0 +1,54 @@
+"""``hft``: one console script, one module per subcommand.
+
+Each command module exposes ``add_arguments(parser)`` and ``main(args) -> int``; it is
+imported only when its command runs, so ``hft --help`` stays fast and a broken optional
+piece cannot stop the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import logging
+import sys
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("pipeline.commands.demo", "live transport demo: producer and consumers on a ring"),
+    "bench": ("pipeline.commands.bench", "run a benchmark (transport, md, sim, fix, e2e)"),
+    "sim": ("pipeline.commands.sim", "run the venue simulator"),
+    "capture": ("pipeline.commands.capture", "record a Binance-format feed to a capture file"),
+    "replay": ("pipeline.commands.replay", "replay captures through parser, sync and books"),
+    "run": ("pipeline.commands.run", "launch the whole pipeline"),
+    "monitor": ("pipeline.commands.monitor", "show a running pipeline from shared memory"),
+    "ctl": ("pipeline.commands.ctl", "steer a running pipeline"),
+    "tune": ("pipeline.commands.tune", "host tuning checks and jitter probe"),
+    "cleanup": ("pipeline.commands.cleanup", "remove the segments of a dead instance"),
+}
+
+
+def _available() -> dict[str, tuple[str, str]]:
+    return {name: spec for name, spec in COMMANDS.items()
+            if importlib.util.find_spec(spec[0]) is not None}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hft", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    argv = sys.argv[1:] if argv is None else argv
+    available = _available()
+    for name, (module, help_text) in available.items():
+        p = sub.add_parser(name, help=help_text)
+        # only the chosen command's module is imported to add its arguments
+        if name in argv:
+            importlib.import_module(module).add_arguments(p)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    module = importlib.import_module(available[args.command][0])
+    return int(module.main(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""Agents (after Agrona): a stage is an object with a duty cycle and no thread of its own.
+
+The poll loop lives in numba: each agent module has a jitted ``slice`` function that
+calls its duty cycle until the deadline, idling via ``keep_polling`` between cycles, and
+returns the total work count. Python only sees one call per ~1 ms slice, where the runner
+does housekeeping (heartbeat, signals, config). Several agents share one process through
+``CompositeAgent`` without any change to the agents.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+
+import numpy as np
+from numba import njit
+
+from pipeline.runtime import idle as idle_strategies
+from pipeline.runtime.clock import monotonic_ns
+from pipeline.runtime.idle import CLOCK_CHECK_EVERY, idle
+
+
+@njit(cache=True)
+def keep_polling(idle_state, work, iteration, deadline_ns):
+    """Idle after a duty cycle, then say whether the slice goes on.
+
+    The clock is read every ``CLOCK_CHECK_EVERY`` cycles, or at once when the idle strategy
+    gave up the core, so a slice overruns its deadline by at most a park interval.
+    """
+    blocked = idle(idle_state, work)
+    if blocked or iteration % CLOCK_CHECK_EVERY == 0:
+        return monotonic_ns() < deadline_ns
+    return True
+
+
+class Agent(ABC):
+    """Base class. Subclasses set ``name`` and implement ``do_work``."""
+
+    name = "agent"
+
+    def on_start(self) -> None:
+        """Called once in the process that runs the agent, after pinning."""
+
+    @abstractmethod
+    def do_work(self, idle_state: np.ndarray, deadline_ns: int) -> int:
+        """Run the duty cycle until ``deadline_ns`` (a jitted slice); return work done."""
+
+    def housekeeping(self, now_ns: int) -> bool:
+        """Cold-path work between slices. Return False when the agent is finished."""
+        return True
+
+    def on_close(self) -> None:
+        """Called once when the runner stops (signal, finished, or error)."""
+
+
+class CompositeAgent(Agent):
+    """Runs several agents round-robin in one thread; idles once for all of them."""
+
+    def __init__(self, agents: list[Agent], name: str | None = None):
+        self.agents = list(agents)
+        self.name = name or "+".join(a.name for a in agents)
+        self._child_idle = idle_strategies.noop()
+
+    def on_start(self) -> None:
+        for a in self.agents:
+            a.on_start()
+
+    def do_work(self, idle_state: np.ndarray, deadline_ns: int) -> int:
+        total = 0
+        while True:
+            # each child polls CLOCK_CHECK_EVERY cycles (deadline already due), then yields
+            now = time.monotonic_ns()
+            work = sum(a.do_work(self._child_idle, now) for a in self.agents)
+            total += work
+            idle(idle_state, work)
+            if time.monotonic_ns() >= deadline_ns:
+                return total
+
+    def housekeeping(self, now_ns: int) -> bool:
+        alive = [a.housekeeping(now_ns) for a in self.agents]
+        return any(alive)
+
+    def on_close(self) -> None:
+        for a in self.agents:
+            a.on_close()

@@ -1,0 +1,60 @@
+"""libc calls usable from jitted code, declared as external LLVM functions.
+
+ctypes function pointers would also work in nopython mode, but their addresses are baked
+into the machine code and defeat numba's on-disk cache; external declarations are
+resolved by symbol name when the cached code is loaded, so ``cache=True`` keeps working.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+I64 = ir.IntType(64)
+I32 = ir.IntType(32)
+TIMESPEC = ir.LiteralStructType([I64, I64])  # struct timespec on 64-bit Linux
+
+CLOCK_REALTIME = 0
+CLOCK_MONOTONIC = 1
+
+
+def declare(builder, name: str, ret, params):
+    """Declare (once per module) and return the external C function ``name``."""
+    return cgutils.get_or_insert_function(builder.module, ir.FunctionType(ret, params), name)
+
+
+def timespec_field(builder, ts, index: int):
+    zero = ir.Constant(I32, 0)
+    return builder.gep(ts, [zero, ir.Constant(I32, index)])
+
+
+@intrinsic
+def sched_yield(typingctx):
+    """Give the core to another runnable thread, if any."""
+
+    def codegen(context, builder, sig, args):
+        builder.call(declare(builder, "sched_yield", I32, []), [])
+        return context.get_dummy_value()
+
+    return types.void(), codegen
+
+
+@intrinsic
+def nanosleep(typingctx, ns):
+    """Park the thread for ``ns`` nanoseconds (rounded up by the kernel's timer slack)."""
+    if not isinstance(ns, types.Integer):
+        return None
+
+    def codegen(context, builder, sig, args):
+        fn = declare(builder, "nanosleep", I32, [TIMESPEC.as_pointer(), TIMESPEC.as_pointer()])
+        ns = context.cast(builder, args[0], sig.args[0], types.int64)
+        billion = ir.Constant(I64, 1_000_000_000)
+        ts = cgutils.alloca_once(builder, TIMESPEC)
+        builder.store(builder.sdiv(ns, billion), timespec_field(builder, ts, 0))
+        builder.store(builder.srem(ns, billion), timespec_field(builder, ts, 1))
+        builder.call(fn, [ts, ir.Constant(TIMESPEC.as_pointer(), None)])
+        return context.get_dummy_value()
+
+    return types.void(ns), codegen
