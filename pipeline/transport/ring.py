@@ -196,6 +196,30 @@ def observe(ctl, slot, records, out):
     return n
 
 
+@njit(cache=True)
+def offer_row(ctl, stamps, raw, row):
+    """Copy one record (uint8 row, its ``seq`` bytes ignored) into the ring; False if full."""
+    start = try_claim(ctl, 1)
+    if start < 0:
+        return False
+    slot = raw[start & ctl[MASK]]
+    for i in range(8, row.shape[0]):  # the first 8 bytes are the stamp: publish writes it
+        slot[i] = row[i]
+    publish(ctl, stamps, start + 1)
+    return True
+
+
+@njit(cache=True)
+def take_rows(ctl, stamps, raw, slot, out):
+    """Copy what a gating consumer has ready into ``out`` rows and release it."""
+    n = poll(ctl, stamps, slot, out.shape[0])
+    pos = cursor(ctl, slot)
+    for i in range(n):
+        out[i, :] = raw[(pos + i) & ctl[MASK], :]
+    release(ctl, slot, pos + n)
+    return n
+
+
 # ---------------------------------------------------------------------------- cold path
 def ring_layout(stream: str, dtype: np.dtype) -> Layout:
     return Layout(SegmentKind.RING, f"ring:{stream}",
@@ -309,6 +333,17 @@ class Ring:
         """Producer (``slot=None``) or consumer liveness, written from housekeeping."""
         word = P_HEARTBEAT if slot is None else consumer_word(slot, C_HEARTBEAT)
         atomic_store(self.ctl, word, time.monotonic_ns())
+
+    def offer(self, rec: np.ndarray) -> bool:
+        """Cold-path publish of one record (tools, tests, replay set-up)."""
+        row = np.ascontiguousarray(rec, dtype=self.dtype).reshape(1).view(np.uint8)
+        return bool(offer_row(self.ctl, self.stamps, self.raw, row))
+
+    def take(self, slot: int, limit: int = 1024) -> np.ndarray:
+        """Cold-path read of what is ready for gating consumer ``slot`` (a copy)."""
+        out = np.zeros((limit, self.dtype.itemsize), np.uint8)
+        n = take_rows(self.ctl, self.stamps, self.raw, slot, out)
+        return out[:n].reshape(-1).view(self.dtype).copy()
 
     def claim_producer(self) -> None:
         atomic_store(self.ctl, P_PID, os.getpid())
