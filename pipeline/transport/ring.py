@@ -39,7 +39,6 @@ import numpy as np
 from numba import njit
 
 from pipeline.transport.atomics import (
-    cas,
     fence_acquire,
     fence_release,
     fetch_add,

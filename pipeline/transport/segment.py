@@ -49,7 +49,8 @@ def validate_name(part: str, what: str) -> str:
 
 
 def shm_name(instance: str, name: str) -> str:
-    return f"{PREFIX}{validate_name(instance, 'instance name')}.{validate_name(name, 'segment name')}"
+    instance = validate_name(instance, "instance name")
+    return f"{PREFIX}{instance}.{validate_name(name, 'segment name')}"
 
 
 @dataclass(frozen=True)
