@@ -120,3 +120,26 @@ def test_gap_then_mid_stream_snapshot_resyncs_like_live(binance_data, tmp_path):
     assert s["gaps"] == 1 and s["resyncs"] == 1 and s["snapshots"] == 2, s
     assert s["crossed"] == 0 and s["invalidations"] == 1
     assert got.final[symbol] == full.final[symbol]
+
+
+@pytest.mark.timeout(180)
+def test_replay_through_processes_matches_inline(binance_data):
+    from pipeline.marketdata.replay_procs import run_processes
+    prepared = replay.prepare([binance_data / "BINANCE_FUTURES.ws.1.0"])
+    inline = replay.InlineReplay(prepared).run(log_bbo=True)
+    procs = run_processes(prepared, log_bbo=True, capacity=256)  # small ring: backpressure
+    assert procs.final == inline.final
+    assert procs.bbo_rows.tolist() == inline.bbo_rows.tolist()
+    assert procs.summary == inline.summary
+
+
+def test_hft_replay_command_writes_bbo_csv(binance_data, tmp_path, capsys):
+    from pipeline.cli import main
+    out = tmp_path / "bbo.csv"
+    assert main(["replay", "--inline", str(binance_data / "BINANCE.ws.1.0"),
+                 "--bbo-out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "gaps 0" in text and "crossed 0" in text and "NKNUSDT" in text
+    lines = out.read_text().splitlines()
+    assert lines[0] == "symbol,update_id,bid_px,bid_qty,ask_px,ask_qty"
+    assert len(lines) == 1 + 172

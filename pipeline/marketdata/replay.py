@@ -59,18 +59,17 @@ def pace(recv_ns, first_recv, t0, speed):
 
 
 @njit(cache=True)
-def _log_bbo(upd, k, log, nlog):
-    for j in range(k):
-        u = upd[j]
-        if u.flags & A.F_DIFF and nlog < log.shape[0]:
-            row = log[nlog]
-            row[R_SID] = u.symbol_id
-            row[R_UID] = u.update_id
-            row[R_BPX] = u.bid_px[0] if u.n_bids else 0
-            row[R_BQ] = u.bid_qty[0] if u.n_bids else 0
-            row[R_APX] = u.ask_px[0] if u.n_asks else 0
-            row[R_AQ] = u.ask_qty[0] if u.n_asks else 0
-            nlog += 1
+def log_update(u, log, nlog):
+    """Append a BBO row for a BOOK_UPDATE of an applied depth event; returns the count."""
+    if u.flags & A.F_DIFF and nlog < log.shape[0]:
+        row = log[nlog]
+        row[R_SID] = u.symbol_id
+        row[R_UID] = u.update_id
+        row[R_BPX] = u.bid_px[0] if u.n_bids else 0
+        row[R_BQ] = u.bid_qty[0] if u.n_bids else 0
+        row[R_APX] = u.ask_px[0] if u.n_asks else 0
+        row[R_AQ] = u.ask_qty[0] if u.n_asks else 0
+        nlog += 1
     return nlog
 
 
@@ -90,8 +89,8 @@ def run_inline(data, start, end, recv, snap_sid, hdr, lv, keys, lens, grid, sync
             used, k = A.apply_records(out, pos, n - pos, -1, qty, bits, meta, ov, bscratch,
                                       bst, upd, 0)
             pos += used
-            if log.shape[0]:
-                nlog = _log_bbo(upd, k, log, nlog)
+            for j in range(k if log.shape[0] else 0):
+                nlog = log_update(upd[j], log, nlog)
     return nlog
 
 
