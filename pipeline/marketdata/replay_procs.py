@@ -15,6 +15,7 @@ from numba import njit
 from pipeline.marketdata import apply as A
 from pipeline.marketdata.latest import read_latest
 from pipeline.marketdata.normalize import FeedCore, on_message
+from pipeline.marketdata.publish import OUT_N, OUT_POS, push_records
 from pipeline.marketdata.replay import Prepared, ReplayResult, log_update
 from pipeline.marketdata.segments import BOOK_CONSUMER, MD_CONSUMER, create_md_segments
 from pipeline.observe.counters import Counters
@@ -27,23 +28,7 @@ from pipeline.transport.shared import atomic_load
 from shm_layouts.records import BOOK_UPDATE
 
 # feed cursor words
-FC_MSG, FC_OUT_POS, FC_OUT_N, FC_T0, FC_DONE = range(5)
-
-
-@njit(cache=True)
-def push_records(ctl, recs, out, st, chunk):
-    """Publish ``out[st[FC_OUT_POS]:st[FC_OUT_N]]`` to the ring; False on backpressure."""
-    mask = recs.shape[0] - 1
-    while st[FC_OUT_POS] < st[FC_OUT_N]:
-        n = min(st[FC_OUT_N] - st[FC_OUT_POS], chunk)
-        start = R.try_claim(ctl, n)
-        if start < 0:
-            return False
-        for j in range(n):
-            recs[(start + j) & mask] = out[st[FC_OUT_POS] + j]
-        R.publish(ctl, start + n)
-        st[FC_OUT_POS] += n
-    return True
+FC_MSG, FC_T0, FC_DONE = 0, 3, 4  # with publish.OUT_POS, OUT_N (1, 2)
 
 
 @njit(cache=True)
@@ -52,7 +37,7 @@ def feed_slice(data, start, end, recv, snap_sid, hdr, lv, keys, lens, grid, sync
     """Feed up to ``max_msgs`` messages into the md ring; returns messages fed."""
     fed = 0
     while fed < max_msgs:
-        if not push_records(ctl, recs, out, st, 256):
+        if not push_records(ctl, recs, out, st):
             return fed
         i = st[FC_MSG]
         if i >= start.shape[0]:
@@ -60,9 +45,9 @@ def feed_slice(data, start, end, recv, snap_sid, hdr, lv, keys, lens, grid, sync
             return fed
         if speed > 0 and monotonic_ns() < st[FC_T0] + int((recv[i] - recv[0]) / speed):
             return fed
-        st[FC_OUT_N] = on_message(data, start[i], end[i], recv[i], snap_sid[i], hdr, lv, keys,
+        st[OUT_N] = on_message(data, start[i], end[i], recv[i], snap_sid[i], hdr, lv, keys,
                                   lens, grid, sync, pend, scratch, out, stats)
-        st[FC_OUT_POS] = 0
+        st[OUT_POS] = 0
         st[FC_MSG] = i + 1
         fed += 1
     return fed
