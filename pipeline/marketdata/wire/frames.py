@@ -9,6 +9,7 @@ than the buffer can ever hold).
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
 
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0, 1, 2, 8, 9, 10
@@ -18,25 +19,25 @@ OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0, 1, 2, 8, 9, 10
 def next_frame(buf, r, w):
     if w - r < 2:
         return 0, 0, 0, 0, 0, r
-    b0 = buf[r]
-    b1 = buf[r + 1]
+    b0 = np.int64(buf[r])
+    b1 = np.int64(buf[r + 1])
     fin = (b0 >> 7) & 1
     opcode = b0 & 0x0F
     if b0 & 0x70 or b1 & 0x80:  # RSV bits (no extension negotiated) or a masked frame
         return -1, opcode, fin, 0, 0, r
     n = b1 & 0x7F
-    p = r + 2
+    p = np.int64(r) + 2
     if n == 126:
         if w - p < 2:
             return 0, 0, 0, 0, 0, r
-        n = (buf[p] << 8) | buf[p + 1]
+        n = (np.int64(buf[p]) << 8) | np.int64(buf[p + 1])
         p += 2
     elif n == 127:
         if w - p < 8:
             return 0, 0, 0, 0, 0, r
         n = 0
         for k in range(8):
-            n = (n << 8) | buf[p + k]
+            n = (n << 8) | np.int64(buf[p + k])
         p += 8
     if opcode >= 8 and (n > 125 or not fin):
         return -1, opcode, fin, 0, 0, r
