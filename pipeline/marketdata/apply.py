@@ -50,7 +50,7 @@ def new_state(futures: np.ndarray) -> np.ndarray:
     return bst
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _ids_ok(s, first, last, prev):
     uid = s[B_UPDATE_ID]
     if s[B_FIRST_PENDING]:
@@ -61,7 +61,7 @@ def _ids_ok(s, first, last, prev):
     return first == uid + 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _publish(qty, bits, meta, ov, bst, sid, rec, upd, k, flags):
     s = bst[sid]
     u = upd[k]
@@ -87,7 +87,7 @@ def _publish(qty, bits, meta, ov, bst, sid, rec, upd, k, flags):
     return k + 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _after_event(qty, bits, meta, ov, bst, sid, rec, upd, k, flags):
     """Crossed check, then publish."""
     bid, bq = B.best(qty, meta, sid, 0)
@@ -99,7 +99,7 @@ def _after_event(qty, bits, meta, ov, bst, sid, rec, upd, k, flags):
     return _publish(qty, bits, meta, ov, bst, sid, rec, upd, k, flags)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def apply_records(recs, pos, n, mask, qty, bits, meta, ov, scratch, bst, upd, k):
     """Apply records ``recs[(pos + i) & mask]`` for i < n (``mask=-1`` for a plain array).
     Stops early when ``upd`` is full; returns (records consumed, updates in ``upd``)."""

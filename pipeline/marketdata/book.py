@@ -43,7 +43,7 @@ class Books:
         return self.qty, self.bits, self.meta, self.ov, self.scratch
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, inline="always")
 def _highest_below(bits, r, i):
     """Highest set index < i, or -1."""
     w = i >> 6
@@ -57,7 +57,7 @@ def _highest_below(bits, r, i):
         m = bits[r, w]
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, inline="always")
 def _lowest_above(bits, r, i):
     """Lowest set index > i, or -1."""
     w = i >> 6
@@ -72,12 +72,12 @@ def _lowest_above(bits, r, i):
         m = bits[r, w]
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, inline="always")
 def _next_worse(bits, r, side, i):
     return _highest_below(bits, r, i) if side == 0 else _lowest_above(bits, r, i)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _ov_find(ov, meta, r, price):
     for j in range(meta[r, M_OVN]):
         if ov[r, j, 0] == price:
@@ -85,7 +85,7 @@ def _ov_find(ov, meta, r, price):
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _ov_set(ov, meta, r, price, q):
     j = _ov_find(ov, meta, r, price)
     if q == 0:
@@ -106,7 +106,7 @@ def _ov_set(ov, meta, r, price, q):
         meta[r, M_DROPPED] += 1  # farther than W ticks and more than the list holds
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, inline="always")
 def _window_set(qty, bits, meta, r, side, i, q):
     """Set/delete window tick ``i``; keeps count and best. Returns True if the best
     level was deleted and the window emptied (caller refills from the overflow)."""
@@ -131,7 +131,7 @@ def _window_set(qty, bits, meta, r, side, i, q):
     return meta[r, M_BEST] < 0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _place(qty, bits, meta, ov, r, side, price, q):
     """Insert without moving the window: in it, or to the overflow."""
     i = price - meta[r, M_BASE]
@@ -141,7 +141,7 @@ def _place(qty, bits, meta, ov, r, side, price, q):
         _ov_set(ov, meta, r, price, q)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _recenter(qty, bits, meta, ov, scratch, r, side, center):
     """Move the window so ``center`` sits 3/4 into it on the worse side."""
     n = 0
@@ -169,7 +169,7 @@ def _recenter(qty, bits, meta, ov, scratch, r, side, center):
         _place(qty, bits, meta, ov, r, side, scratch[j, 0], scratch[j, 1])
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _ov_best(ov, meta, r, side):
     best = 0
     for j in range(meta[r, M_OVN]):
@@ -179,7 +179,7 @@ def _ov_best(ov, meta, r, side):
     return best
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, inline="always")
 def apply_level(qty, bits, meta, ov, scratch, sid, side, price, q):
     """Set the quantity at ``price`` (0 deletes) on one side of symbol ``sid``."""
     r = 2 * sid + side
@@ -208,7 +208,7 @@ def apply_level(qty, bits, meta, ov, scratch, sid, side, price, q):
         _recenter(qty, bits, meta, ov, scratch, r, side, meta[r, M_BASE] + best)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def clear(qty, bits, meta, sid):
     for side in range(2):
         r = 2 * sid + side
@@ -223,7 +223,7 @@ def clear(qty, bits, meta, sid):
         meta[r, M_OVN] = 0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def best(qty, meta, sid, side):
     """(price, qty) of the best level; qty 0 if the side is empty."""
     r = 2 * sid + side
@@ -233,7 +233,7 @@ def best(qty, meta, sid, side):
     return meta[r, M_BASE] + i, qty[r, i]
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def top(qty, bits, meta, ov, sid, side, px, qt):
     """Best levels into ``px``/``qt`` (their length is N); returns how many."""
     r = 2 * sid + side
@@ -263,7 +263,7 @@ def top(qty, bits, meta, ov, sid, side, px, qt):
     return n
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def depth(meta, sid, side):
     r = 2 * sid + side
     return meta[r, M_COUNT] + meta[r, M_OVN]

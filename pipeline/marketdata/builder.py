@@ -22,7 +22,7 @@ from pipeline.transport import ring as R
 from shm_layouts.records import BOOK_UPDATE
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def build_once(md_ctl, md_recs, slot, book_ctl, book_recs, seq, table, qty, bits, meta, ov,
                scratch, bst, upd, batch):
     """One duty cycle; returns the md records consumed."""

@@ -18,7 +18,7 @@ BID = int(Side.BID)
 ASK = int(Side.ASK)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def put(out, k, kind, sid, side, price, qty, first, last, prev, t_origin, exch):
     r = out[k]
     r.t_origin_ns = t_origin
@@ -35,7 +35,7 @@ def put(out, k, kind, sid, side, price, qty, first, last, prev, t_origin, exch):
     return k + 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def copy_record(src, i, dst, k):
     dst[k] = src[i]
     return k + 1

@@ -44,19 +44,20 @@ log = logging.getLogger(__name__)
 ST_WORDS = 16
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _compact(rbuf, st):
     r, w = st[ST_R], st[ST_W]
     if r == w:
         st[ST_R] = 0
         st[ST_W] = 0
     elif r > 0 and w > rbuf.shape[0] // 2:
-        rbuf[: w - r] = rbuf[r:w]
+        for j in range(w - r):  # forward copy: destination below source
+            rbuf[j] = rbuf[r + j]
         st[ST_R] = 0
         st[ST_W] = w - r
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def feed_once(fd, rbuf, frag, st, hdr, lv, keys, lens, grid, sync, pend, scratch, out,
               stats, ctl, recs):
     """One duty cycle; returns work done (0: nothing arrived, or waiting on Python)."""
@@ -104,7 +105,8 @@ def feed_once(fd, rbuf, frag, st, hdr, lv, keys, lens, grid, sync, pend, scratch
                 st[ST_PROTO_ERRORS] += 1
                 st[ST_EOF] = 1
                 break
-            frag[m: m + pe - ps] = rbuf[ps:pe]
+            for j in range(pe - ps):
+                frag[m + j] = rbuf[ps + j]
             st[ST_FRAG_N] = m + pe - ps
             st[ST_FRAG_ON] = 0 if fin else 1
             k = 0
@@ -123,7 +125,7 @@ def feed_once(fd, rbuf, frag, st, hdr, lv, keys, lens, grid, sync, pend, scratch
     return work
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def inject(b, start, end, recv_ns, snap_sid, hdr, lv, keys, lens, grid, sync, pend, scratch,
            out, stats, ctl, recs, st):
     """A snapshot body (cold path) through the same stage; requires ``out`` drained."""
@@ -134,7 +136,7 @@ def inject(b, start, end, recv_ns, snap_sid, hdr, lv, keys, lens, grid, sync, pe
     return push_records(ctl, recs, out, st)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def disconnect_all(sync, out, st, ctl, recs, t):
     st[OUT_POS] = 0
     st[OUT_N] = S.invalidate_all(sync, out, 0, t)

@@ -43,7 +43,7 @@ SEGMENT_NAME = "latest_book"
 READ_TRIES = 1000
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def write_latest(seq, table, sid, rec):
     """Publish ``rec`` (a BOOK_UPDATE record) as the latest book of ``sid``."""
     i = sid * SEQ_LINE_WORDS
@@ -54,7 +54,7 @@ def write_latest(seq, table, sid, rec):
     store_release(seq, i, s + 2)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def read_latest(seq, table, sid, out):
     """Copy the latest book of ``sid`` into ``out[0]``; False if none was ever written or
     no consistent copy was obtained within ``READ_TRIES`` attempts."""

@@ -42,7 +42,7 @@ G_PD, G_TU, G_QD, G_LU, G_VENUE = range(5)
 MS = 1_000_000
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def lookup_symbol(b, off, length, keys, lens):
     if off < 0:
         return -1
@@ -59,7 +59,7 @@ def lookup_symbol(b, off, length, keys, lens):
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _levels(lv, nlev, grid, sid, kind, first, last, prev, t, exch, out, k):
     """Convert parsed levels to records at ``out[k:]``; -1 if any is off the grid."""
     g = grid[sid]
@@ -72,14 +72,14 @@ def _levels(lv, nlev, grid, sid, kind, first, last, prev, t, exch, out, k):
     return k
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _reject(stats, reason):
     stats[M_REJECTED] += 1
     stats[M_REJECT_BASE + reason] += 1
     return 0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def on_message(b, start, end, recv_ns, snap_sid, hdr, lv, keys, lens, grid, sync, pend,
                scratch, out, stats):
     """One raw message -> records in ``out`` (returns the count). ``snap_sid`` is the

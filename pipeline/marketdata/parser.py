@@ -49,6 +49,7 @@ S_BIDS, S_ASKS, S_BSTR, S_ASTR, S_BQ, S_AQ = 256, 512, 1024, 2048, 4096, 8192
 S_P, S_Q, S_M, S_TID, S_AID = 1 << 14, 1 << 15, 1 << 16, 1 << 17, 1 << 18
 
 MAX_DEPTH = 32
+MAX_SIG = 18  # significant digits of a decimal (always fits an int64)
 
 # ---- keys
 (KEY_OTHER, KEY_e, KEY_E, KEY_T, KEY_s, KEY_U, KEY_u, KEY_pu, KEY_b, KEY_a, KEY_B, KEY_A,
@@ -72,7 +73,7 @@ for _ch, _key in (("e", KEY_e), ("E", KEY_E), ("T", KEY_T), ("s", KEY_s), ("U", 
     ONE_CHAR_KEYS[ord(_ch)] = _key
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, inline="always")
 def span_eq(b, s, e, lit):
     if e - s != lit.shape[0]:
         return False
@@ -82,7 +83,7 @@ def span_eq(b, s, e, lit):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def key_code(b, s, e):
     n = e - s
     if n == 1:
@@ -105,7 +106,7 @@ def key_code(b, s, e):
     return KEY_OTHER
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def event_code(b, s, e):
     if span_eq(b, s, e, LIT_DEPTH):
         return EV_DEPTH
@@ -119,7 +120,7 @@ def event_code(b, s, e):
 
 
 # ---------------------------------------------------------------- lexical helpers
-@njit(cache=True)
+@njit(cache=True, _nrt=False, inline="always")
 def skip_ws(b, i, n):
     while i < n:
         c = b[i]
@@ -129,7 +130,7 @@ def skip_ws(b, i, n):
     return i
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, inline="always")
 def scan_string(b, i, n):
     """``b[i]`` is the opening quote; position after the closing quote, or -reason."""
     i += 1
@@ -146,12 +147,12 @@ def scan_string(b, i, n):
     return -R_TRUNCATED
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, inline="always")
 def _is_scalar_byte(c):
     return (48 <= c <= 57) or (97 <= c <= 122) or c == 45 or c == 43 or c == 46 or c == 69
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def skip_value(b, i, n):
     """Skip any JSON value (unknown fields); position after it, or -reason."""
     if i >= n:
@@ -186,7 +187,7 @@ def skip_value(b, i, n):
     return -R_TRUNCATED
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, inline="always")
 def parse_int(b, i, n):
     """JSON integer -> (value, position after) or (0, -reason)."""
     if i >= n:
@@ -214,61 +215,67 @@ def parse_int(b, i, n):
     return (-v if neg else v), i
 
 
-@njit(cache=True)
-def _push_digit(m, d):
-    if m > (INT64_MAX - d) // 10:
-        return -1
-    return m * 10 + d
-
-
-@njit(cache=True)
+@njit(cache=True, _nrt=False, inline="always")
 def parse_decimal(b, i, n):
     """Quoted non-negative decimal ("61837.63000000") -> (mantissa, decimals, position),
-    trailing fractional zeros dropped; position is -reason on error."""
+    trailing fractional zeros dropped; position is -reason on error. At most MAX_SIG
+    significant digits (always fits an int64), so no per-digit overflow arithmetic."""
     if i >= n:
         return 0, 0, -R_TRUNCATED
     if b[i] != 34:
         return 0, 0, -R_WRONG_TYPE
     i += 1
     mant = 0
+    sig = 0  # significant digits in mant
+    start = i
+    while i < n:  # integer part
+        d = np.int64(b[i]) - 48
+        if d < 0 or d > 9:
+            break
+        if sig or d:
+            if sig == MAX_SIG:
+                return 0, 0, -R_BAD_NUMBER
+            mant = mant * 10 + d
+            sig += 1
+        i += 1
+    if i >= n:
+        return 0, 0, -R_TRUNCATED
+    if i == start:
+        return 0, 0, -R_BAD_NUMBER  # no integer digits: "", ".5", "-1"
     dec = 0
-    zeros = 0
-    frac = False
-    digits = 0  # digits since the start or since the point
-    while i < n:
-        c = b[i]
-        if 48 <= c <= 57:
-            d = c - 48
-            digits += 1
-            if frac and d == 0:
+    if b[i] == 46:
+        i += 1
+        frac = i
+        zeros = 0  # pending zeros: significant only if a non-zero digit follows
+        while i < n:
+            d = np.int64(b[i]) - 48
+            if d < 0 or d > 9:
+                break
+            if d == 0:
                 zeros += 1
             else:
-                for _ in range(zeros):
-                    mant = _push_digit(mant, 0)
-                    if mant < 0:
+                if sig:
+                    if sig + zeros + 1 > MAX_SIG:
                         return 0, 0, -R_BAD_NUMBER
-                if frac:
-                    dec += zeros + 1
+                    for _ in range(zeros + 1):
+                        mant *= 10
+                    sig += zeros + 1
+                else:
+                    sig = 1
+                mant += d
+                dec += zeros + 1
                 zeros = 0
-                mant = _push_digit(mant, d)
-                if mant < 0:
-                    return 0, 0, -R_BAD_NUMBER
-        elif c == 46:
-            if frac or digits == 0:
-                return 0, 0, -R_BAD_NUMBER
-            frac = True
-            digits = 0
-        elif c == 34:
-            if digits == 0:
-                return 0, 0, -R_BAD_NUMBER
-            return mant, dec, i + 1
-        else:
-            return 0, 0, -R_BAD_NUMBER
-        i += 1
-    return 0, 0, -R_TRUNCATED
+            i += 1
+        if i == frac:
+            return 0, 0, -R_BAD_NUMBER  # "1."
+        if i >= n:
+            return 0, 0, -R_TRUNCATED
+    if b[i] != 34:
+        return 0, 0, -R_BAD_NUMBER
+    return mant, dec, i + 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def parse_levels(b, i, n, side, lv, nlev):
     """``[["price","qty"], ...]`` appended to ``lv`` from row ``nlev``:
     (position after, new row count); position is -reason on error."""
@@ -321,7 +328,7 @@ def parse_levels(b, i, n, side, lv, nlev):
         i = skip_ws(b, i + 1, n)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _decimal_into(b, i, n, hdr, m_word, d_word):
     m, d, i = parse_decimal(b, i, n)
     hdr[m_word] = m
@@ -329,7 +336,7 @@ def _decimal_into(b, i, n, hdr, m_word, d_word):
     return i
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _bool_into(b, i, n, hdr, word):
     if span_eq(b, i, min(i + 4, n), LIT_TRUE):
         hdr[word] = 1
@@ -340,7 +347,7 @@ def _bool_into(b, i, n, hdr, word):
     return -R_TRUNCATED if n - i < 5 and b[i] in (116, 102) else -R_WRONG_TYPE
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _int_word(key):
     """hdr word and seen bit of an integer-valued key (-1 if the key is not one)."""
     if key == KEY_E:
@@ -360,7 +367,7 @@ def _int_word(key):
     return -1, 0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _value(b, i, n, key, hdr, lv):
     """Parse the value of ``key`` at ``i`` into hdr/lv; returns (position, seen bit)."""
     c = b[i]
@@ -408,7 +415,7 @@ def _value(b, i, n, key, hdr, lv):
     return skip_value(b, i, n), 0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _key(b, i, n):
     """At a key's opening quote: (key code, position of its value) or (0, -reason)."""
     if i >= n:
@@ -430,7 +437,7 @@ def _key(b, i, n):
     return key, j
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _after_value(b, i, n):
     """After a member: (position of the next key, done?) or (-reason, True)."""
     i = skip_ws(b, i, n)
@@ -443,7 +450,7 @@ def _after_value(b, i, n):
     return -R_SYNTAX, True
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def parse_event(b, i, n, hdr, lv):
     """One event object at ``b[i] == '{'``; returns the position after it or -reason."""
     i = skip_ws(b, i + 1, n)
@@ -464,7 +471,7 @@ def parse_event(b, i, n, hdr, lv):
             return i
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _top(b, i, n, hdr, lv):
     """The top-level object: an event itself, or a wrapper whose ``data`` holds it."""
     i = skip_ws(b, i + 1, n)
@@ -489,12 +496,12 @@ def _top(b, i, n, hdr, lv):
             return i
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _has(seen, bits):
     return seen & bits == bits
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def classify(hdr):
     seen = hdr[H_SEEN]
     ev = hdr[H_EV]
@@ -514,14 +521,14 @@ def classify(hdr):
     return K_OTHER
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def reset(hdr):
     hdr[:] = 0
     hdr[H_PREV] = -1
     hdr[H_SYM_OFF] = -1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def parse_message(b, start, end, hdr, lv):
     """Parse ``b[start:end]``; returns the kind (> 0) or -reason. See the module doc."""
     reset(hdr)

@@ -14,7 +14,7 @@ OUT_POS, OUT_N = 1, 2  # words of the caller's state array
 CHUNK = 256
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def push_records(ctl, recs, out, st):
     mask = recs.shape[0] - 1
     while st[OUT_POS] < st[OUT_N]:

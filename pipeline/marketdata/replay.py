@@ -47,7 +47,7 @@ def prepare(paths: list[str | Path], configured: SymbolTable | None = None) -> P
     return Prepared(cap, symbols, snap)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def pace(recv_ns, first_recv, t0, speed):
     """Sleep until ``recv_ns`` is due at ``speed`` times the recorded pace."""
     due = t0 + int((recv_ns - first_recv) / speed)
@@ -58,7 +58,7 @@ def pace(recv_ns, first_recv, t0, speed):
         nanosleep(min(due - now, 1_000_000))
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def log_update(u, log, nlog):
     """Append a BBO row for a BOOK_UPDATE of an applied depth event; returns the count."""
     if u.flags & A.F_DIFF and nlog < log.shape[0]:
@@ -73,7 +73,7 @@ def log_update(u, log, nlog):
     return nlog
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def run_inline(data, start, end, recv, snap_sid, hdr, lv, keys, lens, grid, sync, pend,
                scratch, out, stats, qty, bits, meta, ov, bscratch, bst, upd, log, speed):
     """Every message through on_message -> apply_records; returns BBO rows logged."""

@@ -31,7 +31,7 @@ from shm_layouts.records import BOOK_UPDATE
 FC_MSG, FC_T0, FC_DONE = 0, 3, 4  # with publish.OUT_POS, OUT_N (1, 2)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def feed_slice(data, start, end, recv, snap_sid, hdr, lv, keys, lens, grid, sync, pend,
                scratch, out, stats, ctl, recs, st, speed, max_msgs):
     """Feed up to ``max_msgs`` messages into the md ring; returns messages fed."""
@@ -53,7 +53,7 @@ def feed_slice(data, start, end, recv, snap_sid, hdr, lv, keys, lens, grid, sync
     return fed
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def drain_book(ctl, recs, slot, log, nlog):
     """Read book updates; log BBO rows of applied depth events. Returns updates read."""
     n = R.poll(ctl, slot, 1024)

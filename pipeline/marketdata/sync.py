@@ -53,7 +53,7 @@ def new_state(futures: np.ndarray, pending_capacity: int = 16_384):
     return sync, np.zeros((n, pending_capacity), MD_EVENT)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _invalidate(sync, sid, out, k, t_origin):
     """Lose sync: drop the buffer, tell the book builder, ask for a snapshot."""
     s = sync[sid]
@@ -68,7 +68,7 @@ def _invalidate(sync, sid, out, k, t_origin):
     return k
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _buffer(sync, pend, sid, ev, start, n):
     """Append one event's records (levels + DIFF_END) to the symbol's buffer."""
     s = sync[sid]
@@ -86,7 +86,7 @@ def _buffer(sync, pend, sid, ev, start, n):
     s[W_BUFFERED] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def check(sync, sid, first, last, prev):
     """Verdict for an event of a SYNCED symbol: APPLIED, DROPPED or GAP (no side effects)."""
     s = sync[sid]
@@ -104,7 +104,7 @@ def check(sync, sid, first, last, prev):
     return APPLIED if first == lid + 1 else GAP
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def on_diff(sync, pend, sid, ev, start, n, out, k):
     """One depth event: records ``ev[start:start+n]`` (its DIFF_LEVELs then DIFF_END).
     Returns ``(new k, verdict)``; applied records are copied to ``out`` from ``k``."""
@@ -135,7 +135,7 @@ def on_diff(sync, pend, sid, ev, start, n, out, k):
     return k, APPLIED
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def on_snapshot(sync, pend, sid, snap_id, out, k, t_origin):
     """The snapshot's records are already in ``out`` (SNAPSHOT_BEGIN + levels, ending
     before ``k``): close it, then replay the buffered events through the rules.
@@ -154,7 +154,9 @@ def on_snapshot(sync, pend, sid, snap_id, out, k, t_origin):
     s[W_SNAPSHOTS] += 1
     n = s[W_PEND_N]
     s[W_PEND_N] = 0
-    buf = pend[sid, :n].copy()
+    # In place: an event re-buffered after a gap is copied to a position at or before
+    # the one it is read from, so nothing not yet read is overwritten.
+    buf = pend[sid]
     start = 0
     for i in range(n):
         if buf[i].kind == DIFF_END:
@@ -163,7 +165,7 @@ def on_snapshot(sync, pend, sid, snap_id, out, k, t_origin):
     return k
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def invalidate_all(sync, out, k, t_origin):
     """Reconnect or stale stream: every symbol loses sync and needs a new snapshot."""
     for sid in range(sync.shape[0]):

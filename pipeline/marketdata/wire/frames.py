@@ -15,7 +15,7 @@ from numba import njit
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0, 1, 2, 8, 9, 10
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def next_frame(buf, r, w):
     if w - r < 2:
         return 0, 0, 0, 0, 0, r
