@@ -50,6 +50,8 @@ S_P, S_Q, S_M, S_TID, S_AID = 1 << 14, 1 << 15, 1 << 16, 1 << 17, 1 << 18
 
 MAX_DEPTH = 32
 MAX_SIG = 18  # significant digits of a decimal (always fits an int64)
+# (5**k)**-1 mod 2**64: exact division by 10**k = shift by k, then multiply by this
+INV5 = np.array([pow(5**k, -1, 1 << 64) for k in range(MAX_SIG + 1)], np.uint64).view(np.int64)
 
 # ---- keys
 (KEY_OTHER, KEY_e, KEY_E, KEY_T, KEY_s, KEY_U, KEY_u, KEY_pu, KEY_b, KEY_a, KEY_B, KEY_A,
@@ -218,8 +220,61 @@ def parse_int(b, i, n):
 @njit(cache=True, _nrt=False, inline="always")
 def parse_decimal(b, i, n):
     """Quoted non-negative decimal ("61837.63000000") -> (mantissa, decimals, position),
-    trailing fractional zeros dropped; position is -reason on error. At most MAX_SIG
-    significant digits (always fits an int64), so no per-digit overflow arithmetic."""
+    trailing fractional zeros dropped; position is -reason on error.
+
+    Fast path (at most MAX_SIG digits in all, every Binance value): accumulate every
+    digit, count trailing fractional zeros, then divide them out exactly with a shift and
+    a multiply by the inverse of 5**k mod 2**64 (no division instruction). Longer
+    strings (leading/trailing zero padding) take ``parse_decimal_long``."""
+    if i >= n:
+        return 0, 0, -R_TRUNCATED
+    if b[i] != 34:
+        return 0, 0, -R_WRONG_TYPE
+    j = i + 1
+    mant = 0
+    start = j
+    while j < n:
+        d = np.int64(b[j]) - 48
+        if d < 0 or d > 9:
+            break
+        mant = mant * 10 + d
+        j += 1
+    digits = j - start
+    if j >= n:
+        return 0, 0, -R_TRUNCATED
+    if digits == 0:
+        return 0, 0, -R_BAD_NUMBER
+    dec = 0
+    tz = 0
+    if b[j] == 46:
+        j += 1
+        frac = j
+        while j < n:
+            d = np.int64(b[j]) - 48
+            if d < 0 or d > 9:
+                break
+            mant = mant * 10 + d
+            tz = tz + 1 if d == 0 else 0
+            j += 1
+        dec = j - frac
+        if j >= n:
+            return 0, 0, -R_TRUNCATED
+        if dec == 0:
+            return 0, 0, -R_BAD_NUMBER
+    if b[j] != 34:
+        return 0, 0, -R_BAD_NUMBER
+    if digits + dec > MAX_SIG:
+        return parse_decimal_long(b, i, n)
+    if tz:
+        mant = (mant >> tz) * INV5[tz]  # exact: mant is a multiple of 10**tz
+        dec -= tz
+    return mant, dec, j + 1
+
+
+@njit(cache=True, _nrt=False)
+def parse_decimal_long(b, i, n):
+    """``parse_decimal`` for strings longer than MAX_SIG digits: zeros are only counted
+    when significant, so "000000000000000000001.5000000000000000000" still parses."""
     if i >= n:
         return 0, 0, -R_TRUNCATED
     if b[i] != 34:
