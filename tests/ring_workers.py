@@ -24,24 +24,24 @@ MIX = 0x9E3779B97F4A7C15 - (1 << 64)  # golden-ratio constant as int64
 
 @njit(cache=True)
 def fill(rec, seq):
-    rec["seq"] = seq
+    """Every field but ``seq`` (the ring stamps that on publish); checksum covers seq."""
     rec["a"] = seq * 3
     rec["b"] = seq ^ 0x5555
     rec["c"] = -seq
     rec["d"] = seq * MIX
     rec["e"] = seq + 7
     rec["f"] = seq >> 3
-    rec["checksum"] = checksum(rec)
+    rec["checksum"] = checksum(rec, seq)
 
 
 @njit(cache=True)
-def checksum(rec):
-    return (rec["seq"] * 31 + rec["a"] * 7 + rec["b"] * 13 + rec["c"] * 17 + rec["d"] * 19
+def checksum(rec, seq):
+    return (seq * 31 + rec["a"] * 7 + rec["b"] * 13 + rec["c"] * 17 + rec["d"] * 19
             + rec["e"] * 23 + rec["f"] * 29)
 
 
 @njit(cache=True)
-def produce(ctl, records, total, batch, idle_state):
+def produce(ctl, stamps, records, total, batch, idle_state):
     """Publish sequences 0..total-1 in batches; returns how often the ring was full."""
     mask = records.shape[0] - 1
     seq = 0
@@ -55,14 +55,14 @@ def produce(ctl, records, total, batch, idle_state):
             continue
         for i in range(n):
             fill(records[(start + i) & mask], start + i)
-        R.publish(ctl, start + n)
+        R.publish(ctl, stamps, start + n)
         seq += n
         idle(idle_state, n)
     return full
 
 
 @njit(cache=True)
-def consume(ctl, records, slot, until, limit, seen, idle_state):
+def consume(ctl, stamps, records, slot, until, limit, seen, idle_state):
     """Gating consumer: check every record up to sequence ``until``; returns errors.
 
     ``seen[seq]`` counts deliveries (it may be None-sized 0 to skip that bookkeeping).
@@ -71,13 +71,13 @@ def consume(ctl, records, slot, until, limit, seen, idle_state):
     errors = 0
     pos = R.cursor(ctl, slot)
     while pos < until:
-        n = R.poll(ctl, slot, limit)
+        n = R.poll(ctl, stamps, slot, limit)
         if n == 0:
             idle(idle_state, 0)
             continue
         for i in range(n):
             rec = records[(pos + i) & mask]
-            if rec["seq"] != pos + i or rec["checksum"] != checksum(rec):
+            if rec["seq"] != pos + i or rec["checksum"] != checksum(rec, pos + i):
                 errors += 1
             if seen.shape[0] > 0:
                 seen[pos + i] += 1
@@ -98,7 +98,7 @@ def observe_all(ctl, slot, raw, out, out_records, until, pause_ns, stats):
         n = R.observe(ctl, slot, raw, out)
         for i in range(n):
             rec = out_records[i]
-            if rec["seq"] <= last or rec["checksum"] != checksum(rec):
+            if rec["seq"] <= last or rec["checksum"] != checksum(rec, rec["seq"]):
                 stats[1] += 1
             last = rec["seq"]
         stats[0] += n
@@ -114,7 +114,7 @@ def attach(instance_name: str) -> tuple[Instance, R.Ring]:
 def producer_main(instance_name: str, total: int, batch: int, result) -> None:
     _, ring = attach(instance_name)
     ring.claim_producer()
-    result.put(("producer", produce(ring.ctl, ring.records, total, batch,
+    result.put(("producer", produce(ring.ctl, ring.stamps, ring.records, total, batch,
                                     idle_strategies.backoff())))
 
 
@@ -122,7 +122,8 @@ def consumer_main(instance_name: str, name: str, total: int, result, seen_name: 
     _, ring = attach(instance_name)
     slot = ring.join(name)
     seen = np.zeros(0, np.int64)
-    errors = consume(ring.ctl, ring.records, slot, total, 256, seen, idle_strategies.backoff())
+    errors = consume(ring.ctl, ring.stamps, ring.records, slot, total, 256, seen,
+                     idle_strategies.backoff())
     result.put((name, errors))
 
 
@@ -148,5 +149,5 @@ def tracked_consumer_main(instance_name: str, name: str, total: int, seen_segmen
     seen = seg.body[: total * 8].view(np.int64)
     slot = ring.join(name)
     ready.set()
-    consume(ring.ctl, ring.records, slot, total, 64, seen,
+    consume(ring.ctl, ring.stamps, ring.records, slot, total, 64, seen,
             idle_strategies.backoff(max_park_ns=200_000))

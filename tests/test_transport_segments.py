@@ -133,3 +133,19 @@ def test_unlinked_segment_is_closed_and_leaves_the_registry(instance):
     assert [e.name for e in reg.list()] == ["t"]
     with pytest.raises(SegmentMissing):
         instance.attach_segment("s", STATE)
+
+
+def test_cleanup_removes_a_dead_instance_and_keeps_a_live_one(instance, instance_name):
+    dead = instance_name + "dead"
+    code = ("from pipeline.transport.registry import Instance; "
+            f"Instance.create({dead!r})")  # exits without destroy: segments left behind
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert os.path.exists(f"/dev/shm/hft.{dead}.registry")
+    out = subprocess.run([sys.executable, "-m", "pipeline.cli", "cleanup", dead],
+                         capture_output=True, text=True, check=True)
+    assert f"removed /hft.{dead}.registry" in out.stdout
+    assert not os.path.exists(f"/dev/shm/hft.{dead}.registry")
+    live = subprocess.run([sys.executable, "-m", "pipeline.cli", "cleanup", instance.name],
+                          capture_output=True, text=True)
+    assert live.returncode == 1 and "still in use" in live.stdout
+    assert os.path.exists(f"/dev/shm/hft.{instance.name}.registry")

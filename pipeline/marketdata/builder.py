@@ -16,6 +16,7 @@ from numba import njit
 from pipeline.marketdata import apply as A
 from pipeline.marketdata.book import Books
 from pipeline.marketdata.latest import write_latest
+from pipeline.marketdata.publish import copy_payload, rows
 from pipeline.marketdata.segments import MD_CONSUMER, MdSegments
 from pipeline.runtime.agent import Agent, run_slice
 from pipeline.transport import ring as R
@@ -23,10 +24,10 @@ from shm_layouts.records import BOOK_UPDATE
 
 
 @njit(cache=True, _nrt=False)
-def build_once(md_ctl, md_recs, slot, book_ctl, book_recs, seq, table, qty, bits, meta, ov,
-               scratch, bst, upd, batch):
+def build_once(md_ctl, md_stamps, md_recs, slot, book_ctl, book_stamps, book_raw, seq, table,
+               qty, bits, meta, ov, scratch, bst, upd, upd_raw, batch):
     """One duty cycle; returns the md records consumed."""
-    n = R.poll(md_ctl, slot, batch)
+    n = R.poll(md_ctl, md_stamps, slot, batch)
     if n == 0:
         return 0
     start = R.try_claim(book_ctl, n)  # at most one update per record
@@ -35,11 +36,11 @@ def build_once(md_ctl, md_recs, slot, book_ctl, book_recs, seq, table, qty, bits
     pos = R.cursor(md_ctl, slot)
     used, k = A.apply_records(md_recs, pos, n, md_recs.shape[0] - 1, qty, bits, meta, ov,
                               scratch, bst, upd, 0)
-    bmask = book_recs.shape[0] - 1
+    bmask = book_raw.shape[0] - 1
     for j in range(k):
-        book_recs[(start + j) & bmask] = upd[j]
+        copy_payload(book_raw, (start + j) & bmask, upd_raw, j)
         write_latest(seq, table, upd[j].symbol_id, upd[j])
-    R.publish(book_ctl, start + k)
+    R.publish(book_ctl, book_stamps, start + k)
     R.release(md_ctl, slot, pos + used)
     return used
 
@@ -55,6 +56,7 @@ class BookBuilderAgent(Agent):
         self.bst[:, A.B_FUTURES] = segs.latest.futures()
         self.bst[:, A.B_STATE] = A.UNSYNCED  # books are rebuilt from the next snapshot
         self.upd = np.zeros(batch, BOOK_UPDATE)
+        self.upd_raw = rows(self.upd)
         self.batch = batch
         self.slot = -1
 
@@ -64,8 +66,9 @@ class BookBuilderAgent(Agent):
 
     def do_work(self, idle_state: np.ndarray, deadline_ns: int) -> int:
         s = self.segs
-        args = (s.md.ctl, s.md.records, self.slot, s.book.ctl, s.book.records, s.latest.seq,
-                s.latest.table, *self.books.arrays(), self.bst, self.upd, self.batch)
+        args = (s.md.ctl, s.md.stamps, s.md.records, self.slot, s.book.ctl, s.book.stamps,
+                s.book.raw, s.latest.seq, s.latest.table, *self.books.arrays(), self.bst,
+                self.upd, self.upd_raw, self.batch)
         return run_slice(build_once, args, idle_state, deadline_ns)
 
     def housekeeping(self, now_ns: int) -> bool:

@@ -59,9 +59,9 @@ def _compact(rbuf, st):
 
 @njit(cache=True, _nrt=False)
 def feed_once(fd, rbuf, frag, st, hdr, lv, keys, lens, grid, sync, pend, scratch, out,
-              stats, ctl, recs):
+              out_raw, stats, ctl, stamps, raw):
     """One duty cycle; returns work done (0: nothing arrived, or waiting on Python)."""
-    if st[OUT_POS] < st[OUT_N] and not push_records(ctl, recs, out, st):
+    if st[OUT_POS] < st[OUT_N] and not push_records(ctl, stamps, raw, out_raw, st):
         return 0  # md ring full: backpressure
     if st[ST_CTRL_OP] != 0 or st[ST_EOF] != 0:
         return 0
@@ -120,27 +120,27 @@ def feed_once(fd, rbuf, frag, st, hdr, lv, keys, lens, grid, sync, pend, scratch
         if k > 0:
             st[OUT_POS] = 0
             st[OUT_N] = k
-            push_records(ctl, recs, out, st)
+            push_records(ctl, stamps, raw, out_raw, st)
     _compact(rbuf, st)
     return work
 
 
 @njit(cache=True, _nrt=False)
 def inject(b, start, end, recv_ns, snap_sid, hdr, lv, keys, lens, grid, sync, pend, scratch,
-           out, stats, ctl, recs, st):
+           out, out_raw, stats, ctl, stamps, raw, st):
     """A snapshot body (cold path) through the same stage; requires ``out`` drained."""
     k = on_message(b, start, end, recv_ns, snap_sid, hdr, lv, keys, lens, grid, sync, pend,
                    scratch, out, stats)
     st[OUT_POS] = 0
     st[OUT_N] = k
-    return push_records(ctl, recs, out, st)
+    return push_records(ctl, stamps, raw, out_raw, st)
 
 
 @njit(cache=True, _nrt=False)
-def disconnect_all(sync, out, st, ctl, recs, t):
+def disconnect_all(sync, out, out_raw, st, ctl, stamps, raw, t):
     st[OUT_POS] = 0
     st[OUT_N] = S.invalidate_all(sync, out, 0, t)
-    return push_records(ctl, recs, out, st)
+    return push_records(ctl, stamps, raw, out_raw, st)
 
 
 @dataclass
@@ -204,8 +204,8 @@ class FeedHandlerAgent(Agent):
             return 0
         c = self.core
         args = (self.conn.fd, self.rbuf, self.frag, self.st, c.hdr, c.lv, c.keys, c.lens,
-                c.grid, c.sync, c.pend, c.scratch, c.out, c.stats, self.md.ctl,
-                self.md.records)
+                c.grid, c.sync, c.pend, c.scratch, c.out, c.out_raw, c.stats, self.md.ctl,
+                self.md.stamps, self.md.raw)
         return run_slice(feed_once, args, idle_state, deadline_ns)
 
     def housekeeping(self, now_ns: int) -> bool:
@@ -262,11 +262,11 @@ class FeedHandlerAgent(Agent):
         self.conn.close()
         self.conn = None
         pending = self.st[OUT_POS] < self.st[OUT_N]
-        while pending and not push_records(self.md.ctl, self.md.records, self.core.out,
-                                           self.st):
+        md, core = self.md, self.core
+        while pending and not push_records(md.ctl, md.stamps, md.raw, core.out_raw, self.st):
             time.sleep(0.001)  # the book builder drains the md ring
-        while not disconnect_all(self.core.sync, self.core.out, self.st, self.md.ctl,
-                                 self.md.records, time.monotonic_ns()):
+        while not disconnect_all(core.sync, core.out, core.out_raw, self.st, md.ctl,
+                                 md.stamps, md.raw, time.monotonic_ns()):
             time.sleep(0.001)
         self._next_connect = time.monotonic_ns() + self._reconnect_ms * 1_000_000
 
@@ -319,7 +319,8 @@ class FeedHandlerAgent(Agent):
             c = self.core
             b = np.frombuffer(body, np.uint8)
             inject(b, 0, len(b), t, sid, c.hdr, c.lv, c.keys, c.lens, c.grid, c.sync, c.pend,
-                   c.scratch, c.out, c.stats, self.md.ctl, self.md.records, self.st)
+                   c.scratch, c.out, c.out_raw, c.stats, self.md.ctl, self.md.stamps,
+                   self.md.raw, self.st)
 
     def _fetch(self, sid: int, url: str) -> None:
         try:

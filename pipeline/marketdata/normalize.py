@@ -26,6 +26,7 @@ from pipeline.marketdata.events import (
     TRADE,
     put,
 )
+from pipeline.marketdata.publish import rows
 from shm_layouts.records import MD_EVENT
 
 # message statistics (int64 words of ``stats``)
@@ -163,6 +164,7 @@ class FeedCore:
         self.hdr, self.lv = P.new_buffers(max_levels)
         self.scratch = np.zeros(max_levels + 2, MD_EVENT)
         self.out = np.zeros(max_levels + pending_capacity + 16, MD_EVENT)
+        self.out_raw = rows(self.out)  # the same records as uint8 rows (ring copies)
         self.stats = np.zeros(STATS_WORDS, np.int64)
 
     def feed(self, raw: bytes | np.ndarray, recv_ns: int, snap_symbol: str = "") -> np.ndarray:

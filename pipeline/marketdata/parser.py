@@ -506,48 +506,40 @@ def _after_value(b, i, n):
 
 
 @njit(cache=True, _nrt=False)
-def parse_event(b, i, n, hdr, lv):
-    """One event object at ``b[i] == '{'``; returns the position after it or -reason."""
+def parse_members(b, i, n, hdr, lv):
+    """The object at ``b[i] == '{'``: an event itself, or a wrapper whose ``data`` member
+    holds the event (descended into in the same loop: no recursion, which numba's cache
+    does not survive). Returns the position after the object, or -reason."""
     i = skip_ws(b, i + 1, n)
     if i < n and b[i] == 125:
         return i + 1
     seen = 0
+    depth = 0
     while True:
         key, i = _key(b, i, n)
         if i < 0:
             return i
-        i, bit = _value(b, i, n, key, hdr, lv)
-        if i < 0:
-            return i
-        seen |= bit
-        i, done = _after_value(b, i, n)
-        if done:
-            hdr[H_SEEN] = seen
-            return i
-
-
-@njit(cache=True, _nrt=False)
-def _top(b, i, n, hdr, lv):
-    """The top-level object: an event itself, or a wrapper whose ``data`` holds it."""
-    i = skip_ws(b, i + 1, n)
-    if i < n and b[i] == 125:
-        return i + 1
-    seen = 0
-    while True:
-        key, i = _key(b, i, n)
-        if i < 0:
-            return i
-        if key == KEY_data and b[i] == 123:
-            i = parse_event(b, i, n, hdr, lv)
-            seen |= hdr[H_SEEN]
+        if depth == 0 and key == KEY_data and b[i] == 123:
+            depth = 1
+            i = skip_ws(b, i + 1, n)
+            if i >= n or b[i] != 125:
+                continue  # the event's members
+            i += 1  # an empty data object
+            depth = 0
         else:
             i, bit = _value(b, i, n, key, hdr, lv)
+            if i < 0:
+                return i
             seen |= bit
+        while True:
+            i, done = _after_value(b, i, n)
+            if i < 0 or not done:
+                break
+            if depth == 0:
+                hdr[H_SEEN] = seen
+                return i
+            depth = 0  # the data object closed: continue with the wrapper's members
         if i < 0:
-            return i
-        i, done = _after_value(b, i, n)
-        if done:
-            hdr[H_SEEN] = seen
             return i
 
 
@@ -592,7 +584,7 @@ def parse_message(b, start, end, hdr, lv):
         return -R_TRUNCATED
     if b[i] != 123:
         return -R_SYNTAX
-    i = _top(b, i, end, hdr, lv)
+    i = parse_members(b, i, end, hdr, lv)
     if i < 0:
         hdr[H_KIND] = i
         return i

@@ -33,11 +33,11 @@ FC_MSG, FC_T0, FC_DONE = 0, 3, 4  # with publish.OUT_POS, OUT_N (1, 2)
 
 @njit(cache=True, _nrt=False)
 def feed_slice(data, start, end, recv, snap_sid, hdr, lv, keys, lens, grid, sync, pend,
-               scratch, out, stats, ctl, recs, st, speed, max_msgs):
+               scratch, out, out_raw, stats, ctl, stamps, raw, st, speed, max_msgs):
     """Feed up to ``max_msgs`` messages into the md ring; returns messages fed."""
     fed = 0
     while fed < max_msgs:
-        if not push_records(ctl, recs, out, st):
+        if not push_records(ctl, stamps, raw, out_raw, st):
             return fed
         i = st[FC_MSG]
         if i >= start.shape[0]:
@@ -54,9 +54,9 @@ def feed_slice(data, start, end, recv, snap_sid, hdr, lv, keys, lens, grid, sync
 
 
 @njit(cache=True, _nrt=False)
-def drain_book(ctl, recs, slot, log, nlog):
+def drain_book(ctl, stamps, recs, slot, log, nlog):
     """Read book updates; log BBO rows of applied depth events. Returns updates read."""
-    n = R.poll(ctl, slot, 1024)
+    n = R.poll(ctl, stamps, slot, 1024)
     if n == 0:
         return 0
     pos = R.cursor(ctl, slot)
@@ -94,12 +94,14 @@ def run_processes(prepared: Prepared, speed: float = 0.0, log_bbo: bool = False,
         while True:
             fed = feed_slice(cap.data, cap.start, cap.end, cap.recv_ns, prepared.snap_sid,
                              core.hdr, core.lv, core.keys, core.lens, core.grid, core.sync,
-                             core.pend, core.scratch, core.out, core.stats, segs.md.ctl,
-                             segs.md.records, st, float(speed), 4096)
-            got = drain_book(segs.book.ctl, segs.book.records, slot, log, nlog)
+                             core.pend, core.scratch, core.out, core.out_raw, core.stats,
+                             segs.md.ctl, segs.md.stamps, segs.md.raw, st, float(speed), 4096)
+            got = drain_book(segs.book.ctl, segs.book.stamps, segs.book.records, slot, log,
+                             nlog)
             if st[FC_DONE] and got == 0 and \
                     atomic_load(segs.md.ctl, md_consumer) == segs.md.published():
-                if drain_book(segs.book.ctl, segs.book.records, slot, log, nlog) == 0:
+                if drain_book(segs.book.ctl, segs.book.stamps, segs.book.records, slot, log,
+                              nlog) == 0:
                     break
             I.idle(backoff, fed + got)
             if not child.alive():

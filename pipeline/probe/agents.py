@@ -19,7 +19,7 @@ P_SEQ, P_START_NS, P_RATE, P_BATCH = 0, 1, 2, 3
 
 
 @njit(cache=True)
-def produce_due(ctl, records, state):
+def produce_due(ctl, stamps, records, state):
     """Publish the records due by now at the configured rate (rate 0: as fast as possible),
     at most one batch per cycle, all stamped with one clock read just before publishing."""
     now = monotonic_ns()
@@ -37,17 +37,16 @@ def produce_due(ctl, records, state):
     stamp = monotonic_ns()
     for i in range(n):
         rec = records[(start + i) & mask]
-        rec["seq"] = start + i
         rec["t_send_ns"] = stamp
-    R.publish(ctl, start + n)
+    R.publish(ctl, stamps, start + n)
     state[P_SEQ] += n
     return n
 
 
 @njit(cache=True)
-def consume_and_measure(ctl, records, slot, words, seen_word, error_word, hist):
+def consume_and_measure(ctl, stamps, records, slot, words, seen_word, error_word, hist):
     """Take what is ready, check sequence continuity, record now - t_send per record."""
-    n = R.poll(ctl, slot, 256)
+    n = R.poll(ctl, stamps, slot, 256)
     if n == 0:
         return 0
     pos = R.cursor(ctl, slot)
@@ -80,8 +79,8 @@ class ProbeProducer(Agent):
             self.state[P_SEQ] * 1_000_000_000 // max(self.state[P_RATE], 1))
 
     def do_work(self, idle_state: np.ndarray, deadline_ns: int) -> int:
-        return run_slice(produce_due, (self.ring.ctl, self.ring.records, self.state),
-                         idle_state, deadline_ns)
+        args = (self.ring.ctl, self.ring.stamps, self.ring.records, self.state)
+        return run_slice(produce_due, args, idle_state, deadline_ns)
 
     def housekeeping(self, now_ns: int) -> bool:
         self.ring.heartbeat()
@@ -102,8 +101,8 @@ class ProbeConsumer(Agent):
         self.slot = self.ring.join(self.name)
 
     def do_work(self, idle_state: np.ndarray, deadline_ns: int) -> int:
-        args = (self.ring.ctl, self.ring.records, self.slot, self.words, self.seen,
-                self.errors, self.hist)
+        args = (self.ring.ctl, self.ring.stamps, self.ring.records, self.slot, self.words,
+                self.seen, self.errors, self.hist)
         return run_slice(consume_and_measure, args, idle_state, deadline_ns)
 
     def housekeeping(self, now_ns: int) -> bool:

@@ -98,6 +98,8 @@ class AgentRunner:
         state = L.ProcessState.FAILED
         try:
             self.agent.on_start()
+            # one slice that is due at once: compiles the poll loop before we say RUNNING
+            total += self.agent.do_work(self.idle_state, time.monotonic_ns())
             self._set(L.PROC_STATE, L.ProcessState.RUNNING)
             while not self.stop_requested:
                 now = time.monotonic_ns()

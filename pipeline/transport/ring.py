@@ -1,18 +1,24 @@
 """Broadcast ring: one producer, gating and observing consumers, fixed-size records.
 
-The hot operations are ``@njit`` functions on the control words (``ctl``, int64) so duty
-cycles call them from jitted loops; ``Ring`` is the cold-path handle that creates or
-attaches the segment and hands out the arrays. Layout of ``ctl``: ``shm_layouts.ring``.
+The hot operations are ``@njit`` functions on the control words (``ctl``, int64) and the
+slot stamps, so duty cycles call them from jitted loops; ``Ring`` is the cold-path handle
+that creates or attaches the segment and hands out the arrays (``shm_layouts.ring``).
+
+Every record dtype begins with ``seq`` (int64): the ring's stamp, written by ``publish``
+and never by the caller. A consumer learns that record ``s`` is complete from the stamp in
+the record's own cache line (as Aeron subscribers read the frame header), so a small
+message costs one cache-line transfer per hop; polling the producer cursor instead would
+cost two dependent transfers (cursor, then payload).
 
 Producer::
 
     start = try_claim(ctl, n)          # -1: a gating consumer is a whole ring behind
-    records[(start + i) & mask] = ...  # write the batch
-    publish(ctl, start + n)            # one release store makes the batch visible
+    records[(start + i) & mask] = ...  # write the batch, every field but ``seq``
+    publish(ctl, stamps, start + n)    # stamp each slot (release), then the cursor
 
 Gating consumer (zero-copy; the producer cannot overwrite what it has not released)::
 
-    n = poll(ctl, slot, limit); pos = cursor(ctl, slot)
+    n = poll(ctl, stamps, slot, limit); pos = cursor(ctl, slot)
     ... read records[(pos + i) & mask] for i < n ...
     release(ctl, slot, pos + n)
 
@@ -20,9 +26,10 @@ Observing consumer (copies, then validates; never slows the producer)::
 
     n = observe(ctl, slot, records_bytes, out_bytes)   # lost records counted in C_LOST
 
-Memory ordering, after rigtorp/SPSCQueue and Disruptor:
-- producer: payload stores, then ``store_release(PUBLISHED)``; consumers
-  ``load_acquire(PUBLISHED)`` before reading payload, so they see complete records;
+Memory ordering, after rigtorp/SPSCQueue, Disruptor and Aeron:
+- producer: payload stores, then each slot's stamp with ``store_release``, then the cursor
+  ``PUBLISHED`` with ``store_release``; a consumer ``load_acquire``s the stamp before
+  reading the payload, so it never sees a partial record;
 - consumer: payload loads, then ``store_release(cursor)``; the producer ``load_acquire``s
   the cursor before reusing a slot, so it never overwrites a record still being read;
 - observers: the producer ``store_relaxed(CLAIMED)`` + release fence *before* writing a
@@ -119,8 +126,12 @@ def try_claim(ctl, n):
 
 
 @njit(cache=True)
-def publish(ctl, end):
-    """Make every record before sequence ``end`` visible, with one release store."""
+def publish(ctl, stamps, end):
+    """Make every claimed record before sequence ``end`` visible: stamp each slot with its
+    sequence (release: the payload is complete first), then advance the cursor."""
+    mask = ctl[MASK]
+    for seq in range(load_relaxed(ctl, PUBLISHED), end):
+        store_release(stamps, seq & mask, seq)
     store_release(ctl, PUBLISHED, end)
 
 
@@ -131,16 +142,17 @@ def cursor(ctl, slot):
 
 
 @njit(cache=True)
-def poll(ctl, slot, limit):
-    """Records ready for a gating consumer, at most ``limit``, from ``cursor(ctl, slot)``."""
-    base = CONSUMER_BASE + slot * LINE_WORDS
-    pos = load_relaxed(ctl, base + C_CURSOR)
-    pub = load_relaxed(ctl, base + C_CACHED_PUB)  # private cache: no shared-line traffic
-    if pub <= pos:
-        # acquire pairs with the producer's release: the payload before ``pub`` is visible
-        pub = load_acquire(ctl, PUBLISHED)
-        store_relaxed(ctl, base + C_CACHED_PUB, pub)
-    return min(pub - pos, limit)
+def poll(ctl, stamps, slot, limit):
+    """Records ready for a gating consumer, at most ``limit``, from ``cursor(ctl, slot)``.
+
+    Scans slot stamps: the acquire load of a stamp makes that record's payload visible.
+    """
+    pos = load_relaxed(ctl, CONSUMER_BASE + slot * LINE_WORDS + C_CURSOR)
+    mask = ctl[MASK]
+    n = 0
+    while n < limit and load_acquire(stamps, (pos + n) & mask) == pos + n:
+        n += 1
+    return n
 
 
 @njit(cache=True)
@@ -210,6 +222,8 @@ class Ring:
         area = body[start: start + capacity * dtype.itemsize]
         self.records = area.view(dtype)
         self.raw = area.reshape(capacity, dtype.itemsize)
+        # the leading ``seq`` of every slot, as a strided int64 array for the atomics
+        self.stamps = self.raw.view(np.int64)[:, 0]
         self.capacity = capacity
         self.mask = capacity - 1
 
@@ -223,6 +237,9 @@ class Ring:
             raise RingError(f"ring {name}: capacity {capacity} is not a power of two >= 2")
         if dtype.itemsize % 64:
             raise RingError(f"ring {name}: record size {dtype.itemsize} is not a multiple of 64")
+        if not dtype.names or dtype.names[0] != "seq" or dtype.fields["seq"] != (
+                np.dtype("<i8"), 0):
+            raise RingError(f"ring {name}: record dtype must begin with int64 'seq' (the stamp)")
         if len(gating) > MAX_CONSUMERS:
             raise RingError(f"ring {name}: {len(gating)} gating consumers, max {MAX_CONSUMERS}")
         seg = instance.create_segment(name, ring_layout(stream, dtype),
@@ -233,6 +250,7 @@ class Ring:
         ctl[N_CONSUMERS] = len(gating)
         ctl[P_PID] = os.getpid()
         ring.__init__(seg, dtype)
+        ring.stamps[:] = -1  # no slot holds a published sequence yet
         for slot, consumer in enumerate(gating):
             ring._names[slot] = _name_bytes(consumer)
             ctl[consumer_word(slot, C_MODE)] = GATING
@@ -332,7 +350,8 @@ class Ring:
         return stale
 
     def close(self) -> None:
-        self.ctl = self.records = self.raw = self._names = None  # type: ignore[assignment]
+        self.ctl = self.records = self.raw = self.stamps = None  # type: ignore[assignment]
+        self._names = None
         self.segment.close()
 
 
