@@ -263,7 +263,9 @@ class SymbolFeed:
         if stale:
             cutoff = time.monotonic() - stale / 1000
             old = [s for t, s in self.history if t <= cutoff]
-            if old:
+            if not old and self.history:
+                old = [self.history[0][1]]
+            if old:  # the newest at least that old, else the oldest kept
                 last_id, bids, asks = old[-1]
                 snap = (last_id, bids[:limit], asks[:limit])
         return self.fmt.snapshot(snap[0], now_ms(), snap[1], snap[2])
@@ -428,6 +430,10 @@ class RestServer:
         except ValueError as e:
             self.stats["rest_bad_request"] += 1
             return 400, json.dumps({"code": -1100, "msg": str(e)})
+        except Exception:  # a bug must not take the server down: 500 and a counter
+            log.exception("REST %s %s failed", method, target)
+            self.stats["rest_errors"] += 1
+            return 500, '{"code":-1000,"msg":"An unknown error occurred."}'
 
     @staticmethod
     async def _send(writer: asyncio.StreamWriter, status: int, text: str, keep: bool) -> None:
