@@ -17,6 +17,7 @@ from pathlib import Path
 import websockets
 
 from pipeline.instruments import Instrument, SymbolTable
+from pipeline.venue.fixcodec import Framer, Message, encode
 from pipeline.venue.simulator import Account, SimConfig, Simulator
 
 TEST_PASSWORD = "test-only-password"
@@ -171,3 +172,64 @@ class BinanceBookClient:
 
     def levels(self) -> tuple[list, list]:
         return (sorted(self.bids.items(), reverse=True), sorted(self.asks.items()))
+
+
+class FixClient:
+    """A bare FIX 4.4 initiator over a real socket, for driving the acceptor in tests."""
+
+    def __init__(self, port: int, sender: str = "CLIENT1", target: str = "SIMVENUE",
+                 host: str = "127.0.0.1"):
+        self.host, self.port, self.sender, self.target = host, port, sender, target
+        self.next_out = 1
+        self.framer = Framer()
+        self.inbox: list = []
+        self.garbled: list = []
+        self.reader = self.writer = None
+
+    async def connect(self) -> FixClient:
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        self.framer = Framer()
+        return self
+
+    def send(self, msg_type: str, body: list, seq: int | None = None,
+             extra: list = ()) -> int:
+        seq = self.next_out if seq is None else seq
+        self.writer.write(encode(msg_type, self.sender, self.target, seq, body, extra))
+        self.next_out = max(self.next_out, seq + 1)
+        return seq
+
+    def send_raw(self, raw: bytes) -> None:
+        self.writer.write(raw)
+
+    async def logon(self, user: str = "alice", password: str = TEST_PASSWORD, hb: int = 30,
+                    reset: bool = False) -> Message:
+        body = [(98, 0), (108, hb)] + ([(141, "Y")] if reset else [])
+        self.send("A", body + [(553, user), (554, password)])
+        return await self.recv("A")
+
+    async def recv(self, *types: str, timeout: float = 10.0) -> Message:
+        """The next message of one of ``types`` (any when empty); earlier ones are kept."""
+        async with asyncio.timeout(timeout):
+            while True:
+                for i, m in enumerate(self.inbox):
+                    if not types or m.msg_type in types:
+                        return self.inbox.pop(i)
+                data = await self.reader.read(65536)
+                if not data:
+                    raise ConnectionError("FIX connection closed")
+                for item in self.framer.feed(data):
+                    (self.inbox if isinstance(item, Message) else self.garbled).append(item)
+
+    async def closed(self, timeout: float = 10.0) -> bool:
+        """True once the peer closes the connection (messages before it are kept)."""
+        try:
+            while True:
+                await self.recv("__none__", timeout=timeout)
+        except ConnectionError:
+            return True
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            with contextlib.suppress(ConnectionError):
+                await self.writer.wait_closed()
