@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -13,20 +12,14 @@ import urllib.request
 import pytest
 from websockets.sync.client import connect
 
+from pipeline.venue.process import spawn, stop
 from pipeline.venue.testing import FixClient
 
 
-def start(tmp_path, *extra: str) -> tuple[subprocess.Popen, dict]:
-    env = dict(os.environ, HFT_SIM_PASSWORD="pw-from-env")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "sim", "--md-port", "0", "--rest-port", "0",
-         "--fix-port", "0", "--state-dir", str(tmp_path / "fix"), "--rate", "500", *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    line = proc.stdout.readline()
-    if not line:
-        proc.kill()
-        raise AssertionError(f"hft sim printed nothing: {proc.stderr.read()}")
-    return proc, json.loads(line)
+def start(tmp_path, *extra: str):
+    return spawn(["--md-port", "0", "--rest-port", "0", "--fix-port", "0", "--state-dir",
+                  str(tmp_path / "fix"), "--rate", "500", *extra],
+                 {"HFT_SIM_PASSWORD": "pw-from-env"})
 
 
 @pytest.mark.timeout(60)
@@ -52,12 +45,7 @@ def test_hft_sim_subprocess(tmp_path, sig):
             return reply.msg_type
         assert asyncio.run(asyncio.wait_for(fix_logon(), 20)) == "A"
     finally:
-        proc.send_signal(sig)
-        try:
-            code = proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
+        code = stop(proc, sig)
     assert code == 0, proc.stderr.read()
     assert (tmp_path / "fix").is_dir()
 
