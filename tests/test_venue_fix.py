@@ -321,3 +321,27 @@ def test_faults_reject_delay_and_drop_session(tmp_path):
             assert reply.msg_type == "A"
             assert sim.stats["fault_drop_fix"] == 1
     run(main())
+
+
+@pytest.mark.timeout(60)
+def test_unauthenticated_reset_and_second_logon_are_refused(tmp_path):
+    async def main():
+        async with running(cfg(tmp_path)) as sim:
+            a = await logged_on(sim)
+            a.send("1", [(112, "x")])
+            await a.recv("0")
+            store = sim.fix.stores["CLIENT1"]
+            seqs = (store.next_in, store.next_out)
+            evil = await FixClient(sim.endpoints()["fix_port"]).connect()
+            evil.send("A", [(98, 0), (108, 30), (141, "Y"), (553, "alice"), (554, "nope")])
+            assert (await evil.recv("5")).get(58) == "invalid username or password"
+            assert store.next_in == seqs[0]  # no reset without credentials
+            twin = await FixClient(sim.endpoints()["fix_port"]).connect()
+            twin.next_out = a.next_out
+            twin.send("A", [(98, 0), (108, 30), (553, "alice"), (554, TEST_PASSWORD)])
+            assert await twin.closed() and not twin.inbox
+            assert sim.stats["fix_duplicate_logon"] == 1
+            assert store.next_out == seqs[1] + 1  # only the refused Logout to "evil"
+            a.send("1", [(112, "still-here")])
+            assert (await a.recv("0")).get(112) == "still-here"
+    run(main())

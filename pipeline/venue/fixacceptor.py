@@ -98,6 +98,8 @@ class FixSession:
             wait = due - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
+            if not self.delayed:
+                return  # the session closed meanwhile and stored them
             self.delayed.popleft()
             if self.closing:
                 self.acc.store_only(self.client, msg_type, body)
@@ -269,8 +271,6 @@ class FixSession:
             self.close()
             return
         self.store = acc.store(self.client)
-        if msg.get(141) == "Y":
-            self.store.reset()
         user, password = msg.get(553, ""), msg.get(554, "")
         account = acc.accounts.get(user)
         if account is None or account.password is None or not hmac.compare_digest(
@@ -279,9 +279,10 @@ class FixSession:
             log.warning("logon %s: invalid username or password for %r", self.client, user)
             self.logout("invalid username or password")
             return
-        if self.client in acc.sessions:
-            acc.stats["fix_bad_logon"] += 1
-            self.logout("session already logged on")
+        if self.client in acc.sessions:  # like QuickFIX: drop it, keep the live sequences
+            acc.stats["fix_duplicate_logon"] += 1
+            log.warning("logon %s: session already logged on; disconnecting", self.client)
+            self.close()
             return
         try:
             self.hb = float(int(msg.get(108, "30")))
@@ -291,6 +292,8 @@ class FixSession:
         if self.hb <= 0:
             self.logout("bad HeartBtInt")
             return
+        if msg.get(141) == "Y":  # only an authenticated client may reset the sequences
+            self.store.reset()
         expected = self.store.next_in
         if seq < expected:
             self.logout(f"MsgSeqNum too low, expecting {expected} but received {seq}")

@@ -71,6 +71,8 @@ class MdConnection:
         self.closed = False
 
     def push(self, data: str, wrapped: str) -> None:
+        if self.closed:
+            return
         msg = wrapped if self.combined else data
         f = self.faults
         if f.md_stall_until and f.stalled():
@@ -356,7 +358,9 @@ class MdServer:
     async def disconnect_all(self) -> int:
         conns = list(self.hub.conns)
         for c in conns:
-            await c.ws.close(1001, "disconnected by fault injection")
+            c.closed = True
+        await asyncio.gather(*(c.ws.close(1001, "disconnected") for c in conns),
+                             return_exceptions=True)
         return len(conns)
 
     async def close(self) -> None:
