@@ -16,7 +16,8 @@ def run(coro, timeout: float = 60):
 
 
 async def settle_and_compare(sim, client: BinanceBookClient) -> None:
-    """Stop the flow, read until the client has the engine's update id, compare levels."""
+    """Resync, stop the flow, read until the client has the engine's update id, compare."""
+    await client.wait(lambda c: c.synced)
     sim.paused = True
     target = sim.update_id(client.inst.symbol)
     await client.wait(lambda c: c.synced and c.last_u >= target)
@@ -60,7 +61,6 @@ def test_client_recovers_across_injected_faults(tmp_path, symbol, fault):
                 else:
                     assert client.gaps >= 1 and client.resyncs >= 1
                 await sim.set_faults({"md_drop": 0})
-                await client.wait(lambda c: c.synced)
                 await settle_and_compare(sim, client)
     run(main())
 
@@ -74,7 +74,6 @@ def test_stale_snapshot_makes_client_refetch(tmp_path):
                 await asyncio.sleep(1.0)
                 assert not client.synced and client.resyncs >= 1  # every snapshot is too old
                 await sim.set_faults({"snapshot_stale_ms": 0})
-                await client.wait(lambda c: c.synced)
                 await settle_and_compare(sim, client)
     run(main())
 

@@ -9,6 +9,7 @@ comes out as ``Message`` with ``error`` set, so the session can answer with a Re
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -48,7 +49,13 @@ def checksum(data: bytes) -> int:
     return sum(data) & 0xFF
 
 
+_FIELD = re.compile(rb"([1-9][0-9]*)=([^\x01]*)\x01")
+
+
 def parse_fields(body: bytes) -> Message:
+    pairs = _FIELD.findall(body)
+    if sum(len(t) + len(v) + 2 for t, v in pairs) == len(body):  # all of it is tag=value
+        return Message(b"", [(int(t), v) for t, v in pairs])
     msg = Message(b"")
     for part in body.split(SOH):
         if not part:
