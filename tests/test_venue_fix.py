@@ -345,3 +345,17 @@ def test_unauthenticated_reset_and_second_logon_are_refused(tmp_path):
             a.send("1", [(112, "still-here")])
             assert (await a.recv("0")).get(112) == "still-here"
     run(main())
+
+
+@pytest.mark.timeout(60)
+def test_unanswered_test_request_ends_the_session(tmp_path):
+    async def main():
+        async with running(cfg(tmp_path)) as sim:
+            c = await FixClient(sim.endpoints()["fix_port"]).connect()
+            await c.logon(hb=1)
+            await c.recv("1", timeout=10)  # and we do not answer
+            lo = await c.recv("5", timeout=10)
+            assert lo.get(58) == "heartbeat timeout"
+            assert await c.closed()
+            assert sim.stats["fix_heartbeat_timeouts"] == 1
+    run(main())
