@@ -112,12 +112,20 @@ class MdConnection:
 
     async def writer(self) -> None:
         ws = self.ws
+        # one frame per message as always, but a whole batch handed to the socket at once
+        # (``send_context`` is websockets' own per-send wrapper: write, then drain)
+        batched = hasattr(ws, "send_context") and hasattr(ws, "protocol")
         while True:
             await self.wake.wait()
             self.wake.clear()
             batch, self.queue = self.queue, []
-            for msg in batch:
-                await ws.send(msg)
+            if batched:
+                async with ws.send_context():
+                    for msg in batch:
+                        ws.protocol.send_text(msg.encode())
+            else:
+                for msg in batch:
+                    await ws.send(msg)
             self.stats["md_sent"] += len(batch)
 
 
