@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 import time
 
-import numpy as np
 import pytest
 
 from pipeline.fix import codec as C
 from pipeline.fix.session import Session, SessionConfig, State
-from pipeline.fix.testing import Script, ScriptedAcceptor
+from pipeline.fix.testing import Script, ScriptedAcceptor, run_until
+from pipeline.fix.testing import send_order as _send_order
 from pipeline.fix.wire import Initiator
 from pipeline.instruments import SymbolTable
 
@@ -36,28 +36,8 @@ def make(tmp_path, port: int, **kw) -> Initiator:
     return Initiator(Session(cfg, SYMS, GRID), "127.0.0.1", port, backoff_min_s=0.05)
 
 
-def run_until(init: Initiator, pred, timeout: float = 5.0, apps: list | None = None) -> None:
-    def on_app(f, buf):
-        if apps is not None:
-            apps.append(f.copy())
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        init.poll(time.monotonic_ns(), on_app)
-        time.sleep(0.0005)  # never busy-spin a shared core in tests
-
-
 def send_order(init: Initiator, cl: int, px: int = 6183763, qty: int = 150) -> None:
-    buf = np.zeros(512, np.uint8)
-    s = init.session
-    seq = s.next_seq()
-    start, end = C.encode_new_order(buf, s.comp_ids, seq, time.time_ns(), cl,
-                                    np.frombuffer(b"BTCUSDT", np.uint8).copy(), 0, px, qty,
-                                    1, 1, GRID[0])
-    from pipeline.fix.store import journal_append
-    journal_append(s.store.words, s.store.data, s.store.index, buf, start, end, seq)
-    init.send(buf[start:end])
+    _send_order(init, cl, b"BTCUSDT", GRID[0], px, qty)
 
 
 def types(acc) -> list[str]:

@@ -276,6 +276,8 @@ class Session:
             self._gap_refilled()
             return
         if seq > expected:
+            if msg_type == "2":  # answer the peer's resend first, or both sides wait forever
+                self._answer_resend(int(m.get(7)), int(m.get(16)), now_ns)
             self._request_resend(expected, seq, now_ns)
             return
         if seq < expected:

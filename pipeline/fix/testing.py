@@ -18,9 +18,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
 import simplefix
 
+from pipeline.fix import codec as C
 from pipeline.fix.session import utc_timestamp
+from pipeline.fix.store import journal_append
 
 
 @dataclass
@@ -293,6 +296,32 @@ class ScriptedAcceptor:
                             (58, "unknown order")])
             return
         self.report(o, "I")
+
+
+def run_until(init, pred, timeout: float = 5.0, apps: list | None = None) -> None:
+    """Poll ``init`` (a ``wire.Initiator``) until ``pred()``; parsed application messages
+    are copied into ``apps``. Sleeps between polls: tests never busy-spin a shared core."""
+    def on_app(f, buf):
+        if apps is not None:
+            apps.append(f.copy())
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        init.poll(time.monotonic_ns(), on_app)
+        time.sleep(0.0005)
+
+
+def send_order(init, cl: int, symbol: bytes, grid_row, px: int, qty: int) -> None:
+    """Encode, journal and send one limit GTC buy through ``init`` (cold-path helper)."""
+    buf = np.zeros(512, np.uint8)
+    s = init.session
+    seq = s.next_seq()
+    start, end = C.encode_new_order(buf, s.comp_ids, seq, time.time_ns(), cl,
+                                    np.frombuffer(symbol, np.uint8).copy(), 0, px, qty, 1, 1,
+                                    grid_row)
+    journal_append(s.store.words, s.store.data, s.store.index, buf, start, end, seq)
+    init.send(buf[start:end])
 
 
 def _add(a: str, b: str) -> str:
