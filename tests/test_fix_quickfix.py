@@ -1,19 +1,24 @@
 """Interop: our initiator against a QuickFIX/C++ acceptor (a standard third-party engine).
 
-The acceptor application is written here; QuickFIX runs without a data dictionary.
+The acceptor application is ``tests/quickfix_venue.py``; QuickFIX runs without a data
+dictionary.
 """
 
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
+import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from pipeline.fix import codec as C
 from pipeline.fix.store import NEXT_IN, NEXT_OUT
 
-fix = pytest.importorskip(
+pytest.importorskip(
     "quickfix", reason="quickfix-tls wheel not available for this platform/python")
 
 from pipeline.fix.session import Session, SessionConfig  # noqa: E402
@@ -41,92 +46,57 @@ def send_order(init: Initiator, cl: int) -> None:
 pytestmark = pytest.mark.timeout(90)
 
 
-class VenueApp(fix.Application):
-    """Acknowledges every NewOrderSingle and fills it in full; checks the password."""
-
-    def __init__(self):
-        super().__init__()
-        self.logons = 0
-        self.orders: list[str] = []
-        self.session = None
-        self.ids = 0
-
-    def onCreate(self, sid):  # noqa: N802 (QuickFIX callback names)
-        pass
-
-    def onLogon(self, sid):  # noqa: N802
-        self.logons += 1
-        self.session = sid
-
-    def onLogout(self, sid):  # noqa: N802
-        pass
-
-    def toAdmin(self, msg, sid):  # noqa: N802
-        pass
-
-    def fromAdmin(self, msg, sid):  # noqa: N802
-        mt = fix.MsgType()
-        msg.getHeader().getField(mt)
-        if mt.getValue() == fix.MsgType_Logon:
-            pw = fix.StringField(554)
-            if not msg.isSetField(554) or msg.getField(pw).getString() != SECRET:
-                raise fix.RejectLogon("invalid credentials")
-
-    def toApp(self, msg, sid):  # noqa: N802
-        pass
-
-    def fromApp(self, msg, sid):  # noqa: N802
-        def get(tag):
-            return msg.getField(tag)
-        if msg.getHeader().getField(35) != "D":
-            return
-        cl = get(11)
-        self.orders.append(cl)
-        for exec_type, status, cum, leaves, last in (("0", "0", "0", get(38), "0"),
-                                                      ("F", "2", get(38), "0", get(38))):
-            self.ids += 1
-            r = fix.Message()
-            r.getHeader().setField(fix.MsgType("8"))
-            for tag, value in ((37, f"QF{cl}"), (11, cl), (17, f"E{self.ids}"),
-                               (150, exec_type), (39, status), (55, get(55)), (54, get(54)),
-                               (38, get(38)), (44, get(44)), (32, last), (31, get(44)),
-                               (14, cum), (151, leaves)):
-                r.setField(fix.StringField(tag, str(value)))
-            fix.Session.sendToTarget(r, sid)
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
+class QuickFixVenue:
+    """The QuickFIX acceptor runs in its own process (``tests/quickfix_venue.py``): a crash
+    in the C++ engine's teardown then cannot take pytest down, and nothing is shared with
+    our code. It reports ``LOGON`` / ``ORDER <ClOrdID>`` lines on stdout."""
+
+    def __init__(self, tmp_path):
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("quickfix_venue.py")),
+             str(self.port), str(tmp_path / "qf"), SECRET],
+            stdout=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        deadline = time.monotonic() + 20
+        while "READY" not in self.lines:
+            assert time.monotonic() < deadline and self.proc.poll() is None, "no QuickFIX"
+            time.sleep(0.01)
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line.strip())
+
+    @property
+    def logons(self) -> int:
+        return self.lines.count("LOGON")
+
+    @property
+    def orders(self) -> list[str]:
+        return [x.split()[1] for x in self.lines if x.startswith("ORDER ")]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
 @pytest.fixture
 def quickfix_acceptor(tmp_path):
-    port = free_port()
-    cfg = f"""[DEFAULT]
-ConnectionType=acceptor
-SocketAcceptPort={port}
-SocketAcceptHost=127.0.0.1
-StartTime=00:00:00
-EndTime=00:00:00
-UseDataDictionary=N
-ResetOnLogon=N
-FileLogPath={tmp_path / 'qflog'}
-[SESSION]
-BeginString=FIX.4.4
-SenderCompID=VENUE
-TargetCompID=CLIENT
-"""
-    path = tmp_path / "acceptor.cfg"
-    path.write_text(cfg)
-    app = VenueApp()
-    settings = fix.SessionSettings(str(path))
-    acceptor = fix.SocketAcceptor(app, fix.MemoryStoreFactory(), settings,
-                                 fix.FileLogFactory(settings))
-    acceptor.start()
-    yield app, port
-    acceptor.stop()
+    venue = QuickFixVenue(tmp_path)
+    yield venue, venue.port
+    venue.stop()
 
 
 def test_logon_order_reports_logout_against_quickfix(quickfix_acceptor, tmp_path):
