@@ -228,9 +228,9 @@ class ScriptedAcceptor:
 
     # ------------------------------------------------------------------ orders
     def report(self, o: Order, exec_type: str, last_qty: str = "0", last_px: str = "0",
-               extra=()) -> None:
+               extra=(), cl: str | None = None) -> None:
         leaves = "0" if o.status in "248C" else _sub(o.qty, o.cum)
-        self.send("8", [(37, o.order_id), (11, o.cl_ord_id), (17, next(self.ids)),
+        self.send("8", [(37, o.order_id), (11, cl or o.cl_ord_id), (17, next(self.ids)),
                         (150, exec_type), (39, o.status), (55, o.symbol), (54, o.side),
                         (38, o.qty), (44, o.price), (32, last_qty), (31, last_px),
                         (14, o.cum), (151, leaves), (60, utc_timestamp(time.time_ns())),
@@ -272,7 +272,7 @@ class ScriptedAcceptor:
                             (58, "unknown order" if o is None else "too late to cancel")])
             return
         o.status = "4"
-        self.report(o, "4", extra=[(41, orig)])
+        self.report(o, "4", extra=[(41, orig)], cl=m.get(11).decode())
 
     def on_G(self, m) -> None:
         orig = m.get(41).decode()
