@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import llvmlite.binding as llvm
 import numpy as np
 
 from pipeline.fix import codec as C
@@ -28,6 +29,7 @@ from pipeline.orders.segments import ORDERS_CONSUMER, OmsState, attach_order_pat
 from pipeline.runtime.agent import Agent
 from pipeline.runtime.idle import idle
 from pipeline.transport.ring import Ring, observe
+from pipeline.transport.segment import SegmentMissing
 from pipeline.transport.shared import atomic_load, atomic_store
 from shm_layouts import oms as L
 from shm_layouts.records import BOOK_UPDATE
@@ -35,6 +37,10 @@ from shm_layouts.ring import ConsumerMode
 
 log = logging.getLogger(__name__)
 SECOND = 1_000_000_000
+# cpu_relax (idle strategies) is inline asm; without the native asm parser a process that
+# compiles it instead of loading it from the numba cache aborts ("Inline asm not supported
+# by this streamer"). Reported for pipeline/transport/atomics.py; worked around here.
+llvm.initialize_native_asmparser()
 
 
 @dataclass
@@ -93,6 +99,8 @@ class GatewayAgent(Agent):
         self.bad_reports = 0
         self._reconcile_since = 0
         self._book_slot = None
+        self._instance = instance
+        self._book_retry_ns = 0
         if cfg.book_ring:
             self._attach_book(instance, cfg.book_ring)
         self._init_ids()
@@ -100,7 +108,13 @@ class GatewayAgent(Agent):
 
     # ------------------------------------------------------------------ set-up
     def _attach_book(self, instance, name: str) -> None:
-        self.book = Ring.attach(instance, name, "book_update", BOOK_UPDATE)
+        """Observe the book ring for best bid/ask; until it exists there is no market data
+        (every new order is denied NO_MARKET_DATA) and housekeeping retries."""
+        try:
+            self.book = Ring.attach(instance, name, "book_update", BOOK_UPDATE)
+        except SegmentMissing:
+            log.warning("book ring %r not there yet: no market data, retrying", name)
+            return
         self._book_slot = self.book.join(f"{self.name}-marks", ConsumerMode.OBSERVING)
         self._book_raw = np.zeros((256, BOOK_UPDATE.itemsize), np.uint8)
         self._book_rec = self._book_raw.view(BOOK_UPDATE).reshape(-1)
@@ -195,6 +209,9 @@ class GatewayAgent(Agent):
                             self.table[int(sid)].symbol)
                 flow.bump_stale(o.words)
                 self.cancel_all(int(sid))
+        if self.cfg.book_ring and self._book_slot is None and now_ns > self._book_retry_ns:
+            self._book_retry_ns = now_ns + SECOND
+            self._attach_book(self._instance, self.cfg.book_ring)
         self.orders_ring.heartbeat(self.islot)
         self.execs_ring.heartbeat()
         return True
