@@ -253,3 +253,17 @@ def test_off_grid_price_and_unknown_symbol_are_errors_not_crashes():
         buf = np.frombuffer(msg, np.uint8).copy()
         f = np.zeros(C.N_FIELDS, np.int64)
         assert C.parse(buf, 0, C.frame(buf, 0, len(buf)), SYMS, GRID, f) == err
+
+
+@settings(max_examples=50, deadline=None)
+@given(seq=ids, now=times, cl=ids, sid=sym_ids, px=units, qty=units, cum=units)
+def test_exec_report_encoder_round_trips(seq, now, cl, sid, px, qty, cum):
+    buf = np.zeros(512, np.uint8)
+    s, e = C.encode_exec_report(buf, IDS, seq, now, 9, cl, 10, ord("F"), ord("1"),
+                                sym_bytes(sid), 1, px, qty, px, qty, cum, qty, GRID[sid])
+    m = simple_parse(bytes(buf[s:e]))
+    assert m.get(35) == b"8" and TABLE[sid].lots(m.get(14).decode()) == cum
+    f = np.zeros(C.N_FIELDS, np.int64)
+    assert C.parse(buf, s, C.frame(buf, s, e), SYMS, GRID, f) == C.E_NONE
+    assert (f[C.F_CL_ORD_ID], f[C.F_PRICE], f[C.F_LAST_QTY], f[C.F_CUM_QTY]) == (cl, px, qty, cum)
+    assert f[C.F_SIDE] == ord("2") and f[C.F_EXEC_TYPE] == ord("F")

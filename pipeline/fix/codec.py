@@ -632,3 +632,29 @@ def symbol_matrix(symbols: list[str], width: int = 16) -> np.ndarray:
 def comp_id_block(sender: str, target: str) -> np.ndarray:
     """The prebuilt ``49=SENDER|56=TARGET|`` bytes every outbound header carries."""
     return np.frombuffer(f"49={sender}\x0156={target}\x01".encode(), np.uint8).copy()
+
+
+@njit(cache=True)
+def encode_exec_report(buf, comp_ids, seq, now_ns, order_id, cl_ord_id, exec_id, exec_type,
+                       ord_status, symbol, side, price, qty, last_px, last_qty, cum, leaves,
+                       grid):
+    """ExecutionReport (35=8): the acceptor side, for test venues and the round-trip bench.
+    ``exec_type``/``ord_status`` are FIX chars (e.g. ord("0"), ord("F"))."""
+    pos = begin_body(buf, MSG_EXEC_REPORT, comp_ids, seq, now_ns)
+    pos = put_int_field(buf, pos, 37, order_id)
+    pos = put_int_field(buf, pos, 11, cl_ord_id)
+    pos = put_int_field(buf, pos, 17, exec_id)
+    pos = put_char_field(buf, pos, 150, exec_type)
+    pos = put_char_field(buf, pos, 39, ord_status)
+    pos = put_tag(buf, pos, 55)
+    pos = put_bytes(buf, pos, symbol)
+    buf[pos] = SOH
+    pos = put_char_field(buf, pos + 1, 54, fix_side(side))
+    pos = put_decimal_field(buf, pos, 38, qty, grid["lot_units"], grid["qty_decimals"])
+    pos = put_decimal_field(buf, pos, 44, price, grid["tick_units"], grid["price_decimals"])
+    pos = put_decimal_field(buf, pos, 32, last_qty, grid["lot_units"], grid["qty_decimals"])
+    pos = put_decimal_field(buf, pos, 31, last_px, grid["tick_units"], grid["price_decimals"])
+    pos = put_decimal_field(buf, pos, 14, cum, grid["lot_units"], grid["qty_decimals"])
+    pos = put_decimal_field(buf, pos, 151, leaves, grid["lot_units"], grid["qty_decimals"])
+    pos = put_time_field(buf, pos, 60, now_ns)
+    return finish(buf, pos)
