@@ -99,6 +99,7 @@ def test_order_to_fill_through_rings_and_fix(h):
     assert (f["exec_type"], f["ord_status"], f["last_qty"], f["last_px"]) == (3, 4, 150,
                                                                              6_000_001)
     assert h.state.positions[0]["position"] == 150
+    assert h.gw.reports_via_python == 0  # both reports went socket -> OMS -> ring in numba
     assert h.gw.hist[H_COUNT] == 1  # tick-to-trade: t_origin -> bytes on the socket
     assert 0 < h.gw.hist[H_MAX] < 10**10
 

@@ -143,6 +143,7 @@ class Session:
         self.counters = SessionCounters()
         self.events: list[tuple[str, str]] = []  # ("logon"|"refused"|"logout"|..., detail)
         self.want_disconnect: str | None = None
+        self.pump: Callable[[int], int] | None = None
         self._out: list[bytes] = []
         self._hb_ns = cfg.heartbeat_s * SECOND
         self._state_since = 0
@@ -151,7 +152,9 @@ class Session:
 
     # ------------------------------------------------------------------ owner interface
     def on_connected(self, now_ns: int) -> None:
+        garbled = self.io[IO_GARBLED]
         self.io[:] = 0
+        self.io[IO_GARBLED] = garbled  # a count over the session's life, not per connection
         self.io[IO_LAST_RECV] = self.io[IO_LAST_SENT] = now_ns
         self._test_req_at = self._resend_until = 0
         self.want_disconnect = None
@@ -229,27 +232,38 @@ class Session:
     # ------------------------------------------------------------------ inbound
     def process(self, now_ns: int, on_app: Callable[[np.ndarray, np.ndarray], None] | None
                 = None) -> int:
-        """Handle every complete inbound message; returns how many were handled."""
+        """Handle every complete inbound message; returns how many were handled.
+
+        If ``pump`` is set (a jitted consumer, see ``orders.flow.pump_inbound``), runs of
+        in-sequence application messages are consumed there without returning to Python;
+        ``on_app`` then only sees the rare ones that come through the Python path."""
         handled = 0
         while self.want_disconnect is None:
+            if self.pump is not None:
+                n = self.pump(now_ns)
+                if n:
+                    handled += n
+                    self._gap_refilled()
             kind = next_inbound(self.inbuf, self.io, self.store.words, self.fields,
                                 self.symbols, self.grid, now_ns)
             if kind == K_NONE:
                 break
             handled += 1
-            if kind == K_GARBLED:
-                self.counters.garbled += 1
-                log.warning("FIX: dropped a garbled inbound message (bad framing/checksum)")
-            elif kind == K_APP:
+            if kind == K_APP:
                 if on_app is not None:
                     on_app(self.fields, self.inbuf)
                 self._gap_refilled()
-            else:
+            elif kind == K_OTHER:
                 s = int(self.io[IO_START])
                 n = int(self.io[IO_MSG_LEN])
                 raw = self.inbuf[s: s + n].tobytes()
                 self.io[IO_START] = s + n
                 self._handle(raw, now_ns, on_app)
+        garbled = int(self.io[IO_GARBLED])
+        if garbled != self.counters.garbled:
+            log.warning("FIX: dropped %d garbled inbound message(s) (bad framing/checksum)",
+                        garbled - self.counters.garbled)
+            self.counters.garbled = garbled
         return handled
 
     def _handle(self, raw: bytes, now_ns: int, on_app) -> None:

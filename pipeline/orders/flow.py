@@ -13,6 +13,7 @@ import numpy as np
 from numba import njit
 
 from pipeline.fix import codec as C
+from pipeline.fix.session import K_APP, K_GARBLED, next_inbound
 from pipeline.fix.store import journal_append, take_seq
 from pipeline.observe import histogram
 from pipeline.orders import journal as J
@@ -22,7 +23,7 @@ from pipeline.transport.ring import cursor, poll, publish, release, try_claim
 from shm_layouts.oms import W_NEXT_CL_ORD_ID, W_RECONCILE_PENDING, W_STALE_CANCELS
 from shm_layouts.ring import MASK
 
-W_END, W_NORIG, W_RING_FULL, W_JOURNAL_FULL, W_DENIED, W_SENT = 0, 1, 2, 3, 4, 5
+W_END, W_NORIG, W_RING_FULL, W_JOURNAL_FULL, W_DENIED, W_SENT, W_BAD_REPORTS = range(7)
 WIO_WORDS = 8
 MSG_ROOM = 512  # an encoded message is far smaller than this
 SRC_VENUE, SRC_RISK = 1, 2
@@ -235,6 +236,25 @@ def on_report(f, words, orders, positions, ectl, erecs, wio, j, now):
                  o["price"], f[C.F_LAST_PX], f[C.F_LAST_QTY], o["cum_qty"], o["leaves_qty"],
                  o["symbol_id"], et, o["status"], o["side"], SRC_VENUE, reason)
     return True
+
+
+@njit(cache=True)
+def pump_inbound(inbuf, io, seqs, f, syms, grid, words, orders, positions, ectl, erecs, wio,
+                 j, now):
+    """Consume in-sequence ExecutionReports/OrderCancelRejects straight from the socket
+    buffer into the OMS and the exec ring; stop (without consuming) at anything the Python
+    session must see (admin message, gap, duplicate). Garbled input is dropped and counted
+    by ``next_inbound``. Returns how many application messages were applied."""
+    n = 0
+    while True:
+        k = next_inbound(inbuf, io, seqs, f, syms, grid, now)
+        if k == K_APP:
+            if not on_report(f, words, orders, positions, ectl, erecs, wio, j, now) and \
+                    f[C.F_ERROR] != 0:
+                wio[W_BAD_REPORTS] += 1
+            n += 1
+        elif k != K_GARBLED:
+            return n
 
 
 @njit(cache=True)

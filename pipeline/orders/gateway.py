@@ -87,6 +87,7 @@ class GatewayAgent(Agent):
         self.syms = C.symbol_matrix(names)
         self.sym_lens = np.array([len(n) for n in names] or [0], np.int64)
         self.session = Session(cfg.session, self.syms, self.grid)
+        self.session.pump = self._pump
         self.wire = Initiator(self.session, cfg.host, cfg.port, cfg.backoff_min_s,
                               cfg.backoff_max_s)
         self.journal = J.open_journal(cfg.journal_path)
@@ -97,6 +98,7 @@ class GatewayAgent(Agent):
         self.counters = counters
         self.hist = counters.histogram("tick_to_trade_ns") if counters else histogram.new()
         self.bad_reports = 0
+        self.reports_via_python = 0  # PossDup/out-of-band path; normally all go via _pump
         self._reconcile_since = 0
         self._book_slot = None
         self._instance = instance
@@ -129,8 +131,16 @@ class GatewayAgent(Agent):
             atomic_store(words, L.W_NEXT_CL_ORD_ID, floor)
 
     # ------------------------------------------------------------------ hot path
+    def _pump(self, now_ns: int) -> int:
+        o, s = self.oms, self.session
+        return int(flow.pump_inbound(s.inbuf, s.io, s.store.words, s.fields, self.syms,
+                                     self.grid, o.words, o.orders, o.positions,
+                                     self.execs_ring.ctl, self.execs_ring.records, self.wio,
+                                     self.journal, now_ns))
+
     def _on_app(self, f: np.ndarray, _buf: np.ndarray) -> None:
         o = self.oms
+        self.reports_via_python += 1
         if f[C.F_ERROR]:
             self.bad_reports += 1
             log.warning("FIX: unusable application message (error %d) dropped", f[C.F_ERROR])
