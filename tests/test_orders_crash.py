@@ -66,7 +66,7 @@ def wait(pred, timeout=60.0, what="condition"):
 def test_kill9_with_open_orders_then_restart(instance, instance_name, tmp_path):
     acc = ScriptedAcceptor(Script(target="CLIENT")).start()
     orders, execs, state = create_order_path(instance, 1024)
-    Counters.create(instance)
+    counters = Counters.create(instance)
     books = Ring.create(instance, "books", "book_update", BOOK_UPDATE, 256)
     feed = BookFeed(books)
     feed.start()
@@ -142,6 +142,19 @@ price_band_bps = 100
         push_intent(orders, action=1, cl_ord_id=again, symbol_id=0, side=1, price=MID,
                     qty=50, tif=1, ord_type=1)
         wait(lambda: execs_for(again) and execs_for(again)[0]["source"] == 1, 20, "new order")
+        values = counters.values()
+        assert values["gateway.fix.resend_requests_sent"] >= 1  # the gap left by the crash
+        assert values["gateway.orders.sent"] >= 1
+        assert counters.histograms()["tick_to_trade_ns"]["count"] >= 4  # one per order sent
+        # the kill switch from the command line: new orders denied, open ones canceled
+        subprocess.run([sys.executable, "-m", "pipeline.orders.killswitch", "--instance",
+                        instance_name, "on"], cwd=ROOT, check=True, capture_output=True)
+        wait(lambda: state.words[L.W_OPEN_ORDERS] == 0, 20, "kill switch cancels")
+        blocked = state.next_cl_ord_id()
+        push_intent(orders, action=1, cl_ord_id=blocked, symbol_id=0, side=1, price=MID,
+                    qty=50, tif=1, ord_type=1)
+        wait(lambda: execs_for(blocked), 20, "kill switch denial")
+        assert execs_for(blocked)[0]["reject_reason"] == L.RiskReason.KILL_SWITCH
         # clean shutdown: every open order canceled, logout, exit 0
         gw.send_signal(signal.SIGTERM)
         assert gw.wait(20) == 0

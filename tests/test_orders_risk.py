@@ -283,3 +283,28 @@ def test_no_breaching_order_ever_reaches_the_wire(parts, limit_set, seq):
                 orig = int(m.get(41))
                 live.pop(orig, None)
                 rig.venue(int(m.get(11)), "4", "4", orig=orig)
+
+
+def test_cancel_rate_and_cancel_checks(rig):
+    now = 10**12
+    rig.marks[0] = (MID - 1, MID + 1, now, 0)
+    for cl in (1, 2, 3):
+        assert rig.submit(now, action=1, cl_ord_id=cl, symbol_id=0, side=0, price=MID, qty=1,
+                          tif=1, ord_type=1)[0] == 0
+    reasons = []
+    for i in range(6):  # 4 cancels/s allowed; each cancel is rejected by the venue at once
+        reason, _ = rig.submit(now + i, action=2, cl_ord_id=10 + i, orig_cl_ord_id=1 + i % 3,
+                               symbol_id=0)
+        reasons.append(reason)
+        f = np.zeros(C.N_FIELDS, np.int64)
+        f[C.F_MSG_TYPE], f[C.F_CL_ORD_ID], f[C.F_ORIG_CL_ORD_ID] = C.MSG_CANCEL_REJECT, \
+            10 + i, 1 + i % 3
+        oms.apply_report(rig.words, rig.orders, rig.positions, f, 0)
+    assert reasons == [0, 0, 0, 0, L.RiskReason.CANCEL_RATE, L.RiskReason.CANCEL_RATE]
+    # a second cancel while the first is in flight, and a cancel of an unknown order
+    later = now + 2 * 10**9
+    assert rig.submit(later, action=2, cl_ord_id=20, orig_cl_ord_id=1, symbol_id=0)[0] == 0
+    assert rig.submit(later, action=2, cl_ord_id=21, orig_cl_ord_id=1, symbol_id=0)[0] == \
+        L.RiskReason.ORDER_NOT_CANCELABLE
+    assert rig.submit(later, action=2, cl_ord_id=22, orig_cl_ord_id=999, symbol_id=0)[0] == \
+        L.RiskReason.UNKNOWN_ORDER

@@ -107,6 +107,24 @@ class GatewayAgent(Agent):
             self._attach_book(instance, cfg.book_ring)
         self._init_ids()
         atomic_store(self.oms.words, L.W_READY, 0)
+        self._counter_ix = {}
+        if counters is not None:
+            names = [*self._counter_values()]
+            self._counter_ix = {n: counters.counter(f"gateway.{n}") for n in names}
+
+    def _counter_values(self) -> dict[str, int]:
+        """What the monitor sees: FIX session, risk/OMS and ring health counts."""
+        c = self.session.counters
+        w = self.wio
+        return {"fix.garbled": c.garbled, "fix.resend_requests_sent": c.resend_requests_sent,
+                "fix.resend_requests_answered": c.resend_requests_answered,
+                "fix.gap_fills_sent": c.gap_fills_sent, "fix.rejects": c.rejects_received,
+                "fix.disconnects": c.disconnects, "fix.logons": c.logons,
+                "fix.next_out": self.session.next_out, "fix.next_in": self.session.next_in,
+                "orders.sent": int(w[flow.W_SENT]), "orders.denied": int(w[flow.W_DENIED]),
+                "execs.ring_full": int(w[flow.W_RING_FULL]),
+                "oms.journal_full": int(w[flow.W_JOURNAL_FULL]),
+                "fix.bad_reports": self.bad_reports + int(w[flow.W_BAD_REPORTS])}
 
     # ------------------------------------------------------------------ set-up
     def _attach_book(self, instance, name: str) -> None:
@@ -224,6 +242,9 @@ class GatewayAgent(Agent):
             self._attach_book(self._instance, self.cfg.book_ring)
         self.orders_ring.heartbeat(self.islot)
         self.execs_ring.heartbeat()
+        if self._counter_ix:
+            for name, value in self._counter_values().items():
+                atomic_store(self.counters.words, self._counter_ix[name], value)
         return True
 
     def _start_reconcile(self, now_ns: int) -> None:
