@@ -171,3 +171,11 @@ def test_glft_offsets_widen_with_volatility_and_skew_with_inventory():
     assert wide[0] > flat[0]
     long = MM.quote_offsets(0.1, 0.5, 10.0, 4.0, 1.0)
     assert long[0] > flat[0] and long[1] < flat[1]
+
+
+def test_shutdown_pulls_every_live_quote(rig):
+    for q in rig.book(10_000, 10_010):
+        rig.report(q, ExecType.NEW)
+    rig.agent.on_close()
+    out = rig.orders.take(rig.gw)
+    assert list(out["action"]) == [OrderAction.CANCEL] * 2

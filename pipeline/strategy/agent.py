@@ -8,6 +8,7 @@ tuple of state arrays, ``sink`` the order sink from ``intents.py``, ``now`` in n
     on_trade(mm, sink, symbol_id, price_ticks, qty_lots, now) -> intents sent
     on_exec(mm, sink, exec_record, now) -> intents sent
     on_timer(mm, sink, now) -> intents sent
+    on_shutdown(mm, sink, now) -> intents sent   (pull every quote)
 
 ``now`` is CLOCK_MONOTONIC when live; in replay it is the event clock (the newest
 ``t_origin_ns`` seen), so two replays of one capture make byte-identical intents.
@@ -31,6 +32,7 @@ C_MODE, C_NOW, C_NEXT_TIMER, C_TIMER_NS = 0, 1, 2, 3
 LIVE_CLOCK, EVENT_CLOCK = 0, 1
 # counter indices passed in ``stats`` (word indices into the counters segment)
 S_BOOKS, S_EXECS, S_TRADES, S_INTENTS = 0, 1, 2, 3
+H_BOOK_HOP, H_EXEC_HOP, H_DECISION = 0, 1, 2
 TRADE = int(MdKind.TRADE)
 BATCH = 64
 
@@ -47,7 +49,7 @@ def tick(clock, event_ns):
 
 @njit
 def strategy_cycle(on_book, on_trade, on_exec, on_timer, mm, sink, books, execs, trades,
-                   clock, words, stats, hop_hist):
+                   clock, words, stats, hists):
     """One pass: exec reports first (our state must be current), then book updates, then
     trades seen on the md ring, then the timer. Returns records handled."""
     work = 0
@@ -57,7 +59,10 @@ def strategy_cycle(on_book, on_trade, on_exec, on_timer, mm, sink, books, execs,
         pos = R.cursor(ctl, slot)
         for i in range(n):
             rep = recs[(pos + i) & (recs.shape[0] - 1)]
-            bump(words, stats[S_INTENTS], on_exec(mm, sink, rep, tick(clock, rep["t_origin_ns"])))
+            now = tick(clock, rep["t_origin_ns"])
+            if clock[C_MODE] == LIVE_CLOCK and rep["t_recv_ns"] > 0:
+                record(hists[H_EXEC_HOP], now - rep["t_recv_ns"])
+            bump(words, stats[S_INTENTS], on_exec(mm, sink, rep, now))
         R.release(ctl, slot, pos + n)
         bump(words, stats[S_EXECS], n)
         work += n
@@ -68,9 +73,12 @@ def strategy_cycle(on_book, on_trade, on_exec, on_timer, mm, sink, books, execs,
         for i in range(n):
             book = recs[(pos + i) & (recs.shape[0] - 1)]
             now = tick(clock, book["t_origin_ns"])
+            sent = on_book(mm, sink, book, now)
             if clock[C_MODE] == LIVE_CLOCK:
-                record(hop_hist, now - book["t_book_ns"])
-            bump(words, stats[S_INTENTS], on_book(mm, sink, book, now))
+                record(hists[H_BOOK_HOP], now - book["t_book_ns"])
+                if sent:
+                    record(hists[H_DECISION], monotonic_ns() - now)
+            bump(words, stats[S_INTENTS], sent)
         R.release(ctl, slot, pos + n)
         bump(words, stats[S_BOOKS], n)
         work += n
@@ -110,7 +118,8 @@ class StrategyAgent(Agent):
         self.words = counters.words
         self.stats = np.array([counters.counter(f"strategy.{n}") for n in
                                ("book_updates", "exec_reports", "trades", "intents")], np.int64)
-        self.hop = counters.histogram("hop.book_ring")
+        self.hists = tuple(counters.histogram(n) for n in  # views into shared memory
+                           ("hop.book_ring", "hop.exec_ring", "strategy.decision_ns"))
         self.args: tuple = ()
 
     def on_start(self) -> None:
@@ -122,7 +131,7 @@ class StrategyAgent(Agent):
         trades = self._trade_source()
         s = self.strategy
         self.args = (s.on_book, s.on_trade, s.on_exec, s.on_timer, self.mm, self.sink, books,
-                     execs, trades, self.clock, self.words, self.stats, self.hop)
+                     execs, trades, self.clock, self.words, self.stats, self.hists)
 
     def _trade_source(self) -> tuple:
         if self.md_ring is None:  # same types as a real source, slot -1: never polled
@@ -135,6 +144,11 @@ class StrategyAgent(Agent):
 
     def do_work(self, idle_state: np.ndarray, deadline_ns: int) -> int:
         return run_slice(strategy_cycle, self.args, idle_state, deadline_ns)
+
+    def on_close(self) -> None:
+        """Pull every quote on the way out (the gateway then cancels what is left)."""
+        now = tick(self.clock, 0)
+        self.strategy.on_shutdown(self.mm, self.sink, now)
 
     def housekeeping(self, now_ns: int) -> bool:
         self.book_ring.heartbeat(self.args[6][3])

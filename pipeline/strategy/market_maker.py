@@ -277,3 +277,11 @@ def on_timer(mm, sink, now):
             st_i[s, SYNCED] = 0
             sent += pull_symbol(mm, sink, s, 0, now)
     return sent
+
+
+@njit(cache=True)
+def on_shutdown(mm, sink, now):
+    sent = 0
+    for s in range(mm[3].shape[0]):
+        sent += pull_symbol(mm, sink, s, 0, now)
+    return sent

@@ -55,7 +55,7 @@ from pipeline.transport.atomics import (
     store_release,
 )
 from pipeline.transport.registry import Instance
-from pipeline.transport.segment import Layout, Segment
+from pipeline.transport.segment import Layout, Segment, shm_name
 from pipeline.transport.shared import atomic_cas, atomic_load, atomic_store
 from shm_layouts import SegmentKind, layout_hash
 from shm_layouts.ring import (
@@ -388,6 +388,32 @@ class Ring:
         self.ctl = self.records = self.raw = self.stamps = None  # type: ignore[assignment]
         self._names = None
         self.segment.close()
+
+
+def inspect_ring(instance: Instance, name: str) -> dict:
+    """Read-only state of any ring of ``instance`` without knowing its record dtype
+    (monitor, summary): never joins, never writes."""
+    seg = Segment.open(shm_name(instance.name, name), readonly=True)
+    if int(seg.header["kind"]) != int(SegmentKind.RING):
+        raise RingError(f"{seg.name} is not a ring")
+    ctl = seg.body[: CONTROL_WORDS * 8].view(np.int64)
+    names = seg.body[CONTROL_WORDS * 8: CONTROL_WORDS * 8 + MAX_CONSUMERS * NAME_BYTES]
+    names = names.view(CONSUMER_NAMES)
+    published = int(atomic_load(ctl, PUBLISHED))
+    consumers = []
+    for slot in range(int(atomic_load(ctl, N_CONSUMERS))):
+        mode = int(atomic_load(ctl, consumer_word(slot, C_MODE)))
+        if mode not in (GATING, OBSERVING):
+            continue
+        cur = int(atomic_load(ctl, consumer_word(slot, C_CURSOR)))
+        consumers.append({"slot": slot, "name": names[slot].decode(errors="replace"),
+                          "mode": ConsumerMode(mode).name.lower(), "cursor": cur,
+                          "lag": published - cur,
+                          "lost": int(atomic_load(ctl, consumer_word(slot, C_LOST))),
+                          "pid": int(atomic_load(ctl, consumer_word(slot, C_PID)))})
+    return {"stream": seg.header["layout_name"].decode(), "capacity": int(ctl[CAPACITY]),
+            "record_size": int(ctl[RECORD_SIZE]), "published": published,
+            "full": int(atomic_load(ctl, P_FULL)), "consumers": consumers}
 
 
 def _alive(pid: int) -> bool:
