@@ -27,7 +27,7 @@ PARAMS = {"levels": 1, "requote_ticks": 2, "gamma": 0.1, "k": 0.5,
 
 
 class Rig:
-    def __init__(self, instance, params=PARAMS, max_position=300):
+    def __init__(self, instance, params=PARAMS, max_position=300, strategy=MM, mm=None):
         self.counters = Counters.create(instance)
         self.books = Ring.create(instance, "book", "book_update", BOOK_UPDATE, 256,
                                  gating=("strategy",))
@@ -36,8 +36,8 @@ class Rig:
         self.orders = Ring.create(instance, "orders", "order_intent", ORDER_INTENT, 256,
                                   gating=("gateway",))
         self.gw = self.orders.join("gateway")
-        self.mm = MM.make_state(1, params, quote_qty=[100], max_position=[max_position])
-        self.agent = StrategyAgent(MM, self.mm, self.orders, id_state(seed=7), self.books,
+        self.mm = mm or MM.make_state(1, params, quote_qty=[100], max_position=[max_position])
+        self.agent = StrategyAgent(strategy, self.mm, self.orders, id_state(seed=7), self.books,
                                    self.execs, self.counters, event_clock=True,
                                    timer_ns=1_000_000)
         self.agent.on_start()
@@ -58,6 +58,7 @@ class Rig:
         rec = np.zeros(1, EXEC_REPORT)
         rec["t_origin_ns"] = self.t
         rec["cl_ord_id"] = intent["cl_ord_id"] if cl_ord_id is None else cl_ord_id
+        rec["orig_cl_ord_id"] = intent["orig_cl_ord_id"]
         rec["symbol_id"] = 0
         rec["side"] = intent["side"]
         rec["exec_type"] = exec_type
@@ -106,8 +107,8 @@ def test_pulls_quotes_when_the_book_is_invalidated_or_stale(rig):
         rig.report(q, ExecType.NEW)
     out = rig.book(0, 0, state=SyncState.UNSYNCED)
     assert list(out["action"]) == [OrderAction.CANCEL] * 2
-    for c in out:
-        rig.report(c, ExecType.CANCELED, cl_ord_id=c["orig_cl_ord_id"])
+    for c in out:  # as a venue sends it: ClOrdID of the cancel, OrigClOrdID of the order
+        rig.report(c, ExecType.CANCELED)
     for q in rig.book(10_000, 10_010):
         rig.report(q, ExecType.NEW)
     # the event clock moves 100 ms with no book update for this symbol: stale
@@ -179,3 +180,23 @@ def test_shutdown_pulls_every_live_quote(rig):
     rig.agent.on_close()
     out = rig.orders.take(rig.gw)
     assert list(out["action"]) == [OrderAction.CANCEL] * 2
+
+
+def test_a_refused_cancel_leaves_the_quote_live(rig):
+    for q in rig.book(10_000, 10_010):
+        rig.report(q, ExecType.NEW)
+    cancels = rig.book(0, 0, state=SyncState.UNSYNCED)
+    rig.report(cancels[0], ExecType.REJECTED)  # e.g. risk refused the cancel
+    rig.report(cancels[1], ExecType.CANCEL_REJECTED)
+    statuses = rig.mm[5][0, :, 0, MM.O_STATUS]
+    assert list(statuses) == [MM.LIVE, MM.LIVE]
+
+
+def test_the_documented_example_strategy_joins_the_touch(instance):
+    from pipeline.strategy import join_touch
+
+    rig = Rig(instance, strategy=join_touch, mm=join_touch.make_state(1))
+    out = rig.book(10_000, 10_010)
+    assert sorted(out["price"]) == [10_000, 10_010] and (out["qty"] == 1).all()
+    out = rig.book(10_001, 10_010)
+    assert list(out["action"]) == [OrderAction.CANCEL] and out[0]["price"] == 10_000

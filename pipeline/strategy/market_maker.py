@@ -217,11 +217,14 @@ def on_trade(mm, sink, symbol_id, price, qty, now):
 
 
 @njit(cache=True)
-def _find(orders, s, cl_ord_id):
+def _find(orders, s, cl_ord_id, orig_cl_ord_id):
+    """Our quote a report is about: by its id, the id it replaced, or (cancel requests
+    carry their own id) the original id the request targeted."""
     for side in range(2):
         for level in range(MAX_LEVELS):
             o = orders[s, side, level]
-            if o[O_STATUS] != EMPTY and (o[O_ID] == cl_ord_id or o[O_PREV_ID] == cl_ord_id):
+            if o[O_STATUS] != EMPTY and (o[O_ID] == cl_ord_id or o[O_PREV_ID] == cl_ord_id
+                                         or (orig_cl_ord_id > 0 and o[O_ID] == orig_cl_ord_id)):
                 return side, level
     return -1, -1
 
@@ -234,7 +237,7 @@ def on_exec(mm, sink, report, now):
     if s < 0 or s >= orders.shape[0]:
         return 0
     et = report["exec_type"]
-    side, level = _find(orders, s, report["cl_ord_id"])
+    side, level = _find(orders, s, report["cl_ord_id"], report["orig_cl_ord_id"])
     if et == ET_PARTIAL or et == ET_FILL:
         signed = report["last_qty"] if report["side"] == 0 else -report["last_qty"]
         st_i[s, POSITION] += signed
@@ -254,6 +257,8 @@ def on_exec(mm, sink, report, now):
     elif et == ET_REJECTED:
         if o[O_STATUS] == PENDING_REPLACE and report["cl_ord_id"] == o[O_ID]:
             o[O_ID], o[O_PRICE], o[O_STATUS] = o[O_PREV_ID], o[O_PREV_PRICE], LIVE
+        elif o[O_STATUS] == PENDING_CANCEL and report["cl_ord_id"] != o[O_ID]:
+            o[O_STATUS] = LIVE  # our cancel request was refused: the order still rests
         else:
             o[O_STATUS] = EMPTY
         st_i[s, COOLDOWN_UNTIL] = now + p_i[COOLDOWN_NS]
