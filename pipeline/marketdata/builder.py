@@ -59,10 +59,13 @@ class BookBuilderAgent(Agent):
         self.upd_raw = rows(self.upd)
         self.batch = batch
         self.slot = -1
+        self._faults = 0
 
     def on_start(self) -> None:
         self.slot = self.segs.md.join(MD_CONSUMER)
         self.segs.book.claim_producer()
+        self.segs.latest.request_resync()  # (re)started with empty books
+        self._faults = self._fault_count()
 
     def do_work(self, idle_state: np.ndarray, deadline_ns: int) -> int:
         s = self.segs
@@ -74,4 +77,11 @@ class BookBuilderAgent(Agent):
     def housekeeping(self, now_ns: int) -> bool:
         self.segs.md.heartbeat(self.slot)
         self.segs.book.heartbeat()
+        faults = self._fault_count()
+        if faults != self._faults:  # a book dropped itself: only a snapshot restores it
+            self._faults = faults
+            self.segs.latest.request_resync()
         return True
+
+    def _fault_count(self) -> int:
+        return int(self.bst[:, A.B_CROSSED].sum() + self.bst[:, A.B_ID_ERRORS].sum())

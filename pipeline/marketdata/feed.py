@@ -24,6 +24,7 @@ from numba import njit
 
 from pipeline.instruments import SymbolTable
 from pipeline.marketdata import sync as S
+from pipeline.marketdata.latest import LatestBooks
 from pipeline.marketdata.normalize import FeedCore, on_message
 from pipeline.marketdata.publish import OUT_N, OUT_POS, push_records
 from pipeline.marketdata.wire import frames as F
@@ -168,8 +169,10 @@ class FeedHandlerAgent(Agent):
     name = "feed_handler"
 
     def __init__(self, md: Ring, symbols: SymbolTable, config: FeedConfig,
-                 counters: Counters | None = None):
+                 counters: Counters | None = None, latest: LatestBooks | None = None):
         self.md = md
+        self.latest = latest  # resync requests from the book builder
+        self._resyncs_seen = latest.resync_requests() if latest else 0
         self.symbols = symbols
         self.config = config
         self.core = FeedCore(symbols)
@@ -189,9 +192,11 @@ class FeedHandlerAgent(Agent):
         self._results: queue.Queue = queue.Queue()
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="snapshot")
         self.snapshot_failures = 0
+        self.resyncs_requested = 0
         self.counters = counters
         self._counter_words = {name: counters.counter(f"feed.{name}") for name in
-                               (*COUNTERS, "connects", "disconnects", "snapshot_failures")
+                               (*COUNTERS, "connects", "disconnects", "snapshot_failures",
+                                "resyncs_requested")
                                } if counters else {}
         self._last_publish = 0
 
@@ -221,6 +226,7 @@ class FeedHandlerAgent(Agent):
         if self.conn is None and now_ns >= self._next_connect:
             self._connect(now_ns)
         if self.conn is not None:
+            self._builder_resync()
             self._snapshots(now_ns)
         if now_ns - self._last_publish > 50_000_000:
             self.publish_counters()
@@ -269,6 +275,22 @@ class FeedHandlerAgent(Agent):
                                  md.stamps, md.raw, time.monotonic_ns()):
             time.sleep(0.001)
         self._next_connect = time.monotonic_ns() + self._reconnect_ms * 1_000_000
+
+    def _builder_resync(self) -> None:
+        """The book builder restarted or dropped a book: resync every symbol."""
+        if self.latest is None or self.st[OUT_POS] < self.st[OUT_N]:
+            return
+        seen = self.latest.resync_requests()
+        if seen == self._resyncs_seen:
+            return
+        self._resyncs_seen = seen
+        log.warning("book builder asked for a resync: re-snapshotting every symbol")
+        self.resyncs_requested += 1
+        md, core = self.md, self.core
+        disconnect_all(core.sync, core.out, core.out_raw, self.st, md.ctl, md.stamps, md.raw,
+                       time.monotonic_ns())  # a full ring: the rest goes out next cycle
+        self._attempts[:] = 0
+        self._due[:] = 0
 
     def _control_frames(self) -> None:
         op = int(self.st[ST_CTRL_OP])
@@ -336,6 +358,7 @@ class FeedHandlerAgent(Agent):
         out["connects"] = self.connects
         out["disconnects"] = sum(self.disconnects.values())
         out["snapshot_failures"] = self.snapshot_failures
+        out["resyncs_requested"] = self.resyncs_requested
         return out
 
     def publish_counters(self) -> None:
