@@ -16,7 +16,7 @@ from numba import njit
 from pipeline.marketdata import apply as A
 from pipeline.marketdata.book import Books
 from pipeline.marketdata.latest import write_latest
-from pipeline.marketdata.publish import copy_payload, rows
+from pipeline.marketdata.publish import copy_payload, rows, words
 from pipeline.marketdata.segments import MD_CONSUMER, MdSegments
 from pipeline.runtime.agent import Agent, run_slice
 from pipeline.transport import ring as R
@@ -57,6 +57,7 @@ class BookBuilderAgent(Agent):
         self.bst[:, A.B_STATE] = A.UNSYNCED  # books are rebuilt from the next snapshot
         self.upd = np.zeros(batch, BOOK_UPDATE)
         self.upd_raw = rows(self.upd)
+        self.book_words = words(segs.book.raw)
         self.batch = batch
         self.slot = -1
         self._faults = 0
@@ -70,7 +71,7 @@ class BookBuilderAgent(Agent):
     def do_work(self, idle_state: np.ndarray, deadline_ns: int) -> int:
         s = self.segs
         args = (s.md.ctl, s.md.stamps, s.md.records, self.slot, s.book.ctl, s.book.stamps,
-                s.book.raw, s.latest.seq, s.latest.table, *self.books.arrays(), self.bst,
+                self.book_words, s.latest.seq, s.latest.table, *self.books.arrays(), self.bst,
                 self.upd, self.upd_raw, self.batch)
         return run_slice(build_once, args, idle_state, deadline_ns)
 

@@ -26,7 +26,7 @@ from pipeline.instruments import SymbolTable
 from pipeline.marketdata import sync as S
 from pipeline.marketdata.latest import LatestBooks
 from pipeline.marketdata.normalize import FeedCore, on_message
-from pipeline.marketdata.publish import OUT_N, OUT_POS, push_records
+from pipeline.marketdata.publish import OUT_N, OUT_POS, push_records, words
 from pipeline.marketdata.wire import frames as F
 from pipeline.marketdata.wire import rest
 from pipeline.marketdata.wire.sockio import EAGAIN, recv_nb
@@ -171,6 +171,7 @@ class FeedHandlerAgent(Agent):
     def __init__(self, md: Ring, symbols: SymbolTable, config: FeedConfig,
                  counters: Counters | None = None, latest: LatestBooks | None = None):
         self.md = md
+        self.md_words = words(md.raw)
         self.latest = latest  # resync requests from the book builder
         self._resyncs_seen = latest.resync_requests() if latest else 0
         self.symbols = symbols
@@ -210,7 +211,7 @@ class FeedHandlerAgent(Agent):
         c = self.core
         args = (self.conn.fd, self.rbuf, self.frag, self.st, c.hdr, c.lv, c.keys, c.lens,
                 c.grid, c.sync, c.pend, c.scratch, c.out, c.out_raw, c.stats, self.md.ctl,
-                self.md.stamps, self.md.raw)
+                self.md.stamps, self.md_words)
         return run_slice(feed_once, args, idle_state, deadline_ns)
 
     def housekeeping(self, now_ns: int) -> bool:
@@ -269,10 +270,11 @@ class FeedHandlerAgent(Agent):
         self.conn = None
         pending = self.st[OUT_POS] < self.st[OUT_N]
         md, core = self.md, self.core
-        while pending and not push_records(md.ctl, md.stamps, md.raw, core.out_raw, self.st):
+        while pending and not push_records(md.ctl, md.stamps, self.md_words, core.out_raw,
+                                           self.st):
             time.sleep(0.001)  # the book builder drains the md ring
         while not disconnect_all(core.sync, core.out, core.out_raw, self.st, md.ctl,
-                                 md.stamps, md.raw, time.monotonic_ns()):
+                                 md.stamps, self.md_words, time.monotonic_ns()):
             time.sleep(0.001)
         self._next_connect = time.monotonic_ns() + self._reconnect_ms * 1_000_000
 
@@ -287,8 +289,9 @@ class FeedHandlerAgent(Agent):
         log.warning("book builder asked for a resync: re-snapshotting every symbol")
         self.resyncs_requested += 1
         md, core = self.md, self.core
-        disconnect_all(core.sync, core.out, core.out_raw, self.st, md.ctl, md.stamps, md.raw,
-                       time.monotonic_ns())  # a full ring: the rest goes out next cycle
+        # on a full ring the rest goes out in the next duty cycle
+        disconnect_all(core.sync, core.out, core.out_raw, self.st, md.ctl, md.stamps,
+                       self.md_words, time.monotonic_ns())
         self._attempts[:] = 0
         self._due[:] = 0
 
@@ -342,7 +345,7 @@ class FeedHandlerAgent(Agent):
             b = np.frombuffer(body, np.uint8)
             inject(b, 0, len(b), t, sid, c.hdr, c.lv, c.keys, c.lens, c.grid, c.sync, c.pend,
                    c.scratch, c.out, c.out_raw, c.stats, self.md.ctl, self.md.stamps,
-                   self.md.raw, self.st)
+                   self.md_words, self.st)
 
     def _fetch(self, sid: int, url: str) -> None:
         try:
