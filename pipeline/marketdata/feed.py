@@ -34,6 +34,7 @@ from pipeline.marketdata.wire.ws import WsConnection
 from pipeline.observe.counters import Counters
 from pipeline.runtime.agent import Agent, run_slice
 from pipeline.runtime.clock import monotonic_ns
+from pipeline.runtime.idle import idle
 from pipeline.transport.ring import Ring
 from pipeline.transport.shared import atomic_store
 
@@ -206,7 +207,8 @@ class FeedHandlerAgent(Agent):
         self.md.claim_producer()
 
     def do_work(self, idle_state: np.ndarray, deadline_ns: int) -> int:
-        if self.conn is None:
+        if self.conn is None:  # waiting to reconnect: idle as configured, do not spin
+            idle(idle_state, 0)
             return 0
         c = self.core
         args = (self.conn.fd, self.rbuf, self.frag, self.st, c.hdr, c.lv, c.keys, c.lens,
