@@ -65,6 +65,7 @@ def _book_matches(segs, market) -> int:
 @pytest.mark.timeout(240)
 def test_feed_handler_end_to_end(instance, tmp_path):
     market = Market()
+    market.fail_snapshots = 2  # the first two REST calls fail: retried with backoff
     with Venue(market) as venue:
         cfg = tmp_path / "feed.toml"
         cfg.write_text(CONFIG.format(url=venue.ws_url, rest=venue.rest_url))
@@ -83,6 +84,7 @@ def test_feed_handler_end_to_end(instance, tmp_path):
                 return counters.values().get(f"feed.{name}", 0)
 
             first = _wait(lambda: _book_matches(segs, market), "initial sync")
+            _wait(lambda: value("snapshot_failures") == 2, "both failed snapshots counted")
             _wait(lambda: _book_matches(segs, market) > first + 20, "live updates")
             assert value("gaps") == 0
             snaps = value("snapshots")
