@@ -194,6 +194,7 @@ class FeedHandlerAgent(Agent):
         self._results: queue.Queue = queue.Queue()
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="snapshot")
         self.snapshot_failures = 0
+        self._generation = 0
         self.resyncs_requested = 0
         self.counters = counters
         self._counter_words = {name: counters.counter(f"feed.{name}") for name in
@@ -254,6 +255,7 @@ class FeedHandlerAgent(Agent):
             self._reconnect_ms = min(self._reconnect_ms * 2, self.config.reconnect_max_ms)
             return
         self.connects += 1
+        self._generation += 1  # snapshots fetched for an earlier connection are dropped
         self._reconnect_ms = self.config.reconnect_min_ms
         left = self.conn.leftover
         self.st[:] = 0
@@ -275,9 +277,11 @@ class FeedHandlerAgent(Agent):
         while pending and not push_records(md.ctl, md.stamps, self.md_words, core.out_raw,
                                            self.st):
             time.sleep(0.001)  # the book builder drains the md ring
-        while not disconnect_all(core.sync, core.out, core.out_raw, self.st, md.ctl,
-                                 md.stamps, self.md_words, time.monotonic_ns()):
+        done = disconnect_all(core.sync, core.out, core.out_raw, self.st, md.ctl, md.stamps,
+                              self.md_words, time.monotonic_ns())
+        while not done:  # the INVALIDATEs must reach the book builder before we go on
             time.sleep(0.001)
+            done = push_records(md.ctl, md.stamps, self.md_words, core.out_raw, self.st)
         self._next_connect = time.monotonic_ns() + self._reconnect_ms * 1_000_000
 
     def _builder_resync(self) -> None:
@@ -332,12 +336,14 @@ class FeedHandlerAgent(Agent):
             sync[sid, S.W_NEED_SNAPSHOT] = S.SNAP_IN_FLIGHT
             self._attempts[sid] += 1
             self._due[sid] = now_ns + min(100 << int(self._attempts[sid]), 5_000) * 1_000_000
-            self._pool.submit(self._fetch, int(sid), url)
+            self._pool.submit(self._fetch, self._generation, int(sid), url)
         while self.st[OUT_POS] == self.st[OUT_N]:
             try:
-                sid, body, t = self._results.get_nowait()
+                generation, sid, body, t = self._results.get_nowait()
             except queue.Empty:
                 break
+            if generation != self._generation:
+                continue  # fetched for a connection that is gone: its stream is not ours
             if body is None:
                 self.snapshot_failures += 1
                 if sync[sid, S.W_NEED_SNAPSHOT] == S.SNAP_IN_FLIGHT:
@@ -349,13 +355,13 @@ class FeedHandlerAgent(Agent):
                    c.scratch, c.out, c.out_raw, c.stats, self.md.ctl, self.md.stamps,
                    self.md_words, self.st)
 
-    def _fetch(self, sid: int, url: str) -> None:
+    def _fetch(self, generation: int, sid: int, url: str) -> None:
         try:
             body, t = rest.fetch(url)
-            self._results.put((sid, body, t))
+            self._results.put((generation, sid, body, t))
         except Exception as e:  # noqa: BLE001 - any failure is retried with backoff
             log.warning("snapshot %s failed: %s", url, e)
-            self._results.put((sid, None, 0))
+            self._results.put((generation, sid, None, 0))
 
     # ---------------------------------------------------------------- observability
     def summary(self) -> dict[str, int]:
