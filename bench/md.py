@@ -39,6 +39,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--messages", type=int, default=20_000, help="generated diffs")
     parser.add_argument("--repeat", type=int, default=5, help="best of N timed runs")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--no-processes", dest="processes", action="store_false",
+                        help="skip the replay through the book_builder process and rings")
+    parser.add_argument("--idle", default="backoff",
+                        help="book builder idle strategy for the process replay")
 
 
 def generate(n: int, seed: int = 1) -> files.Capture:
@@ -222,6 +226,13 @@ def main(args: argparse.Namespace) -> int:
     rows.append({"stage": "replay", "impl": "parse + sync + book + BOOK_UPDATE (inline)",
                  "msgs/s": msgs / t_replay, "MB/s": mb / t_replay,
                  "levels/s": s["levels"] / t_replay, "vs ours": 1.0})
+    if args.processes:
+        from pipeline.marketdata.replay_procs import run_processes
+        t_procs = min(run_processes(prepared, idle=args.idle).seconds
+                      for _ in range(max(1, args.repeat // 2)))
+        rows.append({"stage": "replay", "impl": f"same via md ring -> book_builder process -> "
+                     f"book ring ({args.idle})", "msgs/s": msgs / t_procs, "MB/s": mb / t_procs,
+                     "levels/s": s["levels"] / t_procs, "vs ours": t_replay / t_procs})
     extra = {"messages": msgs, "levels": levels, "bytes": cap.nbytes,
              "input": " ".join(args.capture) or f"generated ({args.messages} diffs)",
              "replay": {k: s[k] for k in ("applied", "gaps", "crossed", "rejected")},

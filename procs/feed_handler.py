@@ -7,6 +7,7 @@ import sys
 from pipeline import config as C
 from pipeline.instruments import SymbolTable
 from pipeline.marketdata.feed import FeedConfig, FeedHandlerAgent
+from pipeline.marketdata.latest import LatestBooks
 from pipeline.marketdata.segments import MD_RING, MD_STREAM
 from pipeline.observe.counters import Counters
 from pipeline.transport.registry import Instance
@@ -37,7 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     except SegmentMissing:
         counters = None
     md = Ring.attach(inst, MD_RING, MD_STREAM, MD_EVENT)
-    agent = FeedHandlerAgent(md, symbols, FeedConfig.from_config(section), counters)
+    try:
+        latest = LatestBooks.attach(inst)
+    except SegmentMissing:
+        latest = None  # no book builder area: no resync requests
+    agent = FeedHandlerAgent(md, symbols, FeedConfig.from_config(section), counters, latest)
     return _common.run(agent, args, counters)
 
 

@@ -4,7 +4,7 @@ per-symbol state words (read by monitors and replay summaries).
 
 Body layout (offsets in bytes, each block page-aligned)::
 
-    config      int64 words: [0] n_symbols
+    config      int64 words: [0] n_symbols, [1] resync requests (book builder -> feed)
     instruments LATEST_INSTRUMENT[n_symbols]
     seq         int64, one 128-byte line per symbol: word sid*SEQ_LINE_WORDS is its seqlock
     table       BOOK_UPDATE[n_symbols]
@@ -20,6 +20,7 @@ from shm_layouts.records import BOOK_UPDATE
 LATEST_VERSION = 1
 CONFIG_WORDS = 16
 N_SYMBOLS = 0
+RESYNC_REQUESTS = 1  # bumped by the book builder when it needs fresh snapshots
 SEQ_LINE_WORDS = 16  # 128 bytes: no two symbols' seqlocks share a prefetched line pair
 BUILDER_WORDS = 16
 

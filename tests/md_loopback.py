@@ -31,6 +31,7 @@ class Market:
         self.drop_next = threading.Event()
         self.close_next = threading.Event()
         self.quiet_until = 0.0
+        self.fail_snapshots = 0  # answer this many REST calls with HTTP 500
 
     def top(self, n: int = 5) -> tuple:
         bids = sorted(self.book[0].items(), reverse=True)[:n]
@@ -117,6 +118,10 @@ class Venue:
                 sym = parse_qs(u.query).get("symbol", [""])[0]
                 if u.path != "/api/v3/depth" or sym != market.symbol:
                     self.send_error(400, "bad request")
+                    return
+                if market.fail_snapshots > 0:
+                    market.fail_snapshots -= 1
+                    self.send_error(500, "try again")
                     return
                 body = market.snapshot()
                 self.send_response(200)

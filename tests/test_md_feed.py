@@ -1,6 +1,6 @@
 """The feed handler and book builder as real processes against a loopback Binance-format
 venue: sync from a REST snapshot, a dropped diff (gap -> resync), a disconnect
-(reconnect -> resync) and a stale stream."""
+(reconnect -> resync), a stale stream and a killed and restarted book builder."""
 
 from __future__ import annotations
 
@@ -65,6 +65,7 @@ def _book_matches(segs, market) -> int:
 @pytest.mark.timeout(240)
 def test_feed_handler_end_to_end(instance, tmp_path):
     market = Market()
+    market.fail_snapshots = 2  # the first two REST calls fail: retried with backoff
     with Venue(market) as venue:
         cfg = tmp_path / "feed.toml"
         cfg.write_text(CONFIG.format(url=venue.ws_url, rest=venue.rest_url))
@@ -83,29 +84,44 @@ def test_feed_handler_end_to_end(instance, tmp_path):
                 return counters.values().get(f"feed.{name}", 0)
 
             first = _wait(lambda: _book_matches(segs, market), "initial sync")
+            _wait(lambda: value("snapshot_failures") == 2, "both failed snapshots counted")
             _wait(lambda: _book_matches(segs, market) > first + 20, "live updates")
-            assert value("gaps") == 0 and value("snapshots") == 1
+            assert value("gaps") == 0
+            snaps = value("snapshots")
 
             market.drop_next.set()
             _wait(lambda: value("gaps") >= 1, "gap detected")
-            _wait(lambda: value("snapshots") >= 2, "re-snapshot after the gap")
+            _wait(lambda: value("snapshots") >= snaps + 1, "re-snapshot after the gap")
             after_gap = _wait(lambda: _book_matches(segs, market), "resync after gap")
             assert segs.latest.state[0, A.B_INVALIDATIONS] >= 1  # the builder saw INVALIDATE
 
             market.close_next.set()
             _wait(lambda: value("connects") >= 2, "reconnect")
-            _wait(lambda: value("snapshots") >= 3, "re-snapshot after reconnect")
+            _wait(lambda: value("snapshots") >= snaps + 2, "re-snapshot after reconnect")
             _wait(lambda: _book_matches(segs, market) > after_gap, "resync after reconnect")
 
             market.quiet_until = time.monotonic() + 2.0  # connected but silent
             _wait(lambda: value("disconnects") >= 2, "stale stream detected")
-            _wait(lambda: value("snapshots") >= 4, "re-snapshot after stale stream")
-            _wait(lambda: _book_matches(segs, market) > after_gap, "resync after stale")
+            _wait(lambda: value("snapshots") >= snaps + 3, "re-snapshot after stale stream")
+            after_stale = _wait(lambda: _book_matches(segs, market) > after_gap,
+                                "resync after stale")
+
+            # crash-only: kill the book builder; its restart asks the feed for snapshots
+            assert after_stale
+            children[0].popen.kill()
+            children[0].popen.wait(10)
+            at_kill = _book_matches(segs, market)
+            requested = value("resyncs_requested")
+            rebuilt = segs.latest.state[0, A.B_SNAPSHOTS]
+            children[0] = Child("book_builder", "procs.book_builder", common).start()
+            _wait(lambda: value("resyncs_requested") > requested, "resync request")
+            _wait(lambda: segs.latest.state[0, A.B_SNAPSHOTS] > rebuilt, "snapshot applied")
+            _wait(lambda: _book_matches(segs, market) > at_kill, "books rebuilt")
             assert value("rejected") == 0
             assert segs.latest.state[0, A.B_CROSSED] == 0  # never crossed
         finally:
             codes = stop(children)
-        assert codes == {"book_builder": 0, "feed_handler": 0}
+        assert codes == {"book_builder": 0, "feed_handler": 0}, codes
 
 
 def test_frame_decoder_lengths_and_errors():

@@ -58,6 +58,13 @@ def test_md_segments_are_named_for_the_launcher(instance):
     assert segs.md.consumer_name(0) == "book_builder"
     assert segs.book.consumer_name(0) == "strategy"
     other = attach_md_segments(Instance.attach(instance.name))
+    reader = LatestBooks.attach(Instance.attach(instance.name), readonly=True)
+    out = np.zeros(1, BOOK_UPDATE)
+    assert not read_latest(reader.seq, reader.table, 1, out)
+    rec = np.zeros(1, BOOK_UPDATE)
+    rec[0]["update_id"] = 42
+    W.write_many(segs.latest.seq, segs.latest.table, 1, 3, rec[0])
+    assert read_latest(reader.seq, reader.table, 1, out) and out[0]["update_id"] == 3
     assert [i.symbol for i in other.latest.symbols()] == ["BTCUSDT", "BTCUSD_PERP"]
     assert other.latest.futures().tolist() == [0, 1]
     assert other.latest.symbols()["BTCUSD_PERP"].tick_size == "0.1"

@@ -138,3 +138,35 @@ def test_parser_buffers_are_reused_without_leaking_state():
     other = np.frombuffer(b'{"result":null,"id":1}', np.uint8)
     assert P.parse_message(other, 0, len(other), hdr, lv) == P.K_OTHER
     assert hdr[P.H_NLEV] == 0 and hdr[P.H_PREV] == -1
+
+
+_ids = st.integers(0, 2**62)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_decimal_text, _decimal_text, _decimal_text, _decimal_text, _ids, st.integers(0, 1000),
+       st.booleans())
+def test_generated_book_ticker_and_trades_match_reference(b, bq, a, aq, uid, seed, futures):
+    fields = [("u", uid), ("s", "ETHUSDT"), ("b", b), ("B", bq), ("a", a), ("A", aq)]
+    if futures:
+        fields += [("e", "bookTicker"), ("E", 1), ("T", 2)]
+    random.Random(seed).shuffle(fields)
+    raw = json.dumps(dict(fields)).encode()
+    assert ours(raw) == reference_parse(raw)
+    trade = [("e", "aggTrade" if futures else "trade"), ("E", 1), ("s", "ETHUSDT"),
+             ("a" if futures else "t", uid), ("p", b), ("q", bq), ("m", seed % 2 == 0)]
+    random.Random(seed).shuffle(trade)
+    raw = json.dumps({"stream": "x", "data": dict(trade)}).encode()
+    assert ours(raw) == reference_parse(raw)
+
+
+@settings(max_examples=100, deadline=None)
+@given(_levels, _levels, _ids, st.booleans())
+def test_generated_snapshots_match_reference(bids, asks, last_id, futures):
+    body = {"lastUpdateId": last_id, "bids": [list(x) for x in bids],
+            "asks": [list(x) for x in asks]}
+    if futures:
+        body = {"lastUpdateId": last_id, "E": 1, "T": 2, "symbol": "BTCUSD_PERP",
+                "pair": "BTCUSD", "bids": body["bids"], "asks": body["asks"]}
+    raw = json.dumps(body).encode()
+    assert ours(raw) == reference_parse(raw)

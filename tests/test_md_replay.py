@@ -143,3 +143,13 @@ def test_hft_replay_command_writes_bbo_csv(binance_data, tmp_path, capsys):
     lines = out.read_text().splitlines()
     assert lines[0] == "symbol,update_id,bid_px,bid_qty,ask_px,ask_qty"
     assert len(lines) == 1 + 172
+
+
+@pytest.mark.timeout(120)
+def test_paced_replay_gives_the_same_books(binance_data):
+    """--speed paces by the recorded receive times (30 s of capture at 3000x: ~10 ms)."""
+    from pipeline.marketdata.replay_procs import run_processes
+    prepared = replay.prepare([binance_data / "BINANCE.ws.1.0"])
+    fast = replay.InlineReplay(prepared).run()
+    assert replay.InlineReplay(prepared).run(speed=3000).final == fast.final
+    assert run_processes(prepared, speed=3000).final == fast.final

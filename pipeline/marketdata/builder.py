@@ -16,7 +16,7 @@ from numba import njit
 from pipeline.marketdata import apply as A
 from pipeline.marketdata.book import Books
 from pipeline.marketdata.latest import write_latest
-from pipeline.marketdata.publish import copy_payload, rows
+from pipeline.marketdata.publish import copy_payload, rows, words
 from pipeline.marketdata.segments import MD_CONSUMER, MdSegments
 from pipeline.runtime.agent import Agent, run_slice
 from pipeline.transport import ring as R
@@ -57,21 +57,32 @@ class BookBuilderAgent(Agent):
         self.bst[:, A.B_STATE] = A.UNSYNCED  # books are rebuilt from the next snapshot
         self.upd = np.zeros(batch, BOOK_UPDATE)
         self.upd_raw = rows(self.upd)
+        self.book_words = words(segs.book.raw)
         self.batch = batch
         self.slot = -1
+        self._faults = 0
 
     def on_start(self) -> None:
         self.slot = self.segs.md.join(MD_CONSUMER)
         self.segs.book.claim_producer()
+        self.segs.latest.request_resync()  # (re)started with empty books
+        self._faults = self._fault_count()
 
     def do_work(self, idle_state: np.ndarray, deadline_ns: int) -> int:
         s = self.segs
         args = (s.md.ctl, s.md.stamps, s.md.records, self.slot, s.book.ctl, s.book.stamps,
-                s.book.raw, s.latest.seq, s.latest.table, *self.books.arrays(), self.bst,
+                self.book_words, s.latest.seq, s.latest.table, *self.books.arrays(), self.bst,
                 self.upd, self.upd_raw, self.batch)
         return run_slice(build_once, args, idle_state, deadline_ns)
 
     def housekeeping(self, now_ns: int) -> bool:
         self.segs.md.heartbeat(self.slot)
         self.segs.book.heartbeat()
+        faults = self._fault_count()
+        if faults != self._faults:  # a book dropped itself: only a snapshot restores it
+            self._faults = faults
+            self.segs.latest.request_resync()
         return True
+
+    def _fault_count(self) -> int:
+        return int(self.bst[:, A.B_CROSSED].sum() + self.bst[:, A.B_ID_ERRORS].sum())

@@ -24,8 +24,9 @@ from numba import njit
 
 from pipeline.instruments import SymbolTable
 from pipeline.marketdata import sync as S
+from pipeline.marketdata.latest import LatestBooks
 from pipeline.marketdata.normalize import FeedCore, on_message
-from pipeline.marketdata.publish import OUT_N, OUT_POS, push_records
+from pipeline.marketdata.publish import OUT_N, OUT_POS, push_records, words
 from pipeline.marketdata.wire import frames as F
 from pipeline.marketdata.wire import rest
 from pipeline.marketdata.wire.sockio import EAGAIN, recv_nb
@@ -33,6 +34,7 @@ from pipeline.marketdata.wire.ws import WsConnection
 from pipeline.observe.counters import Counters
 from pipeline.runtime.agent import Agent, run_slice
 from pipeline.runtime.clock import monotonic_ns
+from pipeline.runtime.idle import idle
 from pipeline.transport.ring import Ring
 from pipeline.transport.shared import atomic_store
 
@@ -168,8 +170,11 @@ class FeedHandlerAgent(Agent):
     name = "feed_handler"
 
     def __init__(self, md: Ring, symbols: SymbolTable, config: FeedConfig,
-                 counters: Counters | None = None):
+                 counters: Counters | None = None, latest: LatestBooks | None = None):
         self.md = md
+        self.md_words = words(md.raw)
+        self.latest = latest  # resync requests from the book builder
+        self._resyncs_seen = latest.resync_requests() if latest else 0
         self.symbols = symbols
         self.config = config
         self.core = FeedCore(symbols)
@@ -189,9 +194,12 @@ class FeedHandlerAgent(Agent):
         self._results: queue.Queue = queue.Queue()
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="snapshot")
         self.snapshot_failures = 0
+        self._generation = 0
+        self.resyncs_requested = 0
         self.counters = counters
         self._counter_words = {name: counters.counter(f"feed.{name}") for name in
-                               (*COUNTERS, "connects", "disconnects", "snapshot_failures")
+                               (*COUNTERS, "connects", "disconnects", "snapshot_failures",
+                                "resyncs_requested")
                                } if counters else {}
         self._last_publish = 0
 
@@ -200,12 +208,13 @@ class FeedHandlerAgent(Agent):
         self.md.claim_producer()
 
     def do_work(self, idle_state: np.ndarray, deadline_ns: int) -> int:
-        if self.conn is None:
+        if self.conn is None:  # waiting to reconnect: idle as configured, do not spin
+            idle(idle_state, 0)
             return 0
         c = self.core
         args = (self.conn.fd, self.rbuf, self.frag, self.st, c.hdr, c.lv, c.keys, c.lens,
                 c.grid, c.sync, c.pend, c.scratch, c.out, c.out_raw, c.stats, self.md.ctl,
-                self.md.stamps, self.md.raw)
+                self.md.stamps, self.md_words)
         return run_slice(feed_once, args, idle_state, deadline_ns)
 
     def housekeeping(self, now_ns: int) -> bool:
@@ -221,6 +230,7 @@ class FeedHandlerAgent(Agent):
         if self.conn is None and now_ns >= self._next_connect:
             self._connect(now_ns)
         if self.conn is not None:
+            self._builder_resync()
             self._snapshots(now_ns)
         if now_ns - self._last_publish > 50_000_000:
             self.publish_counters()
@@ -245,6 +255,7 @@ class FeedHandlerAgent(Agent):
             self._reconnect_ms = min(self._reconnect_ms * 2, self.config.reconnect_max_ms)
             return
         self.connects += 1
+        self._generation += 1  # snapshots fetched for an earlier connection are dropped
         self._reconnect_ms = self.config.reconnect_min_ms
         left = self.conn.leftover
         self.st[:] = 0
@@ -263,12 +274,32 @@ class FeedHandlerAgent(Agent):
         self.conn = None
         pending = self.st[OUT_POS] < self.st[OUT_N]
         md, core = self.md, self.core
-        while pending and not push_records(md.ctl, md.stamps, md.raw, core.out_raw, self.st):
+        while pending and not push_records(md.ctl, md.stamps, self.md_words, core.out_raw,
+                                           self.st):
             time.sleep(0.001)  # the book builder drains the md ring
-        while not disconnect_all(core.sync, core.out, core.out_raw, self.st, md.ctl,
-                                 md.stamps, md.raw, time.monotonic_ns()):
+        done = disconnect_all(core.sync, core.out, core.out_raw, self.st, md.ctl, md.stamps,
+                              self.md_words, time.monotonic_ns())
+        while not done:  # the INVALIDATEs must reach the book builder before we go on
             time.sleep(0.001)
+            done = push_records(md.ctl, md.stamps, self.md_words, core.out_raw, self.st)
         self._next_connect = time.monotonic_ns() + self._reconnect_ms * 1_000_000
+
+    def _builder_resync(self) -> None:
+        """The book builder restarted or dropped a book: resync every symbol."""
+        if self.latest is None or self.st[OUT_POS] < self.st[OUT_N]:
+            return
+        seen = self.latest.resync_requests()
+        if seen == self._resyncs_seen:
+            return
+        self._resyncs_seen = seen
+        log.warning("book builder asked for a resync: re-snapshotting every symbol")
+        self.resyncs_requested += 1
+        md, core = self.md, self.core
+        # on a full ring the rest goes out in the next duty cycle
+        disconnect_all(core.sync, core.out, core.out_raw, self.st, md.ctl, md.stamps,
+                       self.md_words, time.monotonic_ns())
+        self._attempts[:] = 0
+        self._due[:] = 0
 
     def _control_frames(self) -> None:
         op = int(self.st[ST_CTRL_OP])
@@ -305,12 +336,14 @@ class FeedHandlerAgent(Agent):
             sync[sid, S.W_NEED_SNAPSHOT] = S.SNAP_IN_FLIGHT
             self._attempts[sid] += 1
             self._due[sid] = now_ns + min(100 << int(self._attempts[sid]), 5_000) * 1_000_000
-            self._pool.submit(self._fetch, int(sid), url)
+            self._pool.submit(self._fetch, self._generation, int(sid), url)
         while self.st[OUT_POS] == self.st[OUT_N]:
             try:
-                sid, body, t = self._results.get_nowait()
+                generation, sid, body, t = self._results.get_nowait()
             except queue.Empty:
                 break
+            if generation != self._generation:
+                continue  # fetched for a connection that is gone: its stream is not ours
             if body is None:
                 self.snapshot_failures += 1
                 if sync[sid, S.W_NEED_SNAPSHOT] == S.SNAP_IN_FLIGHT:
@@ -320,15 +353,15 @@ class FeedHandlerAgent(Agent):
             b = np.frombuffer(body, np.uint8)
             inject(b, 0, len(b), t, sid, c.hdr, c.lv, c.keys, c.lens, c.grid, c.sync, c.pend,
                    c.scratch, c.out, c.out_raw, c.stats, self.md.ctl, self.md.stamps,
-                   self.md.raw, self.st)
+                   self.md_words, self.st)
 
-    def _fetch(self, sid: int, url: str) -> None:
+    def _fetch(self, generation: int, sid: int, url: str) -> None:
         try:
             body, t = rest.fetch(url)
-            self._results.put((sid, body, t))
+            self._results.put((generation, sid, body, t))
         except Exception as e:  # noqa: BLE001 - any failure is retried with backoff
             log.warning("snapshot %s failed: %s", url, e)
-            self._results.put((sid, None, 0))
+            self._results.put((generation, sid, None, 0))
 
     # ---------------------------------------------------------------- observability
     def summary(self) -> dict[str, int]:
@@ -336,6 +369,7 @@ class FeedHandlerAgent(Agent):
         out["connects"] = self.connects
         out["disconnects"] = sum(self.disconnects.values())
         out["snapshot_failures"] = self.snapshot_failures
+        out["resyncs_requested"] = self.resyncs_requested
         return out
 
     def publish_counters(self) -> None:

@@ -23,6 +23,7 @@ from pipeline.transport.atomics import (
 )
 from pipeline.transport.registry import Instance
 from pipeline.transport.segment import Layout, Segment
+from pipeline.transport.shared import atomic_add, atomic_load
 from shm_layouts import SegmentKind, layout_hash
 from shm_layouts.book import (
     BUILDER_WORDS,
@@ -31,6 +32,7 @@ from shm_layouts.book import (
     LATEST_INSTRUMENT,
     LATEST_VERSION,
     N_SYMBOLS,
+    RESYNC_REQUESTS,
     SEQ_LINE_WORDS,
     offsets,
 )
@@ -118,6 +120,14 @@ class LatestBooks:
             out.append(Instrument(row["symbol"].decode(), VENUE_KINDS[int(row["venue_kind"])],
                                   tick, lot))
         return SymbolTable(out)
+
+    def request_resync(self) -> None:
+        """Ask the feed handler to re-snapshot every symbol (the book builder lost its
+        books: restart, crossed book, id error)."""
+        atomic_add(self.config, RESYNC_REQUESTS, 1)
+
+    def resync_requests(self) -> int:
+        return int(atomic_load(self.config, RESYNC_REQUESTS))
 
     def futures(self) -> np.ndarray:
         return (self.instruments["venue_kind"] != VENUE_KINDS.index("spot")).astype(np.int64)

@@ -15,7 +15,7 @@ from numba import njit
 from pipeline.marketdata import apply as A
 from pipeline.marketdata.latest import read_latest
 from pipeline.marketdata.normalize import FeedCore, on_message
-from pipeline.marketdata.publish import OUT_N, OUT_POS, push_records
+from pipeline.marketdata.publish import OUT_N, OUT_POS, push_records, words
 from pipeline.marketdata.replay import Prepared, ReplayResult, log_update
 from pipeline.marketdata.segments import BOOK_CONSUMER, MD_CONSUMER, create_md_segments
 from pipeline.observe.counters import Counters
@@ -79,6 +79,7 @@ def run_processes(prepared: Prepared, speed: float = 0.0, log_bbo: bool = False,
         segs = create_md_segments(inst, capacity, symbols)
         slot = segs.book.join(BOOK_CONSUMER)
         core = FeedCore(symbols)
+        md_words = words(segs.md.raw)
         segs.md.claim_producer()
         child = Child("book_builder", "procs.book_builder",
                       ["--instance", inst.name, "--idle", idle]).start()
@@ -95,7 +96,7 @@ def run_processes(prepared: Prepared, speed: float = 0.0, log_bbo: bool = False,
             fed = feed_slice(cap.data, cap.start, cap.end, cap.recv_ns, prepared.snap_sid,
                              core.hdr, core.lv, core.keys, core.lens, core.grid, core.sync,
                              core.pend, core.scratch, core.out, core.out_raw, core.stats,
-                             segs.md.ctl, segs.md.stamps, segs.md.raw, st, float(speed), 4096)
+                             segs.md.ctl, segs.md.stamps, md_words, st, float(speed), 4096)
             got = drain_book(segs.book.ctl, segs.book.stamps, segs.book.records, slot, log,
                              nlog)
             if st[FC_DONE] and got == 0 and \
