@@ -142,7 +142,7 @@ def test_apply_dry_run_prints_changes_and_boot_parameters_without_changing_anyth
     assert "dry run: nothing is changed" in res.stdout
     assert "isolcpus=managed_irq,domain,2,3,4,5 nohz_full=2,3,4,5 rcu_nocbs=2,3,4,5" in res.stdout
     lines = res.stdout.splitlines()
-    for line, after in zip(lines, lines[1:]):  # every change comes with its undo
+    for line, after in zip(lines, lines[1:], strict=False):  # each change has its undo
         if line.startswith(("set ", "run ")):
             assert after.strip().startswith("undo: "), line
     assert [p.read_text() if p.exists() else None for p in watched] == before
