@@ -275,7 +275,8 @@ class RingsSection(Section):
                 lag = fmt(c["lag"])
                 if c["lag"] > r["capacity"] // 2:
                     lag = f"[red]{lag}[/]"
-                name = f"  {c['name']} ({c['mode']})" + ("" if c["alive"] else " [red]gone[/]")
+                name = f"  {c['name']} ({c['mode']})" + (
+                    "" if c["alive"] else " [red]gone[/]" if c["pid"] else " not attached")
                 t.add_row(name, "", fmt(c["cursor"]), fmt(c["rate"]), lag, fmt(c["lost"]), "",
                           str(c["pid"]), age(c["heartbeat_age_s"]))
         return t
