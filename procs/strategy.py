@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import sys
+import warnings
 
 from pipeline import config as cfg
+from pipeline.control.area import ControlArea
 from pipeline.instruments import SymbolTable
 from pipeline.strategy import market_maker
 from pipeline.strategy.agent import StrategyAgent
@@ -13,6 +15,9 @@ from pipeline.strategy.setup import market_maker_state
 from pipeline.transport.ring import Ring
 from procs import _common
 from shm_layouts.records import BOOK_UPDATE, EXEC_REPORT, MD_EVENT, ORDER_INTENT
+
+# the strategy callbacks reach the generic cycle as first-class functions (by design)
+warnings.filterwarnings("ignore", "First-class function type feature is experimental")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
         counters=counters,
         md_ring=Ring.attach(inst, "md", "md_event", MD_EVENT, readonly=False),
         event_clock=args.seed is not None,
+        control=ControlArea.attach(inst) if any(
+            e.name == "control" for e in inst.segments()) else None,
+        symbol_names=[i.symbol for i in symbols],
     )
     return _common.run(agent, args, counters)
 

@@ -13,25 +13,33 @@ before the segments are removed; the simulator goes last.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
 import signal
 import time
 import tomllib
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline import config as cfgmod
+from pipeline.control.area import create_control
 from pipeline.instruments import SymbolTable
 from pipeline.launch.summary import collect_summary
 from pipeline.launch.venue import Venue, parse_venue, start_simulator
 from pipeline.marketdata.segments import create_md_segments
 from pipeline.observe.counters import Counters
-from pipeline.orders.segments import create_order_path
+from pipeline.orders.segments import OmsState, create_order_path
 from pipeline.runtime.processes import Child, stop, wait_running
 from pipeline.runtime.supervisor import RestartPolicy, Supervisor
 from pipeline.transport.registry import Instance
+from pipeline.transport.ring import inspect_ring
+from pipeline.transport.shared import atomic_load
+from shm_layouts import control as CL
+from shm_layouts.control import Op
+from shm_layouts.oms import W_OPEN_ORDERS
 from tuning.profiles import load_profile
 
 log = logging.getLogger("launcher")
@@ -113,6 +121,7 @@ class Launcher:
         self.children: dict[str, Child] = {}
         self.env = dict(os.environ)
         self.config_path = RUN_DIR / f"{self.name}.toml"
+        self.control = None
 
     # ------------------------------------------------------------------ set-up
     def _start_venue(self) -> None:
@@ -149,6 +158,7 @@ class Launcher:
         counters = Counters.create(self.instance)
         create_md_segments(self.instance, 1 << 16, self.symbols, book_capacity=1 << 12)
         create_order_path(self.instance)
+        self.control = create_control(self.instance)
         return counters
 
     def _child(self, name: str) -> Child:
@@ -183,7 +193,8 @@ class Launcher:
             start = time.monotonic()
             failed = None
             while not self.stop_requested:
-                if self.opts.duration is not None and time.monotonic() - start >= self.opts.duration:
+                elapsed = time.monotonic() - start
+                if self.opts.duration is not None and elapsed >= self.opts.duration:
                     break
                 if not supervisor.poll():
                     failed = supervisor.failed
@@ -191,6 +202,7 @@ class Launcher:
                 time.sleep(0.1)
             self._shutdown()
             summary = collect_summary(self.instance, self.symbols, time.monotonic() - start)
+            summary["venue_positions"] = self._venue_positions()
             summary["restarts"] = supervisor.restarts()
             summary["supervisor_events"] = supervisor.events
             summary["failed"] = failed
@@ -204,6 +216,43 @@ class Launcher:
             for s, h in old.items():
                 signal.signal(s, h)
 
+    def _venue_positions(self) -> dict | None:
+        """Our account's positions as the simulator sees them (None for other venues)."""
+        if self.opts.venue or self.venue is None:
+            return None
+        try:
+            with urllib.request.urlopen(f"{self.venue.rest}/admin/positions", timeout=5) as r:
+                by_account = json.load(r)
+        except OSError as e:
+            log.warning("venue positions unavailable: %s", e)
+            return None
+        account = self.config["gateway"].get("username", "")
+        return {sym: p["lots"] for sym, p in by_account.get(account, {}).items()}
+
+    def _wait(self, what: str, done, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not done():
+            if time.monotonic() > deadline:
+                log.warning("shutdown: %s not done after %.0fs", what, timeout)
+                return False
+            time.sleep(0.02)
+        return True
+
+    def _execs_drained(self) -> bool:
+        ring = inspect_ring(self.instance, "execs")
+        return all(c["lag"] == 0 for c in ring["consumers"] if c["mode"] == "gating")
+
     def _shutdown(self) -> None:
         """Stop quoting, cancel everything and log out, then stop market data."""
+        alive = {n: c for n, c in self.children.items() if c.alive()}
+        if "strategy" in alive:  # 1. stop quoting: the strategy pulls its quotes
+            self.control.set_flag(CL.W_PAUSED, True)
+            self.control.execute(Op.PAUSE, timeout=5)
+        if "oms_gateway" in alive:  # 2. cancel whatever is still open, wait for the venue
+            oms = OmsState.attach(self.instance)
+            oms.set_kill(True)
+            self._wait("cancel all", lambda: atomic_load(oms.words, W_OPEN_ORDERS) == 0, 10)
+            self._wait("exec ring drain", self._execs_drained, 5)
+            stop([alive["oms_gateway"]], timeout=30)  # 3. FIX logout
+        self._wait("exec ring drain", self._execs_drained, 5)
         stop([self.children[n] for n in STOP_ORDER if n in self.children], timeout=30)

@@ -18,7 +18,7 @@ HOPS = {  # histogram label -> what it measures
     "tick_to_trade_ns": "tick-to-trade (frame receipt -> order bytes on the socket)",
 }
 ERROR_WORDS = ("error", "reject", "gap", "crossed", "overflow", "lost", "invalid", "resync",
-               "stale", "full", "dropped")
+               "stale", "full", "denied")
 
 
 def _money(ticks_lots: int, inst) -> str:

@@ -19,16 +19,20 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from pipeline.control.area import ControlArea
+from pipeline.control.poller import ControlPoller
 from pipeline.observe.counters import Counters, bump
 from pipeline.observe.histogram import record
 from pipeline.runtime.agent import Agent, run_slice
 from pipeline.runtime.clock import monotonic_ns
 from pipeline.transport import ring as R
 from pipeline.transport.ring import ConsumerMode, Ring
+from pipeline.transport.shared import atomic_store
+from shm_layouts.control import Op, Status
 from shm_layouts.records import MD_EVENT, MdKind
 
-# clock words
-C_MODE, C_NOW, C_NEXT_TIMER, C_TIMER_NS = 0, 1, 2, 3
+# clock words (C_PAUSED: quoting paused from the control area; books are still consumed)
+C_MODE, C_NOW, C_NEXT_TIMER, C_TIMER_NS, C_PAUSED = 0, 1, 2, 3, 4
 LIVE_CLOCK, EVENT_CLOCK = 0, 1
 # counter indices passed in ``stats`` (word indices into the counters segment)
 S_BOOKS, S_EXECS, S_TRADES, S_INTENTS = 0, 1, 2, 3
@@ -73,7 +77,7 @@ def strategy_cycle(on_book, on_trade, on_exec, on_timer, mm, sink, books, execs,
         for i in range(n):
             book = recs[(pos + i) & (recs.shape[0] - 1)]
             now = tick(clock, book["t_origin_ns"])
-            sent = on_book(mm, sink, book, now)
+            sent = on_book(mm, sink, book, now) if clock[C_PAUSED] == 0 else 0
             if clock[C_MODE] == LIVE_CLOCK:
                 record(hists[H_BOOK_HOP], now - book["t_book_ns"])
                 if sent:
@@ -107,14 +111,20 @@ class StrategyAgent(Agent):
     def __init__(self, strategy, mm: tuple, order_ring: Ring, ids: np.ndarray,
                  book_ring: Ring, exec_ring: Ring, counters: Counters,
                  md_ring: Ring | None = None, event_clock: bool = False,
-                 timer_ns: int = 1_000_000):
+                 timer_ns: int = 1_000_000, control: ControlArea | None = None,
+                 symbol_names: list[str] | None = None):
         self.strategy = strategy
         self.mm = mm
         self.order_ring, self.book_ring, self.exec_ring, self.md_ring = (
             order_ring, book_ring, exec_ring, md_ring)
         self.sink = (order_ring.ctl, order_ring.stamps, order_ring.records, ids)
-        self.clock = np.array([EVENT_CLOCK if event_clock else LIVE_CLOCK, 0, 0, timer_ns],
+        self.clock = np.array([EVENT_CLOCK if event_clock else LIVE_CLOCK, 0, 0, timer_ns, 0],
                               np.int64)
+        self.control = control
+        self.poller: ControlPoller | None = None
+        # the strategy's own view of its inventory, for cross-checks with OMS and venue
+        self.position_words = [counters.counter(f"strategy.position.{name}")
+                               for name in (symbol_names or [])]
         self.words = counters.words
         self.stats = np.array([counters.counter(f"strategy.{n}") for n in
                                ("book_updates", "exec_reports", "trades", "intents")], np.int64)
@@ -124,6 +134,9 @@ class StrategyAgent(Agent):
 
     def on_start(self) -> None:
         self.order_ring.claim_producer()
+        if self.control is not None:
+            self.poller = ControlPoller(self.control, self.name,
+                                        (Op.PAUSE, Op.RESUME, Op.KILL_ON, Op.KILL_OFF))
         books = (self.book_ring.ctl, self.book_ring.stamps, self.book_ring.records,
                  self.book_ring.join("strategy"))
         execs = (self.exec_ring.ctl, self.exec_ring.stamps, self.exec_ring.records,
@@ -145,12 +158,29 @@ class StrategyAgent(Agent):
     def do_work(self, idle_state: np.ndarray, deadline_ns: int) -> int:
         return run_slice(strategy_cycle, self.args, idle_state, deadline_ns)
 
+    def pause(self, paused: bool) -> None:
+        """Stop quoting (pull every quote) or resume; books are consumed either way."""
+        if paused and not self.clock[C_PAUSED]:
+            self.strategy.on_shutdown(self.mm, self.sink, tick(self.clock, 0))
+        self.clock[C_PAUSED] = int(paused)
+
     def on_close(self) -> None:
         """Pull every quote on the way out (the gateway then cancels what is left)."""
-        now = tick(self.clock, 0)
-        self.strategy.on_shutdown(self.mm, self.sink, now)
+        self.pause(True)
+        if self.poller is not None:
+            self.poller.close()
 
     def housekeeping(self, now_ns: int) -> bool:
+        if self.poller is not None:
+            for cmd in self.poller.poll():
+                self.pause(cmd.op in (Op.PAUSE, Op.KILL_ON))
+                self.poller.ack(cmd, Status.DONE)
+            if self.poller.kill_switch_on() or self.control.paused():
+                self.pause(True)
+        positions = getattr(self.strategy, "positions", None)
+        if positions is not None and self.position_words:
+            for word, lots in zip(self.position_words, positions(self.mm), strict=False):
+                atomic_store(self.words, word, int(lots))
         self.book_ring.heartbeat(self.args[6][3])
         self.exec_ring.heartbeat(self.args[7][3])
         return True

@@ -290,3 +290,8 @@ def on_shutdown(mm, sink, now):
     for s in range(mm[3].shape[0]):
         sent += pull_symbol(mm, sink, s, 0, now)
     return sent
+
+
+def positions(mm) -> np.ndarray:
+    """Inventory per symbol in lots, as the strategy sees it (cold path)."""
+    return mm[3][:, POSITION]
