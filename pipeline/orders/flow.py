@@ -154,8 +154,8 @@ def request_status_all(words, orders, seqs, jdata, jindex, comp_ids, syms, sym_l
 
 @njit(cache=True)
 def handle_intent(r, words, orders, positions, limits, g, marks, rates, seqs, jdata, jindex,
-                  comp_ids, syms, sym_lens, grid, scratch, wire, wio, torig, ectl, estamps, erecs, j,
-                  jpay, now, wall_ns):
+                  comp_ids, syms, sym_lens, grid, scratch, wire, wio, torig, ectl, estamps, erecs,
+                  j, jpay, now, wall_ns):
     """Risk, then OMS, then encode one intent. Returns its RiskReason (0: on the wire)."""
     action = r["action"]
     cl = r["cl_ord_id"]
@@ -169,8 +169,8 @@ def handle_intent(r, words, orders, positions, limits, g, marks, rates, seqs, jd
                         sid, side, price, qty, otype, now)
     if reason != 0:
         wio[W_DENIED] += 1
-        publish_exec(ectl, estamps, erecs, wio, r["t_origin_ns"], now, 0, cl, orig, 0, 0, price, 0, 0,
-                     0, 0, sid, 6, 9, side, SRC_RISK, reason)
+        publish_exec(ectl, estamps, erecs, wio, r["t_origin_ns"], now, 0, cl, orig, 0, 0, price,
+                     0, 0, 0, 0, sid, 6, 9, side, SRC_RISK, reason)
         return reason
     if action == 4:  # CANCEL_ALL (symbol_id < 0: every instrument)
         cancel_all(words, orders, seqs, jdata, jindex, comp_ids, syms, sym_lens, grid, scratch,
@@ -239,8 +239,8 @@ def on_report(f, words, orders, positions, ectl, estamps, erecs, wio, j, now):
 
 
 @njit(cache=True)
-def pump_inbound(inbuf, io, seqs, f, syms, grid, words, orders, positions, ectl, estamps, erecs, wio,
-                 j, now):
+def pump_inbound(inbuf, io, seqs, f, syms, grid, words, orders, positions, ectl, estamps, erecs,
+                 wio, j, now):
     """Consume in-sequence ExecutionReports/OrderCancelRejects straight from the socket
     buffer into the OMS and the exec ring; stop (without consuming) at anything the Python
     session must see (admin message, gap, duplicate). Garbled input is dropped and counted

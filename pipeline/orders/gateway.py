@@ -153,8 +153,8 @@ class GatewayAgent(Agent):
         o, s = self.oms, self.session
         return int(flow.pump_inbound(s.inbuf, s.io, s.store.words, s.fields, self.syms,
                                      self.grid, o.words, o.orders, o.positions,
-                                     self.execs_ring.ctl, self.execs_ring.stamps, self.execs_ring.records, self.wio,
-                                     self.journal, now_ns))
+                                     self.execs_ring.ctl, self.execs_ring.stamps,
+                                     self.execs_ring.records, self.wio, self.journal, now_ns))
 
     def _on_app(self, f: np.ndarray, _buf: np.ndarray) -> None:
         o = self.oms
@@ -164,7 +164,8 @@ class GatewayAgent(Agent):
             log.warning("FIX: unusable application message (error %d) dropped", f[C.F_ERROR])
             return
         flow.on_report(f, o.words, o.orders, o.positions, self.execs_ring.ctl,
-                       self.execs_ring.records, self.wio, self.journal, time.monotonic_ns())
+                       self.execs_ring.stamps, self.execs_ring.records, self.wio, self.journal,
+                       time.monotonic_ns())
 
     def _flush(self) -> int:
         n = int(self.wio[flow.W_END])
@@ -185,12 +186,12 @@ class GatewayAgent(Agent):
         if not self.wire.active and atomic_load(o.words, L.W_READY):
             atomic_store(o.words, L.W_READY, 0)  # no session: intents are denied, not queued
         work += flow.process_intents(
-            self.orders_ring.ctl, self.orders_ring.stamps, self.orders_ring.records, self.islot, o.words, o.orders,
-            o.positions, self.limits, self.g, self.marks, self.rates, self.session.store.words,
+            self.orders_ring.ctl, self.orders_ring.stamps, self.orders_ring.records, self.islot,
+            o.words, o.orders, o.positions, self.limits, self.g, self.marks, self.rates, self.session.store.words,
             self.session.store.data, self.session.store.index, self.session.comp_ids,
             self.syms, self.sym_lens, self.grid, self.scratch, self.buf, self.wio, self.torig,
-            self.execs_ring.ctl, self.execs_ring.stamps, self.execs_ring.records, self.journal, self.jpay, now,
-            time.time_ns(), 256)
+            self.execs_ring.ctl, self.execs_ring.stamps, self.execs_ring.records, self.journal,
+            self.jpay, now, time.time_ns(), 256)
         work += self._flush()
         work += self.wire.poll(now, self._on_app)
         return work
