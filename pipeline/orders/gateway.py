@@ -187,7 +187,8 @@ class GatewayAgent(Agent):
             atomic_store(o.words, L.W_READY, 0)  # no session: intents are denied, not queued
         work += flow.process_intents(
             self.orders_ring.ctl, self.orders_ring.stamps, self.orders_ring.records, self.islot,
-            o.words, o.orders, o.positions, self.limits, self.g, self.marks, self.rates, self.session.store.words,
+            o.words, o.orders, o.positions, self.limits, self.g, self.marks, self.rates,
+            self.session.store.words,
             self.session.store.data, self.session.store.index, self.session.comp_ids,
             self.syms, self.sym_lens, self.grid, self.scratch, self.buf, self.wio, self.torig,
             self.execs_ring.ctl, self.execs_ring.stamps, self.execs_ring.records, self.journal,
