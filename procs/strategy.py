@@ -8,6 +8,7 @@ import warnings
 from pipeline import config as cfg
 from pipeline.control.area import ControlArea
 from pipeline.instruments import SymbolTable
+from pipeline.orders.segments import OmsState
 from pipeline.strategy import market_maker
 from pipeline.strategy.agent import StrategyAgent
 from pipeline.strategy.intents import id_state
@@ -40,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         control=ControlArea.attach(inst) if any(
             e.name == "control" for e in inst.segments()) else None,
         symbol_names=[i.symbol for i in symbols],
+        oms=OmsState.attach(inst),
     )
     return _common.run(agent, args, counters)
 

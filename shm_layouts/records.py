@@ -173,6 +173,7 @@ EXEC_REPORT = _record(
         ("last_qty", "<i8"),
         ("cum_qty", "<i8"),
         ("leaves_qty", "<i8"),
+        ("position", "<i8"),  # signed inventory in lots after this report (OMS or venue view)
         ("symbol_id", "<i4"),
         ("exec_type", "u1"),  # ExecType
         ("ord_status", "u1"),  # OrdStatus

@@ -42,6 +42,7 @@ class Rig:
                                    timer_ns=1_000_000)
         self.agent.on_start()
         self.t = 1_000_000_000
+        self.venue_position = 0
 
     def book(self, bid, ask, state=SyncState.SYNCED, dt=1_000_000):
         self.t += dt
@@ -63,6 +64,9 @@ class Rig:
         rec["side"] = intent["side"]
         rec["exec_type"] = exec_type
         rec["last_qty"] = last_qty
+        if exec_type in (ExecType.FILL, ExecType.PARTIAL_FILL):
+            self.venue_position += last_qty if intent["side"] == 0 else -last_qty
+        rec["position"] = self.venue_position
         rec["price"] = rec["last_px"] = intent["price"]
         assert self.execs.offer(rec)
         return self.run()

@@ -51,7 +51,7 @@ def _sym(syms, sym_lens, sid):
 @njit(cache=True)
 def publish_exec(ectl, estamps, erecs, wio, t_origin, now, t_venue, cl, orig, venue_id, exec_id,
                  price, last_px, last_qty, cum, leaves, sid, exec_type, status, side, source,
-                 reason):
+                 reason, position):
     start = try_claim(ectl, 1)
     if start < 0:
         wio[W_RING_FULL] += 1  # the strategy is a whole ring behind: counted, not blocked
@@ -75,6 +75,7 @@ def publish_exec(ectl, estamps, erecs, wio, t_origin, now, t_venue, cl, orig, ve
     r["side"] = side
     r["source"] = source
     r["reject_reason"] = reason
+    r["position"] = position  # the OMS inventory after this report: absolute, idempotent
     publish(ectl, estamps, start + 1)
     return True
 
@@ -170,7 +171,8 @@ def handle_intent(r, words, orders, positions, limits, g, marks, rates, seqs, jd
     if reason != 0:
         wio[W_DENIED] += 1
         publish_exec(ectl, estamps, erecs, wio, r["t_origin_ns"], now, 0, cl, orig, 0, 0, price,
-                     0, 0, 0, 0, sid, 6, 9, side, SRC_RISK, reason)
+                     0, 0, 0, 0, sid, 6, 9, side, SRC_RISK, reason,
+                     positions[sid]["position"] if 0 <= sid < positions.shape[0] else 0)
         return reason
     if action == 4:  # CANCEL_ALL (symbol_id < 0: every instrument)
         cancel_all(words, orders, seqs, jdata, jindex, comp_ids, syms, sym_lens, grid, scratch,
@@ -234,7 +236,8 @@ def on_report(f, words, orders, positions, ectl, estamps, erecs, wio, j, now):
     publish_exec(ectl, estamps, erecs, wio, o["t_origin_ns"], now, f[C.F_TRANSACT_TIME],
                  f[C.F_CL_ORD_ID], f[C.F_ORIG_CL_ORD_ID], o["venue_order_id"], f[C.F_EXEC_ID],
                  o["price"], f[C.F_LAST_PX], f[C.F_LAST_QTY], o["cum_qty"], o["leaves_qty"],
-                 o["symbol_id"], et, o["status"], o["side"], SRC_VENUE, reason)
+                 o["symbol_id"], et, o["status"], o["side"], SRC_VENUE, reason,
+                 positions[o["symbol_id"]]["position"])
     return True
 
 

@@ -16,6 +16,8 @@ tuple of state arrays, ``sink`` the order sink from ``intents.py``, ``now`` in n
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 from numba import njit
 
@@ -23,13 +25,18 @@ from pipeline.control.area import ControlArea
 from pipeline.control.poller import ControlPoller
 from pipeline.observe.counters import Counters, bump
 from pipeline.observe.histogram import record
+from pipeline.orders.segments import OmsState
 from pipeline.runtime.agent import Agent, run_slice
 from pipeline.runtime.clock import monotonic_ns
+from pipeline.strategy.intents import CANCEL_ALL, next_id, submit
 from pipeline.transport import ring as R
 from pipeline.transport.ring import ConsumerMode, Ring
-from pipeline.transport.shared import atomic_store
+from pipeline.transport.shared import atomic_load, atomic_store
 from shm_layouts.control import Op, Status
+from shm_layouts.oms import W_OPEN_ORDERS
 from shm_layouts.records import MD_EVENT, MdKind
+
+log = logging.getLogger(__name__)
 
 # clock words (C_PAUSED: quoting paused from the control area; books are still consumed)
 C_MODE, C_NOW, C_NEXT_TIMER, C_TIMER_NS, C_PAUSED = 0, 1, 2, 3, 4
@@ -112,7 +119,7 @@ class StrategyAgent(Agent):
                  book_ring: Ring, exec_ring: Ring, counters: Counters,
                  md_ring: Ring | None = None, event_clock: bool = False,
                  timer_ns: int = 1_000_000, control: ControlArea | None = None,
-                 symbol_names: list[str] | None = None):
+                 symbol_names: list[str] | None = None, oms: OmsState | None = None):
         self.strategy = strategy
         self.mm = mm
         self.order_ring, self.book_ring, self.exec_ring, self.md_ring = (
@@ -121,6 +128,7 @@ class StrategyAgent(Agent):
         self.clock = np.array([EVENT_CLOCK if event_clock else LIVE_CLOCK, 0, 0, timer_ns, 0],
                               np.int64)
         self.control = control
+        self.oms = oms
         self.poller: ControlPoller | None = None
         # the strategy's own view of its inventory, for cross-checks with OMS and venue
         self.position_words = [counters.counter(f"strategy.position.{name}")
@@ -142,9 +150,25 @@ class StrategyAgent(Agent):
         execs = (self.exec_ring.ctl, self.exec_ring.stamps, self.exec_ring.records,
                  self.exec_ring.join("strategy"))
         trades = self._trade_source()
+        self._recover()
         s = self.strategy
         self.args = (s.on_book, s.on_trade, s.on_exec, s.on_timer, self.mm, self.sink, books,
                      execs, trades, self.clock, self.words, self.stats, self.hists)
+
+    def _recover(self) -> None:
+        """Crash-only restart: take the inventory from the OMS and cancel any order a
+        previous incarnation left open (its ids are not in our fresh state)."""
+        if self.oms is None:
+            return
+        restore = getattr(self.strategy, "restore", None)
+        if restore is not None:  # optional API: restore(mm, lots per symbol id)
+            restore(self.mm, self.oms.positions["position"].copy())
+        if atomic_load(self.oms.words, W_OPEN_ORDERS) > 0:
+            now = tick(self.clock, 0)
+            submit(self.sink[0], self.sink[1], self.sink[2], CANCEL_ALL, -1, 0, 0, 0, 0,
+                   next_id(self.sink[3]), 0, now, now)
+            log.info("restart: %d open orders from before, cancel-all sent",
+                     atomic_load(self.oms.words, W_OPEN_ORDERS))
 
     def _trade_source(self) -> tuple:
         if self.md_ring is None:  # same types as a real source, slot -1: never polled

@@ -239,8 +239,9 @@ def on_exec(mm, sink, report, now):
     et = report["exec_type"]
     side, level = _find(orders, s, report["cl_ord_id"], report["orig_cl_ord_id"])
     if et == ET_PARTIAL or et == ET_FILL:
-        signed = report["last_qty"] if report["side"] == 0 else -report["last_qty"]
-        st_i[s, POSITION] += signed
+        # the report carries the resulting inventory: exact after a restart, and a fill
+        # can never be counted twice
+        st_i[s, POSITION] = report["position"]
         st_i[s, FILLED_QTY] += report["last_qty"]
         st_i[s, N_FILLS] += 1
     if side < 0:
@@ -295,3 +296,8 @@ def on_shutdown(mm, sink, now):
 def positions(mm) -> np.ndarray:
     """Inventory per symbol in lots, as the strategy sees it (cold path)."""
     return mm[3][:, POSITION]
+
+
+def restore(mm, positions_lots) -> None:
+    """Start from the OMS's inventory (after a restart), before any report arrives."""
+    mm[3][:, POSITION] = positions_lots[: mm[3].shape[0]]
