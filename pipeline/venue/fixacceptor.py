@@ -149,10 +149,17 @@ class FixSession:
                         log.warning("%s: garbled FIX frame ignored: %s", self.client or "?",
                                     item.reason)
                         continue
-                    self._on_message(item)
+                    try:
+                        self._on_message(item)
+                    except Exception:  # a bug must cost one message, not the venue
+                        log.exception("%s: failed to handle %r", self.client, item.raw[:200])
+                        self.acc.stats["fix_errors"] += 1
                     if self.closing:
                         break
-                await self.writer.drain()
+                try:
+                    await self.writer.drain()
+                except ConnectionError:
+                    break
         finally:
             timer.cancel()
             self.closing = True
