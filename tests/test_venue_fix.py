@@ -359,3 +359,28 @@ def test_unanswered_test_request_ends_the_session(tmp_path):
             assert await c.closed()
             assert sim.stats["fix_heartbeat_timeouts"] == 1
     run(main())
+
+
+@pytest.mark.timeout(60)
+def test_mass_cancel(tmp_path):
+    async def main():
+        async with running(cfg(tmp_path)) as sim:
+            a = await logged_on(sim)
+            for clid, sym, qty in [("m1", "BTCUSDT", "0.001"), ("m2", "BTCUSDT", "0.002"),
+                                   ("m3", "ETHUSDT", "0.01")]:
+                a.send("D", order(clid, "1", qty, symbol=sym))
+                await a.recv("8")
+            a.send("q", [(11, "mc1"), (530, 1), (55, "BTCUSDT")])
+            cancelled = {(await a.recv("8")).get(11) for _ in range(2)}
+            rep = await a.recv("r")
+            assert cancelled == {"m1", "m2"}
+            assert (rep.get(531), rep.get(533), rep.get(11)) == ("1", "2", "mc1")
+            assert sim.books["ETHUSDT"].order(1, "m3").oid in sim.books["ETHUSDT"].orders
+            a.send("q", [(11, "mc2"), (530, 7)])
+            assert (await a.recv("8")).get(11) == "m3"
+            assert (await a.recv("r")).get(533) == "1"
+            a.send("q", [(11, "mc3"), (530, 1), (55, "NOPE")])
+            assert (await a.recv("r")).get(531) == "0"
+            a.send("q", [(11, "mc4"), (530, 9)])
+            assert (await a.recv("3")).get(371) == "530"
+    run(main())
