@@ -30,7 +30,7 @@ async def settle_and_compare(sim, client: BinanceBookClient) -> None:
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("symbol", ["BTCUSDT", "ETHUSDT"])  # spot U/u, futures U/u/pu
+@pytest.mark.parametrize("symbol", ["BTCUSDT", "ETHUSDT", "BTCUSD_PERP"])  # spot, USD-M, COIN-M
 @pytest.mark.parametrize("stream", ["@depth@100ms", "@depth"])
 def test_client_rebuilds_engine_book(tmp_path, symbol, stream):
     async def main():
