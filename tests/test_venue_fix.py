@@ -104,6 +104,7 @@ def test_order_types_end_to_end(tmp_path):
                 == ("F", "1", "0.001", "50000", "0.002", "0.001")
             bn, bf = await b.recv("8"), await b.recv("8")
             assert bn.get(150) == "0" and bf.get(39) == "2" and bf.get(6) == "50000"
+            assert er.get(851) == "1" and bf.get(851) == "2"  # maker added, taker removed
             # status
             a.send("H", [(11, "a1"), (55, "BTCUSDT"), (54, "1")])
             er = await a.recv("8")

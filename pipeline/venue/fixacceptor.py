@@ -564,7 +564,8 @@ class FixAcceptor:
             if r.tif == TimeInForce.POST_ONLY:
                 body.append((18, "6"))
             if r.last_qty:
-                body += [(32, q(r.last_qty)), (31, inst.price_str(r.last_px))]
+                body += [(32, q(r.last_qty)), (31, inst.price_str(r.last_px)),
+                         (851, r.liquidity)]
             leaves = r.leaves if r.status in (OrdStatus.NEW, OrdStatus.PARTIALLY_FILLED) else 0
             body += [(151, q(leaves)), (14, q(r.cum)), (6, format(avg, "f"))]
         else:
