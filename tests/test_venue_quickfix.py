@@ -96,6 +96,17 @@ def start_initiator(app: Client, tmp_path, port: int, sender: str):
     initiator.start()
 
 
+def send_order(app: Client, clid: str, side: str, qty: str, price: str, tif: str) -> None:
+    """A BTCUSDT limit NewOrderSingle through QuickFIX's own session."""
+    msg = fix.Message()
+    msg.getHeader().setField(fix.BeginString("FIX.4.4"))
+    msg.getHeader().setField(fix.MsgType("D"))
+    for tag, value in [(11, clid), (55, "BTCUSDT"), (54, side), (38, qty), (40, "2"),
+                       (44, price), (59, tif), (60, "20260101-00:00:00")]:
+        msg.setField(fix.StringField(tag, value))
+    assert fix.Session.sendToTarget(msg, app.session_id)
+
+
 async def stop_initiator(app: Client) -> None:
     """Stop (it waits for our Logout reply, so off the event loop), then free the
     initiator before its factories: that also unregisters its session ID."""
@@ -119,14 +130,7 @@ def test_quickfix_initiator_logs_on_and_gets_filled(tmp_path):
             start_initiator(app, tmp_path, port, "QFFILL")
             try:
                 await next_event(app, "logon")
-                msg = fix.Message()
-                msg.getHeader().setField(fix.BeginString("FIX.4.4"))
-                msg.getHeader().setField(fix.MsgType("D"))
-                for tag, value in [(11, "q1"), (55, "BTCUSDT"), (54, "1"), (38, "0.003"),
-                                   (40, "2"), (44, "60000.00"), (59, "3"),
-                                   (60, "20260101-00:00:00")]:
-                    msg.setField(fix.StringField(tag, value))
-                assert fix.Session.sendToTarget(msg, app.session_id)
+                send_order(app, "q1", "1", "0.003", "60000.00", "3")
                 reports = [await next_event(app, "8") for _ in range(3)]
                 assert [r[150] for r in reports] == ["0", "F", "C"]
                 fill = reports[1]
@@ -168,13 +172,7 @@ def test_quickfix_reconnect_recovers_fill_missed_while_away(tmp_path):
             start_initiator(app, tmp_path, port, "QFRECON")
             try:
                 await next_event(app, "logon")
-                msg = fix.Message()
-                msg.getHeader().setField(fix.BeginString("FIX.4.4"))
-                msg.getHeader().setField(fix.MsgType("D"))
-                for tag, value in [(11, "rest1"), (55, "BTCUSDT"), (54, "1"), (38, "0.001"),
-                                   (40, "2"), (44, "59000.00"), (59, "1")]:
-                    msg.setField(fix.StringField(tag, value))
-                assert fix.Session.sendToTarget(msg, app.session_id)
+                send_order(app, "rest1", "1", "0.001", "59000.00", "1")
                 assert (await next_event(app, "8"))[150] == "0"
             finally:
                 await stop_initiator(app)
