@@ -307,7 +307,7 @@ def test_faults_reject_delay_and_drop_session(tmp_path):
             assert er.get(150) == "8" and "fault" in er.get(58)
             a.send("D", order("f2", "1", "0.001"))
             assert (await a.recv("8")).get(150) == "0"
-            await sim.set_faults({"exec_delay_ms": 500})
+            await sim.set_faults({"exec_delay_ms": 1500})
             a.send("D", order("f3", "1", "0.001"))
             a.send("1", [(112, "probe")])
             first = await a.recv("0", "8")

@@ -176,7 +176,7 @@ def test_stall_and_disconnect_faults(tmp_path):
             ep = sim.endpoints()
             async with websockets.connect(f"{ep['ws']}/ws/btcusdt@depth@100ms") as ws:
                 await ws.recv()
-                await sim.set_faults({"md_stall_ms": 700})
+                await sim.set_faults({"md_stall_ms": 30_000})
                 await asyncio.sleep(0.1)
                 while True:  # drain what was queued before the stall
                     try:
@@ -185,8 +185,9 @@ def test_stall_and_disconnect_faults(tmp_path):
                         break
                 with pytest.raises(TimeoutError):
                     await asyncio.wait_for(ws.recv(), 0.3)  # silent, but still open
-                await asyncio.wait_for(ws.ping(), 2)
-                await asyncio.wait_for(ws.recv(), 3)  # flows again after the stall
+                await asyncio.wait_for(await ws.ping(), 10)  # the connection is alive
+                await sim.set_faults({"md_stall_ms": 0})
+                await asyncio.wait_for(ws.recv(), 10)  # flows again after the stall
                 await sim.set_faults({"disconnect_md": True})
                 with pytest.raises(websockets.ConnectionClosed):
                     for _ in range(10_000):
