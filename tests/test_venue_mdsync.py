@@ -194,3 +194,22 @@ def test_stall_and_disconnect_faults(tmp_path):
                         await asyncio.wait_for(ws.recv(), 5)
             assert sim.stats["md_stalled"] > 0
     run(main())
+
+
+@pytest.mark.timeout(60)
+def test_rest_keep_alive_and_malformed_http(tmp_path):
+    async def main():
+        async with running(sim_test_config(tmp_path, rate=0)) as sim:
+            port = sim.endpoints()["rest_port"]
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            for _ in range(2):  # two requests on one connection
+                writer.write(b"GET /api/v3/ping HTTP/1.1\r\nHost: x\r\n\r\n")
+                head = await reader.readuntil(b"\r\n\r\n")
+                assert head.startswith(b"HTTP/1.1 200") and b"keep-alive" in head
+                assert await reader.readexactly(2) == b"{}"
+            writer.write(b"NONSENSE\r\n\r\n")
+            head = await reader.readuntil(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 400")
+            writer.close()
+            assert sim.stats["rest_bad_request"] == 1
+    run(main())
