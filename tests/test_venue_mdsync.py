@@ -213,3 +213,25 @@ def test_rest_keep_alive_and_malformed_http(tmp_path):
             writer.close()
             assert sim.stats["rest_bad_request"] == 1
     run(main())
+
+
+@pytest.mark.timeout(60)
+def test_slow_client_is_cut_off(tmp_path, monkeypatch):
+    """A subscriber that stops reading is closed (1008) once its queue passes the limit."""
+    monkeypatch.setattr("pipeline.venue.mdserver.MAX_QUEUE", 2000)
+
+    async def main():
+        async with running(sim_test_config(tmp_path, rate=20_000)) as sim:
+            ep = sim.endpoints()
+            streams = "/".join(f"{s.lower()}{suf}" for s in ep["symbols"]
+                               for suf in ("@trade", "@aggTrade", "@bookTicker"))
+            async with websockets.connect(f"{ep['ws']}/stream?streams={streams}",
+                                          max_queue=1) as ws:
+                async with asyncio.timeout(40):
+                    while not sim.stats["md_slow_client_closed"]:
+                        await asyncio.sleep(0.05)  # not reading
+                with pytest.raises(websockets.ConnectionClosed) as closed:
+                    while True:
+                        await asyncio.wait_for(ws.recv(), 10)
+                assert closed.value.rcvd.code == 1008
+    run(main(), 60)
