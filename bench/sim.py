@@ -1,9 +1,10 @@
 """Venue simulator throughput: market-data messages/s to one subscriber, orders/s via FIX.
 
-Market data: ``hft sim`` runs as its own process at several flow rates; one WebSocket
-client subscribed to every stream of every symbol counts frames for ``--seconds``. The
-reference is the same client against a bare ``websockets`` server that only sends one
-pre-built frame in a loop (the library's ceiling on this machine).
+Market data: ``hft sim`` runs as its own process at several flow rates; one subscriber to
+every stream of every symbol counts frames for ``--seconds``: first a minimal raw reader
+(frame headers only: what the server sustains), then a ``websockets`` client (what a
+typical Python consumer takes). The reference is the same readers against a bare
+``websockets`` server sending one pre-built frame in a loop (the library's ceiling here).
 
 Orders: two FIX sessions (buyer and seller) send crossing NewOrderSingles in pipelined
 batches against an empty book, so every order is matched; orders/s counts fully filled
@@ -14,12 +15,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import multiprocessing
+import os
+import socket
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import websockets
 
@@ -49,6 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def count_frames(url: str, seconds: float) -> tuple[int, float]:
+    """Frames a ``websockets`` client (a typical Python consumer) takes in ``seconds``."""
     async with websockets.connect(url, max_size=None, compression=None) as ws:
         await ws.recv()
         t_end = time.perf_counter() + 0.5  # warm-up
@@ -60,6 +66,59 @@ async def count_frames(url: str, seconds: float) -> tuple[int, float]:
             await ws.recv()
             n += 1
         return n, time.perf_counter() - t0
+
+
+def count_frames_raw(url: str, seconds: float) -> tuple[int, float, int]:
+    """Frames/s and bytes read by a minimal reader: handshake, then frame headers only.
+
+    It costs far less per frame than any real client, so it measures what the server
+    sends rather than what a consumer can parse.
+    """
+    parts = urlsplit(url)
+    sock = socket.create_connection((parts.hostname, parts.port), timeout=10)
+    key = base64.b64encode(os.urandom(16)).decode()
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    sock.sendall(f"GET {path or '/'} HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\n"
+                 f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                 f"Sec-WebSocket-Version: 13\r\n\r\n".encode())
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        buf += sock.recv(65536)
+    head, _, buf = buf.partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 101"):
+        raise RuntimeError(f"handshake failed: {head[:80]!r}")
+    n = nbytes = 0
+    pos = 0
+    t0 = time.perf_counter()
+    t_end = t0 + seconds
+    try:
+        while time.perf_counter() < t_end:
+            data = sock.recv(1 << 20)
+            if not data:
+                break
+            nbytes += len(data)
+            buf = buf[pos:] + data
+            pos = 0
+            end = len(buf)
+            while pos + 2 <= end:
+                size = buf[pos + 1] & 0x7F
+                hdr = 2
+                if size == 126:
+                    if pos + 4 > end:
+                        break
+                    size, hdr = int.from_bytes(buf[pos + 2:pos + 4], "big"), 4
+                elif size == 127:
+                    if pos + 10 > end:
+                        break
+                    size, hdr = int.from_bytes(buf[pos + 2:pos + 10], "big"), 10
+                if pos + hdr + size > end:
+                    break
+                if buf[pos] & 0x0F == 1:  # text frame
+                    n += 1
+                pos += hdr + size
+    finally:
+        sock.close()
+    return n, time.perf_counter() - t0, nbytes
 
 
 def _reference_server(port_q) -> None:
@@ -84,12 +143,14 @@ def md_reference(seconds: float) -> dict:
     proc.start()
     try:
         port = q.get(timeout=30)
+        raw_n, raw_dt, _ = count_frames_raw(f"ws://127.0.0.1:{port}/", seconds)
         n, dt = asyncio.run(count_frames(f"ws://127.0.0.1:{port}/", seconds))
     finally:
         proc.terminate()
         proc.join(10)
     return {"case": "md reference: bare websockets send loop", "flow_rate": None,
-            "per_s": n / dt, "unit": "msgs/s", "vs_reference": 1.0}
+            "per_s": raw_n / raw_dt, "unit": "msgs/s", "vs_reference": 1.0,
+            "websockets_client_per_s": n / dt}
 
 
 def md_case(rate: int, seconds: float, tmp: Path) -> dict:
@@ -100,14 +161,17 @@ def md_case(rate: int, seconds: float, tmp: Path) -> dict:
         def stats():
             with urllib.request.urlopen(f"{ep['rest']}/admin/stats", timeout=10) as r:
                 return json.loads(r.read())
+        url = f"{ep['ws']}/stream?streams={streams}"
         before, t0 = stats(), time.perf_counter()
-        n, dt = asyncio.run(count_frames(f"{ep['ws']}/stream?streams={streams}", seconds))
+        n, dt, nbytes = count_frames_raw(url, seconds)
         after, wall = stats(), time.perf_counter() - t0
+        ws_n, ws_dt = asyncio.run(count_frames(url, seconds))
     finally:
         stop(proc)
     events = after.get("flow_events", 0) - before.get("flow_events", 0)
     return {"case": f"md: all streams of {len(ep['symbols'])} symbols", "flow_rate": rate,
-            "per_s": n / dt, "unit": "msgs/s", "flow_events_per_s": events / wall,
+            "per_s": n / dt, "unit": "msgs/s", "MB_per_s": nbytes / dt / 1e6,
+            "websockets_client_per_s": ws_n / ws_dt, "flow_events_per_s": events / wall,
             "behind": after.get("flow_behind", 0) - before.get("flow_behind", 0)}
 
 
@@ -170,7 +234,8 @@ def main(args: argparse.Namespace) -> int:
             row["vs_reference"] = row["per_s"] / ref["per_s"]
             rows.append(row)
         rows += fix_cases(args.seconds, args.batch, tmp)
-    keys = ["case", "flow_rate", "per_s", "unit", "vs_reference", "flow_events_per_s", "behind"]
+    keys = ["case", "flow_rate", "per_s", "unit", "vs_reference", "MB_per_s",
+            "websockets_client_per_s", "flow_events_per_s", "behind"]
     rows = [{k: r.get(k) for k in keys} for r in rows]
     emit("venue simulator throughput", rows, args.json, {"seconds": args.seconds})
     return 0

@@ -104,6 +104,7 @@ def test_order_types_end_to_end(tmp_path):
                 == ("F", "1", "0.001", "50000", "0.002", "0.001")
             bn, bf = await b.recv("8"), await b.recv("8")
             assert bn.get(150) == "0" and bf.get(39) == "2" and bf.get(6) == "50000"
+            assert er.get(851) == "1" and bf.get(851) == "2"  # maker added, taker removed
             # status
             a.send("H", [(11, "a1"), (55, "BTCUSDT"), (54, "1")])
             er = await a.recv("8")
@@ -306,7 +307,7 @@ def test_faults_reject_delay_and_drop_session(tmp_path):
             assert er.get(150) == "8" and "fault" in er.get(58)
             a.send("D", order("f2", "1", "0.001"))
             assert (await a.recv("8")).get(150) == "0"
-            await sim.set_faults({"exec_delay_ms": 500})
+            await sim.set_faults({"exec_delay_ms": 1500})
             a.send("D", order("f3", "1", "0.001"))
             a.send("1", [(112, "probe")])
             first = await a.recv("0", "8")
@@ -358,4 +359,29 @@ def test_unanswered_test_request_ends_the_session(tmp_path):
             assert lo.get(58) == "heartbeat timeout"
             assert await c.closed()
             assert sim.stats["fix_heartbeat_timeouts"] == 1
+    run(main())
+
+
+@pytest.mark.timeout(60)
+def test_mass_cancel(tmp_path):
+    async def main():
+        async with running(cfg(tmp_path)) as sim:
+            a = await logged_on(sim)
+            for clid, sym, qty in [("m1", "BTCUSDT", "0.001"), ("m2", "BTCUSDT", "0.002"),
+                                   ("m3", "ETHUSDT", "0.01")]:
+                a.send("D", order(clid, "1", qty, symbol=sym))
+                await a.recv("8")
+            a.send("q", [(11, "mc1"), (530, 1), (55, "BTCUSDT")])
+            cancelled = {(await a.recv("8")).get(11) for _ in range(2)}
+            rep = await a.recv("r")
+            assert cancelled == {"m1", "m2"}
+            assert (rep.get(531), rep.get(533), rep.get(11)) == ("1", "2", "mc1")
+            assert sim.books["ETHUSDT"].order(1, "m3").oid in sim.books["ETHUSDT"].orders
+            a.send("q", [(11, "mc2"), (530, 7)])
+            assert (await a.recv("8")).get(11) == "m3"
+            assert (await a.recv("r")).get(533) == "1"
+            a.send("q", [(11, "mc3"), (530, 1), (55, "NOPE")])
+            assert (await a.recv("r")).get(531) == "0"
+            a.send("q", [(11, "mc4"), (530, 9)])
+            assert (await a.recv("3")).get(371) == "530"
     run(main())

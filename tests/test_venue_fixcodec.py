@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from pipeline.venue.fixcodec import Framer, Garbled, Message, encode, parse_fields
 
 
@@ -42,3 +45,21 @@ def test_malformed_fields_are_reported_not_raised():
         assert isinstance(m, Message) and m.error, body
     m = parse_fields(b"35=D\x0134=7\x01bad\x01")
     assert m.get(34) == "7" and m.error  # the sequence number is still usable
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 9999).filter(lambda t: t not in (8, 9, 10, 35, 34,
+                                                                         49, 52, 56)),
+                          st.text(st.characters(min_codepoint=32, max_codepoint=126),
+                                  min_size=1, max_size=20)), max_size=15),
+       st.integers(1, 10**9), st.integers(1, 40))
+def test_encode_parse_roundtrip_any_chunking(fields, seq, chunk):
+    raw = encode("D", "S", "T", seq, fields, stime="20260101-00:00:00.000")
+    f = Framer()
+    out = []
+    for i in range(0, len(raw), chunk):
+        out += f.feed(raw[i:i + chunk])
+    assert len(out) == 1 and isinstance(out[0], Message) and not out[0].error
+    m = out[0]
+    assert m.msg_type == "D" and m.get(34) == str(seq)
+    assert [(t, v.decode()) for t, v in m.fields[5:]] == [(t, str(v)) for t, v in fields]

@@ -30,7 +30,7 @@ async def settle_and_compare(sim, client: BinanceBookClient) -> None:
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("symbol", ["BTCUSDT", "ETHUSDT"])  # spot U/u, futures U/u/pu
+@pytest.mark.parametrize("symbol", ["BTCUSDT", "ETHUSDT", "BTCUSD_PERP"])  # spot, USD-M, COIN-M
 @pytest.mark.parametrize("stream", ["@depth@100ms", "@depth"])
 def test_client_rebuilds_engine_book(tmp_path, symbol, stream):
     async def main():
@@ -176,7 +176,7 @@ def test_stall_and_disconnect_faults(tmp_path):
             ep = sim.endpoints()
             async with websockets.connect(f"{ep['ws']}/ws/btcusdt@depth@100ms") as ws:
                 await ws.recv()
-                await sim.set_faults({"md_stall_ms": 700})
+                await sim.set_faults({"md_stall_ms": 30_000})
                 await asyncio.sleep(0.1)
                 while True:  # drain what was queued before the stall
                     try:
@@ -185,11 +185,53 @@ def test_stall_and_disconnect_faults(tmp_path):
                         break
                 with pytest.raises(TimeoutError):
                     await asyncio.wait_for(ws.recv(), 0.3)  # silent, but still open
-                await asyncio.wait_for(ws.ping(), 2)
-                await asyncio.wait_for(ws.recv(), 3)  # flows again after the stall
+                await asyncio.wait_for(await ws.ping(), 10)  # the connection is alive
+                await sim.set_faults({"md_stall_ms": 0})
+                await asyncio.wait_for(ws.recv(), 10)  # flows again after the stall
                 await sim.set_faults({"disconnect_md": True})
                 with pytest.raises(websockets.ConnectionClosed):
                     for _ in range(10_000):
                         await asyncio.wait_for(ws.recv(), 5)
             assert sim.stats["md_stalled"] > 0
     run(main())
+
+
+@pytest.mark.timeout(60)
+def test_rest_keep_alive_and_malformed_http(tmp_path):
+    async def main():
+        async with running(sim_test_config(tmp_path, rate=0)) as sim:
+            port = sim.endpoints()["rest_port"]
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            for _ in range(2):  # two requests on one connection
+                writer.write(b"GET /api/v3/ping HTTP/1.1\r\nHost: x\r\n\r\n")
+                head = await reader.readuntil(b"\r\n\r\n")
+                assert head.startswith(b"HTTP/1.1 200") and b"keep-alive" in head
+                assert await reader.readexactly(2) == b"{}"
+            writer.write(b"NONSENSE\r\n\r\n")
+            head = await reader.readuntil(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 400")
+            writer.close()
+            assert sim.stats["rest_bad_request"] == 1
+    run(main())
+
+
+@pytest.mark.timeout(60)
+def test_slow_client_is_cut_off(tmp_path, monkeypatch):
+    """A subscriber that stops reading is closed (1008) once its queue passes the limit."""
+    monkeypatch.setattr("pipeline.venue.mdserver.MAX_QUEUE", 2000)
+
+    async def main():
+        async with running(sim_test_config(tmp_path, rate=20_000)) as sim:
+            ep = sim.endpoints()
+            streams = "/".join(f"{s.lower()}{suf}" for s in ep["symbols"]
+                               for suf in ("@trade", "@aggTrade", "@bookTicker"))
+            async with websockets.connect(f"{ep['ws']}/stream?streams={streams}",
+                                          max_queue=1) as ws:
+                async with asyncio.timeout(40):
+                    while not sim.stats["md_slow_client_closed"]:
+                        await asyncio.sleep(0.05)  # not reading
+                with pytest.raises(websockets.ConnectionClosed) as closed:
+                    while True:
+                        await asyncio.wait_for(ws.recv(), 10)
+                assert closed.value.rcvd.code == 1008
+    run(main(), 60)

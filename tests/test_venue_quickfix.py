@@ -49,7 +49,7 @@ class Client(fix.Application):
         self.events.put((message.getHeader().getField(35), fields))
 
 
-def settings(tmp_path, port: int) -> fix.SessionSettings:
+def settings(tmp_path, port: int, sender: str) -> fix.SessionSettings:
     text = f"""
 [DEFAULT]
 ConnectionType=initiator
@@ -64,7 +64,7 @@ SocketConnectHost=127.0.0.1
 SocketConnectPort={port}
 [SESSION]
 BeginString=FIX.4.4
-SenderCompID=QFCLIENT
+SenderCompID={sender}
 TargetCompID=SIMVENUE
 """
     path = tmp_path / "quickfix.cfg"
@@ -86,11 +86,33 @@ async def next_event(app: Client, kind: str, timeout: float = 15.0):
             return payload
 
 
-def start_initiator(app: Client, tmp_path, port: int):
-    s = settings(tmp_path, port)
-    initiator = fix.SocketInitiator(app, fix.FileStoreFactory(s), s, fix.FileLogFactory(s))
+def start_initiator(app: Client, tmp_path, port: int, sender: str):
+    """A SocketInitiator; each test uses its own SenderCompID (QuickFIX keeps a process-wide
+    registry of sessions)."""
+    s = settings(tmp_path, port, sender)
+    store, log = fix.FileStoreFactory(s), fix.FileLogFactory(s)
+    initiator = fix.SocketInitiator(app, store, s, log)
+    app.keep = (s, store, log, initiator)  # QuickFIX keeps raw pointers: keep them alive
     initiator.start()
-    return initiator
+
+
+def send_order(app: Client, clid: str, side: str, qty: str, price: str, tif: str) -> None:
+    """A BTCUSDT limit NewOrderSingle through QuickFIX's own session."""
+    msg = fix.Message()
+    msg.getHeader().setField(fix.BeginString("FIX.4.4"))
+    msg.getHeader().setField(fix.MsgType("D"))
+    for tag, value in [(11, clid), (55, "BTCUSDT"), (54, side), (38, qty), (40, "2"),
+                       (44, price), (59, tif), (60, "20260101-00:00:00")]:
+        msg.setField(fix.StringField(tag, value))
+    assert fix.Session.sendToTarget(msg, app.session_id)
+
+
+async def stop_initiator(app: Client) -> None:
+    """Stop (it waits for our Logout reply, so off the event loop), then free the
+    initiator before its factories: that also unregisters its session ID."""
+    await asyncio.to_thread(app.keep[3].stop)
+    keep, app.keep = app.keep, None
+    del keep  # a tuple releases its items last to first: the initiator goes first
 
 
 @pytest.mark.timeout(90)
@@ -105,24 +127,17 @@ def test_quickfix_initiator_logs_on_and_gets_filled(tmp_path):
                            (44, "60000.00"), (59, "1"), (60, "20260101-00:00:00")])
             await bob.recv("8")
             app = Client("alice", TEST_PASSWORD)
-            initiator = start_initiator(app, tmp_path, port)
+            start_initiator(app, tmp_path, port, "QFFILL")
             try:
                 await next_event(app, "logon")
-                msg = fix.Message()
-                msg.getHeader().setField(fix.BeginString("FIX.4.4"))
-                msg.getHeader().setField(fix.MsgType("D"))
-                for tag, value in [(11, "q1"), (55, "BTCUSDT"), (54, "1"), (38, "0.003"),
-                                   (40, "2"), (44, "60000.00"), (59, "3"),
-                                   (60, "20260101-00:00:00")]:
-                    msg.setField(fix.StringField(tag, value))
-                assert fix.Session.sendToTarget(msg, app.session_id)
+                send_order(app, "q1", "1", "0.003", "60000.00", "3")
                 reports = [await next_event(app, "8") for _ in range(3)]
                 assert [r[150] for r in reports] == ["0", "F", "C"]
                 fill = reports[1]
                 assert (fill[31], fill[32], fill[39], fill[11]) == ("60000", "0.002", "1", "q1")
                 assert sim.positions()["alice"]["BTCUSDT"]["qty"] == "0.002"
             finally:
-                await asyncio.to_thread(initiator.stop)  # it waits for our Logout reply
+                await stop_initiator(app)  # it waits for our Logout reply
             await next_event(app, "logout")
             log = b"".join(p.read_bytes() for p in (tmp_path / "qf_log").glob("*messages*"))
             assert b"35=5\x0149=SIMVENUE" in log  # the logout was answered
@@ -136,10 +151,45 @@ def test_quickfix_wrong_password_gets_logout_text(tmp_path):
     async def main():
         async with running(sim_test_config(tmp_path, rate=0)) as sim:
             app = Client("alice", "wrong")
-            initiator = start_initiator(app, tmp_path, sim.endpoints()["fix_port"])
+            start_initiator(app, tmp_path, sim.endpoints()["fix_port"], "QFBADPW")
             try:
                 text = await next_event(app, "logout_text")
                 assert text == "invalid username or password"
             finally:
-                await asyncio.to_thread(initiator.stop)
+                await stop_initiator(app)
     asyncio.run(asyncio.wait_for(main(), 60))
+
+
+@pytest.mark.timeout(90)
+def test_quickfix_reconnect_recovers_fill_missed_while_away(tmp_path):
+    """QuickFIX logs out, misses a fill, starts again from its file store: it sees our
+    higher sequence number, asks for a resend and gets the fill (PossDupFlag)."""
+    async def main():
+        cfg = sim_test_config(tmp_path, rate=0, flow={"target_orders": 0})
+        async with running(cfg) as sim:
+            port = sim.endpoints()["fix_port"]
+            app = Client("alice", TEST_PASSWORD)
+            start_initiator(app, tmp_path, port, "QFRECON")
+            try:
+                await next_event(app, "logon")
+                send_order(app, "rest1", "1", "0.001", "59000.00", "1")
+                assert (await next_event(app, "8"))[150] == "0"
+            finally:
+                await stop_initiator(app)
+            await next_event(app, "logout")
+            bob = await FixClient(port, "BOBCLIENT").connect()
+            await bob.logon("bob", "bobpw")
+            bob.send("D", [(11, "b1"), (55, "BTCUSDT"), (54, "2"), (38, "0.001"), (40, "2"),
+                           (44, "59000.00"), (59, "1")])
+            await bob.recv("8")
+            app2 = Client("alice", TEST_PASSWORD)
+            start_initiator(app2, tmp_path, port, "QFRECON")  # same file store: resumes
+            try:
+                await next_event(app2, "logon")
+                fill = await next_event(app2, "8")
+                assert (fill[150], fill[39], fill[11], fill[32]) == ("F", "2", "rest1", "0.001")
+            finally:
+                await stop_initiator(app2)
+            assert sim.stats["fix_resend_requests"] >= 1
+            assert sim.stats["fix_reject_received"] == 0
+    asyncio.run(asyncio.wait_for(main(), 80))

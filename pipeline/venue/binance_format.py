@@ -1,8 +1,9 @@
 """Binance market-data JSON, spot and futures flavours, exactly as the venue writes it.
 
 Spot writes prices and quantities with 8 decimals ("0.35130000"); USD-M/COIN-M futures
-write them with the instrument's own decimals ("7.6110", "24"). Field order follows the
-real frames (see /work/shared/data/binance). Strings are built by hand: the simulator
+write them with the instrument's own decimals ("7.6110", "24"); COIN-M adds the pair
+("ps", "pair": the symbol before "_"). Field order follows the real frames (see the
+captures in /work/shared/data/binance). Strings are built by hand: the simulator
 publishes many thousands of these per second, and ``json.dumps`` of dicts is the slow part.
 Decimal text comes from ``Instrument.price_str``/``qty_str`` (exact), padded and cached.
 """
@@ -28,6 +29,9 @@ class Formatter:
         self.inst = inst
         self.futures = inst.venue != "spot"
         self.symbol = inst.symbol
+        pair = inst.symbol.split("_")[0]
+        self.ps = f',"ps":"{pair}"' if inst.venue == "coinm" else ""
+        self.pair = f'"symbol":"{inst.symbol}","pair":"{pair}",' if self.ps else ""
         self.pdec = SPOT_DECIMALS if not self.futures else inst.price_decimals
         self.qdec = SPOT_DECIMALS if not self.futures else inst.qty_decimals
         self._px: dict[int, str] = {}
@@ -56,8 +60,8 @@ class Formatter:
     def depth_update(self, event_ms: int, first_id: int, last_id: int, prev_id: int,
                      bids: list[tuple[int, int]], asks: list[tuple[int, int]]) -> str:
         if self.futures:
-            return (f'{{"e":"depthUpdate","E":{event_ms},"T":{event_ms},"s":"{self.symbol}",'
-                    f'"U":{first_id},"u":{last_id},"pu":{prev_id},'
+            return (f'{{"e":"depthUpdate","E":{event_ms},"T":{event_ms},"s":"{self.symbol}"'
+                    f'{self.ps},"U":{first_id},"u":{last_id},"pu":{prev_id},'
                     f'"b":{self.levels(bids)},"a":{self.levels(asks)}}}')
         return (f'{{"e":"depthUpdate","E":{event_ms},"s":"{self.symbol}","U":{first_id},'
                 f'"u":{last_id},"b":{self.levels(bids)},"a":{self.levels(asks)}}}')
@@ -66,7 +70,7 @@ class Formatter:
                  asks: list[tuple[int, int]]) -> str:
         head = f'{{"lastUpdateId":{last_id},'
         if self.futures:
-            head += f'"E":{event_ms},"T":{event_ms},'
+            head += f'"E":{event_ms},"T":{event_ms},{self.pair}'
         return head + f'"bids":{self.levels(bids)},"asks":{self.levels(asks)}}}'
 
     def trade(self, event_ms: int, trade_id: int, price: int, qty: int, trade_ms: int,
@@ -93,8 +97,12 @@ class Formatter:
 
     def book_ticker(self, update_id: int, bid: tuple[int, int], ask: tuple[int, int],
                     event_ms: int) -> str:
-        body = (f'"u":{update_id},"s":"{self.symbol}","b":"{self.px(bid[0])}",'
-                f'"B":"{self.qty(bid[1])}","a":"{self.px(ask[0])}","A":"{self.qty(ask[1])}"')
+        quote = (f'"b":"{self.px(bid[0])}","B":"{self.qty(bid[1])}","a":"{self.px(ask[0])}",'
+                 f'"A":"{self.qty(ask[1])}"')
+        if self.ps:
+            return (f'{{"u":{update_id},"e":"bookTicker","s":"{self.symbol}"{self.ps},{quote},'
+                    f'"T":{event_ms},"E":{event_ms}}}')
         if self.futures:
-            return f'{{"e":"bookTicker",{body},"T":{event_ms},"E":{event_ms}}}'
-        return "{" + body + "}"
+            return (f'{{"e":"bookTicker","u":{update_id},"s":"{self.symbol}",{quote},'
+                    f'"T":{event_ms},"E":{event_ms}}}')
+        return f'{{"u":{update_id},"s":"{self.symbol}",{quote}}}'

@@ -43,6 +43,10 @@ class Faults:
             if key not in known or key == "md_stall_until":
                 raise ValueError(f"unknown fault {key!r}")
             current = getattr(self, key)
+            if isinstance(current, bool) and isinstance(value, str):
+                if value.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError(f"fault {key}: bad value {value!r}")
+                value = value.lower() in ("true", "1")
             try:
                 value = type(current)(value)
             except (TypeError, ValueError):

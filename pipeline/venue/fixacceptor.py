@@ -9,7 +9,8 @@ Reject(3) for malformed messages, Logout. Garbled frames (bad BodyLength/CheckSu
 ignored and counted, as the spec says.
 
 Application: NewOrderSingle D, OrderCancelRequest F, OrderCancelReplaceRequest G,
-OrderStatusRequest H -> ExecutionReport 8 / OrderCancelReject 9.
+OrderStatusRequest H -> ExecutionReport 8 / OrderCancelReject 9; OrderMassCancelRequest q
+-> one ExecutionReport per cancelled order, then OrderMassCancelReport r.
 
 State per session (keyed by the client's SenderCompID) lives in a ``FixStore``; reports
 for an account whose session is not connected are stored with their sequence numbers, so
@@ -46,7 +47,7 @@ TIF = {"0": TimeInForce.GTC, "1": TimeInForce.GTC, "3": TimeInForce.IOC,
 TIF_OUT = {TimeInForce.GTC: "1", TimeInForce.IOC: "3", TimeInForce.FOK: "4",
            TimeInForce.POST_ONLY: "1"}
 REQUIRED = {"D": (11, 55, 54, 38, 40), "F": (11, 41, 55, 54), "G": (11, 41, 55, 54, 38, 40, 44),
-            "H": (11, 55, 54)}
+            "H": (11, 55, 54), "q": (11, 530)}
 LOGON_TIMEOUT_S = 10.0
 
 
@@ -149,10 +150,17 @@ class FixSession:
                         log.warning("%s: garbled FIX frame ignored: %s", self.client or "?",
                                     item.reason)
                         continue
-                    self._on_message(item)
+                    try:
+                        self._on_message(item)
+                    except Exception:  # a bug must cost one message, not the venue
+                        log.exception("%s: failed to handle %r", self.client, item.raw[:200])
+                        self.acc.stats["fix_errors"] += 1
                     if self.closing:
                         break
-                await self.writer.drain()
+                try:
+                    await self.writer.drain()
+                except ConnectionError:
+                    break
         finally:
             timer.cancel()
             self.closing = True
@@ -423,6 +431,9 @@ class FixAcceptor:
         sym = msg.get(55, "").upper()
         acct = s.account.account_id
         clid = msg.get(11)
+        if mt == "q":
+            self._mass_cancel(s, msg, acct, clid, sym)
+            return
         if sym not in self.sim.books:
             if mt in ("F", "G"):
                 self._send(s.client, "9", self._cancel_reject_body(
@@ -456,6 +467,24 @@ class FixAcceptor:
         elif mt == "H":
             book.status(acct, clid)
         self.sim.after(sym)
+
+    def _mass_cancel(self, s: FixSession, msg: Message, acct: int, clid: str, sym: str):
+        """OrderMassCancelRequest: 530=1 one symbol (55), 530=7 everything; one 8 per
+        cancelled order, then the OrderMassCancelReport (r)."""
+        kind = msg.get(530)
+        if kind not in ("1", "7"):
+            raise SessionReject(5, "MassCancelRequestType must be 1 or 7", 530)
+        body = [(11, clid), (37, f"M{self.exec_id}"), (530, kind)]
+        if kind == "1" and sym not in self.sim.books:
+            self._send(s.client, "r", body + [(531, 0), (532, 1), (58, "unknown symbol")])
+            return
+        n = 0
+        for name in ([sym] if kind == "1" else list(self.sim.books)):
+            n += self.sim.books[name].cancel_all(acct)
+            self.sim.after(name)
+        if kind == "1":
+            body.append((55, sym))
+        self._send(s.client, "r", body + [(531, kind), (533, n)])
 
     def _new_order(self, msg, inst, book, acct, clid, side) -> None:
         ord_type = {"1": OrderType.MARKET, "2": OrderType.LIMIT}.get(msg.get(40))
@@ -535,7 +564,8 @@ class FixAcceptor:
             if r.tif == TimeInForce.POST_ONLY:
                 body.append((18, "6"))
             if r.last_qty:
-                body += [(32, q(r.last_qty)), (31, inst.price_str(r.last_px))]
+                body += [(32, q(r.last_qty)), (31, inst.price_str(r.last_px)),
+                         (851, r.liquidity)]
             leaves = r.leaves if r.status in (OrdStatus.NEW, OrdStatus.PARTIALLY_FILLED) else 0
             body += [(151, q(leaves)), (14, q(r.cum)), (6, format(avg, "f"))]
         else:

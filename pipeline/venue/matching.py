@@ -94,6 +94,7 @@ class Report:
     reject_code: int = 0
     text: str = ""
     cancel_reject_to: int = 0  # 1 cancel, 2 replace: an OrderCancelReject, not an 8
+    liquidity: int = 0  # fills: 1 added (maker), 2 removed (taker), as FIX LastLiquidityInd
 
 
 @dataclass(slots=True)
@@ -346,8 +347,8 @@ class Book:
                     self._report(ExecType.CANCELED, order, text=Reject.SELF_TRADE[1])
                     return
                 qty = min(order.leaves, maker.leaves)
-                self._fill(maker, price, qty)
-                self._fill(order, price, qty)
+                self._fill(maker, price, qty, 1)
+                self._fill(order, price, qty, 2)
                 totals[price] -= qty
                 self._mark(side, price)
                 self.trades.append(Trade(self.next_trade_id, price, qty, order.side,
@@ -367,7 +368,7 @@ class Book:
                 else:
                     prices.pop()
 
-    def _fill(self, order: Order, price: int, qty: int) -> None:
+    def _fill(self, order: Order, price: int, qty: int, liquidity: int) -> None:
         order.leaves -= qty
         order.cum += qty
         order.notional += price * qty
@@ -376,6 +377,7 @@ class Book:
         if order.account != HOUSE:
             self._report(ExecType.FILL if done else ExecType.PARTIAL_FILL, order,
                          last_px=price, last_qty=qty, trade_id=self.next_trade_id)
+            self.reports[-1].liquidity = liquidity
             pos = self.positions.setdefault(order.account, [0, 0])
             signed = qty if order.side == BUY else -qty
             pos[0] += signed

@@ -28,6 +28,7 @@ from pathlib import Path
 from pipeline.config import ROOT
 from pipeline.instruments import Instrument, SymbolTable
 from pipeline.venue.faults import Faults
+from pipeline.venue.fixacceptor import FixAcceptor
 from pipeline.venue.flow import Flow, FlowParams
 from pipeline.venue.matching import BUY, SELL, Book
 from pipeline.venue.mdserver import (
@@ -122,7 +123,7 @@ class Simulator:
             self.feeds[inst.symbol] = SymbolFeed(inst, book, self.hub, self.faults)
         self.md = MdServer(self.hub, self.faults, self.stats, cfg.seed)
         self.rest = RestServer(self.stats)
-        self.fix = None  # FixAcceptor, created in start()
+        self.fix: FixAcceptor | None = None  # created in start()
         self.paused = cfg.rate <= 0
         self.ports: dict[str, int] = {}
         self._tasks: list[asyncio.Task] = []
@@ -139,8 +140,6 @@ class Simulator:
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> dict:
-        from pipeline.venue.fixacceptor import FixAcceptor
-
         cfg = self.cfg
         self._routes()
         self.ports["md"] = await self.md.start(cfg.host, cfg.md_port)

@@ -18,18 +18,21 @@ import websockets
 
 from pipeline.instruments import Instrument, SymbolTable
 from pipeline.venue.fixcodec import Framer, Message, encode
+from pipeline.venue.mdserver import DEPTH_PATHS
 from pipeline.venue.simulator import Account, SimConfig, Simulator
 
 TEST_PASSWORD = "test-only-password"
 
 
 def sim_test_config(tmp: Path, **overrides) -> SimConfig:
-    """Two instruments (spot BTCUSDT, USD-M ETHUSDT), two accounts, quick depth streams."""
+    """Spot BTCUSDT, USD-M ETHUSDT, COIN-M BTCUSD_PERP; two accounts; quick depth streams."""
     table = SymbolTable([Instrument("BTCUSDT", "spot", "0.01", "0.00001"),
-                         Instrument("ETHUSDT", "usdm", "0.01", "0.001")])
-    kwargs = dict(symbols=table, seed=7, rate=3000.0, depth_ms=200, depth_fast_ms=20,
-                  start_prices={"BTCUSDT": "60000.00", "ETHUSDT": "3000.00"},
-                  mean_qty={"BTCUSDT": "0.001", "ETHUSDT": "0.01"},
+                         Instrument("ETHUSDT", "usdm", "0.01", "0.001"),
+                         Instrument("BTCUSD_PERP", "coinm", "0.1", "1")])
+    kwargs = dict(symbols=table, seed=7, rate=2000.0, depth_ms=200, depth_fast_ms=20,
+                  start_prices={"BTCUSDT": "60000.00", "ETHUSDT": "3000.00",
+                                "BTCUSD_PERP": "60000.0"},
+                  mean_qty={"BTCUSDT": "0.001", "ETHUSDT": "0.01", "BTCUSD_PERP": "3"},
                   accounts=[Account("alice", 1, TEST_PASSWORD), Account("bob", 2, "bobpw")],
                   state_dir=tmp / "fix")
     kwargs.update(overrides)
@@ -78,7 +81,7 @@ class BinanceBookClient:
         self._snapshot_task: asyncio.Task | None = None
 
     def _snapshot_url(self) -> str:
-        path = "/fapi/v1/depth" if self.futures else "/api/v3/depth"
+        path = DEPTH_PATHS[self.inst.venue]
         return f"{self.ep['rest']}{path}?symbol={self.inst.symbol}&limit=5000"
 
     async def __aenter__(self) -> BinanceBookClient:
