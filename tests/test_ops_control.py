@@ -207,3 +207,32 @@ def test_bad_arguments_and_missing_pieces_exit_2(instance, capsys, tmp_path):
     rc, _, err = ctl(capsys, "nosuch-instance-42", "pause", *log)
     assert rc == 2 and "no pipeline instance" in err
     assert not (tmp_path / "audit.log").exists()  # nothing was issued
+
+
+def test_audit_log_location_and_format(tmp_path, monkeypatch):
+    from pipeline.control import audit
+    monkeypatch.delenv("HFT_AUDIT_LOG", raising=False)
+    assert audit.audit_path() == audit.DEFAULT_AUDIT_LOG
+    assert audit.audit_path(config={"ops": {"audit_log": "var/x.log"}}).name == "x.log"
+    monkeypatch.setenv("HFT_AUDIT_LOG", str(tmp_path / "env.log"))
+    assert audit.audit_path(config={"ops": {"audit_log": "/nope"}}) == tmp_path / "env.log"
+    assert audit.audit_path(str(tmp_path / "cli.log")) == tmp_path / "cli.log"
+    path = tmp_path / "sub" / "a.log"
+    audit.append(path, {"action": "pause"})
+    audit.append(path, {"action": "resume"})
+    lines = audit_lines(path)
+    assert [x["action"] for x in lines] == ["pause", "resume"]
+    assert lines[0]["time"].endswith("Z") and lines[0]["user"]
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_default_instance_is_the_configured_one_or_the_only_one_running(monkeypatch):
+    from pipeline.observe import discover
+    monkeypatch.setattr(discover, "live_instances", lambda: ["other"])
+    assert discover.resolve("given") == "given"
+    assert discover.resolve(None) == "other"
+    monkeypatch.setattr(discover, "live_instances", lambda: ["hft", "other"])
+    assert discover.resolve(None) == "hft"  # config/default.toml names "hft"
+    monkeypatch.setattr(discover, "live_instances", lambda: ["a", "b"])
+    with pytest.raises(discover.InstanceUnavailable, match="several are running"):
+        discover.resolve(None)
