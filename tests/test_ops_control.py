@@ -83,6 +83,7 @@ def test_claimed_but_never_written_sequence_is_skipped_after_a_while(area, monke
     assert p.poll() == []  # waits for the hole first
     time.sleep(0.1)
     assert [c.op for c in p.poll()] == [Op.PAUSE] and p.skipped == 1
+    assert area.handlers()[0]["skipped"] == 1  # visible to the monitor
 
 
 def test_flags_are_read_by_jitted_code(area):
@@ -236,3 +237,13 @@ def test_default_instance_is_the_configured_one_or_the_only_one_running(monkeypa
     monkeypatch.setattr(discover, "live_instances", lambda: ["a", "b"])
     with pytest.raises(discover.InstanceUnavailable, match="several are running"):
         discover.resolve(None)
+
+
+def test_a_command_with_an_unknown_op_is_skipped_and_counted(area):
+    from pipeline.control.area import write_command
+    p = ControlPoller(area, "h", list(Op))
+    seq = int(atomic_add(area.words, L.W_CLAIM, 1)) + 1
+    write_command(area.words, seq, 99, 0, 0, 1, 1)  # from a newer build, or garbage
+    area.issue(Op.PAUSE)
+    assert [c.op for c in p.poll()] == [Op.PAUSE] and p.skipped == 1
+    assert area.handlers()[0]["skipped"] == 1  # visible to the monitor

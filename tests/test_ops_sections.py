@@ -160,3 +160,32 @@ def test_live_mode_exits_2_when_the_instance_goes_away(instance_name):
     wait_for(lambda: proc.poll() is not None, 20, "monitor exit")
     _, err = proc.communicate()
     assert proc.returncode == 2 and "has stopped" in err and "Traceback" not in err
+
+
+def test_a_ring_with_a_foreign_layout_is_reported_not_fatal(instance):
+    from pipeline.transport.ring import Ring
+    from shm_layouts.probe import PROBE_RECORD
+    Ring.create(instance, "good", "probe", PROBE_RECORD, 8)
+    # claims to carry md_event records but was built with another layout hash
+    seg = instance.create_segment("bad", Layout(SegmentKind.RING, "ring:md_event", 12345), 4096)
+    seg.mark_ready()
+    mon = Monitor(instance.name)
+    rings = {r["name"]: r for r in mon.snapshot()["rings"]}
+    assert rings["good"]["capacity"] == 8
+    assert "bad" in rings and "expects" in rings["bad"]["error"]  # LayoutMismatch, both sides
+    mon.render(mon.snapshot())
+    assert "bad" not in mon.metrics_text()
+    mon.close()
+
+
+def test_processes_that_died_without_saying_so_show_as_dead(instance):
+    from pipeline.transport.shared import atomic_store
+    from shm_layouts import counters as CL
+    counters = Counters.create(instance)
+    base = Counters.process_base(counters.process("ghost"))
+    atomic_store(counters.words, base + CL.PROC_PID, 2**22 + 12345)  # no such pid
+    atomic_store(counters.words, base + CL.PROC_STATE, int(CL.ProcessState.RUNNING))
+    mon = Monitor(instance.name)
+    (ghost,) = mon.snapshot()["processes"]
+    assert (ghost["name"], ghost["state"], ghost["alive"]) == ("ghost", "DEAD", False)
+    mon.close()

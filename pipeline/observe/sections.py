@@ -147,7 +147,8 @@ class ProcessesSection(Section):
             alive = process_alive(p["pid"])
             out.append({
                 "name": p["name"], "pid": p["pid"], "core": p["core"],
-                "state": p["state_name"] if alive or p["state_name"] == "STOPPED" else "DEAD",
+                "state": p["state_name"] if alive or p["state_name"] in (
+                    "STOPPED", "FAILED", "FREE") else "DEAD",
                 "alive": alive,
                 "heartbeat_age_s": _now_age(now_ns, p["heartbeat_ns"]),
                 "cpu_percent": self._cpu(p["pid"]) if alive else None,
@@ -250,12 +251,13 @@ def counters_sections(inst: Instance, entries: list[Entry]) -> list[Section]:
 class RingsSection(Section):
     key, title = "rings", "rings"
 
-    def __init__(self, views: list):
+    def __init__(self, views: list, errors: dict[str, str] | None = None):
         self.views = views
+        self.errors = errors or {}  # rings that could not be mapped, and why
         self.rates = Rates()
 
     def collect(self, now_ns: int) -> list[dict]:
-        out = []
+        out: list[dict] = [{"name": n, "error": e} for n, e in sorted(self.errors.items())]
         for v in self.views:
             s = v.state(now_ns)
             s["rate"] = self.rates(s["name"], s["published"], now_ns)
@@ -268,6 +270,9 @@ class RingsSection(Section):
         t = self.table("ring / consumer", "capacity", "position", "per s", "lag", "lost",
                        "full", "pid", "heartbeat")
         for r in data:
+            if "error" in r:
+                t.add_row(f"[bold]{r['name']}[/]", f"[red]{r['error']}[/]")
+                continue
             t.add_row(f"[bold]{r['name']}[/] ({r['stream']})", fmt(r["capacity"]),
                       fmt(r["published"]), fmt(r["rate"]), "", "", fmt(r["full"]),
                       str(r["producer_pid"]), age(r["producer_heartbeat_age_s"]))
@@ -284,6 +289,8 @@ class RingsSection(Section):
     def metrics(self, data: list[dict]) -> list[Metric]:
         out: list[Metric] = []
         for r in data:
+            if "error" in r:
+                continue
             lab = {"ring": r["name"], "stream": r["stream"]}
             out += [("hft_ring_capacity", "gauge", "ring capacity in records", lab, r["capacity"]),
                     ("hft_ring_published_total", "counter", "records published", lab,
@@ -305,7 +312,13 @@ class RingsSection(Section):
 
 @register("ring:")
 def ring_sections(inst: Instance, entries: list[Entry]) -> list[Section]:
-    return [RingsSection([open_ring(inst, e) for e in sorted(entries, key=lambda e: e.name)])]
+    views, errors = [], {}
+    for e in sorted(entries, key=lambda e: e.name):
+        try:
+            views.append(open_ring(inst, e))
+        except SegmentError as err:  # layout mismatch, not a ring...: shown, not fatal
+            errors[e.name] = str(err)
+    return [RingsSection(views, errors)]
 
 
 # ---------------------------------------------------------------------------- control
@@ -317,7 +330,7 @@ class ControlSection(Section):
 
     def collect(self, now_ns: int) -> dict:
         return self.area.flags() | {"handlers": [
-            {k: h[k] for k in ("name", "pid", "active", "executed", "ops_names",
+            {k: h[k] for k in ("name", "pid", "active", "executed", "skipped", "ops_names",
                                "heartbeat_age_s")} for h in self.area.handlers()]}
 
     def render(self, data: dict) -> Table:
@@ -327,7 +340,8 @@ class ControlSection(Section):
         t.add_row("last command", f"#{data['last_command']}")
         for h in data["handlers"]:
             t.add_row(f"handler {h['name']}", f"pid {h['pid']} "
-                      f"{'active' if h['active'] else 'gone'}, {h['executed']} acked")
+                      f"{'active' if h['active'] else 'gone'}, {h['executed']} acked, "
+                      f"{h['skipped']} skipped")
         return t
 
     def metrics(self, data: dict) -> list[Metric]:
