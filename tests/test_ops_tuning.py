@@ -166,3 +166,13 @@ def test_jitter_rejects_bad_cores(capsys):
     assert cli.main(["tune", "jitter", "--cores", "999", "--seconds", "1"]) == 2
     assert "not usable" in capsys.readouterr().err
     assert cli.main(["tune", "jitter", "--cores", "x", "--seconds", "1"]) == 2
+
+
+def test_timer_slack_matters_only_when_a_process_parks(tmp_path):
+    write(tmp_path, {"/proc/self/timerslack_ns": "50000"})
+    busy = tmp_path / "busy.toml"
+    busy.write_text('[processes.a]\ncore = 1\nidle = "busy_spin"\n')
+    slack = {f["name"]: f for f in check.run_checks(str(busy), root=tmp_path)["findings"]}
+    assert slack["timer slack"]["status"] == "info"
+    slack = {f["name"]: f for f in check.run_checks("dev-2core", root=tmp_path)["findings"]}
+    assert slack["timer slack"]["status"] == "warn"
