@@ -127,9 +127,10 @@ def consumer_main(instance_name: str, name: str, total: int, result, seen_name: 
     result.put((name, errors))
 
 
-def observer_main(instance_name: str, total: int, result) -> None:
+def observer_main(instance_name: str, total: int, result, ready) -> None:
     _, ring = attach(instance_name)
     slot = ring.join("observer", ConsumerMode.OBSERVING)
+    ready.set()  # an observer starts at the producer's position when it joins
     out = np.zeros((64, RECORD.itemsize), np.uint8)
     stats = np.zeros(3, np.int64)
     observe_all(ring.ctl, slot, ring.raw, out, out.reshape(-1).view(RECORD), total, 200_000,

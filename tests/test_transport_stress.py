@@ -41,14 +41,21 @@ def test_twenty_million_records_two_gating_consumers_and_a_slow_observer(instanc
     result = CTX.Queue()
     procs = [CTX.Process(target=W.consumer_main, args=(instance.name, c, total, result))
              for c in ("c1", "c2")]
-    procs.append(CTX.Process(target=W.observer_main, args=(instance.name, total, result)))
-    procs.append(CTX.Process(target=W.producer_main, args=(instance.name, total, 128, result)))
+    observer_ready = CTX.Event()
+    procs.append(CTX.Process(target=W.observer_main,
+                             args=(instance.name, total, result, observer_ready)))
     for p in procs:
         p.start()
+    producer = CTX.Process(target=W.producer_main, args=(instance.name, total, 128, result))
+    procs.append(producer)
     try:
+        assert observer_ready.wait(120), "observer did not join"
+        producer.start()
         got = _collect(result, 4, timeout=280, procs=procs)
     finally:
         for p in procs:
+            if p.pid is None:
+                continue  # never started
             p.join(timeout=10)
             if p.is_alive():
                 p.kill()

@@ -18,11 +18,12 @@ class Child:
     name: str
     module: str
     args: list[str]
+    env: dict[str, str] | None = field(default=None, repr=False)  # None: inherit ours
     popen: subprocess.Popen | None = field(default=None, repr=False)
 
     def start(self) -> Child:
         self.popen = subprocess.Popen([sys.executable, "-m", self.module, *self.args],
-                                      stdin=subprocess.DEVNULL)
+                                      stdin=subprocess.DEVNULL, env=self.env)
         return self
 
     @property

@@ -55,7 +55,7 @@ from pipeline.transport.atomics import (
     store_release,
 )
 from pipeline.transport.registry import Instance
-from pipeline.transport.segment import Layout, Segment
+from pipeline.transport.segment import Layout, Segment, shm_name
 from pipeline.transport.shared import atomic_cas, atomic_load, atomic_store
 from shm_layouts import SegmentKind, layout_hash
 from shm_layouts.ring import (
@@ -196,6 +196,30 @@ def observe(ctl, slot, records, out):
     return n
 
 
+@njit(cache=True)
+def offer_row(ctl, stamps, raw, row):
+    """Copy one record (uint8 row, its ``seq`` bytes ignored) into the ring; False if full."""
+    start = try_claim(ctl, 1)
+    if start < 0:
+        return False
+    slot = raw[start & ctl[MASK]]
+    for i in range(8, row.shape[0]):  # the first 8 bytes are the stamp: publish writes it
+        slot[i] = row[i]
+    publish(ctl, stamps, start + 1)
+    return True
+
+
+@njit(cache=True)
+def take_rows(ctl, stamps, raw, slot, out):
+    """Copy what a gating consumer has ready into ``out`` rows and release it."""
+    n = poll(ctl, stamps, slot, out.shape[0])
+    pos = cursor(ctl, slot)
+    for i in range(n):
+        out[i, :] = raw[(pos + i) & ctl[MASK], :]
+    release(ctl, slot, pos + n)
+    return n
+
+
 # ---------------------------------------------------------------------------- cold path
 def ring_layout(stream: str, dtype: np.dtype) -> Layout:
     return Layout(SegmentKind.RING, f"ring:{stream}",
@@ -310,6 +334,17 @@ class Ring:
         word = P_HEARTBEAT if slot is None else consumer_word(slot, C_HEARTBEAT)
         atomic_store(self.ctl, word, time.monotonic_ns())
 
+    def offer(self, rec: np.ndarray) -> bool:
+        """Cold-path publish of one record (tools, tests, replay set-up)."""
+        row = np.ascontiguousarray(rec, dtype=self.dtype).reshape(1).view(np.uint8)
+        return bool(offer_row(self.ctl, self.stamps, self.raw, row))
+
+    def take(self, slot: int, limit: int = 1024) -> np.ndarray:
+        """Cold-path read of what is ready for gating consumer ``slot`` (a copy)."""
+        out = np.zeros((limit, self.dtype.itemsize), np.uint8)
+        n = take_rows(self.ctl, self.stamps, self.raw, slot, out)
+        return out[:n].reshape(-1).view(self.dtype).copy()
+
     def claim_producer(self) -> None:
         atomic_store(self.ctl, P_PID, os.getpid())
         self.heartbeat()
@@ -353,6 +388,32 @@ class Ring:
         self.ctl = self.records = self.raw = self.stamps = None  # type: ignore[assignment]
         self._names = None
         self.segment.close()
+
+
+def inspect_ring(instance: Instance, name: str) -> dict:
+    """Read-only state of any ring of ``instance`` without knowing its record dtype
+    (monitor, summary): never joins, never writes."""
+    seg = Segment.open(shm_name(instance.name, name), readonly=True)
+    if int(seg.header["kind"]) != int(SegmentKind.RING):
+        raise RingError(f"{seg.name} is not a ring")
+    ctl = seg.body[: CONTROL_WORDS * 8].view(np.int64)
+    names = seg.body[CONTROL_WORDS * 8: CONTROL_WORDS * 8 + MAX_CONSUMERS * NAME_BYTES]
+    names = names.view(CONSUMER_NAMES)
+    published = int(atomic_load(ctl, PUBLISHED))
+    consumers = []
+    for slot in range(int(atomic_load(ctl, N_CONSUMERS))):
+        mode = int(atomic_load(ctl, consumer_word(slot, C_MODE)))
+        if mode not in (GATING, OBSERVING):
+            continue
+        cur = int(atomic_load(ctl, consumer_word(slot, C_CURSOR)))
+        consumers.append({"slot": slot, "name": names[slot].decode(errors="replace"),
+                          "mode": ConsumerMode(mode).name.lower(), "cursor": cur,
+                          "lag": published - cur,
+                          "lost": int(atomic_load(ctl, consumer_word(slot, C_LOST))),
+                          "pid": int(atomic_load(ctl, consumer_word(slot, C_PID)))})
+    return {"stream": seg.header["layout_name"].decode(), "capacity": int(ctl[CAPACITY]),
+            "record_size": int(ctl[RECORD_SIZE]), "published": published,
+            "full": int(atomic_load(ctl, P_FULL)), "consumers": consumers}
 
 
 def _alive(pid: int) -> bool:

@@ -1,0 +1,334 @@
+"""FIX codec and round-trip benchmark: our numba codec vs simplefix on the same messages.
+
+1. NewOrderSingle encode, msgs/s (numba loop vs simplefix building and encoding).
+2. ExecutionReport decode, msgs/s: framing + checksum + fields to ticks/lots (numba) vs
+   simplefix ``get_message`` plus reading the same tags (no numeric conversion: flattering
+   to simplefix).
+3. NewOrderSingle -> ExecutionReport round trip over loopback TCP against an echo acceptor
+   process (numba codec, blocking socket): our initiator (numba encode, session framing
+   and parse, busy-polling non-blocking socket) vs a simplefix client doing the same, and
+   a raw-bytes ping-pong of the same sizes as the floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import socket
+import time
+
+import numpy as np
+import simplefix
+from numba import njit
+
+from bench._report import emit
+from pipeline.fix import codec as C
+from pipeline.fix.session import IO_END, IO_START, K_APP, next_inbound
+from pipeline.fix.store import NEXT_IN, NEXT_OUT, SEQ_WORDS
+from pipeline.instruments import SymbolTable
+
+TABLE = SymbolTable.from_config([{"symbol": "BTCUSDT", "tick_size": "0.01",
+                                  "lot_size": "0.00001"}])
+GRID = TABLE.table()
+SYMS = C.symbol_matrix(["BTCUSDT"])
+SYM = np.frombuffer(b"BTCUSDT", np.uint8).copy()
+IDS = C.comp_id_block("CLIENT", "VENUE")
+VENUE_IDS = C.comp_id_block("VENUE", "CLIENT")
+NOW = 1_764_000_000_123_456_000
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--n", type=int, default=200_000, help="messages per codec run")
+    parser.add_argument("--rtt", type=int, default=20_000, help="round trips")
+
+
+# ----------------------------------------------------------------------------- codec
+@njit(cache=True)
+def encode_many(buf, n, grid):
+    total = 0
+    for i in range(n):
+        s, e = C.encode_new_order(buf, IDS, i + 1, NOW + i * 1000, 1000 + i, SYM, i & 1,
+                                  6183763 + (i & 255), 150, 1, 1, grid[0])
+        total += e - s
+    return total
+
+
+def simplefix_encode(n: int) -> int:
+    total = 0
+    inst = TABLE[0]
+    for i in range(n):
+        m = simplefix.FixMessage()
+        m.append_pair(8, "FIX.4.4", header=True)
+        m.append_pair(35, "D", header=True)
+        m.append_pair(49, "CLIENT", header=True)
+        m.append_pair(56, "VENUE", header=True)
+        m.append_pair(34, i + 1, header=True)
+        ns = NOW + i * 1000
+        stamp = time.strftime("%Y%m%d-%H:%M:%S", time.gmtime(ns // 10**9)) + \
+            f".{ns // 1000 % 10**6:06d}"
+        m.append_pair(52, stamp, header=True)
+        m.append_pair(11, 1000 + i)
+        m.append_pair(55, "BTCUSDT")
+        m.append_pair(54, "1" if i & 1 == 0 else "2")
+        m.append_pair(38, inst.qty_str(150))
+        m.append_pair(40, "2")
+        m.append_pair(44, inst.price_str(6183763 + (i & 255)))
+        m.append_pair(59, "1")
+        m.append_pair(60, stamp)
+        total += len(m.encode())
+    return total
+
+
+@njit(cache=True)
+def decode_all(buf, end, syms, grid, f):
+    pos = 0
+    n = 0
+    check = 0
+    while pos < end:
+        k = C.frame(buf, pos, end)
+        if k <= 0:
+            break
+        C.parse(buf, pos, k, syms, grid, f)
+        check += f[C.F_CUM_QTY] + f[C.F_LAST_PX]
+        pos += k
+        n += 1
+    return n, check
+
+
+def exec_reports(n: int) -> bytes:
+    buf = np.zeros(512, np.uint8)
+    out = bytearray()
+    for i in range(n):
+        s, e = C.encode_exec_report(buf, VENUE_IDS, i + 1, NOW, 77 + i, 1000 + i, 5000 + i,
+                                    ord("F"), ord("1"), SYM, 0, 6183763, 300, 6183763 + i % 7,
+                                    100, 100, 200, GRID[0])
+        out += bytes(buf[s:e])
+    return bytes(out)
+
+
+def split(stream: bytes) -> list[bytes]:
+    """The stream as one chunk per message (simplefix re-slices its whole buffer per
+    message, so one huge append would be quadratic: feed it as a socket would)."""
+    parts = stream.split(b"8=FIX.4.4\x01")[1:]
+    return [b"8=FIX.4.4\x01" + p for p in parts]
+
+
+def simplefix_decode(chunks: list[bytes]) -> int:
+    p = simplefix.FixParser()
+    n = 0
+    for chunk in chunks:
+        p.append_buffer(chunk)
+        m = p.get_message()
+        for tag in (11, 37, 17, 150, 39, 55, 54, 44, 31, 32, 14, 151, 60):
+            m.get(tag)
+        n += 1
+    return n
+
+
+def rate(fn, n: int, repeat: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return n / best
+
+
+# ----------------------------------------------------------------------------- round trip
+@njit(cache=True)
+def answer_orders(inbuf, start, end, out, scratch, seqs, f, syms, grid, now_ns):
+    """Acceptor side: every complete NewOrderSingle gets an ExecutionReport (New).
+    Returns (consumed, out_len)."""
+    olen = 0
+    while start < end:
+        k = C.frame(inbuf, start, end)
+        if k <= 0:
+            break
+        C.parse(inbuf, start, k, syms, grid, f)
+        start += k
+        if f[C.F_MSG_TYPE] != C.MSG_NEW_ORDER:
+            continue
+        seq = seqs[0]
+        seqs[0] += 1
+        s, e = C.encode_exec_report(scratch, VENUE_IDS, seq, now_ns, seq, f[C.F_CL_ORD_ID],
+                                    seq, 48, 48, SYM, 0, f[C.F_PRICE], f[C.F_ORDER_QTY], 0, 0,
+                                    0, f[C.F_ORDER_QTY], grid[0])
+        out[olen: olen + e - s] = scratch[s:e]
+        olen += e - s
+    return start, olen
+
+
+def echo_acceptor(port_q, raw: bool) -> None:
+    """Accept one connection; answer NOS with ER (or echo raw bytes of the same size)."""
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(1)
+    port_q.put(lst.getsockname()[1])
+    conn, _ = lst.accept()
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    inbuf = np.zeros(1 << 16, np.uint8)
+    out = np.zeros(1 << 16, np.uint8)
+    scratch = np.zeros(1024, np.uint8)
+    view = memoryview(inbuf)
+    seqs = np.ones(1, np.int64)
+    f = np.zeros(C.N_FIELDS, np.int64)
+    start = end = 0
+    while True:
+        n = conn.recv_into(view[end:])
+        if n == 0:
+            return
+        end += n
+        if raw:
+            conn.sendall(out[: ER_SIZE * (end // NOS_SIZE)])
+            end %= NOS_SIZE
+            continue
+        start, olen = answer_orders(inbuf, start, end, out, scratch, seqs, f, SYMS, GRID,
+                                    time.time_ns())
+        if olen:
+            conn.sendall(out[:olen])
+        if start == end:
+            start = end = 0
+
+
+def _nos_er_sizes() -> tuple[int, int]:
+    buf = np.zeros(512, np.uint8)
+    s, e = C.encode_new_order(buf, IDS, 1, NOW, 10**15, SYM, 0, 6183763, 150, 1, 1, GRID[0])
+    s2, e2 = C.encode_exec_report(buf, VENUE_IDS, 1, NOW, 1, 10**15, 1, 48, 48, SYM, 0,
+                                  6183763, 150, 0, 0, 0, 150, GRID[0])
+    return e - s, e2 - s2
+
+
+NOS_SIZE, ER_SIZE = _nos_er_sizes()
+
+
+def connect(raw: bool) -> tuple[socket.socket, mp.Process]:
+    q = mp.Queue()
+    proc = mp.Process(target=echo_acceptor, args=(q, raw), daemon=True)
+    proc.start()
+    sock = socket.create_connection(("127.0.0.1", q.get(timeout=30)))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.setblocking(False)
+    return sock, proc
+
+
+def rtt_ours(n: int) -> np.ndarray:
+    """numba encode -> send; busy-poll recv_into -> next_inbound (frame, checksum, parse)."""
+    sock, proc = connect(False)
+    out = np.zeros(512, np.uint8)
+    inbuf = np.zeros(1 << 16, np.uint8)
+    view = memoryview(inbuf)
+    io = np.zeros(8, np.int64)
+    seqs = np.zeros(SEQ_WORDS, np.int64)
+    seqs[NEXT_IN] = seqs[NEXT_OUT] = 1
+    f = np.zeros(C.N_FIELDS, np.int64)
+    lat = np.zeros(n, np.int64)
+    for i in range(n + 200):
+        t0 = time.perf_counter_ns()
+        s, e = C.encode_new_order(out, IDS, i + 1, time.time_ns(), 10**15 + i, SYM, 0,
+                                  6183763, 150, 1, 1, GRID[0])
+        sock.send(out[s:e])
+        while True:
+            try:
+                io[IO_END] += sock.recv_into(view[io[IO_END]:])
+            except BlockingIOError:
+                continue
+            if next_inbound(inbuf, io, seqs, f, SYMS, GRID, 0) == K_APP:
+                break
+        if i >= 200:
+            lat[i - 200] = time.perf_counter_ns() - t0
+        if io[IO_START] == io[IO_END]:
+            io[IO_START] = io[IO_END] = 0
+    sock.close()
+    proc.join(5)
+    return lat
+
+
+def rtt_simplefix(n: int) -> np.ndarray:
+    sock, proc = connect(False)
+    inst = TABLE[0]
+    parser = simplefix.FixParser()
+    lat = np.zeros(n, np.int64)
+    for i in range(n + 200):
+        t0 = time.perf_counter_ns()
+        m = simplefix.FixMessage()
+        for tag, v in ((8, "FIX.4.4"), (35, "D"), (49, "CLIENT"), (56, "VENUE"), (34, i + 1)):
+            m.append_pair(tag, v, header=True)
+        m.append_utc_timestamp(52, precision=6, header=True)
+        for tag, v in ((11, 10**15 + i), (55, "BTCUSDT"), (54, "1"), (38, inst.qty_str(150)),
+                       (40, "2"), (44, inst.price_str(6183763)), (59, "1")):
+            m.append_pair(tag, v)
+        m.append_utc_timestamp(60, precision=6)
+        sock.send(m.encode())
+        while True:
+            try:
+                parser.append_buffer(sock.recv(65536))
+            except BlockingIOError:
+                continue
+            r = parser.get_message()
+            if r is not None:
+                inst.ticks(r.get(44).decode())
+                inst.lots(r.get(151).decode())
+                break
+        if i >= 200:
+            lat[i - 200] = time.perf_counter_ns() - t0
+    sock.close()
+    proc.join(5)
+    return lat
+
+
+def rtt_raw(n: int) -> np.ndarray:
+    sock, proc = connect(True)
+    msg = np.zeros(NOS_SIZE, np.uint8)
+    view = memoryview(np.zeros(1 << 16, np.uint8))
+    lat = np.zeros(n, np.int64)
+    for i in range(n + 200):
+        t0 = time.perf_counter_ns()
+        sock.send(msg)
+        got = 0
+        while got < ER_SIZE:
+            try:
+                got += sock.recv_into(view[got:])
+            except BlockingIOError:
+                continue
+        if i >= 200:
+            lat[i - 200] = time.perf_counter_ns() - t0
+    sock.close()
+    proc.join(5)
+    return lat
+
+
+def main(args: argparse.Namespace) -> int:
+    n = args.n
+    buf = np.zeros(1024, np.uint8)
+    encode_many(buf, 10, GRID)
+    stream = exec_reports(n)
+    sbuf = np.frombuffer(stream, np.uint8).copy()
+    f = np.zeros(C.N_FIELDS, np.int64)
+    got, _ = decode_all(sbuf, len(sbuf), SYMS, GRID, f)
+    assert got == n, (got, n)
+    assert simplefix_decode(split(exec_reports(10))) == 10
+    ours_enc = rate(lambda: encode_many(buf, n, GRID), n)
+    sf_n = max(n // 20, 1000)
+    sf_enc = rate(lambda: simplefix_encode(sf_n), sf_n)
+    ours_dec = rate(lambda: decode_all(sbuf, len(sbuf), SYMS, GRID, f), n)
+    sf_chunks = split(exec_reports(sf_n))
+    sf_dec = rate(lambda: simplefix_decode(sf_chunks), sf_n)
+    rows = [
+        {"test": "NewOrderSingle encode", "ours_msgs_s": ours_enc, "simplefix_msgs_s": sf_enc,
+         "ratio": ours_enc / sf_enc},
+        {"test": "ExecutionReport decode", "ours_msgs_s": ours_dec, "simplefix_msgs_s": sf_dec,
+         "ratio": ours_dec / sf_dec},
+    ]
+    rtt = []
+    for label, fn in (("ours (numba codec)", rtt_ours), ("simplefix client", rtt_simplefix),
+                      ("raw bytes floor", rtt_raw)):
+        lat = fn(args.rtt)
+        rtt.append({"round_trip": label, "p50_us": float(np.percentile(lat, 50)) / 1000,
+                    "p99_us": float(np.percentile(lat, 99)) / 1000,
+                    "p999_us": float(np.percentile(lat, 99.9)) / 1000, "n": len(lat)})
+    if args.json:
+        emit("fix", rows, True, {"round_trip": rtt})
+    else:
+        emit("fix codec (msgs/s, best of 3)", rows, False)
+        emit("fix NOS -> ExecutionReport round trip over loopback TCP", rtt, False)
+    return 0

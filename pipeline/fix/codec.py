@@ -1,0 +1,660 @@
+"""FIX 4.4 application-message codec in numba: no Python object per message.
+
+Encoding writes one message into a preallocated uint8 buffer. The body is written first at
+``BODY_AT``; the ``8=FIX.4.4|9=<len>|`` prefix is then written right-aligned in front of it,
+so a message occupies ``buf[start:end]`` (both returned) without moving any bytes.
+Prices and quantities go out exactly from int64 ticks/lots and the instrument grid
+(``pipeline.instruments.INSTRUMENT_ROW``); SendingTime/TransactTime carry microseconds.
+
+Decoding works on a byte stream: ``frame`` finds one complete message (framing by
+BodyLength, checksum verified) or says it needs more bytes or that the bytes are garbage;
+``parse`` fills an int64 field vector (indices ``F_*``) for ExecutionReport (35=8),
+OrderCancelReject (35=9) and the session fields of any message. Prices are converted
+exactly back to ticks/lots once the symbol is known (tag order is free in FIX).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+SOH = 1
+BEGIN = np.frombuffer(b"8=FIX.4.4\x019=", np.uint8).copy()
+BODY_AT = 24  # body starts here; the 8=/9= prefix (<= 18 bytes) goes right before it
+TRAILER = 7  # "10=NNN\x01"
+MAX_BODY = 8192  # longer BodyLength values are garbage, not a reason to wait
+
+# frame() results besides a positive message length
+NEED_MORE = 0
+GARBLED = -1
+
+# field vector produced by parse(); one int64 per entry
+(F_MSG_TYPE, F_SEQ, F_POSS_DUP, F_SENDING_TIME, F_CL_ORD_ID, F_ORIG_CL_ORD_ID, F_ORDER_ID,
+ F_EXEC_ID, F_EXEC_TYPE, F_ORD_STATUS, F_SIDE, F_PRICE, F_LAST_PX, F_LAST_QTY, F_CUM_QTY,
+ F_LEAVES_QTY, F_ORDER_QTY, F_TRANSACT_TIME, F_ORD_REJ_REASON, F_CXL_REJ_REASON,
+ F_CXL_REJ_RESPONSE_TO, F_SYMBOL_ID, F_ERROR, F_TEXT_AT, F_TEXT_LEN, F_MASK) = range(26)
+N_FIELDS = 32
+# F_MASK bits: which optional fields were present
+M_PRICE, M_LAST_PX, M_LAST_QTY, M_CUM_QTY, M_LEAVES_QTY, M_ORDER_QTY = 1, 2, 4, 8, 16, 32
+# F_ERROR values: the message framed and checksummed fine but a field is unusable
+E_NONE, E_BAD_NUMBER, E_OFF_GRID, E_UNKNOWN_SYMBOL, E_BAD_TIME = 0, 1, 2, 3, 4
+
+MSG_NEW_ORDER = ord("D")
+MSG_CANCEL = ord("F")
+MSG_REPLACE = ord("G")
+MSG_STATUS = ord("H")
+MSG_EXEC_REPORT = ord("8")
+MSG_CANCEL_REJECT = ord("9")
+
+
+def msg_type_code(text: str) -> int:
+    """The int64 code ``parse`` stores in F_MSG_TYPE for a 1- or 2-char MsgType."""
+    raw = text.encode()
+    return raw[0] | (raw[1] << 8 if len(raw) > 1 else 0)
+
+
+# ------------------------------------------------------------------------------ writing
+@njit(cache=True, inline="always")
+def put_bytes(buf, pos, src):
+    for i in range(src.shape[0]):
+        buf[pos + i] = src[i]
+    return pos + src.shape[0]
+
+
+@njit(cache=True)
+def put_uint(buf, pos, value):
+    """Decimal digits of ``value`` >= 0; returns the new position."""
+    n = 1
+    v = value
+    while v >= 10:
+        v //= 10
+        n += 1
+    v = value
+    for i in range(n - 1, -1, -1):
+        buf[pos + i] = 48 + v % 10
+        v //= 10
+    return pos + n
+
+
+@njit(cache=True)
+def put_tag(buf, pos, tag):
+    pos = put_uint(buf, pos, tag)
+    buf[pos] = 61  # '='
+    return pos + 1
+
+
+@njit(cache=True)
+def put_int_field(buf, pos, tag, value):
+    pos = put_tag(buf, pos, tag)
+    if value < 0:
+        buf[pos] = 45
+        pos += 1
+        value = -value
+    pos = put_uint(buf, pos, value)
+    buf[pos] = SOH
+    return pos + 1
+
+
+@njit(cache=True)
+def put_char_field(buf, pos, tag, ch):
+    pos = put_tag(buf, pos, tag)
+    buf[pos] = ch
+    buf[pos + 1] = SOH
+    return pos + 2
+
+
+@njit(cache=True)
+def put_decimal_field(buf, pos, tag, n, units, decimals):
+    """``n * units * 10**-decimals`` exactly, without trailing fractional zeros."""
+    pos = put_tag(buf, pos, tag)
+    m = n * units
+    if m < 0:
+        buf[pos] = 45
+        pos += 1
+        m = -m
+    scale = 1
+    for _ in range(decimals):
+        scale *= 10
+    pos = put_uint(buf, pos, m // scale)
+    frac = m % scale
+    if frac:
+        digits = decimals
+        while frac % 10 == 0:
+            frac //= 10
+            digits -= 1
+        buf[pos] = 46  # '.'
+        pos += 1
+        v = frac
+        for i in range(digits - 1, -1, -1):
+            buf[pos + i] = 48 + v % 10
+            v //= 10
+        pos += digits
+    buf[pos] = SOH
+    return pos + 1
+
+
+@njit(cache=True)
+def civil_from_days(z):
+    """(year, month, day) of day ``z`` since 1970-01-01 (H. Hinnant's algorithm)."""
+    z += 719468
+    era = (z if z >= 0 else z - 146096) // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    y = yoe + era * 400
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    d = doy - (153 * mp + 2) // 5 + 1
+    m = mp + 3 if mp < 10 else mp - 9
+    return y + (1 if m <= 2 else 0), m, d
+
+
+@njit(cache=True)
+def put_fixed(buf, pos, value, width):
+    for i in range(width - 1, -1, -1):
+        buf[pos + i] = 48 + value % 10
+        value //= 10
+    return pos + width
+
+
+@njit(cache=True)
+def put_time_field(buf, pos, tag, epoch_ns):
+    """UTCTimestamp YYYYMMDD-HH:MM:SS.ffffff."""
+    pos = put_tag(buf, pos, tag)
+    us = epoch_ns // 1000
+    secs = us // 1_000_000
+    days = secs // 86400
+    sod = secs - days * 86400
+    y, m, d = civil_from_days(days)
+    pos = put_fixed(buf, pos, y, 4)
+    pos = put_fixed(buf, pos, m, 2)
+    pos = put_fixed(buf, pos, d, 2)
+    buf[pos] = 45
+    pos = put_fixed(buf, pos + 1, sod // 3600, 2)
+    buf[pos] = 58
+    pos = put_fixed(buf, pos + 1, sod // 60 % 60, 2)
+    buf[pos] = 58
+    pos = put_fixed(buf, pos + 1, sod % 60, 2)
+    buf[pos] = 46
+    pos = put_fixed(buf, pos + 1, us % 1_000_000, 6)
+    buf[pos] = SOH
+    return pos + 1
+
+
+@njit(cache=True)
+def begin_body(buf, msg_type, comp_ids, seq, sending_ns):
+    """MsgType, the prebuilt ``49=..|56=..|`` block, MsgSeqNum and SendingTime."""
+    pos = BODY_AT
+    buf[pos] = 51  # '3'
+    buf[pos + 1] = 53  # '5'
+    buf[pos + 2] = 61
+    buf[pos + 3] = msg_type
+    buf[pos + 4] = SOH
+    pos = put_bytes(buf, pos + 5, comp_ids)
+    pos = put_int_field(buf, pos, 34, seq)
+    return put_time_field(buf, pos, 52, sending_ns)
+
+
+@njit(cache=True)
+def finish(buf, body_end):
+    """Write the 8=/9= prefix in front of the body and the checksum after it.
+
+    Returns ``(start, end)`` of the complete message in ``buf``."""
+    body_len = body_end - BODY_AT
+    digits = 1
+    v = body_len
+    while v >= 10:
+        v //= 10
+        digits += 1
+    start = BODY_AT - (BEGIN.shape[0] + digits + 1)
+    pos = put_bytes(buf, start, BEGIN)
+    pos = put_uint(buf, pos, body_len)
+    buf[pos] = SOH
+    total = 0
+    for i in range(start, body_end):
+        total += buf[i]
+    pos = body_end
+    buf[pos] = 49
+    buf[pos + 1] = 48
+    buf[pos + 2] = 61
+    pos = put_fixed(buf, pos + 3, total % 256, 3)
+    buf[pos] = SOH
+    return start, pos + 1
+
+
+@njit(cache=True)
+def fix_side(side):
+    return 49 if side == 0 else 50  # Side BID/BUY -> '1', ASK/SELL -> '2'
+
+
+@njit(cache=True)
+def put_order_fields(buf, pos, symbol, side, price, qty, ord_type, tif, grid):
+    """Symbol, Side, OrderQty, OrdType, Price, TimeInForce (+ExecInst for post-only)."""
+    pos = put_tag(buf, pos, 55)
+    pos = put_bytes(buf, pos, symbol)
+    buf[pos] = SOH
+    pos = put_char_field(buf, pos + 1, 54, fix_side(side))
+    pos = put_decimal_field(buf, pos, 38, qty, grid["lot_units"], grid["qty_decimals"])
+    pos = put_char_field(buf, pos, 40, 49 if ord_type == 2 else 50)  # 1 market, 2 limit
+    if ord_type != 2:
+        pos = put_decimal_field(buf, pos, 44, price, grid["tick_units"], grid["price_decimals"])
+    if tif == 2:
+        pos = put_char_field(buf, pos, 59, 51)  # IOC '3'
+    elif tif == 3:
+        pos = put_char_field(buf, pos, 59, 52)  # FOK '4'
+    else:
+        pos = put_char_field(buf, pos, 59, 49)  # GTC '1'
+        if tif == 4:
+            pos = put_char_field(buf, pos, 18, 54)  # ExecInst '6' participate-don't-initiate
+    return pos
+
+
+@njit(cache=True)
+def encode_new_order(buf, comp_ids, seq, now_ns, cl_ord_id, symbol, side, price, qty,
+                     ord_type, tif, grid):
+    """NewOrderSingle (35=D). ``grid`` is the instrument's INSTRUMENT_ROW record."""
+    pos = begin_body(buf, MSG_NEW_ORDER, comp_ids, seq, now_ns)
+    pos = put_int_field(buf, pos, 11, cl_ord_id)
+    pos = put_order_fields(buf, pos, symbol, side, price, qty, ord_type, tif, grid)
+    pos = put_time_field(buf, pos, 60, now_ns)
+    return finish(buf, pos)
+
+
+@njit(cache=True)
+def encode_cancel(buf, comp_ids, seq, now_ns, cl_ord_id, orig_cl_ord_id, symbol, side,
+                  qty, grid):
+    """OrderCancelRequest (35=F)."""
+    pos = begin_body(buf, MSG_CANCEL, comp_ids, seq, now_ns)
+    pos = put_int_field(buf, pos, 11, cl_ord_id)
+    pos = put_int_field(buf, pos, 41, orig_cl_ord_id)
+    pos = put_tag(buf, pos, 55)
+    pos = put_bytes(buf, pos, symbol)
+    buf[pos] = SOH
+    pos = put_char_field(buf, pos + 1, 54, fix_side(side))
+    pos = put_decimal_field(buf, pos, 38, qty, grid["lot_units"], grid["qty_decimals"])
+    pos = put_time_field(buf, pos, 60, now_ns)
+    return finish(buf, pos)
+
+
+@njit(cache=True)
+def encode_replace(buf, comp_ids, seq, now_ns, cl_ord_id, orig_cl_ord_id, symbol, side,
+                   price, qty, ord_type, tif, grid):
+    """OrderCancelReplaceRequest (35=G)."""
+    pos = begin_body(buf, MSG_REPLACE, comp_ids, seq, now_ns)
+    pos = put_int_field(buf, pos, 11, cl_ord_id)
+    pos = put_int_field(buf, pos, 41, orig_cl_ord_id)
+    pos = put_order_fields(buf, pos, symbol, side, price, qty, ord_type, tif, grid)
+    pos = put_time_field(buf, pos, 60, now_ns)
+    return finish(buf, pos)
+
+
+@njit(cache=True)
+def encode_status_request(buf, comp_ids, seq, now_ns, cl_ord_id, symbol, side):
+    """OrderStatusRequest (35=H), used to reconcile open orders after a (re)connect."""
+    pos = begin_body(buf, MSG_STATUS, comp_ids, seq, now_ns)
+    pos = put_int_field(buf, pos, 11, cl_ord_id)
+    pos = put_tag(buf, pos, 55)
+    pos = put_bytes(buf, pos, symbol)
+    buf[pos] = SOH
+    pos = put_char_field(buf, pos + 1, 54, fix_side(side))
+    return finish(buf, pos)
+
+
+# ------------------------------------------------------------------------------ reading
+@njit(cache=True)
+def _find_soh(buf, pos, end):
+    while pos < end:
+        if buf[pos] == SOH:
+            return pos
+        pos += 1
+    return -1
+
+
+@njit(cache=True)
+def resync(buf, start, end):
+    """Position of the next ``8=FIX`` after ``start`` (or a safe tail to keep)."""
+    pos = start + 1
+    while pos + 5 <= end:
+        if buf[pos] == 56 and buf[pos + 1] == 61 and buf[pos + 2] == 70 and \
+                buf[pos + 3] == 73 and buf[pos + 4] == 88:
+            return pos
+        pos += 1
+    return max(start + 1, end - 4)  # a partial "8=FIX" may be the start of the next frame
+
+
+@njit(cache=True)
+def frame(buf, start, end):
+    """Length of the complete, checksum-valid message at ``buf[start:end]``.
+
+    NEED_MORE (0) if it is not all there yet; GARBLED (-1) if these bytes cannot be a valid
+    message (wrong begin string, bad BodyLength, bad checksum): the caller drops them up
+    to ``resync`` and counts it.
+    """
+    n = end - start
+    head = BEGIN.shape[0]
+    for i in range(min(n, head)):
+        if buf[start + i] != BEGIN[i]:
+            return GARBLED
+    if n < head + 2:
+        return NEED_MORE
+    pos = start + head
+    body_len = 0
+    digits = 0
+    while pos < end and buf[pos] != SOH:
+        c = buf[pos]
+        if c < 48 or c > 57 or digits >= 7:
+            return GARBLED
+        body_len = body_len * 10 + (c - 48)
+        digits += 1
+        pos += 1
+    if pos >= end:
+        return NEED_MORE
+    if digits == 0:
+        return GARBLED
+    body_start = pos + 1
+    total = body_start - start + body_len + TRAILER
+    if body_len > MAX_BODY:
+        return GARBLED
+    if n < total:
+        # a BodyLength too large would stall the stream: if the next message has already
+        # begun inside the claimed body, this one is garbage
+        return GARBLED if resync(buf, start, end) + 5 <= end else NEED_MORE
+    t = body_start + body_len
+    if buf[t - 1] != SOH or buf[t] != 49 or buf[t + 1] != 48 or buf[t + 2] != 61 or \
+            buf[t + 6] != SOH:
+        return GARBLED  # BodyLength does not land on "|10="
+    s = 0
+    for i in range(start, t):
+        s += buf[i]
+    want = 0
+    for i in range(t + 3, t + 6):
+        c = buf[i]
+        if c < 48 or c > 57:
+            return GARBLED
+        want = want * 10 + (c - 48)
+    if s % 256 != want:
+        return GARBLED
+    return total
+
+
+@njit(cache=True)
+def parse_int(buf, at, n):
+    """Signed decimal integer; returns (value, ok)."""
+    if n <= 0 or n > 20:
+        return 0, False
+    neg = buf[at] == 45
+    i = 1 if neg else 0
+    if i >= n:
+        return 0, False
+    v = 0
+    while i < n:
+        c = buf[at + i]
+        if c < 48 or c > 57 or v > (9223372036854775807 - (c - 48)) // 10:
+            return 0, False  # not a digit, or beyond int64
+        v = v * 10 + (c - 48)
+        i += 1
+    return (-v if neg else v), True
+
+
+@njit(cache=True)
+def parse_units(buf, at, n, units, decimals):
+    """Decimal string -> whole number of ``units * 10**-decimals``: (value, error)."""
+    if n <= 0:
+        return 0, E_BAD_NUMBER
+    i = 0
+    neg = buf[at] == 45
+    if neg:
+        i = 1
+    mant = 0
+    frac = -1  # digits after the point, -1 before seeing one
+    digits = 0
+    while i < n:
+        c = buf[at + i]
+        if c == 46 and frac < 0:
+            frac = 0
+        elif 48 <= c <= 57:
+            if digits >= 18:
+                if c != 48 or frac < 0:
+                    return 0, E_BAD_NUMBER
+                # trailing fractional zero beyond int64 precision: ignore it
+            else:
+                mant = mant * 10 + (c - 48)
+                digits += 1 if (digits or c != 48) else 0
+                if frac >= 0:
+                    frac += 1
+        else:
+            return 0, E_BAD_NUMBER
+        i += 1
+    if frac < 0:
+        frac = 0
+    while frac > decimals:  # more decimals than the grid: only zeros may be dropped
+        if mant % 10:
+            return 0, E_OFF_GRID
+        mant //= 10
+        frac -= 1
+    while frac < decimals:
+        mant *= 10
+        frac += 1
+    if mant % units:
+        return 0, E_OFF_GRID
+    v = mant // units
+    return (-v if neg else v), E_NONE
+
+
+@njit(cache=True)
+def parse_id(buf, at, n):
+    """An id tag as int64: its value if all digits (our ClOrdIDs), else a 63-bit FNV-1a hash
+    (venue order/exec ids are free text at third-party venues)."""
+    v, ok = parse_int(buf, at, n)
+    if ok and v >= 0:
+        return v
+    h = np.uint64(14695981039346656037)
+    for i in range(n):
+        h = (h ^ np.uint64(buf[at + i])) * np.uint64(1099511628211)
+    return np.int64(h >> np.uint64(1)) | np.int64(1) << np.int64(62)
+
+
+@njit(cache=True)
+def parse_time(buf, at, n):
+    """UTCTimestamp (seconds, millis, micros or nanos) -> epoch ns; -1 if malformed."""
+    if n < 17 or buf[at + 8] != 45 or buf[at + 11] != 58 or buf[at + 14] != 58:
+        return -1
+    vals = np.empty(6, np.int64)
+    spans = ((0, 4), (4, 2), (6, 2), (9, 2), (12, 2), (15, 2))
+    for k in range(6):
+        s, w = spans[k]
+        v, ok = parse_int(buf, at + s, w)
+        if not ok:
+            return -1
+        vals[k] = v
+    y, m, d = vals[0], vals[1], vals[2]
+    if m < 1 or m > 12 or d < 1 or d > 31 or vals[3] > 23 or vals[4] > 59 or vals[5] > 60:
+        return -1
+    # days_from_civil (inverse of civil_from_days)
+    yy = y - (1 if m <= 2 else 0)
+    era = (yy if yy >= 0 else yy - 399) // 400
+    yoe = yy - era * 400
+    mp = m - 3 if m > 2 else m + 9
+    doy = (153 * mp + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    days = era * 146097 + doe - 719468
+    ns = ((days * 86400 + vals[3] * 3600 + vals[4] * 60 + vals[5]) * 1_000_000_000)
+    if n > 17:
+        if buf[at + 17] != 46 or n - 18 > 9 or n == 18:
+            return -1
+        frac, ok = parse_int(buf, at + 18, n - 18)
+        if not ok or frac < 0:
+            return -1
+        for _ in range(9 - (n - 18)):
+            frac *= 10
+        ns += frac
+    return ns
+
+
+@njit(cache=True)
+def symbol_id(symbols, buf, at, n):
+    """Row of ``symbols`` (uint8 [n_sym, 16], zero padded) equal to ``buf[at:at+n]``."""
+    if n > symbols.shape[1]:
+        return -1
+    for s in range(symbols.shape[0]):
+        if n < symbols.shape[1] and symbols[s, n] != 0:
+            continue
+        match = True
+        for i in range(n):
+            if symbols[s, i] != buf[at + i]:
+                match = False
+                break
+        if match:
+            return s
+    return -1
+
+
+@njit(cache=True)
+def parse(buf, start, length, symbols, grid, f):
+    """Fill field vector ``f`` from the framed message ``buf[start:start+length]``.
+
+    Returns F_ERROR's value (E_NONE when every field present was usable)."""
+    f[:] = 0
+    f[F_SYMBOL_ID] = -1
+    f[F_TEXT_AT] = -1
+    pos = start
+    end = start + length
+    err = E_NONE
+    num_at = np.zeros(6, np.int64)  # value offsets of price/qty fields, resolved at the end
+    num_len = np.zeros(6, np.int64)
+    while pos < end:
+        tag = 0
+        while pos < end and buf[pos] != 61:
+            c = buf[pos]
+            if c < 48 or c > 57:
+                err = E_BAD_NUMBER
+            tag = tag * 10 + (c - 48)
+            pos += 1
+        vat = pos + 1
+        vend = _find_soh(buf, vat, end)
+        if vend < 0:
+            break
+        n = vend - vat
+        pos = vend + 1
+        c0 = buf[vat] if n > 0 else 0
+        if tag == 35:
+            f[F_MSG_TYPE] = c0 | ((np.int64(buf[vat + 1]) << 8) if n > 1 else 0)
+        elif tag == 34:
+            v, ok = parse_int(buf, vat, n)
+            f[F_SEQ] = v
+            if not ok:
+                err = E_BAD_NUMBER
+        elif tag == 43:
+            f[F_POSS_DUP] = 1 if c0 == 89 else 0
+        elif tag == 52:
+            f[F_SENDING_TIME] = parse_time(buf, vat, n)
+        elif tag == 60:
+            f[F_TRANSACT_TIME] = parse_time(buf, vat, n)
+        elif tag == 11:
+            f[F_CL_ORD_ID] = parse_id(buf, vat, n)
+        elif tag == 41:
+            f[F_ORIG_CL_ORD_ID] = parse_id(buf, vat, n)
+        elif tag == 37:
+            f[F_ORDER_ID] = parse_id(buf, vat, n)
+        elif tag == 17:
+            f[F_EXEC_ID] = parse_id(buf, vat, n)
+        elif tag == 150:
+            f[F_EXEC_TYPE] = c0
+        elif tag == 39:
+            f[F_ORD_STATUS] = c0
+        elif tag == 54:
+            f[F_SIDE] = c0
+        elif tag == 55:
+            f[F_SYMBOL_ID] = symbol_id(symbols, buf, vat, n)
+            if f[F_SYMBOL_ID] < 0:
+                err = E_UNKNOWN_SYMBOL
+        elif tag == 103 or tag == 102 or tag == 434:
+            v, ok = parse_int(buf, vat, n)
+            if not ok:
+                err = E_BAD_NUMBER
+            f[F_ORD_REJ_REASON if tag == 103 else (
+                F_CXL_REJ_REASON if tag == 102 else F_CXL_REJ_RESPONSE_TO)] = v
+        elif tag == 58:
+            f[F_TEXT_AT] = vat
+            f[F_TEXT_LEN] = n
+        else:
+            k = -1
+            if tag == 44:
+                k = 0
+            elif tag == 31:
+                k = 1
+            elif tag == 32:
+                k = 2
+            elif tag == 14:
+                k = 3
+            elif tag == 151:
+                k = 4
+            elif tag == 38:
+                k = 5
+            if k >= 0:
+                num_at[k] = vat
+                num_len[k] = n
+                f[F_MASK] |= 1 << k
+    sid = f[F_SYMBOL_ID]
+    for k in range(6):
+        if f[F_MASK] & (1 << k):
+            if sid < 0:
+                if err == E_NONE:
+                    err = E_UNKNOWN_SYMBOL
+                continue
+            row = grid[sid]
+            if k < 2:
+                v, e = parse_units(buf, num_at[k], num_len[k], row["tick_units"],
+                                   row["price_decimals"])
+            else:
+                v, e = parse_units(buf, num_at[k], num_len[k], row["lot_units"],
+                                   row["qty_decimals"])
+            f[F_PRICE + k] = v
+            if e != E_NONE and err == E_NONE:
+                err = e
+    if f[F_SENDING_TIME] < 0 or f[F_TRANSACT_TIME] < 0:
+        if err == E_NONE:
+            err = E_BAD_TIME
+    f[F_ERROR] = err
+    return err
+
+
+def symbol_matrix(symbols: list[str], width: int = 16) -> np.ndarray:
+    """Zero-padded uint8 rows, indexed by symbol id, for ``parse``/``symbol_id``."""
+    out = np.zeros((max(len(symbols), 1), width), np.uint8)
+    for i, s in enumerate(symbols):
+        raw = s.encode()
+        if len(raw) > width:
+            raise ValueError(f"symbol {s!r} longer than {width} bytes")
+        out[i, : len(raw)] = np.frombuffer(raw, np.uint8)
+    return out
+
+
+def comp_id_block(sender: str, target: str) -> np.ndarray:
+    """The prebuilt ``49=SENDER|56=TARGET|`` bytes every outbound header carries."""
+    return np.frombuffer(f"49={sender}\x0156={target}\x01".encode(), np.uint8).copy()
+
+
+@njit(cache=True)
+def encode_exec_report(buf, comp_ids, seq, now_ns, order_id, cl_ord_id, exec_id, exec_type,
+                       ord_status, symbol, side, price, qty, last_px, last_qty, cum, leaves,
+                       grid):
+    """ExecutionReport (35=8): the acceptor side, for test venues and the round-trip bench.
+    ``exec_type``/``ord_status`` are FIX chars (e.g. ord("0"), ord("F"))."""
+    pos = begin_body(buf, MSG_EXEC_REPORT, comp_ids, seq, now_ns)
+    pos = put_int_field(buf, pos, 37, order_id)
+    pos = put_int_field(buf, pos, 11, cl_ord_id)
+    pos = put_int_field(buf, pos, 17, exec_id)
+    pos = put_char_field(buf, pos, 150, exec_type)
+    pos = put_char_field(buf, pos, 39, ord_status)
+    pos = put_tag(buf, pos, 55)
+    pos = put_bytes(buf, pos, symbol)
+    buf[pos] = SOH
+    pos = put_char_field(buf, pos + 1, 54, fix_side(side))
+    pos = put_decimal_field(buf, pos, 38, qty, grid["lot_units"], grid["qty_decimals"])
+    pos = put_decimal_field(buf, pos, 44, price, grid["tick_units"], grid["price_decimals"])
+    pos = put_decimal_field(buf, pos, 32, last_qty, grid["lot_units"], grid["qty_decimals"])
+    pos = put_decimal_field(buf, pos, 31, last_px, grid["tick_units"], grid["price_decimals"])
+    pos = put_decimal_field(buf, pos, 14, cum, grid["lot_units"], grid["qty_decimals"])
+    pos = put_decimal_field(buf, pos, 151, leaves, grid["lot_units"], grid["qty_decimals"])
+    pos = put_time_field(buf, pos, 60, now_ns)
+    return finish(buf, pos)

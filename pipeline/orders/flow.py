@@ -1,0 +1,309 @@
+"""The gateway's jitted per-message flow: intent -> risk -> OMS -> FIX bytes, and
+decoded report -> OMS -> exec ring. No Python object per message.
+
+``Ctx`` bundles the arrays every step needs so the Python side passes one tuple-like
+object; numba sees plain arrays. Outbound bytes are appended to ``wire`` (``wio[W_END]``)
+and written to the socket by the shell in one send per duty cycle; ``torig`` keeps each
+message's t_origin so tick-to-trade is recorded when the bytes hit the socket.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from pipeline.fix import codec as C
+from pipeline.fix.session import K_APP, K_GARBLED, next_inbound
+from pipeline.fix.store import journal_append, take_seq
+from pipeline.observe import histogram
+from pipeline.orders import journal as J
+from pipeline.orders import oms, risk
+from pipeline.transport.atomics import fetch_add, load_relaxed, store_relaxed
+from pipeline.transport.ring import cursor, poll, publish, release, try_claim
+from shm_layouts.oms import W_NEXT_CL_ORD_ID, W_RECONCILE_PENDING, W_STALE_CANCELS
+from shm_layouts.ring import MASK
+
+W_END, W_NORIG, W_RING_FULL, W_JOURNAL_FULL, W_DENIED, W_SENT, W_BAD_REPORTS = range(7)
+WIO_WORDS = 8
+MSG_ROOM = 512  # an encoded message is far smaller than this
+SRC_VENUE, SRC_RISK = 1, 2
+
+
+@njit(cache=True)
+def _emit(wire, wio, torig, seqs, jdata, jindex, scratch, s, e, seq, t_origin):
+    """Journal one encoded message (FIX store) and append it to the wire buffer."""
+    journal_append(seqs, jdata, jindex, scratch, s, e, seq)
+    end = wio[W_END]
+    for i in range(e - s):
+        wire[end + i] = scratch[s + i]
+    wio[W_END] = end + e - s
+    if wio[W_NORIG] < torig.shape[0]:
+        torig[wio[W_NORIG]] = t_origin
+        wio[W_NORIG] += 1
+    wio[W_SENT] += 1
+
+
+@njit(cache=True)
+def _sym(syms, sym_lens, sid):
+    return syms[sid, : sym_lens[sid]]
+
+
+@njit(cache=True)
+def publish_exec(ectl, estamps, erecs, wio, t_origin, now, t_venue, cl, orig, venue_id, exec_id,
+                 price, last_px, last_qty, cum, leaves, sid, exec_type, status, side, source,
+                 reason):
+    start = try_claim(ectl, 1)
+    if start < 0:
+        wio[W_RING_FULL] += 1  # the strategy is a whole ring behind: counted, not blocked
+        return False
+    r = erecs[start & ectl[MASK]]
+    r["t_origin_ns"] = t_origin
+    r["t_recv_ns"] = now
+    r["t_venue_ns"] = t_venue
+    r["cl_ord_id"] = cl
+    r["orig_cl_ord_id"] = orig
+    r["venue_order_id"] = venue_id
+    r["exec_id"] = exec_id
+    r["price"] = price
+    r["last_px"] = last_px
+    r["last_qty"] = last_qty
+    r["cum_qty"] = cum
+    r["leaves_qty"] = leaves
+    r["symbol_id"] = sid
+    r["exec_type"] = exec_type
+    r["ord_status"] = status
+    r["side"] = side
+    r["source"] = source
+    r["reject_reason"] = reason
+    publish(ectl, estamps, start + 1)
+    return True
+
+
+@njit(cache=True)
+def _journal_intent(j, jpay, wio, action, cl, orig, sid, side, price, qty, tif, otype,
+                    strategy, t_origin, now):
+    jpay[:] = 0
+    jpay[J.I_ACTION] = action
+    jpay[J.I_CL] = cl
+    jpay[J.I_ORIG] = orig
+    jpay[J.I_SID] = sid
+    jpay[J.I_SIDE] = side
+    jpay[J.I_PRICE] = price
+    jpay[J.I_QTY] = qty
+    jpay[J.I_TIF] = tif
+    jpay[J.I_TYPE] = otype
+    jpay[J.I_STRATEGY] = strategy
+    jpay[J.I_T_ORIGIN] = t_origin
+    if not J.append(j, J.K_INTENT, now, jpay):
+        wio[W_JOURNAL_FULL] += 1
+
+
+@njit(cache=True)
+def send_cancel(words, orders, slot, seqs, jdata, jindex, comp_ids, syms, sym_lens, grid,
+                scratch, wire, wio, torig, j, jpay, request_id, now, wall_ns):
+    o = orders[slot]
+    sid = o["symbol_id"]
+    seq = take_seq(seqs)
+    s, e = C.encode_cancel(scratch, comp_ids, seq, wall_ns, request_id, o["cl_ord_id"],
+                           _sym(syms, sym_lens, sid), o["side"], o["leaves_qty"], grid[sid])
+    _journal_intent(j, jpay, wio, 2, request_id, o["cl_ord_id"], sid, o["side"], 0, 0, 0, 0,
+                    o["strategy_id"], o["t_origin_ns"], now)
+    oms.accept_cancel(orders, slot, request_id, now)
+    _emit(wire, wio, torig, seqs, jdata, jindex, scratch, s, e, seq, 0)
+
+
+@njit(cache=True)
+def cancel_all(words, orders, seqs, jdata, jindex, comp_ids, syms, sym_lens, grid, scratch,
+               wire, wio, torig, j, jpay, sid_filter, now, wall_ns):
+    """Cancel every live order (of ``sid_filter``, or all if < 0) not already being
+    canceled. Returns how many cancels are still to send (wire buffer full: call again)."""
+    left = 0
+    for slot in range(orders.shape[0]):
+        o = orders[slot]
+        if not oms.is_live(o["status"]) or o["status"] == oms.PENDING_CANCEL:
+            continue
+        if sid_filter >= 0 and o["symbol_id"] != sid_filter:
+            continue
+        if wio[W_END] + MSG_ROOM > wire.shape[0]:
+            left += 1
+            continue
+        rid = fetch_add(words, W_NEXT_CL_ORD_ID, 1)
+        send_cancel(words, orders, slot, seqs, jdata, jindex, comp_ids, syms, sym_lens, grid,
+                    scratch, wire, wio, torig, j, jpay, rid, now, wall_ns)
+    return left
+
+
+@njit(cache=True)
+def request_status_all(words, orders, seqs, jdata, jindex, comp_ids, syms, sym_lens,
+                       scratch, wire, wio, torig, now, wall_ns):
+    """OrderStatusRequest (35=H) for every live order; returns how many were sent."""
+    n = 0
+    for slot in range(orders.shape[0]):
+        o = orders[slot]
+        if not oms.is_live(o["status"]) or wio[W_END] + MSG_ROOM > wire.shape[0]:
+            continue
+        seq = take_seq(seqs)
+        sid = o["symbol_id"]
+        s, e = C.encode_status_request(scratch, comp_ids, seq, wall_ns, o["cl_ord_id"],
+                                       _sym(syms, sym_lens, sid), o["side"])
+        _emit(wire, wio, torig, seqs, jdata, jindex, scratch, s, e, seq, 0)
+        n += 1
+    store_relaxed(words, W_RECONCILE_PENDING, n)
+    return n
+
+
+@njit(cache=True)
+def handle_intent(r, words, orders, positions, limits, g, marks, rates, seqs, jdata, jindex,
+                  comp_ids, syms, sym_lens, grid, scratch, wire, wio, torig, ectl, estamps, erecs, j,
+                  jpay, now, wall_ns):
+    """Risk, then OMS, then encode one intent. Returns its RiskReason (0: on the wire)."""
+    action = r["action"]
+    cl = r["cl_ord_id"]
+    orig = r["orig_cl_ord_id"]
+    sid = r["symbol_id"]
+    side = r["side"]
+    price = r["price"]
+    qty = r["qty"]
+    otype = r["ord_type"]
+    reason = risk.check(words, orders, positions, limits, g, marks, rates, action, cl, orig,
+                        sid, side, price, qty, otype, now)
+    if reason != 0:
+        wio[W_DENIED] += 1
+        publish_exec(ectl, estamps, erecs, wio, r["t_origin_ns"], now, 0, cl, orig, 0, 0, price, 0, 0,
+                     0, 0, sid, 6, 9, side, SRC_RISK, reason)
+        return reason
+    if action == 4:  # CANCEL_ALL (symbol_id < 0: every instrument)
+        cancel_all(words, orders, seqs, jdata, jindex, comp_ids, syms, sym_lens, grid, scratch,
+                   wire, wio, torig, j, jpay, sid, now, wall_ns)
+        return 0
+    if action == 2:
+        risk.note_cancel(rates, g, now)
+        send_cancel(words, orders, oms.find(orders, orig), seqs, jdata, jindex, comp_ids, syms,
+                    sym_lens, grid, scratch, wire, wio, torig, j, jpay, cl, now, wall_ns)
+        return 0
+    risk.note_order(rates, g, now)
+    seq = take_seq(seqs)
+    sym = _sym(syms, sym_lens, sid)
+    if action == 1:
+        s, e = C.encode_new_order(scratch, comp_ids, seq, wall_ns, cl, sym, side, price, qty,
+                                  otype, r["tif"], grid[sid])
+        oms.accept_new(words, orders, positions, cl, sid, side, price, qty, r["tif"], otype,
+                       0, r["t_origin_ns"], now)
+    else:
+        s, e = C.encode_replace(scratch, comp_ids, seq, wall_ns, cl, orig, sym, side, price,
+                                qty, otype, r["tif"], grid[sid])
+        oms.accept_replace(orders, oms.find(orders, orig), cl, price, qty, now)
+    _journal_intent(j, jpay, wio, action, cl, orig, sid, side, price, qty, r["tif"], otype,
+                    0, r["t_origin_ns"], now)
+    _emit(wire, wio, torig, seqs, jdata, jindex, scratch, s, e, seq, r["t_origin_ns"])
+    return 0
+
+
+@njit(cache=True)
+def process_intents(ictl, istamps, irecs, islot, words, orders, positions, limits, g, marks, rates,
+                    seqs, jdata, jindex, comp_ids, syms, sym_lens, grid, scratch, wire, wio,
+                    torig, ectl, estamps, erecs, j, jpay, now, wall_ns, limit):
+    """Consume up to ``limit`` intents from the order ring; returns how many."""
+    n = poll(ictl, istamps, islot, limit)
+    pos = cursor(ictl, islot)
+    done = 0
+    mask = ictl[MASK]
+    while done < n and wio[W_END] + MSG_ROOM <= wire.shape[0]:
+        handle_intent(irecs[(pos + done) & mask], words, orders, positions, limits, g, marks,
+                      rates, seqs, jdata, jindex, comp_ids, syms, sym_lens, grid, scratch,
+                      wire, wio, torig, ectl, estamps, erecs, j, jpay, now, wall_ns)
+        done += 1
+    if done:
+        release(ictl, islot, pos + done)
+    return done
+
+
+@njit(cache=True)
+def on_report(f, words, orders, positions, ectl, estamps, erecs, wio, j, now):
+    """One decoded ExecutionReport / OrderCancelReject -> OMS -> journal -> exec ring."""
+    if f[C.F_ERROR] != 0:
+        return False  # counted by the caller; an unusable report changes nothing
+    slot, et = oms.apply_report(words, orders, positions, f, now)
+    if not J.append(j, J.K_REPORT, now, f):
+        wio[W_JOURNAL_FULL] += 1
+    if slot < 0:
+        return False
+    o = orders[slot]
+    reason = f[C.F_ORD_REJ_REASON] if f[C.F_MSG_TYPE] == C.MSG_EXEC_REPORT else \
+        f[C.F_CXL_REJ_REASON]
+    publish_exec(ectl, estamps, erecs, wio, o["t_origin_ns"], now, f[C.F_TRANSACT_TIME],
+                 f[C.F_CL_ORD_ID], f[C.F_ORIG_CL_ORD_ID], o["venue_order_id"], f[C.F_EXEC_ID],
+                 o["price"], f[C.F_LAST_PX], f[C.F_LAST_QTY], o["cum_qty"], o["leaves_qty"],
+                 o["symbol_id"], et, o["status"], o["side"], SRC_VENUE, reason)
+    return True
+
+
+@njit(cache=True)
+def pump_inbound(inbuf, io, seqs, f, syms, grid, words, orders, positions, ectl, estamps, erecs, wio,
+                 j, now):
+    """Consume in-sequence ExecutionReports/OrderCancelRejects straight from the socket
+    buffer into the OMS and the exec ring; stop (without consuming) at anything the Python
+    session must see (admin message, gap, duplicate). Garbled input is dropped and counted
+    by ``next_inbound``. Returns how many application messages were applied."""
+    n = 0
+    while True:
+        k = next_inbound(inbuf, io, seqs, f, syms, grid, now)
+        if k == K_APP:
+            if not on_report(f, words, orders, positions, ectl, estamps, erecs, wio, j, now) and \
+                    f[C.F_ERROR] != 0:
+                wio[W_BAD_REPORTS] += 1
+            n += 1
+        elif k != K_GARBLED:
+            return n
+
+
+@njit(cache=True)
+def record_wire_times(hist, torig, wio, now):
+    """Tick-to-trade: t_origin -> the moment the bytes were handed to the socket."""
+    for i in range(wio[W_NORIG]):
+        if torig[i] > 0:
+            histogram.record(hist, now - torig[i])
+    wio[W_NORIG] = 0
+    wio[W_END] = 0
+
+
+@njit(cache=True)
+def update_marks(out_rec, n, marks):
+    """Latest top of book per instrument from observed BOOK_UPDATE records."""
+    for i in range(n):
+        r = out_rec[i]
+        sid = r["symbol_id"]
+        if sid < 0 or sid >= marks.shape[0]:
+            continue
+        if r["state"] == 2 and r["n_bids"] > 0 and r["n_asks"] > 0:
+            marks[sid, risk.M_BID] = r["bid_px"][0]
+            marks[sid, risk.M_ASK] = r["ask_px"][0]
+            marks[sid, risk.M_TIME] = r["t_book_ns"]
+        else:
+            marks[sid, risk.M_TIME] = 0  # unsynced book: no market data
+
+
+@njit(cache=True)
+def stale_instruments(orders, g, marks, now, out):
+    """Instruments with cancelable live orders whose market data is stale or missing."""
+    flagged = np.zeros(marks.shape[0], np.bool_)
+    n = 0
+    for slot in range(orders.shape[0]):
+        o = orders[slot]
+        if not oms.is_live(o["status"]) or o["status"] == oms.PENDING_CANCEL:
+            continue
+        sid = o["symbol_id"]
+        if not flagged[sid] and risk.market_check(marks, g, sid, now) != 0:
+            flagged[sid] = True
+            out[n] = sid
+            n += 1
+    return n
+
+
+@njit(cache=True)
+def bump_stale(words):
+    store_relaxed(words, W_STALE_CANCELS, load_relaxed(words, W_STALE_CANCELS) + 1)
+
+
+def empty_wire(size: int = 1 << 20) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return np.zeros(size, np.uint8), np.zeros(WIO_WORDS, np.int64), np.zeros(4096, np.int64)

@@ -1,0 +1,323 @@
+"""The OMS gateway agent: order ring -> risk -> OMS -> FIX -> socket, and back.
+
+Per message the work is jitted (``flow``); this class owns the arrays, the FIX session and
+its socket shell, and the cold-path duties between slices: reconcile open orders after
+every logon (OrderStatusRequest) before accepting intents, the kill switch (blocks new
+orders and cancels everything), cancel-on-stale-market-data, and cancel-all + logout on
+shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import llvmlite.binding as llvm
+import numpy as np
+
+from pipeline.fix import codec as C
+from pipeline.fix.session import Session, SessionConfig
+from pipeline.fix.wire import Initiator
+from pipeline.instruments import SymbolTable
+from pipeline.observe import histogram
+from pipeline.observe.counters import Counters
+from pipeline.orders import flow, risk
+from pipeline.orders import journal as J
+from pipeline.orders.segments import ORDERS_CONSUMER, OmsState, attach_order_path
+from pipeline.runtime.agent import Agent
+from pipeline.runtime.idle import idle
+from pipeline.transport.ring import Ring, observe
+from pipeline.transport.segment import SegmentMissing
+from pipeline.transport.shared import atomic_load, atomic_store
+from shm_layouts import oms as L
+from shm_layouts.records import BOOK_UPDATE
+from shm_layouts.ring import ConsumerMode
+
+log = logging.getLogger(__name__)
+SECOND = 1_000_000_000
+# cpu_relax (idle strategies) is inline asm; without the native asm parser a process that
+# compiles it instead of loading it from the numba cache aborts ("Inline asm not supported
+# by this streamer"). Reported for pipeline/transport/atomics.py; worked around here.
+llvm.initialize_native_asmparser()
+
+
+@dataclass
+class GatewayConfig:
+    host: str
+    port: int
+    session: SessionConfig
+    journal_path: str
+    book_ring: str | None = None  # BOOK_UPDATE ring to take best bid/ask from
+    reconcile_timeout_s: float = 5.0
+    shutdown_timeout_s: float = 3.0
+    backoff_min_s: float = 0.1
+    backoff_max_s: float = 5.0
+
+    @classmethod
+    def from_config(cls, section: dict) -> GatewayConfig:
+        state = Path(section.get("state_dir", "var/gateway"))
+        sess = dict(section, store_dir=str(state / "fix"))
+        return cls(host=section.get("host", "127.0.0.1"), port=int(section["port"]),
+                   session=SessionConfig.from_config(sess),
+                   journal_path=str(state / "oms.journal"),
+                   book_ring=section.get("book_ring") or None,
+                   reconcile_timeout_s=float(section.get("reconcile_timeout_s", 5)),
+                   shutdown_timeout_s=float(section.get("shutdown_timeout_s", 3)),
+                   backoff_min_s=float(section.get("backoff_min_s", 0.1)),
+                   backoff_max_s=float(section.get("backoff_max_s", 5)))
+
+
+class GatewayAgent(Agent):
+    name = "oms_gateway"
+
+    def __init__(self, instance, cfg: GatewayConfig, table: SymbolTable,
+                 limits: risk.RiskLimits, counters: Counters | None = None):
+        self.cfg = cfg
+        self.table = table
+        self.orders_ring, self.execs_ring, self.oms = attach_order_path(instance)
+        self.islot = self.orders_ring.join(ORDERS_CONSUMER)
+        self.execs_ring.claim_producer()
+        self.limits, self.g = limits.compile(table)
+        self.rates = limits.rate_state()
+        self.marks = np.zeros((max(len(table), 1), risk.MARK_WORDS), np.int64)
+        self.grid = table.table()
+        names = [i.symbol for i in table]
+        self.syms = C.symbol_matrix(names)
+        self.sym_lens = np.array([len(n) for n in names] or [0], np.int64)
+        self.session = Session(cfg.session, self.syms, self.grid)
+        self.session.pump = self._pump
+        self.wire = Initiator(self.session, cfg.host, cfg.port, cfg.backoff_min_s,
+                              cfg.backoff_max_s)
+        self.journal = J.open_journal(cfg.journal_path)
+        self.jpay = np.zeros(J.RECORD_WORDS - 2, np.int64)
+        self.buf, self.wio, self.torig = flow.empty_wire()
+        self.scratch = np.zeros(1024, np.uint8)
+        self.stale = np.zeros(max(len(table), 1), np.int64)
+        self.counters = counters
+        self.hist = counters.histogram("tick_to_trade_ns") if counters else histogram.new()
+        self.bad_reports = 0
+        self.reports_via_python = 0  # PossDup/out-of-band path; normally all go via _pump
+        self._reconcile_since = 0
+        self._book_slot = None
+        self._instance = instance
+        self._book_retry_ns = 0
+        if cfg.book_ring:
+            self._attach_book(instance, cfg.book_ring)
+        self._init_ids()
+        atomic_store(self.oms.words, L.W_READY, 0)
+        self._counter_ix = {}
+        if counters is not None:
+            names = [*self._counter_values()]
+            self._counter_ix = {n: counters.counter(f"gateway.{n}") for n in names}
+
+    def _counter_values(self) -> dict[str, int]:
+        """What the monitor sees: FIX session, risk/OMS and ring health counts."""
+        c = self.session.counters
+        w = self.wio
+        return {"fix.garbled": c.garbled, "fix.resend_requests_sent": c.resend_requests_sent,
+                "fix.resend_requests_answered": c.resend_requests_answered,
+                "fix.gap_fills_sent": c.gap_fills_sent, "fix.rejects": c.rejects_received,
+                "fix.disconnects": c.disconnects, "fix.logons": c.logons,
+                "fix.next_out": self.session.next_out, "fix.next_in": self.session.next_in,
+                "orders.sent": int(w[flow.W_SENT]), "orders.denied": int(w[flow.W_DENIED]),
+                "execs.ring_full": int(w[flow.W_RING_FULL]),
+                "oms.journal_full": int(w[flow.W_JOURNAL_FULL]),
+                "fix.bad_reports": self.bad_reports + int(w[flow.W_BAD_REPORTS])}
+
+    # ------------------------------------------------------------------ set-up
+    def _attach_book(self, instance, name: str) -> None:
+        """Observe the book ring for best bid/ask; until it exists there is no market data
+        (every new order is denied NO_MARKET_DATA) and housekeeping retries."""
+        try:
+            self.book = Ring.attach(instance, name, "book_update", BOOK_UPDATE)
+        except SegmentMissing:
+            log.warning("book ring %r not there yet: no market data, retrying", name)
+            return
+        self._book_slot = self.book.join(f"{self.name}-marks", ConsumerMode.OBSERVING)
+        self._book_raw = np.zeros((256, BOOK_UPDATE.itemsize), np.uint8)
+        self._book_rec = self._book_raw.view(BOOK_UPDATE).reshape(-1)
+
+    def _init_ids(self) -> None:
+        """Client order ids never repeat: past the journal's highest and past now (us)."""
+        recs = J.records(self.journal)
+        top = int(recs[:, J.J_PAYLOAD + J.I_CL].max()) if len(recs) else 0
+        floor = max(top + 1, time.time_ns() // 1000)
+        words = self.oms.words
+        if atomic_load(words, L.W_NEXT_CL_ORD_ID) < floor:
+            atomic_store(words, L.W_NEXT_CL_ORD_ID, floor)
+
+    # ------------------------------------------------------------------ hot path
+    def _pump(self, now_ns: int) -> int:
+        o, s = self.oms, self.session
+        return int(flow.pump_inbound(s.inbuf, s.io, s.store.words, s.fields, self.syms,
+                                     self.grid, o.words, o.orders, o.positions,
+                                     self.execs_ring.ctl, self.execs_ring.stamps, self.execs_ring.records, self.wio,
+                                     self.journal, now_ns))
+
+    def _on_app(self, f: np.ndarray, _buf: np.ndarray) -> None:
+        o = self.oms
+        self.reports_via_python += 1
+        if f[C.F_ERROR]:
+            self.bad_reports += 1
+            log.warning("FIX: unusable application message (error %d) dropped", f[C.F_ERROR])
+            return
+        flow.on_report(f, o.words, o.orders, o.positions, self.execs_ring.ctl,
+                       self.execs_ring.records, self.wio, self.journal, time.monotonic_ns())
+
+    def _flush(self) -> int:
+        n = int(self.wio[flow.W_END])
+        if not n:
+            return 0
+        self.wire.send(self.buf[:n])
+        now = time.monotonic_ns()
+        self.session.sent_app(now)
+        flow.record_wire_times(self.hist, self.torig, self.wio, now)
+        return 1
+
+    def poll_once(self) -> int:
+        now = time.monotonic_ns()
+        o = self.oms
+        work = 0
+        if self._book_slot is not None:
+            work += self.book_observe()
+        if not self.wire.active and atomic_load(o.words, L.W_READY):
+            atomic_store(o.words, L.W_READY, 0)  # no session: intents are denied, not queued
+        work += flow.process_intents(
+            self.orders_ring.ctl, self.orders_ring.stamps, self.orders_ring.records, self.islot, o.words, o.orders,
+            o.positions, self.limits, self.g, self.marks, self.rates, self.session.store.words,
+            self.session.store.data, self.session.store.index, self.session.comp_ids,
+            self.syms, self.sym_lens, self.grid, self.scratch, self.buf, self.wio, self.torig,
+            self.execs_ring.ctl, self.execs_ring.stamps, self.execs_ring.records, self.journal, self.jpay, now,
+            time.time_ns(), 256)
+        work += self._flush()
+        work += self.wire.poll(now, self._on_app)
+        return work
+
+    def book_observe(self) -> int:
+        n = int(observe(self.book.ctl, self._book_slot, self.book.raw, self._book_raw))
+        if n:
+            flow.update_marks(self._book_rec, n, self.marks)
+        return n
+
+    def do_work(self, idle_state: np.ndarray, deadline_ns: int) -> int:
+        total = 0
+        while True:
+            w = self.poll_once()
+            total += w
+            idle(idle_state, w)
+            if time.monotonic_ns() >= deadline_ns:
+                return total
+
+    # ------------------------------------------------------------------ cold path
+    def housekeeping(self, now_ns: int) -> bool:
+        o = self.oms
+        for event, detail in self.session.events:
+            if event == "logon":
+                self._start_reconcile(now_ns)
+            elif event in ("disconnected", "refused"):
+                atomic_store(o.words, L.W_READY, 0)
+                self._reconcile_since = 0
+                log.info("FIX session down (%s): intents denied until reconciled", detail)
+        self.session.events.clear()
+        if self._reconcile_since and atomic_load(o.words, L.W_RECONCILE_PENDING) <= 0:
+            self._reconcile_since = 0
+            atomic_store(o.words, L.W_READY, 1)
+        elif self._reconcile_since and now_ns - self._reconcile_since > \
+                self.cfg.reconcile_timeout_s * SECOND:
+            log.warning("reconcile: status requests unanswered; asking again")
+            self._start_reconcile(now_ns)
+        if self.wire.active:
+            if atomic_load(o.words, L.W_KILL):
+                self.cancel_all()
+            out = np.zeros(len(self.stale), np.int64)
+            for sid in out[: flow.stale_instruments(o.orders, self.g, self.marks, now_ns, out)]:
+                log.warning("market data stale for %s: cancelling its orders",
+                            self.table[int(sid)].symbol)
+                flow.bump_stale(o.words)
+                self.cancel_all(int(sid))
+        if self.cfg.book_ring and self._book_slot is None and now_ns > self._book_retry_ns:
+            self._book_retry_ns = now_ns + SECOND
+            self._attach_book(self._instance, self.cfg.book_ring)
+        self.orders_ring.heartbeat(self.islot)
+        self.execs_ring.heartbeat()
+        if self._counter_ix:
+            for name, value in self._counter_values().items():
+                atomic_store(self.counters.words, self._counter_ix[name], value)
+        return True
+
+    def _start_reconcile(self, now_ns: int) -> None:
+        o = self.oms
+        atomic_store(o.words, L.W_READY, 0)
+        atomic_store(o.words, L.W_LOGONS, atomic_load(o.words, L.W_LOGONS) + 1)
+        n = flow.request_status_all(o.words, o.orders, self.session.store.words,
+                                    self.session.store.data, self.session.store.index,
+                                    self.session.comp_ids, self.syms, self.sym_lens,
+                                    self.scratch, self.buf, self.wio, self.torig, now_ns,
+                                    time.time_ns())
+        self._flush()
+        self._reconcile_since = now_ns
+        log.info("reconciling %d open orders with the venue", n)
+
+    def cancel_all(self, sid: int = -1) -> None:
+        o = self.oms
+        while True:
+            left = flow.cancel_all(o.words, o.orders, self.session.store.words,
+                                   self.session.store.data, self.session.store.index,
+                                   self.session.comp_ids, self.syms, self.sym_lens, self.grid,
+                                   self.scratch, self.buf, self.wio, self.torig, self.journal,
+                                   self.jpay, sid, time.monotonic_ns(), time.time_ns())
+            self._flush()
+            if not left:
+                return
+
+    def open_orders(self) -> int:
+        return int(atomic_load(self.oms.words, L.W_OPEN_ORDERS))
+
+    def on_close(self) -> None:
+        """Cancel everything, wait (bounded) for the acks, log out, close."""
+        deadline = time.monotonic() + self.cfg.shutdown_timeout_s
+        if self.wire.active:
+            self.cancel_all()
+            while self.open_orders() and time.monotonic() < deadline:
+                self.wire.poll(time.monotonic_ns(), self._on_app)
+                time.sleep(0.001)
+            self.session.logout(time.monotonic_ns(), "gateway shutdown")
+            while self.wire.sock is not None and time.monotonic() < deadline:
+                self.wire.poll(time.monotonic_ns(), self._on_app)
+                time.sleep(0.001)
+        self.wire.close(time.monotonic_ns(), "gateway shutdown")
+        atomic_store(self.oms.words, L.W_READY, 0)
+        self.session.store.flush()
+        self.journal.flush()
+
+
+def replay(journal: np.ndarray, state: OmsState) -> int:
+    """Rebuild OMS state from the journal (when the shared segment is gone)."""
+    from pipeline.orders import oms
+    n = 0
+    for rec in J.records(journal):
+        p = rec[J.J_PAYLOAD:]
+        now = int(rec[J.J_TIME])
+        if rec[J.J_KIND] == J.K_INTENT:
+            action = int(p[J.I_ACTION])
+            if action == 1:
+                oms.accept_new(state.words, state.orders, state.positions, p[J.I_CL],
+                               p[J.I_SID], p[J.I_SIDE], p[J.I_PRICE], p[J.I_QTY], p[J.I_TIF],
+                               p[J.I_TYPE], p[J.I_STRATEGY], p[J.I_T_ORIGIN], now)
+            else:
+                slot = oms.find(state.orders, p[J.I_ORIG])
+                if slot >= 0 and action == 2:
+                    oms.accept_cancel(state.orders, slot, p[J.I_CL], now)
+                elif slot >= 0:
+                    oms.accept_replace(state.orders, slot, p[J.I_CL], p[J.I_PRICE], p[J.I_QTY],
+                                       now)
+        else:
+            oms.apply_report(state.words, state.orders, state.positions,
+                             np.ascontiguousarray(p[: C.N_FIELDS]), now)
+        top = int(p[J.I_CL]) if rec[J.J_KIND] == J.K_INTENT else 0
+        if top >= atomic_load(state.words, L.W_NEXT_CL_ORD_ID):
+            atomic_store(state.words, L.W_NEXT_CL_ORD_ID, top + 1)
+        n += 1
+    return n

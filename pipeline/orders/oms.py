@@ -1,0 +1,359 @@
+"""Order management in numba: the order state machine, fills, positions and PnL.
+
+State lives in the OMS segment (``shm_layouts.oms``): ``words`` (control), ``orders``
+(ORDER rows, slot = cl_ord_id & mask) and ``positions`` (POSITION rows per instrument).
+Inputs are accepted intents (``accept_*``, after risk) and parsed FIX application messages
+(``apply_report``, the codec's field vector). Each input is also appended to the journal
+by the caller, and replaying the journal through these same functions rebuilds the state.
+
+Races handled (each has a test):
+- fill after cancel sent: the order stays PENDING_CANCEL with ``prev_status`` updated, or
+  becomes FILLED if nothing is left; the late cancel reject then changes nothing;
+- cancel/replace reject: ``prev_status`` is restored;
+- unsolicited cancel/expiry: any live order goes terminal and releases its open quantity;
+- duplicate fills (PossDup resend after a status reconcile): a fill is applied only if it
+  raises our cumulative quantity to the report's CumQty, so it can never count twice.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from pipeline.fix import codec as C
+from pipeline.transport.atomics import load_relaxed, store_relaxed
+from shm_layouts.oms import (
+    ORDER_SLOTS,
+    W_FILLS,
+    W_OPEN_ORDERS,
+    W_RECONCILE_MISMATCH,
+    W_RECONCILE_PENDING,
+    W_REJECTS,
+    W_UNKNOWN_REPORTS,
+)
+
+MASK = ORDER_SLOTS - 1
+
+# OrdStatus values (shm_layouts.records.OrdStatus)
+PENDING_NEW, NEW, PARTIALLY_FILLED, FILLED, PENDING_CANCEL, PENDING_REPLACE = 1, 2, 3, 4, 5, 6
+CANCELED, REPLACED, REJECTED, EXPIRED = 7, 8, 9, 10
+# ExecType values (shm_layouts.records.ExecType)
+X_NEW, X_PARTIAL, X_FILL, X_CANCELED, X_REPLACED, X_REJECTED, X_EXPIRED = 1, 2, 3, 4, 5, 6, 7
+X_STATUS, X_CANCEL_REJECTED = 8, 9
+
+
+@njit(cache=True)
+def is_live(status):
+    return status != 0 and status < CANCELED and status != FILLED
+
+
+@njit(cache=True)
+def find(orders, cl_ord_id):
+    """Slot of order ``cl_ord_id`` or -1."""
+    if cl_ord_id <= 0:
+        return -1
+    slot = cl_ord_id & MASK
+    return slot if orders[slot]["cl_ord_id"] == cl_ord_id else -1
+
+
+@njit(cache=True)
+def find_report_order(orders, f):
+    """The order a report is about: by ClOrdID, else by OrigClOrdID (cancel/replace acks
+    and rejects carry the request's id in 11 and the order's in 41)."""
+    slot = find(orders, f[C.F_CL_ORD_ID])
+    if slot < 0:
+        slot = find(orders, f[C.F_ORIG_CL_ORD_ID])
+    return slot
+
+
+@njit(cache=True)
+def slot_free(orders, cl_ord_id):
+    """An id may take its slot unless a live order (or the same id) already holds it."""
+    o = orders[cl_ord_id & MASK]
+    return o["cl_ord_id"] != cl_ord_id and not is_live(o["status"])
+
+
+@njit(cache=True)
+def _open_delta(positions, sid, side, delta):
+    if side == 0:
+        positions[sid]["open_buy"] += delta
+    else:
+        positions[sid]["open_sell"] += delta
+
+
+@njit(cache=True)
+def _count_open(words, delta):
+    store_relaxed(words, W_OPEN_ORDERS, load_relaxed(words, W_OPEN_ORDERS) + delta)
+
+
+@njit(cache=True)
+def accept_new(words, orders, positions, cl_ord_id, sid, side, price, qty, tif, ord_type,
+               strategy_id, t_origin, now):
+    slot = cl_ord_id & MASK
+    o = orders[slot]
+    o["cl_ord_id"] = cl_ord_id
+    o["pending_id"] = 0
+    o["venue_order_id"] = 0
+    o["price"] = price
+    o["qty"] = qty
+    o["cum_qty"] = 0
+    o["leaves_qty"] = qty
+    o["pending_price"] = 0
+    o["pending_qty"] = 0
+    o["t_origin_ns"] = t_origin
+    o["t_sent_ns"] = now
+    o["t_update_ns"] = now
+    o["symbol_id"] = sid
+    o["strategy_id"] = strategy_id
+    o["status"] = PENDING_NEW
+    o["prev_status"] = PENDING_NEW
+    o["side"] = side
+    o["tif"] = tif
+    o["ord_type"] = ord_type
+    _open_delta(positions, sid, side, qty)
+    _count_open(words, 1)
+    return slot
+
+
+@njit(cache=True)
+def accept_cancel(orders, slot, request_id, now):
+    """Cancel or replace request sent for the order in ``slot``."""
+    o = orders[slot]
+    o["prev_status"] = o["status"]
+    o["status"] = PENDING_CANCEL
+    o["pending_id"] = request_id
+    o["t_update_ns"] = now
+
+
+@njit(cache=True)
+def accept_replace(orders, slot, request_id, price, qty, now):
+    o = orders[slot]
+    o["prev_status"] = o["status"]
+    o["status"] = PENDING_REPLACE
+    o["pending_id"] = request_id
+    o["pending_price"] = price
+    o["pending_qty"] = qty
+    o["t_update_ns"] = now
+
+
+@njit(cache=True)
+def apply_fill(positions, sid, side, qty, px):
+    """Position, cost basis and realised PnL (tick*lot units) after one fill."""
+    p = positions[sid]
+    q = qty if side == 0 else -qty
+    pos = p["position"]
+    p["fills"] += 1
+    p["volume"] += qty
+    if pos != 0 and (pos > 0) != (q > 0):
+        closing = min(abs(q), abs(pos))
+        removed = p["open_cost"] * closing // abs(pos) if pos > 0 else \
+            -((-p["open_cost"]) * closing // abs(pos))
+        if pos > 0:
+            p["realised"] += closing * px - removed
+            p["position"] = pos - closing
+        else:
+            p["realised"] += -removed - closing * px
+            p["position"] = pos + closing
+        p["open_cost"] -= removed
+        if p["position"] == 0:
+            p["open_cost"] = 0
+        rest = abs(q) - closing
+        q = rest if q > 0 else -rest
+    if q != 0:
+        p["position"] += q
+        p["open_cost"] += q * px
+
+
+@njit(cache=True)
+def unrealised(positions, sid, mid_ticks):
+    """Mark-to-mid PnL of the open position, tick*lot units."""
+    p = positions[sid]
+    return p["position"] * mid_ticks - p["open_cost"]
+
+
+@njit(cache=True)
+def _go_terminal(words, positions, o, status):
+    if is_live(o["status"]):
+        _open_delta(positions, o["symbol_id"], o["side"], -o["leaves_qty"])
+        _count_open(words, -1)
+    o["status"] = status
+    o["leaves_qty"] = 0
+    o["pending_id"] = 0
+
+
+@njit(cache=True)
+def _fill_to(words, positions, o, cum, px):
+    """Apply the fill that takes the order's CumQty to ``cum`` (no-op if already there)."""
+    qty = cum - o["cum_qty"]
+    if qty <= 0:
+        return 0
+    qty = min(qty, o["leaves_qty"])
+    if qty <= 0:
+        return 0
+    apply_fill(positions, o["symbol_id"], o["side"], qty, px)
+    store_relaxed(words, W_FILLS, load_relaxed(words, W_FILLS) + 1)
+    o["cum_qty"] += qty
+    o["leaves_qty"] -= qty
+    _open_delta(positions, o["symbol_id"], o["side"], -qty)
+    if o["leaves_qty"] == 0:
+        _go_terminal(words, positions, o, FILLED)
+    elif o["status"] == PENDING_CANCEL or o["status"] == PENDING_REPLACE:
+        o["prev_status"] = PARTIALLY_FILLED
+    else:
+        o["status"] = PARTIALLY_FILLED
+    return qty
+
+
+@njit(cache=True)
+def venue_status(c):
+    """FIX OrdStatus char -> OrdStatus."""
+    if c == 48:
+        return NEW
+    if c == 49:
+        return PARTIALLY_FILLED
+    if c == 50:
+        return FILLED
+    if c == 52:
+        return CANCELED
+    if c == 53:
+        return REPLACED
+    if c == 54:
+        return PENDING_CANCEL
+    if c == 56:
+        return REJECTED
+    if c == 65:
+        return PENDING_NEW
+    if c == 67:
+        return EXPIRED
+    if c == 69:
+        return PENDING_REPLACE
+    return 0
+
+
+@njit(cache=True)
+def _replaced(words, orders, positions, old_slot, f, now):
+    """Replace confirmed: the order continues under the new ClOrdID."""
+    old = orders[old_slot]
+    new_id = f[C.F_CL_ORD_ID]
+    if new_id == old["cl_ord_id"] or not slot_free(orders, new_id):
+        return -1
+    slot = new_id & MASK
+    n = orders[slot]
+    price = f[C.F_PRICE] if f[C.F_MASK] & C.M_PRICE else old["pending_price"]
+    qty = f[C.F_ORDER_QTY] if f[C.F_MASK] & C.M_ORDER_QTY else old["pending_qty"]
+    cum = old["cum_qty"]
+    sid = old["symbol_id"]
+    side = old["side"]
+    n["cl_ord_id"] = new_id
+    n["venue_order_id"] = old["venue_order_id"]
+    n["symbol_id"] = sid
+    n["strategy_id"] = old["strategy_id"]
+    n["side"] = side
+    n["tif"] = old["tif"]
+    n["ord_type"] = old["ord_type"]
+    n["t_origin_ns"] = old["t_origin_ns"]
+    n["t_sent_ns"] = old["t_sent_ns"]
+    n["t_update_ns"] = now
+    n["price"] = price
+    n["qty"] = qty
+    n["cum_qty"] = cum
+    n["leaves_qty"] = max(qty - cum, 0)
+    n["pending_id"] = 0
+    n["pending_price"] = 0
+    n["pending_qty"] = 0
+    n["status"] = PARTIALLY_FILLED if cum > 0 else NEW
+    n["prev_status"] = n["status"]
+    _go_terminal(words, positions, old, REPLACED)
+    _open_delta(positions, sid, side, n["leaves_qty"])
+    _count_open(words, 1)
+    if n["leaves_qty"] == 0:
+        _go_terminal(words, positions, n, FILLED)
+    return slot
+
+
+@njit(cache=True)
+def apply_report(words, orders, positions, f, now):
+    """Apply one ExecutionReport / OrderCancelReject; returns (slot, ExecType) for the
+    exec ring, slot -1 if the report is about an order we do not know (counted)."""
+    slot = find_report_order(orders, f)
+    mt = f[C.F_MSG_TYPE]
+    if slot < 0:
+        store_relaxed(words, W_UNKNOWN_REPORTS, load_relaxed(words, W_UNKNOWN_REPORTS) + 1)
+        return -1, 0
+    o = orders[slot]
+    o["t_update_ns"] = now
+    if mt == C.MSG_CANCEL_REJECT:
+        if o["status"] == PENDING_CANCEL or o["status"] == PENDING_REPLACE:
+            o["status"] = o["prev_status"]
+            o["pending_id"] = 0
+        return slot, X_CANCEL_REJECTED
+    if f[C.F_ORDER_ID] != 0:
+        o["venue_order_id"] = f[C.F_ORDER_ID]
+    et = f[C.F_EXEC_TYPE]
+    if et == 70 or et == 49 or et == 50:  # 'F' trade (or FIX 4.2 '1'/'2')
+        cum = f[C.F_CUM_QTY] if f[C.F_MASK] & C.M_CUM_QTY else o["cum_qty"] + f[C.F_LAST_QTY]
+        _fill_to(words, positions, o, cum, f[C.F_LAST_PX])
+        return slot, X_FILL if o["status"] == FILLED else X_PARTIAL
+    if et == 48:  # '0' new
+        if o["status"] == PENDING_NEW:
+            o["status"] = NEW
+        elif o["prev_status"] == PENDING_NEW:
+            o["prev_status"] = NEW
+        return slot, X_NEW
+    if et == 52:  # '4' canceled (solicited or not)
+        _go_terminal(words, positions, o, CANCELED)
+        return slot, X_CANCELED
+    if et == 67:  # 'C' expired
+        _go_terminal(words, positions, o, EXPIRED)
+        return slot, X_EXPIRED
+    if et == 56:  # '8' rejected
+        store_relaxed(words, W_REJECTS, load_relaxed(words, W_REJECTS) + 1)
+        _go_terminal(words, positions, o, REJECTED)
+        return slot, X_REJECTED
+    if et == 53:  # '5' replaced
+        new_slot = _replaced(words, orders, positions, slot, f, now)
+        return (new_slot if new_slot >= 0 else slot), X_REPLACED
+    if et == 73:  # 'I' order status: reconcile
+        return slot, reconcile(words, positions, o, f)
+    return slot, X_STATUS  # pending-new/-cancel/-replace acks change nothing
+
+
+@njit(cache=True)
+def reconcile(words, positions, o, f):
+    """Adopt the venue's view of one order (answer to our OrderStatusRequest)."""
+    pending = load_relaxed(words, W_RECONCILE_PENDING)
+    if pending > 0:
+        store_relaxed(words, W_RECONCILE_PENDING, pending - 1)
+    st = venue_status(f[C.F_ORD_STATUS])
+    if f[C.F_MASK] & C.M_CUM_QTY and f[C.F_CUM_QTY] > o["cum_qty"]:
+        store_relaxed(words, W_RECONCILE_MISMATCH, load_relaxed(words, W_RECONCILE_MISMATCH) + 1)
+        px = f[C.F_LAST_PX] if f[C.F_MASK] & C.M_LAST_PX and f[C.F_LAST_PX] > 0 else o["price"]
+        _fill_to(words, positions, o, f[C.F_CUM_QTY], px)
+    if not is_live(o["status"]):
+        return X_STATUS
+    if st == CANCELED or st == EXPIRED or st == REJECTED or st == REPLACED:
+        store_relaxed(words, W_RECONCILE_MISMATCH, load_relaxed(words, W_RECONCILE_MISMATCH) + 1)
+        _go_terminal(words, positions, o, st if st != REPLACED else CANCELED)
+    elif st == NEW or st == PARTIALLY_FILLED:
+        if o["status"] == PENDING_NEW:
+            o["status"] = st
+        elif o["status"] == PENDING_CANCEL or o["status"] == PENDING_REPLACE:
+            o["prev_status"] = st
+    return X_STATUS
+
+
+@njit(cache=True)
+def live_slots(orders, out):
+    """Fill ``out`` with the slots of live orders; returns how many."""
+    n = 0
+    for i in range(orders.shape[0]):
+        if is_live(orders[i]["status"]) and n < out.shape[0]:
+            out[n] = i
+            n += 1
+    return n
+
+
+def avg_price(positions: np.ndarray, sid: int) -> float:
+    """Average entry price of the open position in ticks (display only)."""
+    p = positions[sid]
+    return float(p["open_cost"]) / p["position"] if p["position"] else 0.0
