@@ -247,3 +247,15 @@ def test_a_command_with_an_unknown_op_is_skipped_and_counted(area):
     area.issue(Op.PAUSE)
     assert [c.op for c in p.poll()] == [Op.PAUSE] and p.skipped == 1
     assert area.handlers()[0]["skipped"] == 1  # visible to the monitor
+
+
+def test_kill_switch_is_mirrored_to_the_oms_segment_the_gateway_obeys(instance, capsys,
+                                                                      tmp_path):
+    from pipeline.orders.segments import create_order_path
+    _, _, oms = create_order_path(instance)
+    create_control(instance)
+    log = ["--audit-log", str(tmp_path / "audit.log"), "--timeout", "0.1"]
+    _, out, _ = ctl(capsys, instance.name, "kill", "on", *log)
+    assert "mirrored to oms" in out and oms.kill()
+    ctl(capsys, instance.name, "kill", "off", *log)
+    assert not oms.kill()
