@@ -133,11 +133,13 @@ def test_cpulists_parse_ranges_and_skip_flags():
 
 
 # ------------------------------------------------------------------ apply.sh
-def test_apply_dry_run_prints_changes_and_boot_parameters_without_changing_anything():
+def test_apply_dry_run_prints_changes_and_boot_parameters_without_changing_anything(tmp_path):
     watched = [Path("/proc/sys/net/core/busy_poll"), Path("/proc/sys/vm/stat_interval")]
     before = [p.read_text() if p.exists() else None for p in watched]
+    undo = tmp_path / "undo.sh"
     res = subprocess.run([str(ROOT / "tuning" / "apply.sh"), "--dry-run", "--profile",
-                          "tuned-host"], capture_output=True, text=True, timeout=60)
+                          "tuned-host", "--undo-file", str(undo)],
+                         capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     assert "dry run: nothing is changed" in res.stdout
     assert "isolcpus=managed_irq,domain,2,3,4,5 nohz_full=2,3,4,5 rcu_nocbs=2,3,4,5" in res.stdout
@@ -146,6 +148,7 @@ def test_apply_dry_run_prints_changes_and_boot_parameters_without_changing_anyth
         if line.startswith(("set ", "run ")):
             assert after.strip().startswith("undo: "), line
     assert [p.read_text() if p.exists() else None for p in watched] == before
+    assert not undo.exists()  # nothing applied, nothing to undo
     bad = subprocess.run([str(ROOT / "tuning" / "apply.sh"), "--bogus"], capture_output=True,
                          text=True, timeout=60)
     assert bad.returncode == 2 and "unknown argument" in bad.stderr
