@@ -179,3 +179,11 @@ def test_timer_slack_matters_only_when_a_process_parks(tmp_path):
     assert slack["timer slack"]["status"] == "info"
     slack = {f["name"]: f for f in check.run_checks("dev-2core", root=tmp_path)["findings"]}
     assert slack["timer slack"]["status"] == "warn"
+
+
+def test_check_table_and_run_sh_warning_mode_exit_0(capsys):
+    assert cli.main(["tune", "check", "--profile", "tuned-host"]) == 0
+    out = capsys.readouterr().out
+    assert "isolcpus" in out and "what to change" in out and "profile tuned-host" in out
+    assert cli.main(["tune", "check", "--warn"]) == 0  # warns or not: never fails a launch
+    assert cli.main(["tune", "check", "--profile", "nope"]) == 2
