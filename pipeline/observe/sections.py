@@ -162,7 +162,7 @@ class ProcessesSection(Section):
                        "restarts")
         for p in data:
             state = p["state"] if p["state"] == "RUNNING" else f"[red]{p['state']}[/]"
-            t.add_row(p["name"], str(p["pid"]), str(p["core"]), state,
+            t.add_row(p["name"], str(p["pid"]), "-" if p["core"] < 0 else str(p["core"]), state,
                       age(p["heartbeat_age_s"]), fmt(p["cpu_percent"], 1),
                       fmt(p["work_rate"]), str(p["restarts"]))
         return t
