@@ -214,3 +214,20 @@ def test_monitor_shows_segments_created_after_it_started(instance):
     snap = mon.snapshot()
     assert snap["counters"] == {"late.counter": {"value": 0, "rate": None}}
     mon.close()
+
+
+@pytest.mark.timeout(60)
+def test_instance_whose_launcher_died_but_a_segment_creator_runs_is_alive(instance_name):
+    """The registry's creator exits; a segment created by this process keeps it alive."""
+    from pipeline.transport.registry import Instance
+    code = f"from pipeline.transport.registry import Instance\nInstance.create({instance_name!r})\n"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    inst = Instance.attach(instance_name)
+    counters = Counters.create(inst)
+    try:
+        mon = Monitor(instance_name)
+        assert "counters" in mon.snapshot()
+        mon.close()
+    finally:
+        counters.close()
+        inst.destroy()

@@ -7,7 +7,7 @@ print it and exit 2, never a traceback.
 from __future__ import annotations
 
 from pipeline import config as cfgmod
-from pipeline.commands.cleanup import instances
+from pipeline.commands.cleanup import instances, live_creators
 from pipeline.transport.registry import Instance
 from pipeline.transport.segment import (
     LayoutMismatch,
@@ -15,7 +15,9 @@ from pipeline.transport.segment import (
     SegmentError,
     SegmentMissing,
     pid_alive,
+    shm_name,
 )
+from shm_layouts import SegmentState
 
 EXIT_UNAVAILABLE = 2
 
@@ -29,19 +31,18 @@ def _creator_alive(seg: Segment) -> bool:
 
 
 def live_instances() -> list[str]:
-    """Instances on this host whose registry's creator is running."""
+    """Instances on this host that are alive (see ``alive``)."""
     out = []
     for name, segments in instances().items():
-        registry = [s for s in segments if s.endswith(".registry")]
-        if not registry:
+        if not any(s.endswith(".registry") for s in segments):
             continue
         try:
-            seg = Segment.open(registry[0], readonly=True)
-        except (SegmentError, OSError):
+            inst = Instance.attach(name, readonly=True)
+        except (SegmentError, OSError, ValueError):
             continue
-        if _creator_alive(seg):
+        if alive(inst):
             out.append(name)
-        seg.close()
+        inst.registry.close()
     return sorted(out)
 
 
@@ -70,11 +71,22 @@ def attach(name: str) -> Instance:
                                   f"./run.sh") from None
     except (LayoutMismatch, SegmentError, ValueError) as e:
         raise InstanceUnavailable(f"cannot attach to instance {name!r}: {e}") from None
-    seg = inst.registry.segment
-    if not _creator_alive(seg):
-        pid = seg.creator_pid
+    if not alive(inst):
+        pid = inst.registry.segment.creator_pid
         inst.registry.close()
         raise InstanceUnavailable(
-            f"instance {name!r} is dead: its creator pid {pid} is gone and left "
-            f"its segments behind; `hft cleanup {name}` removes them")
+            f"instance {name!r} is dead: its creator pid {pid} and every process that "
+            f"created its segments are gone; `hft cleanup {name}` removes them")
     return inst
+
+
+def alive(inst: Instance) -> bool:
+    """The registry is open and its creator, or the creator of any of its segments, runs
+    (a launcher that died with its processes still running is not a dead instance; the
+    same rule as ``hft cleanup``)."""
+    seg = inst.registry.segment
+    if seg.state() != SegmentState.READY:
+        return False
+    if _creator_alive(seg):
+        return True
+    return bool(live_creators([shm_name(inst.name, e.name) for e in inst.segments()]))
