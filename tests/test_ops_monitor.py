@@ -231,3 +231,29 @@ def test_instance_whose_launcher_died_but_a_segment_creator_runs_is_alive(instan
     finally:
         counters.close()
         inst.destroy()
+
+
+@pytest.mark.timeout(120)
+def test_instance_whose_creators_died_but_a_process_runs_is_alive(instance_name):
+    """Every segment was created by a process that exited; a registered process runs."""
+    code = ("from pipeline.transport.registry import Instance\n"
+            "from pipeline.observe.counters import Counters\n"
+            "from pipeline.transport.ring import Ring\n"
+            "from shm_layouts.probe import PROBE_RECORD\n"
+            f"inst = Instance.create({instance_name!r}); Counters.create(inst)\n"
+            "Ring.create(inst, 'probe', 'probe', PROBE_RECORD, 64, gating=('consumer1',))\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    from pipeline.transport.registry import Instance
+    inst = Instance.attach(instance_name)
+    counters = Counters.attach(inst)
+    child = Child("consumer1", "procs.probe_consumer",
+                  ["--instance", instance_name, "--name", "consumer1"]).start()
+    try:
+        wait_running(counters, [child])
+        mon = Monitor(instance_name)
+        assert [p["name"] for p in mon.snapshot()["processes"]] == ["consumer1"]
+        mon.close()
+    finally:
+        stop([child])
+        counters.close()
+        inst.destroy()

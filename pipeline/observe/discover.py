@@ -6,6 +6,8 @@ print it and exit 2, never a traceback.
 
 from __future__ import annotations
 
+import time
+
 from pipeline import config as cfgmod
 from pipeline.commands.cleanup import instances, live_creators
 from pipeline.transport.registry import Instance
@@ -81,12 +83,29 @@ def attach(name: str) -> Instance:
 
 
 def alive(inst: Instance) -> bool:
-    """The registry is open and its creator, or the creator of any of its segments, runs
-    (a launcher that died with its processes still running is not a dead instance; the
-    same rule as ``hft cleanup``)."""
+    """The registry is open and its creator, the creator of any of its segments, or a
+    process registered in its counters area runs: a launcher that died while its
+    processes still run is not a dead instance."""
     seg = inst.registry.segment
     if seg.state() != SegmentState.READY:
         return False
     if _creator_alive(seg):
         return True
-    return bool(live_creators([shm_name(inst.name, e.name) for e in inst.segments()]))
+    entries = inst.segments()
+    if live_creators([shm_name(inst.name, e.name) for e in entries]):
+        return True
+    return any(e.layout_name == "counters" for e in entries) and _a_process_runs(inst)
+
+
+def _a_process_runs(inst: Instance) -> bool:
+    """Some process registered in the counters area is still running."""
+    from pipeline.observe.counters import Counters
+    try:
+        counters = Counters.attach(inst, readonly=True)
+    except SegmentError:
+        return False
+    try:
+        return any(pid_alive(p["pid"], time.time_ns()) for p in counters.processes()
+                   if p["state_name"] in ("STARTING", "RUNNING", "STOPPING"))
+    finally:
+        counters.close()
