@@ -62,6 +62,7 @@ H_HEARTBEAT = 3  # CLOCK_MONOTONIC ns of its last poll
 H_SEEN = 4  # last command sequence it has looked at
 H_EXECUTED = 5  # commands it acknowledged
 H_ATTACHES = 6
+H_SKIPPED = 7  # commands it could not read: fell behind, abandoned, or an unknown op
 
 ACK_BASE = HANDLER_BASE + MAX_HANDLERS * LINE_WORDS
 ACK_WORDS = 2  # (sequence, status)

@@ -83,6 +83,7 @@ def test_claimed_but_never_written_sequence_is_skipped_after_a_while(area, monke
     assert p.poll() == []  # waits for the hole first
     time.sleep(0.1)
     assert [c.op for c in p.poll()] == [Op.PAUSE] and p.skipped == 1
+    assert area.handlers()[0]["skipped"] == 1  # visible to the monitor
 
 
 def test_flags_are_read_by_jitted_code(area):
@@ -207,3 +208,54 @@ def test_bad_arguments_and_missing_pieces_exit_2(instance, capsys, tmp_path):
     rc, _, err = ctl(capsys, "nosuch-instance-42", "pause", *log)
     assert rc == 2 and "no pipeline instance" in err
     assert not (tmp_path / "audit.log").exists()  # nothing was issued
+
+
+def test_audit_log_location_and_format(tmp_path, monkeypatch):
+    from pipeline.control import audit
+    monkeypatch.delenv("HFT_AUDIT_LOG", raising=False)
+    assert audit.audit_path() == audit.DEFAULT_AUDIT_LOG
+    assert audit.audit_path(config={"ops": {"audit_log": "var/x.log"}}).name == "x.log"
+    monkeypatch.setenv("HFT_AUDIT_LOG", str(tmp_path / "env.log"))
+    assert audit.audit_path(config={"ops": {"audit_log": "/nope"}}) == tmp_path / "env.log"
+    assert audit.audit_path(str(tmp_path / "cli.log")) == tmp_path / "cli.log"
+    path = tmp_path / "sub" / "a.log"
+    audit.append(path, {"action": "pause"})
+    audit.append(path, {"action": "resume"})
+    lines = audit_lines(path)
+    assert [x["action"] for x in lines] == ["pause", "resume"]
+    assert lines[0]["time"].endswith("Z") and lines[0]["user"]
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_default_instance_is_the_configured_one_or_the_only_one_running(monkeypatch):
+    from pipeline.observe import discover
+    monkeypatch.setattr(discover, "live_instances", lambda: ["other"])
+    assert discover.resolve("given") == "given"
+    assert discover.resolve(None) == "other"
+    monkeypatch.setattr(discover, "live_instances", lambda: ["hft", "other"])
+    assert discover.resolve(None) == "hft"  # config/default.toml names "hft"
+    monkeypatch.setattr(discover, "live_instances", lambda: ["a", "b"])
+    with pytest.raises(discover.InstanceUnavailable, match="several are running"):
+        discover.resolve(None)
+
+
+def test_a_command_with_an_unknown_op_is_skipped_and_counted(area):
+    from pipeline.control.area import write_command
+    p = ControlPoller(area, "h", list(Op))
+    seq = int(atomic_add(area.words, L.W_CLAIM, 1)) + 1
+    write_command(area.words, seq, 99, 0, 0, 1, 1)  # from a newer build, or garbage
+    area.issue(Op.PAUSE)
+    assert [c.op for c in p.poll()] == [Op.PAUSE] and p.skipped == 1
+    assert area.handlers()[0]["skipped"] == 1  # visible to the monitor
+
+
+def test_kill_switch_is_mirrored_to_the_oms_segment_the_gateway_obeys(instance, capsys,
+                                                                      tmp_path):
+    from pipeline.orders.segments import create_order_path
+    _, _, oms = create_order_path(instance)
+    create_control(instance)
+    log = ["--audit-log", str(tmp_path / "audit.log"), "--timeout", "0.1"]
+    _, out, _ = ctl(capsys, instance.name, "kill", "on", *log)
+    assert "mirrored to oms" in out and oms.kill()
+    ctl(capsys, instance.name, "kill", "off", *log)
+    assert not oms.kill()

@@ -214,3 +214,46 @@ def test_monitor_shows_segments_created_after_it_started(instance):
     snap = mon.snapshot()
     assert snap["counters"] == {"late.counter": {"value": 0, "rate": None}}
     mon.close()
+
+
+@pytest.mark.timeout(60)
+def test_instance_whose_launcher_died_but_a_segment_creator_runs_is_alive(instance_name):
+    """The registry's creator exits; a segment created by this process keeps it alive."""
+    from pipeline.transport.registry import Instance
+    code = f"from pipeline.transport.registry import Instance\nInstance.create({instance_name!r})\n"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    inst = Instance.attach(instance_name)
+    counters = Counters.create(inst)
+    try:
+        mon = Monitor(instance_name)
+        assert "counters" in mon.snapshot()
+        mon.close()
+    finally:
+        counters.close()
+        inst.destroy()
+
+
+@pytest.mark.timeout(120)
+def test_instance_whose_creators_died_but_a_process_runs_is_alive(instance_name):
+    """Every segment was created by a process that exited; a registered process runs."""
+    code = ("from pipeline.transport.registry import Instance\n"
+            "from pipeline.observe.counters import Counters\n"
+            "from pipeline.transport.ring import Ring\n"
+            "from shm_layouts.probe import PROBE_RECORD\n"
+            f"inst = Instance.create({instance_name!r}); Counters.create(inst)\n"
+            "Ring.create(inst, 'probe', 'probe', PROBE_RECORD, 64, gating=('consumer1',))\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    from pipeline.transport.registry import Instance
+    inst = Instance.attach(instance_name)
+    counters = Counters.attach(inst)
+    child = Child("consumer1", "procs.probe_consumer",
+                  ["--instance", instance_name, "--name", "consumer1"]).start()
+    try:
+        wait_running(counters, [child])
+        mon = Monitor(instance_name)
+        assert [p["name"] for p in mon.snapshot()["processes"]] == ["consumer1"]
+        mon.close()
+    finally:
+        stop([child])
+        counters.close()
+        inst.destroy()

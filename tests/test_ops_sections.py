@@ -83,6 +83,31 @@ def test_orders_section_counts_open_orders_and_positions():
     OrdersSection(state, layout).render(data)
 
 
+def test_positions_get_symbol_names_and_exact_pnl_marked_at_the_mid():
+    position = np.dtype([(k, "<i8") for k in ("position", "open_cost", "realised", "open_buy",
+                                              "open_sell", "fills", "volume")])
+    order = np.dtype([("cl_ord_id", "<i8"), ("status", "u1")])
+    positions = np.zeros(3, position)
+    # BTC long 3 lots (0.00003) bought at 65000.00; book 65000.12 / 65000.15
+    positions[0]["position"], positions[0]["open_cost"] = 3, 3 * 6_500_000
+    positions[0]["realised"], positions[0]["fills"] = 100, 2
+    positions[1]["position"], positions[1]["fills"] = 1, 1  # ETH: no book -> no unrealised
+    state = SimpleNamespace(words=np.zeros(1, np.int64), orders=np.zeros(2, order),
+                            positions=positions, close=lambda: None)
+    books = FakeBooks()
+    section = OrdersSection(state, SimpleNamespace(), books)
+    btc, eth = section.collect(0)["positions"]
+    assert (btc["symbol"], btc["position_qty"]) == ("BTCUSDT", "0.00003")
+    assert btc["realised_pnl"] == "0.0000100"  # 100 tick*lot = 100 * 0.01 * 0.00001
+    assert btc["unrealised_pnl"] == "0.00000405"  # 3 * 0.00001 * (65000.135 - 65000)
+    assert (eth["symbol"], eth["unrealised_pnl"]) == ("ETHUSDT", None)
+    samples = {(m[0], m[3]["symbol"]): m[4] for m in section.metrics(section.collect(0))}
+    assert samples[("hft_pnl_unrealised", "BTCUSDT")] == pytest.approx(4.05e-6)
+    section.render(section.collect(0))
+    section.close()
+    assert books.closed
+
+
 class EchoSection(Section):
     key, title = "echo", "echo"
 
@@ -160,3 +185,32 @@ def test_live_mode_exits_2_when_the_instance_goes_away(instance_name):
     wait_for(lambda: proc.poll() is not None, 20, "monitor exit")
     _, err = proc.communicate()
     assert proc.returncode == 2 and "has stopped" in err and "Traceback" not in err
+
+
+def test_a_ring_with_a_foreign_layout_is_reported_not_fatal(instance):
+    from pipeline.transport.ring import Ring
+    from shm_layouts.probe import PROBE_RECORD
+    Ring.create(instance, "good", "probe", PROBE_RECORD, 8)
+    # claims to carry md_event records but was built with another layout hash
+    seg = instance.create_segment("bad", Layout(SegmentKind.RING, "ring:md_event", 12345), 4096)
+    seg.mark_ready()
+    mon = Monitor(instance.name)
+    rings = {r["name"]: r for r in mon.snapshot()["rings"]}
+    assert rings["good"]["capacity"] == 8
+    assert "bad" in rings and "expects" in rings["bad"]["error"]  # LayoutMismatch, both sides
+    mon.render(mon.snapshot())
+    assert "bad" not in mon.metrics_text()
+    mon.close()
+
+
+def test_processes_that_died_without_saying_so_show_as_dead(instance):
+    from pipeline.transport.shared import atomic_store
+    from shm_layouts import counters as CL
+    counters = Counters.create(instance)
+    base = Counters.process_base(counters.process("ghost"))
+    atomic_store(counters.words, base + CL.PROC_PID, 2**22 + 12345)  # no such pid
+    atomic_store(counters.words, base + CL.PROC_STATE, int(CL.ProcessState.RUNNING))
+    mon = Monitor(instance.name)
+    (ghost,) = mon.snapshot()["processes"]
+    assert (ghost["name"], ghost["state"], ghost["alive"]) == ("ghost", "DEAD", False)
+    mon.close()

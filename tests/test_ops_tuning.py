@@ -133,11 +133,13 @@ def test_cpulists_parse_ranges_and_skip_flags():
 
 
 # ------------------------------------------------------------------ apply.sh
-def test_apply_dry_run_prints_changes_and_boot_parameters_without_changing_anything():
+def test_apply_dry_run_prints_changes_and_boot_parameters_without_changing_anything(tmp_path):
     watched = [Path("/proc/sys/net/core/busy_poll"), Path("/proc/sys/vm/stat_interval")]
     before = [p.read_text() if p.exists() else None for p in watched]
+    undo = tmp_path / "undo.sh"
     res = subprocess.run([str(ROOT / "tuning" / "apply.sh"), "--dry-run", "--profile",
-                          "tuned-host"], capture_output=True, text=True, timeout=60)
+                          "tuned-host", "--undo-file", str(undo)],
+                         capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     assert "dry run: nothing is changed" in res.stdout
     assert "isolcpus=managed_irq,domain,2,3,4,5 nohz_full=2,3,4,5 rcu_nocbs=2,3,4,5" in res.stdout
@@ -146,6 +148,7 @@ def test_apply_dry_run_prints_changes_and_boot_parameters_without_changing_anyth
         if line.startswith(("set ", "run ")):
             assert after.strip().startswith("undo: "), line
     assert [p.read_text() if p.exists() else None for p in watched] == before
+    assert not undo.exists()  # nothing applied, nothing to undo
     bad = subprocess.run([str(ROOT / "tuning" / "apply.sh"), "--bogus"], capture_output=True,
                          text=True, timeout=60)
     assert bad.returncode == 2 and "unknown argument" in bad.stderr
@@ -166,3 +169,21 @@ def test_jitter_rejects_bad_cores(capsys):
     assert cli.main(["tune", "jitter", "--cores", "999", "--seconds", "1"]) == 2
     assert "not usable" in capsys.readouterr().err
     assert cli.main(["tune", "jitter", "--cores", "x", "--seconds", "1"]) == 2
+
+
+def test_timer_slack_matters_only_when_a_process_parks(tmp_path):
+    write(tmp_path, {"/proc/self/timerslack_ns": "50000"})
+    busy = tmp_path / "busy.toml"
+    busy.write_text('[processes.a]\ncore = 1\nidle = "busy_spin"\n')
+    slack = {f["name"]: f for f in check.run_checks(str(busy), root=tmp_path)["findings"]}
+    assert slack["timer slack"]["status"] == "info"
+    slack = {f["name"]: f for f in check.run_checks("dev-2core", root=tmp_path)["findings"]}
+    assert slack["timer slack"]["status"] == "warn"
+
+
+def test_check_table_and_run_sh_warning_mode_exit_0(capsys):
+    assert cli.main(["tune", "check", "--profile", "tuned-host"]) == 0
+    out = capsys.readouterr().out
+    assert "isolcpus" in out and "what to change" in out and "profile tuned-host" in out
+    assert cli.main(["tune", "check", "--warn"]) == 0  # warns or not: never fails a launch
+    assert cli.main(["tune", "check", "--profile", "nope"]) == 2

@@ -8,7 +8,7 @@
 #            the "hot" cores to isolate; every core it uses gets the frequency/C-state fix
 # --cores    hot cores instead of the profile's (cpu list, e.g. 2-5)
 # --dry-run  show what would change; needs no root
-# --undo-file  also append every undo command to FILE (a script you can run later)
+# --undo-file  also append every undo command applied to FILE (run it later to revert)
 # `hft tune check` reports the same settings without changing anything.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -60,7 +60,7 @@ echo "profile $PROFILE: cores ${ALL_LIST// /,}, hot (busy-spin) cores ${HOT_LIST
 
 undo() {
     echo "      undo: $1"
-    [ -n "$UNDO_FILE" ] && echo "$1" >> "$UNDO_FILE"
+    [ "$DRY" = 0 ] && [ -n "$UNDO_FILE" ] && echo "$1" >> "$UNDO_FILE"
     return 0
 }
 

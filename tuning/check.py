@@ -24,6 +24,7 @@ from tuning.profiles import hot_cores, load_profile
 OK, WARN, INFO, UNKNOWN = "ok", "warn", "info", "unknown"
 DEEP_CSTATE_US = 2  # exit latency above which a C-state costs a visible wake-up
 SLACK_OK_NS = 1_000
+PARKING = ("backoff", "sleep")  # idle strategies that nanosleep: timer slack delays them
 
 
 @dataclass
@@ -336,6 +337,10 @@ def run_checks(profile: str = "auto", hot: set[int] | None = None,
             findings.append(check(host, cores, hot))
         except (OSError, ValueError) as e:  # a malformed file: report, never fail
             findings.append(Finding(check.__name__[6:], UNKNOWN, f"unreadable: {e}"))
+    parks = any(spec["idle"] in PARKING for spec in layout.values())
+    for f in findings:
+        if f.name == "timer slack" and f.status == WARN and not parks:
+            f.status, f.advice = INFO, "no process of this layout parks: slack does not matter"
     return {"profile": profile, "layout": layout, "cores": sorted(cores), "hot_cores": sorted(hot),
             "findings": [asdict(f) for f in findings],
             "untuned": any(f.status == WARN for f in findings)}

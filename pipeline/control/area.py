@@ -171,7 +171,8 @@ class ControlArea:
             w = {k: int(atomic_load(self.words, L.handler_word(slot, off))) for k, off in (
                 ("state", L.H_STATE), ("ops", L.H_OPS), ("pid", L.H_PID),
                 ("heartbeat_ns", L.H_HEARTBEAT), ("seen", L.H_SEEN),
-                ("executed", L.H_EXECUTED), ("attaches", L.H_ATTACHES))}
+                ("executed", L.H_EXECUTED), ("attaches", L.H_ATTACHES),
+                ("skipped", L.H_SKIPPED))}
             if not w["attaches"]:
                 continue
             w["slot"] = slot

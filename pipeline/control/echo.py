@@ -21,37 +21,15 @@ from pipeline.control.poller import ControlPoller
 from pipeline.observe.counters import Counters, bump
 from pipeline.runtime.agent import Agent, run_slice
 from pipeline.runtime.clock import monotonic_ns
-from pipeline.transport import ring as R
+from pipeline.strategy.intents import CANCEL_ALL, GTC, NEW, submit
 from pipeline.transport.ring import Ring
 from shm_layouts.control import Op, Status
-from shm_layouts.records import OrderAction, OrderType, Side, TimeInForce
+from shm_layouts.records import Side
 
 # state words
 S_NEXT_NS, S_PERIOD_NS, S_NEXT_ID = 0, 1, 2
-NEW, CANCEL_ALL = int(OrderAction.NEW), int(OrderAction.CANCEL_ALL)
-BUY, GTC, LIMIT = int(Side.BID), int(TimeInForce.GTC), int(OrderType.LIMIT)
-
-
-@njit(cache=True)
-def emit_intent(ctl, stamps, records, action, cl_ord_id, now):
-    """Publish one intent; False if the ring is full (a gating consumer is behind)."""
-    start = R.try_claim(ctl, 1)
-    if start < 0:
-        return False
-    rec = records[start & (records.shape[0] - 1)]
-    rec["t_origin_ns"] = now
-    rec["t_decision_ns"] = now
-    rec["cl_ord_id"] = cl_ord_id
-    rec["orig_cl_ord_id"] = 0
-    rec["price"] = 100_000
-    rec["qty"] = 1
-    rec["symbol_id"] = 0
-    rec["action"] = action
-    rec["side"] = BUY
-    rec["tif"] = GTC
-    rec["ord_type"] = LIMIT
-    R.publish(ctl, stamps, start + 1)
-    return True
+BUY = int(Side.BID)
+PRICE, QTY = 100_000, 1  # ticks, lots: a resting buy far from any market
 
 
 @njit(cache=True)
@@ -61,7 +39,8 @@ def quote_when_allowed(control, ctl, stamps, records, state, words, orders_word)
     now = monotonic_ns()
     if now < state[S_NEXT_NS]:
         return 0
-    if not emit_intent(ctl, stamps, records, NEW, state[S_NEXT_ID], now):
+    if not submit(ctl, stamps, records, NEW, 0, BUY, PRICE, QTY, GTC, state[S_NEXT_ID], 0,
+                  now, now):
         return 0
     state[S_NEXT_ID] += 1
     state[S_NEXT_NS] = now + state[S_PERIOD_NS]
@@ -98,8 +77,9 @@ class ControlEcho(Agent):
         return run_slice(quote_when_allowed, args, idle_state, deadline_ns)
 
     def _cancel_all(self) -> Status:
-        if not emit_intent(self.orders.ctl, self.orders.stamps, self.orders.records,
-                           CANCEL_ALL, 0, time.monotonic_ns()):
+        now = time.monotonic_ns()
+        if not submit(self.orders.ctl, self.orders.stamps, self.orders.records, CANCEL_ALL, 0,
+                      BUY, 0, 0, GTC, 0, 0, now, now):
             return Status.FAILED
         bump(self.words, self.c_cancel_all, 1)
         return Status.DONE

@@ -39,7 +39,14 @@ class ControlPoller:
         self.slot = self._claim_slot(raw)
         self._buf = np.zeros(L.CMD_WORDS, np.int64)
         self._stuck_since: float | None = None
-        self.skipped = 0  # sequences lost (fell behind) or abandoned by their issuer
+
+    @property
+    def skipped(self) -> int:
+        """Sequences it could not execute: fell behind, abandoned by the issuer, unknown op."""
+        return int(atomic_load(self.words, self._word(L.H_SKIPPED)))
+
+    def _skip(self) -> None:
+        atomic_store(self.words, self._word(L.H_SKIPPED), self.skipped + 1)
 
     def _word(self, offset: int) -> int:
         return L.handler_word(self.slot, offset)
@@ -93,13 +100,13 @@ class ControlPoller:
             self._stuck_since = None
             seen = seq
             if state < 0:
-                self.skipped += 1
+                self._skip()
                 continue
             b = self._buf
             try:
                 op = Op(int(b[L.CMD_OP]))
             except ValueError:
-                self.skipped += 1  # an op this build does not know: never acked
+                self._skip()  # an op this build does not know: never acked
                 continue
             if op in self.ops:
                 out.append(Command(seq, op, int(b[L.CMD_ARG0]), int(b[L.CMD_ARG1]),

@@ -6,8 +6,10 @@ print it and exit 2, never a traceback.
 
 from __future__ import annotations
 
+import time
+
 from pipeline import config as cfgmod
-from pipeline.commands.cleanup import instances
+from pipeline.commands.cleanup import instances, live_creators
 from pipeline.transport.registry import Instance
 from pipeline.transport.segment import (
     LayoutMismatch,
@@ -15,7 +17,9 @@ from pipeline.transport.segment import (
     SegmentError,
     SegmentMissing,
     pid_alive,
+    shm_name,
 )
+from shm_layouts import SegmentState
 
 EXIT_UNAVAILABLE = 2
 
@@ -29,19 +33,18 @@ def _creator_alive(seg: Segment) -> bool:
 
 
 def live_instances() -> list[str]:
-    """Instances on this host whose registry's creator is running."""
+    """Instances on this host that are alive (see ``alive``)."""
     out = []
     for name, segments in instances().items():
-        registry = [s for s in segments if s.endswith(".registry")]
-        if not registry:
+        if not any(s.endswith(".registry") for s in segments):
             continue
         try:
-            seg = Segment.open(registry[0], readonly=True)
-        except (SegmentError, OSError):
+            inst = Instance.attach(name, readonly=True)
+        except (SegmentError, OSError, ValueError):
             continue
-        if _creator_alive(seg):
+        if alive(inst):
             out.append(name)
-        seg.close()
+        inst.registry.close()
     return sorted(out)
 
 
@@ -70,11 +73,39 @@ def attach(name: str) -> Instance:
                                   f"./run.sh") from None
     except (LayoutMismatch, SegmentError, ValueError) as e:
         raise InstanceUnavailable(f"cannot attach to instance {name!r}: {e}") from None
-    seg = inst.registry.segment
-    if not _creator_alive(seg):
-        pid = seg.creator_pid
+    if not alive(inst):
+        pid = inst.registry.segment.creator_pid
         inst.registry.close()
         raise InstanceUnavailable(
-            f"instance {name!r} is dead: its creator pid {pid} is gone and left "
-            f"its segments behind; `hft cleanup {name}` removes them")
+            f"instance {name!r} is dead: its creator pid {pid} and every process that "
+            f"created its segments are gone; `hft cleanup {name}` removes them")
     return inst
+
+
+def alive(inst: Instance) -> bool:
+    """The registry is open and its creator, the creator of any of its segments, or a
+    process registered in its counters area runs: a launcher that died while its
+    processes still run is not a dead instance."""
+    seg = inst.registry.segment
+    if seg.state() != SegmentState.READY:
+        return False
+    if _creator_alive(seg):
+        return True
+    entries = inst.segments()
+    if live_creators([shm_name(inst.name, e.name) for e in entries]):
+        return True
+    return any(e.layout_name == "counters" for e in entries) and _a_process_runs(inst)
+
+
+def _a_process_runs(inst: Instance) -> bool:
+    """Some process registered in the counters area is still running."""
+    from pipeline.observe.counters import Counters
+    try:
+        counters = Counters.attach(inst, readonly=True)
+    except SegmentError:
+        return False
+    try:
+        return any(pid_alive(p["pid"], time.time_ns()) for p in counters.processes()
+                   if p["state_name"] in ("STARTING", "RUNNING", "STOPPING"))
+    finally:
+        counters.close()

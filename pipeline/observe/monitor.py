@@ -14,8 +14,6 @@ from rich.text import Text
 
 from pipeline.observe import discover, prometheus
 from pipeline.observe.sections import Section, build
-from pipeline.transport.segment import pid_alive
-from shm_layouts import SegmentState
 
 ORDER = ("processes", "rings", "books", "orders", "control", "histograms", "counters")
 
@@ -42,9 +40,7 @@ class Monitor:
         self.entries = entries
 
     def check_alive(self) -> None:
-        seg = self.instance.registry.segment
-        if seg.state() != SegmentState.READY or not pid_alive(
-                seg.creator_pid, int(seg.header["created_ns"])):
+        if not discover.alive(self.instance):
             raise discover.InstanceUnavailable(f"instance {self.name!r} has stopped")
 
     def snapshot(self) -> dict:

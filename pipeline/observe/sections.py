@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -147,7 +148,8 @@ class ProcessesSection(Section):
             alive = process_alive(p["pid"])
             out.append({
                 "name": p["name"], "pid": p["pid"], "core": p["core"],
-                "state": p["state_name"] if alive or p["state_name"] == "STOPPED" else "DEAD",
+                "state": p["state_name"] if alive or p["state_name"] in (
+                    "STOPPED", "FAILED", "FREE") else "DEAD",
                 "alive": alive,
                 "heartbeat_age_s": _now_age(now_ns, p["heartbeat_ns"]),
                 "cpu_percent": self._cpu(p["pid"]) if alive else None,
@@ -161,7 +163,7 @@ class ProcessesSection(Section):
                        "restarts")
         for p in data:
             state = p["state"] if p["state"] == "RUNNING" else f"[red]{p['state']}[/]"
-            t.add_row(p["name"], str(p["pid"]), str(p["core"]), state,
+            t.add_row(p["name"], str(p["pid"]), "-" if p["core"] < 0 else str(p["core"]), state,
                       age(p["heartbeat_age_s"]), fmt(p["cpu_percent"], 1),
                       fmt(p["work_rate"]), str(p["restarts"]))
         return t
@@ -250,12 +252,13 @@ def counters_sections(inst: Instance, entries: list[Entry]) -> list[Section]:
 class RingsSection(Section):
     key, title = "rings", "rings"
 
-    def __init__(self, views: list):
+    def __init__(self, views: list, errors: dict[str, str] | None = None):
         self.views = views
+        self.errors = errors or {}  # rings that could not be mapped, and why
         self.rates = Rates()
 
     def collect(self, now_ns: int) -> list[dict]:
-        out = []
+        out: list[dict] = [{"name": n, "error": e} for n, e in sorted(self.errors.items())]
         for v in self.views:
             s = v.state(now_ns)
             s["rate"] = self.rates(s["name"], s["published"], now_ns)
@@ -268,6 +271,9 @@ class RingsSection(Section):
         t = self.table("ring / consumer", "capacity", "position", "per s", "lag", "lost",
                        "full", "pid", "heartbeat")
         for r in data:
+            if "error" in r:
+                t.add_row(f"[bold]{r['name']}[/]", f"[red]{r['error']}[/]")
+                continue
             t.add_row(f"[bold]{r['name']}[/] ({r['stream']})", fmt(r["capacity"]),
                       fmt(r["published"]), fmt(r["rate"]), "", "", fmt(r["full"]),
                       str(r["producer_pid"]), age(r["producer_heartbeat_age_s"]))
@@ -284,6 +290,8 @@ class RingsSection(Section):
     def metrics(self, data: list[dict]) -> list[Metric]:
         out: list[Metric] = []
         for r in data:
+            if "error" in r:
+                continue
             lab = {"ring": r["name"], "stream": r["stream"]}
             out += [("hft_ring_capacity", "gauge", "ring capacity in records", lab, r["capacity"]),
                     ("hft_ring_published_total", "counter", "records published", lab,
@@ -305,7 +313,13 @@ class RingsSection(Section):
 
 @register("ring:")
 def ring_sections(inst: Instance, entries: list[Entry]) -> list[Section]:
-    return [RingsSection([open_ring(inst, e) for e in sorted(entries, key=lambda e: e.name)])]
+    views, errors = [], {}
+    for e in sorted(entries, key=lambda e: e.name):
+        try:
+            views.append(open_ring(inst, e))
+        except SegmentError as err:  # layout mismatch, not a ring...: shown, not fatal
+            errors[e.name] = str(err)
+    return [RingsSection(views, errors)]
 
 
 # ---------------------------------------------------------------------------- control
@@ -317,7 +331,7 @@ class ControlSection(Section):
 
     def collect(self, now_ns: int) -> dict:
         return self.area.flags() | {"handlers": [
-            {k: h[k] for k in ("name", "pid", "active", "executed", "ops_names",
+            {k: h[k] for k in ("name", "pid", "active", "executed", "skipped", "ops_names",
                                "heartbeat_age_s")} for h in self.area.handlers()]}
 
     def render(self, data: dict) -> Table:
@@ -327,7 +341,8 @@ class ControlSection(Section):
         t.add_row("last command", f"#{data['last_command']}")
         for h in data["handlers"]:
             t.add_row(f"handler {h['name']}", f"pid {h['pid']} "
-                      f"{'active' if h['active'] else 'gone'}, {h['executed']} acked")
+                      f"{'active' if h['active'] else 'gone'}, {h['executed']} acked, "
+                      f"{h['skipped']} skipped")
         return t
 
     def metrics(self, data: dict) -> list[Metric]:
@@ -421,7 +436,9 @@ class OrdersSection(Section):
     rows: cl_ord_id, symbol_id, side, price, qty, cum_qty, leaves_qty, status) and
     ``positions`` (POSITION rows: position, open_cost, realised, open_buy, open_sell,
     fills, volume); ``layout`` is the ``shm_layouts.oms`` module. The gateway is the only
-    writer; a row may be read mid-update (display only)."""
+    writer; a row may be read mid-update (display only). With ``books`` (a book source,
+    see ``BooksSection``) positions get symbol names and PnL in the quote currency:
+    realised, and unrealised marked at the mid of the latest synced book."""
 
     key, title = "orders", "orders and positions"
     OPEN = ("PENDING_NEW", "NEW", "PARTIALLY_FILLED", "PENDING_CANCEL", "PENDING_REPLACE")
@@ -429,9 +446,26 @@ class OrdersSection(Section):
              "W_UNKNOWN_REPORTS", "W_RECONCILE_MISMATCH", "W_STALE_CANCELS")
     MAX_ROWS = 20
 
-    def __init__(self, state: Any, layout: Any):
+    def __init__(self, state: Any, layout: Any, books: Any = None):
         self.state = state
         self.layout = layout
+        self.books = books
+        self.symbols = books.symbols() if books is not None else None
+
+    def _pnl(self, sid: int, p: np.void) -> dict:
+        """Symbol and PnL of one position row, exact (Decimal) then shown as strings."""
+        if self.symbols is None or sid >= len(self.symbols):
+            return {"symbol": str(sid)}
+        ins = self.symbols[sid]
+        unit = Decimal(ins.tick_size) * Decimal(ins.lot_size)  # one tick * one lot
+        out = {"symbol": ins.symbol, "position_qty": ins.qty_str(int(p["position"])),
+               "realised_pnl": f"{unit * int(p['realised']):f}", "unrealised_pnl": None}
+        book = self.books.read(sid)
+        if book is not None and int(book["state"]) == 2 and book["n_bids"] and book["n_asks"]:
+            twice_mid = int(book["bid_px"][0]) + int(book["ask_px"][0])
+            half_units = int(p["position"]) * twice_mid - 2 * int(p["open_cost"])
+            out["unrealised_pnl"] = f"{unit * half_units / 2:f}"
+        return out
 
     def collect(self, now_ns: int) -> dict:
         from shm_layouts.records import OrdStatus, Side
@@ -455,7 +489,7 @@ class OrdersSection(Section):
                          for r in open_rows[: self.MAX_ROWS]],
                 "positions": [{"symbol_id": i, **{k: int(p[k]) for k in (
                     "position", "open_cost", "realised", "open_buy", "open_sell", "fills",
-                    "volume")}} for i, p in enumerate(positions)
+                    "volume")}, **self._pnl(i, p)} for i, p in enumerate(positions)
                     if p["fills"] or p["position"] or p["open_buy"] or p["open_sell"]]}
 
     def render(self, data: dict) -> Table:
@@ -468,19 +502,29 @@ class OrdersSection(Section):
             t.add_row(f"  #{o['cl_ord_id']} sym {o['symbol_id']} {o['side']}",
                       f"{o['cum_qty']}/{o['qty']} @ {o['price']} {o['status']}")
         for p in data["positions"]:
-            t.add_row(f"position sym {p['symbol_id']}",
-                      f"{p['position']} lots, realised {p['realised']}, fills {p['fills']}")
+            pnl = (f"PnL realised {p['realised_pnl']}, unrealised {fmt(p['unrealised_pnl'])}"
+                   if "realised_pnl" in p else f"realised {p['realised']} tick*lot")
+            qty = p.get("position_qty", f"{p['position']} lots")
+            t.add_row(f"position {p['symbol']}", f"{qty}, {pnl}, fills {p['fills']}")
         return t
 
     def metrics(self, data: dict) -> list[Metric]:
         out: list[Metric] = [(f"hft_oms_{k}", "gauge", "OMS control word", {}, v)
                              for k, v in data["words"].items()]
-        out += [("hft_position_lots", "gauge", "signed position in lots",
-                 {"symbol_id": str(p["symbol_id"])}, p["position"]) for p in data["positions"]]
+        for p in data["positions"]:
+            lab = {"symbol": p["symbol"]}
+            out.append(("hft_position_lots", "gauge", "signed position in lots", lab,
+                        p["position"]))
+            for kind in ("realised", "unrealised"):
+                if p.get(f"{kind}_pnl") is not None:
+                    out.append((f"hft_pnl_{kind}", "gauge", f"{kind} PnL, quote currency",
+                                lab, float(p[f"{kind}_pnl"])))
         return out
 
     def close(self) -> None:
         self.state.close()
+        if self.books is not None:
+            self.books.close()
 
 
 @register("oms")
@@ -488,4 +532,9 @@ def order_sections(inst: Instance, entries: list[Entry]) -> list[Section]:
     segments, layout = optional("pipeline.orders.segments"), optional("shm_layouts.oms")
     if segments is None or layout is None:
         return []
-    return [OrdersSection(segments.OmsState.attach(inst, readonly=True), layout)]
+    latest = optional("pipeline.marketdata.latest")
+    books = None
+    if latest is not None and any(e.layout_name == "latest:book_update"
+                                  for e in inst.segments()):
+        books = latest.LatestBooks.attach(inst, readonly=True)
+    return [OrdersSection(segments.OmsState.attach(inst, readonly=True), layout, books)]
