@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Bootstrap a local .venv (when missing or when pyproject.toml changed), then:
-#   ./run.sh                 the main job (the live demo until the full pipeline lands)
+#   ./run.sh [RUN ARGS]      the main job: the whole pipeline against the venue simulator
+#                            (hft run; --duration S, --venue HOST:PORTS, --config FILE ...)
 #   ./run.sh test [ARGS]     the whole test suite (pytest ARGS)
 #   ./run.sh replay FILE...  hft replay FILE...
-#   ./run.sh COMMAND ARGS    any other hft subcommand (bench, sim, monitor, ...)
+#   ./run.sh COMMAND ARGS    any other hft subcommand (bench, sim, monitor, ctl, demo, ...)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -32,8 +33,10 @@ bootstrap
 export PATH="$PWD/$VENV/bin:$PATH"
 
 case "${1:-}" in
-    "")
-        exec hft demo ;;
+    "" | -*)
+        # warn (never refuse) when the host is not tuned for low latency
+        python -c 'from tuning.check import warn_if_untuned; warn_if_untuned()' || true
+        exec hft run "$@" ;;
     test)
         shift
         exec python -m pytest "$@" ;;
