@@ -123,8 +123,13 @@ def test_mutations_never_yield_a_wrong_level(mutations):
         assert got < 0
         return
     ref = reference_parse(bytes(raw))
+    lenient = reference_parse(bytes(raw).decode("utf-8", "replace").encode())
     if ref is not None:
         assert got == ref
+    elif lenient is not None:  # json.loads refuses invalid UTF-8; string bytes are opaque
+        # to us, so only a symbol's spelling may differ (and is then unknown downstream)
+        assert {k: v for k, v in got.items() if k != "s"} == \
+            {k: v for k, v in lenient.items() if k != "s"}
     elif got["kind"] != P.K_OTHER:  # json.loads rejects, we accept: the damage was in a
         good = ours(GOOD)  # skipped place or the symbol (then unknown downstream)
         keep = ("kind", "levels", "U", "u", "pu")  # a renamed key is an unknown one: skipped
