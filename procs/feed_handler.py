@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from pipeline import config as C
+from pipeline.control.area import ControlArea
 from pipeline.instruments import SymbolTable
 from pipeline.marketdata.feed import FeedConfig, FeedHandlerAgent
 from pipeline.marketdata.latest import LatestBooks
@@ -42,7 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         latest = LatestBooks.attach(inst)
     except SegmentMissing:
         latest = None  # no book builder area: no resync requests
-    agent = FeedHandlerAgent(md, symbols, FeedConfig.from_config(section), counters, latest)
+    control = ControlArea.attach(inst) if any(
+        e.name == "control" for e in inst.segments()) else None
+    agent = FeedHandlerAgent(md, symbols, FeedConfig.from_config(section), counters, latest,
+                             control)
     return _common.run(agent, args, counters)
 
 

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from pipeline.control.area import ControlArea
+from pipeline.control.poller import ControlPoller
 from pipeline.instruments import SymbolTable
 from pipeline.marketdata import sync as S
 from pipeline.marketdata.latest import LatestBooks
@@ -37,6 +39,7 @@ from pipeline.runtime.clock import monotonic_ns
 from pipeline.runtime.idle import idle
 from pipeline.transport.ring import Ring
 from pipeline.transport.shared import atomic_store
+from shm_layouts.control import Op, Status
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +142,13 @@ def inject(b, start, end, recv_ns, snap_sid, hdr, lv, keys, lens, grid, sync, pe
 
 
 @njit(cache=True, _nrt=False)
+def resync_symbol(sync, sid, out, out_raw, st, ctl, stamps, raw, t):
+    st[OUT_POS] = 0
+    st[OUT_N] = S.invalidate_one(sync, sid, out, 0, t)
+    return push_records(ctl, stamps, raw, out_raw, st)
+
+
+@njit(cache=True, _nrt=False)
 def disconnect_all(sync, out, out_raw, st, ctl, stamps, raw, t):
     st[OUT_POS] = 0
     st[OUT_N] = S.invalidate_all(sync, out, 0, t)
@@ -170,10 +180,13 @@ class FeedHandlerAgent(Agent):
     name = "feed_handler"
 
     def __init__(self, md: Ring, symbols: SymbolTable, config: FeedConfig,
-                 counters: Counters | None = None, latest: LatestBooks | None = None):
+                 counters: Counters | None = None, latest: LatestBooks | None = None,
+                 control: ControlArea | None = None):
         self.md = md
         self.md_words = words(md.raw)
         self.latest = latest  # resync requests from the book builder
+        self.control = control  # operator resyncs (hft ctl resync SYMBOL)
+        self.poller: ControlPoller | None = None
         self._resyncs_seen = latest.resync_requests() if latest else 0
         self.symbols = symbols
         self.config = config
@@ -206,6 +219,8 @@ class FeedHandlerAgent(Agent):
     # ---------------------------------------------------------------- agent
     def on_start(self) -> None:
         self.md.claim_producer()
+        if self.control is not None:
+            self.poller = ControlPoller(self.control, self.name, (Op.RESYNC,))
 
     def do_work(self, idle_state: np.ndarray, deadline_ns: int) -> int:
         if self.conn is None:  # waiting to reconnect: idle as configured, do not spin
@@ -217,8 +232,26 @@ class FeedHandlerAgent(Agent):
                 self.md.stamps, self.md_words)
         return run_slice(feed_once, args, idle_state, deadline_ns)
 
+    def _operator_resync(self) -> None:
+        """``hft ctl resync SYMBOL``: invalidate that symbol and re-snapshot it."""
+        for cmd in self.poller.poll():
+            sid = cmd.arg0
+            if not 0 <= sid < len(self.symbols) or self.st[OUT_POS] < self.st[OUT_N]:
+                self.poller.ack(cmd, Status.REFUSED if not 0 <= sid < len(self.symbols)
+                                else Status.FAILED)
+                continue
+            c = self.core
+            resync_symbol(c.sync, sid, c.out, c.out_raw, self.st, self.md.ctl, self.md.stamps,
+                          self.md_words, time.monotonic_ns())
+            self._attempts[sid] = 0
+            self._due[sid] = 0
+            log.warning("operator resync of %s", self.symbols[sid].symbol)
+            self.poller.ack(cmd, Status.DONE)
+
     def housekeeping(self, now_ns: int) -> bool:
         self.md.heartbeat()
+        if self.poller is not None:
+            self._operator_resync()
         if self.conn is not None:
             self._control_frames()
         if self.conn is not None:
@@ -238,6 +271,8 @@ class FeedHandlerAgent(Agent):
         return True
 
     def on_close(self) -> None:
+        if self.poller is not None:
+            self.poller.close()
         if self.conn is not None:
             self.conn.close()
             self.conn = None

@@ -166,6 +166,14 @@ def on_snapshot(sync, pend, sid, snap_id, out, k, t_origin):
 
 
 @njit(cache=True, _nrt=False)
+def invalidate_one(sync, sid, out, k, t_origin):
+    """An operator's resync of one symbol: drop its book and re-snapshot it."""
+    k = _invalidate(sync, sid, out, k, t_origin)
+    sync[sid, W_NEED_SNAPSHOT] = SNAP_WANTED
+    return k
+
+
+@njit(cache=True, _nrt=False)
 def invalidate_all(sync, out, k, t_origin):
     """Reconnect or stale stream: every symbol loses sync and needs a new snapshot."""
     for sid in range(sync.shape[0]):
