@@ -207,4 +207,7 @@ class StrategyAgent(Agent):
                 atomic_store(self.words, word, int(lots))
         self.book_ring.heartbeat(self.args[6][3])
         self.exec_ring.heartbeat(self.args[7][3])
+        self.order_ring.heartbeat()  # as the order ring's producer
+        if self.md_ring is not None:
+            self.md_ring.heartbeat(self.args[8][4])
         return True
