@@ -136,30 +136,37 @@ def rate(fn, n: int, repeat: int = 3) -> float:
 
 # ----------------------------------------------------------------------------- round trip
 @njit(cache=True)
-def answer_orders(inbuf, start, end, out, scratch, seqs, f, syms, grid, now_ns):
-    """Acceptor side: every complete NewOrderSingle gets an ExecutionReport (New).
-    Returns (consumed, out_len)."""
+def answer_orders(inbuf, start, end, out, scratch, seqs, f, syms, grid, now_ns, fill):
+    """Acceptor side: every complete NewOrderSingle gets an ExecutionReport (New, or a full
+    fill when ``fill``). Stops before any other message type (Python answers those).
+    Returns (consumed, out_len, other_len)."""
     olen = 0
     while start < end:
         k = C.frame(inbuf, start, end)
         if k <= 0:
             break
         C.parse(inbuf, start, k, syms, grid, f)
-        start += k
         if f[C.F_MSG_TYPE] != C.MSG_NEW_ORDER:
-            continue
+            return start, olen, k
+        start += k
         seq = seqs[0]
         seqs[0] += 1
+        q = f[C.F_ORDER_QTY]
+        et = 70 if fill else 48
+        st = 50 if fill else 48
         s, e = C.encode_exec_report(scratch, VENUE_IDS, seq, now_ns, seq, f[C.F_CL_ORD_ID],
-                                    seq, 48, 48, SYM, 0, f[C.F_PRICE], f[C.F_ORDER_QTY], 0, 0,
-                                    0, f[C.F_ORDER_QTY], grid[0])
+                                    seq, et, st, SYM, 1 if f[C.F_SIDE] == 50 else 0,
+                                    f[C.F_PRICE], q, f[C.F_PRICE] if fill else 0,
+                                    q if fill else 0, q if fill else 0, 0 if fill else q,
+                                    grid[0])
         out[olen: olen + e - s] = scratch[s:e]
         olen += e - s
-    return start, olen
+    return start, olen, 0
 
 
-def echo_acceptor(port_q, raw: bool) -> None:
-    """Accept one connection; answer NOS with ER (or echo raw bytes of the same size)."""
+def echo_acceptor(port_q, raw: bool, fill: bool = False) -> None:
+    """Accept one connection; answer NOS with ER (or echo raw bytes of the same size).
+    Admin messages: Logon is answered with Logon, TestRequest with Heartbeat."""
     lst = socket.socket()
     lst.bind(("127.0.0.1", 0))
     lst.listen(1)
@@ -182,10 +189,29 @@ def echo_acceptor(port_q, raw: bool) -> None:
             conn.sendall(out[: ER_SIZE * (end // NOS_SIZE)])
             end %= NOS_SIZE
             continue
-        start, olen = answer_orders(inbuf, start, end, out, scratch, seqs, f, SYMS, GRID,
-                                    time.time_ns())
-        if olen:
-            conn.sendall(out[:olen])
+        while True:
+            start, olen, other = answer_orders(inbuf, start, end, out, scratch, seqs, f, SYMS,
+                                               GRID, time.time_ns(), fill)
+            if olen:
+                conn.sendall(out[:olen])
+            if not other:
+                break
+            p = simplefix.FixParser()
+            p.append_buffer(inbuf[start: start + other].tobytes())
+            m = p.get_message()
+            start += other
+            reply = {b"A": [(98, 0), (108, m.get(108) or 30)], b"1": [(112, m.get(112))],
+                     b"5": []}.get(m.get(35))
+            if reply is not None:
+                r = simplefix.FixMessage()
+                for tag, v in ((8, "FIX.4.4"), (35, {b"A": "A", b"1": "0", b"5": "5"}[
+                        m.get(35)]), (49, "VENUE"), (56, "CLIENT"), (34, int(seqs[0]))):
+                    r.append_pair(tag, v, header=True)
+                seqs[0] += 1
+                r.append_utc_timestamp(52, precision=6, header=True)
+                for tag, v in reply:
+                    r.append_pair(tag, v)
+                conn.sendall(r.encode())
         if start == end:
             start = end = 0
 
@@ -201,11 +227,16 @@ def _nos_er_sizes() -> tuple[int, int]:
 NOS_SIZE, ER_SIZE = _nos_er_sizes()
 
 
-def connect(raw: bool) -> tuple[socket.socket, mp.Process]:
+def start_acceptor(raw: bool, fill: bool = False) -> tuple[int, mp.Process]:
     q = mp.Queue()
-    proc = mp.Process(target=echo_acceptor, args=(q, raw), daemon=True)
+    proc = mp.Process(target=echo_acceptor, args=(q, raw, fill), daemon=True)
     proc.start()
-    sock = socket.create_connection(("127.0.0.1", q.get(timeout=30)))
+    return q.get(timeout=30), proc
+
+
+def connect(raw: bool) -> tuple[socket.socket, mp.Process]:
+    port, proc = start_acceptor(raw)
+    sock = socket.create_connection(("127.0.0.1", port))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.setblocking(False)
     return sock, proc
@@ -297,6 +328,60 @@ def rtt_raw(n: int) -> np.ndarray:
     return lat
 
 
+def rtt_gateway(n: int, tmp: str) -> tuple[np.ndarray, dict]:
+    """The whole order path in one process: intent on the "orders" ring -> gateway (risk,
+    OMS, encode, socket) -> acceptor fills -> decode, OMS -> record on the "execs" ring."""
+    import uuid
+
+    from pipeline.fix.session import SessionConfig
+    from pipeline.observe import histogram
+    from pipeline.orders.gateway import GatewayAgent, GatewayConfig
+    from pipeline.orders.risk import RiskLimits
+    from pipeline.orders.segments import EXECS_CONSUMER, create_order_path
+    from pipeline.orders.testing import push_intent, read_execs
+    from pipeline.transport.registry import Instance
+
+    port, proc = start_acceptor(False, fill=True)
+    inst = Instance.create(f"bfix{uuid.uuid4().hex[:8]}")
+    try:
+        orders, execs, state = create_order_path(inst, 1024)
+        slot = execs.join(EXECS_CONSUMER)
+        cfg = GatewayConfig("127.0.0.1", port, SessionConfig("CLIENT", "VENUE", f"{tmp}/fix"),
+                            f"{tmp}/oms.journal")
+        limits = RiskLimits(max_qty="1", max_notional="1000000", max_position="10",
+                            max_orders_per_s=10**6, max_cancels_per_s=10**6,
+                            max_open_orders=100, stale_md_ms=10**9)
+        gw = GatewayAgent(inst, cfg, TABLE, limits)
+        gw.marks[0] = (6183762, 6183764, time.monotonic_ns(), 0)
+        deadline = time.monotonic() + 60
+        while not state.ready():
+            gw.poll_once()
+            gw.housekeeping(time.monotonic_ns())
+            assert time.monotonic() < deadline, "gateway did not log on"
+        lat = np.zeros(n, np.int64)
+        for i in range(n + 200):
+            if i == 200:
+                gw.hist[:] = 0
+            t0 = time.monotonic_ns()
+            push_intent(orders, action=1, cl_ord_id=state.next_cl_ord_id(), symbol_id=0,
+                        side=i & 1, price=6183763, qty=150, tif=1, ord_type=1,
+                        t_origin_ns=t0)
+            got = 0
+            while not got:
+                gw.poll_once()
+                got = len(read_execs(execs, slot))
+            if i >= 200:
+                lat[i - 200] = time.monotonic_ns() - t0
+            if i % 256 == 0:
+                gw.housekeeping(time.monotonic_ns())
+        wire = histogram.percentiles(gw.hist)
+        gw.on_close()
+        return lat, wire
+    finally:
+        inst.destroy()
+        proc.terminate()
+
+
 def main(args: argparse.Namespace) -> int:
     n = args.n
     buf = np.zeros(1024, np.uint8)
@@ -326,9 +411,18 @@ def main(args: argparse.Namespace) -> int:
         rtt.append({"round_trip": label, "p50_us": float(np.percentile(lat, 50)) / 1000,
                     "p99_us": float(np.percentile(lat, 99)) / 1000,
                     "p999_us": float(np.percentile(lat, 99.9)) / 1000, "n": len(lat)})
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        lat, wire = rtt_gateway(args.rtt, tmp)
+    rtt.append({"round_trip": "whole gateway: orders ring -> fill on execs ring",
+                "p50_us": float(np.percentile(lat, 50)) / 1000,
+                "p99_us": float(np.percentile(lat, 99)) / 1000,
+                "p999_us": float(np.percentile(lat, 99.9)) / 1000, "n": len(lat)})
+    inside = {"intent_to_wire_p50_us": wire["p50"] / 1000, "intent_to_wire_p99_us":
+              wire["p99"] / 1000, "intent_to_wire_count": wire["count"]}
     if args.json:
-        emit("fix", rows, True, {"round_trip": rtt})
+        emit("fix", rows, True, {"round_trip": rtt, "gateway_tick_to_trade": inside})
     else:
         emit("fix codec (msgs/s, best of 3)", rows, False)
-        emit("fix NOS -> ExecutionReport round trip over loopback TCP", rtt, False)
+        emit("fix NOS -> ExecutionReport round trip over loopback TCP", rtt, False, inside)
     return 0

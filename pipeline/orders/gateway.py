@@ -107,6 +107,18 @@ class GatewayAgent(Agent):
             self._attach_book(instance, cfg.book_ring)
         self._init_ids()
         atomic_store(self.oms.words, L.W_READY, 0)
+        o, st = self.oms, self.session.store
+        # argument tuples built once: the hot calls do no attribute lookups per message
+        self._intent_args = (
+            self.orders_ring.ctl, self.orders_ring.records, self.islot, o.words, o.orders,
+            o.positions, self.limits, self.g, self.marks, self.rates, st.words, st.data,
+            st.index, self.session.comp_ids, self.syms, self.sym_lens, self.grid, self.scratch,
+            self.buf, self.wio, self.torig, self.execs_ring.ctl, self.execs_ring.records,
+            self.journal, self.jpay)
+        self._pump_args = (self.session.inbuf, self.session.io, st.words, self.session.fields,
+                           self.syms, self.grid, o.words, o.orders, o.positions,
+                           self.execs_ring.ctl, self.execs_ring.records, self.wio,
+                           self.journal)
         self._counter_ix = {}
         if counters is not None:
             names = [*self._counter_values()]
@@ -150,11 +162,7 @@ class GatewayAgent(Agent):
 
     # ------------------------------------------------------------------ hot path
     def _pump(self, now_ns: int) -> int:
-        o, s = self.oms, self.session
-        return int(flow.pump_inbound(s.inbuf, s.io, s.store.words, s.fields, self.syms,
-                                     self.grid, o.words, o.orders, o.positions,
-                                     self.execs_ring.ctl, self.execs_ring.records, self.wio,
-                                     self.journal, now_ns))
+        return flow.pump_inbound(*self._pump_args, now_ns)
 
     def _on_app(self, f: np.ndarray, _buf: np.ndarray) -> None:
         o = self.oms
@@ -184,13 +192,7 @@ class GatewayAgent(Agent):
             work += self.book_observe()
         if not self.wire.active and atomic_load(o.words, L.W_READY):
             atomic_store(o.words, L.W_READY, 0)  # no session: intents are denied, not queued
-        work += flow.process_intents(
-            self.orders_ring.ctl, self.orders_ring.records, self.islot, o.words, o.orders,
-            o.positions, self.limits, self.g, self.marks, self.rates, self.session.store.words,
-            self.session.store.data, self.session.store.index, self.session.comp_ids,
-            self.syms, self.sym_lens, self.grid, self.scratch, self.buf, self.wio, self.torig,
-            self.execs_ring.ctl, self.execs_ring.records, self.journal, self.jpay, now,
-            time.time_ns(), 256)
+        work += flow.process_intents(*self._intent_args, now, time.time_ns(), 256)
         work += self._flush()
         work += self.wire.poll(now, self._on_app)
         return work
@@ -290,7 +292,7 @@ class GatewayAgent(Agent):
         self.wire.close(time.monotonic_ns(), "gateway shutdown")
         atomic_store(self.oms.words, L.W_READY, 0)
         self.session.store.flush()
-        self.journal.flush()
+        self.journal.base.flush()
 
 
 def replay(journal: np.ndarray, state: OmsState) -> int:

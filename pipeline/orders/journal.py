@@ -58,7 +58,7 @@ def open_journal(path: str | Path, records: int = DEFAULT_RECORDS) -> np.memmap:
             shape = (have // (RECORD_WORDS * 8), RECORD_WORDS)
     finally:
         os.close(fd)
-    return np.memmap(path, dtype=np.int64, mode="r+", shape=shape)
+    return np.memmap(path, dtype=np.int64, mode="r+", shape=shape).view(np.ndarray)
 
 
 def records(j: np.ndarray) -> np.ndarray:
