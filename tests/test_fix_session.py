@@ -129,7 +129,7 @@ def test_inbound_gap_requests_resend_and_gets_lost_report(acceptor, tmp_path):
 
 
 def test_our_gap_answered_with_resend_and_gap_fill(acceptor, tmp_path):
-    init = make(tmp_path, acceptor.port)
+    init = make(tmp_path, acceptor.port, resend_app=True)
     run_until(init, lambda: init.active)
     send_order(init, 5)  # seq 2
     run_until(init, lambda: "D" in types(acceptor))

@@ -12,7 +12,7 @@ import pytest
 from pipeline.fix.session import SessionConfig
 from pipeline.fix.testing import Script, ScriptedAcceptor
 from pipeline.instruments import SymbolTable
-from pipeline.orders import oms, risk
+from pipeline.orders import flow, oms, risk
 from pipeline.orders.gateway import GatewayAgent, GatewayConfig, replay
 from pipeline.orders.segments import EXECS_CONSUMER, create_order_path
 from pipeline.orders.testing import push_intent, read_execs
@@ -187,6 +187,22 @@ def test_reconnect_reconciles_before_accepting(h):
     assert [int(m.get(11)) for m in h.received("H")] == [a]
     assert h.state.orders[oms.find(h.state.orders, a)]["cum_qty"] == 50
     assert h.state.positions[0]["position"] == 50
+
+
+def test_order_lost_before_the_socket_is_rejected_by_reconcile_never_resent(h):
+    h.ready()
+    a = h.new()
+    now = time.monotonic_ns()
+    flow.process_intents(*h.gw._intent_args, now, time.time_ns(), 16)
+    h.gw.wio[flow.W_END] = h.gw.wio[flow.W_NORIG] = 0  # "crash" before the send
+    assert h.state.orders[oms.find(h.state.orders, a)]["status"] == oms.PENDING_NEW
+    h.acc.drop()
+    h.run_until(lambda: not h.state.ready())
+    h.ready()  # the venue asks us to resend the lost seq: gap fill; H says unknown order
+    h.run_until(lambda: h.exec_for(a))
+    assert h.state.orders[oms.find(h.state.orders, a)]["status"] == oms.REJECTED
+    assert h.received("D") == [] and h.gw.open_orders() == 0
+    assert h.gw.session.counters.gap_fills_sent >= 1
 
 
 def test_shutdown_cancels_all_and_logs_out(h):
