@@ -230,3 +230,13 @@ def test_journal_replay_rebuilds_state(h, instance_name):
         x, y = orders[oms.find(orders, cl)], live.orders[oms.find(live.orders, cl)]
         assert (x["status"], x["cum_qty"], x["leaves_qty"]) == (y["status"], y["cum_qty"],
                                                                 y["leaves_qty"])
+
+
+def test_client_order_ids_unique_across_restarts(h, instance):
+    h.ready()
+    a = h.new()
+    h.run_until(lambda: h.exec_for(a))
+    h.state.words[L.W_NEXT_CL_ORD_ID] = 1  # as if the OMS segment had been lost
+    GatewayAgent(instance, h.gw.cfg, TABLE, LIMITS)  # a restart: ids from journal and clock
+    assert h.state.next_cl_ord_id() > a
+    assert h.state.next_cl_ord_id() > time.time_ns() // 1000 - 10**9
