@@ -364,8 +364,7 @@ def rtt_gateway(n: int, tmp: str) -> tuple[np.ndarray, dict]:
                 gw.hist[:] = 0
             t0 = time.monotonic_ns()
             push_intent(orders, action=1, cl_ord_id=state.next_cl_ord_id(), symbol_id=0,
-                        side=i & 1, price=6183763, qty=150, tif=1, ord_type=1,
-                        t_origin_ns=t0)
+                        side=i & 1, price=6183763, qty=150, tif=1, ord_type=1)
             got = 0
             while not got:
                 gw.poll_once()

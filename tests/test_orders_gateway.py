@@ -100,6 +100,7 @@ def test_order_to_fill_through_rings_and_fix(h):
                                                                              6_000_001)
     assert h.state.positions[0]["position"] == 150
     assert h.gw.reports_via_python == 0  # both reports went socket -> OMS -> ring in numba
+    assert h.gw.fast_rounds > 0
     assert h.gw.hist[H_COUNT] == 1  # tick-to-trade: t_origin -> bytes on the socket
     assert 0 < h.gw.hist[H_MAX] < 10**10
 

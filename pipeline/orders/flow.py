@@ -13,18 +13,32 @@ import numpy as np
 from numba import njit
 
 from pipeline.fix import codec as C
-from pipeline.fix.session import K_APP, K_GARBLED, next_inbound
+from pipeline.fix.session import (
+    IO_END,
+    IO_LAST_SENT,
+    IO_START,
+    K_APP,
+    K_GARBLED,
+    K_OTHER,
+    next_inbound,
+)
+from pipeline.fix.sockio import EAGAIN, sock_recv, sock_send
 from pipeline.fix.store import journal_append, take_seq
 from pipeline.observe import histogram
 from pipeline.orders import journal as J
 from pipeline.orders import oms, risk
+from pipeline.runtime.agent import keep_polling
+from pipeline.runtime.clock import monotonic_ns, realtime_ns
 from pipeline.transport.atomics import fetch_add, load_relaxed, store_relaxed
-from pipeline.transport.ring import cursor, poll, publish, release, try_claim
+from pipeline.transport.ring import cursor, observe, poll, publish, release, try_claim
 from shm_layouts.oms import W_NEXT_CL_ORD_ID, W_RECONCILE_PENDING, W_STALE_CANCELS
 from shm_layouts.ring import MASK
 
-W_END, W_NORIG, W_RING_FULL, W_JOURNAL_FULL, W_DENIED, W_SENT, W_BAD_REPORTS = range(7)
-WIO_WORDS = 8
+(W_END, W_NORIG, W_RING_FULL, W_JOURNAL_FULL, W_DENIED, W_SENT, W_BAD_REPORTS, W_LAST_KIND,
+ W_STOP, W_SENT_BYTES) = range(10)
+# why a jitted duty pass handed control back to Python (W_STOP)
+STOP_NONE, STOP_ADMIN, STOP_PARTIAL, STOP_CLOSED, STOP_ERROR = 0, 1, 2, 3, 4
+WIO_WORDS = 16
 MSG_ROOM = 512  # an encoded message is far smaller than this
 SRC_VENUE, SRC_RISK = 1, 2
 
@@ -254,6 +268,7 @@ def pump_inbound(inbuf, io, seqs, f, syms, grid, words, orders, positions, ectl,
                 wio[W_BAD_REPORTS] += 1
             n += 1
         elif k != K_GARBLED:
+            wio[W_LAST_KIND] = k
             return n
 
 
@@ -303,6 +318,79 @@ def stale_instruments(orders, g, marks, now, out):
 @njit(cache=True)
 def bump_stale(words):
     store_relaxed(words, W_STALE_CANCELS, load_relaxed(words, W_STALE_CANCELS) + 1)
+
+
+@njit(cache=True)
+def duty(fd, ictl, irecs, islot, words, orders, positions, limits, g, marks, rates, seqs,
+         jdata, jindex, comp_ids, syms, sym_lens, grid, scratch, wire, wio, torig, ectl, erecs,
+         j, jpay, inbuf, io, f, hist, book_ctl, book_raw, book_slot, book_out, book_rec):
+    """One pass of the gateway's hot path, all in numba: book marks, socket -> exec reports
+    -> OMS -> exec ring, order ring -> risk -> OMS -> FIX -> socket. Returns the work
+    count; ``wio[W_STOP]`` says why Python must take over (admin message, partial send,
+    closed or failed socket)."""
+    now = monotonic_ns()
+    work = 0
+    if book_slot >= 0:
+        n = observe(book_ctl, book_slot, book_raw, book_out)
+        if n:
+            update_marks(book_rec, n, marks)
+            work += n
+    if io[IO_START] == io[IO_END]:
+        io[IO_START] = 0
+        io[IO_END] = 0
+    end = io[IO_END]
+    if end >= inbuf.shape[0]:
+        wio[W_STOP] = STOP_ADMIN  # full: Python compacts the buffer
+        return work
+    r = sock_recv(fd, inbuf, end, inbuf.shape[0] - end)
+    if r > 0:
+        io[IO_END] = end + r
+        work += 1
+    elif r == 0:
+        wio[W_STOP] = STOP_CLOSED
+        return work
+    elif r != -EAGAIN:
+        wio[W_STOP] = STOP_ERROR
+        return work
+    wio[W_LAST_KIND] = 0
+    work += pump_inbound(inbuf, io, seqs, f, syms, grid, words, orders, positions, ectl, erecs,
+                         wio, j, now)
+    if wio[W_LAST_KIND] == K_OTHER:
+        wio[W_STOP] = STOP_ADMIN
+        return work
+    work += process_intents(ictl, irecs, islot, words, orders, positions, limits, g, marks,
+                            rates, seqs, jdata, jindex, comp_ids, syms, sym_lens, grid, scratch,
+                            wire, wio, torig, ectl, erecs, j, jpay, now, realtime_ns(), 256)
+    n = wio[W_END]
+    if n > 0:
+        r = sock_send(fd, wire, 0, n)
+        if r == n:
+            io[IO_LAST_SENT] = now
+            record_wire_times(hist, torig, wio, monotonic_ns())
+            work += 1
+        else:
+            wio[W_SENT_BYTES] = max(r, 0)
+            wio[W_STOP] = STOP_PARTIAL
+    return work
+
+
+@njit(cache=True)
+def run_slice(fd, ictl, irecs, islot, words, orders, positions, limits, g, marks, rates, seqs,
+              jdata, jindex, comp_ids, syms, sym_lens, grid, scratch, wire, wio, torig, ectl,
+              erecs, j, jpay, inbuf, io, f, hist, book_ctl, book_raw, book_slot, book_out,
+              book_rec, idle_state, deadline_ns):
+    """Duty passes until the deadline or until Python is needed (``wio[W_STOP]``)."""
+    total = 0
+    i = 0
+    while True:
+        w = duty(fd, ictl, irecs, islot, words, orders, positions, limits, g, marks, rates,
+                 seqs, jdata, jindex, comp_ids, syms, sym_lens, grid, scratch, wire, wio, torig,
+                 ectl, erecs, j, jpay, inbuf, io, f, hist, book_ctl, book_raw, book_slot,
+                 book_out, book_rec)
+        total += w
+        i += 1
+        if wio[W_STOP] != STOP_NONE or not keep_polling(idle_state, w, i, deadline_ns):
+            return total
 
 
 def empty_wire(size: int = 1 << 20) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -99,6 +99,7 @@ class GatewayAgent(Agent):
         self.hist = counters.histogram("tick_to_trade_ns") if counters else histogram.new()
         self.bad_reports = 0
         self.reports_via_python = 0  # PossDup/out-of-band path; normally all go via _pump
+        self.fast_rounds = 0  # poll rounds that ran the jitted duty (session up)
         self._reconcile_since = 0
         self._book_slot = None
         self._instance = instance
@@ -119,6 +120,7 @@ class GatewayAgent(Agent):
                            self.syms, self.grid, o.words, o.orders, o.positions,
                            self.execs_ring.ctl, self.execs_ring.records, self.wio,
                            self.journal)
+        self._duty_args = None  # built once the book ring is known (see _duty)
         self._counter_ix = {}
         if counters is not None:
             names = [*self._counter_values()]
@@ -184,18 +186,54 @@ class GatewayAgent(Agent):
         flow.record_wire_times(self.hist, self.torig, self.wio, now)
         return 1
 
-    def poll_once(self) -> int:
+    def _duty(self) -> tuple:
+        if self._duty_args is None or (self._book_slot is not None and
+                                       self._duty_args[-3] < 0):
+            s = self.session
+            if self._book_slot is not None:
+                book = (self.book.ctl, self.book.raw, self._book_slot, self._book_raw,
+                        self._book_rec)
+            else:
+                raw = np.zeros((1, BOOK_UPDATE.itemsize), np.uint8)
+                book = (np.zeros(1, np.int64), raw, -1, raw, raw.view(BOOK_UPDATE).reshape(-1))
+            self._duty_args = (*self._intent_args, s.inbuf, s.io, s.fields, self.hist, *book)
+        return self._duty_args
+
+    def poll_once(self, deadline_ns: int = 0, idle_state: np.ndarray | None = None) -> int:
+        """One round: the jitted hot path (a single pass, or passes until ``deadline_ns``
+        with ``idle_state``) while the session is up, then the Python session shell
+        (admin messages, timers, reconnects, partial writes)."""
         now = time.monotonic_ns()
         o = self.oms
         work = 0
-        if self._book_slot is not None:
-            work += self.book_observe()
-        if not self.wire.active and atomic_load(o.words, L.W_READY):
-            atomic_store(o.words, L.W_READY, 0)  # no session: intents are denied, not queued
-        work += flow.process_intents(*self._intent_args, now, time.time_ns(), 256)
-        work += self._flush()
-        work += self.wire.poll(now, self._on_app)
+        if self.wire.active and not self.wire.pending:
+            self.wio[flow.W_STOP] = flow.STOP_NONE
+            self.fast_rounds += 1
+            fd = self.wire.sock.fileno()
+            if deadline_ns:
+                work += flow.run_slice(fd, *self._duty(), idle_state, deadline_ns)
+            else:
+                work += flow.duty(fd, *self._duty())
+            self._after_duty(now)
+        else:
+            if self._book_slot is not None:
+                work += self.book_observe()
+            if atomic_load(o.words, L.W_READY):
+                atomic_store(o.words, L.W_READY, 0)  # no session: intents are denied
+            work += flow.process_intents(*self._intent_args, now, time.time_ns(), 256)
+            work += self._flush()
+        work += self.wire.poll(time.monotonic_ns(), self._on_app)
         return work
+
+    def _after_duty(self, now: int) -> None:
+        stop = int(self.wio[flow.W_STOP])
+        if stop == flow.STOP_PARTIAL:
+            sent, end = int(self.wio[flow.W_SENT_BYTES]), int(self.wio[flow.W_END])
+            self.wire.pending += self.buf[sent:end].tobytes()  # the shell writes the rest
+            flow.record_wire_times(self.hist, self.torig, self.wio, time.monotonic_ns())
+        elif stop in (flow.STOP_CLOSED, flow.STOP_ERROR):
+            self.wire._close(now, "peer closed the connection" if stop == flow.STOP_CLOSED
+                             else "socket error")
 
     def book_observe(self) -> int:
         n = int(observe(self.book.ctl, self._book_slot, self.book.raw, self._book_raw))
@@ -206,11 +244,11 @@ class GatewayAgent(Agent):
     def do_work(self, idle_state: np.ndarray, deadline_ns: int) -> int:
         total = 0
         while True:
-            w = self.poll_once()
+            w = self.poll_once(deadline_ns, idle_state)
             total += w
-            idle(idle_state, w)
             if time.monotonic_ns() >= deadline_ns:
                 return total
+            idle(idle_state, w)
 
     # ------------------------------------------------------------------ cold path
     def housekeeping(self, now_ns: int) -> bool:

@@ -11,7 +11,8 @@ from shm_layouts.records import EXEC_REPORT
 
 
 def push_intent(ring: Ring, **fields) -> None:
-    """Publish one ORDER_INTENT (fields by name); t_origin/t_decision default to now."""
+    """Publish one ORDER_INTENT (fields by name); t_origin/t_decision default to the
+    moment just before it is published."""
     start = -1
     deadline = time.monotonic() + 5
     while start < 0:
@@ -22,11 +23,12 @@ def push_intent(ring: Ring, **fields) -> None:
             time.sleep(0.001)
     ring.raw[start & ring.mask] = 0
     rec = ring.records[start & ring.mask]
-    now = time.monotonic_ns()
-    rec["t_origin_ns"] = now
-    rec["t_decision_ns"] = now
     for key, value in fields.items():
         rec[key] = value
+    now = time.monotonic_ns()  # stamped last: Python's field writes are not the gateway's
+    if "t_origin_ns" not in fields:
+        rec["t_origin_ns"] = now
+    rec["t_decision_ns"] = now
     publish(ring.ctl, start + 1)
 
 
