@@ -37,6 +37,7 @@ from shm_layouts.ring import ConsumerMode
 
 log = logging.getLogger(__name__)
 SECOND = 1_000_000_000
+MASS_CANCEL_EVERY_NS = 100_000_000
 # cpu_relax (idle strategies) is inline asm; without the native asm parser a process that
 # compiles it instead of loading it from the numba cache aborts ("Inline asm not supported
 # by this streamer"). Reported for pipeline/transport/atomics.py; worked around here.
@@ -101,6 +102,7 @@ class GatewayAgent(Agent):
         self.reports_via_python = 0  # PossDup/out-of-band path; normally all go via _pump
         self.fast_rounds = 0  # poll rounds that ran the jitted duty (session up)
         self._reconcile_since = 0
+        self._mass_cancel_ns = 0
         self._book_slot = None
         self._instance = instance
         self._book_retry_ns = 0
@@ -268,7 +270,10 @@ class GatewayAgent(Agent):
                 self.cfg.reconcile_timeout_s * SECOND:
             log.warning("reconcile: status requests unanswered; asking again")
             self._start_reconcile(now_ns)
-        if self.wire.active:
+        if self.wire.active and now_ns - self._mass_cancel_ns >= MASS_CANCEL_EVERY_NS:
+            # mass cancels (kill switch, stale data) at most every 100 ms: an order whose
+            # cancel the venue rejects is retried, not hammered
+            self._mass_cancel_ns = now_ns
             if atomic_load(o.words, L.W_KILL):
                 self.cancel_all()
             out = np.zeros(len(self.stale), np.int64)
