@@ -32,13 +32,14 @@ MID = 6_000_000  # 60000.00
 
 
 class Harness:
-    def __init__(self, instance, tmp_path, script: Script | None = None):
+    def __init__(self, instance, tmp_path, script: Script | None = None, capacity: int = 1024,
+                 **gateway):
         self.acc = ScriptedAcceptor(script or Script()).start()
-        self.orders, self.execs, self.state = create_order_path(instance, 1024)
+        self.orders, self.execs, self.state = create_order_path(instance, capacity)
         self.exec_slot = self.execs.join(EXECS_CONSUMER)
         cfg = GatewayConfig("127.0.0.1", self.acc.port,
                             SessionConfig("CLIENT", "VENUE", str(tmp_path / "fix")),
-                            str(tmp_path / "oms.journal"), backoff_min_s=0.05)
+                            str(tmp_path / "oms.journal"), backoff_min_s=0.05, **gateway)
         self.gw = GatewayAgent(instance, cfg, TABLE, LIMITS)
         self.execs_seen: list = []
         self.set_mid(0, MID)
@@ -47,12 +48,13 @@ class Harness:
     def set_mid(self, sid, mid, age_ns=0):
         self.gw.marks[sid] = (mid - 1, mid + 1, time.monotonic_ns() - age_ns, 0)
 
-    def run_until(self, pred, timeout=5.0):
+    def run_until(self, pred, timeout=5.0, read=True):
         deadline = time.monotonic() + timeout
         while True:
             self.gw.poll_once()
             self.gw.housekeeping(time.monotonic_ns())
-            self.execs_seen.extend(read_execs(self.execs, self.exec_slot))
+            if read:
+                self.execs_seen.extend(read_execs(self.execs, self.exec_slot))
             if pred():
                 return
             if time.monotonic() > deadline:
@@ -241,3 +243,33 @@ def test_client_order_ids_unique_across_restarts(h, instance):
     GatewayAgent(instance, h.gw.cfg, TABLE, LIMITS)  # a restart: ids from journal and clock
     assert h.state.next_cl_ord_id() > a
     assert h.state.next_cl_ord_id() > time.time_ns() // 1000 - 10**9
+
+
+def test_slow_strategy_gets_backpressure_not_drops(instance, tmp_path):
+    h = Harness(instance, tmp_path, capacity=8)
+    try:
+        h.ready()
+        a = h.new(qty=1000)
+        h.run_until(lambda: h.exec_for(a))
+        for _ in range(20):
+            h.acc.fill(str(a), "0.00001", "60000")
+        # the strategy stops reading: 20 fills do not fit in an 8-slot exec ring
+        h.run_until(lambda: h.gw.wio[flow.W_EXEC_BLOCKED] > 0, read=False)
+        h.run_until(lambda: len(h.exec_for(a)) == 21)
+        assert h.gw.wio[flow.W_RING_FULL] == 0 and h.state.positions[0]["position"] == 20
+    finally:
+        h.close()
+
+
+def test_full_journal_refuses_new_orders(instance, tmp_path):
+    from pipeline.orders import journal as J
+    h = Harness(instance, tmp_path, journal_records=J.RESERVE + 1)  # room for one intent
+    try:
+        h.ready()
+        a, b = h.new(), h.new()
+        h.run_until(lambda: h.exec_for(a) and h.exec_for(b))
+        assert h.exec_for(a)[0]["source"] == 1  # a fits; its reports use the reserve
+        assert int(h.exec_for(b)[0]["reject_reason"]) == L.RiskReason.JOURNAL_FULL
+        assert len(h.received("D")) == 1
+    finally:
+        h.close()

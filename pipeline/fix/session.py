@@ -245,6 +245,9 @@ class Session:
         while self.want_disconnect is None:
             if self.pump is not None:
                 n = self.pump(now_ns)
+                if n < 0:  # the consumer is blocked (backpressure): leave the bytes queued
+                    handled += -1 - n
+                    break
                 if n:
                     handled += n
                     self._gap_refilled()

@@ -30,12 +30,21 @@ from pipeline.orders import oms, risk
 from pipeline.runtime.agent import keep_polling
 from pipeline.runtime.clock import monotonic_ns, realtime_ns
 from pipeline.transport.atomics import fetch_add, load_relaxed, store_relaxed
-from pipeline.transport.ring import cursor, observe, poll, publish, release, try_claim
+from pipeline.transport.ring import (
+    cursor,
+    observe,
+    poll,
+    publish,
+    release,
+    slowest_gating,
+    try_claim,
+)
 from shm_layouts.oms import W_NEXT_CL_ORD_ID, W_RECONCILE_PENDING, W_STALE_CANCELS
-from shm_layouts.ring import MASK
+from shm_layouts.ring import CAPACITY, MASK, PUBLISHED
 
 (W_END, W_NORIG, W_RING_FULL, W_JOURNAL_FULL, W_DENIED, W_SENT, W_BAD_REPORTS, W_LAST_KIND,
- W_STOP, W_SENT_BYTES) = range(10)
+ W_STOP, W_SENT_BYTES, W_EXEC_BLOCKED) = range(11)
+JOURNAL_FULL = 18  # RiskReason.JOURNAL_FULL
 # why a jitted duty pass handed control back to Python (W_STOP)
 STOP_NONE, STOP_ADMIN, STOP_PARTIAL, STOP_CLOSED, STOP_ERROR = 0, 1, 2, 3, 4
 WIO_WORDS = 16
@@ -60,6 +69,13 @@ def _emit(wire, wio, torig, seqs, jdata, jindex, scratch, s, e, seq, t_origin):
 @njit(cache=True)
 def _sym(syms, sym_lens, sid):
     return syms[sid, : sym_lens[sid]]
+
+
+@njit(cache=True)
+def exec_room(ectl):
+    """Free slots in the exec ring (we are its producer): backpressure, never a drop."""
+    pub = load_relaxed(ectl, PUBLISHED)
+    return ectl[CAPACITY] - (pub - slowest_gating(ectl, pub))
 
 
 @njit(cache=True)
@@ -222,7 +238,15 @@ def process_intents(ictl, irecs, islot, words, orders, positions, limits, g, mar
     pos = cursor(ictl, islot)
     done = 0
     mask = ictl[MASK]
-    while done < n and wio[W_END] + MSG_ROOM <= wire.shape[0]:
+    while done < n and wio[W_END] + MSG_ROOM <= wire.shape[0] and exec_room(ectl) > 0:
+        if J.full(j):
+            publish_exec(ectl, erecs, wio, irecs[(pos + done) & mask]["t_origin_ns"], now, 0,
+                         irecs[(pos + done) & mask]["cl_ord_id"], 0, 0, 0, 0, 0, 0, 0, 0,
+                         irecs[(pos + done) & mask]["symbol_id"], 6, 9, 0, SRC_RISK,
+                         JOURNAL_FULL)
+            wio[W_JOURNAL_FULL] += 1
+            done += 1
+            continue
         handle_intent(irecs[(pos + done) & mask], words, orders, positions, limits, g, marks,
                       rates, seqs, jdata, jindex, comp_ids, syms, sym_lens, grid, scratch,
                       wire, wio, torig, ectl, erecs, j, jpay, now, wall_ns)
@@ -258,9 +282,15 @@ def pump_inbound(inbuf, io, seqs, f, syms, grid, words, orders, positions, ectl,
     """Consume in-sequence ExecutionReports/OrderCancelRejects straight from the socket
     buffer into the OMS and the exec ring; stop (without consuming) at anything the Python
     session must see (admin message, gap, duplicate). Garbled input is dropped and counted
-    by ``next_inbound``. Returns how many application messages were applied."""
+    by ``next_inbound``. Returns how many application messages were applied, or
+    ``-1 - applied`` when it stopped because the exec ring is full (backpressure: the
+    reports stay in the socket buffer, nothing is dropped)."""
     n = 0
     while True:
+        if exec_room(ectl) < 1:
+            wio[W_EXEC_BLOCKED] += 1  # the strategy is a ring behind: leave it in the socket
+            wio[W_LAST_KIND] = 0
+            return -1 - n  # negative: blocked (after n applied)
         k = next_inbound(inbuf, io, seqs, f, syms, grid, now)
         if k == K_APP:
             if not on_report(f, words, orders, positions, ectl, erecs, wio, j, now) and \
@@ -353,8 +383,9 @@ def duty(fd, ictl, irecs, islot, words, orders, positions, limits, g, marks, rat
         wio[W_STOP] = STOP_ERROR
         return work
     wio[W_LAST_KIND] = 0
-    work += pump_inbound(inbuf, io, seqs, f, syms, grid, words, orders, positions, ectl, erecs,
-                         wio, j, now)
+    applied = pump_inbound(inbuf, io, seqs, f, syms, grid, words, orders, positions, ectl,
+                           erecs, wio, j, now)
+    work += applied if applied >= 0 else -1 - applied
     if wio[W_LAST_KIND] == K_OTHER:
         wio[W_STOP] = STOP_ADMIN
         return work

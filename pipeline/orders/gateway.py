@@ -55,6 +55,7 @@ class GatewayConfig:
     shutdown_timeout_s: float = 3.0
     backoff_min_s: float = 0.1
     backoff_max_s: float = 5.0
+    journal_records: int = J.DEFAULT_RECORDS
 
     @classmethod
     def from_config(cls, section: dict) -> GatewayConfig:
@@ -91,7 +92,7 @@ class GatewayAgent(Agent):
         self.session.pump = self._pump
         self.wire = Initiator(self.session, cfg.host, cfg.port, cfg.backoff_min_s,
                               cfg.backoff_max_s)
-        self.journal = J.open_journal(cfg.journal_path)
+        self.journal = J.open_journal(cfg.journal_path, cfg.journal_records)
         self.jpay = np.zeros(J.RECORD_WORDS - 2, np.int64)
         self.buf, self.wio, self.torig = flow.empty_wire()
         self.scratch = np.zeros(1024, np.uint8)
