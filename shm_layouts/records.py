@@ -1,6 +1,8 @@
 """The four record streams (DESIGN.md "Records"). Each is a 64-byte multiple.
 
-Every record carries ``t_origin_ns``: the CLOCK_MONOTONIC receive time of the market-data
+Every record begins with ``seq`` (int64), the ring's stamp: ``ring.publish`` writes it,
+producers never do; consumers detect a complete record from it (pipeline.transport.ring).
+Every record also carries ``t_origin_ns``: the CLOCK_MONOTONIC receive time of the market-data
 frame that caused it, so tick-to-trade is measured where the order bytes hit the socket.
 Prices are int64 ticks and quantities int64 lots of the record's instrument.
 """
@@ -41,6 +43,7 @@ class MdKind(enum.IntEnum):
 
 MD_EVENT = _record(
     [
+        ("seq", "<i8"),  # ring stamp
         ("t_origin_ns", "<i8"),  # frame receive time
         ("exch_time_ns", "<i8"),  # venue event time (E), 0 if absent
         ("first_id", "<i8"),  # U (or lastUpdateId for a snapshot)
@@ -53,7 +56,7 @@ MD_EVENT = _record(
         ("side", "u1"),
         ("flags", "<u2"),
     ],
-    64,
+    128,  # 72 bytes of fields: the stamp pushed it past one line
 )
 
 
@@ -67,6 +70,7 @@ BOOK_TOP_N = 5
 
 BOOK_UPDATE = _record(
     [
+        ("seq", "<i8"),  # ring stamp
         ("t_origin_ns", "<i8"),
         ("t_book_ns", "<i8"),  # when the book builder published it
         ("exch_time_ns", "<i8"),
@@ -106,6 +110,7 @@ class OrderType(enum.IntEnum):
 
 ORDER_INTENT = _record(
     [
+        ("seq", "<i8"),  # ring stamp
         ("t_origin_ns", "<i8"),
         ("t_decision_ns", "<i8"),
         ("cl_ord_id", "<i8"),
@@ -117,9 +122,8 @@ ORDER_INTENT = _record(
         ("side", "u1"),  # Side
         ("tif", "u1"),  # TimeInForce
         ("ord_type", "u1"),  # OrderType
-        ("strategy_id", "<i4"),
     ],
-    64,
+    64,  # one cache line: the order ring is on the tick-to-trade path
 )
 
 
@@ -156,6 +160,7 @@ class ReportSource(enum.IntEnum):
 
 EXEC_REPORT = _record(
     [
+        ("seq", "<i8"),  # ring stamp
         ("t_origin_ns", "<i8"),
         ("t_recv_ns", "<i8"),  # when the gateway decoded it
         ("t_venue_ns", "<i8"),  # TransactTime

@@ -41,12 +41,12 @@ class BookFeed(threading.Thread):
             start = int(try_claim(self.ring.ctl, 1))
             if start < 0:
                 continue
-            self.ring.raw[start & self.ring.mask] = 0
+            self.ring.raw[start & self.ring.mask, 8:] = 0
             r = self.ring.records[start & self.ring.mask]
             r["symbol_id"], r["state"], r["n_bids"], r["n_asks"] = 0, 2, 1, 1
             r["bid_px"][0], r["ask_px"][0] = MID - 1, MID + 1
             r["t_book_ns"] = time.monotonic_ns()
-            publish(self.ring.ctl, start + 1)
+            publish(self.ring.ctl, self.ring.stamps, start + 1)
 
 
 def start_gateway(config: Path, instance: str) -> subprocess.Popen:

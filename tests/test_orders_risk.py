@@ -73,7 +73,7 @@ class Rig:
             r, self.words, self.orders, self.positions, self.limits, self.g, self.marks,
             self.rates, self.seqs, self.jdata, self.jindex, self.comp_ids, self.syms,
             self.sym_lens, self.grid, self.scratch, self.wire, self.wio, self.torig,
-            self.execs.ctl, self.execs.records, self.j, self.jpay, now, 10**18)
+            self.execs.ctl, self.execs.stamps, self.execs.records, self.j, self.jpay, now, 10**18)
         raw = bytes(self.wire[: self.wio[flow.W_END]])
         self.wio[flow.W_END] = 0
         self.wio[flow.W_NORIG] = 0

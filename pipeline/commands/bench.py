@@ -10,7 +10,8 @@ import bench
 
 
 def _names() -> list[str]:
-    return sorted(m.name for m in pkgutil.iter_modules(bench.__path__) if not m.name.startswith("_"))
+    modules = pkgutil.iter_modules(bench.__path__)
+    return sorted(m.name for m in modules if not m.name.startswith("_"))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

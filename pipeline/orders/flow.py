@@ -79,7 +79,7 @@ def exec_room(ectl):
 
 
 @njit(cache=True)
-def publish_exec(ectl, erecs, wio, t_origin, now, t_venue, cl, orig, venue_id, exec_id,
+def publish_exec(ectl, estamps, erecs, wio, t_origin, now, t_venue, cl, orig, venue_id, exec_id,
                  price, last_px, last_qty, cum, leaves, sid, exec_type, status, side, source,
                  reason):
     start = try_claim(ectl, 1)
@@ -105,7 +105,7 @@ def publish_exec(ectl, erecs, wio, t_origin, now, t_venue, cl, orig, venue_id, e
     r["side"] = side
     r["source"] = source
     r["reject_reason"] = reason
-    publish(ectl, start + 1)
+    publish(ectl, estamps, start + 1)
     return True
 
 
@@ -184,8 +184,8 @@ def request_status_all(words, orders, seqs, jdata, jindex, comp_ids, syms, sym_l
 
 @njit(cache=True)
 def handle_intent(r, words, orders, positions, limits, g, marks, rates, seqs, jdata, jindex,
-                  comp_ids, syms, sym_lens, grid, scratch, wire, wio, torig, ectl, erecs, j,
-                  jpay, now, wall_ns):
+                  comp_ids, syms, sym_lens, grid, scratch, wire, wio, torig, ectl, estamps,
+                  erecs, j, jpay, now, wall_ns):
     """Risk, then OMS, then encode one intent. Returns its RiskReason (0: on the wire)."""
     action = r["action"]
     cl = r["cl_ord_id"]
@@ -199,8 +199,8 @@ def handle_intent(r, words, orders, positions, limits, g, marks, rates, seqs, jd
                         sid, side, price, qty, otype, now)
     if reason != 0:
         wio[W_DENIED] += 1
-        publish_exec(ectl, erecs, wio, r["t_origin_ns"], now, 0, cl, orig, 0, 0, price, 0, 0,
-                     0, 0, sid, 6, 9, side, SRC_RISK, reason)
+        publish_exec(ectl, estamps, erecs, wio, r["t_origin_ns"], now, 0, cl, orig, 0, 0, price,
+                     0, 0, 0, 0, sid, 6, 9, side, SRC_RISK, reason)
         return reason
     if action == 4:  # CANCEL_ALL (symbol_id < 0: every instrument)
         cancel_all(words, orders, seqs, jdata, jindex, comp_ids, syms, sym_lens, grid, scratch,
@@ -218,38 +218,38 @@ def handle_intent(r, words, orders, positions, limits, g, marks, rates, seqs, jd
         s, e = C.encode_new_order(scratch, comp_ids, seq, wall_ns, cl, sym, side, price, qty,
                                   otype, r["tif"], grid[sid])
         oms.accept_new(words, orders, positions, cl, sid, side, price, qty, r["tif"], otype,
-                       r["strategy_id"], r["t_origin_ns"], now)
+                       0, r["t_origin_ns"], now)
     else:
         s, e = C.encode_replace(scratch, comp_ids, seq, wall_ns, cl, orig, sym, side, price,
                                 qty, otype, r["tif"], grid[sid])
         oms.accept_replace(orders, oms.find(orders, orig), cl, price, qty, now)
     _journal_intent(j, jpay, wio, action, cl, orig, sid, side, price, qty, r["tif"], otype,
-                    r["strategy_id"], r["t_origin_ns"], now)
+                    0, r["t_origin_ns"], now)
     _emit(wire, wio, torig, seqs, jdata, jindex, scratch, s, e, seq, r["t_origin_ns"])
     return 0
 
 
 @njit(cache=True)
-def process_intents(ictl, irecs, islot, words, orders, positions, limits, g, marks, rates,
+def process_intents(ictl, istamps, irecs, islot, words, orders, positions, limits, g, marks, rates,
                     seqs, jdata, jindex, comp_ids, syms, sym_lens, grid, scratch, wire, wio,
-                    torig, ectl, erecs, j, jpay, now, wall_ns, limit):
+                    torig, ectl, estamps, erecs, j, jpay, now, wall_ns, limit):
     """Consume up to ``limit`` intents from the order ring; returns how many."""
-    n = poll(ictl, islot, limit)
+    n = poll(ictl, istamps, islot, limit)
     pos = cursor(ictl, islot)
     done = 0
     mask = ictl[MASK]
     while done < n and wio[W_END] + MSG_ROOM <= wire.shape[0] and exec_room(ectl) > 0:
         if J.full(j):
-            publish_exec(ectl, erecs, wio, irecs[(pos + done) & mask]["t_origin_ns"], now, 0,
-                         irecs[(pos + done) & mask]["cl_ord_id"], 0, 0, 0, 0, 0, 0, 0, 0,
-                         irecs[(pos + done) & mask]["symbol_id"], 6, 9, 0, SRC_RISK,
+            r = irecs[(pos + done) & mask]
+            publish_exec(ectl, estamps, erecs, wio, r["t_origin_ns"], now, 0, r["cl_ord_id"], 0,
+                         0, 0, 0, 0, 0, 0, 0, 0, r["symbol_id"], 6, 9, 0, SRC_RISK,
                          JOURNAL_FULL)
             wio[W_JOURNAL_FULL] += 1
             done += 1
             continue
         handle_intent(irecs[(pos + done) & mask], words, orders, positions, limits, g, marks,
                       rates, seqs, jdata, jindex, comp_ids, syms, sym_lens, grid, scratch,
-                      wire, wio, torig, ectl, erecs, j, jpay, now, wall_ns)
+                      wire, wio, torig, ectl, estamps, erecs, j, jpay, now, wall_ns)
         done += 1
     if done:
         release(ictl, islot, pos + done)
@@ -257,7 +257,7 @@ def process_intents(ictl, irecs, islot, words, orders, positions, limits, g, mar
 
 
 @njit(cache=True)
-def on_report(f, words, orders, positions, ectl, erecs, wio, j, now):
+def on_report(f, words, orders, positions, ectl, estamps, erecs, wio, j, now):
     """One decoded ExecutionReport / OrderCancelReject -> OMS -> journal -> exec ring."""
     if f[C.F_ERROR] != 0:
         return False  # counted by the caller; an unusable report changes nothing
@@ -269,7 +269,7 @@ def on_report(f, words, orders, positions, ectl, erecs, wio, j, now):
     o = orders[slot]
     reason = f[C.F_ORD_REJ_REASON] if f[C.F_MSG_TYPE] == C.MSG_EXEC_REPORT else \
         f[C.F_CXL_REJ_REASON]
-    publish_exec(ectl, erecs, wio, o["t_origin_ns"], now, f[C.F_TRANSACT_TIME],
+    publish_exec(ectl, estamps, erecs, wio, o["t_origin_ns"], now, f[C.F_TRANSACT_TIME],
                  f[C.F_CL_ORD_ID], f[C.F_ORIG_CL_ORD_ID], o["venue_order_id"], f[C.F_EXEC_ID],
                  o["price"], f[C.F_LAST_PX], f[C.F_LAST_QTY], o["cum_qty"], o["leaves_qty"],
                  o["symbol_id"], et, o["status"], o["side"], SRC_VENUE, reason)
@@ -277,8 +277,8 @@ def on_report(f, words, orders, positions, ectl, erecs, wio, j, now):
 
 
 @njit(cache=True)
-def pump_inbound(inbuf, io, seqs, f, syms, grid, words, orders, positions, ectl, erecs, wio,
-                 j, now):
+def pump_inbound(inbuf, io, seqs, f, syms, grid, words, orders, positions, ectl, estamps, erecs,
+                 wio, j, now):
     """Consume in-sequence ExecutionReports/OrderCancelRejects straight from the socket
     buffer into the OMS and the exec ring; stop (without consuming) at anything the Python
     session must see (admin message, gap, duplicate). Garbled input is dropped and counted
@@ -293,7 +293,7 @@ def pump_inbound(inbuf, io, seqs, f, syms, grid, words, orders, positions, ectl,
             return -1 - n  # negative: blocked (after n applied)
         k = next_inbound(inbuf, io, seqs, f, syms, grid, now)
         if k == K_APP:
-            if not on_report(f, words, orders, positions, ectl, erecs, wio, j, now) and \
+            if not on_report(f, words, orders, positions, ectl, estamps, erecs, wio, j, now) and \
                     f[C.F_ERROR] != 0:
                 wio[W_BAD_REPORTS] += 1
             n += 1
@@ -351,9 +351,10 @@ def bump_stale(words):
 
 
 @njit(cache=True)
-def duty(fd, ictl, irecs, islot, words, orders, positions, limits, g, marks, rates, seqs,
-         jdata, jindex, comp_ids, syms, sym_lens, grid, scratch, wire, wio, torig, ectl, erecs,
-         j, jpay, inbuf, io, f, hist, book_ctl, book_raw, book_slot, book_out, book_rec):
+def duty(fd, ictl, istamps, irecs, islot, words, orders, positions, limits, g, marks, rates,
+         seqs, jdata, jindex, comp_ids, syms, sym_lens, grid, scratch, wire, wio, torig, ectl,
+         estamps, erecs, j, jpay, inbuf, io, f, hist, book_ctl, book_raw, book_slot, book_out,
+         book_rec):
     """One pass of the gateway's hot path, all in numba: book marks, socket -> exec reports
     -> OMS -> exec ring, order ring -> risk -> OMS -> FIX -> socket. Returns the work
     count; ``wio[W_STOP]`` says why Python must take over (admin message, partial send,
@@ -389,9 +390,10 @@ def duty(fd, ictl, irecs, islot, words, orders, positions, limits, g, marks, rat
     if wio[W_LAST_KIND] == K_OTHER:
         wio[W_STOP] = STOP_ADMIN
         return work
-    work += process_intents(ictl, irecs, islot, words, orders, positions, limits, g, marks,
-                            rates, seqs, jdata, jindex, comp_ids, syms, sym_lens, grid, scratch,
-                            wire, wio, torig, ectl, erecs, j, jpay, now, realtime_ns(), 256)
+    work += process_intents(ictl, istamps, irecs, islot, words, orders, positions, limits, g,
+                            marks, rates, seqs, jdata, jindex, comp_ids, syms, sym_lens, grid,
+                            scratch, wire, wio, torig, ectl, estamps, erecs, j, jpay, now,
+                            realtime_ns(), 256)
     n = wio[W_END]
     if n > 0:
         r = sock_send(fd, wire, 0, n)
@@ -406,18 +408,18 @@ def duty(fd, ictl, irecs, islot, words, orders, positions, limits, g, marks, rat
 
 
 @njit(cache=True)
-def run_slice(fd, ictl, irecs, islot, words, orders, positions, limits, g, marks, rates, seqs,
-              jdata, jindex, comp_ids, syms, sym_lens, grid, scratch, wire, wio, torig, ectl,
-              erecs, j, jpay, inbuf, io, f, hist, book_ctl, book_raw, book_slot, book_out,
-              book_rec, idle_state, deadline_ns):
+def run_slice(fd, ictl, istamps, irecs, islot, words, orders, positions, limits, g, marks,
+              rates, seqs, jdata, jindex, comp_ids, syms, sym_lens, grid, scratch, wire, wio,
+              torig, ectl, estamps, erecs, j, jpay, inbuf, io, f, hist, book_ctl, book_raw,
+              book_slot, book_out, book_rec, idle_state, deadline_ns):
     """Duty passes until the deadline or until Python is needed (``wio[W_STOP]``)."""
     total = 0
     i = 0
     while True:
-        w = duty(fd, ictl, irecs, islot, words, orders, positions, limits, g, marks, rates,
-                 seqs, jdata, jindex, comp_ids, syms, sym_lens, grid, scratch, wire, wio, torig,
-                 ectl, erecs, j, jpay, inbuf, io, f, hist, book_ctl, book_raw, book_slot,
-                 book_out, book_rec)
+        w = duty(fd, ictl, istamps, irecs, islot, words, orders, positions, limits, g, marks,
+                 rates, seqs, jdata, jindex, comp_ids, syms, sym_lens, grid, scratch, wire, wio,
+                 torig, ectl, estamps, erecs, j, jpay, inbuf, io, f, hist, book_ctl, book_raw,
+                 book_slot, book_out, book_rec)
         total += w
         i += 1
         if wio[W_STOP] != STOP_NONE or not keep_polling(idle_state, w, i, deadline_ns):

@@ -113,16 +113,15 @@ class GatewayAgent(Agent):
         atomic_store(self.oms.words, L.W_READY, 0)
         o, st = self.oms, self.session.store
         # argument tuples built once: the hot calls do no attribute lookups per message
+        ir, er = self.orders_ring, self.execs_ring
         self._intent_args = (
-            self.orders_ring.ctl, self.orders_ring.records, self.islot, o.words, o.orders,
-            o.positions, self.limits, self.g, self.marks, self.rates, st.words, st.data,
-            st.index, self.session.comp_ids, self.syms, self.sym_lens, self.grid, self.scratch,
-            self.buf, self.wio, self.torig, self.execs_ring.ctl, self.execs_ring.records,
-            self.journal, self.jpay)
+            ir.ctl, ir.stamps, ir.records, self.islot, o.words, o.orders, o.positions,
+            self.limits, self.g, self.marks, self.rates, st.words, st.data, st.index,
+            self.session.comp_ids, self.syms, self.sym_lens, self.grid, self.scratch, self.buf,
+            self.wio, self.torig, er.ctl, er.stamps, er.records, self.journal, self.jpay)
         self._pump_args = (self.session.inbuf, self.session.io, st.words, self.session.fields,
-                           self.syms, self.grid, o.words, o.orders, o.positions,
-                           self.execs_ring.ctl, self.execs_ring.records, self.wio,
-                           self.journal)
+                           self.syms, self.grid, o.words, o.orders, o.positions, er.ctl,
+                           er.stamps, er.records, self.wio, self.journal)
         self._duty_args = None  # built once the book ring is known (see _duty)
         self._counter_ix = {}
         if counters is not None:

@@ -21,7 +21,7 @@ def push_intent(ring: Ring, **fields) -> None:
             if time.monotonic() > deadline:
                 raise TimeoutError("order ring full")
             time.sleep(0.001)
-    ring.raw[start & ring.mask] = 0
+    ring.raw[start & ring.mask, 8:] = 0  # not the seq stamp: publish writes it
     rec = ring.records[start & ring.mask]
     for key, value in fields.items():
         rec[key] = value
@@ -29,12 +29,12 @@ def push_intent(ring: Ring, **fields) -> None:
     if "t_origin_ns" not in fields:
         rec["t_origin_ns"] = now
     rec["t_decision_ns"] = now
-    publish(ring.ctl, start + 1)
+    publish(ring.ctl, ring.stamps, start + 1)
 
 
 def read_execs(ring: Ring, slot: int) -> np.ndarray:
     """Every exec report published since the last call (copies), released at once."""
-    n = int(poll(ring.ctl, slot, ring.capacity))
+    n = int(poll(ring.ctl, ring.stamps, slot, ring.capacity))
     pos = int(cursor(ring.ctl, slot))
     out = np.zeros(n, EXEC_REPORT)
     for i in range(n):

@@ -80,7 +80,7 @@ class AgentRunner:
 
     def _set(self, offset: int, value: int) -> None:
         if self.counters is not None:
-            atomic_store(self.counters.words, self._slot_base + offset, value)
+            atomic_store(self.counters.words, self._slot_base + offset, int(value))
 
     def run(self) -> int:
         """Run until stopped or the agent finishes; returns total work done."""
@@ -89,8 +89,7 @@ class AgentRunner:
         cfg = self.config
         self.setup_notes = [pin_to_core(cfg.core), raise_priority(cfg.realtime_priority),
                             lock_memory(cfg.lock_memory)]
-        for note in self.setup_notes:
-            log.info("%s: %s", self.agent.name, note)
+        log.info("%s: %s", self.agent.name, "; ".join(self.setup_notes))
         if self.counters is not None:
             self._slot_base = Counters.process_base(self.counters.process(self.agent.name))
             self._set(L.PROC_CORE, -1 if cfg.core is None else cfg.core)
@@ -99,6 +98,8 @@ class AgentRunner:
         state = L.ProcessState.FAILED
         try:
             self.agent.on_start()
+            # one slice that is due at once: compiles the poll loop before we say RUNNING
+            total += self.agent.do_work(self.idle_state, time.monotonic_ns())
             self._set(L.PROC_STATE, L.ProcessState.RUNNING)
             while not self.stop_requested:
                 now = time.monotonic_ns()

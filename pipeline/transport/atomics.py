@@ -133,21 +133,43 @@ fence_acquire.__doc__ = "Acquire fence: loads before it complete before loads/st
 fence_release = intrinsic(_fence("release"))
 fence_release.__doc__ = "Release fence: loads/stores before it complete before stores after it."
 
-_SPIN_HINT = {"x86_64": "pause", "AMD64": "pause", "aarch64": "yield", "arm64": "yield"}.get(
-    platform.machine(), ""
-)
+# LLVM target intrinsics rather than inline asm: no asm parser is needed to emit them.
+_SPIN_HINT = {"x86_64": ("llvm.x86.sse2.pause", []), "AMD64": ("llvm.x86.sse2.pause", []),
+              "aarch64": ("llvm.aarch64.hint", [1]), "arm64": ("llvm.aarch64.hint", [1])
+              }.get(platform.machine())
 
 
 @intrinsic
 def cpu_relax(typingctx):
-    """Spin-wait hint (x86 ``pause``, arm ``yield``): lets the sibling hyperthread run and
-    avoids the memory-order mis-speculation penalty when the awaited line changes.
-    Also a compiler barrier (the asm is volatile and clobbers memory)."""
+    """Spin-wait hint (x86 ``pause``, arm ``yield``): frees pipeline resources for the
+    sibling hyperthread and avoids the memory-order mis-speculation flush when the awaited
+    line changes. A no-op on other architectures."""
 
     def codegen(context, builder, sig, args):
-        asm = ir.InlineAsm(ir.FunctionType(ir.VoidType(), []), _SPIN_HINT, "~{memory}",
-                           side_effect=True)
-        builder.call(asm, [])
+        if _SPIN_HINT is not None:
+            name, hint_args = _SPIN_HINT
+            fnty = ir.FunctionType(ir.VoidType(), [_I32] * len(hint_args))
+            fn = cgutils.get_or_insert_function(builder.module, fnty, name)
+            builder.call(fn, [ir.Constant(_I32, a) for a in hint_args])
         return context.get_dummy_value()
 
     return types.void(), codegen
+
+
+@intrinsic
+def prefetch(typingctx, arr, idx):
+    """Hint the cache to fetch the line holding ``arr[idx]`` (any 1-d array) for reading."""
+    if not isinstance(arr, types.Array) or arr.ndim != 1:
+        return None
+
+    def codegen(context, builder, sig, args):
+        ptr = _element_pointer(context, builder, sig.args[0], args[0], args[1])
+        i8p = ir.IntType(8).as_pointer()
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [i8p, _I32, _I32, _I32]),
+            "llvm.prefetch.p0i8")
+        builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(_I32, 0),
+                          ir.Constant(_I32, 3), ir.Constant(_I32, 1)])
+        return context.get_dummy_value()
+
+    return types.void(arr, idx), codegen

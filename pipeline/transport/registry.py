@@ -110,6 +110,11 @@ class Instance:
     def attach_segment(self, name: str, layout: Layout, readonly: bool = False) -> Segment:
         return Segment.attach(self.name, name, layout, readonly=readonly)
 
+    def remove_segment(self, name: str) -> None:
+        """Unlink one segment and drop it from the registry."""
+        unlink(shm_name(self.name, name))
+        self.registry.remove(name)
+
     def segments(self) -> list[Entry]:
         return self.registry.list()
 

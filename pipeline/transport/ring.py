@@ -1,18 +1,24 @@
 """Broadcast ring: one producer, gating and observing consumers, fixed-size records.
 
-The hot operations are ``@njit`` functions on the control words (``ctl``, int64) so duty
-cycles call them from jitted loops; ``Ring`` is the cold-path handle that creates or
-attaches the segment and hands out the arrays. Layout of ``ctl``: ``shm_layouts.ring``.
+The hot operations are ``@njit`` functions on the control words (``ctl``, int64) and the
+slot stamps, so duty cycles call them from jitted loops; ``Ring`` is the cold-path handle
+that creates or attaches the segment and hands out the arrays (``shm_layouts.ring``).
+
+Every record dtype begins with ``seq`` (int64): the ring's stamp, written by ``publish``
+and never by the caller. A consumer learns that record ``s`` is complete from the stamp in
+the record's own cache line (as Aeron subscribers read the frame header), so a small
+message costs one cache-line transfer per hop; polling the producer cursor instead would
+cost two dependent transfers (cursor, then payload).
 
 Producer::
 
     start = try_claim(ctl, n)          # -1: a gating consumer is a whole ring behind
-    records[(start + i) & mask] = ...  # write the batch
-    publish(ctl, start + n)            # one release store makes the batch visible
+    records[(start + i) & mask] = ...  # write the batch, every field but ``seq``
+    publish(ctl, stamps, start + n)    # stamp each slot (release), then the cursor
 
 Gating consumer (zero-copy; the producer cannot overwrite what it has not released)::
 
-    n = poll(ctl, slot, limit); pos = cursor(ctl, slot)
+    n = poll(ctl, stamps, slot, limit); pos = cursor(ctl, slot)
     ... read records[(pos + i) & mask] for i < n ...
     release(ctl, slot, pos + n)
 
@@ -20,9 +26,10 @@ Observing consumer (copies, then validates; never slows the producer)::
 
     n = observe(ctl, slot, records_bytes, out_bytes)   # lost records counted in C_LOST
 
-Memory ordering, after rigtorp/SPSCQueue and Disruptor:
-- producer: payload stores, then ``store_release(PUBLISHED)``; consumers
-  ``load_acquire(PUBLISHED)`` before reading payload, so they see complete records;
+Memory ordering, after rigtorp/SPSCQueue, Disruptor and Aeron:
+- producer: payload stores, then each slot's stamp with ``store_release``, then the cursor
+  ``PUBLISHED`` with ``store_release``; a consumer ``load_acquire``s the stamp before
+  reading the payload, so it never sees a partial record;
 - consumer: payload loads, then ``store_release(cursor)``; the producer ``load_acquire``s
   the cursor before reusing a slot, so it never overwrites a record still being read;
 - observers: the producer ``store_relaxed(CLAIMED)`` + release fence *before* writing a
@@ -39,7 +46,6 @@ import numpy as np
 from numba import njit
 
 from pipeline.transport.atomics import (
-    cas,
     fence_acquire,
     fence_release,
     fetch_add,
@@ -49,7 +55,7 @@ from pipeline.transport.atomics import (
     store_release,
 )
 from pipeline.transport.registry import Instance
-from pipeline.transport.segment import Layout, Segment
+from pipeline.transport.segment import Layout, Segment, shm_name
 from pipeline.transport.shared import atomic_cas, atomic_load, atomic_store
 from shm_layouts import SegmentKind, layout_hash
 from shm_layouts.ring import (
@@ -120,8 +126,12 @@ def try_claim(ctl, n):
 
 
 @njit(cache=True)
-def publish(ctl, end):
-    """Make every record before sequence ``end`` visible, with one release store."""
+def publish(ctl, stamps, end):
+    """Make every claimed record before sequence ``end`` visible: stamp each slot with its
+    sequence (release: the payload is complete first), then advance the cursor."""
+    mask = ctl[MASK]
+    for seq in range(load_relaxed(ctl, PUBLISHED), end):
+        store_release(stamps, seq & mask, seq)
     store_release(ctl, PUBLISHED, end)
 
 
@@ -132,16 +142,17 @@ def cursor(ctl, slot):
 
 
 @njit(cache=True)
-def poll(ctl, slot, limit):
-    """Records ready for a gating consumer, at most ``limit``, from ``cursor(ctl, slot)``."""
-    base = CONSUMER_BASE + slot * LINE_WORDS
-    pos = load_relaxed(ctl, base + C_CURSOR)
-    pub = load_relaxed(ctl, base + C_CACHED_PUB)  # private cache: no shared-line traffic
-    if pub <= pos:
-        # acquire pairs with the producer's release: the payload before ``pub`` is visible
-        pub = load_acquire(ctl, PUBLISHED)
-        store_relaxed(ctl, base + C_CACHED_PUB, pub)
-    return min(pub - pos, limit)
+def poll(ctl, stamps, slot, limit):
+    """Records ready for a gating consumer, at most ``limit``, from ``cursor(ctl, slot)``.
+
+    Scans slot stamps: the acquire load of a stamp makes that record's payload visible.
+    """
+    pos = load_relaxed(ctl, CONSUMER_BASE + slot * LINE_WORDS + C_CURSOR)
+    mask = ctl[MASK]
+    n = 0
+    while n < limit and load_acquire(stamps, (pos + n) & mask) == pos + n:
+        n += 1
+    return n
 
 
 @njit(cache=True)
@@ -185,6 +196,30 @@ def observe(ctl, slot, records, out):
     return n
 
 
+@njit(cache=True)
+def offer_row(ctl, stamps, raw, row):
+    """Copy one record (uint8 row, its ``seq`` bytes ignored) into the ring; False if full."""
+    start = try_claim(ctl, 1)
+    if start < 0:
+        return False
+    slot = raw[start & ctl[MASK]]
+    for i in range(8, row.shape[0]):  # the first 8 bytes are the stamp: publish writes it
+        slot[i] = row[i]
+    publish(ctl, stamps, start + 1)
+    return True
+
+
+@njit(cache=True)
+def take_rows(ctl, stamps, raw, slot, out):
+    """Copy what a gating consumer has ready into ``out`` rows and release it."""
+    n = poll(ctl, stamps, slot, out.shape[0])
+    pos = cursor(ctl, slot)
+    for i in range(n):
+        out[i, :] = raw[(pos + i) & ctl[MASK], :]
+    release(ctl, slot, pos + n)
+    return n
+
+
 # ---------------------------------------------------------------------------- cold path
 def ring_layout(stream: str, dtype: np.dtype) -> Layout:
     return Layout(SegmentKind.RING, f"ring:{stream}",
@@ -211,6 +246,8 @@ class Ring:
         area = body[start: start + capacity * dtype.itemsize]
         self.records = area.view(dtype)
         self.raw = area.reshape(capacity, dtype.itemsize)
+        # the leading ``seq`` of every slot, as a strided int64 array for the atomics
+        self.stamps = self.raw.view(np.int64)[:, 0]
         self.capacity = capacity
         self.mask = capacity - 1
 
@@ -224,6 +261,9 @@ class Ring:
             raise RingError(f"ring {name}: capacity {capacity} is not a power of two >= 2")
         if dtype.itemsize % 64:
             raise RingError(f"ring {name}: record size {dtype.itemsize} is not a multiple of 64")
+        if not dtype.names or dtype.names[0] != "seq" or dtype.fields["seq"] != (
+                np.dtype("<i8"), 0):
+            raise RingError(f"ring {name}: record dtype must begin with int64 'seq' (the stamp)")
         if len(gating) > MAX_CONSUMERS:
             raise RingError(f"ring {name}: {len(gating)} gating consumers, max {MAX_CONSUMERS}")
         seg = instance.create_segment(name, ring_layout(stream, dtype),
@@ -234,6 +274,7 @@ class Ring:
         ctl[N_CONSUMERS] = len(gating)
         ctl[P_PID] = os.getpid()
         ring.__init__(seg, dtype)
+        ring.stamps[:] = -1  # no slot holds a published sequence yet
         for slot, consumer in enumerate(gating):
             ring._names[slot] = _name_bytes(consumer)
             ctl[consumer_word(slot, C_MODE)] = GATING
@@ -293,6 +334,17 @@ class Ring:
         word = P_HEARTBEAT if slot is None else consumer_word(slot, C_HEARTBEAT)
         atomic_store(self.ctl, word, time.monotonic_ns())
 
+    def offer(self, rec: np.ndarray) -> bool:
+        """Cold-path publish of one record (tools, tests, replay set-up)."""
+        row = np.ascontiguousarray(rec, dtype=self.dtype).reshape(1).view(np.uint8)
+        return bool(offer_row(self.ctl, self.stamps, self.raw, row))
+
+    def take(self, slot: int, limit: int = 1024) -> np.ndarray:
+        """Cold-path read of what is ready for gating consumer ``slot`` (a copy)."""
+        out = np.zeros((limit, self.dtype.itemsize), np.uint8)
+        n = take_rows(self.ctl, self.stamps, self.raw, slot, out)
+        return out[:n].reshape(-1).view(self.dtype).copy()
+
     def claim_producer(self) -> None:
         atomic_store(self.ctl, P_PID, os.getpid())
         self.heartbeat()
@@ -333,8 +385,35 @@ class Ring:
         return stale
 
     def close(self) -> None:
-        self.ctl = self.records = self.raw = self._names = None  # type: ignore[assignment]
+        self.ctl = self.records = self.raw = self.stamps = None  # type: ignore[assignment]
+        self._names = None
         self.segment.close()
+
+
+def inspect_ring(instance: Instance, name: str) -> dict:
+    """Read-only state of any ring of ``instance`` without knowing its record dtype
+    (monitor, summary): never joins, never writes."""
+    seg = Segment.open(shm_name(instance.name, name), readonly=True)
+    if int(seg.header["kind"]) != int(SegmentKind.RING):
+        raise RingError(f"{seg.name} is not a ring")
+    ctl = seg.body[: CONTROL_WORDS * 8].view(np.int64)
+    names = seg.body[CONTROL_WORDS * 8: CONTROL_WORDS * 8 + MAX_CONSUMERS * NAME_BYTES]
+    names = names.view(CONSUMER_NAMES)
+    published = int(atomic_load(ctl, PUBLISHED))
+    consumers = []
+    for slot in range(int(atomic_load(ctl, N_CONSUMERS))):
+        mode = int(atomic_load(ctl, consumer_word(slot, C_MODE)))
+        if mode not in (GATING, OBSERVING):
+            continue
+        cur = int(atomic_load(ctl, consumer_word(slot, C_CURSOR)))
+        consumers.append({"slot": slot, "name": names[slot].decode(errors="replace"),
+                          "mode": ConsumerMode(mode).name.lower(), "cursor": cur,
+                          "lag": published - cur,
+                          "lost": int(atomic_load(ctl, consumer_word(slot, C_LOST))),
+                          "pid": int(atomic_load(ctl, consumer_word(slot, C_PID)))})
+    return {"stream": seg.header["layout_name"].decode(), "capacity": int(ctl[CAPACITY]),
+            "record_size": int(ctl[RECORD_SIZE]), "published": published,
+            "full": int(atomic_load(ctl, P_FULL)), "consumers": consumers}
 
 
 def _alive(pid: int) -> bool:

@@ -49,7 +49,8 @@ def validate_name(part: str, what: str) -> str:
 
 
 def shm_name(instance: str, name: str) -> str:
-    return f"{PREFIX}{validate_name(instance, 'instance name')}.{validate_name(name, 'segment name')}"
+    instance = validate_name(instance, "instance name")
+    return f"{PREFIX}{instance}.{validate_name(name, 'segment name')}"
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ class Layout:
     hash: int
 
 
-def _pid_alive(pid: int, created_realtime_ns: int) -> bool:
+def pid_alive(pid: int, created_realtime_ns: int) -> bool:
     """True if ``pid`` runs and started before the segment was created (not a reused pid)."""
     try:
         proc = psutil.Process(pid)
@@ -129,7 +130,7 @@ class Segment:
     ) -> Segment:
         """Map an existing segment, verify its identity and wait until it is READY."""
         full = shm_name(instance, name)
-        seg = cls._open(full, readonly)
+        seg = cls.open(full, readonly)
         seg.check(layout)
         deadline = time.monotonic() + timeout
         while seg.state() == SegmentState.CREATING:
@@ -142,7 +143,8 @@ class Segment:
         return seg
 
     @classmethod
-    def _open(cls, full: str, readonly: bool) -> Segment:
+    def open(cls, full: str, readonly: bool) -> Segment:
+        """Map by full name without any identity check (tools, stale-segment checks)."""
         try:
             shm = posix_ipc.SharedMemory(full, read_only=readonly)
         except posix_ipc.ExistentialError:
@@ -205,11 +207,11 @@ def unlink(full: str) -> bool:
 
 
 def _remove_if_stale(full: str) -> None:
-    seg = Segment._open(full, readonly=True)
+    seg = Segment.open(full, readonly=True)
     try:
         pid, created = int(seg.header["creator_pid"]), int(seg.header["created_ns"])
         if int(seg.header["magic"]) == MAGIC and seg.state() != SegmentState.CLOSED \
-                and _pid_alive(pid, created):
+                and pid_alive(pid, created):
             raise SegmentLive(f"{full} already exists and its creator pid {pid} is alive; "
                               f"stop that pipeline or choose another instance name")
     finally:

@@ -1,0 +1,78 @@
+/* Hardware-limit reference for `hft bench transport`: two processes pinned to two cores
+ * ping-pong a counter through C11 atomics (release store, acquire load, pause while
+ * spinning), each side on its own 128-byte line. Prints one-way latency (RTT / 2)
+ * percentiles in ns as JSON.  Usage: pingpong CORE_A CORE_B ITERATIONS WARMUP */
+#define _GNU_SOURCE
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define SPIN_HINT() _mm_pause()
+#elif defined(__aarch64__)
+#define SPIN_HINT() __asm__ volatile("yield")
+#else
+#define SPIN_HINT() ((void)0)
+#endif
+
+struct shared {
+    _Alignas(128) _Atomic int64_t ping;
+    _Alignas(128) _Atomic int64_t pong;
+};
+
+static void pin(int core) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(core, &set);
+    sched_setaffinity(0, sizeof set, &set);
+}
+
+static int64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int cmp(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 5) return 2;
+    int core_a = atoi(argv[1]), core_b = atoi(argv[2]);
+    long n = atol(argv[3]), warmup = atol(argv[4]);
+    struct shared *s = mmap(NULL, sizeof *s, PROT_READ | PROT_WRITE,
+                            MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    atomic_store(&s->ping, 0);
+    atomic_store(&s->pong, 0);
+    pid_t child = fork();
+    if (child == 0) {  /* ponger: echo every ping */
+        pin(core_b);
+        for (int64_t i = 1; i <= n + warmup; i++) {
+            while (atomic_load_explicit(&s->ping, memory_order_acquire) != i) SPIN_HINT();
+            atomic_store_explicit(&s->pong, i, memory_order_release);
+        }
+        _exit(0);
+    }
+    pin(core_a);
+    int64_t *rtt = malloc(sizeof(int64_t) * n);
+    for (int64_t i = 1; i <= n + warmup; i++) {
+        int64_t t0 = now_ns();
+        atomic_store_explicit(&s->ping, i, memory_order_release);
+        while (atomic_load_explicit(&s->pong, memory_order_acquire) != i) SPIN_HINT();
+        int64_t t1 = now_ns();
+        if (i > warmup) rtt[i - warmup - 1] = t1 - t0;
+    }
+    waitpid(child, NULL, 0);
+    qsort(rtt, n, sizeof *rtt, cmp);
+    printf("{\"p50\": %.1f, \"p99\": %.1f, \"p99.9\": %.1f, \"n\": %ld}\n",
+           rtt[n / 2] / 2.0, rtt[(long)(n * 0.99)] / 2.0, rtt[(long)(n * 0.999)] / 2.0, n);
+    return 0;
+}

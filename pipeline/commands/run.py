@@ -1,0 +1,57 @@
+"""``hft run``: the whole pipeline against the venue simulator (or ``--venue``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from pipeline.launch.launcher import Launcher, RunOptions
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="TOML merged over config/default.toml")
+    p.add_argument("--instance", help="instance name (default: [instance] name + pid)")
+    p.add_argument("--duration", type=float, help="seconds to run (default: until Ctrl-C)")
+    p.add_argument("--venue", help="HOST:MD_PORT,REST_PORT,FIX_PORT of a running venue "
+                   "instead of starting the simulator")
+    p.add_argument("--profile", default="auto",
+                   help="core layout in tuning/profiles (auto, dev-2core, tuned-host)")
+    p.add_argument("--summary-json", help="also write the summary to this file")
+
+
+def print_summary(s: dict) -> None:
+    print(f"\n== summary: instance {s['instance']}, {s['seconds']:.1f} s")
+    c = s["counters"]
+    feed = {k.split(".", 1)[1]: v for k, v in c.items() if k.startswith("feed.")}
+    print(f"market data: {feed.get('messages', 0):,} messages, "
+          f"{feed.get('applied', 0):,} depth events applied, "
+          f"{c.get('strategy.book_updates', 0):,} book updates to the strategy")
+    gw = {k.split(".", 1)[1]: v for k, v in c.items() if k.startswith("gateway.")}
+    print(f"orders: {c.get('strategy.intents', 0):,} intents, "
+          + ", ".join(f"{k} {v:,}" for k, v in gw.items() if v))
+    for sym, p in s["positions"].items():
+        print(f"  {sym}: position {p['position']}, fills {p['fills']}, volume {p['volume']}, "
+              f"realised PnL {p['realised_pnl']}, unrealised {p['unrealised_pnl']}")
+    print("latency (ns):")
+    for name, h in s["latency_ns"].items():
+        if h.get("count"):
+            print(f"  {name}: p50 {h['p50']:,.0f}  p99 {h['p99']:,.0f}  "
+                  f"p99.9 {h['p99.9']:,.0f}  max {h['max']:,}  (n={h['count']:,})")
+    errors = s["errors"]
+    print("errors: " + (", ".join(f"{k} {v:,}" for k, v in errors.items()) or "none"))
+    if s.get("failed"):
+        print(f"STOPPED BY SUPERVISOR: {s['failed']}")
+    restarts = {k: v for k, v in s.get("restarts", {}).items() if v}
+    if restarts:
+        print(f"restarts: {restarts}")
+
+
+def main(args: argparse.Namespace) -> int:
+    opts = RunOptions(config=args.config, instance=args.instance, duration=args.duration,
+                      venue=args.venue, profile=args.profile)
+    summary = Launcher(opts).run()
+    print_summary(summary)
+    if args.summary_json:
+        with open(args.summary_json, "w") as f:
+            json.dump(summary, f, indent=2, default=str)
+    return 1 if summary.get("failed") else 0

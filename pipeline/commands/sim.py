@@ -1,0 +1,82 @@
+"""``hft sim``: run the venue simulator on loopback until SIGINT/SIGTERM.
+
+Prints one JSON line on stdout once listening: ``{"ws": ..., "rest": ..., "fix_host": ...,
+"fix_port": ..., ...}`` (ports chosen by the OS when given as 0), then logs to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+
+from pipeline import config as configuration
+from pipeline.venue.simulator import SimConfig, Simulator, books_summary
+
+log = logging.getLogger("venue")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="TOML file merged over config/default.toml")
+    parser.add_argument("--host", help="listen address (loopback by default)")
+    parser.add_argument("--md-port", type=int, help="WebSocket market data port (0: any)")
+    parser.add_argument("--rest-port", type=int, help="REST snapshot/admin port (0: any)")
+    parser.add_argument("--fix-port", type=int, help="FIX acceptor port (0: any)")
+    parser.add_argument("--symbols", help="comma-separated subset of the instruments")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--rate", type=float, help="flow events/s per instrument")
+    parser.add_argument("--state-dir", help="FIX session store directory")
+    parser.add_argument("--fault", action="append", default=[], metavar="NAME=VALUE",
+                        help="start with a fault on (repeatable), e.g. md_drop=0.01")
+
+
+def _faults(items: list[str]) -> dict:
+    out = {}
+    for item in items:
+        name, eq, value = item.partition("=")
+        if not eq:
+            raise SystemExit(f"--fault {item!r}: expected NAME=VALUE")
+        try:
+            out[name] = json.loads(value)
+        except json.JSONDecodeError:
+            raise SystemExit(f"--fault {item!r}: VALUE must be a number or true/false") from None
+    return out
+
+
+def main(args: argparse.Namespace) -> int:
+    conf = configuration.load(args.config)
+    sim_conf = conf.setdefault("sim", {})
+    if args.symbols:
+        sim_conf["symbols"] = [s.strip().upper() for s in args.symbols.split(",")]
+    faults = dict(sim_conf.get("faults", {})) | _faults(args.fault)
+    try:
+        cfg = SimConfig.from_config(conf, host=args.host, md_port=args.md_port,
+                                    rest_port=args.rest_port, fix_port=args.fix_port,
+                                    seed=args.seed, rate=args.rate, faults=faults,
+                                    state_dir=args.state_dir)
+        sim = Simulator(cfg)
+    except (KeyError, ValueError) as e:
+        print(f"hft sim: bad configuration: {e}", file=sys.stderr)
+        return 2
+    return asyncio.run(_run(sim))
+
+
+async def _run(sim: Simulator) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        endpoints = await sim.start()
+    except OSError as e:
+        print(f"hft sim: cannot listen: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(endpoints), flush=True)
+    log.info("venue simulator up: %s levels per side %s", endpoints, books_summary(sim))
+    await stop.wait()
+    log.info("shutting down")
+    await sim.stop()
+    return 0

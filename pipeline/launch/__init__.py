@@ -1,0 +1,1 @@
+"""The launcher: venue, segments, processes, supervision, ordered shutdown, summary."""

@@ -1,0 +1,209 @@
+"""``hft run``: start the venue and the four pipeline processes, supervise, stop in order.
+
+Start-up: venue simulator (unless ``--venue``), then the instance's segments, then the
+processes downstream-first so nothing is published before its consumer exists:
+oms_gateway (logs on and reconciles before accepting intents), book_builder, strategy,
+feed_handler. Each must report RUNNING in the counters area.
+
+Shutdown (Ctrl-C, SIGTERM, ``--duration`` or a supervisor that gave up): strategy first
+(it pulls its quotes on the way out), then the gateway (drains the order ring, cancels
+every open order, logs out), then market data; the summary is read from shared memory
+before the segments are removed; the simulator goes last.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline import config as cfgmod
+from pipeline.instruments import SymbolTable
+from pipeline.launch.summary import collect_summary
+from pipeline.launch.venue import Venue, parse_venue, start_simulator
+from pipeline.marketdata.segments import create_md_segments
+from pipeline.observe.counters import Counters
+from pipeline.orders.segments import create_order_path
+from pipeline.runtime.processes import Child, stop, wait_running
+from pipeline.runtime.supervisor import RestartPolicy, Supervisor
+from pipeline.transport.registry import Instance
+from tuning.profiles import load_profile
+
+log = logging.getLogger("launcher")
+RUN_DIR = cfgmod.ROOT / "var" / "run"
+PASSWORD_ENV = "HFT_FIX_PASSWORD"
+SIM_PASSWORD_ENV = "HFT_SIM_PASSWORD"
+START_ORDER = ("oms_gateway", "book_builder", "strategy", "feed_handler")
+STOP_ORDER = ("strategy", "oms_gateway", "feed_handler", "book_builder")
+
+
+@dataclass
+class RunOptions:
+    config: str | None = None
+    instance: str | None = None
+    duration: float | None = None
+    venue: str | None = None  # HOST:MD,REST,FIX of an external venue
+    profile: str = "auto"
+    seed: int | None = None  # replay: deterministic ids, event clock
+    extra_args: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _streams_url(ws: str, symbols: SymbolTable) -> str:
+    names = []
+    for i in symbols:
+        s = i.symbol.lower()
+        names += [f"{s}@depth@100ms", f"{s}@trade"]
+    return f"{ws}/stream?streams={'/'.join(names)}"
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + " }"
+    raise TypeError(f"cannot write {type(v).__name__} to TOML")
+
+
+def write_toml(path: Path, config: dict) -> None:
+    """A minimal TOML writer for the run's resolved config (tables and arrays of tables)."""
+    lines: list[str] = []
+
+    def table(prefix: str, d: dict) -> None:
+        scalars = {k: v for k, v in d.items() if not isinstance(v, dict)
+                   and not (isinstance(v, list) and v and isinstance(v[0], dict))}
+        if prefix:
+            lines.append(f"[{prefix}]")
+        lines.extend(f"{k} = {_toml_value(v)}" for k, v in scalars.items())
+        for k, v in d.items():
+            name = f"{prefix}.{k}" if prefix else k
+            if isinstance(v, dict):
+                table(name, v)
+            elif isinstance(v, list) and v and isinstance(v[0], dict):
+                for row in v:
+                    lines.append(f"[[{name}]]")
+                    lines.extend(f"{rk} = {_toml_value(rv)}" for rk, rv in row.items())
+
+    table("", config)
+    path.write_text("\n".join(lines) + "\n")
+    with open(path, "rb") as f:
+        tomllib.load(f)  # what we wrote must read back
+
+
+class Launcher:
+    def __init__(self, opts: RunOptions):
+        self.opts = opts
+        self.config = cfgmod.load(opts.config)
+        self.symbols = SymbolTable.from_config(self.config["instruments"])
+        self.name = opts.instance or f"{self.config['instance']['name']}{os.getpid()}"
+        self.profile = load_profile(opts.profile)
+        self.stop_requested = False
+        self.venue: Venue | None = None
+        self.instance: Instance | None = None
+        self.children: dict[str, Child] = {}
+        self.env = dict(os.environ)
+        self.config_path = RUN_DIR / f"{self.name}.toml"
+
+    # ------------------------------------------------------------------ set-up
+    def _start_venue(self) -> None:
+        if self.opts.venue:
+            self.venue = parse_venue(self.opts.venue,
+                                     self.config.get("gateway", {}).get("target_comp_id", "VENUE"))
+            return
+        # a fresh secret per run, handed to both sides through the environment only
+        password = secrets.token_urlsafe(16)
+        self.env[SIM_PASSWORD_ENV] = password
+        self.env[PASSWORD_ENV] = password
+        sim_cfg = self.config.setdefault("sim", {})
+        sim_cfg["state_dir"] = str(RUN_DIR / self.name / "sim")
+        sim_cfg.setdefault("accounts", [{"username": "trader", "password_env": SIM_PASSWORD_ENV}])
+        write_toml(self.config_path, self.config)
+        self.venue = start_simulator(str(self.config_path), self.env,
+                                     self.profile.get("simulator", {}).get("core"))
+
+    def _resolve_config(self) -> None:
+        v = self.venue
+        feed = self.config.setdefault("feed", {})
+        feed["url"] = _streams_url(v.ws, self.symbols)
+        feed["rest_url"] = v.rest
+        gw = self.config.setdefault("gateway", {})
+        gw["host"], gw["port"], gw["target_comp_id"] = v.fix_host, v.fix_port, v.comp_id
+        gw["state_dir"] = str(RUN_DIR / self.name / "gateway")
+        if not self.opts.venue:
+            gw["username"] = self.config["sim"]["accounts"][0]["username"]
+            gw["password_env"] = PASSWORD_ENV
+        write_toml(self.config_path, self.config)
+
+    def _create_segments(self) -> Counters:
+        self.instance = Instance.create(self.name)
+        counters = Counters.create(self.instance)
+        create_md_segments(self.instance, 1 << 16, self.symbols, book_capacity=1 << 12)
+        create_order_path(self.instance)
+        return counters
+
+    def _child(self, name: str) -> Child:
+        place = self.profile.get(name, {})
+        args = ["--instance", self.name, "--config", str(self.config_path),
+                "--idle", place.get("idle", "backoff")]
+        if place.get("core") is not None:
+            args += ["--core", str(place["core"])]
+        if name == "strategy" and self.opts.seed is not None:
+            args += ["--seed", str(self.opts.seed)]
+        args += self.opts.extra_args.get(name, [])
+        return Child(name, f"procs.{name}", args, env=self.env)
+
+    # ------------------------------------------------------------------ running
+    def request_stop(self, *_args) -> None:
+        self.stop_requested = True
+
+    def run(self) -> dict:
+        RUN_DIR.mkdir(parents=True, exist_ok=True)
+        old = {s: signal.signal(s, self.request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        summary: dict = {}
+        try:
+            self._start_venue()
+            self._resolve_config()
+            counters = self._create_segments()
+            for name in START_ORDER:
+                child = self._child(name).start()
+                self.children[name] = child
+                wait_running(counters, [child], timeout=120)
+                log.info("%s running (pid %d)", name, child.pid)
+            supervisor = Supervisor(list(self.children.values()), RestartPolicy())
+            start = time.monotonic()
+            failed = None
+            while not self.stop_requested:
+                if self.opts.duration is not None and time.monotonic() - start >= self.opts.duration:
+                    break
+                if not supervisor.poll():
+                    failed = supervisor.failed
+                    break
+                time.sleep(0.1)
+            self._shutdown()
+            summary = collect_summary(self.instance, self.symbols, time.monotonic() - start)
+            summary["restarts"] = supervisor.restarts()
+            summary["supervisor_events"] = supervisor.events
+            summary["failed"] = failed
+            return summary
+        finally:
+            stop([self.children[n] for n in STOP_ORDER if n in self.children])
+            if self.instance is not None:
+                self.instance.destroy()
+            if self.venue is not None:
+                self.venue.stop()
+            for s, h in old.items():
+                signal.signal(s, h)
+
+    def _shutdown(self) -> None:
+        """Stop quoting, cancel everything and log out, then stop market data."""
+        stop([self.children[n] for n in STOP_ORDER if n in self.children], timeout=30)

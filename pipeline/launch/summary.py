@@ -1,0 +1,70 @@
+"""The end-of-run summary, read from the instance's shared memory before it is removed."""
+
+from __future__ import annotations
+
+from pipeline.instruments import SymbolTable, from_units
+from pipeline.marketdata.latest import LatestBooks
+from pipeline.observe.counters import Counters
+from pipeline.orders.segments import OmsState
+from pipeline.transport.registry import Instance
+from pipeline.transport.ring import inspect_ring
+
+HOPS = {  # histogram label -> what it measures
+    "hop.md_ring": "feed_handler -> book_builder (md ring)",
+    "hop.book_ring": "book_builder -> strategy (book ring)",
+    "hop.order_ring": "strategy -> oms_gateway (order ring)",
+    "hop.exec_ring": "oms_gateway -> strategy (exec ring)",
+    "strategy.decision_ns": "strategy decision (book record -> intent)",
+    "tick_to_trade_ns": "tick-to-trade (frame receipt -> order bytes on the socket)",
+}
+ERROR_WORDS = ("error", "reject", "gap", "crossed", "overflow", "lost", "invalid", "resync",
+               "stale", "full", "dropped")
+
+
+def _money(ticks_lots: int, inst) -> str:
+    """A tick*lot amount in quote currency: ticks*tick_size * lots*lot_size."""
+    return from_units(ticks_lots * inst.tick_units * inst.lot_units,
+                      inst.price_decimals + inst.qty_decimals, 1)
+
+
+def positions(instance: Instance, symbols: SymbolTable) -> dict:
+    oms = OmsState.attach(instance, readonly=True)
+    books = LatestBooks.attach(instance, readonly=True)
+    out = {}
+    for inst in symbols:
+        p = oms.positions[inst.symbol_id]
+        book = books.read(inst.symbol_id)
+        mid2 = None
+        if book is not None and book["n_bids"] and book["n_asks"]:
+            mid2 = int(book["bid_px"][0] + book["ask_px"][0])  # twice the mid, in ticks
+        pos, cost = int(p["position"]), int(p["open_cost"])
+        unreal = None if mid2 is None else (pos * mid2 - 2 * cost) // 2
+        out[inst.symbol] = {
+            "position": inst.qty_str(pos) if pos >= 0 else "-" + inst.qty_str(-pos),
+            "position_lots": pos,
+            "fills": int(p["fills"]),
+            "volume": inst.qty_str(int(p["volume"])),
+            "realised_pnl": _money(int(p["realised"]), inst),
+            "unrealised_pnl": None if unreal is None else _money(unreal, inst),
+        }
+    return out
+
+
+def collect_summary(instance: Instance, symbols: SymbolTable, seconds: float) -> dict:
+    counters = Counters.attach(instance, readonly=True)
+    values = counters.values()
+    hist = counters.histograms()
+    rings = {}
+    for e in instance.segments():
+        if e.layout_name.startswith("ring:"):
+            rings[e.name] = inspect_ring(instance, e.name)
+    return {
+        "instance": instance.name,
+        "seconds": round(seconds, 3),
+        "counters": values,
+        "errors": {k: v for k, v in values.items() if v and any(w in k for w in ERROR_WORDS)},
+        "latency_ns": {HOPS.get(k, k): v for k, v in hist.items()},
+        "rings": rings,
+        "positions": positions(instance, symbols),
+        "processes": counters.processes(),
+    }

@@ -1,0 +1,71 @@
+"""Running the venue simulator as a child process for ``hft run``."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+
+@dataclass
+class Venue:
+    ws: str  # ws://host:port
+    rest: str  # http://host:port
+    fix_host: str
+    fix_port: int
+    comp_id: str  # the venue's SenderCompID (our TargetCompID)
+    process: subprocess.Popen | None = None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def parse_venue(spec: str, comp_id: str = "VENUE") -> Venue:
+    """``HOST:MD_PORT,REST_PORT,FIX_PORT`` for a venue that is already running."""
+    try:
+        host, ports = spec.rsplit(":", 1)
+        md, rest, fix = (int(p) for p in ports.split(","))
+    except ValueError:
+        raise ValueError(f"--venue {spec!r}: expected HOST:MD_PORT,REST_PORT,FIX_PORT") from None
+    return Venue(f"ws://{host}:{md}", f"http://{host}:{rest}", host, fix, comp_id)
+
+
+def start_simulator(config_path: str, env: dict[str, str], core: int | None,
+                    timeout: float = 60.0) -> Venue:
+    """Start ``hft sim`` on free loopback ports and wait for its endpoints line."""
+    cmd = [sys.executable, "-m", "pipeline.cli", "sim", "--config", config_path,
+           "--md-port", "0", "--rest-port", "0", "--fix-port", "0"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                            env=env, text=True)
+    if core is not None:
+        try:
+            os.sched_setaffinity(proc.pid, {core})
+        except OSError:
+            pass
+    deadline = time.monotonic() + timeout
+    line = ""
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"venue simulator exited with {proc.returncode} at start-up")
+        ready, _, _ = select.select([proc.stdout], [], [], 0.1)
+        if ready:
+            line = proc.stdout.readline()
+            if line.startswith("{"):
+                break
+    else:
+        proc.kill()
+        raise TimeoutError(f"venue simulator gave no endpoints within {timeout:.0f}s")
+    ep = json.loads(line)
+    return Venue(ep["ws"], ep["rest"], ep["fix_host"], int(ep["fix_port"]), ep["comp_id"], proc)

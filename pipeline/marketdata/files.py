@@ -1,0 +1,138 @@
+"""Capture files -> one contiguous byte buffer with per-message offsets (cold path).
+
+Two formats are read:
+
+- ``<recv_ns> <raw>`` per line, gzip or plain (what ``hft capture`` and hftbacktest's
+  collector write). A REST snapshot line carries no symbol: it belongs to the file's one
+  symbol, found from the file's depth events.
+- cryptofeed's sample pair: ``NAME.ws.*`` (``<unix s>: <frame>`` lines after a URL line)
+  and ``NAME.http.*`` (``<url> -> <unix s>: <body>``; the symbol is in the URL). The
+  sibling ``.http.`` file is picked up automatically; lines are merged by receive time.
+
+Several files given together continue one stream. The result is a ``Capture``: ``data``
+(uint8), ``start``/``end``/``recv_ns`` per message and ``snap_symbol`` (the symbol a
+snapshot belongs to, '' where the message names its own). The hot loop in ``replay`` then
+walks it without a Python object per message.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import numpy as np
+
+_SYMBOL_IN_DEPTH = re.compile(rb'"e"\s*:\s*"depthUpdate".*?"s"\s*:\s*"([^"]+)"')
+
+
+@dataclass
+class Capture:
+    data: np.ndarray  # uint8: every raw message back to back
+    start: np.ndarray  # int64 per message
+    end: np.ndarray
+    recv_ns: np.ndarray
+    snap_symbol: list[str]  # per message: owner of a symbol-less snapshot, else ''
+
+    def __len__(self) -> int:
+        return len(self.start)
+
+    def raw(self, i: int) -> bytes:
+        return self.data[self.start[i]: self.end[i]].tobytes()
+
+    @property
+    def nbytes(self) -> int:
+        return int((self.end - self.start).sum())
+
+
+def _open_bytes(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        head = f.read(2)
+    if head == b"\x1f\x8b":
+        with gzip.open(path, "rb") as f:
+            return f.read()
+    return path.read_bytes()
+
+
+def _is_cryptofeed(path: Path) -> bool:
+    return ".ws." in path.name or ".http." in path.name
+
+
+def _cryptofeed_rows(ws: Path) -> list[tuple[int, bytes, str]]:
+    rows = []
+    lines = _open_bytes(ws).splitlines()
+    for line in lines[1:]:  # the first line is the subscribed URL
+        if not line.strip():
+            continue
+        ts, _, frame = line.partition(b": ")
+        rows.append((_seconds_to_ns(ts), frame, ""))
+    prefix = ws.name.split(".ws.")[0]
+    for http in sorted(ws.parent.glob(f"{prefix}.http.*")):
+        for line in _open_bytes(http).splitlines():
+            head, sep, body = line.partition(b": ")
+            if not sep:
+                continue
+            url, _, ts = head.partition(b" -> ")
+            symbol = parse_qs(urlparse(url.decode()).query).get("symbol", [""])[0].upper()
+            rows.append((_seconds_to_ns(ts), body, symbol))
+    rows.sort(key=lambda r: r[0])  # stable: a frame and a body with one time keep order
+    return rows
+
+
+def _seconds_to_ns(text: bytes) -> int:
+    whole, _, frac = text.strip().decode().partition(".")
+    return int(whole) * 1_000_000_000 + int((frac + "000000000")[:9])
+
+
+def _line_rows(path: Path) -> list[tuple[int, bytes, str]]:
+    rows = []
+    symbols = set()
+    for line in _open_bytes(path).splitlines():
+        if not line.strip():
+            continue
+        ts, _, raw = line.partition(b" ")
+        rows.append((int(ts), raw, ""))
+        m = _SYMBOL_IN_DEPTH.search(raw)
+        if m:
+            symbols.add(m.group(1).decode().upper())
+    owner = next(iter(symbols)) if len(symbols) == 1 else ""
+    return [(t, raw, owner if b'"lastUpdateId"' in raw else "") for t, raw, _ in rows]
+
+
+def load(paths: list[str | Path]) -> Capture:
+    """Read capture files (in the given order; they continue one stream)."""
+    rows: list[tuple[int, bytes, str]] = []
+    for p in map(Path, paths):
+        if _is_cryptofeed(p):
+            if ".http." in p.name:
+                continue  # read together with its .ws. sibling
+            rows.extend(_cryptofeed_rows(p))
+        else:
+            rows.extend(_line_rows(p))
+    lengths = np.array([len(r[1]) for r in rows], np.int64)
+    end = np.cumsum(lengths)
+    start = end - lengths
+    data = np.frombuffer(b"".join(r[1] for r in rows), np.uint8)
+    return Capture(data, start, end, np.array([r[0] for r in rows], np.int64),
+                   [r[2] for r in rows])
+
+
+def message_symbols(capture: Capture) -> list[str]:
+    """Symbols named by depth/bookTicker/trade events (cold path, for set-up)."""
+    found: dict[str, None] = {}
+    for i in range(len(capture)):
+        if capture.snap_symbol[i]:
+            found.setdefault(capture.snap_symbol[i])
+            continue
+        try:
+            msg = json.loads(capture.raw(i))
+        except ValueError:
+            continue
+        if isinstance(msg, dict):
+            msg = msg.get("data", msg)
+        if isinstance(msg, dict) and isinstance(msg.get("s"), str):
+            found.setdefault(msg["s"].upper())
+    return list(found)

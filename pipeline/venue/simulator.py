@@ -1,0 +1,348 @@
+"""The venue simulator: books + flow + market-data server + REST + FIX acceptor, one loop.
+
+In-process use (tests)::
+
+    sim = Simulator(SimConfig.from_config(config.load(), seed=7))
+    await sim.start()          # ports chosen by the OS when 0
+    sim.endpoints()            # {"ws": "ws://127.0.0.1:PORT", "rest": ..., "fix_port": ...}
+    sim.levels("BTCUSDT")      # the engine's book: (bids, asks) as (ticks, lots), best first
+    await sim.set_faults({"md_drop_next": 3})
+    await sim.stop()
+
+As a subprocess: ``hft sim --md-port 0 --rest-port 0 --fix-port 0`` prints one JSON line
+with the same endpoints. The admin HTTP API on the REST port mirrors the handle:
+``GET/POST /admin/faults``, ``GET /admin/book?symbol=&limit=``, ``GET /admin/positions``,
+``GET /admin/stats``, ``POST /admin/flow`` (``{"paused": bool, "step": n}``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.config import ROOT
+from pipeline.instruments import Instrument, SymbolTable
+from pipeline.venue.faults import Faults
+from pipeline.venue.flow import Flow, FlowParams
+from pipeline.venue.matching import BUY, SELL, Book
+from pipeline.venue.mdserver import (
+    DEPTH_PATHS,
+    DEPTH_STREAMS,
+    MdHub,
+    MdServer,
+    RestServer,
+    Stats,
+    SymbolFeed,
+)
+
+log = logging.getLogger("venue")
+
+
+@dataclass
+class Account:
+    """A FIX login. ``account_id`` > 0 (0 is the anonymous background flow)."""
+
+    username: str
+    account_id: int
+    password: str | None  # None: no password configured, every logon is refused
+
+
+@dataclass
+class SimConfig:
+    symbols: SymbolTable
+    host: str = "127.0.0.1"
+    md_port: int = 0
+    rest_port: int = 0
+    fix_port: int = 0
+    seed: int = 1
+    rate: float = 2000.0  # background flow events per second per instrument; 0: none
+    start_prices: dict[str, str] = field(default_factory=dict)
+    mean_qty: dict[str, str] = field(default_factory=dict)
+    flow: dict = field(default_factory=dict)  # FlowParams overrides
+    accounts: list[Account] = field(default_factory=list)
+    comp_id: str = "SIMVENUE"
+    state_dir: Path = ROOT / "var" / "sim"
+    faults: dict = field(default_factory=dict)
+    depth_ms: int = 1000  # the @depth stream's period
+    depth_fast_ms: int = 100  # the @depth@100ms stream's period
+    max_order_lots: int = 0
+    max_open_orders: int = 0
+    first_update_id: int = 1_000_000
+
+    @classmethod
+    def from_config(cls, config: dict, **overrides) -> SimConfig:
+        """Build from the merged TOML (``[[instruments]]`` and ``[sim]``) plus overrides."""
+        sim = dict(config.get("sim", {}))
+        table = SymbolTable.from_config(config["instruments"])
+        wanted = sim.pop("symbols", None)
+        if wanted:
+            table = SymbolTable([table[s] for s in wanted])
+        accounts = []
+        for n, row in enumerate(sim.pop("accounts", []), start=1):
+            env = row.get("password_env")
+            password = os.environ.get(env) if env else None
+            if password is None:
+                log.warning("sim account %s: no password (set %s); its logons are refused",
+                            row["username"], env)
+            accounts.append(Account(row["username"], n, password))
+        unknown = set(sim) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"[sim]: unknown keys {sorted(unknown)}")
+        kwargs = dict(sim)
+        kwargs.update({k: v for k, v in overrides.items() if v is not None})
+        if "state_dir" in kwargs:
+            kwargs["state_dir"] = (ROOT / kwargs["state_dir"]).resolve()
+        return cls(symbols=table, accounts=accounts, **kwargs)
+
+
+class Simulator:
+    def __init__(self, cfg: SimConfig):
+        self.cfg = cfg
+        self.faults = Faults()
+        self.faults.update(cfg.faults)
+        self.stats = Stats()
+        self.hub = MdHub({i.symbol: i for i in cfg.symbols})
+        self.books: dict[str, Book] = {}
+        self.feeds: dict[str, SymbolFeed] = {}
+        self.flows: dict[str, Flow] = {}
+        for inst in cfg.symbols:
+            book = Book(inst.symbol_id, cfg.first_update_id, cfg.max_order_lots,
+                        cfg.max_open_orders)
+            self.books[inst.symbol] = book
+            flow = Flow(book, self._flow_params(inst), cfg.seed * 1000 + inst.symbol_id)
+            flow.seed_book()
+            book.changed.clear()
+            book.trades.clear()
+            self.flows[inst.symbol] = flow
+            self.feeds[inst.symbol] = SymbolFeed(inst, book, self.hub, self.faults)
+        self.md = MdServer(self.hub, self.faults, self.stats, cfg.seed)
+        self.rest = RestServer(self.stats)
+        self.fix = None  # FixAcceptor, created in start()
+        self.paused = cfg.rate <= 0
+        self.ports: dict[str, int] = {}
+        self._tasks: list[asyncio.Task] = []
+
+    def _flow_params(self, inst: Instrument) -> FlowParams:
+        p = FlowParams(**self.cfg.flow)
+        price = self.cfg.start_prices.get(inst.symbol)
+        if price is not None:
+            p.start_ticks = inst.ticks(str(price))
+        qty = self.cfg.mean_qty.get(inst.symbol)
+        if qty is not None:
+            p.mean_qty_lots = inst.lots(str(qty))
+        return p
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> dict:
+        from pipeline.venue.fixacceptor import FixAcceptor
+
+        cfg = self.cfg
+        self._routes()
+        self.ports["md"] = await self.md.start(cfg.host, cfg.md_port)
+        self.ports["rest"] = await self.rest.start(cfg.host, cfg.rest_port)
+        self.fix = FixAcceptor(self, cfg)
+        self.ports["fix"] = await self.fix.start(cfg.host, cfg.fix_port)
+        self._tasks = [asyncio.create_task(self._flow_loop()),
+                       asyncio.create_task(self._depth_loop(DEPTH_STREAMS[0], cfg.depth_ms)),
+                       asyncio.create_task(self._depth_loop(DEPTH_STREAMS[1], cfg.depth_fast_ms))]
+        return self.endpoints()
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.fix is not None:
+            await self.fix.close()
+        await self.md.disconnect_all()
+        await self.md.close()
+        await self.rest.close()
+
+    def endpoints(self) -> dict:
+        h = self.cfg.host
+        return {"ws": f"ws://{h}:{self.ports['md']}", "rest": f"http://{h}:{self.ports['rest']}",
+                "fix_host": h, "fix_port": self.ports["fix"], "md_port": self.ports["md"],
+                "rest_port": self.ports["rest"], "comp_id": self.cfg.comp_id,
+                "symbols": [i.symbol for i in self.cfg.symbols]}
+
+    # ------------------------------------------------------------------ engine glue
+    def after(self, symbol: str) -> None:
+        """Publish what one book just did: market data now, reports to FIX sessions."""
+        self.feeds[symbol].drain()
+        book = self.books[symbol]
+        if book.reports:
+            reports, book.reports = book.reports, []
+            if self.fix is not None:
+                inst = self.cfg.symbols[symbol]
+                for r in reports:
+                    self.fix.route(inst, r)
+
+    def step_flow(self, n: int) -> None:
+        ms = time.time_ns() // 1_000_000
+        for sym, flow in self.flows.items():
+            self.books[sym].now_ms = ms
+            flow.step(n)
+            self.after(sym)
+        self.stats["flow_events"] += n * len(self.flows)
+
+    async def _flow_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        rate = max(self.cfg.rate, 0.0)
+        t0, done = loop.time(), 0
+        while True:
+            await asyncio.sleep(0.002)
+            now = loop.time()
+            if self.paused or rate == 0:
+                t0, done = now, 0
+                continue
+            target = int((now - t0) * rate)
+            due = target - done
+            cap = max(int(rate * 0.05), 1)
+            if due > cap:  # fell behind (the loop was busy): drop the backlog
+                self.stats["flow_behind"] += due - cap
+                due = cap
+            done = target
+            if due > 0:
+                self.step_flow(due)
+
+    async def _depth_loop(self, suffix: str, period_ms: int) -> None:
+        period = max(period_ms, 1) / 1000
+        loop = asyncio.get_running_loop()
+        next_t = loop.time() + period
+        while True:
+            await asyncio.sleep(max(next_t - loop.time(), 0))
+            next_t = max(next_t + period, loop.time())
+            for feed in self.feeds.values():
+                feed.flush(f"{feed.inst.symbol.lower()}{suffix}")
+
+    # ------------------------------------------------------------------ queries for tests
+    def levels(self, symbol: str, limit: int = 0) -> tuple[list, list]:
+        """The engine's book, best first: (bids, asks) of (price ticks, qty lots)."""
+        book = self.books[symbol.upper()]
+        return book.depth(BUY, limit), book.depth(SELL, limit)
+
+    def update_id(self, symbol: str) -> int:
+        return self.books[symbol.upper()].update_id
+
+    def positions(self) -> dict[str, dict[str, dict]]:
+        """Per account username, per symbol: signed qty and cash (as exact decimals)."""
+        names = {a.account_id: a.username for a in self.cfg.accounts}
+        out: dict[str, dict[str, dict]] = {}
+        for inst in self.cfg.symbols:
+            for acct, (lots, cash) in self.books[inst.symbol].positions.items():
+                out.setdefault(names.get(acct, str(acct)), {})[inst.symbol] = {
+                    "qty": ("-" if lots < 0 else "") + inst.qty_str(abs(lots)),
+                    "lots": lots, "cash_ticks_lots": cash}
+        return out
+
+    async def set_faults(self, values: dict) -> dict:
+        """Switch faults at run time (also the body of POST /admin/faults)."""
+        actions = self.faults.update(values)
+        done = {}
+        for a in actions:
+            self.stats[f"fault_{a}"] += 1
+            if a == "disconnect_md":
+                done[a] = await self.md.disconnect_all()
+            elif a == "drop_fix":
+                done[a] = self.fix.drop_all()
+            elif a == "garble_fix":
+                done[a] = self.fix.garble_all()
+        return self.faults.to_dict() | {"actions": done}
+
+    # ------------------------------------------------------------------ REST routes
+    def _routes(self) -> None:
+        r = self.rest
+        for path in DEPTH_PATHS.values():
+            r.route("GET", path, self._depth)
+        r.route("GET", "/api/v3/ping", self._ping)
+        r.route("GET", "/fapi/v1/ping", self._ping)
+        r.route("GET", "/api/v3/time", self._time)
+        r.route("GET", "/api/v3/exchangeInfo", self._exchange_info)
+        r.route("GET", "/admin/faults", self._get_faults)
+        r.route("POST", "/admin/faults", self._post_faults)
+        r.route("GET", "/admin/book", self._admin_book)
+        r.route("GET", "/admin/positions", self._admin_positions)
+        r.route("GET", "/admin/stats", self._admin_stats)
+        r.route("POST", "/admin/flow", self._admin_flow)
+
+    def _symbol(self, query: dict) -> Instrument:
+        sym = query.get("symbol", "").upper()
+        if sym not in self.cfg.symbols:
+            raise ValueError("Invalid symbol.")
+        return self.cfg.symbols[sym]
+
+    async def _depth(self, path: str, query: dict, body: bytes) -> tuple[int, str]:
+        inst = self._symbol(query)
+        if DEPTH_PATHS[inst.venue] != path:
+            raise ValueError(f"Invalid symbol. {inst.symbol} is served at "
+                             f"{DEPTH_PATHS[inst.venue]}")
+        try:
+            limit = int(query.get("limit", "100"))
+        except ValueError:
+            raise ValueError("Illegal characters found in parameter 'limit'.") from None
+        if not 1 <= limit <= 5000:
+            raise ValueError("Invalid limit.")
+        feed = self.feeds[inst.symbol]
+        feed.drain()
+        text = feed.snapshot_json(limit)
+        self.stats["rest_snapshots"] += 1
+        if self.faults.snapshot_delay_ms:
+            await asyncio.sleep(self.faults.snapshot_delay_ms / 1000)
+        return 200, text
+
+    async def _ping(self, path, query, body):
+        return 200, "{}"
+
+    async def _time(self, path, query, body):
+        return 200, json.dumps({"serverTime": time.time_ns() // 1_000_000})
+
+    async def _exchange_info(self, path, query, body):
+        symbols = [{"symbol": i.symbol, "status": "TRADING", "filters": [
+            {"filterType": "PRICE_FILTER", "tickSize": i.tick_size},
+            {"filterType": "LOT_SIZE", "stepSize": i.lot_size}]} for i in self.cfg.symbols]
+        return 200, json.dumps({"timezone": "UTC", "symbols": symbols})
+
+    async def _get_faults(self, path, query, body):
+        return 200, json.dumps(self.faults.to_dict())
+
+    async def _post_faults(self, path, query, body):
+        try:
+            values = json.loads(body or b"{}")
+        except json.JSONDecodeError:
+            raise ValueError("body is not JSON") from None
+        if not isinstance(values, dict):
+            raise ValueError("body must be a JSON object")
+        return 200, json.dumps(await self.set_faults(values))
+
+    async def _admin_book(self, path, query, body):
+        inst = self._symbol(query)
+        self.feeds[inst.symbol].drain()
+        bids, asks = self.levels(inst.symbol, int(query.get("limit", "0")))
+        return 200, json.dumps({
+            "lastUpdateId": self.update_id(inst.symbol),
+            "bids": [[inst.price_str(p), inst.qty_str(q)] for p, q in bids],
+            "asks": [[inst.price_str(p), inst.qty_str(q)] for p, q in asks]})
+
+    async def _admin_positions(self, path, query, body):
+        return 200, json.dumps(self.positions())
+
+    async def _admin_stats(self, path, query, body):
+        return 200, json.dumps(dict(self.stats))
+
+    async def _admin_flow(self, path, query, body):
+        values = json.loads(body or b"{}")
+        if "paused" in values:
+            self.paused = bool(values["paused"])
+        if values.get("step"):
+            self.step_flow(int(values["step"]))
+        return 200, json.dumps({"paused": self.paused})
+
+
+def books_summary(sim: Simulator) -> dict[str, tuple[int, int]]:
+    """Levels per side, for logs."""
+    return {s: (len(b.prices[BUY]), len(b.prices[SELL])) for s, b in sim.books.items()}
+

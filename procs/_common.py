@@ -1,0 +1,38 @@
+"""What every process module shares: its command line and how it runs its agent."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from pipeline.observe.counters import Counters
+from pipeline.runtime import idle
+from pipeline.runtime.agent import Agent
+from pipeline.runtime.runner import AgentRunner, RunnerConfig
+from pipeline.transport.registry import Instance
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--instance", required=True, help="pipeline instance name")
+    p.add_argument("--core", type=int, default=None, help="CPU core to pin to")
+    p.add_argument("--idle", default="backoff",
+                   help="idle strategy: busy_spin, yield, backoff, sleep")
+    p.add_argument("--rt-priority", type=int, default=0, help="SCHED_FIFO priority (0: off)")
+    p.add_argument("--lock-memory", action="store_true", help="mlockall")
+    p.add_argument("--config", default=None, help="TOML config merged over the default")
+    return p
+
+
+def attach(args: argparse.Namespace) -> tuple[Instance, Counters]:
+    inst = Instance.attach(args.instance)
+    return inst, Counters.attach(inst)
+
+
+def run(agent: Agent, args: argparse.Namespace, counters: Counters) -> int:
+    logging.basicConfig(level=logging.INFO,
+                        format=f"%(asctime)s {agent.name} %(levelname)s %(message)s")
+    config = RunnerConfig(core=args.core, realtime_priority=args.rt_priority,
+                          lock_memory=args.lock_memory)
+    AgentRunner(agent, idle.from_name(args.idle), config, counters).run()
+    return 0

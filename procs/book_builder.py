@@ -1,0 +1,29 @@
+"""Book builder process: md ring -> L2 books -> book ring and latest-book area."""
+
+from __future__ import annotations
+
+import sys
+
+from pipeline.marketdata.builder import BookBuilderAgent
+from pipeline.marketdata.segments import attach_md_segments
+from pipeline.observe.counters import Counters
+from pipeline.transport.registry import Instance
+from pipeline.transport.segment import SegmentMissing
+from procs import _common
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = _common.parser(__doc__)
+    p.add_argument("--window", type=int, default=1 << 16, help="book window in ticks (2^k)")
+    args = p.parse_args(argv)
+    inst = Instance.attach(args.instance)
+    try:
+        counters = Counters.attach(inst)
+    except SegmentMissing:
+        counters = None
+    agent = BookBuilderAgent(attach_md_segments(inst), window=args.window)
+    return _common.run(agent, args, counters)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""Feed handler process: Binance-format WebSocket + REST snapshots -> md ring."""
+
+from __future__ import annotations
+
+import sys
+
+from pipeline import config as C
+from pipeline.instruments import SymbolTable
+from pipeline.marketdata.feed import FeedConfig, FeedHandlerAgent
+from pipeline.marketdata.latest import LatestBooks
+from pipeline.marketdata.segments import MD_RING, MD_STREAM
+from pipeline.observe.counters import Counters
+from pipeline.transport.registry import Instance
+from pipeline.transport.ring import Ring
+from pipeline.transport.segment import SegmentMissing
+from procs import _common
+from shm_layouts.records import MD_EVENT
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = _common.parser(__doc__)
+    p.add_argument("--url", default=None, help="combined-stream WebSocket URL (overrides "
+                   "[feed] url)")
+    p.add_argument("--rest", default=None, help="REST base URL (overrides [feed] rest_url)")
+    args = p.parse_args(argv)
+    cfg = C.load(args.config)
+    section = dict(cfg.get("feed", {}))
+    if args.url:
+        section["url"] = args.url
+    if args.rest:
+        section["rest_url"] = args.rest
+    if "url" not in section or "rest_url" not in section:
+        p.error("no WebSocket/REST URL: set [feed] url and rest_url, or --url/--rest")
+    symbols = SymbolTable.from_config(cfg.get("instruments", []))
+    inst = Instance.attach(args.instance)
+    try:
+        counters = Counters.attach(inst)
+    except SegmentMissing:
+        counters = None
+    md = Ring.attach(inst, MD_RING, MD_STREAM, MD_EVENT)
+    try:
+        latest = LatestBooks.attach(inst)
+    except SegmentMissing:
+        latest = None  # no book builder area: no resync requests
+    agent = FeedHandlerAgent(md, symbols, FeedConfig.from_config(section), counters, latest)
+    return _common.run(agent, args, counters)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""Strategy process: book and exec rings in, order intents out (market maker)."""
+
+from __future__ import annotations
+
+import sys
+
+from pipeline import config as cfg
+from pipeline.instruments import SymbolTable
+from pipeline.strategy import market_maker
+from pipeline.strategy.agent import StrategyAgent
+from pipeline.strategy.intents import id_state
+from pipeline.strategy.setup import market_maker_state
+from pipeline.transport.ring import Ring
+from procs import _common
+from shm_layouts.records import BOOK_UPDATE, EXEC_REPORT, MD_EVENT, ORDER_INTENT
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = _common.parser(__doc__)
+    p.add_argument("--seed", type=int, default=None,
+                   help="deterministic order ids and the event clock (replay)")
+    args = p.parse_args(argv)
+    config = cfg.load(args.config)
+    symbols = SymbolTable.from_config(config["instruments"])
+    inst, counters = _common.attach(args)
+    agent = StrategyAgent(
+        market_maker, market_maker_state(config, symbols),
+        order_ring=Ring.attach(inst, "orders", "order_intent", ORDER_INTENT),
+        ids=id_state(args.seed),
+        book_ring=Ring.attach(inst, "book", "book_update", BOOK_UPDATE),
+        exec_ring=Ring.attach(inst, "execs", "exec_report", EXEC_REPORT),
+        counters=counters,
+        md_ring=Ring.attach(inst, "md", "md_event", MD_EVENT, readonly=False),
+        event_clock=args.seed is not None,
+    )
+    return _common.run(agent, args, counters)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

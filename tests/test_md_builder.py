@@ -1,0 +1,97 @@
+"""The book builder core's own checks: crossed books, id re-check, unsynced books never
+published as synced; and tick/lot inference for unconfigured symbols."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.instruments import SymbolTable
+from pipeline.marketdata import apply as A
+from pipeline.marketdata import book as B
+from pipeline.marketdata import files
+from pipeline.marketdata.events import (
+    DIFF_END,
+    DIFF_LEVEL,
+    INVALIDATE,
+    SNAPSHOT_BEGIN,
+    SNAPSHOT_END,
+    SNAPSHOT_LEVEL,
+    put,
+)
+from pipeline.marketdata.infer import infer_symbols
+from shm_layouts.records import BOOK_UPDATE, MD_EVENT
+
+
+def records(rows) -> np.ndarray:
+    out = np.zeros(len(rows), MD_EVENT)
+    for k, (kind, side, price, qty, first, last, prev) in enumerate(rows):
+        put(out, k, kind, 0, side, price, qty, first, last, prev, 1000 + k, 0)
+    return out
+
+
+def run(rows, futures=0):
+    books = B.Books(1, window=256)
+    bst = A.new_state(np.array([futures]))
+    upd = np.zeros(64, BOOK_UPDATE)
+    recs = records(rows)
+    used, k = A.apply_records(recs, 0, len(recs), -1, *books.arrays(), bst, upd, 0)
+    assert used == len(recs)
+    return bst[0], upd[:k]
+
+
+SNAP = [(SNAPSHOT_BEGIN, 0, 0, 0, 10, 10, -1), (SNAPSHOT_LEVEL, 0, 100, 5, 10, 10, -1),
+        (SNAPSHOT_LEVEL, 1, 101, 7, 10, 10, -1), (SNAPSHOT_END, 0, 0, 0, 10, 10, -1)]
+
+
+def test_snapshot_and_diffs_publish_synced_books():
+    s, upd = run(SNAP + [(DIFF_LEVEL, 0, 100, 0, 11, 12, -1), (DIFF_LEVEL, 0, 99, 3, 11, 12, -1),
+                         (DIFF_END, 0, 0, 0, 11, 12, -1)])
+    assert upd["state"].tolist() == [A.SYNCED, A.SYNCED]
+    assert upd["flags"].tolist() == [A.F_SNAPSHOT, A.F_DIFF]
+    last = upd[-1]
+    assert (last["update_id"], last["bid_px"][0], last["bid_qty"][0]) == (12, 99, 3)
+    assert (last["ask_px"][0], last["n_bids"], last["n_asks"]) == (101, 1, 1)
+    assert last["t_origin_ns"] == 1006
+
+
+def test_crossed_book_is_invalidated_and_counted():
+    s, upd = run(SNAP + [(DIFF_LEVEL, 0, 102, 1, 11, 11, -1), (DIFF_END, 0, 0, 0, 11, 11, -1),
+                         (DIFF_LEVEL, 0, 90, 1, 12, 12, -1), (DIFF_END, 0, 0, 0, 12, 12, -1)])
+    assert s[A.B_CROSSED] == 1 and s[A.B_STATE] == A.UNSYNCED
+    assert upd[-1]["flags"] & A.F_CROSSED and upd[-1]["state"] == A.UNSYNCED
+    assert upd[-1]["n_bids"] == 0 and upd[-1]["bid_px"][0] == 0  # no levels when unsynced
+    assert len(upd) == 2  # nothing published for the diff after the invalidation
+
+
+def test_id_recheck_spot_and_futures():
+    s, upd = run(SNAP + [(DIFF_END, 0, 0, 0, 13, 14, -1)])  # spot: 11 <= U required
+    assert s[A.B_ID_ERRORS] == 1 and upd[-1]["state"] == A.UNSYNCED
+    s, _ = run(SNAP + [(DIFF_END, 0, 0, 0, 9, 12, 8), (DIFF_END, 0, 0, 0, 13, 13, 12)],
+               futures=1)
+    assert s[A.B_ID_ERRORS] == 0 and s[A.B_UPDATE_ID] == 13
+    s, _ = run(SNAP + [(DIFF_END, 0, 0, 0, 9, 12, 8), (DIFF_END, 0, 0, 0, 14, 14, 13)],
+               futures=1)
+    assert s[A.B_ID_ERRORS] == 1
+
+
+def test_invalidate_and_levels_before_a_snapshot_are_not_published():
+    s, upd = run([(DIFF_LEVEL, 0, 100, 1, 1, 1, -1), (DIFF_END, 0, 0, 0, 1, 1, -1)] + SNAP
+                 + [(INVALIDATE, 0, 0, 0, 0, 10, -1), (DIFF_LEVEL, 0, 100, 9, 11, 11, -1),
+                    (DIFF_END, 0, 0, 0, 11, 11, -1)])
+    assert upd["state"].tolist() == [A.SYNCED, A.UNSYNCED]
+    assert upd[0]["bid_qty"][0] == 5 and s[A.B_INVALIDATIONS] == 1
+
+
+def test_tick_and_lot_inferred_for_unconfigured_symbols(binance_data):
+    cap = files.load([binance_data / "BINANCE_DELIVERY.ws.1.0"])
+    configured = SymbolTable.from_config([{"symbol": "BTCUSD_211231", "venue": "coinm",
+                                           "tick_size": "0.1", "lot_size": "1"}])
+    table = infer_symbols(cap, configured)
+    assert table["BTCUSD_211231"].symbol_id == 0  # configured ones keep their ids
+    assert len(table) == 10
+    assert (table["ETHUSD_210924"].tick_size, table["ETHUSD_210924"].lot_size) == ("0.01", "1")
+    assert table["TRXUSD_PERP"].venue == "coinm" and table["TRXUSD_PERP"].tick_size == "0.00001"
+    spot = infer_symbols(files.load([binance_data / "BINANCE.ws.1.0"]))
+    assert spot["BLZETH"].venue == "spot" and spot["BLZETH"].tick_size == "0.00000001"
+    usdm = infer_symbols(files.load([binance_data / "BINANCE_FUTURES.ws.1.0"]))
+    assert usdm["SUSHIUSDT"].venue == "usdm" and usdm["SUSHIUSDT"].tick_size == "0.001"

@@ -1,0 +1,153 @@
+"""The feed handler and book builder as real processes against a loopback Binance-format
+venue: sync from a REST snapshot, a dropped diff (gap -> resync), a disconnect
+(reconnect -> resync), a stale stream and a killed and restarted book builder."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from md_loopback import Market, Venue
+
+from pipeline.instruments import SymbolTable
+from pipeline.marketdata import apply as A
+from pipeline.marketdata.latest import read_latest
+from pipeline.marketdata.segments import create_md_segments
+from pipeline.marketdata.wire.frames import next_frame
+from pipeline.observe.counters import Counters
+from pipeline.runtime.processes import Child, stop, wait_running
+from shm_layouts.records import BOOK_UPDATE
+
+CONFIG = """
+[[instruments]]
+symbol = "BTCUSDT"
+venue = "spot"
+tick_size = "0.01"
+lot_size = "0.001"
+
+[feed]
+url = "{url}"
+rest_url = "{rest}"
+stale_ms = 700
+reconnect_min_ms = 50
+"""
+
+
+def _wait(cond, what: str, timeout: float = 60.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        got = cond()
+        if got:
+            return got
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def _book_matches(segs, market) -> int:
+    """Update id of the latest book if it is synced and equals the venue's book then."""
+    out = np.zeros(1, BOOK_UPDATE)
+    if not read_latest(segs.latest.seq, segs.latest.table, 0, out):
+        return 0
+    u = out[0]
+    if u["state"] != 2:
+        return 0
+    bids = tuple(zip(u["bid_px"][: u["n_bids"]].tolist(), u["bid_qty"][: u["n_bids"]].tolist(),
+                     strict=True))
+    asks = tuple(zip(u["ask_px"][: u["n_asks"]].tolist(), u["ask_qty"][: u["n_asks"]].tolist(),
+                     strict=True))
+    want = market.history.get(int(u["update_id"]))
+    assert want is not None, f"book at an update id the venue never had: {u['update_id']}"
+    assert (bids, asks) == want, "latest book differs from the venue's book at that id"
+    return int(u["update_id"])
+
+
+@pytest.mark.timeout(240)
+def test_feed_handler_end_to_end(instance, tmp_path):
+    market = Market()
+    market.fail_snapshots = 2  # the first two REST calls fail: retried with backoff
+    with Venue(market) as venue:
+        cfg = tmp_path / "feed.toml"
+        cfg.write_text(CONFIG.format(url=venue.ws_url, rest=venue.rest_url))
+        counters = Counters.create(instance)
+        symbols = SymbolTable.from_config([{"symbol": "BTCUSDT", "venue": "spot",
+                                            "tick_size": "0.01", "lot_size": "0.001"}])
+        segs = create_md_segments(instance, 1 << 14, symbols, book_consumers=())
+        common = ["--instance", instance.name, "--idle", "backoff"]
+        children = [Child("book_builder", "procs.book_builder", common).start(),
+                    Child("feed_handler", "procs.feed_handler",
+                          [*common, "--config", str(cfg)]).start()]
+        try:
+            wait_running(counters, children, timeout=120)
+
+            def value(name):
+                return counters.values().get(f"feed.{name}", 0)
+
+            first = _wait(lambda: _book_matches(segs, market), "initial sync")
+            _wait(lambda: value("snapshot_failures") == 2, "both failed snapshots counted")
+            _wait(lambda: _book_matches(segs, market) > first + 20, "live updates")
+            assert value("gaps") == 0
+            snaps = value("snapshots")
+
+            market.drop_next.set()
+            _wait(lambda: value("gaps") >= 1, "gap detected")
+            _wait(lambda: value("snapshots") >= snaps + 1, "re-snapshot after the gap")
+            after_gap = _wait(lambda: _book_matches(segs, market), "resync after gap")
+            assert segs.latest.state[0, A.B_INVALIDATIONS] >= 1  # the builder saw INVALIDATE
+
+            market.close_next.set()
+            _wait(lambda: value("connects") >= 2, "reconnect")
+            _wait(lambda: value("snapshots") >= snaps + 2, "re-snapshot after reconnect")
+            _wait(lambda: _book_matches(segs, market) > after_gap, "resync after reconnect")
+
+            market.quiet_until = time.monotonic() + 2.0  # connected but silent
+            _wait(lambda: value("disconnects") >= 2, "stale stream detected")
+            _wait(lambda: value("snapshots") >= snaps + 3, "re-snapshot after stale stream")
+            after_stale = _wait(lambda: _book_matches(segs, market) > after_gap,
+                                "resync after stale")
+
+            # crash-only: kill the book builder; its restart asks the feed for snapshots
+            assert after_stale
+            children[0].popen.kill()
+            children[0].popen.wait(10)
+            at_kill = _book_matches(segs, market)
+            requested = value("resyncs_requested")
+            rebuilt = segs.latest.state[0, A.B_SNAPSHOTS]
+            children[0] = Child("book_builder", "procs.book_builder", common).start()
+            _wait(lambda: value("resyncs_requested") > requested, "resync request")
+            _wait(lambda: segs.latest.state[0, A.B_SNAPSHOTS] > rebuilt, "snapshot applied")
+            _wait(lambda: _book_matches(segs, market) > at_kill, "books rebuilt")
+            assert value("rejected") == 0
+            assert segs.latest.state[0, A.B_CROSSED] == 0  # never crossed
+        finally:
+            codes = stop(children)
+        assert codes == {"book_builder": 0, "feed_handler": 0}, codes
+
+
+def test_frame_decoder_lengths_and_errors():
+    def frame(payload: bytes, op=1, fin=True, masked=False) -> bytes:
+        n = len(payload)
+        head = bytes([(0x80 if fin else 0) | op])
+        m = 0x80 if masked else 0
+        if n < 126:
+            head += bytes([m | n])
+        elif n < 65536:
+            head += bytes([m | 126]) + n.to_bytes(2, "big")
+        else:
+            head += bytes([m | 127]) + n.to_bytes(8, "big")
+        return head + payload
+
+    buf = np.zeros(1 << 20, np.uint8)
+    for size in (0, 5, 125, 126, 300, 70_000):
+        raw = frame(b"x" * size)
+        buf[: len(raw)] = np.frombuffer(raw, np.uint8)
+        status, op, fin, ps, pe, nr = next_frame(buf, 0, len(raw))
+        assert (status, op, fin, pe - ps, nr) == (1, 1, 1, size, len(raw))
+        assert next_frame(buf, 0, len(raw) - 1)[0] == 0  # incomplete: wait for more
+    for bad in (frame(b"x", masked=True), frame(b"x" * 200, op=9), frame(b"", op=9, fin=False),
+                bytes([0xC1, 0])):
+        buf[: len(bad)] = np.frombuffer(bad, np.uint8)
+        assert next_frame(buf, 0, len(bad))[0] == -1
+    huge = bytes([0x81, 127]) + (1 << 40).to_bytes(8, "big")
+    buf[: len(huge)] = np.frombuffer(huge, np.uint8)
+    assert next_frame(buf, 0, len(huge))[0] == -1

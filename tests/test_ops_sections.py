@@ -1,0 +1,162 @@
+"""Monitor plugin point and the sections for areas that land later (against their
+documented interfaces), live mode, and an instance stopping under the monitor."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from ops_helpers import wait_for
+
+from pipeline.instruments import Instrument, SymbolTable
+from pipeline.observe import discover, sections
+from pipeline.observe.counters import Counters
+from pipeline.observe.monitor import Monitor
+from pipeline.observe.sections import BooksSection, OrdersSection, Section
+from pipeline.transport.segment import Layout
+from shm_layouts import SegmentKind
+from shm_layouts.records import BOOK_UPDATE, OrdStatus, Side, SyncState
+
+
+class FakeBooks:
+    """The documented book source interface: n_symbols, symbols(), read(sid), close()."""
+
+    def __init__(self):
+        self.table = SymbolTable([Instrument("BTCUSDT", "spot", "0.01", "0.00001"),
+                                  Instrument("ETHUSDT", "spot", "0.01", "0.0001")])
+        self.n_symbols = 2
+        self.closed = False
+
+    def symbols(self):
+        return self.table
+
+    def read(self, sid):
+        if sid:
+            return None
+        rec = np.zeros(1, BOOK_UPDATE)[0]
+        rec["state"], rec["n_bids"], rec["n_asks"], rec["update_id"] = SyncState.SYNCED, 1, 1, 9
+        rec["bid_px"][0], rec["ask_px"][0] = 6_500_012, 6_500_015
+        rec["bid_qty"][0], rec["ask_qty"][0] = 150_000, 20_000
+        rec["t_book_ns"] = time.monotonic_ns()
+        return rec
+
+    def close(self):
+        self.closed = True
+
+
+def test_books_section_shows_decimal_prices_spread_and_sync_state():
+    src = FakeBooks()
+    s = BooksSection(src)
+    btc, eth = s.collect(time.monotonic_ns())
+    assert (btc["state"], btc["bid"], btc["ask"], btc["bid_qty"], btc["spread_ticks"]) == (
+        "SYNCED", "65000.12", "65000.15", "1.5", 3)
+    assert eth["state"] == "NO_DATA"
+    assert s.metrics([btc, eth])[0][3:] == ({"symbol": "BTCUSDT"}, 1.0)
+    s.render([btc, eth])
+    s.close()
+    assert src.closed
+
+
+def test_orders_section_counts_open_orders_and_positions():
+    order = np.dtype([("cl_ord_id", "<i8"), ("price", "<i8"), ("qty", "<i8"),
+                      ("cum_qty", "<i8"), ("symbol_id", "<i4"), ("status", "u1"),
+                      ("side", "u1")])
+    position = np.dtype([(k, "<i8") for k in ("position", "open_cost", "realised", "open_buy",
+                                              "open_sell", "fills", "volume")])
+    orders, positions = np.zeros(8, order), np.zeros(4, position)
+    orders[1] = (11, 100, 5, 2, 0, OrdStatus.PARTIALLY_FILLED, Side.ASK)
+    orders[2] = (12, 99, 1, 1, 0, OrdStatus.FILLED, Side.BID)
+    positions[0]["position"], positions[0]["fills"] = -2, 3
+    layout = SimpleNamespace(W_KILL=0, W_FILLS=1)
+    state = SimpleNamespace(words=np.array([1, 3], np.int64), orders=orders,
+                            positions=positions, close=lambda: None)
+    data = OrdersSection(state, layout).collect(0)
+    assert data["words"] == {"kill": 1, "fills": 3}
+    assert data["by_status"] == {"PARTIALLY_FILLED": 1, "FILLED": 1}
+    assert [o["cl_ord_id"] for o in data["open"]] == [11] and data["open"][0]["side"] == "ASK"
+    assert data["positions"][0]["position"] == -2
+    OrdersSection(state, layout).render(data)
+
+
+class EchoSection(Section):
+    key, title = "echo", "echo"
+
+    def __init__(self, names):
+        self.names = names
+
+    def collect(self, now_ns):
+        return self.names
+
+    def render(self, data):
+        return self.table("segment")
+
+
+def test_a_registered_factory_is_picked_up_and_unknown_layouts_are_listed(instance, monkeypatch):
+    monkeypatch.setattr(sections, "FACTORIES", list(sections.FACTORIES))
+    sections.register("thing:")(lambda inst, entries: [EchoSection([e.name for e in entries])])
+    instance.create_segment("t1", Layout(SegmentKind.STATE, "thing:a", 1), 64).mark_ready()
+    instance.create_segment("odd", Layout(SegmentKind.STATE, "mystery", 2), 64).mark_ready()
+    mon = Monitor(instance.name)
+    snap = mon.snapshot()
+    assert snap["echo"] == ["t1"]
+    assert "no section for layout 'mystery'" in snap["not_shown"]["odd"]
+    mon.close()
+
+
+def test_monitor_reports_an_instance_that_stops_under_it(instance_name):
+    from pipeline.transport.registry import Instance
+    inst = Instance.create(instance_name)
+    Counters.create(inst)
+    mon = Monitor(instance_name)
+    mon.snapshot()
+    inst.destroy()
+    with pytest.raises(discover.InstanceUnavailable, match="has stopped"):
+        mon.snapshot()
+    mon.close()
+
+
+def wait_attached(proc: subprocess.Popen, instance_name: str) -> None:
+    """Until the monitor process has mapped the instance's segments."""
+    def mapped():
+        assert proc.poll() is None, "monitor exited early"
+        with open(f"/proc/{proc.pid}/maps") as f:
+            return f"hft.{instance_name}.counters" in f.read()
+    wait_for(mapped, 30, "monitor attached")
+
+
+@pytest.mark.timeout(60)
+def test_live_mode_refreshes_until_interrupted(instance):
+    Counters.create(instance).counter("live.counter")
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "monitor", instance.name,
+                             "--interval", "0.2"], stdout=subprocess.PIPE, text=True)
+    try:
+        wait_attached(proc, instance.name)
+        time.sleep(0.5)  # a few refreshes
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 0
+    assert "live.counter" in out
+
+
+@pytest.mark.timeout(60)
+def test_live_mode_exits_2_when_the_instance_goes_away(instance_name):
+    from pipeline.transport.registry import Instance
+    inst = Instance.create(instance_name)
+    Counters.create(inst)
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "monitor", instance_name,
+                             "--interval", "0.1"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        wait_attached(proc, instance_name)
+    finally:
+        inst.destroy()
+    wait_for(lambda: proc.poll() is not None, 20, "monitor exit")
+    _, err = proc.communicate()
+    assert proc.returncode == 2 and "has stopped" in err and "Traceback" not in err

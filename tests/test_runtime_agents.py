@@ -1,0 +1,101 @@
+"""Idle strategies, composite agents and the process runner (pinning, heartbeat, signals)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from pipeline.observe import histogram
+from pipeline.observe.counters import Counters
+from pipeline.probe.agents import ProbeConsumer, ProbeProducer
+from pipeline.runtime import idle as I
+from pipeline.runtime.agent import CompositeAgent
+from pipeline.runtime.processes import Child, stop, wait_running
+from pipeline.transport.ring import Ring
+from shm_layouts.counters import ProcessState
+from shm_layouts.probe import PROBE_RECORD
+
+
+def test_backoff_spins_then_yields_then_parks_with_bounded_doubling():
+    s = I.backoff(max_spins=3, max_yields=2, min_park_ns=1_000, max_park_ns=4_000)
+    blocked = [I.idle(s, 0) for _ in range(5)]
+    assert blocked == [False, False, False, True, True]  # 3 spins, 2 yields
+    parks = []
+    for _ in range(4):
+        parks.append(int(s[I.PARK_NS]))
+        assert I.idle(s, 0)
+    assert parks == [1_000, 2_000, 4_000, 4_000]
+    assert not I.idle(s, 5)  # work resets the whole ladder
+    assert (s[I.SPINS], s[I.YIELDS], s[I.PARK_NS]) == (0, 0, 1_000)
+
+
+def test_each_strategy_reports_whether_it_gave_up_the_core():
+    assert not I.idle(I.busy_spin(), 0)
+    assert not I.idle(I.noop(), 0)
+    assert I.idle(I.yielding(), 0)
+    t = time.monotonic_ns()
+    assert I.idle(I.sleeping(2_000_000), 0)
+    assert time.monotonic_ns() - t >= 2_000_000
+    with pytest.raises(ValueError, match="unknown idle strategy 'spinny'"):
+        I.from_name("spinny")
+
+
+def test_composite_runs_producer_and_consumer_in_one_thread(instance):
+    counters = Counters.create(instance)
+    ring = Ring.create(instance, "probe", "probe", PROBE_RECORD, 1024, gating=("c",))
+    producer = ProbeProducer(ring, rate=0, batch=32)
+    consumer = ProbeConsumer(ring, counters, "c")
+    both = CompositeAgent([producer, consumer])
+    both.on_start()
+    deadline = time.monotonic() + 30
+    while counters.values()["c.records"] < 100_000:
+        both.do_work(I.backoff(), time.monotonic_ns() + 1_000_000)
+        assert time.monotonic() < deadline
+    values = counters.values()
+    assert values["c.sequence_errors"] == 0
+    assert histogram.percentiles(consumer.hist)["count"] == values["c.records"]
+    assert both.name == "probe_producer+c"
+
+
+@pytest.mark.timeout(120)
+def test_runner_pins_heartbeats_and_stops_cleanly_on_sigterm(instance):
+    counters = Counters.create(instance)
+    Ring.create(instance, "probe", "probe", PROBE_RECORD, 1024, gating=("c",))
+    core = max(os.sched_getaffinity(0))
+    child = Child("c", "procs.probe_consumer",
+                  ["--instance", instance.name, "--core", str(core), "--name", "c"]).start()
+    try:
+        wait_running(counters, [child])
+        assert os.sched_getaffinity(child.pid) == {core}
+        row = next(p for p in counters.processes() if p["name"] == "c")
+        assert row["core"] == core and row["pid"] == child.pid
+        beat = row["heartbeat_ns"]
+        time.sleep(0.1)
+        row = next(p for p in counters.processes() if p["name"] == "c")
+        assert row["heartbeat_ns"] > beat and row["slices"] > 0
+        child.popen.send_signal(signal.SIGTERM)
+        assert child.popen.wait(30) == 0
+        row = next(p for p in counters.processes() if p["name"] == "c")
+        assert row["state"] == ProcessState.STOPPED
+    finally:
+        stop([child])
+
+
+@pytest.mark.timeout(180)
+def test_demo_runs_end_to_end_and_leaves_no_segment_behind(tmp_path):
+    name = f"demo{os.getpid()}x"
+    out = subprocess.run([sys.executable, "-m", "pipeline.cli", "demo", "--duration", "2",
+                          "--rate", "200000", "--instance", name],
+                         capture_output=True, text=True, timeout=150)
+    assert out.returncode == 0, out.stderr
+    assert "summary:" in out.stdout
+    lines = [line for line in out.stdout.splitlines() if "records, sequence errors 0" in line]
+    assert len(lines) == 2
+    assert not [f for f in os.listdir("/dev/shm") if f.startswith(f"hft.{name}.")]
+    counts = {int(line.split(":")[1].split("records")[0].replace(",", "")) for line in lines}
+    assert len(counts) == 1 and counts.pop() > 100_000  # both consumers saw every record

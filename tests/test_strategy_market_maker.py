@@ -1,0 +1,202 @@
+"""Market maker through real rings: quoting, requoting, pulling, inventory, rejects."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.observe.counters import Counters
+from pipeline.runtime import idle
+from pipeline.strategy import market_maker as MM
+from pipeline.strategy.agent import StrategyAgent
+from pipeline.strategy.intents import id_state
+from pipeline.transport.ring import Ring
+from shm_layouts.records import (
+    BOOK_UPDATE,
+    EXEC_REPORT,
+    ORDER_INTENT,
+    ExecType,
+    OrderAction,
+    SyncState,
+    TimeInForce,
+)
+
+PARAMS = {"levels": 1, "requote_ticks": 2, "gamma": 0.1, "k": 0.5,
+          "arrival_rate_prior": 10.0, "sigma2_prior": 4.0, "stale_ms": 50,
+          "reject_cooldown_ms": 10_000}
+
+
+class Rig:
+    def __init__(self, instance, params=PARAMS, max_position=300, strategy=MM, mm=None):
+        self.counters = Counters.create(instance)
+        self.books = Ring.create(instance, "book", "book_update", BOOK_UPDATE, 256,
+                                 gating=("strategy",))
+        self.execs = Ring.create(instance, "execs", "exec_report", EXEC_REPORT, 256,
+                                 gating=("strategy",))
+        self.orders = Ring.create(instance, "orders", "order_intent", ORDER_INTENT, 256,
+                                  gating=("gateway",))
+        self.gw = self.orders.join("gateway")
+        self.mm = mm or MM.make_state(1, params, quote_qty=[100], max_position=[max_position])
+        self.agent = StrategyAgent(strategy, self.mm, self.orders, id_state(seed=7), self.books,
+                                   self.execs, self.counters, event_clock=True,
+                                   timer_ns=1_000_000)
+        self.agent.on_start()
+        self.t = 1_000_000_000
+
+    def book(self, bid, ask, state=SyncState.SYNCED, dt=1_000_000):
+        self.t += dt
+        rec = np.zeros(1, BOOK_UPDATE)
+        rec["t_origin_ns"] = rec["t_book_ns"] = self.t
+        rec["state"] = state
+        rec["n_bids"] = rec["n_asks"] = 1
+        rec["bid_px"][0, 0], rec["ask_px"][0, 0] = bid, ask
+        rec["bid_qty"][0, 0] = rec["ask_qty"][0, 0] = 1000
+        assert self.books.offer(rec)
+        return self.run()
+
+    def report(self, intent, exec_type, last_qty=0, cl_ord_id=None):
+        rec = np.zeros(1, EXEC_REPORT)
+        rec["t_origin_ns"] = self.t
+        rec["cl_ord_id"] = intent["cl_ord_id"] if cl_ord_id is None else cl_ord_id
+        rec["orig_cl_ord_id"] = intent["orig_cl_ord_id"]
+        rec["symbol_id"] = 0
+        rec["side"] = intent["side"]
+        rec["exec_type"] = exec_type
+        rec["last_qty"] = last_qty
+        rec["price"] = rec["last_px"] = intent["price"]
+        assert self.execs.offer(rec)
+        return self.run()
+
+    def run(self):
+        self.agent.do_work(idle.noop(), 0)
+        return self.orders.take(self.gw)
+
+    def position(self):
+        return int(self.mm[3][0, MM.POSITION])
+
+
+@pytest.fixture
+def rig(instance):
+    return Rig(instance)
+
+
+def test_quotes_both_sides_post_only_around_the_mid(rig):
+    out = rig.book(10_000, 10_010)
+    assert list(out["action"]) == [OrderAction.NEW] * 2
+    bid, ask = out[out["side"] == 0][0], out[out["side"] == 1][0]
+    assert bid["price"] < 10_005 < ask["price"]
+    assert bid["price"] <= 10_009 and ask["price"] >= 10_001
+    assert (out["tif"] == TimeInForce.POST_ONLY).all() and (out["qty"] == 100).all()
+    assert len(set(out["cl_ord_id"])) == 2
+    assert (out["t_origin_ns"] == rig.t).all()  # tick-to-trade starts at the frame
+
+
+def test_requotes_only_when_the_target_moves_past_the_threshold(rig):
+    quotes = rig.book(10_000, 10_010)
+    for q in quotes:
+        rig.report(q, ExecType.NEW)
+    assert len(rig.book(10_000, 10_011)) == 0  # mid moved half a tick: below threshold
+    out = rig.book(10_020, 10_030)
+    assert list(out["action"]) == [OrderAction.REPLACE] * 2
+    assert set(out["orig_cl_ord_id"]) == set(quotes["cl_ord_id"])
+    assert len(rig.book(10_020, 10_030)) == 0  # pending replace: wait for the venue
+
+
+def test_pulls_quotes_when_the_book_is_invalidated_or_stale(rig):
+    for q in rig.book(10_000, 10_010):
+        rig.report(q, ExecType.NEW)
+    out = rig.book(0, 0, state=SyncState.UNSYNCED)
+    assert list(out["action"]) == [OrderAction.CANCEL] * 2
+    for c in out:  # as a venue sends it: ClOrdID of the cancel, OrigClOrdID of the order
+        rig.report(c, ExecType.CANCELED)
+    for q in rig.book(10_000, 10_010):
+        rig.report(q, ExecType.NEW)
+    # the event clock moves 100 ms with no book update for this symbol: stale
+    rig.t += 100_000_000
+    rep = np.zeros(1, EXEC_REPORT)
+    rep["t_origin_ns"], rep["symbol_id"], rep["cl_ord_id"] = rig.t, 0, 999
+    rep["exec_type"] = ExecType.ORDER_STATUS
+    rig.execs.offer(rep)
+    out = rig.run()
+    assert list(out["action"]) == [OrderAction.CANCEL] * 2
+
+
+def test_inventory_skews_quotes_and_limits_stop_one_side(instance):
+    rig = Rig(instance, max_position=200)
+    quotes = rig.book(10_000, 10_010)
+    flat_bid = quotes[quotes["side"] == 0][0]["price"]
+    bid = quotes[quotes["side"] == 0][0]
+    for q in quotes:
+        rig.report(q, ExecType.NEW)
+    rig.report(bid, ExecType.FILL, last_qty=100)
+    assert rig.position() == 100
+    out = rig.book(10_000, 10_010, dt=2_000_000)
+    new_bid = out[(out["side"] == 0) & (out["action"] == OrderAction.NEW)]
+    assert len(new_bid) == 1 and new_bid[0]["price"] < flat_bid  # long: bid lower
+    rig.report(new_bid[0], ExecType.NEW)
+    rig.report(new_bid[0], ExecType.FILL, last_qty=100)
+    assert rig.position() == 200
+    out = rig.book(10_000, 10_010, dt=2_000_000)
+    assert not (out["side"] == 0).any() or not (
+        out[out["side"] == 0]["action"] == OrderAction.NEW).any()  # at the limit: no bids
+
+
+def test_a_reject_backs_off_that_symbol(rig):
+    quotes = rig.book(10_000, 10_010)
+    rig.report(quotes[0], ExecType.REJECTED)
+    rig.report(quotes[1], ExecType.NEW)
+    out = rig.book(10_000, 10_010)
+    assert not (out["action"] == OrderAction.NEW).any()  # cooling down
+    assert rig.mm[3][0, MM.N_REJECTS] == 1
+
+
+def test_same_events_give_identical_intents(instance_name):
+    from pipeline.transport.registry import Instance
+
+    streams = []
+    for run in range(2):
+        inst = Instance.create(f"{instance_name}{run}")
+        try:
+            rig = Rig(inst)
+            out = [rig.book(10_000 + i % 7, 10_010 + i % 5) for i in range(20)]
+            streams.append(np.concatenate(out).tobytes())
+        finally:
+            inst.destroy()
+    assert streams[0] == streams[1]
+
+
+def test_glft_offsets_widen_with_volatility_and_skew_with_inventory():
+    flat = MM.quote_offsets(0.1, 0.5, 10.0, 4.0, 0.0)
+    assert flat[0] == pytest.approx(flat[1])
+    wide = MM.quote_offsets(0.1, 0.5, 10.0, 16.0, 0.0)
+    assert wide[0] > flat[0]
+    long = MM.quote_offsets(0.1, 0.5, 10.0, 4.0, 1.0)
+    assert long[0] > flat[0] and long[1] < flat[1]
+
+
+def test_shutdown_pulls_every_live_quote(rig):
+    for q in rig.book(10_000, 10_010):
+        rig.report(q, ExecType.NEW)
+    rig.agent.on_close()
+    out = rig.orders.take(rig.gw)
+    assert list(out["action"]) == [OrderAction.CANCEL] * 2
+
+
+def test_a_refused_cancel_leaves_the_quote_live(rig):
+    for q in rig.book(10_000, 10_010):
+        rig.report(q, ExecType.NEW)
+    cancels = rig.book(0, 0, state=SyncState.UNSYNCED)
+    rig.report(cancels[0], ExecType.REJECTED)  # e.g. risk refused the cancel
+    rig.report(cancels[1], ExecType.CANCEL_REJECTED)
+    statuses = rig.mm[5][0, :, 0, MM.O_STATUS]
+    assert list(statuses) == [MM.LIVE, MM.LIVE]
+
+
+def test_the_documented_example_strategy_joins_the_touch(instance):
+    from pipeline.strategy import join_touch
+
+    rig = Rig(instance, strategy=join_touch, mm=join_touch.make_state(1))
+    out = rig.book(10_000, 10_010)
+    assert sorted(out["price"]) == [10_000, 10_010] and (out["qty"] == 1).all()
+    out = rig.book(10_001, 10_010)
+    assert list(out["action"]) == [OrderAction.CANCEL] and out[0]["price"] == 10_000

@@ -1,0 +1,62 @@
+"""``hft sim`` as a subprocess: endpoints on stdout, serves, stops cleanly on signals."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+from websockets.sync.client import connect
+
+from pipeline.venue.process import spawn, stop
+from pipeline.venue.testing import FixClient
+
+
+def start(tmp_path, *extra: str):
+    return spawn(["--md-port", "0", "--rest-port", "0", "--fix-port", "0", "--state-dir",
+                  str(tmp_path / "fix"), "--rate", "500", *extra],
+                 {"HFT_SIM_PASSWORD": "pw-from-env"})
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_hft_sim_subprocess(tmp_path, sig):
+    proc, ep = start(tmp_path, "--symbols", "BTCUSDT", "--fault", "snapshot_delay_ms=1")
+    try:
+        assert ep["symbols"] == ["BTCUSDT"] and ep["fix_port"] > 0
+        with urllib.request.urlopen(f"{ep['rest']}/api/v3/depth?symbol=BTCUSDT&limit=5",
+                                    timeout=10) as r:
+            snap = json.loads(r.read())
+        assert len(snap["bids"]) == 5 and snap["lastUpdateId"] > 0
+        with urllib.request.urlopen(f"{ep['rest']}/admin/faults", timeout=10) as r:
+            assert json.loads(r.read())["snapshot_delay_ms"] == 1
+        with connect(f"{ep['ws']}/ws/btcusdt@depth@100ms", open_timeout=10) as ws:
+            event = json.loads(ws.recv(timeout=10))
+            assert event["e"] == "depthUpdate" and event["s"] == "BTCUSDT"
+        # the default account "trader" takes its password from HFT_SIM_PASSWORD
+        async def fix_logon():
+            c = await FixClient(ep["fix_port"], "SUBPROC", ep["comp_id"]).connect()
+            reply = await c.logon("trader", "pw-from-env")
+            await c.close()
+            return reply.msg_type
+        assert asyncio.run(asyncio.wait_for(fix_logon(), 20)) == "A"
+    finally:
+        code = stop(proc, sig)
+    assert code == 0, proc.stderr.read()
+    assert (tmp_path / "fix").is_dir()
+
+
+@pytest.mark.timeout(30)
+def test_hft_sim_rejects_bad_configuration(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[sim]\nnosuch = 1\n")
+    out = subprocess.run([sys.executable, "-m", "pipeline.cli", "sim", "--config", str(bad)],
+                         capture_output=True, text=True, timeout=20)
+    assert out.returncode == 2 and "unknown keys" in out.stderr
+    out = subprocess.run([sys.executable, "-m", "pipeline.cli", "sim", "--md-port", "0",
+                          "--fault", "nosuch=1"], capture_output=True, text=True, timeout=20)
+    assert out.returncode == 2 and "unknown fault" in out.stderr

@@ -1,0 +1,113 @@
+"""Core-layout profiles: which core and idle strategy each pipeline process gets.
+
+``load_profile(name)`` reads ``tuning/profiles/<name>.toml`` (or a path) and returns
+``{process: {"core": int, "idle": str}}``. ``"auto"`` picks ``tuned-host`` when the
+host offers at least its ``min_cores`` usable cores, else ``dev-2core``. A profile where
+a busy-spinning process shares its core with another process is refused: two spinners
+(or a spinner and anything) on one core starve each other.
+
+``python -m tuning.profiles [NAME] [--hot-cores]`` prints a profile (for shell scripts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tomllib
+from pathlib import Path
+
+PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
+IDLE_STRATEGIES = ("busy_spin", "yield", "backoff", "sleep", "noop")
+AUTO_ORDER = ("tuned-host", "dev-2core")  # most demanding first
+
+
+class ProfileError(ValueError):
+    pass
+
+
+def available() -> list[str]:
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.toml"))
+
+
+def usable_cores() -> list[int]:
+    return sorted(os.sched_getaffinity(0))
+
+
+def _read(name: str) -> dict:
+    path = Path(name) if name.endswith(".toml") else PROFILE_DIR / f"{name}.toml"
+    if not path.is_file():
+        raise ProfileError(f"no core-layout profile {name!r}; one of "
+                           f"{', '.join(available() + ['auto'])} or a .toml path")
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise ProfileError(f"{path}: {e}") from None
+
+
+def choose_auto(n_cores: int | None = None) -> str:
+    n = len(usable_cores()) if n_cores is None else n_cores
+    for name in AUTO_ORDER:
+        if n >= int(_read(name).get("min_cores", 1)):
+            return name
+    return AUTO_ORDER[-1]
+
+
+def validate(raw: dict, name: str) -> dict[str, dict]:
+    procs = raw.get("processes")
+    if not isinstance(procs, dict) or not procs:
+        raise ProfileError(f"profile {name}: no [processes.*] tables")
+    out: dict[str, dict] = {}
+    for proc, spec in procs.items():
+        core, idle = spec.get("core"), spec.get("idle")
+        if not isinstance(core, int) or isinstance(core, bool) or core < 0:
+            raise ProfileError(f"profile {name}: {proc}.core must be a core number, got {core!r}")
+        if idle not in IDLE_STRATEGIES:
+            raise ProfileError(f"profile {name}: {proc}.idle {idle!r} is not one of "
+                               f"{', '.join(IDLE_STRATEGIES)}")
+        out[proc] = {"core": core, "idle": idle}
+    for proc, spec in out.items():
+        sharing = [p for p, s in out.items() if p != proc and s["core"] == spec["core"]]
+        if spec["idle"] == "busy_spin" and sharing:
+            raise ProfileError(f"profile {name}: {proc} busy-spins on core {spec['core']}, "
+                               f"which it shares with {', '.join(sharing)}")
+    return out
+
+
+def load_profile(name: str = "auto", *, n_cores: int | None = None) -> dict[str, dict]:
+    """``{process: {"core": int, "idle": str}}`` of profile ``name`` ("auto": by core count)."""
+    if name == "auto":
+        name = choose_auto(n_cores)
+    return validate(_read(name), name)
+
+
+def hot_cores(profile: dict[str, dict]) -> list[int]:
+    """Cores a busy-spinning process owns: the ones to isolate."""
+    return sorted({s["core"] for s in profile.values() if s["idle"] == "busy_spin"})
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("name", nargs="?", default="auto")
+    p.add_argument("--hot-cores", action="store_true",
+                   help="print the busy-spin cores as a cpu list (e.g. 2-5 as 2,3,4,5)")
+    p.add_argument("--all-cores", action="store_true", help="print every core it uses")
+    args = p.parse_args(argv)
+    try:
+        profile = load_profile(args.name)
+    except ProfileError as e:
+        print(e, file=sys.stderr)
+        return 2
+    if args.hot_cores:
+        print(",".join(map(str, hot_cores(profile))))
+    elif args.all_cores:
+        print(",".join(map(str, sorted({s["core"] for s in profile.values()}))))
+    else:
+        for proc, spec in profile.items():
+            print(f"{proc} core={spec['core']} idle={spec['idle']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
