@@ -40,6 +40,8 @@ NOW = 1_764_000_000_123_456_000
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n", type=int, default=200_000, help="messages per codec run")
     parser.add_argument("--rtt", type=int, default=20_000, help="round trips")
+    parser.add_argument("--sim-rtt", type=int, default=2_000,
+                        help="round trips against the venue simulator (0: skip)")
 
 
 # ----------------------------------------------------------------------------- codec
@@ -381,6 +383,50 @@ def rtt_gateway(n: int, tmp: str) -> tuple[np.ndarray, dict]:
         proc.terminate()
 
 
+def rtt_simulator(n: int, tmp: str) -> np.ndarray:
+    """Our initiator (session, numba codec) against the venue simulator's FIX acceptor
+    (``hft sim`` subprocess): NewOrderSingle (a resting buy far from the touch) -> its
+    first ExecutionReport."""
+    from pipeline.fix.session import Session, SessionConfig
+    from pipeline.fix.wire import Initiator
+    from pipeline.venue.process import spawn, stop
+
+    password = "bench-only-password"
+    proc, ep = spawn(["--md-port", "0", "--rest-port", "0", "--fix-port", "0", "--state-dir",
+                      f"{tmp}/simfix", "--rate", "0", "--symbols", "BTCUSDT"],
+                     {"HFT_SIM_PASSWORD": password})
+    try:
+        cfg = SessionConfig("BENCH", "SIMVENUE", f"{tmp}/simstore", username="trader",
+                            password=password)
+        init = Initiator(Session(cfg, SYMS, GRID), "127.0.0.1", ep["fix_port"])
+        deadline = time.monotonic() + 30
+        while not init.active:
+            init.poll(time.monotonic_ns())
+            time.sleep(0.001)
+            assert time.monotonic() < deadline, "no logon to the simulator"
+        s = init.session
+        out = np.zeros(512, np.uint8)
+        got = [0]
+
+        def on_app(f, buf):
+            got[0] += 1
+        lat = np.zeros(n, np.int64)
+        for i in range(n + 100):
+            t0 = time.perf_counter_ns()
+            before = got[0]
+            st, e = C.encode_new_order(out, s.comp_ids, s.next_seq(), time.time_ns(),
+                                       10**15 + i, SYM, 0, 5_000_000, 100, 1, 1, GRID[0])
+            init.send(out[st:e])
+            while got[0] == before:
+                init.poll(time.monotonic_ns(), on_app)
+            if i >= 100:
+                lat[i - 100] = time.perf_counter_ns() - t0
+        s.logout(time.monotonic_ns())
+        return lat
+    finally:
+        stop(proc)
+
+
 def main(args: argparse.Namespace) -> int:
     n = args.n
     buf = np.zeros(1024, np.uint8)
@@ -413,10 +459,16 @@ def main(args: argparse.Namespace) -> int:
     import tempfile
     with tempfile.TemporaryDirectory() as tmp:
         lat, wire = rtt_gateway(args.rtt, tmp)
+        sim_lat = rtt_simulator(args.sim_rtt, tmp) if args.sim_rtt else None
     rtt.append({"round_trip": "whole gateway: orders ring -> fill on execs ring",
                 "p50_us": float(np.percentile(lat, 50)) / 1000,
                 "p99_us": float(np.percentile(lat, 99)) / 1000,
                 "p999_us": float(np.percentile(lat, 99.9)) / 1000, "n": len(lat)})
+    if sim_lat is not None:
+        rtt.append({"round_trip": "ours vs the venue simulator's acceptor (hft sim)",
+                    "p50_us": float(np.percentile(sim_lat, 50)) / 1000,
+                    "p99_us": float(np.percentile(sim_lat, 99)) / 1000,
+                    "p999_us": float(np.percentile(sim_lat, 99.9)) / 1000, "n": len(sim_lat)})
     inside = {"intent_to_wire_p50_us": wire["p50"] / 1000, "intent_to_wire_p99_us":
               wire["p99"] / 1000, "intent_to_wire_count": wire["count"]}
     if args.json:
