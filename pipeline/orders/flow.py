@@ -242,8 +242,7 @@ def process_intents(ictl, istamps, irecs, islot, words, orders, positions, limit
         if J.full(j):
             r = irecs[(pos + done) & mask]
             publish_exec(ectl, estamps, erecs, wio, r["t_origin_ns"], now, 0, r["cl_ord_id"], 0,
-                         0, 0, 0, 0, 0, 0, 0, 0, r["symbol_id"], 6, 9, 0, SRC_RISK,
-                         JOURNAL_FULL)
+                         0, 0, 0, 0, 0, 0, 0, r["symbol_id"], 6, 9, 0, SRC_RISK, JOURNAL_FULL)
             wio[W_JOURNAL_FULL] += 1
             done += 1
             continue
@@ -385,7 +384,7 @@ def duty(fd, ictl, istamps, irecs, islot, words, orders, positions, limits, g, m
         return work
     wio[W_LAST_KIND] = 0
     applied = pump_inbound(inbuf, io, seqs, f, syms, grid, words, orders, positions, ectl,
-                           erecs, wio, j, now)
+                           estamps, erecs, wio, j, now)
     work += applied if applied >= 0 else -1 - applied
     if wio[W_LAST_KIND] == K_OTHER:
         wio[W_STOP] = STOP_ADMIN

@@ -14,7 +14,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import llvmlite.binding as llvm
 import numpy as np
 
 from pipeline.fix import codec as C
@@ -38,10 +37,6 @@ from shm_layouts.ring import ConsumerMode
 log = logging.getLogger(__name__)
 SECOND = 1_000_000_000
 MASS_CANCEL_EVERY_NS = 100_000_000
-# cpu_relax (idle strategies) is inline asm; without the native asm parser a process that
-# compiles it instead of loading it from the numba cache aborts ("Inline asm not supported
-# by this streamer"). Reported for pipeline/transport/atomics.py; worked around here.
-llvm.initialize_native_asmparser()
 
 
 @dataclass
