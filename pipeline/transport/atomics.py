@@ -20,10 +20,16 @@ from __future__ import annotations
 
 import platform
 
+import llvmlite.binding as llvm
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
+
+# cpu_relax is inline asm: a process that compiles it (rather than loading it from the
+# numba cache) aborts with "Inline asm not supported by this streamer" unless LLVM's native
+# asm parser is initialised
+llvm.initialize_native_asmparser()
 
 _I64 = ir.IntType(64)
 _I32 = ir.IntType(32)
