@@ -57,10 +57,7 @@ def main(argv: list[str] | None = None) -> int:
                          RiskLimits.from_config(cfg.get("risk", {})), counters)
     core = args.core if args.core is not None else section.get("core")
     idle_state = idle.from_name(args.idle or section.get("idle", "backoff"))
-    # counters are not handed to the runner: on main, AgentRunner stores IntEnum values
-    # through a jitted atomic that does not accept them (reported); the gateway still
-    # records its tick-to-trade histogram in the counters segment itself
-    AgentRunner(agent, idle_state, RunnerConfig(core=core), None).run()
+    AgentRunner(agent, idle_state, RunnerConfig(core=core), counters).run()
     return 0
 
 

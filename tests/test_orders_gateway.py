@@ -19,7 +19,7 @@ from pipeline.orders.testing import push_intent, read_execs
 from shm_layouts import oms as L
 from shm_layouts.histogram import H_COUNT, H_MAX
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = pytest.mark.timeout(240)  # generous only for a cold numba cache
 
 TABLE = SymbolTable.from_config([
     {"symbol": "BTCUSDT", "tick_size": "0.01", "lot_size": "0.00001"},
@@ -62,7 +62,10 @@ class Harness:
             time.sleep(0.0005)
 
     def ready(self):
-        self.run_until(lambda: self.state.ready(), timeout=60)  # first run: numba compiles
+        self.run_until(lambda: self.state.ready(), timeout=120)  # first run: numba compiles
+        self.gw.poll_once()  # and the jitted duty pass too, before any timed wait
+        self.set_mid(0, MID)  # fresh market data after any compile pause
+        self.set_mid(1, 300_000)
 
     def new(self, side=0, price=MID, qty=100, sid=0, cl=None):
         cl = cl or self.state.next_cl_ord_id()

@@ -18,7 +18,7 @@ from pipeline.orders.testing import push_intent, read_execs
 from pipeline.venue.process import spawn, stop
 from shm_layouts import oms as L
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(240)  # generous only for a cold numba cache
 TABLE = SymbolTable.from_config([{"symbol": "BTCUSDT", "tick_size": "0.01",
                                   "lot_size": "0.00001"}])
 PASSWORD = "pw-for-the-gateway-test"
@@ -66,7 +66,8 @@ def test_gateway_trades_against_the_venue_simulator(sim, instance, tmp_path):
     def execs_for(cl):
         return [e for e in seen if e["cl_ord_id"] == cl]
 
-    until(state.ready)
+    until(state.ready, 120)
+    gw.poll_once()  # compiles the jitted duty pass (cold numba cache) before timed waits
     bid, ask = marks()
     rest = state.next_cl_ord_id()  # a resting buy well below the touch
     push_intent(orders, action=1, cl_ord_id=rest, symbol_id=0, side=0, price=bid - 500,
