@@ -158,7 +158,7 @@ def test_gateway_trades_against_quickfix(quickfix_acceptor, instance, tmp_path):
     from pipeline.orders.gateway import GatewayAgent, GatewayConfig
     from pipeline.orders.risk import RiskLimits
     from pipeline.orders.segments import EXECS_CONSUMER, create_order_path
-    from pipeline.orders.testing import push_intent, read_execs
+    from pipeline.orders.testing import GatewayDriver, push_intent
 
     venue, port = quickfix_acceptor
     orders, execs, state = create_order_path(instance, 1024)
@@ -169,16 +169,8 @@ def test_gateway_trades_against_quickfix(quickfix_acceptor, instance, tmp_path):
                         str(tmp_path / "oms.journal"), backoff_min_s=0.05)
     gw = GatewayAgent(instance, cfg, TABLE, RiskLimits(max_qty="0.01", max_notional="1000",
                                                        max_position="0.05"))
-    seen: list = []
-
-    def until(pred, timeout=30):
-        deadline = time.monotonic() + timeout
-        while not pred():
-            assert time.monotonic() < deadline, "condition not reached"
-            gw.poll_once()
-            gw.housekeeping(time.monotonic_ns())
-            seen.extend(read_execs(execs, slot))
-            time.sleep(0.0005)
+    drv = GatewayDriver(gw, execs, slot)
+    until, seen = drv.until, drv.seen
 
     until(state.ready, 120)
     gw.poll_once()  # compiles the jitted duty pass (cold numba cache) before timed waits

@@ -14,7 +14,7 @@ from pipeline.orders import oms
 from pipeline.orders.gateway import GatewayAgent, GatewayConfig
 from pipeline.orders.risk import RiskLimits
 from pipeline.orders.segments import EXECS_CONSUMER, create_order_path
-from pipeline.orders.testing import push_intent, read_execs
+from pipeline.orders.testing import GatewayDriver, push_intent
 from pipeline.venue.process import spawn, stop
 from shm_layouts import oms as L
 
@@ -43,7 +43,6 @@ def test_gateway_trades_against_the_venue_simulator(sim, instance, tmp_path):
     gw = GatewayAgent(instance, cfg, TABLE, RiskLimits(max_qty="0.01", max_notional="1000",
                                                        max_position="0.05",
                                                        price_band_bps=200))
-    seen: list = []
 
     def marks():
         with urllib.request.urlopen(f"{sim['rest']}/api/v3/depth?symbol=BTCUSDT&limit=5",
@@ -54,17 +53,8 @@ def test_gateway_trades_against_the_venue_simulator(sim, instance, tmp_path):
         gw.marks[0] = (bid, ask, time.monotonic_ns(), 0)
         return bid, ask
 
-    def until(pred, timeout=30):
-        deadline = time.monotonic() + timeout
-        while not pred():
-            assert time.monotonic() < deadline, "condition not reached"
-            gw.poll_once()
-            gw.housekeeping(time.monotonic_ns())
-            seen.extend(read_execs(execs, slot))
-            time.sleep(0.0005)
-
-    def execs_for(cl):
-        return [e for e in seen if e["cl_ord_id"] == cl]
+    drv = GatewayDriver(gw, execs, slot)
+    until, execs_for = drv.until, drv.execs_for
 
     until(state.ready, 120)
     gw.poll_once()  # compiles the jitted duty pass (cold numba cache) before timed waits

@@ -42,3 +42,25 @@ def read_execs(ring: Ring, slot: int) -> np.ndarray:
     if n:
         release(ring.ctl, slot, pos + n)
     return out
+
+
+class GatewayDriver:
+    """Runs a ``GatewayAgent`` in the test's thread and collects what it publishes on the
+    exec ring (the test plays the strategy). Sleeps between rounds: no busy-spinning."""
+
+    def __init__(self, gw, execs: Ring, slot: int):
+        self.gw, self.execs, self.slot = gw, execs, slot
+        self.seen: list = []
+
+    def until(self, pred, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not pred():
+            if time.monotonic() > deadline:
+                raise AssertionError("condition not reached in time")
+            self.gw.poll_once()
+            self.gw.housekeeping(time.monotonic_ns())
+            self.seen.extend(read_execs(self.execs, self.slot))
+            time.sleep(0.0005)
+
+    def execs_for(self, cl_ord_id: int) -> list:
+        return [e for e in self.seen if e["cl_ord_id"] == cl_ord_id]
