@@ -40,6 +40,8 @@ NOW = 1_764_000_000_123_456_000
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n", type=int, default=200_000, help="messages per codec run")
     parser.add_argument("--rtt", type=int, default=20_000, help="round trips")
+    parser.add_argument("--sim-rtt", type=int, default=2_000,
+                        help="round trips against the venue simulator (0: skip)")
 
 
 # ----------------------------------------------------------------------------- codec
@@ -136,30 +138,37 @@ def rate(fn, n: int, repeat: int = 3) -> float:
 
 # ----------------------------------------------------------------------------- round trip
 @njit(cache=True)
-def answer_orders(inbuf, start, end, out, scratch, seqs, f, syms, grid, now_ns):
-    """Acceptor side: every complete NewOrderSingle gets an ExecutionReport (New).
-    Returns (consumed, out_len)."""
+def answer_orders(inbuf, start, end, out, scratch, seqs, f, syms, grid, now_ns, fill):
+    """Acceptor side: every complete NewOrderSingle gets an ExecutionReport (New, or a full
+    fill when ``fill``). Stops before any other message type (Python answers those).
+    Returns (consumed, out_len, other_len)."""
     olen = 0
     while start < end:
         k = C.frame(inbuf, start, end)
         if k <= 0:
             break
         C.parse(inbuf, start, k, syms, grid, f)
-        start += k
         if f[C.F_MSG_TYPE] != C.MSG_NEW_ORDER:
-            continue
+            return start, olen, k
+        start += k
         seq = seqs[0]
         seqs[0] += 1
+        q = f[C.F_ORDER_QTY]
+        et = 70 if fill else 48
+        st = 50 if fill else 48
         s, e = C.encode_exec_report(scratch, VENUE_IDS, seq, now_ns, seq, f[C.F_CL_ORD_ID],
-                                    seq, 48, 48, SYM, 0, f[C.F_PRICE], f[C.F_ORDER_QTY], 0, 0,
-                                    0, f[C.F_ORDER_QTY], grid[0])
+                                    seq, et, st, SYM, 1 if f[C.F_SIDE] == 50 else 0,
+                                    f[C.F_PRICE], q, f[C.F_PRICE] if fill else 0,
+                                    q if fill else 0, q if fill else 0, 0 if fill else q,
+                                    grid[0])
         out[olen: olen + e - s] = scratch[s:e]
         olen += e - s
-    return start, olen
+    return start, olen, 0
 
 
-def echo_acceptor(port_q, raw: bool) -> None:
-    """Accept one connection; answer NOS with ER (or echo raw bytes of the same size)."""
+def echo_acceptor(port_q, raw: bool, fill: bool = False) -> None:
+    """Accept one connection; answer NOS with ER (or echo raw bytes of the same size).
+    Admin messages: Logon is answered with Logon, TestRequest with Heartbeat."""
     lst = socket.socket()
     lst.bind(("127.0.0.1", 0))
     lst.listen(1)
@@ -182,10 +191,29 @@ def echo_acceptor(port_q, raw: bool) -> None:
             conn.sendall(out[: ER_SIZE * (end // NOS_SIZE)])
             end %= NOS_SIZE
             continue
-        start, olen = answer_orders(inbuf, start, end, out, scratch, seqs, f, SYMS, GRID,
-                                    time.time_ns())
-        if olen:
-            conn.sendall(out[:olen])
+        while True:
+            start, olen, other = answer_orders(inbuf, start, end, out, scratch, seqs, f, SYMS,
+                                               GRID, time.time_ns(), fill)
+            if olen:
+                conn.sendall(out[:olen])
+            if not other:
+                break
+            p = simplefix.FixParser()
+            p.append_buffer(inbuf[start: start + other].tobytes())
+            m = p.get_message()
+            start += other
+            reply = {b"A": [(98, 0), (108, m.get(108) or 30)], b"1": [(112, m.get(112))],
+                     b"5": []}.get(m.get(35))
+            if reply is not None:
+                r = simplefix.FixMessage()
+                for tag, v in ((8, "FIX.4.4"), (35, {b"A": "A", b"1": "0", b"5": "5"}[
+                        m.get(35)]), (49, "VENUE"), (56, "CLIENT"), (34, int(seqs[0]))):
+                    r.append_pair(tag, v, header=True)
+                seqs[0] += 1
+                r.append_utc_timestamp(52, precision=6, header=True)
+                for tag, v in reply:
+                    r.append_pair(tag, v)
+                conn.sendall(r.encode())
         if start == end:
             start = end = 0
 
@@ -201,11 +229,16 @@ def _nos_er_sizes() -> tuple[int, int]:
 NOS_SIZE, ER_SIZE = _nos_er_sizes()
 
 
-def connect(raw: bool) -> tuple[socket.socket, mp.Process]:
+def start_acceptor(raw: bool, fill: bool = False) -> tuple[int, mp.Process]:
     q = mp.Queue()
-    proc = mp.Process(target=echo_acceptor, args=(q, raw), daemon=True)
+    proc = mp.Process(target=echo_acceptor, args=(q, raw, fill), daemon=True)
     proc.start()
-    sock = socket.create_connection(("127.0.0.1", q.get(timeout=30)))
+    return q.get(timeout=30), proc
+
+
+def connect(raw: bool) -> tuple[socket.socket, mp.Process]:
+    port, proc = start_acceptor(raw)
+    sock = socket.create_connection(("127.0.0.1", port))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.setblocking(False)
     return sock, proc
@@ -297,6 +330,103 @@ def rtt_raw(n: int) -> np.ndarray:
     return lat
 
 
+def rtt_gateway(n: int, tmp: str) -> tuple[np.ndarray, dict]:
+    """The whole order path in one process: intent on the "orders" ring -> gateway (risk,
+    OMS, encode, socket) -> acceptor fills -> decode, OMS -> record on the "execs" ring."""
+    import uuid
+
+    from pipeline.fix.session import SessionConfig
+    from pipeline.observe import histogram
+    from pipeline.orders.gateway import GatewayAgent, GatewayConfig
+    from pipeline.orders.risk import RiskLimits
+    from pipeline.orders.segments import EXECS_CONSUMER, create_order_path
+    from pipeline.orders.testing import push_intent, read_execs
+    from pipeline.transport.registry import Instance
+
+    port, proc = start_acceptor(False, fill=True)
+    inst = Instance.create(f"bfix{uuid.uuid4().hex[:8]}")
+    try:
+        orders, execs, state = create_order_path(inst, 1024)
+        slot = execs.join(EXECS_CONSUMER)
+        cfg = GatewayConfig("127.0.0.1", port, SessionConfig("CLIENT", "VENUE", f"{tmp}/fix"),
+                            f"{tmp}/oms.journal")
+        limits = RiskLimits(max_qty="1", max_notional="1000000", max_position="10",
+                            max_orders_per_s=10**6, max_cancels_per_s=10**6,
+                            max_open_orders=100, stale_md_ms=10**9)
+        gw = GatewayAgent(inst, cfg, TABLE, limits)
+        gw.marks[0] = (6183762, 6183764, time.monotonic_ns(), 0)
+        deadline = time.monotonic() + 60
+        while not state.ready():
+            gw.poll_once()
+            gw.housekeeping(time.monotonic_ns())
+            assert time.monotonic() < deadline, "gateway did not log on"
+        lat = np.zeros(n, np.int64)
+        for i in range(n + 200):
+            if i == 200:
+                gw.hist[:] = 0
+            t0 = time.monotonic_ns()
+            push_intent(orders, action=1, cl_ord_id=state.next_cl_ord_id(), symbol_id=0,
+                        side=i & 1, price=6183763, qty=150, tif=1, ord_type=1)
+            got = 0
+            while not got:
+                gw.poll_once()
+                got = len(read_execs(execs, slot))
+            if i >= 200:
+                lat[i - 200] = time.monotonic_ns() - t0
+            if i % 256 == 0:
+                gw.housekeeping(time.monotonic_ns())
+        wire = histogram.percentiles(gw.hist)
+        gw.on_close()
+        return lat, wire
+    finally:
+        inst.destroy()
+        proc.terminate()
+
+
+def rtt_simulator(n: int, tmp: str) -> np.ndarray:
+    """Our initiator (session, numba codec) against the venue simulator's FIX acceptor
+    (``hft sim`` subprocess): NewOrderSingle (a resting buy far from the touch) -> its
+    first ExecutionReport."""
+    from pipeline.fix.session import Session, SessionConfig
+    from pipeline.fix.wire import Initiator
+    from pipeline.venue.process import spawn, stop
+
+    password = "bench-only-password"
+    proc, ep = spawn(["--md-port", "0", "--rest-port", "0", "--fix-port", "0", "--state-dir",
+                      f"{tmp}/simfix", "--rate", "0", "--symbols", "BTCUSDT"],
+                     {"HFT_SIM_PASSWORD": password})
+    try:
+        cfg = SessionConfig("BENCH", "SIMVENUE", f"{tmp}/simstore", username="trader",
+                            password=password)
+        init = Initiator(Session(cfg, SYMS, GRID), "127.0.0.1", ep["fix_port"])
+        deadline = time.monotonic() + 30
+        while not init.active:
+            init.poll(time.monotonic_ns())
+            time.sleep(0.001)
+            assert time.monotonic() < deadline, "no logon to the simulator"
+        s = init.session
+        out = np.zeros(512, np.uint8)
+        got = [0]
+
+        def on_app(f, buf):
+            got[0] += 1
+        lat = np.zeros(n, np.int64)
+        for i in range(n + 100):
+            t0 = time.perf_counter_ns()
+            before = got[0]
+            st, e = C.encode_new_order(out, s.comp_ids, s.next_seq(), time.time_ns(),
+                                       10**15 + i, SYM, 0, 5_000_000, 100, 1, 1, GRID[0])
+            init.send(out[st:e])
+            while got[0] == before:
+                init.poll(time.monotonic_ns(), on_app)
+            if i >= 100:
+                lat[i - 100] = time.perf_counter_ns() - t0
+        s.logout(time.monotonic_ns())
+        return lat
+    finally:
+        stop(proc)
+
+
 def main(args: argparse.Namespace) -> int:
     n = args.n
     buf = np.zeros(1024, np.uint8)
@@ -326,9 +456,24 @@ def main(args: argparse.Namespace) -> int:
         rtt.append({"round_trip": label, "p50_us": float(np.percentile(lat, 50)) / 1000,
                     "p99_us": float(np.percentile(lat, 99)) / 1000,
                     "p999_us": float(np.percentile(lat, 99.9)) / 1000, "n": len(lat)})
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        lat, wire = rtt_gateway(args.rtt, tmp)
+        sim_lat = rtt_simulator(args.sim_rtt, tmp) if args.sim_rtt else None
+    rtt.append({"round_trip": "whole gateway: orders ring -> fill on execs ring",
+                "p50_us": float(np.percentile(lat, 50)) / 1000,
+                "p99_us": float(np.percentile(lat, 99)) / 1000,
+                "p999_us": float(np.percentile(lat, 99.9)) / 1000, "n": len(lat)})
+    if sim_lat is not None:
+        rtt.append({"round_trip": "ours vs the venue simulator's acceptor (hft sim)",
+                    "p50_us": float(np.percentile(sim_lat, 50)) / 1000,
+                    "p99_us": float(np.percentile(sim_lat, 99)) / 1000,
+                    "p999_us": float(np.percentile(sim_lat, 99.9)) / 1000, "n": len(sim_lat)})
+    inside = {"intent_to_wire_p50_us": wire["p50"] / 1000, "intent_to_wire_p99_us":
+              wire["p99"] / 1000, "intent_to_wire_count": wire["count"]}
     if args.json:
-        emit("fix", rows, True, {"round_trip": rtt})
+        emit("fix", rows, True, {"round_trip": rtt, "gateway_tick_to_trade": inside})
     else:
         emit("fix codec (msgs/s, best of 3)", rows, False)
-        emit("fix NOS -> ExecutionReport round trip over loopback TCP", rtt, False)
+        emit("fix NOS -> ExecutionReport round trip over loopback TCP", rtt, False, inside)
     return 0

@@ -94,6 +94,7 @@ class RiskReason(enum.IntEnum):
     TABLE_FULL = 15
     NO_MARKET_DATA = 16
     ORDER_NOT_CANCELABLE = 17  # already pending cancel/replace
+    JOURNAL_FULL = 18  # the OMS journal has no room: nothing new until it is rotated
 
 
 def oms_body_size() -> int:

@@ -129,7 +129,7 @@ def test_inbound_gap_requests_resend_and_gets_lost_report(acceptor, tmp_path):
 
 
 def test_our_gap_answered_with_resend_and_gap_fill(acceptor, tmp_path):
-    init = make(tmp_path, acceptor.port)
+    init = make(tmp_path, acceptor.port, resend_app=True)
     run_until(init, lambda: init.active)
     send_order(init, 5)  # seq 2
     run_until(init, lambda: "D" in types(acceptor))
@@ -194,3 +194,49 @@ def test_sequence_reset_and_too_low(acceptor, tmp_path):
     acceptor.send("0", [])
     run_until(init, lambda: any("too low" in d for _, d in init.session.events))
     run_until(init, lambda: types(acceptor)[-1] == "5" or not init.active)
+
+
+def test_sans_io_core_without_a_socket(tmp_path):
+    """The session core is bytes in, bytes out: drive it by hand."""
+    import simplefix
+
+    from pipeline.fix.session import utc_timestamp
+
+    def venue(msg_type, seq, *pairs, poss_dup=False):
+        m = simplefix.FixMessage()
+        for tag, v in ((8, "FIX.4.4"), (35, msg_type), (49, "VENUE"), (56, "CLIENT"),
+                       (34, seq), *([(43, "Y")] if poss_dup else []),
+                       (52, utc_timestamp(time.time_ns())), *pairs):
+            m.append_pair(tag, v)
+        return m.encode()
+
+    def out_types(s):
+        p = simplefix.FixParser()
+        p.append_buffer(s.take_output())
+        msgs = []
+        while (m := p.get_message()) is not None:
+            msgs.append(m)
+        return msgs
+
+    s = Session(SessionConfig("CLIENT", "VENUE", str(tmp_path / "st"), heartbeat_s=5),
+                SYMS, GRID)
+    t = 10**12
+    s.on_connected(t)
+    (logon,) = out_types(s)
+    assert logon.get(35) == b"A" and logon.get(34) == b"1" and s.state == State.LOGON_SENT
+    s.feed(venue("A", 1, (98, 0), (108, 5)))
+    s.process(t)
+    assert s.state == State.ACTIVE and s.next_in == 2
+    s.feed(venue("0", 4))  # 2 and 3 missing
+    s.process(t)
+    (rr,) = out_types(s)
+    assert (rr.get(35), rr.get(7), rr.get(16)) == (b"2", b"2", b"0")
+    s.feed(venue("4", 2, (123, "Y"), (36, 5), poss_dup=True))
+    s.process(t)
+    assert s.next_in == 5 and out_types(s) == []
+    s.on_timer(t + 5 * 10**9)  # quiet for a heartbeat interval: we send a Heartbeat
+    assert [m.get(35) for m in out_types(s)] == [b"0"]
+    s.on_timer(t + 7 * 10**9)  # nothing heard for 1.2 intervals: TestRequest
+    assert [m.get(35) for m in out_types(s)] == [b"1"]
+    s.on_timer(t + 13 * 10**9)  # and no answer within another interval: give up
+    assert s.want_disconnect and "heartbeat timeout" in s.want_disconnect

@@ -25,7 +25,7 @@ from shm_layouts.records import BOOK_UPDATE
 ROOT = Path(__file__).resolve().parents[1]
 MID = 6_000_000
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = pytest.mark.timeout(300)  # generous only for a cold numba cache
 
 
 class BookFeed(threading.Thread):
@@ -97,12 +97,12 @@ price_band_bps = 100
 
     gw = start_gateway(config, instance_name)
     try:
-        wait(state.ready, 20, what="first logon + reconcile")
+        wait(state.ready, 120, what="first logon + reconcile")
         cls = [state.next_cl_ord_id() for _ in range(3)]
         for cl in cls:
             push_intent(orders, action=1, cl_ord_id=cl, symbol_id=0, side=0, price=MID,
                         qty=100, tif=1, ord_type=1)
-        wait(lambda: all(execs_for(c) for c in cls), 20, "acks")
+        wait(lambda: all(execs_for(c) for c in cls), 120, "acks (cold cache: numba compiles)")
         acc.fill(str(cls[0]), "0.0004", "60000")
         wait(lambda: len(execs_for(cls[0])) == 2, 20, "first fill")
         gw.send_signal(signal.SIGKILL)

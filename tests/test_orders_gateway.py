@@ -12,14 +12,14 @@ import pytest
 from pipeline.fix.session import SessionConfig
 from pipeline.fix.testing import Script, ScriptedAcceptor
 from pipeline.instruments import SymbolTable
-from pipeline.orders import oms, risk
+from pipeline.orders import flow, oms, risk
 from pipeline.orders.gateway import GatewayAgent, GatewayConfig, replay
 from pipeline.orders.segments import EXECS_CONSUMER, create_order_path
 from pipeline.orders.testing import push_intent, read_execs
 from shm_layouts import oms as L
 from shm_layouts.histogram import H_COUNT, H_MAX
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = pytest.mark.timeout(240)  # generous only for a cold numba cache
 
 TABLE = SymbolTable.from_config([
     {"symbol": "BTCUSDT", "tick_size": "0.01", "lot_size": "0.00001"},
@@ -32,13 +32,14 @@ MID = 6_000_000  # 60000.00
 
 
 class Harness:
-    def __init__(self, instance, tmp_path, script: Script | None = None):
+    def __init__(self, instance, tmp_path, script: Script | None = None, capacity: int = 1024,
+                 **gateway):
         self.acc = ScriptedAcceptor(script or Script()).start()
-        self.orders, self.execs, self.state = create_order_path(instance, 1024)
+        self.orders, self.execs, self.state = create_order_path(instance, capacity)
         self.exec_slot = self.execs.join(EXECS_CONSUMER)
         cfg = GatewayConfig("127.0.0.1", self.acc.port,
                             SessionConfig("CLIENT", "VENUE", str(tmp_path / "fix")),
-                            str(tmp_path / "oms.journal"), backoff_min_s=0.05)
+                            str(tmp_path / "oms.journal"), backoff_min_s=0.05, **gateway)
         self.gw = GatewayAgent(instance, cfg, TABLE, LIMITS)
         self.execs_seen: list = []
         self.set_mid(0, MID)
@@ -47,12 +48,13 @@ class Harness:
     def set_mid(self, sid, mid, age_ns=0):
         self.gw.marks[sid] = (mid - 1, mid + 1, time.monotonic_ns() - age_ns, 0)
 
-    def run_until(self, pred, timeout=5.0):
+    def run_until(self, pred, timeout=5.0, read=True):
         deadline = time.monotonic() + timeout
         while True:
             self.gw.poll_once()
             self.gw.housekeeping(time.monotonic_ns())
-            self.execs_seen.extend(read_execs(self.execs, self.exec_slot))
+            if read:
+                self.execs_seen.extend(read_execs(self.execs, self.exec_slot))
             if pred():
                 return
             if time.monotonic() > deadline:
@@ -60,7 +62,10 @@ class Harness:
             time.sleep(0.0005)
 
     def ready(self):
-        self.run_until(lambda: self.state.ready(), timeout=60)  # first run: numba compiles
+        self.run_until(lambda: self.state.ready(), timeout=120)  # first run: numba compiles
+        self.gw.poll_once()  # and the jitted duty pass too, before any timed wait
+        self.set_mid(0, MID)  # fresh market data after any compile pause
+        self.set_mid(1, 300_000)
 
     def new(self, side=0, price=MID, qty=100, sid=0, cl=None):
         cl = cl or self.state.next_cl_ord_id()
@@ -100,6 +105,7 @@ def test_order_to_fill_through_rings_and_fix(h):
                                                                              6_000_001)
     assert h.state.positions[0]["position"] == 150
     assert h.gw.reports_via_python == 0  # both reports went socket -> OMS -> ring in numba
+    assert h.gw.fast_rounds > 0
     assert h.gw.hist[H_COUNT] == 1  # tick-to-trade: t_origin -> bytes on the socket
     assert 0 < h.gw.hist[H_MAX] < 10**10
 
@@ -189,6 +195,22 @@ def test_reconnect_reconciles_before_accepting(h):
     assert h.state.positions[0]["position"] == 50
 
 
+def test_order_lost_before_the_socket_is_rejected_by_reconcile_never_resent(h):
+    h.ready()
+    a = h.new()
+    now = time.monotonic_ns()
+    flow.process_intents(*h.gw._intent_args, now, time.time_ns(), 16)
+    h.gw.wio[flow.W_END] = h.gw.wio[flow.W_NORIG] = 0  # "crash" before the send
+    assert h.state.orders[oms.find(h.state.orders, a)]["status"] == oms.PENDING_NEW
+    h.acc.drop()
+    h.run_until(lambda: not h.state.ready())
+    h.ready()  # the venue asks us to resend the lost seq: gap fill; H says unknown order
+    h.run_until(lambda: h.exec_for(a))
+    assert h.state.orders[oms.find(h.state.orders, a)]["status"] == oms.REJECTED
+    assert h.received("D") == [] and h.gw.open_orders() == 0
+    assert h.gw.session.counters.gap_fills_sent >= 1
+
+
 def test_shutdown_cancels_all_and_logs_out(h):
     h.ready()
     a = h.new()
@@ -214,3 +236,43 @@ def test_journal_replay_rebuilds_state(h, instance_name):
         x, y = orders[oms.find(orders, cl)], live.orders[oms.find(live.orders, cl)]
         assert (x["status"], x["cum_qty"], x["leaves_qty"]) == (y["status"], y["cum_qty"],
                                                                 y["leaves_qty"])
+
+
+def test_client_order_ids_unique_across_restarts(h, instance):
+    h.ready()
+    a = h.new()
+    h.run_until(lambda: h.exec_for(a))
+    h.state.words[L.W_NEXT_CL_ORD_ID] = 1  # as if the OMS segment had been lost
+    GatewayAgent(instance, h.gw.cfg, TABLE, LIMITS)  # a restart: ids from journal and clock
+    assert h.state.next_cl_ord_id() > a
+    assert h.state.next_cl_ord_id() > time.time_ns() // 1000 - 10**9
+
+
+def test_slow_strategy_gets_backpressure_not_drops(instance, tmp_path):
+    h = Harness(instance, tmp_path, capacity=8)
+    try:
+        h.ready()
+        a = h.new(qty=1000)
+        h.run_until(lambda: h.exec_for(a))
+        for _ in range(20):
+            h.acc.fill(str(a), "0.00001", "60000")
+        # the strategy stops reading: 20 fills do not fit in an 8-slot exec ring
+        h.run_until(lambda: h.gw.wio[flow.W_EXEC_BLOCKED] > 0, read=False)
+        h.run_until(lambda: len(h.exec_for(a)) == 21)
+        assert h.gw.wio[flow.W_RING_FULL] == 0 and h.state.positions[0]["position"] == 20
+    finally:
+        h.close()
+
+
+def test_full_journal_refuses_new_orders(instance, tmp_path):
+    from pipeline.orders import journal as J
+    h = Harness(instance, tmp_path, journal_records=J.RESERVE + 1)  # room for one intent
+    try:
+        h.ready()
+        a, b = h.new(), h.new()
+        h.run_until(lambda: h.exec_for(a) and h.exec_for(b))
+        assert h.exec_for(a)[0]["source"] == 1  # a fits; its reports use the reserve
+        assert int(h.exec_for(b)[0]["reject_reason"]) == L.RiskReason.JOURNAL_FULL
+        assert len(h.received("D")) == 1
+    finally:
+        h.close()

@@ -227,16 +227,32 @@ def fix_side(side):
 
 
 @njit(cache=True)
-def put_order_fields(buf, pos, symbol, side, price, qty, ord_type, tif, grid):
-    """Symbol, Side, OrderQty, OrdType, Price, TimeInForce (+ExecInst for post-only)."""
+def put_qty(buf, pos, tag, lots, grid):
+    return put_decimal_field(buf, pos, tag, lots, grid["lot_units"], grid["qty_decimals"])
+
+
+@njit(cache=True)
+def put_price(buf, pos, tag, ticks, grid):
+    return put_decimal_field(buf, pos, tag, ticks, grid["tick_units"], grid["price_decimals"])
+
+
+@njit(cache=True)
+def put_symbol_side(buf, pos, symbol, side):
+    """Symbol (55) and Side (54)."""
     pos = put_tag(buf, pos, 55)
     pos = put_bytes(buf, pos, symbol)
     buf[pos] = SOH
-    pos = put_char_field(buf, pos + 1, 54, fix_side(side))
-    pos = put_decimal_field(buf, pos, 38, qty, grid["lot_units"], grid["qty_decimals"])
+    return put_char_field(buf, pos + 1, 54, fix_side(side))
+
+
+@njit(cache=True)
+def put_order_fields(buf, pos, symbol, side, price, qty, ord_type, tif, grid):
+    """Symbol, Side, OrderQty, OrdType, Price, TimeInForce (+ExecInst for post-only)."""
+    pos = put_symbol_side(buf, pos, symbol, side)
+    pos = put_qty(buf, pos, 38, qty, grid)
     pos = put_char_field(buf, pos, 40, 49 if ord_type == 2 else 50)  # 1 market, 2 limit
     if ord_type != 2:
-        pos = put_decimal_field(buf, pos, 44, price, grid["tick_units"], grid["price_decimals"])
+        pos = put_price(buf, pos, 44, price, grid)
     if tif == 2:
         pos = put_char_field(buf, pos, 59, 51)  # IOC '3'
     elif tif == 3:
@@ -266,11 +282,8 @@ def encode_cancel(buf, comp_ids, seq, now_ns, cl_ord_id, orig_cl_ord_id, symbol,
     pos = begin_body(buf, MSG_CANCEL, comp_ids, seq, now_ns)
     pos = put_int_field(buf, pos, 11, cl_ord_id)
     pos = put_int_field(buf, pos, 41, orig_cl_ord_id)
-    pos = put_tag(buf, pos, 55)
-    pos = put_bytes(buf, pos, symbol)
-    buf[pos] = SOH
-    pos = put_char_field(buf, pos + 1, 54, fix_side(side))
-    pos = put_decimal_field(buf, pos, 38, qty, grid["lot_units"], grid["qty_decimals"])
+    pos = put_symbol_side(buf, pos, symbol, side)
+    pos = put_qty(buf, pos, 38, qty, grid)
     pos = put_time_field(buf, pos, 60, now_ns)
     return finish(buf, pos)
 
@@ -292,10 +305,7 @@ def encode_status_request(buf, comp_ids, seq, now_ns, cl_ord_id, symbol, side):
     """OrderStatusRequest (35=H), used to reconcile open orders after a (re)connect."""
     pos = begin_body(buf, MSG_STATUS, comp_ids, seq, now_ns)
     pos = put_int_field(buf, pos, 11, cl_ord_id)
-    pos = put_tag(buf, pos, 55)
-    pos = put_bytes(buf, pos, symbol)
-    buf[pos] = SOH
-    pos = put_char_field(buf, pos + 1, 54, fix_side(side))
+    pos = put_symbol_side(buf, pos, symbol, side)
     return finish(buf, pos)
 
 
@@ -646,15 +656,12 @@ def encode_exec_report(buf, comp_ids, seq, now_ns, order_id, cl_ord_id, exec_id,
     pos = put_int_field(buf, pos, 17, exec_id)
     pos = put_char_field(buf, pos, 150, exec_type)
     pos = put_char_field(buf, pos, 39, ord_status)
-    pos = put_tag(buf, pos, 55)
-    pos = put_bytes(buf, pos, symbol)
-    buf[pos] = SOH
-    pos = put_char_field(buf, pos + 1, 54, fix_side(side))
-    pos = put_decimal_field(buf, pos, 38, qty, grid["lot_units"], grid["qty_decimals"])
-    pos = put_decimal_field(buf, pos, 44, price, grid["tick_units"], grid["price_decimals"])
-    pos = put_decimal_field(buf, pos, 32, last_qty, grid["lot_units"], grid["qty_decimals"])
-    pos = put_decimal_field(buf, pos, 31, last_px, grid["tick_units"], grid["price_decimals"])
-    pos = put_decimal_field(buf, pos, 14, cum, grid["lot_units"], grid["qty_decimals"])
-    pos = put_decimal_field(buf, pos, 151, leaves, grid["lot_units"], grid["qty_decimals"])
+    pos = put_symbol_side(buf, pos, symbol, side)
+    pos = put_qty(buf, pos, 38, qty, grid)
+    pos = put_price(buf, pos, 44, price, grid)
+    pos = put_qty(buf, pos, 32, last_qty, grid)
+    pos = put_price(buf, pos, 31, last_px, grid)
+    pos = put_qty(buf, pos, 14, cum, grid)
+    pos = put_qty(buf, pos, 151, leaves, grid)
     pos = put_time_field(buf, pos, 60, now_ns)
     return finish(buf, pos)

@@ -97,7 +97,9 @@ class SessionConfig:
     reset_on_logon: bool = False
     logon_timeout_s: float = 10.0
     logout_timeout_s: float = 2.0
-    resend_app: bool = True  # answer a ResendRequest with the journaled orders (PossDup)
+    resend_app: bool = False  # True: answer a ResendRequest with the journaled orders
+    # (PossDup); False: gap-fill them too (an order-entry session should not resend stale
+    # orders after a reconnect; the OMS reconciles with OrderStatusRequest instead)
 
     @classmethod
     def from_config(cls, section: dict) -> SessionConfig:
@@ -111,7 +113,9 @@ class SessionConfig:
                    username=section.get("username", ""), password=password,
                    reset_on_logon=bool(section.get("reset_on_logon", False)),
                    logon_timeout_s=float(section.get("logon_timeout_s", 10)),
-                   resend_app=bool(section.get("resend_app", True)))
+                   # from config, orders are gap-filled by default: after a reconnect a
+                   # stale order must not reach the market; the OMS reconciles instead
+                   resend_app=bool(section.get("resend_app", False)))
 
 
 @dataclass
@@ -241,6 +245,9 @@ class Session:
         while self.want_disconnect is None:
             if self.pump is not None:
                 n = self.pump(now_ns)
+                if n < 0:  # the consumer is blocked (backpressure): leave the bytes queued
+                    handled += -1 - n
+                    break
                 if n:
                     handled += n
                     self._gap_refilled()

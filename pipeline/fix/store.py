@@ -66,7 +66,9 @@ def _map(path: Path, dtype, shape) -> np.memmap:
             os.ftruncate(fd, size)
     finally:
         os.close(fd)
-    return np.memmap(path, dtype=dtype, mode="r+", shape=shape)
+    # a plain ndarray view of the mapping: numba dispatches on it ~4x faster than on the
+    # np.memmap subclass, and it keeps the mapping alive through ``.base``
+    return np.memmap(path, dtype=dtype, mode="r+", shape=shape).view(np.ndarray)
 
 
 class SessionStore:
@@ -117,4 +119,4 @@ class SessionStore:
 
     def flush(self) -> None:
         for m in (self.words, self.data, self.index):
-            m.flush()
+            m.base.flush()

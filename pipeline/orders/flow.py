@@ -13,18 +13,41 @@ import numpy as np
 from numba import njit
 
 from pipeline.fix import codec as C
-from pipeline.fix.session import K_APP, K_GARBLED, next_inbound
+from pipeline.fix.session import (
+    IO_END,
+    IO_LAST_SENT,
+    IO_START,
+    K_APP,
+    K_GARBLED,
+    K_OTHER,
+    next_inbound,
+)
+from pipeline.fix.sockio import EAGAIN, sock_recv, sock_send
 from pipeline.fix.store import journal_append, take_seq
 from pipeline.observe import histogram
 from pipeline.orders import journal as J
 from pipeline.orders import oms, risk
+from pipeline.runtime.agent import keep_polling
+from pipeline.runtime.clock import monotonic_ns, realtime_ns
 from pipeline.transport.atomics import fetch_add, load_relaxed, store_relaxed
-from pipeline.transport.ring import cursor, poll, publish, release, try_claim
+from pipeline.transport.ring import (
+    cursor,
+    observe,
+    poll,
+    publish,
+    release,
+    slowest_gating,
+    try_claim,
+)
 from shm_layouts.oms import W_NEXT_CL_ORD_ID, W_RECONCILE_PENDING, W_STALE_CANCELS
-from shm_layouts.ring import MASK
+from shm_layouts.ring import CAPACITY, MASK, PUBLISHED
 
-W_END, W_NORIG, W_RING_FULL, W_JOURNAL_FULL, W_DENIED, W_SENT, W_BAD_REPORTS = range(7)
-WIO_WORDS = 8
+(W_END, W_NORIG, W_RING_FULL, W_JOURNAL_FULL, W_DENIED, W_SENT, W_BAD_REPORTS, W_LAST_KIND,
+ W_STOP, W_SENT_BYTES, W_EXEC_BLOCKED) = range(11)
+JOURNAL_FULL = 18  # RiskReason.JOURNAL_FULL
+# why a jitted duty pass handed control back to Python (W_STOP)
+STOP_NONE, STOP_ADMIN, STOP_PARTIAL, STOP_CLOSED, STOP_ERROR = 0, 1, 2, 3, 4
+WIO_WORDS = 16
 MSG_ROOM = 512  # an encoded message is far smaller than this
 SRC_VENUE, SRC_RISK = 1, 2
 
@@ -46,6 +69,13 @@ def _emit(wire, wio, torig, seqs, jdata, jindex, scratch, s, e, seq, t_origin):
 @njit(cache=True)
 def _sym(syms, sym_lens, sid):
     return syms[sid, : sym_lens[sid]]
+
+
+@njit(cache=True)
+def exec_room(ectl):
+    """Free slots in the exec ring (we are its producer): backpressure, never a drop."""
+    pub = load_relaxed(ectl, PUBLISHED)
+    return ectl[CAPACITY] - (pub - slowest_gating(ectl, pub))
 
 
 @njit(cache=True)
@@ -154,9 +184,15 @@ def request_status_all(words, orders, seqs, jdata, jindex, comp_ids, syms, sym_l
 
 
 @njit(cache=True)
+def _position(positions, sid):
+    """The OMS inventory of ``sid`` (0 for an id that names no instrument)."""
+    return positions[sid]["position"] if 0 <= sid < positions.shape[0] else 0
+
+
+@njit(cache=True)
 def handle_intent(r, words, orders, positions, limits, g, marks, rates, seqs, jdata, jindex,
-                  comp_ids, syms, sym_lens, grid, scratch, wire, wio, torig, ectl, estamps, erecs,
-                  j, jpay, now, wall_ns):
+                  comp_ids, syms, sym_lens, grid, scratch, wire, wio, torig, ectl, estamps,
+                  erecs, j, jpay, now, wall_ns):
     """Risk, then OMS, then encode one intent. Returns its RiskReason (0: on the wire)."""
     action = r["action"]
     cl = r["cl_ord_id"]
@@ -172,7 +208,7 @@ def handle_intent(r, words, orders, positions, limits, g, marks, rates, seqs, jd
         wio[W_DENIED] += 1
         publish_exec(ectl, estamps, erecs, wio, r["t_origin_ns"], now, 0, cl, orig, 0, 0, price,
                      0, 0, 0, 0, sid, 6, 9, side, SRC_RISK, reason,
-                     positions[sid]["position"] if 0 <= sid < positions.shape[0] else 0)
+                     _position(positions, sid))
         return reason
     if action == 4:  # CANCEL_ALL (symbol_id < 0: every instrument)
         cancel_all(words, orders, seqs, jdata, jindex, comp_ids, syms, sym_lens, grid, scratch,
@@ -210,7 +246,15 @@ def process_intents(ictl, istamps, irecs, islot, words, orders, positions, limit
     pos = cursor(ictl, islot)
     done = 0
     mask = ictl[MASK]
-    while done < n and wio[W_END] + MSG_ROOM <= wire.shape[0]:
+    while done < n and wio[W_END] + MSG_ROOM <= wire.shape[0] and exec_room(ectl) > 0:
+        if J.full(j):
+            r = irecs[(pos + done) & mask]
+            publish_exec(ectl, estamps, erecs, wio, r["t_origin_ns"], now, 0, r["cl_ord_id"], 0,
+                         0, 0, 0, 0, 0, 0, 0, r["symbol_id"], 6, 9, 0, SRC_RISK, JOURNAL_FULL,
+                         _position(positions, r["symbol_id"]))
+            wio[W_JOURNAL_FULL] += 1
+            done += 1
+            continue
         handle_intent(irecs[(pos + done) & mask], words, orders, positions, limits, g, marks,
                       rates, seqs, jdata, jindex, comp_ids, syms, sym_lens, grid, scratch,
                       wire, wio, torig, ectl, estamps, erecs, j, jpay, now, wall_ns)
@@ -247,9 +291,15 @@ def pump_inbound(inbuf, io, seqs, f, syms, grid, words, orders, positions, ectl,
     """Consume in-sequence ExecutionReports/OrderCancelRejects straight from the socket
     buffer into the OMS and the exec ring; stop (without consuming) at anything the Python
     session must see (admin message, gap, duplicate). Garbled input is dropped and counted
-    by ``next_inbound``. Returns how many application messages were applied."""
+    by ``next_inbound``. Returns how many application messages were applied, or
+    ``-1 - applied`` when it stopped because the exec ring is full (backpressure: the
+    reports stay in the socket buffer, nothing is dropped)."""
     n = 0
     while True:
+        if exec_room(ectl) < 1:
+            wio[W_EXEC_BLOCKED] += 1  # the strategy is a ring behind: leave it in the socket
+            wio[W_LAST_KIND] = 0
+            return -1 - n  # negative: blocked (after n applied)
         k = next_inbound(inbuf, io, seqs, f, syms, grid, now)
         if k == K_APP:
             if not on_report(f, words, orders, positions, ectl, estamps, erecs, wio, j, now) and \
@@ -257,6 +307,7 @@ def pump_inbound(inbuf, io, seqs, f, syms, grid, words, orders, positions, ectl,
                 wio[W_BAD_REPORTS] += 1
             n += 1
         elif k != K_GARBLED:
+            wio[W_LAST_KIND] = k
             return n
 
 
@@ -306,6 +357,82 @@ def stale_instruments(orders, g, marks, now, out):
 @njit(cache=True)
 def bump_stale(words):
     store_relaxed(words, W_STALE_CANCELS, load_relaxed(words, W_STALE_CANCELS) + 1)
+
+
+@njit(cache=True)
+def duty(fd, ictl, istamps, irecs, islot, words, orders, positions, limits, g, marks, rates,
+         seqs, jdata, jindex, comp_ids, syms, sym_lens, grid, scratch, wire, wio, torig, ectl,
+         estamps, erecs, j, jpay, inbuf, io, f, hist, book_ctl, book_raw, book_slot, book_out,
+         book_rec):
+    """One pass of the gateway's hot path, all in numba: book marks, socket -> exec reports
+    -> OMS -> exec ring, order ring -> risk -> OMS -> FIX -> socket. Returns the work
+    count; ``wio[W_STOP]`` says why Python must take over (admin message, partial send,
+    closed or failed socket)."""
+    now = monotonic_ns()
+    work = 0
+    if book_slot >= 0:
+        n = observe(book_ctl, book_slot, book_raw, book_out)
+        if n:
+            update_marks(book_rec, n, marks)
+            work += n
+    if io[IO_START] == io[IO_END]:
+        io[IO_START] = 0
+        io[IO_END] = 0
+    end = io[IO_END]
+    if end >= inbuf.shape[0]:
+        wio[W_STOP] = STOP_ADMIN  # full: Python compacts the buffer
+        return work
+    r = sock_recv(fd, inbuf, end, inbuf.shape[0] - end)
+    if r > 0:
+        io[IO_END] = end + r
+        work += 1
+    elif r == 0:
+        wio[W_STOP] = STOP_CLOSED
+        return work
+    elif r != -EAGAIN:
+        wio[W_STOP] = STOP_ERROR
+        return work
+    wio[W_LAST_KIND] = 0
+    applied = pump_inbound(inbuf, io, seqs, f, syms, grid, words, orders, positions, ectl,
+                           estamps, erecs, wio, j, now)
+    work += applied if applied >= 0 else -1 - applied
+    if wio[W_LAST_KIND] == K_OTHER:
+        wio[W_STOP] = STOP_ADMIN
+        return work
+    work += process_intents(ictl, istamps, irecs, islot, words, orders, positions, limits, g,
+                            marks, rates, seqs, jdata, jindex, comp_ids, syms, sym_lens, grid,
+                            scratch, wire, wio, torig, ectl, estamps, erecs, j, jpay, now,
+                            realtime_ns(), 256)
+    n = wio[W_END]
+    if n > 0:
+        r = sock_send(fd, wire, 0, n)
+        if r == n:
+            io[IO_LAST_SENT] = now
+            record_wire_times(hist, torig, wio, monotonic_ns())
+            work += 1
+        else:
+            wio[W_SENT_BYTES] = max(r, 0)
+            wio[W_STOP] = STOP_PARTIAL
+    return work
+
+
+@njit(cache=True)
+def run_slice(fd, ictl, istamps, irecs, islot, words, orders, positions, limits, g, marks,
+              rates, seqs, jdata, jindex, comp_ids, syms, sym_lens, grid, scratch, wire, wio,
+              torig, ectl, estamps, erecs, j, jpay, inbuf, io, f, hist, book_ctl, book_raw,
+              book_slot, book_out, book_rec, idle_state, deadline_ns):
+    """Duty passes until the deadline or until Python is needed (``wio[W_STOP]``)."""
+    total = 0
+    i = 0
+    while True:
+        w = duty(fd, ictl, istamps, irecs, islot, words, orders, positions, limits, g, marks,
+                 rates, seqs, jdata, jindex, comp_ids, syms, sym_lens, grid, scratch, wire, wio,
+                 torig, ectl, estamps, erecs, j, jpay, inbuf, io, f, hist, book_ctl, book_raw,
+                 book_slot, book_out, book_rec)
+        total += w
+        i += 1
+        if wio[W_STOP] != STOP_NONE or not keep_polling(idle_state, w, i, deadline_ns):
+            return total
 
 
 def empty_wire(size: int = 1 << 20) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -14,7 +14,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import llvmlite.binding as llvm
 import numpy as np
 
 from pipeline.fix import codec as C
@@ -37,10 +36,7 @@ from shm_layouts.ring import ConsumerMode
 
 log = logging.getLogger(__name__)
 SECOND = 1_000_000_000
-# cpu_relax (idle strategies) is inline asm; without the native asm parser a process that
-# compiles it instead of loading it from the numba cache aborts ("Inline asm not supported
-# by this streamer"). Reported for pipeline/transport/atomics.py; worked around here.
-llvm.initialize_native_asmparser()
+MASS_CANCEL_EVERY_NS = 100_000_000
 
 
 @dataclass
@@ -54,6 +50,7 @@ class GatewayConfig:
     shutdown_timeout_s: float = 3.0
     backoff_min_s: float = 0.1
     backoff_max_s: float = 5.0
+    journal_records: int = J.DEFAULT_RECORDS
 
     @classmethod
     def from_config(cls, section: dict) -> GatewayConfig:
@@ -90,7 +87,7 @@ class GatewayAgent(Agent):
         self.session.pump = self._pump
         self.wire = Initiator(self.session, cfg.host, cfg.port, cfg.backoff_min_s,
                               cfg.backoff_max_s)
-        self.journal = J.open_journal(cfg.journal_path)
+        self.journal = J.open_journal(cfg.journal_path, cfg.journal_records)
         self.jpay = np.zeros(J.RECORD_WORDS - 2, np.int64)
         self.buf, self.wio, self.torig = flow.empty_wire()
         self.scratch = np.zeros(1024, np.uint8)
@@ -99,7 +96,9 @@ class GatewayAgent(Agent):
         self.hist = counters.histogram("tick_to_trade_ns") if counters else histogram.new()
         self.bad_reports = 0
         self.reports_via_python = 0  # PossDup/out-of-band path; normally all go via _pump
+        self.fast_rounds = 0  # poll rounds that ran the jitted duty (session up)
         self._reconcile_since = 0
+        self._mass_cancel_ns = 0
         self._book_slot = None
         self._instance = instance
         self._book_retry_ns = 0
@@ -107,6 +106,18 @@ class GatewayAgent(Agent):
             self._attach_book(instance, cfg.book_ring)
         self._init_ids()
         atomic_store(self.oms.words, L.W_READY, 0)
+        o, st = self.oms, self.session.store
+        # argument tuples built once: the hot calls do no attribute lookups per message
+        ir, er = self.orders_ring, self.execs_ring
+        self._intent_args = (
+            ir.ctl, ir.stamps, ir.records, self.islot, o.words, o.orders, o.positions,
+            self.limits, self.g, self.marks, self.rates, st.words, st.data, st.index,
+            self.session.comp_ids, self.syms, self.sym_lens, self.grid, self.scratch, self.buf,
+            self.wio, self.torig, er.ctl, er.stamps, er.records, self.journal, self.jpay)
+        self._pump_args = (self.session.inbuf, self.session.io, st.words, self.session.fields,
+                           self.syms, self.grid, o.words, o.orders, o.positions, er.ctl,
+                           er.stamps, er.records, self.wio, self.journal)
+        self._duty_args = None  # built once the book ring is known (see _duty)
         self._counter_ix = {}
         if counters is not None:
             names = [*self._counter_values()]
@@ -150,11 +161,7 @@ class GatewayAgent(Agent):
 
     # ------------------------------------------------------------------ hot path
     def _pump(self, now_ns: int) -> int:
-        o, s = self.oms, self.session
-        return int(flow.pump_inbound(s.inbuf, s.io, s.store.words, s.fields, self.syms,
-                                     self.grid, o.words, o.orders, o.positions,
-                                     self.execs_ring.ctl, self.execs_ring.stamps,
-                                     self.execs_ring.records, self.wio, self.journal, now_ns))
+        return flow.pump_inbound(*self._pump_args, now_ns)
 
     def _on_app(self, f: np.ndarray, _buf: np.ndarray) -> None:
         o = self.oms
@@ -177,25 +184,54 @@ class GatewayAgent(Agent):
         flow.record_wire_times(self.hist, self.torig, self.wio, now)
         return 1
 
-    def poll_once(self) -> int:
+    def _duty(self) -> tuple:
+        if self._duty_args is None or (self._book_slot is not None and
+                                       self._duty_args[-3] < 0):
+            s = self.session
+            if self._book_slot is not None:
+                book = (self.book.ctl, self.book.raw, self._book_slot, self._book_raw,
+                        self._book_rec)
+            else:
+                raw = np.zeros((1, BOOK_UPDATE.itemsize), np.uint8)
+                book = (np.zeros(1, np.int64), raw, -1, raw, raw.view(BOOK_UPDATE).reshape(-1))
+            self._duty_args = (*self._intent_args, s.inbuf, s.io, s.fields, self.hist, *book)
+        return self._duty_args
+
+    def poll_once(self, deadline_ns: int = 0, idle_state: np.ndarray | None = None) -> int:
+        """One round: the jitted hot path (a single pass, or passes until ``deadline_ns``
+        with ``idle_state``) while the session is up, then the Python session shell
+        (admin messages, timers, reconnects, partial writes)."""
         now = time.monotonic_ns()
         o = self.oms
         work = 0
-        if self._book_slot is not None:
-            work += self.book_observe()
-        if not self.wire.active and atomic_load(o.words, L.W_READY):
-            atomic_store(o.words, L.W_READY, 0)  # no session: intents are denied, not queued
-        work += flow.process_intents(
-            self.orders_ring.ctl, self.orders_ring.stamps, self.orders_ring.records, self.islot,
-            o.words, o.orders, o.positions, self.limits, self.g, self.marks, self.rates,
-            self.session.store.words,
-            self.session.store.data, self.session.store.index, self.session.comp_ids,
-            self.syms, self.sym_lens, self.grid, self.scratch, self.buf, self.wio, self.torig,
-            self.execs_ring.ctl, self.execs_ring.stamps, self.execs_ring.records, self.journal,
-            self.jpay, now, time.time_ns(), 256)
-        work += self._flush()
-        work += self.wire.poll(now, self._on_app)
+        if self.wire.active and not self.wire.pending:
+            self.wio[flow.W_STOP] = flow.STOP_NONE
+            self.fast_rounds += 1
+            fd = self.wire.sock.fileno()
+            if deadline_ns:
+                work += flow.run_slice(fd, *self._duty(), idle_state, deadline_ns)
+            else:
+                work += flow.duty(fd, *self._duty())
+            self._after_duty(now)
+        else:
+            if self._book_slot is not None:
+                work += self.book_observe()
+            if atomic_load(o.words, L.W_READY):
+                atomic_store(o.words, L.W_READY, 0)  # no session: intents are denied
+            work += flow.process_intents(*self._intent_args, now, time.time_ns(), 256)
+            work += self._flush()
+        work += self.wire.poll(time.monotonic_ns(), self._on_app)
         return work
+
+    def _after_duty(self, now: int) -> None:
+        stop = int(self.wio[flow.W_STOP])
+        if stop == flow.STOP_PARTIAL:
+            sent, end = int(self.wio[flow.W_SENT_BYTES]), int(self.wio[flow.W_END])
+            self.wire.pending += self.buf[sent:end].tobytes()  # the shell writes the rest
+            flow.record_wire_times(self.hist, self.torig, self.wio, time.monotonic_ns())
+        elif stop in (flow.STOP_CLOSED, flow.STOP_ERROR):
+            self.wire._close(now, "peer closed the connection" if stop == flow.STOP_CLOSED
+                             else "socket error")
 
     def book_observe(self) -> int:
         n = int(observe(self.book.ctl, self._book_slot, self.book.raw, self._book_raw))
@@ -206,11 +242,11 @@ class GatewayAgent(Agent):
     def do_work(self, idle_state: np.ndarray, deadline_ns: int) -> int:
         total = 0
         while True:
-            w = self.poll_once()
+            w = self.poll_once(deadline_ns, idle_state)
             total += w
-            idle(idle_state, w)
             if time.monotonic_ns() >= deadline_ns:
                 return total
+            idle(idle_state, w)
 
     # ------------------------------------------------------------------ cold path
     def housekeeping(self, now_ns: int) -> bool:
@@ -230,7 +266,10 @@ class GatewayAgent(Agent):
                 self.cfg.reconcile_timeout_s * SECOND:
             log.warning("reconcile: status requests unanswered; asking again")
             self._start_reconcile(now_ns)
-        if self.wire.active:
+        if self.wire.active and now_ns - self._mass_cancel_ns >= MASS_CANCEL_EVERY_NS:
+            # mass cancels (kill switch, stale data) at most every 100 ms: an order whose
+            # cancel the venue rejects is retried, not hammered
+            self._mass_cancel_ns = now_ns
             if atomic_load(o.words, L.W_KILL):
                 self.cancel_all()
             out = np.zeros(len(self.stale), np.int64)
@@ -292,7 +331,7 @@ class GatewayAgent(Agent):
         self.wire.close(time.monotonic_ns(), "gateway shutdown")
         atomic_store(self.oms.words, L.W_READY, 0)
         self.session.store.flush()
-        self.journal.flush()
+        self.journal.base.flush()
 
 
 def replay(journal: np.ndarray, state: OmsState) -> int:

@@ -24,7 +24,8 @@ J_KIND, J_TIME, J_PAYLOAD = 0, 1, 2
 (I_ACTION, I_CL, I_ORIG, I_SID, I_SIDE, I_PRICE, I_QTY, I_TIF, I_TYPE, I_STRATEGY,
  I_T_ORIGIN) = range(11)
 HEADER_RECORDS = 1  # record 0 holds the append count in word 0
-DEFAULT_RECORDS = 1 << 16
+DEFAULT_RECORDS = 1 << 20  # 320 MiB, a sparse file: pages are allocated as written
+RESERVE = 1024  # records kept for the reports and cancels of orders already out
 
 
 @njit(cache=True)
@@ -40,6 +41,12 @@ def append(j, kind, now, payload):
         j[row, J_PAYLOAD + i] = payload[i]
     store_release(j[0], 0, n + 1)
     return True
+
+
+@njit(cache=True)
+def full(j):
+    """No room for one more intent and its reports: new orders are refused before that."""
+    return HEADER_RECORDS + load_relaxed(j[0], 0) + RESERVE >= j.shape[0]
 
 
 def open_journal(path: str | Path, records: int = DEFAULT_RECORDS) -> np.memmap:
@@ -58,7 +65,7 @@ def open_journal(path: str | Path, records: int = DEFAULT_RECORDS) -> np.memmap:
             shape = (have // (RECORD_WORDS * 8), RECORD_WORDS)
     finally:
         os.close(fd)
-    return np.memmap(path, dtype=np.int64, mode="r+", shape=shape)
+    return np.memmap(path, dtype=np.int64, mode="r+", shape=shape).view(np.ndarray)
 
 
 def records(j: np.ndarray) -> np.ndarray:
