@@ -455,7 +455,7 @@ def parse_id(buf, at, n):
     """An id tag as int64: its value if all digits (our ClOrdIDs), else a 63-bit FNV-1a hash
     (venue order/exec ids are free text at third-party venues)."""
     v, ok = parse_int(buf, at, n)
-    if ok and v >= 0:
+    if ok and buf[at] != 45:  # all digits: a sign makes it free text ("-0" is not 0)
         return v
     h = np.uint64(14695981039346656037)
     for i in range(n):
