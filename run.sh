@@ -2,7 +2,8 @@
 # Bootstrap a local .venv (when missing or when pyproject.toml changed), then:
 #   ./run.sh                 the main job (the live demo until the full pipeline lands)
 #   ./run.sh test [ARGS]     the whole test suite (pytest ARGS)
-#   ./run.sh replay FILE...  hft replay FILE...
+#   ./run.sh replay FILE...  hft run --replay FILE... (whole pipeline, paper venue;
+#                            --seed N, --intents-out FILE, --summary-json FILE)
 #   ./run.sh COMMAND ARGS    any other hft subcommand (bench, sim, monitor, ...)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -37,6 +38,9 @@ case "${1:-}" in
     test)
         shift
         exec python -m pytest "$@" ;;
+    replay)
+        shift
+        exec hft run --replay "$@" ;;
     *)
         exec hft "$@" ;;
 esac

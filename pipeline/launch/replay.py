@@ -243,8 +243,11 @@ def run_replay(files: list[str | Path], config_path: str | None = None, seed: in
                intents_out: str | Path | None = None) -> dict:
     """Load config, replay ``files`` through the pipeline, remove the instance."""
     config = cfgmod.load(config_path)
-    configured = SymbolTable.from_config(config.get("instruments", [])) if config_path \
-        else None
+    configured = None
+    if config_path:  # configured tick/lot for the symbols the capture names (as hft replay)
+        named = {i.symbol for i in prepare(files).symbols}
+        configured = SymbolTable.from_config(
+            [row for row in config.get("instruments", []) if row["symbol"] in named])
     rep = PipelineReplay(files, config, seed, configured)
     try:
         return rep.run(intents_out)

@@ -63,15 +63,16 @@ class PaperReason(enum.IntEnum):
 # per-order words
 W_CL, W_SID, W_SIDE, W_PRICE, W_LEAVES, W_CUM, W_VID, W_LIVE, W_TIF = range(9)
 ORDER_WORDS = 9
-# state words: ids, event clock, intent log fill, then counters (COUNTERS names them)
-V_NEXT_VID, V_NEXT_EXEC, V_CLOCK, V_LOG_N = 0, 1, 2, 3
+# state words: ids, event clock, intent log fill, resting orders and the slot high-water
+# mark (scans stop there), then counters (COUNTERS names them)
+V_NEXT_VID, V_NEXT_EXEC, V_CLOCK, V_LOG_N, V_LIVE, V_HWM = 0, 1, 2, 3, 4, 5
 COUNTERS = ("intents", "new", "cancel", "replace", "cancel_all", "rejected",
             "cancel_rejected", "canceled", "expired", "fills", "maker_fills", "taker_fills",
             "bad_intents", "exec_ring_full", "intent_log_overflow")
 (V_INTENTS, V_NEW, V_CANCEL, V_REPLACE, V_CANCEL_ALL, V_REJECTED, V_CANCEL_REJECTED,
  V_CANCELED, V_EXPIRED, V_FILLS, V_MAKER, V_TAKER, V_BAD, V_EXEC_FULL,
- V_LOG_OVERFLOW) = range(4, 4 + len(COUNTERS))
-STATE_WORDS = 4 + len(COUNTERS)
+ V_LOG_OVERFLOW) = range(6, 6 + len(COUNTERS))
+STATE_WORDS = 6 + len(COUNTERS)
 BATCH = 64
 
 NEW, CANCEL, REPLACE, CANCEL_ALL = (int(OrderAction.NEW), int(OrderAction.CANCEL),
@@ -162,7 +163,7 @@ def fill(execs, st, positions, o, px, t_origin):
     qty = o[W_LEAVES]
     o[W_CUM] += qty
     o[W_LEAVES] = 0
-    o[W_LIVE] = 0
+    retire(st, o)
     apply_fill(positions, o[W_SID], o[W_SIDE], qty, px)
     st[V_FILLS] += 1
     emit(execs, st, o, ET_FILL, OS_FILLED, o[W_CL], 0, px, qty, 0, t_origin)
@@ -193,7 +194,7 @@ def book_through(execs, st, orders, positions, book, sid):
     """Fill every resting order of ``sid`` the book has traded through; returns fills."""
     ask, bid = best(book, 1), best(book, 0)
     n = 0
-    for i in range(orders.shape[0]):
+    for i in range(st[V_HWM]):
         o = orders[i]
         if o[W_LIVE] == 0 or o[W_SID] != sid:
             continue
@@ -206,14 +207,6 @@ def book_through(execs, st, orders, positions, book, sid):
 
 
 @njit(cache=True)
-def live_count(orders):
-    n = 0
-    for i in range(orders.shape[0]):
-        n += orders[i, W_LIVE]
-    return n
-
-
-@njit(cache=True)
 def check_books(execs, seq, table, book, seen, orders, st, positions):
     """Book-through fills for every symbol whose latest book changed since last seen."""
     n = 0
@@ -221,7 +214,7 @@ def check_books(execs, seq, table, book, seen, orders, st, positions):
         s = load_acquire(seq, sid * SEQ_LINE_WORDS)
         if s == seen[sid] or s & 1:
             continue
-        if exec_room(execs[0]) < live_count(orders) + 1:
+        if exec_room(execs[0]) < st[V_LIVE] + 1:
             return n  # the strategy must drain its reports first; retried next cycle
         if read_latest(seq, table, sid, book):
             b = book[0]
@@ -234,19 +227,35 @@ def check_books(execs, seq, table, book, seen, orders, st, positions):
 
 # ---------------------------------------------------------------------------- intents
 @njit(cache=True)
-def find(orders, cl_ord_id):
-    for i in range(orders.shape[0]):
+def find(orders, st, cl_ord_id):
+    for i in range(st[V_HWM]):
         if orders[i, W_LIVE] == 1 and orders[i, W_CL] == cl_ord_id:
             return i
     return -1
 
 
 @njit(cache=True)
-def free_slot(orders):
-    for i in range(orders.shape[0]):
-        if orders[i, W_LIVE] == 0:
-            return i
-    return -1
+def occupy(orders, st):
+    """A free order slot, now counted as resting (-1 if every slot is in use)."""
+    slot = -1
+    if st[V_LIVE] < st[V_HWM]:
+        for i in range(st[V_HWM]):
+            if orders[i, W_LIVE] == 0:
+                slot = i
+                break
+    elif st[V_HWM] < orders.shape[0]:
+        slot = st[V_HWM]
+        st[V_HWM] += 1
+    if slot >= 0:
+        orders[slot, W_LIVE] = 1
+        st[V_LIVE] += 1
+    return slot
+
+
+@njit(cache=True)
+def retire(st, o):
+    o[W_LIVE] = 0
+    st[V_LIVE] -= 1
 
 
 @njit(cache=True)
@@ -277,23 +286,22 @@ def take_if_marketable(execs, st, positions, o, book, t_origin):
 @njit(cache=True)
 def on_new(execs, st, orders, positions, book, scratch, it):
     t = it["t_origin_ns"]
-    if find(orders, it["cl_ord_id"]) >= 0:
+    if find(orders, st, it["cl_ord_id"]) >= 0:
         return reject(execs, st, scratch, it, ET_REJECTED, R_DUP, 0)
     if it["tif"] == POST_ONLY and crosses(book, it["side"], it["price"]):
         return reject(execs, st, scratch, it, ET_REJECTED, R_CROSS, 0)
-    slot = free_slot(orders)
+    slot = occupy(orders, st)
     if slot < 0:
         return reject(execs, st, scratch, it, ET_REJECTED, R_FULL, 0)
     o = orders[slot]
     o[W_CL], o[W_SID], o[W_SIDE], o[W_PRICE] = (it["cl_ord_id"], it["symbol_id"], it["side"],
                                                 it["price"])
     o[W_LEAVES], o[W_CUM], o[W_VID], o[W_TIF] = it["qty"], 0, st[V_NEXT_VID], it["tif"]
-    o[W_LIVE] = 1
     st[V_NEXT_VID] += 1
     if take_if_marketable(execs, st, positions, o, book, t):
         return
     if it["tif"] == IOC or it["tif"] == FOK:
-        o[W_LIVE] = 0
+        retire(st, o)
         st[V_EXPIRED] += 1
         emit(execs, st, o, ET_EXPIRED, OS_EXPIRED, o[W_CL], 0, 0, 0, 0, t)
         return
@@ -302,7 +310,7 @@ def on_new(execs, st, orders, positions, book, scratch, it):
 
 @njit(cache=True)
 def on_cancel(execs, st, orders, scratch, it):
-    i = find(orders, it["orig_cl_ord_id"])
+    i = find(orders, st, it["orig_cl_ord_id"])
     if i < 0 or orders[i, W_SID] != it["symbol_id"]:
         return reject(execs, st, scratch, it, ET_CANCEL_REJECTED, R_UNKNOWN,
                       it["orig_cl_ord_id"])
@@ -311,7 +319,7 @@ def on_cancel(execs, st, orders, scratch, it):
 
 @njit(cache=True)
 def cancel_one(execs, st, o, request_id, t_origin):
-    o[W_LIVE] = 0
+    retire(st, o)
     o[W_LEAVES] = 0
     st[V_CANCELED] += 1
     emit(execs, st, o, ET_CANCELED, OS_CANCELED, request_id, o[W_CL], 0, 0, 0, t_origin)
@@ -320,10 +328,10 @@ def cancel_one(execs, st, o, request_id, t_origin):
 @njit(cache=True)
 def on_replace(execs, st, orders, positions, book, scratch, it):
     old = it["orig_cl_ord_id"]
-    i = find(orders, old)
+    i = find(orders, st, old)
     if i < 0 or orders[i, W_SID] != it["symbol_id"]:
         return reject(execs, st, scratch, it, ET_CANCEL_REJECTED, R_UNKNOWN, old)
-    if find(orders, it["cl_ord_id"]) >= 0:
+    if find(orders, st, it["cl_ord_id"]) >= 0:
         return reject(execs, st, scratch, it, ET_REJECTED, R_DUP, old)
     o = orders[i]
     if o[W_TIF] == POST_ONLY and crosses(book, o[W_SIDE], it["price"]):
@@ -337,7 +345,7 @@ def on_replace(execs, st, orders, positions, book, scratch, it):
 @njit(cache=True)
 def on_cancel_all(execs, st, orders, it):
     sid = it["symbol_id"]
-    for i in range(orders.shape[0]):
+    for i in range(st[V_HWM]):
         o = orders[i]
         if o[W_LIVE] == 1 and (sid < 0 or o[W_SID] == sid):
             cancel_one(execs, st, o, it["cl_ord_id"], it["t_origin_ns"])
@@ -399,7 +407,7 @@ def paper_cycle(o_ctl, o_stamps, o_recs, o_raw, slot, e_ctl, e_stamps, e_recs, s
     mask = o_recs.shape[0] - 1
     done = 0
     for i in range(n):
-        if exec_room(e_ctl) < live_count(orders) + 1:
+        if exec_room(e_ctl) < st[V_LIVE] + 1:
             break  # backpressure: the strategy drains its reports, then we go on
         k = (pos + i) & mask
         if intent_log.shape[0]:
