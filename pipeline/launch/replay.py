@@ -166,10 +166,13 @@ class PipelineReplay:
             t = time.perf_counter()
             msgs = 0
             while True:
-                msgs += self._step(1 << 62)
-                self._flush(digest, out)
+                n = self._step(1 << 62)
+                logged = self._flush(digest, out)
+                msgs += n
                 if self.feed_st[FC_DONE]:
                     break
+                if n == 0 and not logged:
+                    raise RuntimeError(f"replay: stuck before message {msgs}")
             seconds = time.perf_counter() - t
             self.strategy.pause(True)  # end of capture: pull every quote, like shutdown
             if quiesce(self.push_args, self.build_args, self.strategy.args,
@@ -181,11 +184,12 @@ class PipelineReplay:
                 out.close()
         return self.summary(msgs, seconds, digest.hexdigest())
 
-    def _flush(self, digest, out) -> None:
+    def _flush(self, digest, out) -> int:
         chunk = self.venue.paper.take_log()
         digest.update(chunk)
         if out is not None:
             out.write(chunk)
+        return len(chunk)
 
     def summary(self, msgs: int, seconds: float, intents_sha256: str) -> dict:
         counters = self.counters.values()
@@ -261,8 +265,8 @@ def print_replay_summary(s: dict) -> None:
     f, st, p = s["feed"], s["strategy"], s["paper"]
     print(f"market data: {f.get('messages', 0):,} messages, {f.get('applied', 0):,} depth "
           f"events applied, {st.get('book_updates', 0):,} book updates to the strategy")
-    print(f"orders: {st.get('intents', 0):,} intents, "
-          + ", ".join(f"{k} {v:,}" for k, v in p.items() if v))
+    print(f"orders: {st.get('intents', 0):,} intents from the strategy (plus its quote pulls "
+          "at the end); paper venue: " + ", ".join(f"{k} {v:,}" for k, v in p.items() if v))
     print(f"intent stream sha256 {s['intents_sha256']}")
     for sym, q in s["positions"].items():
         print(f"  {sym}: position {q['position']}, fills {q['fills']}, volume {q['volume']}, "
