@@ -332,3 +332,25 @@ def test_replay_copy_of_config_is_not_mutated():
     before = copy.deepcopy(config)
     strategy_config(config, SymbolTable([Instrument("XUSDT", "spot", "0.1", "1")]))
     assert config == before
+
+
+@pytest.mark.timeout(300)
+def test_malformed_messages_are_counted_and_the_replay_goes_on(binance_data, tmp_path):
+    lines = (binance_data / SPOT[0]).read_bytes().splitlines(keepends=True)
+    t = lines[10].split(b":", 1)[0]
+    bad = [t + b': {"stream":"nknusdt@depth@100ms","data":{"e":"depthUpdate","s":"NK\n',
+           t + b": not json at all\n"]
+    (tmp_path / "BAD.ws.1.0").write_bytes(b"".join(lines[:11] + bad + lines[11:]))
+    (tmp_path / "BAD.http.0.0").write_bytes((binance_data / SPOT[1]).read_bytes())
+    s = _replay([tmp_path / "BAD.ws.1.0", tmp_path / "BAD.http.0.0"], 7, tmp_path / "i.bin")
+    assert s["messages"] == 271 and s["feed"]["rejected"] == 2
+    assert s["errors"]["feed.rejected"] == 2
+    assert s["paper"]["fills"] > 0  # the rest of the capture still trades
+
+
+def test_cli_reports_an_unreadable_capture(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", "--replay",
+                        str(tmp_path / "missing.ws.1.0")],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "No such file" in p.stderr
+    assert "Traceback" not in p.stderr

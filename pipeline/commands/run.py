@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from pipeline.launch.launcher import Launcher, RunOptions
 
@@ -67,11 +68,17 @@ def main(args: argparse.Namespace) -> int:
 
 
 def replay_main(args: argparse.Namespace) -> int:
-    """``hft run --replay FILE...``: see ``pipeline.launch.replay``."""
-    from pipeline.launch.replay import print_replay_summary, run_replay
-    summary = run_replay(args.replay, args.config, args.seed, args.intents_out)
+    """``hft run --replay FILE...``: see ``pipeline.launch.replay`` (one process, no venue
+    and no core layout: ``--duration``, ``--venue`` and ``--profile`` do not apply)."""
+    from pipeline.launch.replay import INTEGRITY_ERRORS, print_replay_summary, run_replay
+    try:
+        summary = run_replay(args.replay, args.config, args.seed, args.intents_out,
+                             args.instance)
+    except (OSError, ValueError) as e:  # unreadable capture or config
+        print(f"hft run --replay: {e}", file=sys.stderr)
+        return 2
     print_replay_summary(summary)
     if args.summary_json:
         with open(args.summary_json, "w") as f:
             json.dump(summary, f, indent=2, default=str)
-    return 1 if summary["errors"] else 0
+    return 1 if any(f"paper.{k}" in summary["errors"] for k in INTEGRITY_ERRORS) else 0

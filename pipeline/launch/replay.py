@@ -13,8 +13,8 @@ The strategy runs on the event clock (the newest ``t_origin_ns`` seen, i.e. the 
 receive times) with client order ids from ``--seed``; the paper venue stamps reports with
 event times too. Nothing on the decision path reads a clock or depends on scheduling, so
 the intent stream is a pure function of (capture, config, seed). The loop over messages
-is one jitted function (``lockstep``); Python only sees it every ``LOG_CHUNK`` intents to
-write the intent log.
+is one jitted function (``lockstep``); Python only sees it every ``STEP_MSGS`` messages or
+``LOG_CHUNK`` intents, to write the intent log.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from numba import njit
 
 from pipeline import config as cfgmod
 from pipeline.instruments import SymbolTable
-from pipeline.launch.summary import _money
+from pipeline.launch.summary import ERROR_WORDS, _money
 from pipeline.marketdata import apply as A
 from pipeline.marketdata.builder import BookBuilderAgent, build_once
 from pipeline.marketdata.normalize import FeedCore
@@ -53,7 +53,11 @@ warnings.filterwarnings("ignore", "First-class function type feature is experime
 
 LOG_CHUNK = 1 << 16  # intents buffered before Python writes them out
 LOG_MARGIN = 4096  # room kept free for the intents of one message
+STEP_MSGS = 1 << 16  # messages per jitted call: Ctrl-C is seen between calls
 MAX_ROUNDS = 1_000_000  # a message that never quiesces is a bug, not a long replay
+# paper-venue counters that mean the intent stream or the reports are incomplete
+INTEGRITY_ERRORS = ("exec_ring_full", "intent_log_overflow")
+PAPER_ERRORS = ("bad_intents", *INTEGRITY_ERRORS)
 DEFAULT_QUOTE_LOTS = 1  # quote size for a symbol the config does not list, in lots
 DEFAULT_MAX_QUOTES = 10  # inventory limit for such a symbol, in quote sizes
 
@@ -166,7 +170,7 @@ class PipelineReplay:
             t = time.perf_counter()
             msgs = 0
             while True:
-                n = self._step(1 << 62)
+                n = self._step(STEP_MSGS)
                 logged = self._flush(digest, out)
                 msgs += n
                 if self.feed_st[FC_DONE]:
@@ -210,8 +214,9 @@ class PipelineReplay:
             "paper": paper,
             "intents_sha256": intents_sha256,
             "positions": self.positions(),
-            "errors": {k: v for k, v in paper.items()
-                       if v and k in ("bad_intents", "exec_ring_full", "intent_log_overflow")},
+            "errors": {**{f"feed.{k}": v for k, v in feed.items()
+                          if v and any(w in k for w in ERROR_WORDS)},
+                       **{f"paper.{k}": v for k, v in paper.items() if v and k in PAPER_ERRORS}},
         }
 
     def positions(self) -> dict:
@@ -244,7 +249,7 @@ class PipelineReplay:
 
 
 def run_replay(files: list[str | Path], config_path: str | None = None, seed: int = 0,
-               intents_out: str | Path | None = None) -> dict:
+               intents_out: str | Path | None = None, instance: str | None = None) -> dict:
     """Load config, replay ``files`` through the pipeline, remove the instance."""
     config = cfgmod.load(config_path)
     configured = None
@@ -252,7 +257,7 @@ def run_replay(files: list[str | Path], config_path: str | None = None, seed: in
         named = {i.symbol for i in prepare(files).symbols}
         configured = SymbolTable.from_config(
             [row for row in config.get("instruments", []) if row["symbol"] in named])
-    rep = PipelineReplay(files, config, seed, configured)
+    rep = PipelineReplay(files, config, seed, configured, instance)
     try:
         return rep.run(intents_out)
     finally:
