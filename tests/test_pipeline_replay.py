@@ -220,7 +220,7 @@ def test_paper_cancel_and_unknown_cancel(instance):
     r = _one(p.reports(), ExecType.CANCELED, OrdStatus.CANCELED)
     assert (r["cl_ord_id"], r["orig_cl_ord_id"], r["leaves_qty"]) == (req, order, 0)
     again = p.send(OrderAction.CANCEL, orig=order)  # already gone
-    r = _one(p.reports(), ExecType.CANCEL_REJECTED)
+    r = _one(p.reports(), ExecType.CANCEL_REJECTED, OrdStatus.REJECTED)
     assert (r["cl_ord_id"], r["orig_cl_ord_id"]) == (again, order)
     assert r["reject_reason"] == int(PaperReason.UNKNOWN_ORDER)
 
@@ -235,8 +235,9 @@ def test_paper_replace_moves_the_order_or_leaves_it_standing(instance):
     assert (r["cl_ord_id"], r["orig_cl_ord_id"], r["price"], r["leaves_qty"],
             r["venue_order_id"]) == (new, old, 102, 5, vid)
     crossing = p.send(OrderAction.REPLACE, price=110, orig=new)  # post-only at the ask
-    r = _one(p.reports(), ExecType.REJECTED)
-    assert (r["cl_ord_id"], r["orig_cl_ord_id"]) == (crossing, new)
+    r = _one(p.reports(), ExecType.REJECTED, OrdStatus.NEW)
+    assert (r["cl_ord_id"], r["orig_cl_ord_id"], r["price"], r["venue_order_id"],
+            r["reject_reason"]) == (crossing, new, 102, vid, int(PaperReason.WOULD_CROSS))
     (o,) = p.venue.paper.open_orders()  # the old order stands, unchanged
     assert (o[0], o[3], o[4]) == (new, 102, 5)
     p.send(OrderAction.REPLACE, price=101, orig=old)  # replaced away already
@@ -354,3 +355,14 @@ def test_cli_reports_an_unreadable_capture(tmp_path):
                        cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert p.returncode == 2 and "No such file" in p.stderr
     assert "Traceback" not in p.stderr
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("name", ["BINANCE_FUTURES", "BINANCE_DELIVERY"])
+def test_futures_captures_replay_identically(binance_data, tmp_path, name):
+    files = [binance_data / f"{name}.ws.1.0", binance_data / f"{name}.http.0.0"]
+    a = _replay(files, 11, tmp_path / "a.bin")
+    b = _replay(files, 11, tmp_path / "b.bin")
+    assert (tmp_path / "a.bin").read_bytes() == (tmp_path / "b.bin").read_bytes()
+    assert a["paper"]["intents"] > 10 and a["positions"] == b["positions"]
+    assert not any(k.startswith("paper.") for k in a["errors"])

@@ -260,16 +260,15 @@ def retire(st, o):
 
 @njit(cache=True)
 def reject(execs, st, scratch, it, exec_type, reason, orig):
-    """A report about an intent that never became (or changed) an order."""
+    """A report about an intent that matches no order it could create or change."""
     o = scratch
     o[:] = 0
     o[W_SID], o[W_SIDE], o[W_PRICE] = it["symbol_id"], it["side"], it["price"]
-    status = OS_REJECTED if exec_type == ET_REJECTED else OS_NEW
     if exec_type == ET_REJECTED:
         st[V_REJECTED] += 1
     else:
         st[V_CANCEL_REJECTED] += 1
-    emit(execs, st, o, exec_type, status, it["cl_ord_id"], orig, 0, 0, reason,
+    emit(execs, st, o, exec_type, OS_REJECTED, it["cl_ord_id"], orig, 0, 0, reason,
          it["t_origin_ns"])
 
 
@@ -335,7 +334,9 @@ def on_replace(execs, st, orders, positions, book, scratch, it):
         return reject(execs, st, scratch, it, ET_REJECTED, R_DUP, old)
     o = orders[i]
     if o[W_TIF] == POST_ONLY and crosses(book, o[W_SIDE], it["price"]):
-        return reject(execs, st, scratch, it, ET_REJECTED, R_CROSS, old)
+        st[V_REJECTED] += 1  # the report describes the order that stands (status NEW)
+        return emit(execs, st, o, ET_REJECTED, OS_NEW, it["cl_ord_id"], old, 0, 0, R_CROSS,
+                    it["t_origin_ns"])
     o[W_CL], o[W_PRICE] = it["cl_ord_id"], it["price"]
     o[W_LEAVES] = max(it["qty"] - o[W_CUM], 0)
     emit(execs, st, o, ET_REPLACED, OS_REPLACED, o[W_CL], old, 0, 0, 0, it["t_origin_ns"])
