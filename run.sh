@@ -3,7 +3,8 @@
 #   ./run.sh [RUN ARGS]      the main job: the whole pipeline against the venue simulator
 #                            (hft run; --duration S, --venue HOST:PORTS, --config FILE ...)
 #   ./run.sh test [ARGS]     the whole test suite (pytest ARGS)
-#   ./run.sh replay FILE...  hft replay FILE...
+#   ./run.sh replay FILE...  hft run --replay FILE... (whole pipeline, paper venue;
+#                            --seed N, --intents-out FILE, --summary-json FILE)
 #   ./run.sh COMMAND ARGS    any other hft subcommand (bench, sim, monitor, ctl, demo, ...)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -40,6 +41,9 @@ case "${1:-}" in
     test)
         shift
         exec python -m pytest "$@" ;;
+    replay)
+        shift
+        exec hft run --replay "$@" ;;
     *)
         exec hft "$@" ;;
 esac

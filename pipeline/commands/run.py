@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from pipeline.launch.launcher import Launcher, RunOptions
 
@@ -17,6 +18,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default="auto",
                    help="core layout in tuning/profiles (auto, dev-2core, tuned-host)")
     p.add_argument("--summary-json", help="also write the summary to this file")
+    p.add_argument("--replay", nargs="+", metavar="FILE",
+                   help="drive the pipeline from these captures (one process, lock-step) "
+                   "against a paper venue instead of the live feed and the simulator")
+    p.add_argument("--seed", type=int, default=0,
+                   help="replay: client order id seed (same capture + seed = same intents)")
+    p.add_argument("--intents-out", help="replay: write every order intent (raw 64-byte "
+                   "ORDER_INTENT records) to this file")
 
 
 def print_summary(s: dict) -> None:
@@ -47,6 +55,8 @@ def print_summary(s: dict) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.replay:
+        return replay_main(args)
     opts = RunOptions(config=args.config, instance=args.instance, duration=args.duration,
                       venue=args.venue, profile=args.profile)
     summary = Launcher(opts).run()
@@ -55,3 +65,20 @@ def main(args: argparse.Namespace) -> int:
         with open(args.summary_json, "w") as f:
             json.dump(summary, f, indent=2, default=str)
     return 1 if summary.get("failed") else 0
+
+
+def replay_main(args: argparse.Namespace) -> int:
+    """``hft run --replay FILE...``: see ``pipeline.launch.replay`` (one process, no venue
+    and no core layout: ``--duration``, ``--venue`` and ``--profile`` do not apply)."""
+    from pipeline.launch.replay import INTEGRITY_ERRORS, print_replay_summary, run_replay
+    try:
+        summary = run_replay(args.replay, args.config, args.seed, args.intents_out,
+                             args.instance)
+    except (OSError, ValueError) as e:  # unreadable capture or config
+        print(f"hft run --replay: {e}", file=sys.stderr)
+        return 2
+    print_replay_summary(summary)
+    if args.summary_json:
+        with open(args.summary_json, "w") as f:
+            json.dump(summary, f, indent=2, default=str)
+    return 1 if any(f"paper.{k}" in summary["errors"] for k in INTEGRITY_ERRORS) else 0
