@@ -129,7 +129,7 @@ def exec_room(ctl):
 @njit(cache=True)
 def emit(execs, st, o, exec_type, ord_status, cl, orig, last_px, last_qty, reason, t_origin):
     """Publish one report about order row ``o`` (its current price, cum, leaves)."""
-    ctl, stamps, recs = execs
+    ctl, stamps, recs, positions = execs
     start = R.try_claim(ctl, 1)
     if start < 0:  # cannot happen: callers check exec_room first
         st[V_EXEC_FULL] += 1
@@ -154,6 +154,8 @@ def emit(execs, st, o, exec_type, ord_status, cl, orig, last_px, last_qty, reaso
     r["side"] = o[W_SIDE]
     r["source"] = VENUE
     r["reject_reason"] = reason
+    sid = o[W_SID]
+    r["position"] = positions[sid]["position"] if 0 <= sid < positions.shape[0] else 0
     R.publish(ctl, stamps, start + 1)
 
 
@@ -399,7 +401,7 @@ def handle(execs, seq, table, book, st, orders, positions, scratch, it):
 def paper_cycle(o_ctl, o_stamps, o_recs, o_raw, slot, e_ctl, e_stamps, e_recs, seq, table,
                 book, seen, orders, st, positions, scratch, intent_log):
     """One duty cycle: book-through fills, then up to BATCH intents. Returns work done."""
-    execs = (e_ctl, e_stamps, e_recs)
+    execs = (e_ctl, e_stamps, e_recs, positions)  # reports carry the resulting position
     work = check_books(execs, seq, table, book, seen, orders, st, positions)
     n = R.poll(o_ctl, o_stamps, slot, BATCH)
     if n == 0:
