@@ -14,6 +14,7 @@ import logging
 import sys
 
 from pipeline import config as cfgmod
+from pipeline.control.area import ControlArea
 from pipeline.instruments import SymbolTable
 from pipeline.observe.counters import Counters
 from pipeline.orders.gateway import GatewayAgent, GatewayConfig
@@ -53,8 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.create and not any(e.name == "oms" for e in instance.segments()):
         create_order_path(instance)
     table = SymbolTable.from_config(cfg["instruments"])
+    control = ControlArea.attach(instance) if any(
+        e.name == "control" for e in instance.segments()) else None
     agent = GatewayAgent(instance, GatewayConfig.from_config(section), table,
-                         RiskLimits.from_config(cfg.get("risk", {})), counters)
+                         RiskLimits.from_config(cfg.get("risk", {})), counters, control)
     core = args.core if args.core is not None else section.get("core")
     idle_state = idle.from_name(args.idle or section.get("idle", "backoff"))
     AgentRunner(agent, idle_state, RunnerConfig(core=core), counters).run()

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.control.area import ControlArea
+from pipeline.control.poller import ControlPoller
 from pipeline.fix import codec as C
 from pipeline.fix.session import Session, SessionConfig
 from pipeline.fix.wire import Initiator
@@ -31,6 +33,7 @@ from pipeline.transport.ring import Ring, observe
 from pipeline.transport.segment import SegmentMissing
 from pipeline.transport.shared import atomic_load, atomic_store
 from shm_layouts import oms as L
+from shm_layouts.control import Op, Status
 from shm_layouts.records import BOOK_UPDATE
 from shm_layouts.ring import ConsumerMode
 
@@ -70,8 +73,12 @@ class GatewayAgent(Agent):
     name = "oms_gateway"
 
     def __init__(self, instance, cfg: GatewayConfig, table: SymbolTable,
-                 limits: risk.RiskLimits, counters: Counters | None = None):
+                 limits: risk.RiskLimits, counters: Counters | None = None,
+                 control: ControlArea | None = None):
         self.cfg = cfg
+        # hft ctl: kill switch and cancel-all are acknowledged from housekeeping
+        self.poller = None if control is None else ControlPoller(
+            control, "oms_gateway", (Op.KILL_ON, Op.KILL_OFF, Op.CANCEL_ALL))
         self.table = table
         self.orders_ring, self.execs_ring, self.oms = attach_order_path(instance)
         self.islot = self.orders_ring.join(ORDERS_CONSUMER)
@@ -249,8 +256,18 @@ class GatewayAgent(Agent):
             idle(idle_state, w)
 
     # ------------------------------------------------------------------ cold path
+    def _control(self) -> None:
+        for cmd in self.poller.poll():
+            if cmd.op in (Op.KILL_ON, Op.KILL_OFF):  # new orders denied while on
+                atomic_store(self.oms.words, L.W_KILL, int(cmd.op == Op.KILL_ON))
+            if cmd.op in (Op.KILL_ON, Op.CANCEL_ALL) and self.wire.active:
+                self.cancel_all()
+            self.poller.ack(cmd, Status.DONE)
+
     def housekeeping(self, now_ns: int) -> bool:
         o = self.oms
+        if self.poller is not None:
+            self._control()
         for event, detail in self.session.events:
             if event == "logon":
                 self._start_reconcile(now_ns)
@@ -318,6 +335,8 @@ class GatewayAgent(Agent):
 
     def on_close(self) -> None:
         """Cancel everything, wait (bounded) for the acks, log out, close."""
+        if self.poller is not None:
+            self.poller.close()
         deadline = time.monotonic() + self.cfg.shutdown_timeout_s
         if self.wire.active:
             self.cancel_all()
