@@ -24,7 +24,7 @@ from shm_layouts.histogram import (
 )
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def bucket_of(value):
     if value < SUB_COUNT:
         return max(value, 0)
@@ -42,7 +42,7 @@ def bucket_low(index):
     return (SUB_COUNT + index % SUB_COUNT) << (exp - SUB_BITS)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def record(h, value):
     """Add one value to histogram ``h`` (an int64 array of HISTOGRAM_WORDS)."""
     b = H_BUCKETS + bucket_of(value)

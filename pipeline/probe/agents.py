@@ -18,7 +18,7 @@ from pipeline.transport.ring import Ring
 P_SEQ, P_START_NS, P_RATE, P_BATCH = 0, 1, 2, 3
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def produce_due(ctl, stamps, records, state):
     """Publish the records due by now at the configured rate (rate 0: as fast as possible),
     at most one batch per cycle, all stamped with one clock read just before publishing."""
@@ -43,7 +43,7 @@ def produce_due(ctl, stamps, records, state):
     return n
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def consume_and_measure(ctl, stamps, records, slot, words, seen_word, error_word, hist):
     """Take what is ready, check sequence continuity, record now - t_send per record."""
     n = R.poll(ctl, stamps, slot, 256)

@@ -20,7 +20,7 @@ from pipeline.runtime.clock import monotonic_ns
 from pipeline.runtime.idle import CLOCK_CHECK_EVERY, idle
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def keep_polling(idle_state, work, iteration, deadline_ns):
     """Idle after a duty cycle, then say whether the slice goes on.
 
@@ -33,7 +33,9 @@ def keep_polling(idle_state, work, iteration, deadline_ns):
     return True
 
 
-@njit  # no cache: a function taking a dispatcher argument is never a cache hit (~0.1 s compile)
+# no cache: a function taking a dispatcher argument is never a cache hit (~0.1 s compile).
+# No NRT either: reference counting of every array argument on every call costs ~1 us.
+@njit(_nrt=False)
 def run_slice(duty_cycle, args, idle_state, deadline_ns):
     """The poll loop: ``duty_cycle(*args)`` returns its work count; idle between cycles."""
     total = 0

@@ -78,7 +78,7 @@ def from_name(name: str) -> np.ndarray:
         raise ValueError(f"unknown idle strategy {name!r}; one of {sorted(factories)}") from None
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def idle(state, work):
     """Apply the strategy after a duty cycle; returns True if the thread gave up the core
     (yield, park, sleep), so the caller knows time has passed."""

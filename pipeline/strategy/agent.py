@@ -48,7 +48,7 @@ TRADE = int(MdKind.TRADE)
 BATCH = 64
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def tick(clock, event_ns):
     """Advance the clock: wall clock live, newest event time in replay."""
     if clock[C_MODE] == LIVE_CLOCK:
@@ -58,7 +58,7 @@ def tick(clock, event_ns):
     return clock[C_NOW]
 
 
-@njit
+@njit(_nrt=False)
 def strategy_cycle(on_book, on_trade, on_exec, on_timer, mm, sink, books, execs, trades,
                    clock, words, stats, hists):
     """One pass: exec reports first (our state must be current), then book updates, then

@@ -36,7 +36,7 @@ def id_state(seed: int | None = None) -> np.ndarray:
     return np.array([base + 1], np.int64)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def submit(ctl, stamps, records, action, symbol_id, side, price, qty, tif, cl_ord_id,
            orig_cl_ord_id, t_origin_ns, t_decision_ns):
     """Write one intent; False when the order ring is full (nothing was sent)."""
@@ -59,7 +59,7 @@ def submit(ctl, stamps, records, action, symbol_id, side, price, qty, tif, cl_or
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def next_id(ids):
     cl = ids[NEXT_ID]
     ids[NEXT_ID] = cl + 1

@@ -20,7 +20,7 @@ def make_state(n_symbols: int) -> tuple:
     return (np.zeros((n_symbols, 2, 3), np.int64),)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def on_book(mm, sink, book, now):
     orders, s, sent = mm[0], book["symbol_id"], 0
     for side in range(2):
@@ -41,7 +41,7 @@ def on_book(mm, sink, book, now):
     return sent
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def on_exec(mm, sink, report, now):
     o = mm[0][report["symbol_id"], report["side"]]
     if report["cl_ord_id"] == o[0] and report["exec_type"] in (
@@ -50,16 +50,16 @@ def on_exec(mm, sink, report, now):
     return 0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def on_trade(mm, sink, symbol_id, price, qty, now):
     return 0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def on_timer(mm, sink, now):
     return 0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def on_shutdown(mm, sink, now):
     return 0

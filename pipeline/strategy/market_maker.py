@@ -83,7 +83,7 @@ def make_state(n_symbols: int, params: dict, quote_qty: list[int], max_position:
 
 
 # ---------------------------------------------------------------------------- model
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def quote_offsets(gamma, k, arrival_rate, sigma2, q):
     """GLFT bid and ask distances from the mid, in ticks, for inventory ``q`` quotes."""
     c1 = math.log(1.0 + gamma / k) / gamma
@@ -92,12 +92,12 @@ def quote_offsets(gamma, k, arrival_rate, sigma2, q):
     return c1 + (2.0 * q + 1.0) / 2.0 * c2, c1 - (2.0 * q - 1.0) / 2.0 * c2
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _decay(dt_s, tau_s):
     return math.exp(-dt_s / tau_s) if tau_s > 0 else 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def update_mid(p_f, st_f, s, mid, now_ns):
     """EWMA of squared mid changes per second (ticks^2/s)."""
     last = st_f[s, MID]
@@ -113,7 +113,7 @@ def update_mid(p_f, st_f, s, mid, now_ns):
     st_f[s, MID] = mid
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def update_rate(p_f, st_f, s, now_ns):
     """Trade arrivals per second, exponentially decayed (A of the intensity model)."""
     tau = p_f[RATE_TAU_S]
@@ -124,13 +124,13 @@ def update_rate(p_f, st_f, s, now_ns):
 
 
 # ---------------------------------------------------------------------------- order upkeep
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _send(sink, action, s, side, price, qty, cl_id, orig_id, t_origin, now):
     return submit(sink[0], sink[1], sink[2], action, s, side, price, qty, POST_ONLY, cl_id,
                   orig_id, t_origin, now)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def keep_order(mm, sink, s, side, level, target, qty, t_origin, now):
     """Make quote (s, side, level) rest at ``target``: new, replace or leave it.
     ``target < 0`` means pull it. Returns intents sent."""
@@ -163,7 +163,7 @@ def keep_order(mm, sink, s, side, level, target, qty, t_origin, now):
     return 0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def pull_symbol(mm, sink, s, t_origin, now):
     sent = 0
     for side in range(2):
@@ -173,7 +173,7 @@ def pull_symbol(mm, sink, s, t_origin, now):
 
 
 # ---------------------------------------------------------------------------- callbacks
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def on_book(mm, sink, book, now):
     """A book update for one symbol: re-price our quotes (or pull them if unsynced)."""
     p_i, p_f, sym_cfg, st_i, st_f = mm[0], mm[1], mm[2], mm[3], mm[4]
@@ -210,13 +210,13 @@ def on_book(mm, sink, book, now):
     return sent
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def on_trade(mm, sink, symbol_id, price, qty, now):
     update_rate(mm[1], mm[4], symbol_id, now)
     return 0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _find(orders, s, cl_ord_id, orig_cl_ord_id):
     """Our quote a report is about: by its id, the id it replaced, or (cancel requests
     carry their own id) the original id the request targeted."""
@@ -229,7 +229,7 @@ def _find(orders, s, cl_ord_id, orig_cl_ord_id):
     return -1, -1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def on_exec(mm, sink, report, now):
     """Track our quotes and inventory from an execution report (venue or risk)."""
     p_i, st_i, orders = mm[0], mm[3], mm[5]
@@ -273,7 +273,7 @@ def on_exec(mm, sink, report, now):
     return 0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def on_timer(mm, sink, now):
     """Pull the quotes of any symbol whose book went quiet for longer than STALE_NS."""
     p_i, st_i = mm[0], mm[3]
@@ -285,7 +285,7 @@ def on_timer(mm, sink, now):
     return sent
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def on_shutdown(mm, sink, now):
     sent = 0
     for s in range(mm[3].shape[0]):

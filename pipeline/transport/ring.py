@@ -93,7 +93,7 @@ FREE = int(ConsumerMode.FREE)
 
 
 # ---------------------------------------------------------------------------- producer
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def slowest_gating(ctl, fallback):
     """Lowest cursor among gating consumers (``fallback`` if there are none)."""
     low = fallback
@@ -105,7 +105,7 @@ def slowest_gating(ctl, fallback):
     return low
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def try_claim(ctl, n):
     """Reserve ``n`` consecutive slots; return the first sequence, or -1 if the slowest
     gating consumer would be overwritten (backpressure: retry later, nothing is lost)."""
@@ -125,7 +125,7 @@ def try_claim(ctl, n):
     return pub
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def publish(ctl, stamps, end):
     """Make every claimed record before sequence ``end`` visible: stamp each slot with its
     sequence (release: the payload is complete first), then advance the cursor."""
@@ -136,12 +136,12 @@ def publish(ctl, stamps, end):
 
 
 # ---------------------------------------------------------------------------- consumers
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def cursor(ctl, slot):
     return load_relaxed(ctl, CONSUMER_BASE + slot * LINE_WORDS + C_CURSOR)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def poll(ctl, stamps, slot, limit):
     """Records ready for a gating consumer, at most ``limit``, from ``cursor(ctl, slot)``.
 
@@ -155,13 +155,13 @@ def poll(ctl, stamps, slot, limit):
     return n
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def release(ctl, slot, new_cursor):
     """Hand slots before ``new_cursor`` back to the producer (release: our reads are done)."""
     store_release(ctl, CONSUMER_BASE + slot * LINE_WORDS + C_CURSOR, new_cursor)
 
 
-@njit(cache=True)
+@njit(cache=True)  # row copies may need a temporary: keeps NRT
 def observe(ctl, slot, records, out):
     """Copy up to ``len(out)`` records (uint8 rows) for an observing consumer.
 
