@@ -8,13 +8,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
+from waiting import until
 
 from pipeline.observe.counters import Counters
 from pipeline.transport.registry import Instance
-from pipeline.transport.segment import SegmentError
 from shm_layouts.counters import ProcessState
 
 VICTIMS = ("feed_handler", "book_builder", "strategy", "oms_gateway")
@@ -24,17 +23,6 @@ def _processes(counters: Counters) -> dict[str, dict]:
     return {p["name"]: p for p in counters.processes()}
 
 
-def _until(cond, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = cond()
-        except (SegmentError, KeyError):
-            value = None
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 @pytest.mark.timeout(300)
@@ -46,20 +34,20 @@ def test_kill_each_process_in_turn(tmp_path):
          "--summary-json", str(summary_path)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        counters = _until(lambda: Counters.attach(Instance.attach(name), readonly=True), 90,
+        counters = until(lambda: Counters.attach(Instance.attach(name), readonly=True), 90,
                           "the instance")
-        _until(lambda: all(_processes(counters).get(v, {}).get("state") == ProcessState.RUNNING
+        until(lambda: all(_processes(counters).get(v, {}).get("state") == ProcessState.RUNNING
                            for v in VICTIMS), 120, "all four processes running")
-        _until(lambda: counters.values().get("gateway.orders.sent", 0) > 5, 60, "quotes")
+        until(lambda: counters.values().get("gateway.orders.sent", 0) > 5, 60, "quotes")
         for victim in VICTIMS:
             old = _processes(counters)[victim]["pid"]
             sent = counters.values()["gateway.orders.sent"]
             os.kill(old, signal.SIGKILL)
-            _until(lambda v=victim, o=old: _processes(counters)[v]["pid"] != o and
+            until(lambda v=victim, o=old: _processes(counters)[v]["pid"] != o and
                    _processes(counters)[v]["state"] == ProcessState.RUNNING, 60,
                    f"{victim} restarted")
             # trading resumes after the restart
-            _until(lambda s=sent: counters.values()["gateway.orders.sent"] > s + 2, 60,
+            until(lambda s=sent: counters.values()["gateway.orders.sent"] > s + 2, 60,
                    f"orders flowing again after killing {victim}")
         out, _ = run.communicate(timeout=200)
     finally:

@@ -9,27 +9,14 @@ import sys
 import time
 
 import pytest
+from waiting import until
 
 from pipeline.observe.counters import Counters
 from pipeline.orders.segments import OmsState
 from pipeline.transport.registry import Instance
-from pipeline.transport.segment import SegmentError
 from pipeline.transport.shared import atomic_load
 from shm_layouts.counters import ProcessState
 from shm_layouts.oms import W_OPEN_ORDERS
-
-
-def _until(cond, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = cond()
-        except (SegmentError, KeyError):
-            value = None
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def _ctl(name: str, *words: str, env: dict) -> subprocess.CompletedProcess:
@@ -46,16 +33,16 @@ def test_kill_switch_pause_and_resync_on_a_running_pipeline(tmp_path):
                             "--instance", name], stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True, env=env)
     try:
-        inst = _until(lambda: Instance.attach(name, readonly=True), 90, "the instance")
-        counters = _until(lambda: Counters.attach(inst, readonly=True), 30, "counters")
-        _until(lambda: sum(p["state"] == ProcessState.RUNNING
+        inst = until(lambda: Instance.attach(name, readonly=True), 90, "the instance")
+        counters = until(lambda: Counters.attach(inst, readonly=True), 30, "counters")
+        until(lambda: sum(p["state"] == ProcessState.RUNNING
                            for p in counters.processes()) == 4, 120, "four processes")
-        _until(lambda: counters.values().get("gateway.orders.sent", 0) > 5, 60, "quoting")
+        until(lambda: counters.values().get("gateway.orders.sent", 0) > 5, 60, "quoting")
         oms = OmsState.attach(inst, readonly=True)
 
         on = _ctl(name, "kill", "on", env=env)
         assert on.returncode == 0, on.stdout + on.stderr  # acknowledged by every handler
-        _until(lambda: atomic_load(oms.words, W_OPEN_ORDERS) == 0, 30, "everything cancelled")
+        until(lambda: atomic_load(oms.words, W_OPEN_ORDERS) == 0, 30, "everything cancelled")
         time.sleep(1.0)  # let in-flight cancels settle
         sent = counters.values()["gateway.orders.sent"]
         time.sleep(3.0)
@@ -64,12 +51,12 @@ def test_kill_switch_pause_and_resync_on_a_running_pipeline(tmp_path):
 
         off = _ctl(name, "kill", "off", env=env)
         assert off.returncode == 0, off.stdout + off.stderr
-        _until(lambda: counters.values()["gateway.orders.sent"] > sent, 30, "quoting again")
+        until(lambda: counters.values()["gateway.orders.sent"] > sent, 30, "quoting again")
 
         snapshots = counters.values()["feed.snapshots"]
         resync = _ctl(name, "resync", "BTCUSDT", env=env)
         assert resync.returncode == 0, resync.stdout + resync.stderr
-        _until(lambda: counters.values()["feed.snapshots"] > snapshots, 30, "a re-snapshot")
+        until(lambda: counters.values()["feed.snapshots"] > snapshots, 30, "a re-snapshot")
 
         assert _ctl(name, "pause", env=env).returncode == 0
         assert _ctl(name, "resume", env=env).returncode == 0
