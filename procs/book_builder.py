@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
         counters = Counters.attach(inst)
     except SegmentMissing:
         counters = None
-    agent = BookBuilderAgent(attach_md_segments(inst), window=args.window)
+    agent = BookBuilderAgent(attach_md_segments(inst), window=args.window, counters=counters)
     return _common.run(agent, args, counters)
 
 

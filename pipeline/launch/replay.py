@@ -152,7 +152,7 @@ class PipelineReplay:
         s = self.md
         self.build_args = (s.md.ctl, s.md.stamps, s.md.records, b.slot, s.book.ctl,
                            s.book.stamps, b.book_words, s.latest.seq, s.latest.table,
-                           *b.books.arrays(), b.bst, b.upd, b.upd_raw, b.batch)
+                           *b.books.arrays(), b.bst, b.upd, b.upd_raw, b.batch, b.hop)
 
     def _step(self, max_msgs: int) -> int:
         n = lockstep(self.feed_args, self.push_args, self.build_args, self.strategy.args,

@@ -18,18 +18,25 @@ from pipeline.marketdata.book import Books
 from pipeline.marketdata.latest import write_latest
 from pipeline.marketdata.publish import copy_payload, rows, words
 from pipeline.marketdata.segments import MD_CONSUMER, MdSegments
+from pipeline.observe import histogram
+from pipeline.observe.counters import Counters
+from pipeline.observe.histogram import record
 from pipeline.runtime.agent import Agent, run_slice
+from pipeline.runtime.clock import monotonic_ns
 from pipeline.transport import ring as R
 from shm_layouts.records import BOOK_UPDATE
 
 
 @njit(cache=True, _nrt=False)
 def build_once(md_ctl, md_stamps, md_recs, slot, book_ctl, book_stamps, book_raw, seq, table,
-               qty, bits, meta, ov, scratch, bst, upd, upd_raw, batch):
-    """One duty cycle; returns the md records consumed."""
+               qty, bits, meta, ov, scratch, bst, upd, upd_raw, batch, hop):
+    """One duty cycle; returns the md records consumed. ``hop`` records, once per batch,
+    frame receipt (the first record's t_origin) -> read here."""
     n = R.poll(md_ctl, md_stamps, slot, batch)
     if n == 0:
         return 0
+    record(hop, monotonic_ns() - md_recs[R.cursor(md_ctl, slot) & (md_recs.shape[0] - 1)][
+        "t_origin_ns"])
     start = R.try_claim(book_ctl, n)  # at most one update per record
     if start < 0:
         return 0
@@ -48,8 +55,10 @@ def build_once(md_ctl, md_stamps, md_recs, slot, book_ctl, book_stamps, book_raw
 class BookBuilderAgent(Agent):
     name = "book_builder"
 
-    def __init__(self, segs: MdSegments, window: int = 1 << 16, batch: int = 256):
+    def __init__(self, segs: MdSegments, window: int = 1 << 16, batch: int = 256,
+                 counters: Counters | None = None):
         self.segs = segs
+        self.hop = counters.histogram("hop.md_ring") if counters else histogram.new()
         n = segs.latest.n_symbols
         self.books = Books(n, window=window)
         self.bst = segs.latest.state  # shared: readable by monitors and replay
@@ -72,7 +81,7 @@ class BookBuilderAgent(Agent):
         s = self.segs
         args = (s.md.ctl, s.md.stamps, s.md.records, self.slot, s.book.ctl, s.book.stamps,
                 self.book_words, s.latest.seq, s.latest.table, *self.books.arrays(), self.bst,
-                self.upd, self.upd_raw, self.batch)
+                self.upd, self.upd_raw, self.batch, self.hop)
         return run_slice(build_once, args, idle_state, deadline_ns)
 
     def housekeeping(self, now_ns: int) -> bool:

@@ -25,6 +25,7 @@ from pipeline.fix.session import (
 from pipeline.fix.sockio import EAGAIN, sock_recv, sock_send
 from pipeline.fix.store import journal_append, take_seq
 from pipeline.observe import histogram
+from pipeline.observe.histogram import record
 from pipeline.orders import journal as J
 from pipeline.orders import oms, risk
 from pipeline.runtime.agent import keep_polling
@@ -240,8 +241,9 @@ def handle_intent(r, words, orders, positions, limits, g, marks, rates, seqs, jd
 @njit(cache=True)
 def process_intents(ictl, istamps, irecs, islot, words, orders, positions, limits, g, marks, rates,
                     seqs, jdata, jindex, comp_ids, syms, sym_lens, grid, scratch, wire, wio,
-                    torig, ectl, estamps, erecs, j, jpay, now, wall_ns, limit):
-    """Consume up to ``limit`` intents from the order ring; returns how many."""
+                    torig, ectl, estamps, erecs, j, jpay, ohist, now, wall_ns, limit):
+    """Consume up to ``limit`` intents from the order ring; returns how many. ``ohist``
+    records the order-ring hop (strategy decision -> read here)."""
     n = poll(ictl, istamps, islot, limit)
     pos = cursor(ictl, islot)
     done = 0
@@ -255,6 +257,8 @@ def process_intents(ictl, istamps, irecs, islot, words, orders, positions, limit
             wio[W_JOURNAL_FULL] += 1
             done += 1
             continue
+        if irecs[(pos + done) & mask]["t_decision_ns"] > 0:
+            record(ohist, now - irecs[(pos + done) & mask]["t_decision_ns"])
         handle_intent(irecs[(pos + done) & mask], words, orders, positions, limits, g, marks,
                       rates, seqs, jdata, jindex, comp_ids, syms, sym_lens, grid, scratch,
                       wire, wio, torig, ectl, estamps, erecs, j, jpay, now, wall_ns)
@@ -362,8 +366,8 @@ def bump_stale(words):
 @njit(cache=True)
 def duty(fd, ictl, istamps, irecs, islot, words, orders, positions, limits, g, marks, rates,
          seqs, jdata, jindex, comp_ids, syms, sym_lens, grid, scratch, wire, wio, torig, ectl,
-         estamps, erecs, j, jpay, inbuf, io, f, hist, book_ctl, book_raw, book_slot, book_out,
-         book_rec):
+         estamps, erecs, j, jpay, ohist, inbuf, io, f, hist, book_ctl, book_raw, book_slot,
+         book_out, book_rec):
     """One pass of the gateway's hot path, all in numba: book marks, socket -> exec reports
     -> OMS -> exec ring, order ring -> risk -> OMS -> FIX -> socket. Returns the work
     count; ``wio[W_STOP]`` says why Python must take over (admin message, partial send,
@@ -401,8 +405,8 @@ def duty(fd, ictl, istamps, irecs, islot, words, orders, positions, limits, g, m
         return work
     work += process_intents(ictl, istamps, irecs, islot, words, orders, positions, limits, g,
                             marks, rates, seqs, jdata, jindex, comp_ids, syms, sym_lens, grid,
-                            scratch, wire, wio, torig, ectl, estamps, erecs, j, jpay, now,
-                            realtime_ns(), 256)
+                            scratch, wire, wio, torig, ectl, estamps, erecs, j, jpay, ohist,
+                            now, realtime_ns(), 256)
     n = wio[W_END]
     if n > 0:
         r = sock_send(fd, wire, 0, n)
@@ -419,16 +423,16 @@ def duty(fd, ictl, istamps, irecs, islot, words, orders, positions, limits, g, m
 @njit(cache=True)
 def run_slice(fd, ictl, istamps, irecs, islot, words, orders, positions, limits, g, marks,
               rates, seqs, jdata, jindex, comp_ids, syms, sym_lens, grid, scratch, wire, wio,
-              torig, ectl, estamps, erecs, j, jpay, inbuf, io, f, hist, book_ctl, book_raw,
-              book_slot, book_out, book_rec, idle_state, deadline_ns):
+              torig, ectl, estamps, erecs, j, jpay, ohist, inbuf, io, f, hist, book_ctl,
+              book_raw, book_slot, book_out, book_rec, idle_state, deadline_ns):
     """Duty passes until the deadline or until Python is needed (``wio[W_STOP]``)."""
     total = 0
     i = 0
     while True:
         w = duty(fd, ictl, istamps, irecs, islot, words, orders, positions, limits, g, marks,
                  rates, seqs, jdata, jindex, comp_ids, syms, sym_lens, grid, scratch, wire, wio,
-                 torig, ectl, estamps, erecs, j, jpay, inbuf, io, f, hist, book_ctl, book_raw,
-                 book_slot, book_out, book_rec)
+                 torig, ectl, estamps, erecs, j, jpay, ohist, inbuf, io, f, hist, book_ctl,
+                 book_raw, book_slot, book_out, book_rec)
         total += w
         i += 1
         if wio[W_STOP] != STOP_NONE or not keep_polling(idle_state, w, i, deadline_ns):

@@ -116,11 +116,14 @@ class GatewayAgent(Agent):
         o, st = self.oms, self.session.store
         # argument tuples built once: the hot calls do no attribute lookups per message
         ir, er = self.orders_ring, self.execs_ring
+        self.order_hop = (counters.histogram("hop.order_ring") if counters is not None
+                          else histogram.new())
         self._intent_args = (
             ir.ctl, ir.stamps, ir.records, self.islot, o.words, o.orders, o.positions,
             self.limits, self.g, self.marks, self.rates, st.words, st.data, st.index,
             self.session.comp_ids, self.syms, self.sym_lens, self.grid, self.scratch, self.buf,
-            self.wio, self.torig, er.ctl, er.stamps, er.records, self.journal, self.jpay)
+            self.wio, self.torig, er.ctl, er.stamps, er.records, self.journal, self.jpay,
+            self.order_hop)
         self._pump_args = (self.session.inbuf, self.session.io, st.words, self.session.fields,
                            self.syms, self.grid, o.words, o.orders, o.positions, er.ctl,
                            er.stamps, er.records, self.wio, self.journal)
