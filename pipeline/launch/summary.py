@@ -10,7 +10,7 @@ from pipeline.transport.registry import Instance
 from pipeline.transport.ring import inspect_ring
 
 HOPS = {  # histogram label -> what it measures
-    "hop.md_ring": "feed_handler -> book_builder (md ring)",
+    "hop.md_ring": "frame receipt -> book_builder (md ring)",
     "hop.book_ring": "book_builder -> strategy (book ring)",
     "hop.order_ring": "strategy -> oms_gateway (order ring)",
     "hop.exec_ring": "oms_gateway -> strategy (exec ring)",
