@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from pipeline.marketdata.builder import BookBuilderAgent
@@ -12,16 +13,25 @@ from pipeline.transport.segment import SegmentMissing
 from procs import _common
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = _common.parser(__doc__)
     p.add_argument("--window", type=int, default=1 << 16, help="book window in ticks (2^k)")
-    args = p.parse_args(argv)
+    return p
+
+
+def build(args: argparse.Namespace) -> tuple[BookBuilderAgent, Counters | None]:
     inst = Instance.attach(args.instance)
     try:
         counters = Counters.attach(inst)
     except SegmentMissing:
         counters = None
     agent = BookBuilderAgent(attach_md_segments(inst), window=args.window, counters=counters)
+    return agent, counters
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    agent, counters = build(args)
     return _common.run(agent, args, counters)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from pipeline import config as C
@@ -18,12 +19,15 @@ from procs import _common
 from shm_layouts.records import MD_EVENT
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = _common.parser(__doc__)
     p.add_argument("--url", default=None, help="combined-stream WebSocket URL (overrides "
                    "[feed] url)")
     p.add_argument("--rest", default=None, help="REST base URL (overrides [feed] rest_url)")
-    args = p.parse_args(argv)
+    return p
+
+
+def build(args: argparse.Namespace) -> tuple[FeedHandlerAgent, Counters | None]:
     cfg = C.load(args.config)
     section = dict(cfg.get("feed", {}))
     if args.url:
@@ -31,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.rest:
         section["rest_url"] = args.rest
     if "url" not in section or "rest_url" not in section:
-        p.error("no WebSocket/REST URL: set [feed] url and rest_url, or --url/--rest")
+        parser().error("no WebSocket/REST URL: set [feed] url and rest_url, or --url/--rest")
     symbols = SymbolTable.from_config(cfg.get("instruments", []))
     inst = Instance.attach(args.instance)
     try:
@@ -47,6 +51,12 @@ def main(argv: list[str] | None = None) -> int:
         e.name == "control" for e in inst.segments()) else None
     agent = FeedHandlerAgent(md, symbols, FeedConfig.from_config(section), counters, latest,
                              control)
+    return agent, counters
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    agent, counters = build(args)
     return _common.run(agent, args, counters)
 
 

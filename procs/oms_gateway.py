@@ -28,16 +28,17 @@ from pipeline.transport.segment import SegmentMissing
 log = logging.getLogger("oms_gateway")
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="oms_gateway", description=__doc__.splitlines()[0])
     p.add_argument("--config", help="TOML merged over config/default.toml")
     p.add_argument("--instance", help="pipeline instance name (default: config)")
     p.add_argument("--core", type=int, help="pin to this core")
     p.add_argument("--idle", help="idle strategy (default: [gateway] idle or backoff)")
     p.add_argument("--create", action="store_true", help="create the segments if missing")
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s oms_gateway %(levelname)s %(message)s")
+    return p
+
+
+def build(args: argparse.Namespace) -> tuple[GatewayAgent, Counters | None]:
     cfg = cfgmod.load(args.config)
     section = cfg.get("gateway", {})
     name = args.instance or cfg["instance"]["name"]
@@ -58,6 +59,15 @@ def main(argv: list[str] | None = None) -> int:
         e.name == "control" for e in instance.segments()) else None
     agent = GatewayAgent(instance, GatewayConfig.from_config(section), table,
                          RiskLimits.from_config(cfg.get("risk", {})), counters, control)
+    return agent, counters
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s oms_gateway %(levelname)s %(message)s")
+    agent, counters = build(args)
+    section = cfgmod.load(args.config).get("gateway", {})
     core = args.core if args.core is not None else section.get("core")
     idle_state = idle.from_name(args.idle or section.get("idle", "backoff"))
     AgentRunner(agent, idle_state, RunnerConfig(core=core), counters).run()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 import warnings
 
 from pipeline import config as cfg
 from pipeline.control.area import ControlArea
 from pipeline.instruments import SymbolTable
+from pipeline.observe.counters import Counters
 from pipeline.orders.segments import OmsState
 from pipeline.strategy import market_maker
 from pipeline.strategy.agent import StrategyAgent
@@ -21,11 +23,14 @@ from shm_layouts.records import BOOK_UPDATE, EXEC_REPORT, MD_EVENT, ORDER_INTENT
 warnings.filterwarnings("ignore", "First-class function type feature is experimental")
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = _common.parser(__doc__)
     p.add_argument("--seed", type=int, default=None,
                    help="deterministic order ids and the event clock (replay)")
-    args = p.parse_args(argv)
+    return p
+
+
+def build(args: argparse.Namespace) -> tuple[StrategyAgent, Counters | None]:
     config = cfg.load(args.config)
     symbols = SymbolTable.from_config(config["instruments"])
     inst, counters = _common.attach(args)
@@ -43,6 +48,12 @@ def main(argv: list[str] | None = None) -> int:
         symbol_names=[i.symbol for i in symbols],
         oms=OmsState.attach(inst),
     )
+    return agent, counters
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    agent, counters = build(args)
     return _common.run(agent, args, counters)
 
 

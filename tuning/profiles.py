@@ -6,6 +6,10 @@ host offers at least its ``min_cores`` usable cores, else ``dev-2core``. A profi
 a busy-spinning process shares its core with another process is refused: two spinners
 (or a spinner and anything) on one core starve each other.
 
+A process may host several pipeline agents in one composite process
+(``agents = ["feed_handler", ...]``, see procs/composite.py); its spec then carries
+``"agents"``. Each agent is placed at most once.
+
 ``python -m tuning.profiles [NAME] [--hot-cores]`` prints a profile (for shell scripts).
 """
 
@@ -67,12 +71,26 @@ def validate(raw: dict, name: str) -> dict[str, dict]:
             raise ProfileError(f"profile {name}: {proc}.idle {idle!r} is not one of "
                                f"{', '.join(IDLE_STRATEGIES)}")
         out[proc] = {"core": core, "idle": idle}
+        if "agents" in spec:
+            out[proc]["agents"] = _agents(spec["agents"], proc, name)
+    hosted = [a for p, s in out.items() for a in s.get("agents", [])]
+    twice = sorted({a for a in hosted if hosted.count(a) > 1 or a in out})
+    if twice:
+        raise ProfileError(f"profile {name}: {', '.join(twice)} placed more than once")
     for proc, spec in out.items():
         sharing = [p for p, s in out.items() if p != proc and s["core"] == spec["core"]]
         if spec["idle"] == "busy_spin" and sharing:
             raise ProfileError(f"profile {name}: {proc} busy-spins on core {spec['core']}, "
                                f"which it shares with {', '.join(sharing)}")
     return out
+
+
+def _agents(agents, proc: str, name: str) -> list[str]:
+    if (not isinstance(agents, list) or not agents
+            or not all(isinstance(a, str) and a for a in agents)):
+        raise ProfileError(f"profile {name}: {proc}.agents must be a non-empty list of "
+                           f"agent names, got {agents!r}")
+    return list(agents)
 
 
 def load_profile(name: str = "auto", *, n_cores: int | None = None) -> dict[str, dict]:
@@ -105,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         print(",".join(map(str, sorted({s["core"] for s in profile.values()}))))
     else:
         for proc, spec in profile.items():
-            print(f"{proc} core={spec['core']} idle={spec['idle']}")
+            hosts = f" agents={','.join(spec['agents'])}" if "agents" in spec else ""
+            print(f"{proc} core={spec['core']} idle={spec['idle']}{hosts}")
     return 0
 
 

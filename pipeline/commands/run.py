@@ -16,7 +16,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--venue", help="HOST:MD_PORT,REST_PORT,FIX_PORT of a running venue "
                    "instead of starting the simulator")
     p.add_argument("--profile", default="auto",
-                   help="core layout in tuning/profiles (auto, dev-2core, tuned-host)")
+                   help="core layout in tuning/profiles (auto, dev-2core, dev-2core-lowlat, "
+                   "tuned-host)")
     p.add_argument("--summary-json", help="also write the summary to this file")
     p.add_argument("--replay", nargs="+", metavar="FILE",
                    help="drive the pipeline from these captures (one process, lock-step) "

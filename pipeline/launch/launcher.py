@@ -3,7 +3,9 @@
 Start-up: venue simulator (unless ``--venue``), then the instance's segments, then the
 processes downstream-first so nothing is published before its consumer exists:
 oms_gateway (logs on and reconciles before accepting intents), book_builder, strategy,
-feed_handler. Each must report RUNNING in the counters area.
+feed_handler. Each must report RUNNING in the counters area. A profile process with
+``agents`` (e.g. dev-2core-lowlat) runs those agents in one ``procs.composite`` child,
+started, supervised, restarted and stopped as one unit under the profile's process name.
 
 Shutdown (Ctrl-C, SIGTERM, ``--duration`` or a supervisor that gave up): strategy first
 (it pulls its quotes on the way out), then the gateway (drains the order ring, cancels
@@ -17,6 +19,7 @@ import json
 import logging
 import os
 import secrets
+import shlex
 import signal
 import time
 import tomllib
@@ -119,6 +122,10 @@ class Launcher:
         self.venue: Venue | None = None
         self.instance: Instance | None = None
         self.children: dict[str, Child] = {}
+        # agent -> the child that runs it (itself, or a composite process of the profile)
+        self.hosts = {a: p for p, spec in self.profile.items() for a in spec.get("agents", [])}
+        for a in START_ORDER:
+            self.hosts.setdefault(a, a)
         self.env = dict(os.environ)
         self.config_path = RUN_DIR / f"{self.name}.toml"
         self.control = None
@@ -161,16 +168,28 @@ class Launcher:
         self.control = create_control(self.instance)
         return counters
 
+    def _agent_args(self, agent: str) -> list[str]:
+        args = ["--seed", str(self.opts.seed)] if (
+            agent == "strategy" and self.opts.seed is not None) else []
+        return args + self.opts.extra_args.get(agent, [])
+
     def _child(self, name: str) -> Child:
         place = self.profile.get(name, {})
         args = ["--instance", self.name, "--config", str(self.config_path),
                 "--idle", place.get("idle", "backoff")]
         if place.get("core") is not None:
             args += ["--core", str(place["core"])]
-        if name == "strategy" and self.opts.seed is not None:
-            args += ["--seed", str(self.opts.seed)]
-        args += self.opts.extra_args.get(name, [])
-        return Child(name, f"procs.{name}", args, env=self.env)
+        if "agents" not in place:
+            return Child(name, f"procs.{name}", args + self._agent_args(name), env=self.env)
+        args += ["--name", name, "--agents", ",".join(place["agents"])]
+        for agent in place["agents"]:
+            if extra := self._agent_args(agent):
+                args += ["--child-args", f"{agent}={shlex.join(extra)}"]
+        return Child(name, "procs.composite", args, env=self.env)
+
+    def _ordered(self, agents: tuple[str, ...]) -> list[str]:
+        """The children hosting ``agents``, in that order, each once."""
+        return list(dict.fromkeys(self.hosts[a] for a in agents))
 
     # ------------------------------------------------------------------ running
     def request_stop(self, *_args) -> None:
@@ -184,7 +203,7 @@ class Launcher:
             self._start_venue()
             self._resolve_config()
             counters = self._create_segments()
-            for name in START_ORDER:
+            for name in self._ordered(START_ORDER):
                 child = self._child(name).start()
                 self.children[name] = child
                 wait_running(counters, [child], timeout=120)
@@ -208,7 +227,7 @@ class Launcher:
             summary["failed"] = failed
             return summary
         finally:
-            stop([self.children[n] for n in STOP_ORDER if n in self.children])
+            stop([self.children[n] for n in self._ordered(STOP_ORDER) if n in self.children])
             if self.instance is not None:
                 self.instance.destroy()
             if self.venue is not None:
@@ -244,7 +263,8 @@ class Launcher:
 
     def _shutdown(self) -> None:
         """Stop quoting, cancel everything and log out, then stop market data."""
-        alive = {n: c for n, c in self.children.items() if c.alive()}
+        alive = {a: self.children[h] for a, h in self.hosts.items()
+                 if h in self.children and self.children[h].alive()}
         if "strategy" in alive:  # 1. stop quoting: the strategy pulls its quotes
             self.control.set_flag(CL.W_PAUSED, True)
             self.control.execute(Op.PAUSE, timeout=5)
@@ -253,6 +273,8 @@ class Launcher:
             oms.set_kill(True)
             self._wait("cancel all", lambda: atomic_load(oms.words, W_OPEN_ORDERS) == 0, 10)
             self._wait("exec ring drain", self._execs_drained, 5)
-            stop([alive["oms_gateway"]], timeout=30)  # 3. FIX logout
+            # 3. FIX logout (a composite closes strategy, gateway, feed, book in order)
+            stop([alive["oms_gateway"]], timeout=30)
         self._wait("exec ring drain", self._execs_drained, 5)
-        stop([self.children[n] for n in STOP_ORDER if n in self.children], timeout=30)
+        stop([self.children[n] for n in self._ordered(STOP_ORDER) if n in self.children],
+             timeout=30)

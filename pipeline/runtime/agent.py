@@ -19,6 +19,9 @@ from pipeline.runtime import idle as idle_strategies
 from pipeline.runtime.clock import monotonic_ns
 from pipeline.runtime.idle import CLOCK_CHECK_EVERY, idle
 
+# a deadline that asks for exactly one duty cycle (CompositeAgent's single-cycle rounds)
+ONE_CYCLE = -1
+
 
 @njit(cache=True, _nrt=False)
 def keep_polling(idle_state, work, iteration, deadline_ns):
@@ -26,7 +29,10 @@ def keep_polling(idle_state, work, iteration, deadline_ns):
 
     The clock is read every ``CLOCK_CHECK_EVERY`` cycles, or at once when the idle strategy
     gave up the core, so a slice overruns its deadline by at most a park interval.
+    ``deadline_ns == ONE_CYCLE``: stop after this cycle.
     """
+    if deadline_ns == ONE_CYCLE:
+        return False
     blocked = idle(idle_state, work)
     if blocked or iteration % CLOCK_CHECK_EVERY == 0:
         return monotonic_ns() < deadline_ns
@@ -69,12 +75,24 @@ class Agent(ABC):
 
 
 class CompositeAgent(Agent):
-    """Runs several agents round-robin in one thread; idles once for all of them."""
+    """Runs several agents round-robin in one thread; idles once for all of them.
 
-    def __init__(self, agents: list[Agent], name: str | None = None):
+    By default each child polls ``CLOCK_CHECK_EVERY`` cycles per round; ``single_cycle``
+    gives each child one duty cycle per round, so a message crosses every hop in one round
+    (lower latency, more Python calls per cycle). ``close_order``: child names in the order
+    their ``on_close`` runs (default: the round-robin order).
+    """
+
+    def __init__(self, agents: list[Agent], name: str | None = None, *,
+                 single_cycle: bool = False, close_order: list[str] | None = None):
         self.agents = list(agents)
         self.name = name or "+".join(a.name for a in agents)
         self._child_idle = idle_strategies.noop()
+        self.single_cycle = single_cycle
+        by_name = {a.name: a for a in self.agents}
+        self._closing = ([by_name[n] for n in close_order if n in by_name]
+                         + [a for a in self.agents if a.name not in close_order]
+                         if close_order else self.agents)
 
     def on_start(self) -> None:
         for a in self.agents:
@@ -84,7 +102,7 @@ class CompositeAgent(Agent):
         total = 0
         while True:
             # each child polls CLOCK_CHECK_EVERY cycles (deadline already due), then yields
-            now = time.monotonic_ns()
+            now = ONE_CYCLE if self.single_cycle else time.monotonic_ns()
             work = sum(a.do_work(self._child_idle, now) for a in self.agents)
             total += work
             idle(idle_state, work)
@@ -96,5 +114,12 @@ class CompositeAgent(Agent):
         return any(alive)
 
     def on_close(self) -> None:
-        for a in self.agents:
-            a.on_close()
+        """Every child closes even when an earlier one fails (the gateway must cancel)."""
+        error = None
+        for a in self._closing:
+            try:
+                a.on_close()
+            except Exception as e:  # noqa: BLE001 - re-raised after the others closed
+                error = error or e
+        if error is not None:
+            raise error

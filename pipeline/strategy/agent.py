@@ -110,6 +110,23 @@ def strategy_cycle(on_book, on_trade, on_exec, on_timer, mm, sink, books, execs,
     return work
 
 
+def bind_cycle(strategy):
+    """``strategy_cycle`` with the strategy's callbacks bound as compile-time constants.
+
+    Passing the four callbacks in the argument tuple makes numba type them (first-class
+    functions) on every call: ~80 us each, ~1 ms a call, paid once per slice alone but once
+    per round in a single-cycle composite. Bound here, a call dispatches in ~5 us.
+    """
+    on_book, on_trade, on_exec, on_timer = (strategy.on_book, strategy.on_trade,
+                                            strategy.on_exec, strategy.on_timer)
+
+    @njit(_nrt=False)
+    def cycle(mm, sink, books, execs, trades, clock, words, stats, hists):
+        return strategy_cycle(on_book, on_trade, on_exec, on_timer, mm, sink, books, execs,
+                              trades, clock, words, stats, hists)
+    return cycle
+
+
 class StrategyAgent(Agent):
     """Wires a strategy (module with the four callbacks) to its rings."""
 
@@ -152,8 +169,10 @@ class StrategyAgent(Agent):
         trades = self._trade_source()
         self._recover()
         s = self.strategy
+        # the full argument list of strategy_cycle (lock-step replay calls it directly)
         self.args = (s.on_book, s.on_trade, s.on_exec, s.on_timer, self.mm, self.sink, books,
                      execs, trades, self.clock, self.words, self.stats, self.hists)
+        self._cycle, self._cycle_args = bind_cycle(s), self.args[4:]
 
     def _recover(self) -> None:
         """Crash-only restart: take the inventory from the OMS and cancel any order a
@@ -180,7 +199,7 @@ class StrategyAgent(Agent):
         return (ring.ctl, ring.raw, out, out.reshape(-1).view(ring.dtype), slot)
 
     def do_work(self, idle_state: np.ndarray, deadline_ns: int) -> int:
-        return run_slice(strategy_cycle, self.args, idle_state, deadline_ns)
+        return run_slice(self._cycle, self._cycle_args, idle_state, deadline_ns)
 
     def pause(self, paused: bool) -> None:
         """Stop quoting (pull every quote) or resume; books are consumed either way."""
