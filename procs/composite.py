@@ -3,7 +3,8 @@
 ``python -m procs.composite --instance NAME --config FILE --core 1 --idle busy_spin``
 builds each agent with its own process module's ``build(args)`` (same options as when it
 runs alone) and runs them round-robin in a ``CompositeAgent``, data-flow order, one duty
-cycle each per round, so a tick crosses feed -> book -> strategy -> gateway in one round.
+cycle each per round in one jitted loop (``--rounds fused``), so a tick crosses
+feed -> book -> strategy -> gateway in one round with no Python in between.
 On SIGTERM the children close strategy first (pulls its quotes), then the gateway (cancels,
 logs out), then market data. The process registers as ``--name`` (default "pipeline").
 """
@@ -15,7 +16,8 @@ import importlib
 import shlex
 import sys
 
-from pipeline.runtime.agent import Agent, CompositeAgent
+from pipeline.runtime.agent import Agent
+from pipeline.runtime.composite import CompositeAgent
 from procs import _common
 
 AGENTS = ("feed_handler", "book_builder", "strategy", "oms_gateway")  # data-flow order
@@ -29,9 +31,10 @@ def parser() -> argparse.ArgumentParser:
                    help=f"comma-separated agents, run in this order (of {', '.join(AGENTS)})")
     p.add_argument("--child-args", action="append", default=[], metavar="AGENT=ARGS",
                    help="extra options for one agent's module, e.g. strategy='--seed 7'")
-    p.add_argument("--rounds", choices=("single", "slice"), default="single",
-                   help="per round, each child runs one duty cycle (single) or "
-                   "CLOCK_CHECK_EVERY cycles (slice)")
+    p.add_argument("--rounds", choices=CompositeAgent.ROUNDS, default="fused",
+                   help="fused: the children's duty cycles in one jitted loop (default); "
+                   "single: one Python call per child per round; slice: each child polls "
+                   "CLOCK_CHECK_EVERY cycles per round")
     return p
 
 
@@ -67,7 +70,7 @@ def build_agents(args: argparse.Namespace) -> tuple[list[Agent], object]:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     agents, counters = build_agents(args)
-    composite = CompositeAgent(agents, args.name, single_cycle=args.rounds == "single",
+    composite = CompositeAgent(agents, args.name, rounds=args.rounds,
                                close_order=list(CLOSE_ORDER))
     return _common.run(composite, args, counters)
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
-
-from tests.pipeline_checks import assert_traded_and_clean, run_pipeline
+from pipeline_checks import assert_traded_and_clean, run_pipeline
 
 
 @pytest.mark.timeout(240)

@@ -1,7 +1,8 @@
 """The opt-in low-latency layout: four agents in one busy-spinning process on core 1.
 
-This is the one test that busy-spins (one process, on core 1, ~15 s): the layout exists to
-spin, and one spinner on a 2-core machine leaves core 0 to everything else.
+This is the one test that busy-spins (~15 s): the layout exists to spin. It spins one process
+per core, never more: the pipeline on core 1, the simulator (``--busy-poll``) on core 0,
+which the launcher and pytest share with it (both mostly asleep, waiting).
 """
 
 from __future__ import annotations
@@ -12,17 +13,19 @@ import time
 import numpy as np
 import pytest
 from numba import njit
+from pipeline_checks import assert_traded_and_clean, run_pipeline
 
 from pipeline.runtime import idle as I
-from pipeline.runtime.agent import Agent, CompositeAgent, run_slice
-from tests.pipeline_checks import assert_traded_and_clean, run_pipeline
+from pipeline.runtime.agent import Agent, run_slice
+from pipeline.runtime.composite import CompositeAgent
 from tuning.profiles import ProfileError, load_profile, validate
 
 
 @njit(cache=True)
 def _count_cycle(cycles):
+    """Counts; on the cycle numbered ``cycles[1]`` it asks Python to act (-1 - work)."""
     cycles[0] += 1
-    return 0
+    return -1 if cycles[0] == cycles[1] else 0
 
 
 class _Counting(Agent):
@@ -30,7 +33,14 @@ class _Counting(Agent):
 
     def __init__(self, name: str, closed: list[str], fail_close: bool = False):
         self.name, self.closed, self.fail_close = name, closed, fail_close
-        self.cycles = np.zeros(1, np.int64)
+        self.cycles = np.zeros(2, np.int64)
+        self.hot, self.after = True, 0
+
+    def hot_duty(self):
+        return (_count_cycle, (self.cycles,)) if self.hot else None
+
+    def after_hot(self):
+        self.after += 1
 
     def do_work(self, idle_state, deadline_ns):
         return run_slice(_count_cycle, (self.cycles,), idle_state, deadline_ns)
@@ -41,15 +51,34 @@ class _Counting(Agent):
             raise RuntimeError(f"{self.name} failed to close")
 
 
-@pytest.mark.parametrize("single, per_round", [(True, 1), (False, 64)])
-def test_composite_rounds_run_one_or_a_slice_of_cycles_per_child(single, per_round):
+@pytest.mark.parametrize("rounds, per_round", [("single", 1), ("slice", 64), ("fused", 64)])
+def test_composite_rounds_run_one_or_a_slice_of_cycles_per_child(rounds, per_round):
     closed: list[str] = []
     kids = [_Counting(n, closed) for n in ("a", "b")]
-    both = CompositeAgent(kids, single_cycle=single)
-    both.do_work(I.noop(), 0)  # due at once: exactly one round
+    both = CompositeAgent(kids, rounds=rounds)
+    both.do_work(I.noop(), 0)  # due at once: one round (fused: one clock check's worth)
     assert [int(k.cycles[0]) for k in kids] == [per_round, per_round]
     both.do_work(I.noop(), time.monotonic_ns() + 2_000_000)
     assert kids[0].cycles[0] == kids[1].cycles[0] > per_round  # round-robin, in step
+    # fused: the Python side of each child ran once after each of the two jitted slices
+    assert [k.after for k in kids] == ([2, 2] if rounds == "fused" else [0, 0])
+
+
+def test_fused_round_ends_the_slice_when_a_duty_asks_for_python():
+    kids = [_Counting(n, []) for n in ("a", "b")]
+    kids[1].cycles[1] = 3  # b's third cycle returns -1: Python must act
+    both = CompositeAgent(kids, rounds="fused")
+    work = both.do_work(I.noop(), 0)
+    assert [int(k.cycles[0]) for k in kids] == [3, 3]  # that round finished, then returned
+    assert work == 0 and [k.after for k in kids] == [1, 1]
+
+
+def test_fused_composite_falls_back_to_single_rounds_while_a_child_has_no_hot_duty():
+    kids = [_Counting(n, []) for n in ("a", "b")]
+    kids[0].hot = False  # e.g. the feed while disconnected
+    both = CompositeAgent(kids, rounds="fused")
+    both.do_work(I.noop(), 0)
+    assert [int(k.cycles[0]) for k in kids] == [1, 1] and [k.after for k in kids] == [0, 0]
 
 
 def test_composite_closes_in_the_given_order_even_when_one_fails():
@@ -66,7 +95,8 @@ def test_lowlat_profile_places_all_agents_in_one_spinning_process():
     p = load_profile("dev-2core-lowlat")
     assert p["pipeline"] == {"core": 1, "idle": "busy_spin", "agents": [
         "feed_handler", "book_builder", "strategy", "oms_gateway"]}
-    assert [n for n, s in p.items() if s["idle"] == "busy_spin"] == ["pipeline"]
+    # the simulator busy-polls the other core, so no send() has to wake it
+    assert p["simulator"] == {"core": 0, "idle": "busy_spin"}
     assert "agents" not in load_profile("dev-2core")["strategy"]
 
 

@@ -14,7 +14,7 @@ from pipeline.observe import histogram
 from pipeline.observe.counters import Counters
 from pipeline.probe.agents import ProbeConsumer, ProbeProducer
 from pipeline.runtime import idle as I
-from pipeline.runtime.agent import CompositeAgent
+from pipeline.runtime.composite import CompositeAgent
 from pipeline.runtime.processes import Child, stop, wait_running
 from pipeline.transport.ring import Ring
 from shm_layouts.counters import ProcessState

@@ -77,12 +77,15 @@ class BookBuilderAgent(Agent):
         self.segs.latest.request_resync()  # (re)started with empty books
         self._faults = self._fault_count()
 
-    def do_work(self, idle_state: np.ndarray, deadline_ns: int) -> int:
+    def hot_duty(self) -> tuple:
         s = self.segs
-        args = (s.md.ctl, s.md.stamps, s.md.records, self.slot, s.book.ctl, s.book.stamps,
-                self.book_words, s.latest.seq, s.latest.table, *self.books.arrays(), self.bst,
-                self.upd, self.upd_raw, self.batch, self.hop)
-        return run_slice(build_once, args, idle_state, deadline_ns)
+        return build_once, (s.md.ctl, s.md.stamps, s.md.records, self.slot, s.book.ctl,
+                            s.book.stamps, self.book_words, s.latest.seq, s.latest.table,
+                            *self.books.arrays(), self.bst, self.upd, self.upd_raw, self.batch,
+                            self.hop)
+
+    def do_work(self, idle_state: np.ndarray, deadline_ns: int) -> int:
+        return run_slice(*self.hot_duty(), idle_state, deadline_ns)
 
     def housekeeping(self, now_ns: int) -> bool:
         self.segs.md.heartbeat(self.slot)

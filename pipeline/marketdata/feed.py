@@ -222,15 +222,20 @@ class FeedHandlerAgent(Agent):
         if self.control is not None:
             self.poller = ControlPoller(self.control, self.name, (Op.RESYNC,))
 
+    def hot_duty(self) -> tuple | None:
+        if self.conn is None:  # waiting to reconnect: nothing to poll
+            return None
+        c = self.core
+        return feed_once, (self.conn.fd, self.rbuf, self.frag, self.st, c.hdr, c.lv, c.keys,
+                           c.lens, c.grid, c.sync, c.pend, c.scratch, c.out, c.out_raw,
+                           c.stats, self.md.ctl, self.md.stamps, self.md_words)
+
     def do_work(self, idle_state: np.ndarray, deadline_ns: int) -> int:
-        if self.conn is None:  # waiting to reconnect: idle as configured, do not spin
+        hot = self.hot_duty()
+        if hot is None:  # waiting to reconnect: idle as configured, do not spin
             idle(idle_state, 0)
             return 0
-        c = self.core
-        args = (self.conn.fd, self.rbuf, self.frag, self.st, c.hdr, c.lv, c.keys, c.lens,
-                c.grid, c.sync, c.pend, c.scratch, c.out, c.out_raw, c.stats, self.md.ctl,
-                self.md.stamps, self.md_words)
-        return run_slice(feed_once, args, idle_state, deadline_ns)
+        return run_slice(*hot, idle_state, deadline_ns)
 
     def _operator_resync(self) -> None:
         """``hft ctl resync SYMBOL``: invalidate that symbol and re-snapshot it."""

@@ -28,7 +28,6 @@ from pipeline.observe import histogram
 from pipeline.observe.histogram import record
 from pipeline.orders import journal as J
 from pipeline.orders import oms, risk
-from pipeline.runtime.agent import keep_polling
 from pipeline.runtime.clock import monotonic_ns, realtime_ns
 from pipeline.transport.atomics import fetch_add, load_relaxed, store_relaxed
 from pipeline.transport.ring import (
@@ -366,12 +365,14 @@ def bump_stale(words):
 @njit(cache=True)
 def duty(fd, ictl, istamps, irecs, islot, words, orders, positions, limits, g, marks, rates,
          seqs, jdata, jindex, comp_ids, syms, sym_lens, grid, scratch, wire, wio, torig, ectl,
-         estamps, erecs, j, jpay, ohist, inbuf, io, f, hist, book_ctl, book_raw, book_slot,
-         book_out, book_rec):
+         estamps, erecs, j, jpay, ohist, inbuf, io, f, hist, send_hist, book_ctl, book_raw,
+         book_slot, book_out, book_rec):
     """One pass of the gateway's hot path, all in numba: book marks, socket -> exec reports
     -> OMS -> exec ring, order ring -> risk -> OMS -> FIX -> socket. Returns the work
-    count; ``wio[W_STOP]`` says why Python must take over (admin message, partial send,
-    closed or failed socket)."""
+    count, or ``-1 - work`` when Python must take over before the next pass (the duty-cycle
+    convention of ``pipeline.runtime.agent``); ``wio[W_STOP]`` says why (admin message,
+    partial send, closed or failed socket). ``hist``: tick-to-trade; ``send_hist``: the
+    send() syscall alone (on loopback it includes waking the venue process)."""
     now = monotonic_ns()
     work = 0
     if book_slot >= 0:
@@ -385,58 +386,43 @@ def duty(fd, ictl, istamps, irecs, islot, words, orders, positions, limits, g, m
     end = io[IO_END]
     if end >= inbuf.shape[0]:
         wio[W_STOP] = STOP_ADMIN  # full: Python compacts the buffer
-        return work
+        return -1 - work
     r = sock_recv(fd, inbuf, end, inbuf.shape[0] - end)
     if r > 0:
         io[IO_END] = end + r
         work += 1
     elif r == 0:
         wio[W_STOP] = STOP_CLOSED
-        return work
+        return -1 - work
     elif r != -EAGAIN:
         wio[W_STOP] = STOP_ERROR
-        return work
+        return -1 - work
     wio[W_LAST_KIND] = 0
     applied = pump_inbound(inbuf, io, seqs, f, syms, grid, words, orders, positions, ectl,
                            estamps, erecs, wio, j, now)
     work += applied if applied >= 0 else -1 - applied
     if wio[W_LAST_KIND] == K_OTHER:
         wio[W_STOP] = STOP_ADMIN
-        return work
+        return -1 - work
     work += process_intents(ictl, istamps, irecs, islot, words, orders, positions, limits, g,
                             marks, rates, seqs, jdata, jindex, comp_ids, syms, sym_lens, grid,
                             scratch, wire, wio, torig, ectl, estamps, erecs, j, jpay, ohist,
                             now, realtime_ns(), 256)
     n = wio[W_END]
     if n > 0:
+        t_send = monotonic_ns()
         r = sock_send(fd, wire, 0, n)
+        t_sent = monotonic_ns()
+        record(send_hist, t_sent - t_send)
         if r == n:
             io[IO_LAST_SENT] = now
-            record_wire_times(hist, torig, wio, monotonic_ns())
+            record_wire_times(hist, torig, wio, t_sent)
             work += 1
         else:
             wio[W_SENT_BYTES] = max(r, 0)
             wio[W_STOP] = STOP_PARTIAL
+            return -1 - work
     return work
-
-
-@njit(cache=True)
-def run_slice(fd, ictl, istamps, irecs, islot, words, orders, positions, limits, g, marks,
-              rates, seqs, jdata, jindex, comp_ids, syms, sym_lens, grid, scratch, wire, wio,
-              torig, ectl, estamps, erecs, j, jpay, ohist, inbuf, io, f, hist, book_ctl,
-              book_raw, book_slot, book_out, book_rec, idle_state, deadline_ns):
-    """Duty passes until the deadline or until Python is needed (``wio[W_STOP]``)."""
-    total = 0
-    i = 0
-    while True:
-        w = duty(fd, ictl, istamps, irecs, islot, words, orders, positions, limits, g, marks,
-                 rates, seqs, jdata, jindex, comp_ids, syms, sym_lens, grid, scratch, wire, wio,
-                 torig, ectl, estamps, erecs, j, jpay, ohist, inbuf, io, f, hist, book_ctl,
-                 book_raw, book_slot, book_out, book_rec)
-        total += w
-        i += 1
-        if wio[W_STOP] != STOP_NONE or not keep_polling(idle_state, w, i, deadline_ns):
-            return total
 
 
 def empty_wire(size: int = 1 << 20) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

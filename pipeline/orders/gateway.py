@@ -27,7 +27,7 @@ from pipeline.observe.counters import Counters
 from pipeline.orders import flow, risk
 from pipeline.orders import journal as J
 from pipeline.orders.segments import ORDERS_CONSUMER, OmsState, attach_order_path
-from pipeline.runtime.agent import Agent
+from pipeline.runtime.agent import Agent, run_slice, work_done
 from pipeline.runtime.idle import idle
 from pipeline.transport.ring import Ring, observe
 from pipeline.transport.segment import SegmentMissing
@@ -101,6 +101,8 @@ class GatewayAgent(Agent):
         self.stale = np.zeros(max(len(table), 1), np.int64)
         self.counters = counters
         self.hist = counters.histogram("tick_to_trade_ns") if counters else histogram.new()
+        self.send_hist = (counters.histogram("gateway.send_ns") if counters
+                          else histogram.new())
         self.bad_reports = 0
         self.reports_via_python = 0  # PossDup/out-of-band path; normally all go via _pump
         self.fast_rounds = 0  # poll rounds that ran the jitted duty (session up)
@@ -204,34 +206,47 @@ class GatewayAgent(Agent):
             else:
                 raw = np.zeros((1, BOOK_UPDATE.itemsize), np.uint8)
                 book = (np.zeros(1, np.int64), raw, -1, raw, raw.view(BOOK_UPDATE).reshape(-1))
-            self._duty_args = (*self._intent_args, s.inbuf, s.io, s.fields, self.hist, *book)
+            self._duty_args = (*self._intent_args, s.inbuf, s.io, s.fields, self.hist,
+                               self.send_hist, *book)
         return self._duty_args
+
+    def hot_duty(self) -> tuple | None:
+        """The jitted hot path and its arguments while the session is up with nothing
+        pending; None while the Python session shell must run every round."""
+        if not self.wire.active or self.wire.pending:
+            return None
+        self.wio[flow.W_STOP] = flow.STOP_NONE
+        self.fast_rounds += 1
+        return flow.duty, (self.wire.sock.fileno(), *self._duty())
+
+    def after_hot(self) -> None:
+        now = time.monotonic_ns()
+        self._after_duty(now)
+        self.wire.poll(now, self._on_app)
 
     def poll_once(self, deadline_ns: int = 0, idle_state: np.ndarray | None = None) -> int:
         """One round: the jitted hot path (a single pass, or passes until ``deadline_ns``
         with ``idle_state``) while the session is up, then the Python session shell
         (admin messages, timers, reconnects, partial writes)."""
-        now = time.monotonic_ns()
-        o = self.oms
-        work = 0
-        if self.wire.active and not self.wire.pending:
-            self.wio[flow.W_STOP] = flow.STOP_NONE
-            self.fast_rounds += 1
-            fd = self.wire.sock.fileno()
-            if deadline_ns:
-                work += flow.run_slice(fd, *self._duty(), idle_state, deadline_ns)
-            else:
-                work += flow.duty(fd, *self._duty())
-            self._after_duty(now)
+        hot = self.hot_duty()
+        if hot is None:
+            work = self._cold_round()
         else:
-            if self._book_slot is not None:
-                work += self.book_observe()
-            if atomic_load(o.words, L.W_READY):
-                atomic_store(o.words, L.W_READY, 0)  # no session: intents are denied
-            work += flow.process_intents(*self._intent_args, now, time.time_ns(), 256)
-            work += self._flush()
-        work += self.wire.poll(time.monotonic_ns(), self._on_app)
-        return work
+            duty, args = hot
+            work = (run_slice(duty, args, idle_state, deadline_ns) if deadline_ns
+                    else work_done(duty(*args)))
+            self._after_duty(time.monotonic_ns())
+        return work + self.wire.poll(time.monotonic_ns(), self._on_app)
+
+    def _cold_round(self) -> int:
+        """No session (or a partial write pending): intents are denied, reports still flow."""
+        o = self.oms
+        work = self.book_observe() if self._book_slot is not None else 0
+        if atomic_load(o.words, L.W_READY):
+            atomic_store(o.words, L.W_READY, 0)  # no session: intents are denied
+        work += flow.process_intents(*self._intent_args, time.monotonic_ns(), time.time_ns(),
+                                     256)
+        return work + self._flush()
 
     def _after_duty(self, now: int) -> None:
         stop = int(self.wio[flow.W_STOP])

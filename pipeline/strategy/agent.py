@@ -33,13 +33,16 @@ from pipeline.transport import ring as R
 from pipeline.transport.ring import ConsumerMode, Ring
 from pipeline.transport.shared import atomic_load, atomic_store
 from shm_layouts.control import Op, Status
-from shm_layouts.oms import W_OPEN_ORDERS
+from shm_layouts.oms import W_OPEN_ORDERS, W_READY
 from shm_layouts.records import MD_EVENT, MdKind
 
 log = logging.getLogger(__name__)
 
-# clock words (C_PAUSED: quoting paused from the control area; books are still consumed)
+# clock words (C_PAUSED: quoting paused, non-zero for any reason; books are still consumed)
 C_MODE, C_NOW, C_NEXT_TIMER, C_TIMER_NS, C_PAUSED = 0, 1, 2, 3, 4
+# C_PAUSED bits: paused by the operator (control area, kill switch); held until the gateway
+# is ready (an intent sent while it logs on and reconciles would only be denied NOT_READY)
+BY_OPERATOR, UNTIL_GATEWAY_READY = 1, 2
 LIVE_CLOCK, EVENT_CLOCK = 0, 1
 # counter indices passed in ``stats`` (word indices into the counters segment)
 S_BOOKS, S_EXECS, S_TRADES, S_INTENTS = 0, 1, 2, 3
@@ -142,8 +145,8 @@ class StrategyAgent(Agent):
         self.order_ring, self.book_ring, self.exec_ring, self.md_ring = (
             order_ring, book_ring, exec_ring, md_ring)
         self.sink = (order_ring.ctl, order_ring.stamps, order_ring.records, ids)
-        self.clock = np.array([EVENT_CLOCK if event_clock else LIVE_CLOCK, 0, 0, timer_ns, 0],
-                              np.int64)
+        self.clock = np.array([EVENT_CLOCK if event_clock else LIVE_CLOCK, 0, 0, timer_ns,
+                               0 if oms is None else UNTIL_GATEWAY_READY], np.int64)
         self.control = control
         self.oms = oms
         self.poller: ControlPoller | None = None
@@ -198,6 +201,9 @@ class StrategyAgent(Agent):
         slot = ring.join("strategy_trades", ConsumerMode.OBSERVING)
         return (ring.ctl, ring.raw, out, out.reshape(-1).view(ring.dtype), slot)
 
+    def hot_duty(self) -> tuple:
+        return self._cycle, self._cycle_args
+
     def do_work(self, idle_state: np.ndarray, deadline_ns: int) -> int:
         return run_slice(self._cycle, self._cycle_args, idle_state, deadline_ns)
 
@@ -205,7 +211,8 @@ class StrategyAgent(Agent):
         """Stop quoting (pull every quote) or resume; books are consumed either way."""
         if paused and not self.clock[C_PAUSED]:
             self.strategy.on_shutdown(self.mm, self.sink, tick(self.clock, 0))
-        self.clock[C_PAUSED] = int(paused)
+        held = self.clock[C_PAUSED] & UNTIL_GATEWAY_READY
+        self.clock[C_PAUSED] = held | (BY_OPERATOR if paused else 0)
 
     def on_close(self) -> None:
         """Pull every quote on the way out (the gateway then cancels what is left)."""
@@ -214,6 +221,9 @@ class StrategyAgent(Agent):
             self.poller.close()
 
     def housekeeping(self, now_ns: int) -> bool:
+        if self.clock[C_PAUSED] & UNTIL_GATEWAY_READY and atomic_load(self.oms.words, W_READY):
+            self.clock[C_PAUSED] &= ~UNTIL_GATEWAY_READY
+            log.info("gateway ready: quoting")
         if self.poller is not None:
             for cmd in self.poller.poll():
                 self.pause(cmd.op in (Op.PAUSE, Op.KILL_ON))
