@@ -31,6 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state-dir", help="FIX session store directory")
     parser.add_argument("--fault", action="append", default=[], metavar="NAME=VALUE",
                         help="start with a fault on (repeatable), e.g. md_drop=0.01")
+    parser.add_argument("--busy-poll", action="store_true",
+                        help="never sleep in the event loop (poll sockets with timeout 0): "
+                        "a client's send() then does not pay for waking this process; "
+                        "burns a whole core")
 
 
 def _faults(items: list[str]) -> dict:
@@ -61,10 +65,16 @@ def main(args: argparse.Namespace) -> int:
     except (KeyError, ValueError) as e:
         print(f"hft sim: bad configuration: {e}", file=sys.stderr)
         return 2
-    return asyncio.run(_run(sim))
+    return asyncio.run(_run(sim, args.busy_poll))
 
 
-async def _run(sim: Simulator) -> int:
+async def _spin() -> None:
+    """Keeps a ready callback in the loop, so each iteration polls with timeout 0."""
+    while True:
+        await asyncio.sleep(0)
+
+
+async def _run(sim: Simulator, busy_poll: bool = False) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -76,7 +86,10 @@ async def _run(sim: Simulator) -> int:
         return 1
     print(json.dumps(endpoints), flush=True)
     log.info("venue simulator up: %s levels per side %s", endpoints, books_summary(sim))
+    spinner = asyncio.create_task(_spin()) if busy_poll else None
     await stop.wait()
     log.info("shutting down")
+    if spinner is not None:
+        spinner.cancel()
     await sim.stop()
     return 0

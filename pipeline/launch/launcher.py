@@ -144,8 +144,9 @@ class Launcher:
         sim_cfg["state_dir"] = str(RUN_DIR / self.name / "sim")
         sim_cfg.setdefault("accounts", [{"username": "trader", "password_env": SIM_PASSWORD_ENV}])
         write_toml(self.config_path, self.config)
-        self.venue = start_simulator(str(self.config_path), self.env,
-                                     self.profile.get("simulator", {}).get("core"))
+        place = self.profile.get("simulator", {})
+        self.venue = start_simulator(str(self.config_path), self.env, place.get("core"),
+                                     busy_poll=place.get("idle") == "busy_spin")
 
     def _resolve_config(self) -> None:
         v = self.venue

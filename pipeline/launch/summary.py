@@ -16,6 +16,7 @@ HOPS = {  # histogram label -> what it measures
     "hop.exec_ring": "oms_gateway -> strategy (exec ring)",
     "strategy.decision_ns": "strategy decision (book record -> intent)",
     "tick_to_trade_ns": "tick-to-trade (frame receipt -> order bytes on the socket)",
+    "gateway.send_ns": "oms_gateway send() syscall (on loopback it wakes the venue)",
 }
 ERROR_WORDS = ("error", "reject", "gap", "crossed", "overflow", "lost", "invalid", "resync",
                "stale", "full", "denied")

@@ -43,10 +43,12 @@ def parse_venue(spec: str, comp_id: str = "VENUE") -> Venue:
 
 
 def start_simulator(config_path: str, env: dict[str, str], core: int | None,
-                    timeout: float = 60.0) -> Venue:
-    """Start ``hft sim`` on free loopback ports and wait for its endpoints line."""
+                    timeout: float = 60.0, busy_poll: bool = False) -> Venue:
+    """Start ``hft sim`` on free loopback ports and wait for its endpoints line
+    (``busy_poll``: a profile that gives the simulator a spinning core of its own)."""
     cmd = [sys.executable, "-m", "pipeline.cli", "sim", "--config", config_path,
-           "--md-port", "0", "--rest-port", "0", "--fix-port", "0"]
+           "--md-port", "0", "--rest-port", "0", "--fix-port", "0",
+           *(["--busy-poll"] if busy_poll else [])]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
                             env=env, text=True)
     if core is not None:
