@@ -3,8 +3,10 @@
 Runs ``hft run`` against the simulator for ``--seconds`` on this host's layout profile and
 reports, from the pipeline's shared-memory histograms, tick-to-trade (frame receipt in
 the feed handler -> order bytes written to the FIX socket) and each hop. The reference in
-the same run is the bare ring hop (busy-spin ping-pong between two pinned processes, see
-``bench/transport.py``): the floor a hop could reach with a core per process.
+the same run are the bare ring hop (busy-spin ping-pong between two pinned processes, see
+``bench/transport.py``): the floor a hop could reach with a core per process; and one
+loopback send() by the state of the receiving process (``bench/loopback.py``): the floor
+under the order leg, which ends when send() returns.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 
 import numpy as np
 
+from bench import loopback
 from bench._report import emit
 from bench.transport import _hop, ring_pingpong
 from pipeline.launch.launcher import Launcher, RunOptions
@@ -39,6 +42,7 @@ def main(args: argparse.Namespace) -> int:
     rows.append({"measure": "reference: bare ring hop, 2 pinned busy-spinning processes",
                  "p50_ns": ref["p50"], "p99_ns": ref["p99"], "p99.9_ns": ref["p99.9"],
                  "max_ns": None, "samples": ref["n"]})
+    rows += loopback.rows(2000)
     t2t = next((h for n, h in summary["latency_ns"].items() if n.startswith("tick-to-trade")),
                {})
     extra = {"profile": args.profile, "seconds": args.seconds,
