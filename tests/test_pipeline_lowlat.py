@@ -71,6 +71,7 @@ def test_fused_round_ends_the_slice_when_a_duty_asks_for_python():
     work = both.do_work(I.noop(), 0)
     assert [int(k.cycles[0]) for k in kids] == [3, 3]  # that round finished, then returned
     assert work == 0 and [k.after for k in kids] == [1, 1]
+    assert both.fused_rounds() == 3
 
 
 def test_fused_composite_falls_back_to_single_rounds_while_a_child_has_no_hot_duty():

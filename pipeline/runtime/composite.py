@@ -64,6 +64,11 @@ class CompositeAgent(Agent):
             if time.monotonic_ns() >= deadline_ns:
                 return total
 
+    def fused_rounds(self) -> int:
+        """Rounds the fused loop has run (its frequency, sampled over time, shows how much
+        of the core goes to polling versus work)."""
+        return int(self._fused.rounds[0]) if self._fused else 0
+
     def housekeeping(self, now_ns: int) -> bool:
         alive = [a.housekeeping(now_ns) for a in self.agents]
         return any(alive)
