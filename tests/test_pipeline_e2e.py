@@ -37,3 +37,6 @@ def test_full_pipeline_quotes_fills_and_shuts_down_clean(tmp_path):
                 and psutil.Process(p["pid"]).status() != psutil.STATUS_ZOMBIE]
     assert not [f for f in os.listdir("/dev/shm") if f.startswith(f"hft.{name}.")]
     assert "== summary" in out.stdout and "tick-to-trade" in out.stdout
+    # risk denials, broken down by reason (each reason is its own gateway counter)
+    assert sum(s["denied"]["by_reason"].values()) == s["denied"]["total"]
+    assert "\ndenied: " in out.stdout
