@@ -272,6 +272,16 @@ def test_over_budget_the_quote_stays_and_the_timer_requotes_it_later(instance):
     assert rig.mm[3][0, MM.REQUOTE_DUE] == 0
 
 
+def test_a_held_back_quote_is_requoted_by_the_next_book_with_its_frame_time(instance):
+    rig = Rig(instance, dict(PARAMS, max_orders_per_s=4, stale_ms=5000))
+    _acked(rig, rig.book(10_000, 10_010))
+    _acked(rig, rig.book(10_020, 10_030))
+    assert list(rig.book(10_060, 10_070, dt=50_000_000)) == []  # spent; quiet < retry
+    out = rig.book(10_060, 10_070, dt=SECOND)  # the window has room again
+    assert list(out["action"]) == [OrderAction.REPLACE] * 2
+    assert (out["t_origin_ns"] == rig.t).all()  # tick-to-trade still measured
+
+
 def test_pulling_quotes_is_never_held_back_by_the_budget(instance):
     rig = Rig(instance, dict(PARAMS, max_orders_per_s=2, stale_ms=5000))
     _acked(rig, rig.book(10_000, 10_010))

@@ -23,8 +23,10 @@ pre-trade risk counts its ``max_orders_per_s`` (one exact sliding one-second win
 all instruments, ``pipeline/orders/ratewindow.py``), but on the strategy's clock ``now``,
 so a replay throttles identically. It is one budget for all instruments because the risk
 limit it must stay under is one window for the whole session. When it is spent the quote
-is left where it is (never dropped), the symbol is marked due and the timer requotes it
-from the last book once the window has room. Cancels are never held back (pulling a quote
+is left where it is (never dropped) and the symbol is marked due: the next book update
+requotes it, or, if the book stays quiet for ``requote_retry_ms``, the timer does from the
+last book once the window has room (book-driven requotes keep their frame's t_origin, so
+tick-to-trade stays measured). Cancels are never held back (pulling a quote
 is the safe action); each cancels a quote one new order placed, so within any second they
 number at most the quotes resting at its start plus that second's new orders.
 """
@@ -41,7 +43,7 @@ from pipeline.strategy.intents import CANCEL, NEW, POST_ONLY, REPLACE, next_id, 
 from shm_layouts.records import ExecType, SyncState
 
 # integer parameters
-LEVELS, SPACING, REQUOTE, STALE_NS, COOLDOWN_NS, PAUSED, ORDERS_PER_S = 0, 1, 2, 3, 4, 5, 6
+LEVELS, SPACING, REQUOTE, STALE_NS, COOLDOWN_NS, PAUSED, ORDERS_PER_S, RETRY_NS = range(8)
 P_INT_WORDS = 8
 # float parameters
 GAMMA, K, A_PRIOR, SIGMA2_PRIOR, VOL_TAU_S, RATE_TAU_S = 0, 1, 2, 3, 4, 5
@@ -84,6 +86,7 @@ def make_state(n_symbols: int, params: dict, quote_qty: list[int], max_position:
         raise ValueError(f"[strategy] max_orders_per_s must be a whole number >= 0 "
                          f"(0: no budget), not {budget!r}")
     p_i[ORDERS_PER_S] = budget
+    p_i[RETRY_NS] = int(float(params.get("requote_retry_ms", 100)) * 1e6)
     p_f = np.zeros(P_FLOAT_WORDS, np.float64)
     p_f[GAMMA] = float(params.get("gamma", 0.05))
     p_f[K] = float(params.get("k", 0.3))
@@ -338,7 +341,8 @@ def on_exec(mm, sink, report, now):
 @njit(cache=True, _nrt=False)
 def on_timer(mm, sink, now):
     """Pull the quotes of any symbol whose book went quiet for longer than STALE_NS;
-    requote a symbol the order budget held back, once the budget has room again."""
+    requote a symbol the order budget held back if no book update came for RETRY_NS
+    (one would requote it, with its frame's t_origin) and the budget has room again."""
     p_i, st_i = mm[0], mm[3]
     sent = 0
     for s in range(st_i.shape[0]):
@@ -346,7 +350,7 @@ def on_timer(mm, sink, now):
             st_i[s, SYNCED] = 0
             sent += pull_symbol(mm, sink, s, 0, now)
         elif st_i[s, SYNCED] and st_i[s, REQUOTE_DUE] and not p_i[PAUSED] and \
-                budget_room(mm, now):
+                now - st_i[s, LAST_BOOK_NS] >= p_i[RETRY_NS] and budget_room(mm, now):
             sent += requote(mm, sink, s, 0, now)  # t_origin 0: no frame caused it
     return sent
 
