@@ -314,3 +314,20 @@ def test_default_config_keeps_the_budget_inside_the_risk_limits():
     assert "max_cancels_per_s" in budget_warning(cancels, 2)
     assert "no order budget" in budget_warning(
         config.merge(cfg, {"strategy": {"max_orders_per_s": 0}}), 2)
+
+
+def test_default_config_keeps_strategy_inventory_limits_inside_risk():
+    from pipeline import config
+    from pipeline.instruments import SymbolTable
+    from pipeline.strategy.setup import position_warnings
+
+    cfg = config.load()
+    symbols = SymbolTable.from_config(cfg["instruments"])
+    assert position_warnings(cfg, symbols) == []
+    wide = config.merge(cfg, {"strategy": {"max_position": {"BTCUSDT": "0.01",
+                                                            "ETHUSDT": "0.1"}}})
+    assert [w.split(" = ")[0] for w in position_warnings(wide, symbols)] == \
+        ["[strategy] max_position ETHUSDT"]
+    per_symbol = config.merge(wide, {"risk": {"per_symbol": {"ETHUSDT": {
+        "max_position": "0.2"}}}})
+    assert position_warnings(per_symbol, symbols) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from decimal import Decimal
 
 from pipeline.instruments import SymbolTable
 from pipeline.orders.risk import RiskLimits
@@ -18,9 +19,9 @@ def market_maker_state(config: dict, symbols: SymbolTable) -> tuple:
     missing = [i.symbol for i in symbols if i.symbol not in qty or i.symbol not in limit]
     if missing:
         raise ValueError(f"[strategy] quote_qty/max_position missing for {', '.join(missing)}")
-    warning = budget_warning(config, len(symbols))
-    if warning:
-        log.warning("%s", warning)
+    for warning in [budget_warning(config, len(symbols)), *position_warnings(config, symbols)]:
+        if warning:
+            log.warning("%s", warning)
     return MM.make_state(len(symbols), params,
                          quote_qty=[i.lots(str(qty[i.symbol])) for i in symbols],
                          max_position=[i.lots(str(limit[i.symbol])) for i in symbols])
@@ -46,3 +47,18 @@ def budget_warning(config: dict, n_symbols: int) -> str | None:
         return (f"{quotes} quotes + 2 x [strategy] max_orders_per_s = {budget} exceed [risk] "
                 f"max_cancels_per_s = {risk.max_cancels_per_s}: risk may deny cancels")
     return None
+
+
+def position_warnings(config: dict, symbols: SymbolTable) -> list[str]:
+    """Instruments whose [strategy] max_position is above risk's: the strategy would
+    quote into MAX_POSITION denials instead of stopping a side itself."""
+    mine = config.get("strategy", {}).get("max_position", {})
+    risk = RiskLimits.from_config(config.get("risk", {}))
+    out = []
+    for inst in symbols:
+        limit = (risk.per_symbol or {}).get(inst.symbol, {}).get("max_position",
+                                                                  risk.max_position)
+        if inst.symbol in mine and Decimal(str(mine[inst.symbol])) > Decimal(str(limit)):
+            out.append(f"[strategy] max_position {inst.symbol} = {mine[inst.symbol]} is above "
+                       f"[risk] max_position = {limit}: risk will deny its quotes")
+    return out
