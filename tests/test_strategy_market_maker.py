@@ -331,3 +331,19 @@ def test_default_config_keeps_strategy_inventory_limits_inside_risk():
     per_symbol = config.merge(wide, {"risk": {"per_symbol": {"ETHUSDT": {
         "max_position": "0.2"}}}})
     assert position_warnings(per_symbol, symbols) == []
+
+
+def test_throttled_count_carries_on_across_a_strategy_restart(instance):
+    params = dict(PARAMS, max_orders_per_s=2, stale_ms=5000)
+    rig = Rig(instance, params)
+    _acked(rig, rig.book(10_000, 10_010))
+    rig.book(10_040, 10_050)  # both replaces held back
+    rig.agent.housekeeping(0)
+    assert rig.counters.values()["strategy.requotes_throttled"] == 2
+    mm = MM.make_state(1, params, quote_qty=[100], max_position=[300])  # a fresh process
+    again = StrategyAgent(MM, mm, rig.orders, id_state(seed=8), rig.books, rig.execs,
+                          rig.counters, event_clock=True)
+    again.on_start()
+    mm[6][MM.B_THROTTLED] = 1  # held back once since the restart
+    again.housekeeping(0)
+    assert rig.counters.values()["strategy.requotes_throttled"] == 3
