@@ -347,3 +347,12 @@ def test_throttled_count_carries_on_across_a_strategy_restart(instance):
     mm[6][MM.B_THROTTLED] = 1  # held back once since the restart
     again.housekeeping(0)
     assert rig.counters.values()["strategy.requotes_throttled"] == 3
+
+
+@pytest.mark.parametrize("move", [40, -40], ids=["up", "down"])
+def test_with_budget_for_one_requote_the_side_the_market_moved_towards_goes(instance, move):
+    rig = Rig(instance, dict(PARAMS, max_orders_per_s=3, stale_ms=5000))
+    _acked(rig, rig.book(10_000, 10_010))  # 2 of 3 spent
+    out = rig.book(10_000 + move, 10_010 + move)
+    assert list(out["action"]) == [OrderAction.REPLACE]
+    assert out[0]["side"] == (1 if move > 0 else 0)  # up: the ask first; down: the bid

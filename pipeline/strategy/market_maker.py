@@ -270,8 +270,13 @@ def requote(mm, sink, s, t_origin, now):
         ask = ask0 + level * p_i[SPACING]
         can_buy = active and position + exposure <= sym_cfg[s, MAX_POSITION] and bid > 0
         can_sell = active and position - exposure >= -sym_cfg[s, MAX_POSITION]
-        sent += keep_order(mm, sink, s, 0, level, bid if can_buy else -1, qty, t_origin, now)
-        sent += keep_order(mm, sink, s, 1, level, ask if can_sell else -1, qty, t_origin, now)
+        # the side moving away from the market goes first: if the budget covers only one,
+        # the stale quote is repriced, and a bid never overtakes our own ask (or vice versa)
+        ask_first = ask > mm[5][s, 1, level, O_PRICE] > 0
+        for i in range(2):
+            side = i if not ask_first else 1 - i
+            target = (bid if can_buy else -1) if side == 0 else (ask if can_sell else -1)
+            sent += keep_order(mm, sink, s, side, level, target, qty, t_origin, now)
     return sent
 
 
