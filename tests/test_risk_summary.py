@@ -21,3 +21,9 @@ def test_no_denials_and_no_intents_print_plainly():
     d = denials({"gateway.orders.denied": 0, "gateway.orders.denied.order_rate": 0})
     assert d == {"total": 0, "by_reason": {}}
     assert format_denials(d, 0) == "denied: 0 of 0 intents"
+
+
+def test_requotes_the_strategy_held_back_are_shown_with_the_denials():
+    d = denials({"gateway.orders.denied": 0})
+    assert format_denials(d, 179, 545) == \
+        "denied: 0 of 179 intents (0.0%); 545 requotes held back by the strategy's order budget"

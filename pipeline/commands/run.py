@@ -38,7 +38,8 @@ def print_summary(s: dict) -> None:
           if k.startswith("gateway.") and not k.startswith("gateway.orders.denied.")}
     print(f"orders: {c.get('strategy.intents', 0):,} intents, "
           + ", ".join(f"{k} {v:,}" for k, v in gw.items() if v))
-    print(format_denials(s["denied"], c.get("strategy.intents", 0)))
+    print(format_denials(s["denied"], c.get("strategy.intents", 0),
+                         c.get("strategy.requotes_throttled")))
     for sym, p in s["positions"].items():
         print(f"  {sym}: position {p['position']}, fills {p['fills']}, volume {p['volume']}, "
               f"realised PnL {p['realised_pnl']}, unrealised {p['unrealised_pnl']}")
@@ -56,12 +57,16 @@ def print_summary(s: dict) -> None:
         print(f"restarts: {restarts}")
 
 
-def format_denials(denied: dict, intents: int) -> str:
-    """``denied: 67 of 396 intents (16.9%): order_rate 60, not_ready 7``."""
+def format_denials(denied: dict, intents: int, throttled: int | None = None) -> str:
+    """``denied: 67 of 396 intents (16.9%): order_rate 60, not_ready 7`` (and how many
+    quote updates the strategy's own order budget held back, when it counts them)."""
     total = denied["total"]
     share = f" ({100 * total / intents:.1f}%)" if intents else ""
     reasons = ", ".join(f"{k} {v:,}" for k, v in denied["by_reason"].items())
-    return f"denied: {total:,} of {intents:,} intents{share}" + (f": {reasons}" if reasons else "")
+    held = "" if throttled is None else \
+        f"; {throttled:,} requotes held back by the strategy's order budget"
+    return f"denied: {total:,} of {intents:,} intents{share}" + \
+        (f": {reasons}" if reasons else "") + held
 
 
 def main(args: argparse.Namespace) -> int:
