@@ -19,6 +19,7 @@ def run_pipeline(name: str, summary_path: Path, seconds: int, *extra: str) -> di
         capture_output=True, text=True, timeout=seconds + 200)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "== summary" in out.stdout and "tick-to-trade" in out.stdout
+    assert "\ndenied: " in out.stdout  # risk denials, by reason
     return json.loads(summary_path.read_text())
 
 

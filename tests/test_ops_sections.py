@@ -214,3 +214,16 @@ def test_processes_that_died_without_saying_so_show_as_dead(instance):
     (ghost,) = mon.snapshot()["processes"]
     assert (ghost["name"], ghost["state"], ghost["alive"]) == ("ghost", "DEAD", False)
     mon.close()
+
+
+def test_counters_table_shows_only_the_denial_reasons_that_happened(instance):
+    counters = Counters.create(instance)
+    for name, value in (("gateway.orders.denied", 3), ("gateway.orders.denied.order_rate", 3),
+                        ("gateway.orders.denied.not_ready", 0), ("feed.gaps", 0)):
+        counters.words[counters.counter(name)] = value
+    section = sections.CountersSection(Counters.attach(instance, readonly=True))
+    data = section.collect(time.monotonic_ns())
+    assert "gateway.orders.denied.not_ready" in data  # --json and metrics keep every reason
+    rows = list(section.render(data).columns[0].cells)
+    assert "gateway.orders.denied.order_rate" in rows and "gateway.orders.denied" in rows
+    assert "gateway.orders.denied.not_ready" not in rows and "feed.gaps" in rows

@@ -12,6 +12,7 @@ import pytest
 from pipeline.fix.session import SessionConfig
 from pipeline.fix.testing import Script, ScriptedAcceptor
 from pipeline.instruments import SymbolTable
+from pipeline.observe.counters import Counters
 from pipeline.orders import flow, oms, risk
 from pipeline.orders.gateway import GatewayAgent, GatewayConfig, replay
 from pipeline.orders.segments import EXECS_CONSUMER, create_order_path
@@ -33,14 +34,14 @@ MID = 6_000_000  # 60000.00
 
 class Harness:
     def __init__(self, instance, tmp_path, script: Script | None = None, capacity: int = 1024,
-                 **gateway):
+                 counters: Counters | None = None, **gateway):
         self.acc = ScriptedAcceptor(script or Script()).start()
         self.orders, self.execs, self.state = create_order_path(instance, capacity)
         self.exec_slot = self.execs.join(EXECS_CONSUMER)
         cfg = GatewayConfig("127.0.0.1", self.acc.port,
                             SessionConfig("CLIENT", "VENUE", str(tmp_path / "fix")),
                             str(tmp_path / "oms.journal"), backoff_min_s=0.05, **gateway)
-        self.gw = GatewayAgent(instance, cfg, TABLE, LIMITS)
+        self.gw = GatewayAgent(instance, cfg, TABLE, LIMITS, counters=counters)
         self.execs_seen: list = []
         self.set_mid(0, MID)
         self.set_mid(1, 300_000)
@@ -274,5 +275,25 @@ def test_full_journal_refuses_new_orders(instance, tmp_path):
         assert h.exec_for(a)[0]["source"] == 1  # a fits; its reports use the reserve
         assert int(h.exec_for(b)[0]["reject_reason"]) == L.RiskReason.JOURNAL_FULL
         assert len(h.received("D")) == 1
+        assert h.gw.wio[flow.W_DENIED] == 1  # refused before risk, counted like a denial
+        assert flow.denials_by_reason(h.gw.wio)["orders.denied.journal_full"] == 1
+    finally:
+        h.close()
+
+
+def test_denials_are_published_per_reason_for_the_monitor(instance, tmp_path):
+    counters = Counters.create(instance)
+    h = Harness(instance, tmp_path, counters=counters)
+    try:
+        h.ready()
+        cls = [h.new(qty=2000), h.new(qty=2000), h.new(price=MID * 2)]
+        h.run_until(lambda: all(h.exec_for(c) for c in cls))
+        h.gw.housekeeping(time.monotonic_ns())
+        seen = Counters.attach(instance, readonly=True).values()
+        denied = {k: v for k, v in seen.items() if k.startswith("gateway.orders.denied.")}
+        assert len(denied) == len(L.RiskReason) - 1  # every reason has its counter
+        assert {k: v for k, v in denied.items() if v} == {
+            "gateway.orders.denied.max_qty": 2, "gateway.orders.denied.price_band": 1}
+        assert seen["gateway.orders.denied"] == 3
     finally:
         h.close()

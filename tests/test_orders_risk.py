@@ -308,3 +308,84 @@ def test_cancel_rate_and_cancel_checks(rig):
         L.RiskReason.ORDER_NOT_CANCELABLE
     assert rig.submit(later, action=2, cl_ord_id=22, orig_cl_ord_id=999, symbol_id=0)[0] == \
         L.RiskReason.UNKNOWN_ORDER
+
+
+# ---------------------------------------------------------------- denials counted by reason
+R = L.RiskReason
+
+
+def _new(rig, now, cl, **over):
+    fields = dict(action=1, cl_ord_id=cl, symbol_id=0, side=0, price=MID, qty=1, tif=1,
+                  ord_type=1) | over
+    return rig.submit(now, **fields)[0]
+
+
+def _live(rig, now, cl=5):
+    assert _new(rig, now, cl) == 0  # a resting order to cancel or collide with
+
+
+def _rate_spent(note, n):
+    def setup(rig, now):
+        for _ in range(n):
+            note(rig.rates, rig.g, now)
+    return setup
+
+
+# reason -> (limit set, set-up on a ready rig with fresh marks, the denied intent's fields)
+DENIALS = {
+    R.KILL_SWITCH: (0, lambda rig, now: rig.words.__setitem__(L.W_KILL, 1), {}),
+    R.NOT_READY: (0, lambda rig, now: rig.words.__setitem__(L.W_READY, 0), {}),
+    R.UNKNOWN_SYMBOL: (0, None, {"symbol_id": 5}),
+    R.BAD_ORDER: (0, None, {"qty": 0}),
+    R.MAX_QTY: (0, None, {"qty": 51}),
+    R.MAX_NOTIONAL: (1, None, {"qty": 45}),  # 45 * 50000.00 > 2200
+    R.MAX_POSITION: (0, lambda rig, now: rig.positions[0].__setitem__("position", 60),
+                     {"qty": 30}),
+    R.PRICE_BAND: (0, None, {"price": MID + 30_000}),
+    R.ORDER_RATE: (0, _rate_spent(risk.note_order, 5), {}),
+    R.CANCEL_RATE: (0, lambda rig, now: (_live(rig, now), _rate_spent(risk.note_cancel, 4)(
+        rig, now)), {"action": 2, "orig_cl_ord_id": 5}),
+    R.MAX_OPEN_ORDERS: (0, lambda rig, now: rig.words.__setitem__(L.W_OPEN_ORDERS, 3), {}),
+    R.DUPLICATE_ID: (0, _live, {"cl_ord_id": 5}),
+    R.STALE_MARKET_DATA: (0, lambda rig, now: rig.marks.__setitem__((0, risk.M_TIME),
+                                                                    now - 2_000 * MS), {}),
+    R.UNKNOWN_ORDER: (0, None, {"action": 2, "orig_cl_ord_id": 999}),
+    R.TABLE_FULL: (0, _live, {"cl_ord_id": 5 + L.ORDER_SLOTS}),
+    R.NO_MARKET_DATA: (0, lambda rig, now: rig.marks.__setitem__(0, 0), {}),
+    R.ORDER_NOT_CANCELABLE: (0, lambda rig, now: (_live(rig, now), rig.submit(
+        now, action=2, cl_ord_id=6, orig_cl_ord_id=5, symbol_id=0)),
+        {"action": 2, "orig_cl_ord_id": 5}),
+}
+
+
+def test_every_risk_reason_has_a_denial_scenario():
+    # JOURNAL_FULL is decided before risk, in process_intents: see test_orders_gateway
+    assert set(DENIALS) | {R.OK, R.JOURNAL_FULL} == set(R)
+
+
+@pytest.mark.parametrize("reason", list(DENIALS), ids=lambda r: r.name.lower())
+def test_each_denial_increments_exactly_its_reason_counter(parts, reason):
+    limit_set, setup, fields = DENIALS[reason]
+    rig = Rig(*parts, limits=LIMIT_SETS[limit_set])
+    now = 10**12
+    rig.marks[0] = (MID - 1, MID + 1, now, 0)
+    if setup is not None:
+        setup(rig, now)
+    before = rig.wio.copy()
+    assert _new(rig, now, 100, **fields) == reason
+    delta = rig.wio - before
+    assert delta[flow.W_DENIED] == 1
+    by_reason = np.zeros(flow.DENIAL_REASONS, np.int64)
+    by_reason[reason] = 1
+    assert list(delta[flow.W_DENIED_BY:]) == list(by_reason)  # its own counter, no other
+    counts = flow.denials_by_reason(rig.wio)
+    assert counts[f"orders.denied.{reason.name.lower()}"] == 1
+    assert sum(counts.values()) == rig.wio[flow.W_DENIED]
+
+
+def test_denial_counter_names_cover_every_reason_in_lower_case():
+    names = flow.denials_by_reason(np.zeros(flow.WIO_WORDS, np.int64))
+    assert len(names) == len(R) - 1 and "orders.denied.ok" not in names
+    assert {"orders.denied.order_rate", "orders.denied.not_ready",
+            "orders.denied.journal_full"} <= set(names)
+    assert all(n == n.lower() for n in names)

@@ -13,3 +13,5 @@ def test_full_pipeline_quotes_fills_and_shuts_down_clean(tmp_path):
     name = f"e2e{os.getpid()}"
     s = run_pipeline(name, tmp_path / "summary.json", 20)
     assert_traded_and_clean(s, name)
+    # risk denials, broken down by reason (each reason is its own gateway counter)
+    assert sum(s["denied"]["by_reason"].values()) == s["denied"]["total"]

@@ -204,3 +204,155 @@ def test_the_documented_example_strategy_joins_the_touch(instance):
     assert sorted(out["price"]) == [10_000, 10_010] and (out["qty"] == 1).all()
     out = rig.book(10_001, 10_010)
     assert list(out["action"]) == [OrderAction.CANCEL] and out[0]["price"] == 10_000
+
+
+# ---------------------------------------------------------------- order budget
+SECOND = 1_000_000_000
+ACK = {OrderAction.NEW: ExecType.NEW, OrderAction.REPLACE: ExecType.REPLACED,
+       OrderAction.CANCEL: ExecType.CANCELED}
+
+
+def _acked(rig, out):
+    """Every intent acknowledged by the venue at once; returns them with any intents the
+    acknowledgements caused (the timer runs on each pass)."""
+    sent, pending = [], list(out)
+    while pending:
+        intent = pending.pop(0)
+        sent.append(intent)
+        pending.extend(rig.report(intent, ACK[OrderAction(intent["action"])]))
+    return sent
+
+
+def _orders(sent):
+    """Decision times (event clock) of new orders and replaces."""
+    return [int(i["t_decision_ns"]) for i in sent
+            if i["action"] in (OrderAction.NEW, OrderAction.REPLACE)]
+
+
+def test_budget_caps_orders_per_second_of_event_time_under_a_fast_book(instance):
+    budget = 6
+    rig = Rig(instance, dict(PARAMS, max_orders_per_s=budget, stale_ms=5000))
+    sent = []
+    for i in range(400):  # 4 s of a book moving 5 ticks every 10 ms
+        mid = 10_000 + 5 * (i % 40 if i % 80 < 40 else 40 - i % 40)
+        sent += _acked(rig, rig.book(mid - 5, mid + 5, dt=10_000_000))
+    times = sorted(_orders(sent))
+    worst = max(sum(1 for t in times if start <= t < start + SECOND) for start in times)
+    assert worst == budget  # the whole budget is used, never more, in any 1 s window
+    per_second = np.bincount((np.array(times) - times[0]) // SECOND)
+    assert len(per_second) == 4 and (per_second > 0).all()  # quoting went on every second
+    throttled = rig.mm[6][MM.B_THROTTLED]
+    assert throttled > 0
+    rig.agent.housekeeping(0)  # published for the monitor and the run summary
+    assert rig.counters.values()["strategy.requotes_throttled"] == throttled
+
+
+def test_over_budget_the_quote_stays_and_the_timer_requotes_it_later(instance):
+    rig = Rig(instance, dict(PARAMS, max_orders_per_s=4, stale_ms=5000))
+    quotes = _acked(rig, rig.book(10_000, 10_010))  # 2 new orders
+    assert len(_orders(_acked(rig, rig.book(10_020, 10_030)))) == 2  # 2 replaces: spent
+    held = rig.mm[5][0, :, 0].copy()
+    assert list(rig.book(10_060, 10_070)) == []  # over budget: nothing sent ...
+    assert (rig.mm[5][0, :, 0] == held).all()  # ... and the quotes are kept as they were
+    assert list(held[:, MM.O_STATUS]) == [MM.LIVE, MM.LIVE]
+    assert rig.mm[3][0, MM.REQUOTE_DUE] == 1 and rig.mm[6][MM.B_THROTTLED] == 2
+    # no more book updates; the event clock moves on (a report for nothing of ours)
+    rep = np.zeros(1, EXEC_REPORT)
+    rep["t_origin_ns"], rep["cl_ord_id"] = rig.t + SECOND // 2, 999
+    rep["exec_type"] = ExecType.ORDER_STATUS
+    rig.execs.offer(rep)
+    assert len(rig.run()) == 0  # the window still holds the 4 orders of the last second
+    rep["t_origin_ns"] = quotes[0]["t_decision_ns"] + SECOND
+    rig.execs.offer(rep)
+    out = rig.run()
+    assert list(out["action"]) == [OrderAction.REPLACE] * 2  # requoted from the last book
+    bid, ask = sorted(out, key=lambda i: i["side"])
+    assert held[0, MM.O_PRICE] < bid["price"] < 10_065 < ask["price"]
+    assert (out["t_origin_ns"] == 0).all()  # caused by the timer, not by a frame
+    assert rig.mm[3][0, MM.REQUOTE_DUE] == 0
+
+
+def test_a_held_back_quote_is_requoted_by_the_next_book_with_its_frame_time(instance):
+    rig = Rig(instance, dict(PARAMS, max_orders_per_s=4, stale_ms=5000))
+    _acked(rig, rig.book(10_000, 10_010))
+    _acked(rig, rig.book(10_020, 10_030))
+    assert list(rig.book(10_060, 10_070, dt=50_000_000)) == []  # spent; quiet < retry
+    out = rig.book(10_060, 10_070, dt=SECOND)  # the window has room again
+    assert list(out["action"]) == [OrderAction.REPLACE] * 2
+    assert (out["t_origin_ns"] == rig.t).all()  # tick-to-trade still measured
+
+
+def test_pulling_quotes_is_never_held_back_by_the_budget(instance):
+    rig = Rig(instance, dict(PARAMS, max_orders_per_s=2, stale_ms=5000))
+    _acked(rig, rig.book(10_000, 10_010))
+    assert list(rig.book(10_040, 10_050)) == []  # replaces held back
+    out = rig.book(0, 0, state=SyncState.UNSYNCED)
+    assert list(out["action"]) == [OrderAction.CANCEL] * 2
+    assert rig.mm[3][0, MM.REQUOTE_DUE] == 0  # pulled: nothing left to requote
+
+
+def test_zero_budget_means_no_budget_and_bad_values_are_refused(instance):
+    rig = Rig(instance, dict(PARAMS, max_orders_per_s=0, stale_ms=5000))
+    for i in range(10):
+        sent = _acked(rig, rig.book(10_000 + 10 * i, 10_010 + 10 * i))
+        assert len(_orders(sent)) == 2
+    for bad in (-1, 2.5, "10", True):
+        with pytest.raises(ValueError, match="max_orders_per_s"):
+            MM.make_state(1, dict(PARAMS, max_orders_per_s=bad), [100], [300])
+
+
+def test_default_config_keeps_the_budget_inside_the_risk_limits():
+    from pipeline import config
+    from pipeline.strategy.setup import budget_warning
+
+    cfg = config.load()
+    assert budget_warning(cfg, len(cfg["instruments"])) is None
+    assert 0 < cfg["strategy"]["max_orders_per_s"] * 2 <= cfg["risk"]["max_orders_per_s"]
+    over = config.merge(cfg, {"strategy": {"max_orders_per_s": 11}})
+    assert "half of [risk] max_orders_per_s" in budget_warning(over, 2)
+    cancels = config.merge(cfg, {"strategy": {"levels": 8}})
+    assert "max_cancels_per_s" in budget_warning(cancels, 2)
+    assert "no order budget" in budget_warning(
+        config.merge(cfg, {"strategy": {"max_orders_per_s": 0}}), 2)
+
+
+def test_default_config_keeps_strategy_inventory_limits_inside_risk():
+    from pipeline import config
+    from pipeline.instruments import SymbolTable
+    from pipeline.strategy.setup import position_warnings
+
+    cfg = config.load()
+    symbols = SymbolTable.from_config(cfg["instruments"])
+    assert position_warnings(cfg, symbols) == []
+    wide = config.merge(cfg, {"strategy": {"max_position": {"BTCUSDT": "0.01",
+                                                            "ETHUSDT": "0.1"}}})
+    assert [w.split(" = ")[0] for w in position_warnings(wide, symbols)] == \
+        ["[strategy] max_position ETHUSDT"]
+    per_symbol = config.merge(wide, {"risk": {"per_symbol": {"ETHUSDT": {
+        "max_position": "0.2"}}}})
+    assert position_warnings(per_symbol, symbols) == []
+
+
+def test_throttled_count_carries_on_across_a_strategy_restart(instance):
+    params = dict(PARAMS, max_orders_per_s=2, stale_ms=5000)
+    rig = Rig(instance, params)
+    _acked(rig, rig.book(10_000, 10_010))
+    rig.book(10_040, 10_050)  # both replaces held back
+    rig.agent.housekeeping(0)
+    assert rig.counters.values()["strategy.requotes_throttled"] == 2
+    mm = MM.make_state(1, params, quote_qty=[100], max_position=[300])  # a fresh process
+    again = StrategyAgent(MM, mm, rig.orders, id_state(seed=8), rig.books, rig.execs,
+                          rig.counters, event_clock=True)
+    again.on_start()
+    mm[6][MM.B_THROTTLED] = 1  # held back once since the restart
+    again.housekeeping(0)
+    assert rig.counters.values()["strategy.requotes_throttled"] == 3
+
+
+@pytest.mark.parametrize("move", [40, -40], ids=["up", "down"])
+def test_with_budget_for_one_requote_the_side_the_market_moved_towards_goes(instance, move):
+    rig = Rig(instance, dict(PARAMS, max_orders_per_s=3, stale_ms=5000))
+    _acked(rig, rig.book(10_000, 10_010))  # 2 of 3 spent
+    out = rig.book(10_000 + move, 10_010 + move)
+    assert list(out["action"]) == [OrderAction.REPLACE]
+    assert out[0]["side"] == (1 if move > 0 else 0)  # up: the ask first; down: the bid

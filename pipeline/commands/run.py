@@ -35,9 +35,12 @@ def print_summary(s: dict) -> None:
     print(f"market data: {feed.get('messages', 0):,} messages, "
           f"{feed.get('applied', 0):,} depth events applied, "
           f"{c.get('strategy.book_updates', 0):,} book updates to the strategy")
-    gw = {k.split(".", 1)[1]: v for k, v in c.items() if k.startswith("gateway.")}
+    gw = {k.split(".", 1)[1]: v for k, v in c.items()
+          if k.startswith("gateway.") and not k.startswith("gateway.orders.denied.")}
     print(f"orders: {c.get('strategy.intents', 0):,} intents, "
           + ", ".join(f"{k} {v:,}" for k, v in gw.items() if v))
+    print(format_denials(s["denied"], c.get("strategy.intents", 0),
+                         c.get("strategy.requotes_throttled")))
     for sym, p in s["positions"].items():
         print(f"  {sym}: position {p['position']}, fills {p['fills']}, volume {p['volume']}, "
               f"realised PnL {p['realised_pnl']}, unrealised {p['unrealised_pnl']}")
@@ -53,6 +56,18 @@ def print_summary(s: dict) -> None:
     restarts = {k: v for k, v in s.get("restarts", {}).items() if v}
     if restarts:
         print(f"restarts: {restarts}")
+
+
+def format_denials(denied: dict, intents: int, throttled: int | None = None) -> str:
+    """``denied: 67 of 396 intents (16.9%): order_rate 60, not_ready 7`` (and how many
+    quote updates the strategy's own order budget held back, when it counts them)."""
+    total = denied["total"]
+    share = f" ({100 * total / intents:.1f}%)" if intents else ""
+    reasons = ", ".join(f"{k} {v:,}" for k, v in denied["by_reason"].items())
+    held = "" if throttled is None else \
+        f"; {throttled:,} requotes held back by the strategy's order budget"
+    return f"denied: {total:,} of {intents:,} intents{share}" + \
+        (f": {reasons}" if reasons else "") + held
 
 
 def main(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ HOPS = {  # histogram label -> what it measures
     "tick_to_trade_ns": "tick-to-trade (frame receipt -> order bytes on the socket)",
     "gateway.send_ns": "oms_gateway send() syscall (on loopback it wakes the venue)",
 }
+DENIED = "gateway.orders.denied"  # the total; DENIED + ".<reason>" counts one RiskReason
 ERROR_WORDS = ("error", "reject", "gap", "crossed", "overflow", "lost", "invalid", "resync",
                "stale", "full", "denied")
 
@@ -51,6 +52,14 @@ def positions(instance: Instance, symbols: SymbolTable) -> dict:
     return out
 
 
+def denials(values: dict[str, int]) -> dict:
+    """Risk denials: the total and, by lower-case RiskReason name, every non-zero reason."""
+    prefix = DENIED + "."
+    reasons = [(k[len(prefix):], v) for k, v in values.items() if k.startswith(prefix) and v]
+    return {"total": values.get(DENIED, 0),
+            "by_reason": dict(sorted(reasons, key=lambda kv: -kv[1]))}  # largest first
+
+
 def collect_summary(instance: Instance, symbols: SymbolTable, seconds: float) -> dict:
     counters = Counters.attach(instance, readonly=True)
     values = counters.values()
@@ -63,7 +72,9 @@ def collect_summary(instance: Instance, symbols: SymbolTable, seconds: float) ->
         "instance": instance.name,
         "seconds": round(seconds, 3),
         "counters": values,
-        "errors": {k: v for k, v in values.items() if v and any(w in k for w in ERROR_WORDS)},
+        "errors": {k: v for k, v in values.items() if v and any(w in k for w in ERROR_WORDS)
+                   and not k.startswith(DENIED + ".")},  # the breakdown is under "denied"
+        "denied": denials(values),
         "latency_ns": {HOPS.get(k, k): v for k, v in hist.items()},
         "rings": rings,
         "positions": positions(instance, symbols),

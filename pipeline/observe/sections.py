@@ -35,6 +35,7 @@ from pipeline.transport.segment import SegmentError
 Metric = tuple[str, str, str, dict, float]  # name, type, help, labels, value
 Factory = Callable[[Instance, list[Entry]], list["Section"]]
 FACTORIES: list[tuple[str, Factory]] = []
+QUIET_WHEN_ZERO = ".orders.denied."  # per-reason breakdown rows shown only when non-zero
 ALERT_WORDS = ("error", "reject", "gap", "lost", "drop", "overrun", "invalid", "crossed")
 
 
@@ -202,6 +203,8 @@ class CountersSection(Section):
     def render(self, data: dict) -> Table:
         t = self.table("counter", "value", "per s")
         for name, c in data.items():
+            if not c["value"] and QUIET_WHEN_ZERO in name:
+                continue  # one counter per risk reason: only those that happened
             alert = c["value"] and any(w in name for w in ALERT_WORDS)
             t.add_row(f"[red]{name}[/]" if alert else name, fmt(c["value"]), fmt(c["rate"]))
         return t

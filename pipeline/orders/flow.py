@@ -39,15 +39,19 @@ from pipeline.transport.ring import (
     slowest_gating,
     try_claim,
 )
-from shm_layouts.oms import W_NEXT_CL_ORD_ID, W_RECONCILE_PENDING, W_STALE_CANCELS
+from shm_layouts.oms import W_NEXT_CL_ORD_ID, W_RECONCILE_PENDING, W_STALE_CANCELS, RiskReason
 from shm_layouts.ring import CAPACITY, MASK, PUBLISHED
 
 (W_END, W_NORIG, W_RING_FULL, W_JOURNAL_FULL, W_DENIED, W_SENT, W_BAD_REPORTS, W_LAST_KIND,
  W_STOP, W_SENT_BYTES, W_EXEC_BLOCKED) = range(11)
-JOURNAL_FULL = 18  # RiskReason.JOURNAL_FULL
+JOURNAL_FULL = int(RiskReason.JOURNAL_FULL)
 # why a jitted duty pass handed control back to Python (W_STOP)
 STOP_NONE, STOP_ADMIN, STOP_PARTIAL, STOP_CLOSED, STOP_ERROR = 0, 1, 2, 3, 4
-WIO_WORDS = 16
+# denials per RiskReason: wio[W_DENIED_BY + reason], summing to wio[W_DENIED]
+W_DENIED_BY = 16
+DENIAL_REASONS = 32  # room for every RiskReason
+assert max(RiskReason) < DENIAL_REASONS
+WIO_WORDS = W_DENIED_BY + DENIAL_REASONS
 MSG_ROOM = 512  # an encoded message is far smaller than this
 SRC_VENUE, SRC_RISK = 1, 2
 
@@ -64,6 +68,20 @@ def _emit(wire, wio, torig, seqs, jdata, jindex, scratch, s, e, seq, t_origin):
         torig[wio[W_NORIG]] = t_origin
         wio[W_NORIG] += 1
     wio[W_SENT] += 1
+
+
+@njit(cache=True)
+def count_denial(wio, reason):
+    """One intent refused before the wire: the total and its reason's own counter."""
+    wio[W_DENIED] += 1
+    if 0 < reason < DENIAL_REASONS:
+        wio[W_DENIED_BY + reason] += 1
+
+
+def denials_by_reason(wio: np.ndarray) -> dict[str, int]:
+    """``orders.denied.<reason>`` (lower-case RiskReason name) -> count, every reason."""
+    return {f"orders.denied.{r.name.lower()}": int(wio[W_DENIED_BY + r])
+            for r in RiskReason if r != RiskReason.OK}
 
 
 @njit(cache=True)
@@ -205,7 +223,7 @@ def handle_intent(r, words, orders, positions, limits, g, marks, rates, seqs, jd
     reason = risk.check(words, orders, positions, limits, g, marks, rates, action, cl, orig,
                         sid, side, price, qty, otype, now)
     if reason != 0:
-        wio[W_DENIED] += 1
+        count_denial(wio, reason)
         publish_exec(ectl, estamps, erecs, wio, r["t_origin_ns"], now, 0, cl, orig, 0, 0, price,
                      0, 0, 0, 0, sid, 6, 9, side, SRC_RISK, reason,
                      _position(positions, sid))
@@ -254,6 +272,7 @@ def process_intents(ictl, istamps, irecs, islot, words, orders, positions, limit
                          0, 0, 0, 0, 0, 0, 0, r["symbol_id"], 6, 9, 0, SRC_RISK, JOURNAL_FULL,
                          _position(positions, r["symbol_id"]))
             wio[W_JOURNAL_FULL] += 1
+            count_denial(wio, JOURNAL_FULL)
             done += 1
             continue
         if irecs[(pos + done) & mask]["t_decision_ns"] > 0:

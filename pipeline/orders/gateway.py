@@ -147,7 +147,8 @@ class GatewayAgent(Agent):
                 "orders.sent": int(w[flow.W_SENT]), "orders.denied": int(w[flow.W_DENIED]),
                 "execs.ring_full": int(w[flow.W_RING_FULL]),
                 "oms.journal_full": int(w[flow.W_JOURNAL_FULL]),
-                "fix.bad_reports": self.bad_reports + int(w[flow.W_BAD_REPORTS])}
+                "fix.bad_reports": self.bad_reports + int(w[flow.W_BAD_REPORTS]),
+                **flow.denials_by_reason(w)}
 
     # ------------------------------------------------------------------ set-up
     def _attach_book(self, instance, name: str) -> None:

@@ -20,6 +20,7 @@ from numba import njit
 
 from pipeline.instruments import SymbolTable
 from pipeline.orders import oms
+from pipeline.orders.ratewindow import window_ok, window_take
 from pipeline.transport.atomics import load_acquire, load_relaxed
 from shm_layouts.oms import W_KILL, W_OPEN_ORDERS, W_READY, RiskReason
 
@@ -31,7 +32,6 @@ M_BID, M_ASK, M_TIME = 0, 1, 2
 MARK_WORDS = 4
 # rate state: [0] next order index, [1] next cancel index, then the two time rings
 R_ORDER_IDX, R_CANCEL_IDX = 0, 1
-SECOND = 1_000_000_000
 
 OK = int(RiskReason.OK)
 R = RiskReason
@@ -95,16 +95,12 @@ def market_check(marks, g, sid, now):
 
 @njit(cache=True)
 def _rate_ok(rates, g, idx_word, base, limit_word, now):
-    n = g[limit_word]
-    if n <= 0:
-        return False
-    return rates[base + rates[idx_word] % n] <= now - SECOND  # the n-th last is > 1 s old
+    return window_ok(rates, base, rates[idx_word], g[limit_word], now)
 
 
 @njit(cache=True)
 def _rate_take(rates, g, idx_word, base, limit_word, now):
-    n = g[limit_word]
-    rates[base + rates[idx_word] % n] = now
+    window_take(rates, base, rates[idx_word], g[limit_word], now)
     rates[idx_word] += 1
 
 

@@ -10,6 +10,9 @@ tuple of state arrays, ``sink`` the order sink from ``intents.py``, ``now`` in n
     on_timer(mm, sink, now) -> intents sent
     on_shutdown(mm, sink, now) -> intents sent   (pull every quote)
 
+Optional, cold path: ``positions(mm)``/``restore(mm, lots)`` (inventory) and
+``counters(mm) -> {name: count}`` (published as ``strategy.<name>`` in housekeeping).
+
 ``now`` is CLOCK_MONOTONIC when live; in replay it is the event clock (the newest
 ``t_origin_ns`` seen), so two replays of one capture make byte-identical intents.
 """
@@ -154,6 +157,13 @@ class StrategyAgent(Agent):
         self.position_words = [counters.counter(f"strategy.position.{name}")
                                for name in (symbol_names or [])]
         self.words = counters.words
+        # optional API: counters(mm) -> {name: count}, published as strategy.<name>,
+        # continuing from the value a previous incarnation left after a restart
+        self.own_counters = getattr(strategy, "counters", None)
+        self.own_words: dict[str, tuple[int, int]] = {}
+        for n in self.own_counters(mm) if self.own_counters else ():
+            word = counters.counter(f"strategy.{n}")
+            self.own_words[n] = (word, int(atomic_load(self.words, word)))
         self.stats = np.array([counters.counter(f"strategy.{n}") for n in
                                ("book_updates", "exec_reports", "trades", "intents")], np.int64)
         self.hists = tuple(counters.histogram(n) for n in  # views into shared memory
@@ -234,6 +244,9 @@ class StrategyAgent(Agent):
         if positions is not None and self.position_words:
             for word, lots in zip(self.position_words, positions(self.mm), strict=False):
                 atomic_store(self.words, word, int(lots))
+        for name, value in (self.own_counters(self.mm) if self.own_words else {}).items():
+            word, base = self.own_words[name]
+            atomic_store(self.words, word, base + value)
         self.book_ring.heartbeat(self.args[6][3])
         self.exec_ring.heartbeat(self.args[7][3])
         self.order_ring.heartbeat()  # as the order ring's producer

@@ -15,7 +15,20 @@ price it emits is rounded to whole ticks on the passive side and every quantity 
 State is plain arrays (one row per symbol) so the whole thing runs in numba:
 - ``p_i``/``p_f``: integer and float parameters; ``sym_cfg``: per-symbol quote size and
   inventory limit in lots;
-- ``st_i``/``st_f``: per-symbol state; ``orders[symbol, side, level, word]``: our quotes.
+- ``st_i``/``st_f``: per-symbol state; ``orders[symbol, side, level, word]``: our quotes;
+- ``budget``: the order budget (below).
+
+Order budget (``[strategy] max_orders_per_s``): new orders and replaces, counted the way
+pre-trade risk counts its ``max_orders_per_s`` (one exact sliding one-second window over
+all instruments, ``pipeline/orders/ratewindow.py``), but on the strategy's clock ``now``,
+so a replay throttles identically. It is one budget for all instruments because the risk
+limit it must stay under is one window for the whole session. When it is spent the quote
+is left where it is (never dropped) and the symbol is marked due: the next book update
+requotes it, or, if the book stays quiet for ``requote_retry_ms``, the timer does from the
+last book once the window has room (book-driven requotes keep their frame's t_origin, so
+tick-to-trade stays measured). Cancels are never held back (pulling a quote
+is the safe action); each cancels a quote one new order placed, so within any second they
+number at most the quotes resting at its start plus that second's new orders.
 """
 
 from __future__ import annotations
@@ -25,11 +38,12 @@ import math
 import numpy as np
 from numba import njit
 
+from pipeline.orders.ratewindow import window_ok, window_take
 from pipeline.strategy.intents import CANCEL, NEW, POST_ONLY, REPLACE, next_id, submit
 from shm_layouts.records import ExecType, SyncState
 
 # integer parameters
-LEVELS, SPACING, REQUOTE, STALE_NS, COOLDOWN_NS, PAUSED = 0, 1, 2, 3, 4, 5
+LEVELS, SPACING, REQUOTE, STALE_NS, COOLDOWN_NS, PAUSED, ORDERS_PER_S, RETRY_NS = range(8)
 P_INT_WORDS = 8
 # float parameters
 GAMMA, K, A_PRIOR, SIGMA2_PRIOR, VOL_TAU_S, RATE_TAU_S = 0, 1, 2, 3, 4, 5
@@ -38,7 +52,7 @@ P_FLOAT_WORDS = 8
 QUOTE_QTY, MAX_POSITION = 0, 1
 # per-symbol integer state
 POSITION, SYNCED, BEST_BID, BEST_ASK, COOLDOWN_UNTIL, LAST_BOOK_NS, FILLED_QTY = range(7)
-N_QUOTES, N_REJECTS, N_FILLS = 7, 8, 9
+N_QUOTES, N_REJECTS, N_FILLS, REQUOTE_DUE = 7, 8, 9, 10  # REQUOTE_DUE: held back by budget
 ST_INT_WORDS = 12
 # per-symbol float state
 MID, LAST_MID_NS, SIGMA2, RATE, LAST_TRADE_NS = range(5)
@@ -48,6 +62,9 @@ O_ID, O_PRICE, O_QTY, O_STATUS, O_PREV_ID, O_PREV_PRICE = range(6)
 ORDER_WORDS = 8
 EMPTY, PENDING_NEW, LIVE, PENDING_CANCEL, PENDING_REPLACE = 0, 1, 2, 3, 4
 MAX_LEVELS = 8
+# order budget: orders counted so far, quote updates held back, then the window's times
+B_COUNT, B_THROTTLED, B_TIMES = 0, 1, 2
+DEFAULT_ORDERS_PER_S = 10
 
 SYNCED_STATE = int(SyncState.SYNCED)
 ET_NEW, ET_PARTIAL, ET_FILL = int(ExecType.NEW), int(ExecType.PARTIAL_FILL), int(ExecType.FILL)
@@ -64,6 +81,12 @@ def make_state(n_symbols: int, params: dict, quote_qty: list[int], max_position:
     p_i[REQUOTE] = int(params.get("requote_ticks", 1))
     p_i[STALE_NS] = int(float(params.get("stale_ms", 2000)) * 1e6)
     p_i[COOLDOWN_NS] = int(float(params.get("reject_cooldown_ms", 500)) * 1e6)
+    budget = params.get("max_orders_per_s", DEFAULT_ORDERS_PER_S)
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 0:
+        raise ValueError(f"[strategy] max_orders_per_s must be a whole number >= 0 "
+                         f"(0: no budget), not {budget!r}")
+    p_i[ORDERS_PER_S] = budget
+    p_i[RETRY_NS] = int(float(params.get("requote_retry_ms", 100)) * 1e6)
     p_f = np.zeros(P_FLOAT_WORDS, np.float64)
     p_f[GAMMA] = float(params.get("gamma", 0.05))
     p_f[K] = float(params.get("k", 0.3))
@@ -79,7 +102,9 @@ def make_state(n_symbols: int, params: dict, quote_qty: list[int], max_position:
     st_f[:, SIGMA2] = p_f[SIGMA2_PRIOR]
     st_f[:, RATE] = p_f[A_PRIOR]
     orders = np.zeros((n_symbols, 2, MAX_LEVELS, ORDER_WORDS), np.int64)
-    return p_i, p_f, sym_cfg, st_i, st_f, orders
+    window = np.full(B_TIMES + max(budget, 1), np.iinfo(np.int64).min // 2, np.int64)
+    window[B_COUNT] = window[B_THROTTLED] = 0  # the times start long past: all room
+    return p_i, p_f, sym_cfg, st_i, st_f, orders, window
 
 
 # ---------------------------------------------------------------------------- model
@@ -123,6 +148,32 @@ def update_rate(p_f, st_f, s, now_ns):
     st_f[s, LAST_TRADE_NS] = now_ns
 
 
+# ---------------------------------------------------------------------------- order budget
+@njit(cache=True, _nrt=False)
+def budget_room(mm, now):
+    """May one more new order or replace go out at ``now``?"""
+    n, budget = mm[0][ORDERS_PER_S], mm[6]
+    return n <= 0 or window_ok(budget, B_TIMES, budget[B_COUNT], n, now)
+
+
+@njit(cache=True, _nrt=False)
+def _budget_take(mm, now):
+    n, budget = mm[0][ORDERS_PER_S], mm[6]
+    if n > 0:
+        window_take(budget, B_TIMES, budget[B_COUNT], n, now)
+        budget[B_COUNT] += 1
+
+
+@njit(cache=True, _nrt=False)
+def _budget_allows(mm, s, now):
+    """As ``budget_room``, but a refusal is counted and leaves symbol ``s`` due a requote."""
+    if budget_room(mm, now):
+        return True
+    mm[6][B_THROTTLED] += 1
+    mm[3][s, REQUOTE_DUE] = 1
+    return False
+
+
 # ---------------------------------------------------------------------------- order upkeep
 @njit(cache=True, _nrt=False)
 def _send(sink, action, s, side, price, qty, cl_id, orig_id, t_origin, now):
@@ -145,26 +196,31 @@ def keep_order(mm, sink, s, side, level, target, qty, t_origin, now):
                 return 1
         return 0
     if status == EMPTY:
-        if now < st_i[s, COOLDOWN_UNTIL]:
+        if now < st_i[s, COOLDOWN_UNTIL] or not _budget_allows(mm, s, now):
             return 0
         cl = next_id(sink[3])
         if _send(sink, NEW, s, side, target, qty, cl, 0, t_origin, now):
             o[O_ID], o[O_PRICE], o[O_QTY], o[O_STATUS] = cl, target, qty, PENDING_NEW
             st_i[s, N_QUOTES] += 1
+            _budget_take(mm, now)
             return 1
         return 0
     if status == LIVE and abs(target - o[O_PRICE]) >= p_i[REQUOTE]:
+        if not _budget_allows(mm, s, now):
+            return 0  # the quote stays where it is; the timer requotes it later
         cl = next_id(sink[3])
         if _send(sink, REPLACE, s, side, target, qty, cl, o[O_ID], t_origin, now):
             o[O_PREV_ID], o[O_PREV_PRICE] = o[O_ID], o[O_PRICE]
             o[O_ID], o[O_PRICE], o[O_QTY], o[O_STATUS] = cl, target, qty, PENDING_REPLACE
             st_i[s, N_QUOTES] += 1
+            _budget_take(mm, now)
             return 1
     return 0
 
 
 @njit(cache=True, _nrt=False)
 def pull_symbol(mm, sink, s, t_origin, now):
+    mm[3][s, REQUOTE_DUE] = 0  # nothing to requote once the quotes are pulled
     sent = 0
     for side in range(2):
         for level in range(MAX_LEVELS):
@@ -176,7 +232,7 @@ def pull_symbol(mm, sink, s, t_origin, now):
 @njit(cache=True, _nrt=False)
 def on_book(mm, sink, book, now):
     """A book update for one symbol: re-price our quotes (or pull them if unsynced)."""
-    p_i, p_f, sym_cfg, st_i, st_f = mm[0], mm[1], mm[2], mm[3], mm[4]
+    p_i, p_f, st_i, st_f = mm[0], mm[1], mm[3], mm[4]
     s = book["symbol_id"]
     t_origin = book["t_origin_ns"]
     st_i[s, LAST_BOOK_NS] = now
@@ -188,8 +244,17 @@ def on_book(mm, sink, book, now):
     st_i[s, BEST_BID], st_i[s, BEST_ASK] = bb, ba
     if p_i[PAUSED]:
         return pull_symbol(mm, sink, s, t_origin, now)
+    update_mid(p_f, st_f, s, (bb + ba) / 2.0, now)
+    return requote(mm, sink, s, t_origin, now)
+
+
+@njit(cache=True, _nrt=False)
+def requote(mm, sink, s, t_origin, now):
+    """Keep the quotes of symbol ``s`` at their GLFT targets for the last book seen."""
+    p_i, p_f, sym_cfg, st_i, st_f = mm[0], mm[1], mm[2], mm[3], mm[4]
+    st_i[s, REQUOTE_DUE] = 0  # set again if the budget holds something back
+    bb, ba = st_i[s, BEST_BID], st_i[s, BEST_ASK]
     mid = (bb + ba) / 2.0
-    update_mid(p_f, st_f, s, mid, now)
     qty = sym_cfg[s, QUOTE_QTY]
     position = st_i[s, POSITION]
     d_bid, d_ask = quote_offsets(p_f[GAMMA], p_f[K], max(st_f[s, RATE], 1e-6),
@@ -205,8 +270,13 @@ def on_book(mm, sink, book, now):
         ask = ask0 + level * p_i[SPACING]
         can_buy = active and position + exposure <= sym_cfg[s, MAX_POSITION] and bid > 0
         can_sell = active and position - exposure >= -sym_cfg[s, MAX_POSITION]
-        sent += keep_order(mm, sink, s, 0, level, bid if can_buy else -1, qty, t_origin, now)
-        sent += keep_order(mm, sink, s, 1, level, ask if can_sell else -1, qty, t_origin, now)
+        # the side moving away from the market goes first: if the budget covers only one,
+        # the stale quote is repriced, and a bid never overtakes our own ask (or vice versa)
+        ask_first = ask > mm[5][s, 1, level, O_PRICE] > 0
+        for i in range(2):
+            side = i if not ask_first else 1 - i
+            target = (bid if can_buy else -1) if side == 0 else (ask if can_sell else -1)
+            sent += keep_order(mm, sink, s, side, level, target, qty, t_origin, now)
     return sent
 
 
@@ -275,13 +345,18 @@ def on_exec(mm, sink, report, now):
 
 @njit(cache=True, _nrt=False)
 def on_timer(mm, sink, now):
-    """Pull the quotes of any symbol whose book went quiet for longer than STALE_NS."""
+    """Pull the quotes of any symbol whose book went quiet for longer than STALE_NS;
+    requote a symbol the order budget held back if no book update came for RETRY_NS
+    (one would requote it, with its frame's t_origin) and the budget has room again."""
     p_i, st_i = mm[0], mm[3]
     sent = 0
     for s in range(st_i.shape[0]):
         if st_i[s, SYNCED] and now - st_i[s, LAST_BOOK_NS] > p_i[STALE_NS]:
             st_i[s, SYNCED] = 0
             sent += pull_symbol(mm, sink, s, 0, now)
+        elif st_i[s, SYNCED] and st_i[s, REQUOTE_DUE] and not p_i[PAUSED] and \
+                now - st_i[s, LAST_BOOK_NS] >= p_i[RETRY_NS] and budget_room(mm, now):
+            sent += requote(mm, sink, s, 0, now)  # t_origin 0: no frame caused it
     return sent
 
 
@@ -291,6 +366,11 @@ def on_shutdown(mm, sink, now):
     for s in range(mm[3].shape[0]):
         sent += pull_symbol(mm, sink, s, 0, now)
     return sent
+
+
+def counters(mm) -> dict[str, int]:
+    """Strategy counters published as ``strategy.<name>`` (cold path)."""
+    return {"requotes_throttled": int(mm[6][B_THROTTLED])}
 
 
 def positions(mm) -> np.ndarray:
