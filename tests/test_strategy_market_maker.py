@@ -6,11 +6,14 @@ import numpy as np
 import pytest
 
 from pipeline.observe.counters import Counters
+from pipeline.orders.segments import OmsState
 from pipeline.runtime import idle
 from pipeline.strategy import market_maker as MM
-from pipeline.strategy.agent import StrategyAgent
+from pipeline.strategy.agent import BY_OPERATOR, C_PAUSED, StrategyAgent
 from pipeline.strategy.intents import id_state
 from pipeline.transport.ring import Ring
+from pipeline.transport.shared import atomic_store
+from shm_layouts.oms import W_READY
 from shm_layouts.records import (
     BOOK_UPDATE,
     EXEC_REPORT,
@@ -356,3 +359,26 @@ def test_with_budget_for_one_requote_the_side_the_market_moved_towards_goes(inst
     out = rig.book(10_000 + move, 10_010 + move)
     assert list(out["action"]) == [OrderAction.REPLACE]
     assert out[0]["side"] == (1 if move > 0 else 0)  # up: the ask first; down: the bid
+
+
+def test_quotes_wait_until_the_gateway_reports_ready(instance):
+    """An intent sent while the gateway logs on and reconciles would only be denied."""
+    oms = OmsState.create(instance)
+    rig = Rig(instance)
+    held = StrategyAgent(MM, MM.make_state(1, PARAMS, quote_qty=[100], max_position=[300]),
+                         rig.orders, id_state(seed=9), rig.books, rig.execs, rig.counters,
+                         event_clock=True, oms=oms)
+    rig.agent = held
+    held.on_start()
+    assert len(rig.book(10_000, 10_010)) == 0  # gateway not ready: books seen, no quote
+    held.housekeeping(0)
+    assert len(rig.book(10_000, 10_010)) == 0  # still not ready
+    atomic_store(oms.words, W_READY, 1)
+    held.housekeeping(0)
+    assert list(rig.book(10_000, 10_010)["action"]) == [OrderAction.NEW] * 2
+    atomic_store(oms.words, W_READY, 0)  # later outages: risk denies, the hold is start-up only
+    held.pause(True)
+    assert held.clock[C_PAUSED] == BY_OPERATOR
+    held.pause(False)
+    held.housekeeping(0)
+    assert held.clock[C_PAUSED] == 0
