@@ -15,6 +15,7 @@ import pytest
 from numba import njit
 from pipeline_checks import assert_traded_and_clean, run_pipeline
 
+from pipeline.launch.launcher import Launcher, RunOptions
 from pipeline.runtime import idle as I
 from pipeline.runtime.agent import Agent, run_slice
 from pipeline.runtime.composite import CompositeAgent
@@ -94,7 +95,7 @@ def test_composite_closes_in_the_given_order_even_when_one_fails():
 
 def test_lowlat_profile_places_all_agents_in_one_spinning_process():
     p = load_profile("dev-2core-lowlat")
-    assert p["pipeline"] == {"core": 1, "idle": "busy_spin", "agents": [
+    assert p["pipeline"] == {"core": 1, "idle": "busy_spin", "lock_memory": True, "agents": [
         "feed_handler", "book_builder", "strategy", "oms_gateway"]}
     # the simulator busy-polls the other core, so no send() has to wake it
     assert p["simulator"] == {"core": 0, "idle": "busy_spin"}
@@ -122,3 +123,12 @@ def test_lowlat_pipeline_quotes_fills_and_shuts_down_clean(tmp_path):
     names = {p["name"] for p in s["processes"]}
     assert "pipeline" in names  # one composite process ...
     assert not names & {"feed_handler", "book_builder", "strategy", "oms_gateway"}  # ... only
+
+
+def test_lowlat_launcher_starts_one_composite_child_that_locks_its_memory():
+    launcher = Launcher(RunOptions(profile="dev-2core-lowlat", instance="lowlatargs"))
+    child = launcher._child("pipeline")
+    assert child.module == "procs.composite"
+    assert "--lock-memory" in child.args and child.args[child.args.index("--core") + 1] == "1"
+    assert "--lock-memory" not in Launcher(RunOptions(profile="dev-2core", instance="devargs")
+                                           )._child("strategy").args

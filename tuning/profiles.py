@@ -71,6 +71,8 @@ def validate(raw: dict, name: str) -> dict[str, dict]:
             raise ProfileError(f"profile {name}: {proc}.idle {idle!r} is not one of "
                                f"{', '.join(IDLE_STRATEGIES)}")
         out[proc] = {"core": core, "idle": idle}
+        if spec.get("lock_memory"):  # mlockall: no page faults (first touch) on the hot path
+            out[proc]["lock_memory"] = True
         if "agents" in spec:
             out[proc]["agents"] = _agents(spec["agents"], proc, name)
     hosted = [a for p, s in out.items() for a in s.get("agents", [])]

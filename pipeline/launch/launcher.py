@@ -180,6 +180,8 @@ class Launcher:
                 "--idle", place.get("idle", "backoff")]
         if place.get("core") is not None:
             args += ["--core", str(place["core"])]
+        if place.get("lock_memory"):
+            args += ["--lock-memory"]
         if "agents" not in place:
             return Child(name, f"procs.{name}", args + self._agent_args(name), env=self.env)
         args += ["--name", name, "--agents", ",".join(place["agents"])]
