@@ -161,7 +161,18 @@ def release(ctl, slot, new_cursor):
     store_release(ctl, CONSUMER_BASE + slot * LINE_WORDS + C_CURSOR, new_cursor)
 
 
-@njit(cache=True)  # row copies may need a temporary: keeps NRT
+@njit(cache=True, _nrt=False, inline="always")
+def _copy_row(dst, i, src, j):
+    """``dst[i, :] = src[j, :]`` as a plain loop: a slice assignment may allocate a temporary
+    (numba cannot prove the rows apart), which needs NRT."""
+    for b in range(dst.shape[1]):
+        dst[i, b] = src[j, b]
+
+
+# _nrt=False explicitly: numba compiles a callee that does not set it with its first
+# caller's setting, so a cold cache plus a no-NRT caller (the fused loop) would otherwise
+# decide how this compiles
+@njit(cache=True, _nrt=False)
 def observe(ctl, slot, records, out):
     """Copy up to ``len(out)`` records (uint8 rows) for an observing consumer.
 
@@ -179,14 +190,14 @@ def observe(ctl, slot, records, out):
         pos = pub - cap
     n = min(pub - pos, out.shape[0])
     for i in range(n):
-        out[i, :] = records[(pos + i) & mask, :]
+        _copy_row(out, i, records, (pos + i) & mask)
     fence_acquire()  # the copies above complete before we re-check the claim cursor
     first_intact = load_relaxed(ctl, CLAIMED) - cap
     end = pos + n
     if first_intact > pos:  # the producer may have been writing these slots as we copied
         skip = min(first_intact, end) - pos
         for i in range(n - skip):  # forward copy: destination is below the source
-            out[i, :] = out[i + skip, :]
+            _copy_row(out, i, out, i + skip)
         n -= skip
         lost += first_intact - pos
         end = max(end, first_intact)
