@@ -16,6 +16,9 @@ from procs import _common
 def parser() -> argparse.ArgumentParser:
     p = _common.parser(__doc__)
     p.add_argument("--window", type=int, default=1 << 16, help="book window in ticks (2^k)")
+    p.add_argument("--no-ticker-overlay", action="store_true",
+                   help="publish the book alone, not fresh bookTickers over it (replays "
+                   "that check the rebuilt books)")
     return p
 
 
@@ -25,7 +28,8 @@ def build(args: argparse.Namespace) -> tuple[BookBuilderAgent, Counters | None]:
         counters = Counters.attach(inst)
     except SegmentMissing:
         counters = None
-    agent = BookBuilderAgent(attach_md_segments(inst), window=args.window, counters=counters)
+    agent = BookBuilderAgent(attach_md_segments(inst), window=args.window, counters=counters,
+                             ticker_overlay=not args.no_ticker_overlay)
     return agent, counters
 
 

@@ -17,12 +17,12 @@ import numpy as np
 
 from shm_layouts.records import BOOK_UPDATE
 
-LATEST_VERSION = 1
+LATEST_VERSION = 2  # 2: BUILDER_WORDS 16 -> 24 (bookTicker overlay state)
 CONFIG_WORDS = 16
 N_SYMBOLS = 0
 RESYNC_REQUESTS = 1  # bumped by the book builder when it needs fresh snapshots
 SEQ_LINE_WORDS = 16  # 128 bytes: no two symbols' seqlocks share a prefetched line pair
-BUILDER_WORDS = 16
+BUILDER_WORDS = 24
 
 LATEST_INSTRUMENT = np.dtype([
     ("symbol", "S32"),

@@ -10,6 +10,7 @@ from pipeline.marketdata import apply as A
 from pipeline.marketdata import book as B
 from pipeline.marketdata import files
 from pipeline.marketdata.events import (
+    BBO,
     DIFF_END,
     DIFF_LEVEL,
     INVALIDATE,
@@ -29,9 +30,9 @@ def records(rows) -> np.ndarray:
     return out
 
 
-def run(rows, futures=0):
+def run(rows, futures=0, ticker_overlay=True):
     books = B.Books(1, window=256)
-    bst = A.new_state(np.array([futures]))
+    bst = A.new_state(np.array([futures]), ticker_overlay)
     upd = np.zeros(64, BOOK_UPDATE)
     recs = records(rows)
     used, k = A.apply_records(recs, 0, len(recs), -1, *books.arrays(), bst, upd, 0)
@@ -95,3 +96,48 @@ def test_tick_and_lot_inferred_for_unconfigured_symbols(binance_data):
     assert spot["BLZETH"].venue == "spot" and spot["BLZETH"].tick_size == "0.00000001"
     usdm = infer_symbols(files.load([binance_data / "BINANCE_FUTURES.ws.1.0"]))
     assert usdm["SUSHIUSDT"].venue == "usdm" and usdm["SUSHIUSDT"].tick_size == "0.001"
+
+
+# a book 98/99/100 x 101/102/103, update id 10; tickers are (BID, ASK) record pairs
+DEEP = [(SNAPSHOT_BEGIN, 0, 0, 0, 10, 10, -1)] + [
+    (SNAPSHOT_LEVEL, side, px, 5, 10, 10, -1)
+    for side, px in ((0, 100), (0, 99), (0, 98), (1, 101), (1, 102), (1, 103))] + [
+    (SNAPSHOT_END, 0, 0, 0, 10, 10, -1)]
+
+
+def ticker(bid, bq, ask, aq, u):
+    return [(BBO, 0, bid, bq, u, u, -1), (BBO, 1, ask, aq, u, u, -1)]
+
+
+def test_fresh_book_ticker_is_published_over_the_book_levels_behind_it():
+    s, upd = run(DEEP + ticker(99, 4, 101, 6, 12))
+    assert upd["flags"].tolist() == [A.F_SNAPSHOT, A.F_BBO]
+    u = upd[-1]
+    assert (u["update_id"], u["state"], u["t_origin_ns"]) == (12, A.SYNCED, 1000 + 9)
+    # the ticker says 100 is gone: its best first, then the book's levels strictly behind
+    assert list(u["bid_px"][: u["n_bids"]]) == [99, 98]
+    assert list(u["bid_qty"][: u["n_bids"]]) == [4, 5]
+    assert list(u["ask_px"][: u["n_asks"]]) == [101, 102, 103]
+    assert list(u["ask_qty"][: u["n_asks"]]) == [6, 5, 5]
+    assert u["bid_px"][2] == 0 and u["bid_qty"][2] == 0
+    assert s[A.B_BBO_PUBLISHED] == 1 and s[A.B_UPDATE_ID] == 10  # the book is not changed
+
+
+def test_ticker_inside_the_spread_keeps_every_book_level():
+    _, upd = run(DEEP + ticker(100, 1, 100 + 1, 2, 10))  # same update id as the book
+    u = upd[-1]
+    assert list(u["bid_px"][: u["n_bids"]]) == [100, 99, 98]
+    assert list(u["bid_qty"][: u["n_bids"]]) == [1, 5, 5]
+
+
+def test_stale_crossed_or_unsynced_tickers_are_counted_not_published():
+    s, upd = run(DEEP + ticker(99, 1, 101, 1, 9))  # the book (id 10) is past it
+    assert len(upd) == 1 and s[A.B_BBO_STALE] == 1
+    s, upd = run(DEEP + ticker(101, 1, 101, 1, 11) + ticker(100, 0, 101, 1, 12))
+    assert len(upd) == 1 and s[A.B_BBO_BAD] == 2  # crossed, then an empty bid
+    s, upd = run(ticker(99, 1, 101, 1, 11))  # no snapshot yet
+    assert len(upd) == 0 and s[A.B_BBO] == 2 and s[A.B_BBO_PUBLISHED] == 0
+    s, upd = run(DEEP + [(BBO, 1, 101, 1, 12, 12, -1)])  # an ASK half without its BID
+    assert len(upd) == 1 and s[A.B_BBO_PUBLISHED] == 0
+    s, upd = run(DEEP + ticker(99, 4, 101, 6, 12), ticker_overlay=False)  # replays
+    assert len(upd) == 1 and s[A.B_BBO] == 2 and s[A.B_BBO_PUBLISHED] == 0

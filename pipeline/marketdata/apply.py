@@ -6,6 +6,15 @@ failure drops the symbol to UNSYNCED (counted) until the next snapshot. An unsyn
 is never published as synced: the update it publishes says UNSYNCED and carries no
 levels, so readers stop using the book at once.
 
+A bookTicker (MD_EVENT kind BBO, a BID record then an ASK record with the ticker's update
+id) is Binance's real-time top of book, while depth diffs arrive batched (``@depth@100ms``).
+With B_TICKER_OVERLAY set (the live book builder; replays that check the rebuilt books
+leave it off), a ticker at or past a synced book's update id is published at once as a
+BOOK_UPDATE flagged F_BBO: its best bid and ask, then the book's deeper levels strictly
+behind them (a book level at or through the ticker is one the ticker already shows
+gone). The book itself is not changed: the next diff brings it up to date. An older ticker
+(the book has moved past it) or a crossed or empty one is counted and not published.
+
 ``bst`` holds per-symbol state words (the B_* indices).
 """
 
@@ -16,7 +25,9 @@ from numba import njit
 
 from pipeline.marketdata import book as B
 from pipeline.marketdata.events import (
+    ASK,
     BBO,
+    BID,
     DIFF_END,
     DIFF_LEVEL,
     INVALIDATE,
@@ -26,6 +37,7 @@ from pipeline.marketdata.events import (
     TRADE,
 )
 from pipeline.runtime.clock import monotonic_ns
+from shm_layouts.book import BUILDER_WORDS
 from shm_layouts.records import BOOK_TOP_N, SyncState
 
 UNSYNCED = int(SyncState.UNSYNCED)
@@ -33,20 +45,28 @@ BUILDING = int(SyncState.SNAPSHOT_PENDING)
 SYNCED = int(SyncState.SYNCED)
 
 (B_STATE, B_UPDATE_ID, B_FIRST_PENDING, B_FUTURES, B_EVENTS, B_LEVELS, B_SNAPSHOTS,
- B_CROSSED, B_ID_ERRORS, B_INVALIDATIONS, B_PUBLISHED, B_TRADES, B_BBO, B_BAD_SYMBOL) = range(14)
-BST_WORDS = 16
+ B_CROSSED, B_ID_ERRORS, B_INVALIDATIONS, B_PUBLISHED, B_TRADES, B_BBO, B_BAD_SYMBOL,
+ B_TICK_BID, B_TICK_BID_QTY, B_TICK_ID, B_BBO_PUBLISHED, B_BBO_STALE, B_BBO_BAD,
+ B_TICKER_OVERLAY) = range(21)
+BST_WORDS = BUILDER_WORDS  # the latest-book area holds these words per symbol
+assert B_TICKER_OVERLAY < BST_WORDS
 COUNTER_WORDS = {"book_events": B_EVENTS, "book_levels": B_LEVELS,
                  "book_snapshots": B_SNAPSHOTS, "crossed": B_CROSSED,
                  "id_errors": B_ID_ERRORS, "book_invalidations": B_INVALIDATIONS,
-                 "book_updates": B_PUBLISHED, "bad_symbol": B_BAD_SYMBOL}
+                 "book_updates": B_PUBLISHED, "bad_symbol": B_BAD_SYMBOL,
+                 "bbo_updates": B_BBO_PUBLISHED, "bbo_superseded": B_BBO_STALE,
+                 "bbo_rejected": B_BBO_BAD}
 
 # BOOK_UPDATE.flags
-F_SNAPSHOT, F_DIFF, F_INVALID, F_CROSSED = 1, 2, 4, 8
+F_SNAPSHOT, F_DIFF, F_INVALID, F_CROSSED, F_BBO = 1, 2, 4, 8, 16
 
 
-def new_state(futures: np.ndarray) -> np.ndarray:
+def new_state(futures: np.ndarray, ticker_overlay: bool = False) -> np.ndarray:
+    """Per-symbol state; ``ticker_overlay``: publish fresh bookTickers (live trading; a
+    book-rebuilding replay leaves it off, so what it publishes is the book alone)."""
     bst = np.zeros((len(futures), BST_WORDS), np.int64)
     bst[:, B_FUTURES] = np.asarray(futures, np.int64)
+    bst[:, B_TICKER_OVERLAY] = int(ticker_overlay)
     return bst
 
 
@@ -85,6 +105,54 @@ def _publish(qty, bits, meta, ov, bst, sid, rec, upd, k, flags):
             u.ask_qty[i] = 0
     s[B_PUBLISHED] += 1
     return k + 1
+
+
+@njit(cache=True, _nrt=False)
+def _behind(px, qt, n, best, side):
+    """Put ``best`` (price, qty) first and keep the levels of ``px[:n]`` strictly behind
+    it, in order; zero the rest. Returns the new count."""
+    i = 0
+    while i < n and ((side == BID and px[i] >= best[0]) or (side == ASK and px[i] <= best[0])):
+        i += 1  # at or through the ticker: already gone from the venue's book
+    keep = min(n - i, px.shape[0] - 1)
+    if i == 0:
+        for t in range(keep - 1, -1, -1):  # shift right by one, deepest first
+            px[t + 1] = px[t]
+            qt[t + 1] = qt[t]
+    else:
+        for t in range(keep):  # shift left by i - 1 (source at or after destination)
+            px[1 + t] = px[i + t]
+            qt[1 + t] = qt[i + t]
+    px[0] = best[0]
+    qt[0] = best[1]
+    for t in range(1 + keep, px.shape[0]):
+        px[t] = 0
+        qt[t] = 0
+    return 1 + keep
+
+
+@njit(cache=True, _nrt=False)
+def _on_ticker_ask(qty, bits, meta, ov, bst, sid, rec, upd, k):
+    """The ASK half of a bookTicker (its BID half is in ``bst``): publish it if fresh."""
+    s = bst[sid]
+    if not s[B_TICKER_OVERLAY]:
+        return k
+    if s[B_STATE] != SYNCED or s[B_TICK_ID] != rec.last_id:
+        return k  # no synced book, or the BID half went missing: nothing to overlay
+    if rec.last_id < s[B_UPDATE_ID]:
+        s[B_BBO_STALE] += 1  # the book has moved past this ticker
+        return k
+    bid, bq, ask, aq = s[B_TICK_BID], s[B_TICK_BID_QTY], rec.price, rec.qty
+    if bq <= 0 or aq <= 0 or bid >= ask:
+        s[B_BBO_BAD] += 1
+        return k
+    k2 = _publish(qty, bits, meta, ov, bst, sid, rec, upd, k, F_BBO)
+    u = upd[k]
+    u.update_id = rec.last_id
+    u.n_bids = _behind(u.bid_px, u.bid_qty, u.n_bids, (bid, bq), BID)
+    u.n_asks = _behind(u.ask_px, u.ask_qty, u.n_asks, (ask, aq), ASK)
+    s[B_BBO_PUBLISHED] += 1  # of the B_PUBLISHED updates, those from a ticker
+    return k2
 
 
 @njit(cache=True, _nrt=False)
@@ -154,4 +222,10 @@ def apply_records(recs, pos, n, mask, qty, bits, meta, ov, scratch, bst, upd, k)
             s[B_TRADES] += 1
         elif kind == BBO:
             s[B_BBO] += 1
+            if rec.side == BID:
+                s[B_TICK_BID] = rec.price
+                s[B_TICK_BID_QTY] = rec.qty
+                s[B_TICK_ID] = rec.last_id
+            else:
+                k = _on_ticker_ask(qty, bits, meta, ov, bst, sid, rec, upd, k)
     return n, k

@@ -24,6 +24,7 @@ from pipeline.observe.histogram import record
 from pipeline.runtime.agent import Agent, run_slice
 from pipeline.runtime.clock import monotonic_ns
 from pipeline.transport import ring as R
+from pipeline.transport.shared import atomic_store
 from shm_layouts.records import BOOK_UPDATE
 
 
@@ -56,13 +57,18 @@ class BookBuilderAgent(Agent):
     name = "book_builder"
 
     def __init__(self, segs: MdSegments, window: int = 1 << 16, batch: int = 256,
-                 counters: Counters | None = None):
+                 counters: Counters | None = None, ticker_overlay: bool = True):
+        """``ticker_overlay``: publish fresh bookTickers over the book (``apply``)."""
         self.segs = segs
         self.hop = counters.histogram("hop.md_ring") if counters else histogram.new()
+        self.counters = counters  # book.<name>: the builder's counts, all symbols together
+        self._counter_words = {name: counters.counter(f"book.{name}")
+                               for name in A.COUNTER_WORDS} if counters else {}
         n = segs.latest.n_symbols
         self.books = Books(n, window=window)
         self.bst = segs.latest.state  # shared: readable by monitors and replay
         self.bst[:, A.B_FUTURES] = segs.latest.futures()
+        self.bst[:, A.B_TICKER_OVERLAY] = int(ticker_overlay)
         self.bst[:, A.B_STATE] = A.UNSYNCED  # books are rebuilt from the next snapshot
         self.upd = np.zeros(batch, BOOK_UPDATE)
         self.upd_raw = rows(self.upd)
@@ -90,6 +96,8 @@ class BookBuilderAgent(Agent):
     def housekeeping(self, now_ns: int) -> bool:
         self.segs.md.heartbeat(self.slot)
         self.segs.book.heartbeat()
+        for name, word in self._counter_words.items():
+            atomic_store(self.counters.words, word, int(self.bst[:, A.COUNTER_WORDS[name]].sum()))
         faults = self._fault_count()
         if faults != self._faults:  # a book dropped itself: only a snapshot restores it
             self._faults = faults

@@ -82,7 +82,7 @@ def run_processes(prepared: Prepared, speed: float = 0.0, log_bbo: bool = False,
         md_words = words(segs.md.raw)
         segs.md.claim_producer()
         child = Child("book_builder", "procs.book_builder",
-                      ["--instance", inst.name, "--idle", idle]).start()
+                      ["--instance", inst.name, "--idle", idle, "--no-ticker-overlay"]).start()
         wait_running(counters, [child], timeout=120)
         log = np.zeros((len(cap) if log_bbo else 0, 6), np.int64)
         nlog = np.zeros(1, np.int64)
