@@ -151,3 +151,52 @@ def test_frame_decoder_lengths_and_errors():
     huge = bytes([0x81, 127]) + (1 << 40).to_bytes(8, "big")
     buf[: len(huge)] = np.frombuffer(huge, np.uint8)
     assert next_frame(buf, 0, len(huge))[0] == -1
+
+
+def _ws_text(payload: bytes) -> bytes:
+    """An unmasked server-to-client text frame (payloads under 126 bytes)."""
+    assert len(payload) < 126
+    return bytes([0x81, len(payload)]) + payload
+
+
+def test_feed_cycle_publishes_one_frame_then_the_next_without_a_recv(instance):
+    """Two bookTickers read by one recv: each cycle publishes one frame's records (so a
+    fused loop acts on the first before parsing the second); the second keeps the first
+    read's receive time; a cycle with nothing left to take reads the socket again."""
+    import socket
+
+    from pipeline.marketdata.feed import ST_FRAMES, ST_LAST_RECV, feed_once
+    from pipeline.marketdata.normalize import FeedCore
+    from pipeline.marketdata.publish import words
+    from shm_layouts.records import MD_EVENT
+
+    table = SymbolTable.from_config([{"symbol": "BTCUSDT", "venue": "spot",
+                                      "tick_size": "0.01", "lot_size": "0.001"}])
+    segs = create_md_segments(instance, 64, table)
+    segs.md.claim_producer()
+    core = FeedCore(table)
+    a, b = socket.socketpair()
+    try:
+        b.setblocking(False)
+        tick = (b'{"stream":"btcusdt@bookTicker","data":{"u":%d,"s":"BTCUSDT","b":"100.01",'
+                b'"B":"1.000","a":"100.02","A":"2.000"}}')
+        a.sendall(_ws_text(tick % 7) + _ws_text(tick % 8))
+        rbuf, frag = np.zeros(4096, np.uint8), np.zeros(4096, np.uint8)
+        st = np.zeros(24, np.int64)
+
+        def cycle() -> int:
+            return feed_once(b.fileno(), rbuf, frag, st, core.hdr, core.lv, core.keys,
+                             core.lens, core.grid, core.sync, core.pend, core.scratch,
+                             core.out, core.out_raw, core.stats, segs.md.ctl, segs.md.stamps,
+                             words(segs.md.raw))
+        _wait(lambda: cycle() and st[ST_FRAMES] == 1, "the first frame")
+        recv_ns = int(st[ST_LAST_RECV])
+        recs = segs.md.records.view(MD_EVENT)
+        assert segs.md.published() == 2 and recs[1]["last_id"] == 7
+        assert cycle() > 0 and st[ST_FRAMES] == 2 and segs.md.published() == 4
+        assert recs[3]["last_id"] == 8 and recs[3]["t_origin_ns"] == recv_ns
+        assert st[ST_LAST_RECV] == recv_ns  # no recv between the two frames
+        assert cycle() == 0 and segs.md.published() == 4  # nothing left: it read again
+    finally:
+        a.close()
+        b.close()

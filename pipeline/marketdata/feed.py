@@ -2,7 +2,10 @@
 
 Hot path (``feed_once``, jitted): non-blocking ``recv`` into a byte buffer, a timestamp
 per read, WebSocket frames decoded in place, each text frame through ``on_message``
-(parse, ticks/lots, sync rules) and the resulting records published to the md ring.
+(parse, ticks/lots, sync rules) and the resulting records published to the md ring. A
+cycle publishes at most one frame's records, then returns (the next cycle takes the next
+frame without a ``recv``): in a fused loop the book builder and strategy act on a
+bookTicker before a 100-level depth diff read with it is parsed.
 Control frames, end of stream and errors stop the cycle and are handled in Python.
 
 Cold path (``housekeeping``): ping/pong and close, reconnect with backoff, stale-stream
@@ -45,8 +48,8 @@ log = logging.getLogger(__name__)
 
 # state words (OUT_POS, OUT_N = 1, 2 from publish)
 (ST_R, _, _, ST_W, ST_LAST_RECV, ST_EOF, ST_ERRNO, ST_CTRL_OP, ST_CTRL_START, ST_CTRL_END,
- ST_FRAG_ON, ST_FRAG_N, ST_FRAMES, ST_BYTES, ST_PROTO_ERRORS, ST_IGNORED) = range(16)
-ST_WORDS = 16
+ ST_FRAG_ON, ST_FRAG_N, ST_FRAMES, ST_BYTES, ST_PROTO_ERRORS, ST_IGNORED, ST_MORE) = range(17)
+ST_WORDS = 24  # ST_MORE: the last cycle stopped after a frame; frames may be left to read
 
 
 @njit(cache=True, _nrt=False)
@@ -72,7 +75,9 @@ def feed_once(fd, rbuf, frag, st, hdr, lv, keys, lens, grid, sync, pend, scratch
         return 0
     work = 0
     room = rbuf.shape[0] - st[ST_W]
-    n = recv_nb(fd, rbuf, st[ST_W], room) if room > 0 else -EAGAIN
+    # frames left from the last read keep that read's time: no recv until they are taken
+    n = recv_nb(fd, rbuf, st[ST_W], room) if room > 0 and not st[ST_MORE] else -EAGAIN
+    st[ST_MORE] = 0
     if n > 0:
         st[ST_W] += n
         st[ST_LAST_RECV] = monotonic_ns()
@@ -126,6 +131,8 @@ def feed_once(fd, rbuf, frag, st, hdr, lv, keys, lens, grid, sync, pend, scratch
             st[OUT_POS] = 0
             st[OUT_N] = k
             push_records(ctl, stamps, raw, out_raw, st)
+            st[ST_MORE] = 1  # one frame per cycle: downstream acts on it before the next
+            break
     _compact(rbuf, st)
     return work
 
