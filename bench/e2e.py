@@ -2,7 +2,8 @@
 
 Runs ``hft run`` against the simulator for ``--seconds`` on this host's layout profile and
 reports, from the pipeline's shared-memory histograms, tick-to-trade (frame receipt in
-the feed handler -> order bytes written to the FIX socket) and each hop. The reference in
+the feed handler -> order bytes written to the FIX socket) and each hop, counted from
+``--warmup`` seconds after the gateway is ready (steady state). The reference in
 the same run are the bare ring hop (busy-spin ping-pong between two pinned processes, see
 ``bench/transport.py``): the floor a hop could reach with a core per process; and one
 loopback send() by the state of the receiving process (``bench/loopback.py``): the floor
@@ -27,11 +28,14 @@ TARGETS = {"tick_to_trade_p50_ns": 10_000, "tick_to_trade_p99_ns": 50_000}
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seconds", type=float, default=30.0, help="how long the pipeline runs")
     p.add_argument("--profile", default="auto", help="core layout profile (tuning/profiles)")
+    p.add_argument("--warmup", type=float, default=5.0,
+                   help="seconds after the gateway is ready before latencies count")
 
 
 def main(args: argparse.Namespace) -> int:
     summary = Launcher(RunOptions(duration=args.seconds, profile=args.profile,
-                                  instance=f"benche2e{os.getpid()}")).run()
+                                  instance=f"benche2e{os.getpid()}",
+                                  warmup=args.warmup)).run()
     rows = []
     for name, h in summary["latency_ns"].items():
         if h.get("count"):
@@ -46,6 +50,7 @@ def main(args: argparse.Namespace) -> int:
     t2t = next((h for n, h in summary["latency_ns"].items() if n.startswith("tick-to-trade")),
                {})
     extra = {"profile": args.profile, "seconds": args.seconds,
+             "latency_window_s": summary.get("latency_window_s"),
              "fills": int(np.sum([p["fills"] for p in summary["positions"].values()])),
              "targets": TARGETS,
              "tick_to_trade_p50_vs_target": (t2t.get("p50", 0) / TARGETS["tick_to_trade_p50_ns"]

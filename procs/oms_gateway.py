@@ -35,6 +35,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--core", type=int, help="pin to this core")
     p.add_argument("--idle", help="idle strategy (default: [gateway] idle or backoff)")
     p.add_argument("--create", action="store_true", help="create the segments if missing")
+    p.add_argument("--warm-us", type=float, default=0.0,
+                   help="keep the order path hot: one dry pass every N us while idle "
+                   "(busy-spinning gateways only; 0 = off)")
     return p
 
 
@@ -58,7 +61,8 @@ def build(args: argparse.Namespace) -> tuple[GatewayAgent, Counters | None]:
     control = ControlArea.attach(instance) if any(
         e.name == "control" for e in instance.segments()) else None
     agent = GatewayAgent(instance, GatewayConfig.from_config(section), table,
-                         RiskLimits.from_config(cfg.get("risk", {})), counters, control)
+                         RiskLimits.from_config(cfg.get("risk", {})), counters, control,
+                         warm_ns=int(args.warm_us * 1000))
     return agent, counters
 
 

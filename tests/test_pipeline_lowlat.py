@@ -95,8 +95,9 @@ def test_composite_closes_in_the_given_order_even_when_one_fails():
 
 def test_lowlat_profile_places_all_agents_in_one_spinning_process():
     p = load_profile("dev-2core-lowlat")
-    assert p["pipeline"] == {"core": 1, "idle": "busy_spin", "lock_memory": True, "agents": [
-        "feed_handler", "book_builder", "strategy", "oms_gateway"]}
+    assert p["pipeline"] == {"core": 1, "idle": "busy_spin", "lock_memory": True,
+                             "warm_us": 50, "agents": [
+                                 "feed_handler", "book_builder", "strategy", "oms_gateway"]}
     # the simulator busy-polls the other core, so no send() has to wake it
     assert p["simulator"] == {"core": 0, "idle": "busy_spin"}
     assert "agents" not in load_profile("dev-2core")["strategy"]
@@ -109,6 +110,8 @@ def test_lowlat_profile_places_all_agents_in_one_spinning_process():
       "b": {"core": 0, "idle": "backoff", "agents": ["strategy"]}}, "more than once"),
     ({"a": {"core": 1, "idle": "backoff", "agents": ["strategy"]},
       "strategy": {"core": 0, "idle": "backoff"}}, "more than once"),
+    ({"oms_gateway": {"core": 0, "idle": "backoff", "warm_us": 50}}, "needs idle"),
+    ({"oms_gateway": {"core": 0, "idle": "busy_spin", "warm_us": -1}}, "number >= 0"),
 ])
 def test_bad_composite_profiles_are_refused(procs, why):
     with pytest.raises(ProfileError, match=why):
@@ -123,6 +126,9 @@ def test_lowlat_pipeline_quotes_fills_and_shuts_down_clean(tmp_path):
     names = {p["name"] for p in s["processes"]}
     assert "pipeline" in names  # one composite process ...
     assert not names & {"feed_handler", "book_builder", "strategy", "oms_gateway"}  # ... only
+    c = s["counters"]
+    assert c["gateway.warm_passes"] > 0  # the profile's warm_us reached the gateway
+    assert c["book.bbo_updates"] > 0  # bookTickers are published over the books
 
 
 def test_lowlat_launcher_starts_one_composite_child_that_locks_its_memory():

@@ -99,3 +99,23 @@ def test_demo_runs_end_to_end_and_leaves_no_segment_behind(tmp_path):
     assert not [f for f in os.listdir("/dev/shm") if f.startswith(f"hft.{name}.")]
     counts = {int(line.split(":")[1].split("records")[0].replace(",", "")) for line in lines}
     assert len(counts) == 1 and counts.pop() > 100_000  # both consumers saw every record
+
+
+def test_histogram_window_counts_only_what_came_after_the_snapshot(instance):
+    """``--warmup``: percentiles of the values recorded after a snapshot of the words."""
+    c = Counters.create(instance)
+    h = c.histogram("x")
+    for v in (5_000_000,) * 50:  # start-up: slow
+        histogram.record(h, v)
+    then = c.histogram_words()
+    for v in range(1000, 2000):  # steady state
+        histogram.record(h, v)
+    whole, window = c.histograms()["x"], c.histograms(since=then)["x"]
+    assert whole["count"] == 1050 and whole["max"] == 5_000_000
+    # min and max are bucket bounds: the snapshots do not keep the exact values
+    assert window["count"] == 1000 and 992 <= window["min"] <= 1000 and 1999 <= window["max"] < 2048
+    assert 1400 <= window["p50"] <= 1600 and window["p99.9"] < 2048
+    assert window["mean"] == pytest.approx(1499.5)
+    nothing = c.histograms(since=c.histogram_words())["x"]
+    assert nothing["count"] == 0 and nothing["max"] == 0
+    c.close()

@@ -73,6 +73,16 @@ def validate(raw: dict, name: str) -> dict[str, dict]:
         out[proc] = {"core": core, "idle": idle}
         if spec.get("lock_memory"):  # mlockall: no page faults (first touch) on the hot path
             out[proc]["lock_memory"] = True
+        if "warm_us" in spec:  # the gateway keeps its order path hot (pipeline/orders/warm.py)
+            warm = spec["warm_us"]
+            if isinstance(warm, bool) or not isinstance(warm, int | float) or warm < 0:
+                raise ProfileError(f"profile {name}: {proc}.warm_us must be a number >= 0, "
+                                   f"got {warm!r}")
+            if warm and idle != "busy_spin":
+                raise ProfileError(f"profile {name}: {proc}.warm_us needs idle = "
+                                   f"\"busy_spin\" (warming would keep a backing-off core "
+                                   f"awake)")
+            out[proc]["warm_us"] = warm
         if "agents" in spec:
             out[proc]["agents"] = _agents(spec["agents"], proc, name)
     hosted = [a for p, s in out.items() for a in s.get("agents", [])]

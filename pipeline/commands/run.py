@@ -19,6 +19,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="core layout in tuning/profiles (auto, dev-2core, dev-2core-lowlat, "
                    "tuned-host)")
     p.add_argument("--summary-json", help="also write the summary to this file")
+    p.add_argument("--warmup", type=float, default=0.0, metavar="SECONDS",
+                   help="count latencies only from SECONDS after the gateway is first "
+                   "ready (the steady state; default: the whole run)")
     p.add_argument("--replay", nargs="+", metavar="FILE",
                    help="drive the pipeline from these captures (one process, lock-step) "
                    "against a paper venue instead of the live feed and the simulator")
@@ -44,7 +47,9 @@ def print_summary(s: dict) -> None:
     for sym, p in s["positions"].items():
         print(f"  {sym}: position {p['position']}, fills {p['fills']}, volume {p['volume']}, "
               f"realised PnL {p['realised_pnl']}, unrealised {p['unrealised_pnl']}")
-    print("latency (ns):")
+    window = s.get("latency_window_s")
+    print("latency (ns)" + (f", the last {window:.1f} s:" if window is not None and
+                            window < s["seconds"] - 0.5 else ":"))
     for name, h in s["latency_ns"].items():
         if h.get("count"):
             print(f"  {name}: p50 {h['p50']:,.0f}  p99 {h['p99']:,.0f}  "
@@ -74,7 +79,7 @@ def main(args: argparse.Namespace) -> int:
     if args.replay:
         return replay_main(args)
     opts = RunOptions(config=args.config, instance=args.instance, duration=args.duration,
-                      venue=args.venue, profile=args.profile)
+                      venue=args.venue, profile=args.profile, warmup=args.warmup)
     summary = Launcher(opts).run()
     print_summary(summary)
     if args.summary_json:

@@ -61,7 +61,7 @@ def put_bytes(buf, pos, src):
     return pos + src.shape[0]
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def put_uint(buf, pos, value):
     """Decimal digits of ``value`` >= 0; returns the new position."""
     n = 1
@@ -76,14 +76,14 @@ def put_uint(buf, pos, value):
     return pos + n
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def put_tag(buf, pos, tag):
     pos = put_uint(buf, pos, tag)
     buf[pos] = 61  # '='
     return pos + 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def put_int_field(buf, pos, tag, value):
     pos = put_tag(buf, pos, tag)
     if value < 0:
@@ -95,7 +95,7 @@ def put_int_field(buf, pos, tag, value):
     return pos + 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def put_char_field(buf, pos, tag, ch):
     pos = put_tag(buf, pos, tag)
     buf[pos] = ch
@@ -103,7 +103,7 @@ def put_char_field(buf, pos, tag, ch):
     return pos + 2
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def put_decimal_field(buf, pos, tag, n, units, decimals):
     """``n * units * 10**-decimals`` exactly, without trailing fractional zeros."""
     pos = put_tag(buf, pos, tag)
@@ -133,7 +133,7 @@ def put_decimal_field(buf, pos, tag, n, units, decimals):
     return pos + 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def civil_from_days(z):
     """(year, month, day) of day ``z`` since 1970-01-01 (H. Hinnant's algorithm)."""
     z += 719468
@@ -148,7 +148,7 @@ def civil_from_days(z):
     return y + (1 if m <= 2 else 0), m, d
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def put_fixed(buf, pos, value, width):
     for i in range(width - 1, -1, -1):
         buf[pos + i] = 48 + value % 10
@@ -156,7 +156,7 @@ def put_fixed(buf, pos, value, width):
     return pos + width
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def put_time_field(buf, pos, tag, epoch_ns):
     """UTCTimestamp YYYYMMDD-HH:MM:SS.ffffff."""
     pos = put_tag(buf, pos, tag)
@@ -180,7 +180,7 @@ def put_time_field(buf, pos, tag, epoch_ns):
     return pos + 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def begin_body(buf, msg_type, comp_ids, seq, sending_ns):
     """MsgType, the prebuilt ``49=..|56=..|`` block, MsgSeqNum and SendingTime."""
     pos = BODY_AT
@@ -194,7 +194,7 @@ def begin_body(buf, msg_type, comp_ids, seq, sending_ns):
     return put_time_field(buf, pos, 52, sending_ns)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def finish(buf, body_end):
     """Write the 8=/9= prefix in front of the body and the checksum after it.
 
@@ -221,22 +221,22 @@ def finish(buf, body_end):
     return start, pos + 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def fix_side(side):
     return 49 if side == 0 else 50  # Side BID/BUY -> '1', ASK/SELL -> '2'
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def put_qty(buf, pos, tag, lots, grid):
     return put_decimal_field(buf, pos, tag, lots, grid["lot_units"], grid["qty_decimals"])
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def put_price(buf, pos, tag, ticks, grid):
     return put_decimal_field(buf, pos, tag, ticks, grid["tick_units"], grid["price_decimals"])
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def put_symbol_side(buf, pos, symbol, side):
     """Symbol (55) and Side (54)."""
     pos = put_tag(buf, pos, 55)
@@ -245,7 +245,7 @@ def put_symbol_side(buf, pos, symbol, side):
     return put_char_field(buf, pos + 1, 54, fix_side(side))
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def put_order_fields(buf, pos, symbol, side, price, qty, ord_type, tif, grid):
     """Symbol, Side, OrderQty, OrdType, Price, TimeInForce (+ExecInst for post-only)."""
     pos = put_symbol_side(buf, pos, symbol, side)
@@ -264,7 +264,7 @@ def put_order_fields(buf, pos, symbol, side, price, qty, ord_type, tif, grid):
     return pos
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def encode_new_order(buf, comp_ids, seq, now_ns, cl_ord_id, symbol, side, price, qty,
                      ord_type, tif, grid):
     """NewOrderSingle (35=D). ``grid`` is the instrument's INSTRUMENT_ROW record."""
@@ -275,7 +275,7 @@ def encode_new_order(buf, comp_ids, seq, now_ns, cl_ord_id, symbol, side, price,
     return finish(buf, pos)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def encode_cancel(buf, comp_ids, seq, now_ns, cl_ord_id, orig_cl_ord_id, symbol, side,
                   qty, grid):
     """OrderCancelRequest (35=F)."""
@@ -288,7 +288,7 @@ def encode_cancel(buf, comp_ids, seq, now_ns, cl_ord_id, orig_cl_ord_id, symbol,
     return finish(buf, pos)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def encode_replace(buf, comp_ids, seq, now_ns, cl_ord_id, orig_cl_ord_id, symbol, side,
                    price, qty, ord_type, tif, grid):
     """OrderCancelReplaceRequest (35=G)."""
@@ -300,7 +300,7 @@ def encode_replace(buf, comp_ids, seq, now_ns, cl_ord_id, orig_cl_ord_id, symbol
     return finish(buf, pos)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def encode_status_request(buf, comp_ids, seq, now_ns, cl_ord_id, symbol, side):
     """OrderStatusRequest (35=H), used to reconcile open orders after a (re)connect."""
     pos = begin_body(buf, MSG_STATUS, comp_ids, seq, now_ns)
@@ -310,7 +310,7 @@ def encode_status_request(buf, comp_ids, seq, now_ns, cl_ord_id, symbol, side):
 
 
 # ------------------------------------------------------------------------------ reading
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _find_soh(buf, pos, end):
     while pos < end:
         if buf[pos] == SOH:
@@ -319,7 +319,7 @@ def _find_soh(buf, pos, end):
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def resync(buf, start, end):
     """Position of the next ``8=FIX`` after ``start`` (or a safe tail to keep)."""
     pos = start + 1
@@ -331,7 +331,7 @@ def resync(buf, start, end):
     return max(start + 1, end - 4)  # a partial "8=FIX" may be the start of the next frame
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def frame(buf, start, end):
     """Length of the complete, checksum-valid message at ``buf[start:end]``.
 
@@ -386,7 +386,7 @@ def frame(buf, start, end):
     return total
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def parse_int(buf, at, n):
     """Signed decimal integer; returns (value, ok)."""
     if n <= 0 or n > 20:
@@ -405,7 +405,7 @@ def parse_int(buf, at, n):
     return (-v if neg else v), True
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def parse_units(buf, at, n, units, decimals):
     """Decimal string -> whole number of ``units * 10**-decimals``: (value, error)."""
     if n <= 0:
@@ -450,7 +450,7 @@ def parse_units(buf, at, n, units, decimals):
     return (-v if neg else v), E_NONE
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def parse_id(buf, at, n):
     """An id tag as int64: its value if all digits (our ClOrdIDs), else a 63-bit FNV-1a hash
     (venue order/exec ids are free text at third-party venues)."""
@@ -463,7 +463,7 @@ def parse_id(buf, at, n):
     return np.int64(h >> np.uint64(1)) | np.int64(1) << np.int64(62)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=True)  # allocates scratch (set: else a caller's is inherited)
 def parse_time(buf, at, n):
     """UTCTimestamp (seconds, millis, micros or nanos) -> epoch ns; -1 if malformed."""
     if n < 17 or buf[at + 8] != 45 or buf[at + 11] != 58 or buf[at + 14] != 58:
@@ -500,7 +500,7 @@ def parse_time(buf, at, n):
     return ns
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def symbol_id(symbols, buf, at, n):
     """Row of ``symbols`` (uint8 [n_sym, 16], zero padded) equal to ``buf[at:at+n]``."""
     if n > symbols.shape[1]:
@@ -518,7 +518,7 @@ def symbol_id(symbols, buf, at, n):
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=True)  # allocates scratch (set: else a caller's is inherited)
 def parse(buf, start, length, symbols, grid, f):
     """Fill field vector ``f`` from the framed message ``buf[start:start+length]``.
 
@@ -644,7 +644,7 @@ def comp_id_block(sender: str, target: str) -> np.ndarray:
     return np.frombuffer(f"49={sender}\x0156={target}\x01".encode(), np.uint8).copy()
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def encode_exec_report(buf, comp_ids, seq, now_ns, order_id, cl_ord_id, exec_id, exec_type,
                        ord_status, symbol, side, price, qty, last_px, last_qty, cum, leaves,
                        grid):

@@ -48,7 +48,7 @@ class State(enum.IntEnum):
     LOGOUT_SENT = 3
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def next_inbound(inbuf, io, seqs, f, symbols, grid, now_ns):
     """Frame the next inbound message; see K_*.
 

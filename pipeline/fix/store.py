@@ -31,7 +31,7 @@ IDX_SEQ, IDX_OFFSET, IDX_LEN = 0, 1, 2
 JOURNAL_BYTES = 1 << 24
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def take_seq(words):
     """Claim the next outbound MsgSeqNum (persisted at once)."""
     seq = load_relaxed(words, NEXT_OUT)
@@ -39,7 +39,7 @@ def take_seq(words):
     return seq
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def journal_append(words, data, index, buf, start, end, seq):
     """Append ``buf[start:end]`` (message ``seq``) to the journal; length 0 marks an admin
     message that a resend answers with a gap fill."""

@@ -61,14 +61,47 @@ class RunOptions:
     venue: str | None = None  # HOST:MD,REST,FIX of an external venue
     profile: str = "auto"
     seed: int | None = None  # replay: deterministic ids, event clock
+    # latencies only from this many seconds after the gateway is first ready (the
+    # steady state, without the frames queued while the processes compiled and logged on)
+    warmup: float = 0.0
     extra_args: dict[str, list[str]] = field(default_factory=dict)
+
+
+class LatencyWindow:
+    """Starts the latency window ``warmup`` seconds after the gateway is first ready: a
+    snapshot of every histogram, subtracted at the end (0: the whole run)."""
+
+    def __init__(self, instance: Instance, counters: Counters, warmup: float):
+        self.counters, self.warmup = counters, warmup
+        self.oms = OmsState.attach(instance, readonly=True) if warmup > 0 else None
+        self.ready_at: float | None = None
+        self.started: float | None = None if warmup > 0 else time.monotonic()
+        self.baseline: dict | None = None
+
+    def poll(self) -> None:
+        if self.started is not None:
+            return
+        now = time.monotonic()
+        if self.ready_at is None and self.oms.ready():
+            self.ready_at = now
+        if self.ready_at is not None and now - self.ready_at >= self.warmup:
+            self.baseline = self.counters.histogram_words()
+            self.started = now
+            log.info("latency window starts (%.1f s after the gateway was ready)",
+                     self.warmup)
+
+    def close(self) -> float | None:
+        """How long the latency window lasted (None: it never started)."""
+        if self.oms is not None:
+            self.oms.close()
+        return None if self.started is None else round(time.monotonic() - self.started, 3)
 
 
 def _streams_url(ws: str, symbols: SymbolTable) -> str:
     names = []
     for i in symbols:
         s = i.symbol.lower()
-        names += [f"{s}@depth@100ms", f"{s}@trade"]
+        names += [f"{s}@depth@100ms", f"{s}@bookTicker", f"{s}@trade"]
     return f"{ws}/stream?streams={'/'.join(names)}"
 
 
@@ -172,6 +205,9 @@ class Launcher:
     def _agent_args(self, agent: str) -> list[str]:
         args = ["--seed", str(self.opts.seed)] if (
             agent == "strategy" and self.opts.seed is not None) else []
+        warm = self.profile.get(self.hosts.get(agent, agent), {}).get("warm_us")
+        if agent == "oms_gateway" and warm:
+            args += ["--warm-us", str(warm)]
         return args + self.opts.extra_args.get(agent, [])
 
     def _child(self, name: str) -> Child:
@@ -214,6 +250,7 @@ class Launcher:
             supervisor = Supervisor(list(self.children.values()), RestartPolicy())
             start = time.monotonic()
             failed = None
+            window = LatencyWindow(self.instance, counters, self.opts.warmup)
             while not self.stop_requested:
                 elapsed = time.monotonic() - start
                 if self.opts.duration is not None and elapsed >= self.opts.duration:
@@ -221,9 +258,12 @@ class Launcher:
                 if not supervisor.poll():
                     failed = supervisor.failed
                     break
+                window.poll()
                 time.sleep(0.1)
             self._shutdown()
-            summary = collect_summary(self.instance, self.symbols, time.monotonic() - start)
+            summary = collect_summary(self.instance, self.symbols, time.monotonic() - start,
+                                      window.baseline)
+            summary["latency_window_s"] = window.close()
             summary["venue_positions"] = self._venue_positions()
             summary["restarts"] = supervisor.restarts()
             summary["supervisor_events"] = supervisor.events

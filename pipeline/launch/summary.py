@@ -14,7 +14,9 @@ HOPS = {  # histogram label -> what it measures
     "hop.book_ring": "book_builder -> strategy (book ring)",
     "hop.order_ring": "strategy -> oms_gateway (order ring)",
     "hop.exec_ring": "oms_gateway -> strategy (exec ring)",
+    "strategy.tick_to_decision_ns": "frame receipt -> strategy decides (books it acted on)",
     "strategy.decision_ns": "strategy decision (book record -> intent)",
+    "gateway.work_ns": "oms_gateway pass before send() (risk, OMS, FIX encode, journals)",
     "tick_to_trade_ns": "tick-to-trade (frame receipt -> order bytes on the socket)",
     "gateway.send_ns": "oms_gateway send() syscall (on loopback it wakes the venue)",
 }
@@ -60,10 +62,13 @@ def denials(values: dict[str, int]) -> dict:
             "by_reason": dict(sorted(reasons, key=lambda kv: -kv[1]))}  # largest first
 
 
-def collect_summary(instance: Instance, symbols: SymbolTable, seconds: float) -> dict:
+def collect_summary(instance: Instance, symbols: SymbolTable, seconds: float,
+                    latency_since: dict | None = None) -> dict:
+    """``latency_since``: histogram words taken after start-up (``--warmup``); latencies
+    then cover only what came after."""
     counters = Counters.attach(instance, readonly=True)
     values = counters.values()
-    hist = counters.histograms()
+    hist = counters.histograms(since=latency_since)
     rings = {}
     for e in instance.segments():
         if e.layout_name.startswith("ring:"):

@@ -107,13 +107,24 @@ class Counters:
         return {self.labels[L.MAX_PROCESSES + i].decode():
                 int(atomic_load(self.words, L.COUNTER_BASE + i)) for i in range(n)}
 
-    def histograms(self) -> dict[str, dict]:
+    def histogram_words(self) -> dict[str, np.ndarray]:
+        """label -> a copy of the histogram's words (``histogram.since`` takes two)."""
         n = min(int(atomic_load(self.words, L.NEXT_HISTOGRAM)), L.MAX_HISTOGRAMS)
         out = {}
         for i in range(n):
             label = self.labels[L.MAX_PROCESSES + L.MAX_COUNTERS + i].decode()
             start = L.HISTOGRAM_BASE + i * HISTOGRAM_WORDS
-            out[label] = histogram.percentiles(self.words[start: start + HISTOGRAM_WORDS])
+            out[label] = self.words[start: start + HISTOGRAM_WORDS].copy()
+        return out
+
+    def histograms(self, since: dict[str, np.ndarray] | None = None) -> dict[str, dict]:
+        """label -> percentiles; with ``since`` (an earlier ``histogram_words``), of what
+        was recorded after it."""
+        out = {}
+        for label, words in self.histogram_words().items():
+            if since is not None and label in since:
+                words = histogram.since(words, since[label])
+            out[label] = histogram.percentiles(words)
         return out
 
     def close(self) -> None:

@@ -88,3 +88,20 @@ def merge(into: np.ndarray, other: np.ndarray) -> None:
     into[H_COUNT] += n_other
     into[H_SUM] += other[H_SUM]
     into[H_BUCKETS:] += other[H_BUCKETS:]
+
+
+def since(now: np.ndarray, then: np.ndarray) -> np.ndarray:
+    """What was recorded between two snapshots of one histogram (a steady-state window
+    after start-up). Min and max become the bounds of the lowest and highest bucket used:
+    the snapshots do not say which exact values fell in between."""
+    out = np.array(now, copy=True)
+    out[H_COUNT] -= then[H_COUNT]
+    out[H_SUM] -= then[H_SUM]
+    out[H_BUCKETS:] -= then[H_BUCKETS:]
+    used = np.nonzero(out[H_BUCKETS:H_BUCKETS + N_BUCKETS])[0]
+    if len(used):
+        out[H_MIN] = max(bucket_low(int(used[0])), int(now[H_MIN]))
+        out[H_MAX] = min(bucket_low(int(used[-1]) + 1) - 1, int(now[H_MAX]))
+    else:
+        out[H_MIN] = out[H_MAX] = 0
+    return out

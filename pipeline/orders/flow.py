@@ -28,6 +28,7 @@ from pipeline.observe import histogram
 from pipeline.observe.histogram import record
 from pipeline.orders import journal as J
 from pipeline.orders import oms, risk
+from pipeline.orders.warm import warm
 from pipeline.runtime.clock import monotonic_ns, realtime_ns
 from pipeline.transport.atomics import fetch_add, load_relaxed, store_relaxed
 from pipeline.transport.ring import (
@@ -51,12 +52,17 @@ STOP_NONE, STOP_ADMIN, STOP_PARTIAL, STOP_CLOSED, STOP_ERROR = 0, 1, 2, 3, 4
 W_DENIED_BY = 16
 DENIAL_REASONS = 32  # room for every RiskReason
 assert max(RiskReason) < DENIAL_REASONS
-WIO_WORDS = W_DENIED_BY + DENIAL_REASONS
+# warming the order path while idle (pipeline.orders.warm): the private link's two fds,
+# the period (0: off), the last warm pass, passes run, and the last pass's result
+W_WARM = W_DENIED_BY + DENIAL_REASONS
+W_WARM_TX, W_WARM_RX, W_WARM_PERIOD, W_WARM_LAST, W_WARMS, W_WARM_RESULT = range(W_WARM,
+                                                                               W_WARM + 6)
+WIO_WORDS = W_WARM + 8
 MSG_ROOM = 512  # an encoded message is far smaller than this
 SRC_VENUE, SRC_RISK = 1, 2
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _emit(wire, wio, torig, seqs, jdata, jindex, scratch, s, e, seq, t_origin):
     """Journal one encoded message (FIX store) and append it to the wire buffer."""
     journal_append(seqs, jdata, jindex, scratch, s, e, seq)
@@ -70,7 +76,7 @@ def _emit(wire, wio, torig, seqs, jdata, jindex, scratch, s, e, seq, t_origin):
     wio[W_SENT] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def count_denial(wio, reason):
     """One intent refused before the wire: the total and its reason's own counter."""
     wio[W_DENIED] += 1
@@ -84,19 +90,19 @@ def denials_by_reason(wio: np.ndarray) -> dict[str, int]:
             for r in RiskReason if r != RiskReason.OK}
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, inline="always")  # returns a view: inlined
 def _sym(syms, sym_lens, sid):
     return syms[sid, : sym_lens[sid]]
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def exec_room(ectl):
     """Free slots in the exec ring (we are its producer): backpressure, never a drop."""
     pub = load_relaxed(ectl, PUBLISHED)
     return ectl[CAPACITY] - (pub - slowest_gating(ectl, pub))
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def publish_exec(ectl, estamps, erecs, wio, t_origin, now, t_venue, cl, orig, venue_id, exec_id,
                  price, last_px, last_qty, cum, leaves, sid, exec_type, status, side, source,
                  reason, position):
@@ -128,7 +134,7 @@ def publish_exec(ectl, estamps, erecs, wio, t_origin, now, t_venue, cl, orig, ve
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _journal_intent(j, jpay, wio, action, cl, orig, sid, side, price, qty, tif, otype,
                     strategy, t_origin, now):
     jpay[:] = 0
@@ -147,7 +153,7 @@ def _journal_intent(j, jpay, wio, action, cl, orig, sid, side, price, qty, tif, 
         wio[W_JOURNAL_FULL] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def send_cancel(words, orders, slot, seqs, jdata, jindex, comp_ids, syms, sym_lens, grid,
                 scratch, wire, wio, torig, j, jpay, request_id, now, wall_ns):
     o = orders[slot]
@@ -161,7 +167,7 @@ def send_cancel(words, orders, slot, seqs, jdata, jindex, comp_ids, syms, sym_le
     _emit(wire, wio, torig, seqs, jdata, jindex, scratch, s, e, seq, 0)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def cancel_all(words, orders, seqs, jdata, jindex, comp_ids, syms, sym_lens, grid, scratch,
                wire, wio, torig, j, jpay, sid_filter, now, wall_ns):
     """Cancel every live order (of ``sid_filter``, or all if < 0) not already being
@@ -182,7 +188,7 @@ def cancel_all(words, orders, seqs, jdata, jindex, comp_ids, syms, sym_lens, gri
     return left
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def request_status_all(words, orders, seqs, jdata, jindex, comp_ids, syms, sym_lens,
                        scratch, wire, wio, torig, now, wall_ns):
     """OrderStatusRequest (35=H) for every live order; returns how many were sent."""
@@ -201,13 +207,13 @@ def request_status_all(words, orders, seqs, jdata, jindex, comp_ids, syms, sym_l
     return n
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _position(positions, sid):
     """The OMS inventory of ``sid`` (0 for an id that names no instrument)."""
     return positions[sid]["position"] if 0 <= sid < positions.shape[0] else 0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def handle_intent(r, words, orders, positions, limits, g, marks, rates, seqs, jdata, jindex,
                   comp_ids, syms, sym_lens, grid, scratch, wire, wio, torig, ectl, estamps,
                   erecs, j, jpay, now, wall_ns):
@@ -255,7 +261,7 @@ def handle_intent(r, words, orders, positions, limits, g, marks, rates, seqs, jd
     return 0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def process_intents(ictl, istamps, irecs, islot, words, orders, positions, limits, g, marks, rates,
                     seqs, jdata, jindex, comp_ids, syms, sym_lens, grid, scratch, wire, wio,
                     torig, ectl, estamps, erecs, j, jpay, ohist, now, wall_ns, limit):
@@ -286,7 +292,7 @@ def process_intents(ictl, istamps, irecs, islot, words, orders, positions, limit
     return done
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def on_report(f, words, orders, positions, ectl, estamps, erecs, wio, j, now):
     """One decoded ExecutionReport / OrderCancelReject -> OMS -> journal -> exec ring."""
     if f[C.F_ERROR] != 0:
@@ -307,7 +313,7 @@ def on_report(f, words, orders, positions, ectl, estamps, erecs, wio, j, now):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def pump_inbound(inbuf, io, seqs, f, syms, grid, words, orders, positions, ectl, estamps, erecs,
                  wio, j, now):
     """Consume in-sequence ExecutionReports/OrderCancelRejects straight from the socket
@@ -333,7 +339,7 @@ def pump_inbound(inbuf, io, seqs, f, syms, grid, words, orders, positions, ectl,
             return n
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def record_wire_times(hist, torig, wio, now):
     """Tick-to-trade: t_origin -> the moment the bytes were handed to the socket."""
     for i in range(wio[W_NORIG]):
@@ -343,7 +349,7 @@ def record_wire_times(hist, torig, wio, now):
     wio[W_END] = 0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def update_marks(out_rec, n, marks):
     """Latest top of book per instrument from observed BOOK_UPDATE records."""
     for i in range(n):
@@ -359,7 +365,7 @@ def update_marks(out_rec, n, marks):
             marks[sid, risk.M_TIME] = 0  # unsynced book: no market data
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=True)  # allocates; cold path
 def stale_instruments(orders, g, marks, now, out):
     """Instruments with cancelable live orders whose market data is stale or missing."""
     flagged = np.zeros(marks.shape[0], np.bool_)
@@ -376,46 +382,34 @@ def stale_instruments(orders, g, marks, now, out):
     return n
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def bump_stale(words):
     store_relaxed(words, W_STALE_CANCELS, load_relaxed(words, W_STALE_CANCELS) + 1)
 
 
-@njit(cache=True)
-def duty(fd, ictl, istamps, irecs, islot, words, orders, positions, limits, g, marks, rates,
-         seqs, jdata, jindex, comp_ids, syms, sym_lens, grid, scratch, wire, wio, torig, ectl,
-         estamps, erecs, j, jpay, ohist, inbuf, io, f, hist, send_hist, book_ctl, book_raw,
-         book_slot, book_out, book_rec):
-    """One pass of the gateway's hot path, all in numba: book marks, socket -> exec reports
-    -> OMS -> exec ring, order ring -> risk -> OMS -> FIX -> socket. Returns the work
-    count, or ``-1 - work`` when Python must take over before the next pass (the duty-cycle
-    convention of ``pipeline.runtime.agent``); ``wio[W_STOP]`` says why (admin message,
-    partial send, closed or failed socket). ``hist``: tick-to-trade; ``send_hist``: the
-    send() syscall alone (on loopback it includes waking the venue process)."""
-    now = monotonic_ns()
+@njit(cache=True, _nrt=False)
+def _inbound(fd, inbuf, io, seqs, f, syms, grid, words, orders, positions, ectl, estamps,
+             erecs, wio, j, now):
+    """Socket -> exec reports -> OMS -> exec ring. Returns the work count, or ``-1 - work``
+    with ``wio[W_STOP]`` set when Python must take over."""
     work = 0
-    if book_slot >= 0:
-        n = observe(book_ctl, book_slot, book_raw, book_out)
-        if n:
-            update_marks(book_rec, n, marks)
-            work += n
     if io[IO_START] == io[IO_END]:
         io[IO_START] = 0
         io[IO_END] = 0
     end = io[IO_END]
     if end >= inbuf.shape[0]:
         wio[W_STOP] = STOP_ADMIN  # full: Python compacts the buffer
-        return -1 - work
+        return -1
     r = sock_recv(fd, inbuf, end, inbuf.shape[0] - end)
     if r > 0:
         io[IO_END] = end + r
         work += 1
     elif r == 0:
         wio[W_STOP] = STOP_CLOSED
-        return -1 - work
+        return -1
     elif r != -EAGAIN:
         wio[W_STOP] = STOP_ERROR
-        return -1 - work
+        return -1
     wio[W_LAST_KIND] = 0
     applied = pump_inbound(inbuf, io, seqs, f, syms, grid, words, orders, positions, ectl,
                            estamps, erecs, wio, j, now)
@@ -423,25 +417,67 @@ def duty(fd, ictl, istamps, irecs, islot, words, orders, positions, limits, g, m
     if wio[W_LAST_KIND] == K_OTHER:
         wio[W_STOP] = STOP_ADMIN
         return -1 - work
+    return work
+
+
+@njit(cache=True, _nrt=False)
+def _send_wire(fd, wire, wio, torig, io, hist, send_hist, now):
+    """One send() of everything encoded this pass; tick-to-trade is recorded when it
+    returns. False (``wio[W_STOP]`` = STOP_PARTIAL) when the socket took only part."""
+    n = wio[W_END]
+    t_send = monotonic_ns()
+    r = sock_send(fd, wire, 0, n)
+    t_sent = monotonic_ns()
+    record(send_hist, t_sent - t_send)
+    if r == n:
+        io[IO_LAST_SENT] = now
+        record_wire_times(hist, torig, wio, t_sent)
+        return True
+    wio[W_SENT_BYTES] = max(r, 0)
+    wio[W_STOP] = STOP_PARTIAL
+    return False
+
+
+@njit(cache=True, _nrt=False)
+def duty(fd, ictl, istamps, irecs, islot, words, orders, positions, limits, g, marks, rates,
+         seqs, jdata, jindex, comp_ids, syms, sym_lens, grid, scratch, wire, wio, torig, ectl,
+         estamps, erecs, j, jpay, ohist, inbuf, io, f, hist, send_hist, work_hist, book_ctl,
+         book_raw, book_slot, book_out, book_rec):
+    """One pass of the gateway's hot path, all in numba: book marks, then the outbound leg
+    (order ring -> risk -> OMS -> FIX -> socket), then the inbound one (socket -> exec
+    reports -> OMS -> exec ring). Outbound goes first so an intent never waits behind a
+    recv() and the parsing of reports; risk then sees the OMS before those reports, which
+    errs safe (an order they fill or cancel still counts as open). Returns the work count,
+    or ``-1 - work`` when Python must take over before the next pass (the duty-cycle
+    convention of ``pipeline.runtime.agent``); ``wio[W_STOP]`` says why (admin message,
+    partial send, closed or failed socket). ``hist``: tick-to-trade; ``send_hist``: the
+    send() syscall alone (on loopback it includes waking the venue process); ``work_hist``:
+    a sending pass up to its send() (marks, risk, OMS, encoding, journals)."""
+    now = monotonic_ns()
+    work = 0
+    if book_slot >= 0:
+        n = observe(book_ctl, book_slot, book_raw, book_out)
+        if n:
+            update_marks(book_rec, n, marks)
+            work += n
     work += process_intents(ictl, istamps, irecs, islot, words, orders, positions, limits, g,
                             marks, rates, seqs, jdata, jindex, comp_ids, syms, sym_lens, grid,
                             scratch, wire, wio, torig, ectl, estamps, erecs, j, jpay, ohist,
                             now, realtime_ns(), 256)
-    n = wio[W_END]
-    if n > 0:
-        t_send = monotonic_ns()
-        r = sock_send(fd, wire, 0, n)
-        t_sent = monotonic_ns()
-        record(send_hist, t_sent - t_send)
-        if r == n:
-            io[IO_LAST_SENT] = now
-            record_wire_times(hist, torig, wio, t_sent)
-            work += 1
-        else:
-            wio[W_SENT_BYTES] = max(r, 0)
-            wio[W_STOP] = STOP_PARTIAL
+    if wio[W_END] > 0:
+        record(work_hist, monotonic_ns() - now)
+        if not _send_wire(fd, wire, wio, torig, io, hist, send_hist, now):
             return -1 - work
-    return work
+        work += 1
+    elif 0 < wio[W_WARM_PERIOD] <= now - wio[W_WARM_LAST]:
+        wio[W_WARM_LAST] = now  # nothing to send: keep the order path hot
+        wio[W_WARMS] += 1
+        wio[W_WARM_RESULT] = warm(wio[W_WARM_TX], wio[W_WARM_RX], scratch, seqs, comp_ids, syms,
+                                  sym_lens, grid, words, orders, positions, limits, g, marks,
+                                  rates, now, realtime_ns())
+    r = _inbound(fd, inbuf, io, seqs, f, syms, grid, words, orders, positions, ectl, estamps,
+                 erecs, wio, j, now)
+    return work + r if r >= 0 else r - work
 
 
 def empty_wire(size: int = 1 << 20) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -24,7 +24,7 @@ from pipeline.fix.wire import Initiator
 from pipeline.instruments import SymbolTable
 from pipeline.observe import histogram
 from pipeline.observe.counters import Counters
-from pipeline.orders import flow, risk
+from pipeline.orders import flow, risk, warm
 from pipeline.orders import journal as J
 from pipeline.orders.segments import ORDERS_CONSUMER, OmsState, attach_order_path
 from pipeline.runtime.agent import Agent, run_slice, work_done
@@ -74,7 +74,9 @@ class GatewayAgent(Agent):
 
     def __init__(self, instance, cfg: GatewayConfig, table: SymbolTable,
                  limits: risk.RiskLimits, counters: Counters | None = None,
-                 control: ControlArea | None = None):
+                 control: ControlArea | None = None, warm_ns: int = 0):
+        """``warm_ns`` > 0: keep the order path hot, one dry pass (``warm.warm``) every
+        ``warm_ns`` while nothing is sent. Only for a busy-spinning gateway."""
         self.cfg = cfg
         # hft ctl: kill switch and cancel-all are acknowledged from housekeeping
         self.poller = None if control is None else ControlPoller(
@@ -97,11 +99,17 @@ class GatewayAgent(Agent):
         self.journal = J.open_journal(cfg.journal_path, cfg.journal_records)
         self.jpay = np.zeros(J.RECORD_WORDS - 2, np.int64)
         self.buf, self.wio, self.torig = flow.empty_wire()
-        self.scratch = np.zeros(1024, np.uint8)
+        self.scratch = warm.scratch_buffer()
+        self.warm_link = warm.WarmLink() if warm_ns > 0 else None
+        if self.warm_link is not None:
+            self.wio[flow.W_WARM_TX], self.wio[flow.W_WARM_RX] = self.warm_link.fds()
+            self.wio[flow.W_WARM_PERIOD] = warm_ns
         self.stale = np.zeros(max(len(table), 1), np.int64)
         self.counters = counters
         self.hist = counters.histogram("tick_to_trade_ns") if counters else histogram.new()
         self.send_hist = (counters.histogram("gateway.send_ns") if counters
+                          else histogram.new())
+        self.work_hist = (counters.histogram("gateway.work_ns") if counters
                           else histogram.new())
         self.bad_reports = 0
         self.reports_via_python = 0  # PossDup/out-of-band path; normally all go via _pump
@@ -148,6 +156,7 @@ class GatewayAgent(Agent):
                 "execs.ring_full": int(w[flow.W_RING_FULL]),
                 "oms.journal_full": int(w[flow.W_JOURNAL_FULL]),
                 "fix.bad_reports": self.bad_reports + int(w[flow.W_BAD_REPORTS]),
+                "warm_passes": int(w[flow.W_WARMS]),
                 **flow.denials_by_reason(w)}
 
     # ------------------------------------------------------------------ set-up
@@ -208,7 +217,7 @@ class GatewayAgent(Agent):
                 raw = np.zeros((1, BOOK_UPDATE.itemsize), np.uint8)
                 book = (np.zeros(1, np.int64), raw, -1, raw, raw.view(BOOK_UPDATE).reshape(-1))
             self._duty_args = (*self._intent_args, s.inbuf, s.io, s.fields, self.hist,
-                               self.send_hist, *book)
+                               self.send_hist, self.work_hist, *book)
         return self._duty_args
 
     def hot_duty(self) -> tuple | None:
@@ -285,6 +294,8 @@ class GatewayAgent(Agent):
 
     def housekeeping(self, now_ns: int) -> bool:
         o = self.oms
+        st = self.session.store
+        warm.pretouch(self.journal, st.words, st.data, st.index)
         if self.poller is not None:
             self._control()
         for event, detail in self.session.events:
@@ -367,6 +378,8 @@ class GatewayAgent(Agent):
                 self.wire.poll(time.monotonic_ns(), self._on_app)
                 time.sleep(0.001)
         self.wire.close(time.monotonic_ns(), "gateway shutdown")
+        if self.warm_link is not None:
+            self.warm_link.close()
         atomic_store(self.oms.words, L.W_READY, 0)
         self.session.store.flush()
         self.journal.base.flush()

@@ -28,7 +28,7 @@ DEFAULT_RECORDS = 1 << 20  # 320 MiB, a sparse file: pages are allocated as writ
 RESERVE = 1024  # records kept for the reports and cancels of orders already out
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def append(j, kind, now, payload):
     """Append one record; returns False (and writes nothing) when the journal is full."""
     n = load_relaxed(j[0], 0)
@@ -43,7 +43,7 @@ def append(j, kind, now, payload):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def full(j):
     """No room for one more intent and its reports: new orders are refused before that."""
     return HEADER_RECORDS + load_relaxed(j[0], 0) + RESERVE >= j.shape[0]

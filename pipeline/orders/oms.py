@@ -42,12 +42,12 @@ X_NEW, X_PARTIAL, X_FILL, X_CANCELED, X_REPLACED, X_REJECTED, X_EXPIRED = 1, 2, 
 X_STATUS, X_CANCEL_REJECTED = 8, 9
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def is_live(status):
     return status != 0 and status < CANCELED and status != FILLED
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def find(orders, cl_ord_id):
     """Slot of order ``cl_ord_id`` or -1."""
     if cl_ord_id <= 0:
@@ -56,7 +56,7 @@ def find(orders, cl_ord_id):
     return slot if orders[slot]["cl_ord_id"] == cl_ord_id else -1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def find_report_order(orders, f):
     """The order a report is about: by ClOrdID, else by OrigClOrdID (cancel/replace acks
     and rejects carry the request's id in 11 and the order's in 41)."""
@@ -66,14 +66,14 @@ def find_report_order(orders, f):
     return slot
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def slot_free(orders, cl_ord_id):
     """An id may take its slot unless a live order (or the same id) already holds it."""
     o = orders[cl_ord_id & MASK]
     return o["cl_ord_id"] != cl_ord_id and not is_live(o["status"])
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _open_delta(positions, sid, side, delta):
     if side == 0:
         positions[sid]["open_buy"] += delta
@@ -81,12 +81,12 @@ def _open_delta(positions, sid, side, delta):
         positions[sid]["open_sell"] += delta
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _count_open(words, delta):
     store_relaxed(words, W_OPEN_ORDERS, load_relaxed(words, W_OPEN_ORDERS) + delta)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def accept_new(words, orders, positions, cl_ord_id, sid, side, price, qty, tif, ord_type,
                strategy_id, t_origin, now):
     slot = cl_ord_id & MASK
@@ -115,7 +115,7 @@ def accept_new(words, orders, positions, cl_ord_id, sid, side, price, qty, tif, 
     return slot
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def accept_cancel(orders, slot, request_id, now):
     """Cancel or replace request sent for the order in ``slot``."""
     o = orders[slot]
@@ -125,7 +125,7 @@ def accept_cancel(orders, slot, request_id, now):
     o["t_update_ns"] = now
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def accept_replace(orders, slot, request_id, price, qty, now):
     o = orders[slot]
     o["prev_status"] = o["status"]
@@ -136,7 +136,7 @@ def accept_replace(orders, slot, request_id, price, qty, now):
     o["t_update_ns"] = now
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def apply_fill(positions, sid, side, qty, px):
     """Position, cost basis and realised PnL (tick*lot units) after one fill."""
     p = positions[sid]
@@ -164,14 +164,14 @@ def apply_fill(positions, sid, side, qty, px):
         p["open_cost"] += q * px
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def unrealised(positions, sid, mid_ticks):
     """Mark-to-mid PnL of the open position, tick*lot units."""
     p = positions[sid]
     return p["position"] * mid_ticks - p["open_cost"]
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _go_terminal(words, positions, o, status):
     if is_live(o["status"]):
         _open_delta(positions, o["symbol_id"], o["side"], -o["leaves_qty"])
@@ -181,7 +181,7 @@ def _go_terminal(words, positions, o, status):
     o["pending_id"] = 0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _fill_to(words, positions, o, cum, px):
     """Apply the fill that takes the order's CumQty to ``cum`` (no-op if already there)."""
     qty = cum - o["cum_qty"]
@@ -204,7 +204,7 @@ def _fill_to(words, positions, o, cum, px):
     return qty
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def venue_status(c):
     """FIX OrdStatus char -> OrdStatus."""
     if c == 48:
@@ -230,7 +230,7 @@ def venue_status(c):
     return 0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _replaced(words, orders, positions, old_slot, f, now):
     """Replace confirmed: the order continues under the new ClOrdID."""
     old = orders[old_slot]
@@ -271,7 +271,7 @@ def _replaced(words, orders, positions, old_slot, f, now):
     return slot
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def apply_report(words, orders, positions, f, now):
     """Apply one ExecutionReport / OrderCancelReject; returns (slot, ExecType) for the
     exec ring, slot -1 if the report is about an order we do not know (counted)."""
@@ -318,7 +318,7 @@ def apply_report(words, orders, positions, f, now):
     return slot, X_STATUS  # pending-new/-cancel/-replace acks change nothing
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def reconcile(words, positions, o, f):
     """Adopt the venue's view of one order (answer to our OrderStatusRequest)."""
     pending = load_relaxed(words, W_RECONCILE_PENDING)
@@ -342,7 +342,7 @@ def reconcile(words, positions, o, f):
     return X_STATUS
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def live_slots(orders, out):
     """Fill ``out`` with the slots of live orders; returns how many."""
     n = 0

@@ -75,14 +75,14 @@ class RiskLimits:
         return np.zeros(2 + self.max_orders_per_s + self.max_cancels_per_s, np.int64)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def book_top(marks, sid):
     """(best bid ticks, best ask ticks, t_book_ns); t 0 when there is no book yet.
     The interface to the latest-book area: rewire here, nothing else reads ``marks``."""
     return marks[sid, M_BID], marks[sid, M_ASK], marks[sid, M_TIME]
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def market_check(marks, g, sid, now):
     """Stale or missing market data for ``sid``, else OK."""
     bid, ask, t = book_top(marks, sid)
@@ -93,28 +93,28 @@ def market_check(marks, g, sid, now):
     return 0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _rate_ok(rates, g, idx_word, base, limit_word, now):
     return window_ok(rates, base, rates[idx_word], g[limit_word], now)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _rate_take(rates, g, idx_word, base, limit_word, now):
     window_take(rates, base, rates[idx_word], g[limit_word], now)
     rates[idx_word] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def note_order(rates, g, now):
     _rate_take(rates, g, R_ORDER_IDX, 2, G_ORDERS_PER_S, now)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def note_cancel(rates, g, now):
     _rate_take(rates, g, R_CANCEL_IDX, 2 + g[G_ORDERS_PER_S], G_CANCELS_PER_S, now)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _order_checks(limits, g, marks, positions, sid, side, price, qty, ord_type, extra_open,
                   now):
     """Size, notional, position (counting open orders) and price band of one order."""
@@ -143,7 +143,7 @@ def _order_checks(limits, g, marks, positions, sid, side, price, qty, ord_type, 
     return 0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def check(words, orders, positions, limits, g, marks, rates, action, cl_ord_id,
           orig_cl_ord_id, sid, side, price, qty, ord_type, now):
     """RiskReason for one intent (0 = pass). Does not change any state."""

@@ -49,7 +49,7 @@ BY_OPERATOR, UNTIL_GATEWAY_READY = 1, 2
 LIVE_CLOCK, EVENT_CLOCK = 0, 1
 # counter indices passed in ``stats`` (word indices into the counters segment)
 S_BOOKS, S_EXECS, S_TRADES, S_INTENTS = 0, 1, 2, 3
-H_BOOK_HOP, H_EXEC_HOP, H_DECISION = 0, 1, 2
+H_BOOK_HOP, H_EXEC_HOP, H_DECISION, H_TICK_TO_DECISION = 0, 1, 2, 3
 TRADE = int(MdKind.TRADE)
 BATCH = 64
 
@@ -95,6 +95,7 @@ def strategy_cycle(on_book, on_trade, on_exec, on_timer, mm, sink, books, execs,
                 record(hists[H_BOOK_HOP], now - book["t_book_ns"])
                 if sent:
                     record(hists[H_DECISION], monotonic_ns() - now)
+                    record(hists[H_TICK_TO_DECISION], now - book["t_origin_ns"])
             bump(words, stats[S_INTENTS], sent)
         R.release(ctl, slot, pos + n)
         bump(words, stats[S_BOOKS], n)
@@ -167,7 +168,8 @@ class StrategyAgent(Agent):
         self.stats = np.array([counters.counter(f"strategy.{n}") for n in
                                ("book_updates", "exec_reports", "trades", "intents")], np.int64)
         self.hists = tuple(counters.histogram(n) for n in  # views into shared memory
-                           ("hop.book_ring", "hop.exec_ring", "strategy.decision_ns"))
+                           ("hop.book_ring", "hop.exec_ring", "strategy.decision_ns",
+                            "strategy.tick_to_decision_ns"))
         self.args: tuple = ()
 
     def on_start(self) -> None:
