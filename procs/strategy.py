@@ -47,6 +47,7 @@ def build(args: argparse.Namespace) -> tuple[StrategyAgent, Counters | None]:
             e.name == "control" for e in inst.segments()) else None,
         symbol_names=[i.symbol for i in symbols],
         oms=OmsState.attach(inst),
+        max_book_age_ns=int(float(config.get("strategy", {}).get("max_book_age_ms", 50)) * 1e6),
     )
     return agent, counters
 

@@ -154,15 +154,17 @@ def test_frame_decoder_lengths_and_errors():
 
 
 def _ws_text(payload: bytes) -> bytes:
-    """An unmasked server-to-client text frame (payloads under 126 bytes)."""
-    assert len(payload) < 126
-    return bytes([0x81, len(payload)]) + payload
+    """An unmasked server-to-client text frame."""
+    if len(payload) < 126:
+        return bytes([0x81, len(payload)]) + payload
+    return bytes([0x81, 126]) + len(payload).to_bytes(2, "big") + payload
 
 
-def test_feed_cycle_publishes_one_frame_then_the_next_without_a_recv(instance):
-    """Two bookTickers read by one recv: each cycle publishes one frame's records (so a
-    fused loop acts on the first before parsing the second); the second keeps the first
-    read's receive time; a cycle with nothing left to take reads the socket again."""
+def test_feed_cycle_stops_after_a_book_change_and_takes_the_next_without_a_recv(instance):
+    """A trade and two bookTickers read by one recv: a cycle publishes up to one
+    book-changing frame's records (so a fused loop acts on the first ticker before parsing
+    the second); the second keeps the first read's receive time; a cycle with nothing left
+    to take reads the socket again."""
     import socket
 
     from pipeline.marketdata.feed import ST_FRAMES, ST_LAST_RECV, feed_once
@@ -180,7 +182,9 @@ def test_feed_cycle_publishes_one_frame_then_the_next_without_a_recv(instance):
         b.setblocking(False)
         tick = (b'{"stream":"btcusdt@bookTicker","data":{"u":%d,"s":"BTCUSDT","b":"100.01",'
                 b'"B":"1.000","a":"100.02","A":"2.000"}}')
-        a.sendall(_ws_text(tick % 7) + _ws_text(tick % 8))
+        trade = (b'{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","t":1,'
+                 b'"p":"100.01","q":"1.000","T":1,"m":true}}')
+        a.sendall(_ws_text(trade) + _ws_text(tick % 7) + _ws_text(tick % 8))
         rbuf, frag = np.zeros(4096, np.uint8), np.zeros(4096, np.uint8)
         st = np.zeros(24, np.int64)
 
@@ -189,14 +193,14 @@ def test_feed_cycle_publishes_one_frame_then_the_next_without_a_recv(instance):
                              core.lens, core.grid, core.sync, core.pend, core.scratch,
                              core.out, core.out_raw, core.stats, segs.md.ctl, segs.md.stamps,
                              words(segs.md.raw))
-        _wait(lambda: cycle() and st[ST_FRAMES] == 1, "the first frame")
+        _wait(lambda: cycle() and st[ST_FRAMES] == 2, "the trade and the first ticker")
         recv_ns = int(st[ST_LAST_RECV])
         recs = segs.md.records.view(MD_EVENT)
-        assert segs.md.published() == 2 and recs[1]["last_id"] == 7
-        assert cycle() > 0 and st[ST_FRAMES] == 2 and segs.md.published() == 4
-        assert recs[3]["last_id"] == 8 and recs[3]["t_origin_ns"] == recv_ns
-        assert st[ST_LAST_RECV] == recv_ns  # no recv between the two frames
-        assert cycle() == 0 and segs.md.published() == 4  # nothing left: it read again
+        assert segs.md.published() == 3 and recs[2]["last_id"] == 7  # trade, bid, ask
+        assert cycle() > 0 and st[ST_FRAMES] == 3 and segs.md.published() == 5
+        assert recs[4]["last_id"] == 8 and recs[4]["t_origin_ns"] == recv_ns
+        assert st[ST_LAST_RECV] == recv_ns  # no recv between the two tickers
+        assert cycle() == 0 and segs.md.published() == 5  # nothing left: it read again
     finally:
         a.close()
         b.close()

@@ -382,3 +382,31 @@ def test_quotes_wait_until_the_gateway_reports_ready(instance):
     held.pause(False)
     held.housekeeping(0)
     assert held.clock[C_PAUSED] == 0
+
+
+def test_live_strategy_does_not_act_on_a_book_from_a_backlog(instance):
+    """A book update whose frame arrived longer ago than max_book_age (frames queued while
+    the process compiled, a stall) is consumed and counted, not quoted on."""
+    import time
+
+    rig = Rig(instance)
+    live = StrategyAgent(MM, MM.make_state(1, PARAMS, quote_qty=[100], max_position=[300]),
+                         rig.orders, id_state(seed=10), rig.books, rig.execs, rig.counters,
+                         max_book_age_ns=50_000_000)
+    rig.agent = live
+    live.on_start()
+
+    def book(age_ns):
+        rec = np.zeros(1, BOOK_UPDATE)
+        rec["t_origin_ns"] = rec["t_book_ns"] = time.monotonic_ns() - age_ns
+        rec["state"] = SyncState.SYNCED
+        rec["n_bids"] = rec["n_asks"] = 1
+        rec["bid_px"][0, 0], rec["ask_px"][0, 0] = 10_000, 10_010
+        rec["bid_qty"][0, 0] = rec["ask_qty"][0, 0] = 1000
+        assert rig.books.offer(rec)
+        return rig.run()
+    assert len(book(2_000_000_000)) == 0  # two seconds old: not the market any more
+    live.housekeeping(0)
+    values = rig.counters.values()
+    assert values["strategy.books_late"] == 1 and values["strategy.book_updates"] == 1
+    assert list(book(0)["action"]) == [OrderAction.NEW] * 2  # a fresh one is quoted on

@@ -3,9 +3,10 @@
 Hot path (``feed_once``, jitted): non-blocking ``recv`` into a byte buffer, a timestamp
 per read, WebSocket frames decoded in place, each text frame through ``on_message``
 (parse, ticks/lots, sync rules) and the resulting records published to the md ring. A
-cycle publishes at most one frame's records, then returns (the next cycle takes the next
-frame without a ``recv``): in a fused loop the book builder and strategy act on a
-bookTicker before a 100-level depth diff read with it is parsed.
+cycle publishes at most one book-changing frame's records (any trades before it too),
+then returns (the next cycle takes the next frame without a ``recv``): in a fused loop the
+book builder and strategy act on a bookTicker before a 100-level depth diff read with it
+is parsed.
 Control frames, end of stream and errors stop the cycle and are handled in Python.
 
 Cold path (``housekeeping``): ping/pong and close, reconnect with backoff, stale-stream
@@ -29,6 +30,7 @@ from pipeline.control.area import ControlArea
 from pipeline.control.poller import ControlPoller
 from pipeline.instruments import SymbolTable
 from pipeline.marketdata import sync as S
+from pipeline.marketdata.events import TRADE
 from pipeline.marketdata.latest import LatestBooks
 from pipeline.marketdata.normalize import FeedCore, on_message
 from pipeline.marketdata.publish import OUT_N, OUT_POS, push_records, words
@@ -131,8 +133,9 @@ def feed_once(fd, rbuf, frag, st, hdr, lv, keys, lens, grid, sync, pend, scratch
             st[OUT_POS] = 0
             st[OUT_N] = k
             push_records(ctl, stamps, raw, out_raw, st)
-            st[ST_MORE] = 1  # one frame per cycle: downstream acts on it before the next
-            break
+            if out[0].kind != TRADE:  # a book change: downstream acts on it before the next
+                st[ST_MORE] = 1
+                break
     _compact(rbuf, st)
     return work
 

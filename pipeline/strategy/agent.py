@@ -41,14 +41,16 @@ from shm_layouts.records import MD_EVENT, MdKind
 
 log = logging.getLogger(__name__)
 
-# clock words (C_PAUSED: quoting paused, non-zero for any reason; books are still consumed)
-C_MODE, C_NOW, C_NEXT_TIMER, C_TIMER_NS, C_PAUSED = 0, 1, 2, 3, 4
+# clock words (C_PAUSED: quoting paused, non-zero for any reason; books are still consumed;
+# C_MAX_AGE: live, a book update whose frame was received longer ago than this is consumed
+# but not acted on: it is a backlog (a stall, a start-up compile), not the market)
+C_MODE, C_NOW, C_NEXT_TIMER, C_TIMER_NS, C_PAUSED, C_MAX_AGE = 0, 1, 2, 3, 4, 5
 # C_PAUSED bits: paused by the operator (control area, kill switch); held until the gateway
 # is ready (an intent sent while it logs on and reconciles would only be denied NOT_READY)
 BY_OPERATOR, UNTIL_GATEWAY_READY = 1, 2
 LIVE_CLOCK, EVENT_CLOCK = 0, 1
 # counter indices passed in ``stats`` (word indices into the counters segment)
-S_BOOKS, S_EXECS, S_TRADES, S_INTENTS = 0, 1, 2, 3
+S_BOOKS, S_EXECS, S_TRADES, S_INTENTS, S_LATE = 0, 1, 2, 3, 4
 H_BOOK_HOP, H_EXEC_HOP, H_DECISION, H_TICK_TO_DECISION = 0, 1, 2, 3
 TRADE = int(MdKind.TRADE)
 BATCH = 64
@@ -90,7 +92,10 @@ def strategy_cycle(on_book, on_trade, on_exec, on_timer, mm, sink, books, execs,
         for i in range(n):
             book = recs[(pos + i) & (recs.shape[0] - 1)]
             now = tick(clock, book["t_origin_ns"])
-            sent = on_book(mm, sink, book, now) if clock[C_PAUSED] == 0 else 0
+            late = clock[C_MODE] == LIVE_CLOCK and now - book["t_origin_ns"] > clock[C_MAX_AGE]
+            if late:
+                bump(words, stats[S_LATE], 1)
+            sent = on_book(mm, sink, book, now) if clock[C_PAUSED] == 0 and not late else 0
             if clock[C_MODE] == LIVE_CLOCK:
                 record(hists[H_BOOK_HOP], now - book["t_book_ns"])
                 if sent:
@@ -143,14 +148,18 @@ class StrategyAgent(Agent):
                  book_ring: Ring, exec_ring: Ring, counters: Counters,
                  md_ring: Ring | None = None, event_clock: bool = False,
                  timer_ns: int = 1_000_000, control: ControlArea | None = None,
-                 symbol_names: list[str] | None = None, oms: OmsState | None = None):
+                 symbol_names: list[str] | None = None, oms: OmsState | None = None,
+                 max_book_age_ns: int = 50_000_000):
+        """``max_book_age_ns``: live, book updates from frames received longer ago than
+        this are not acted on (``strategy.books_late`` counts them)."""
         self.strategy = strategy
         self.mm = mm
         self.order_ring, self.book_ring, self.exec_ring, self.md_ring = (
             order_ring, book_ring, exec_ring, md_ring)
         self.sink = (order_ring.ctl, order_ring.stamps, order_ring.records, ids)
         self.clock = np.array([EVENT_CLOCK if event_clock else LIVE_CLOCK, 0, 0, timer_ns,
-                               0 if oms is None else UNTIL_GATEWAY_READY], np.int64)
+                               0 if oms is None else UNTIL_GATEWAY_READY, max_book_age_ns],
+                              np.int64)
         self.control = control
         self.oms = oms
         self.poller: ControlPoller | None = None
@@ -166,7 +175,8 @@ class StrategyAgent(Agent):
             word = counters.counter(f"strategy.{n}")
             self.own_words[n] = (word, int(atomic_load(self.words, word)))
         self.stats = np.array([counters.counter(f"strategy.{n}") for n in
-                               ("book_updates", "exec_reports", "trades", "intents")], np.int64)
+                               ("book_updates", "exec_reports", "trades", "intents",
+                                "books_late")], np.int64)
         self.hists = tuple(counters.histogram(n) for n in  # views into shared memory
                            ("hop.book_ring", "hop.exec_ring", "strategy.decision_ns",
                             "strategy.tick_to_decision_ns"))
