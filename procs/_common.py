@@ -20,6 +20,8 @@ def parser(description: str) -> argparse.ArgumentParser:
                    help="idle strategy: busy_spin, yield, backoff, sleep")
     p.add_argument("--rt-priority", type=int, default=0, help="SCHED_FIFO priority (0: off)")
     p.add_argument("--lock-memory", action="store_true", help="mlockall")
+    p.add_argument("--slice-us", type=float, default=1000.0,
+                   help="how long the duty cycles run between two housekeeping passes")
     p.add_argument("--config", default=None, help="TOML config merged over the default")
     return p
 
@@ -33,6 +35,6 @@ def run(agent: Agent, args: argparse.Namespace, counters: Counters) -> int:
     logging.basicConfig(level=logging.INFO,
                         format=f"%(asctime)s {agent.name} %(levelname)s %(message)s")
     config = RunnerConfig(core=args.core, realtime_priority=args.rt_priority,
-                          lock_memory=args.lock_memory)
+                          lock_memory=args.lock_memory, slice_ns=int(args.slice_us * 1000))
     AgentRunner(agent, idle.from_name(args.idle), config, counters).run()
     return 0

@@ -35,6 +35,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--core", type=int, help="pin to this core")
     p.add_argument("--idle", help="idle strategy (default: [gateway] idle or backoff)")
     p.add_argument("--create", action="store_true", help="create the segments if missing")
+    p.add_argument("--slice-us", type=float, default=1000.0,
+                   help="how long the duty cycles run between two housekeeping passes")
     p.add_argument("--warm-us", type=float, default=0.0,
                    help="keep the order path hot: one dry pass every N us while idle "
                    "(busy-spinning gateways only; 0 = off)")
@@ -74,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     section = cfgmod.load(args.config).get("gateway", {})
     core = args.core if args.core is not None else section.get("core")
     idle_state = idle.from_name(args.idle or section.get("idle", "backoff"))
-    AgentRunner(agent, idle_state, RunnerConfig(core=core), counters).run()
+    AgentRunner(agent, idle_state, RunnerConfig(core=core, slice_ns=int(args.slice_us * 1000)),
+                counters).run()
     return 0
 
 

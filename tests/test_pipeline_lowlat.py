@@ -96,7 +96,7 @@ def test_composite_closes_in_the_given_order_even_when_one_fails():
 def test_lowlat_profile_places_all_agents_in_one_spinning_process():
     p = load_profile("dev-2core-lowlat")
     assert p["pipeline"] == {"core": 1, "idle": "busy_spin", "lock_memory": True,
-                             "warm_us": 50, "agents": [
+                             "slice_us": 20000, "warm_us": 50, "agents": [
                                  "feed_handler", "book_builder", "strategy", "oms_gateway"]}
     # the simulator busy-polls the other core, so no send() has to wake it
     assert p["simulator"] == {"core": 0, "idle": "busy_spin"}
@@ -112,6 +112,7 @@ def test_lowlat_profile_places_all_agents_in_one_spinning_process():
       "strategy": {"core": 0, "idle": "backoff"}}, "more than once"),
     ({"oms_gateway": {"core": 0, "idle": "backoff", "warm_us": 50}}, "needs idle"),
     ({"oms_gateway": {"core": 0, "idle": "busy_spin", "warm_us": -1}}, "number >= 0"),
+    ({"oms_gateway": {"core": 0, "idle": "busy_spin", "slice_us": 0}}, "number > 0"),
 ])
 def test_bad_composite_profiles_are_refused(procs, why):
     with pytest.raises(ProfileError, match=why):

@@ -73,6 +73,13 @@ def validate(raw: dict, name: str) -> dict[str, dict]:
         out[proc] = {"core": core, "idle": idle}
         if spec.get("lock_memory"):  # mlockall: no page faults (first touch) on the hot path
             out[proc]["lock_memory"] = True
+        if "slice_us" in spec:  # duty cycles between two housekeeping passes (Python)
+            slice_us = spec["slice_us"]
+            if isinstance(slice_us, bool) or not isinstance(slice_us, int | float) or \
+                    slice_us <= 0:
+                raise ProfileError(f"profile {name}: {proc}.slice_us must be a number > 0, "
+                                   f"got {slice_us!r}")
+            out[proc]["slice_us"] = slice_us
         if "warm_us" in spec:  # the gateway keeps its order path hot (pipeline/orders/warm.py)
             warm = spec["warm_us"]
             if isinstance(warm, bool) or not isinstance(warm, int | float) or warm < 0:

@@ -218,6 +218,8 @@ class Launcher:
             args += ["--core", str(place["core"])]
         if place.get("lock_memory"):
             args += ["--lock-memory"]
+        if place.get("slice_us"):
+            args += ["--slice-us", str(place["slice_us"])]
         if "agents" not in place:
             return Child(name, f"procs.{name}", args + self._agent_args(name), env=self.env)
         args += ["--name", name, "--agents", ",".join(place["agents"])]

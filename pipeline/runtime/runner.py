@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.observe import histogram
 from pipeline.observe.counters import Counters
 from pipeline.runtime.agent import Agent
 from pipeline.transport.shared import atomic_store
@@ -101,16 +102,22 @@ class AgentRunner:
             # one slice that is due at once: compiles the poll loop before we say RUNNING
             total += self.agent.do_work(self.idle_state, time.monotonic_ns())
             self._set(L.PROC_STATE, L.ProcessState.RUNNING)
+            # how long the process is away from its duty cycles between two slices: a tick
+            # that arrives meanwhile waits that long
+            away = (self.counters.histogram(f"{self.agent.name}.housekeeping_ns")
+                    if self.counters is not None else histogram.new())
+            now = time.monotonic_ns()
             while not self.stop_requested:
-                now = time.monotonic_ns()
                 total += self.agent.do_work(self.idle_state, now + cfg.slice_ns)
                 slices += 1
-                now = time.monotonic_ns()
-                self._set(L.PROC_HEARTBEAT, now)
+                done = time.monotonic_ns()
+                self._set(L.PROC_HEARTBEAT, done)
                 self._set(L.PROC_SLICES, slices)
                 self._set(L.PROC_WORK, total)
-                if not self.agent.housekeeping(now):
+                if not self.agent.housekeeping(done):
                     break
+                now = time.monotonic_ns()
+                histogram.record(away, now - done)
             state = L.ProcessState.STOPPED
         finally:
             self._set(L.PROC_STATE, L.ProcessState.STOPPING)
