@@ -9,6 +9,7 @@ jitted poll loop it does housekeeping in Python.
 from __future__ import annotations
 
 import ctypes
+import gc
 import logging
 import os
 import signal
@@ -101,6 +102,10 @@ class AgentRunner:
             self.agent.on_start()
             # one slice that is due at once: compiles the poll loop before we say RUNNING
             total += self.agent.do_work(self.idle_state, time.monotonic_ns())
+            # what start-up made (numba's compiler state above all) is never garbage: out
+            # of the collector's sight, a full collection in housekeeping no longer walks it
+            gc.collect()
+            gc.freeze()
             self._set(L.PROC_STATE, L.ProcessState.RUNNING)
             # how long the process is away from its duty cycles between two slices: a tick
             # that arrives meanwhile waits that long
