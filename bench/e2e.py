@@ -3,7 +3,7 @@
 Runs ``hft run`` against the simulator for ``--seconds`` on this host's layout profile and
 reports, from the pipeline's shared-memory histograms, tick-to-trade (frame receipt in
 the feed handler -> order bytes written to the FIX socket) and each hop, counted from
-``--warmup`` seconds after the gateway is ready (steady state). The reference in
+``--warmup`` seconds after the first order went out (steady state). The reference in
 the same run are the bare ring hop (busy-spin ping-pong between two pinned processes, see
 ``bench/transport.py``): the floor a hop could reach with a core per process; and one
 loopback send() by the state of the receiving process (``bench/loopback.py``): the floor
@@ -29,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seconds", type=float, default=30.0, help="how long the pipeline runs")
     p.add_argument("--profile", default="auto", help="core layout profile (tuning/profiles)")
     p.add_argument("--warmup", type=float, default=5.0,
-                   help="seconds after the gateway is ready before latencies count")
+                   help="seconds after the first order before latencies count")
 
 
 def main(args: argparse.Namespace) -> int:

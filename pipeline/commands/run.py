@@ -20,8 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "tuned-host)")
     p.add_argument("--summary-json", help="also write the summary to this file")
     p.add_argument("--warmup", type=float, default=0.0, metavar="SECONDS",
-                   help="count latencies only from SECONDS after the gateway is first "
-                   "ready (the steady state; default: the whole run)")
+                   help="count latencies only from SECONDS after the first order went "
+                   "out (the steady state; default: the whole run)")
     p.add_argument("--replay", nargs="+", metavar="FILE",
                    help="drive the pipeline from these captures (one process, lock-step) "
                    "against a paper venue instead of the live feed and the simulator")

@@ -61,15 +61,17 @@ class RunOptions:
     venue: str | None = None  # HOST:MD,REST,FIX of an external venue
     profile: str = "auto"
     seed: int | None = None  # replay: deterministic ids, event clock
-    # latencies only from this many seconds after the gateway is first ready (the
-    # steady state, without the frames queued while the processes compiled and logged on)
+    # latencies only from this many seconds after the first order (the steady state,
+    # without the frames queued while the processes compiled and logged on)
     warmup: float = 0.0
     extra_args: dict[str, list[str]] = field(default_factory=dict)
 
 
 class LatencyWindow:
-    """Starts the latency window ``warmup`` seconds after the gateway is first ready: a
-    snapshot of every histogram, subtracted at the end (0: the whole run)."""
+    """Starts the latency window ``warmup`` seconds after the first order went out (the
+    gateway is ready and the strategy's loop is running: a composite process compiles its
+    fused loop after the gateway logs on): a snapshot of every histogram, subtracted at
+    the end (0: the whole run)."""
 
     def __init__(self, instance: Instance, counters: Counters, warmup: float):
         self.counters, self.warmup = counters, warmup
@@ -82,13 +84,13 @@ class LatencyWindow:
         if self.started is not None:
             return
         now = time.monotonic()
-        if self.ready_at is None and self.oms.ready():
+        if self.ready_at is None and self.oms.ready() and \
+                self.counters.values().get("gateway.orders.sent", 0) > 0:
             self.ready_at = now
         if self.ready_at is not None and now - self.ready_at >= self.warmup:
             self.baseline = self.counters.histogram_words()
             self.started = now
-            log.info("latency window starts (%.1f s after the gateway was ready)",
-                     self.warmup)
+            log.info("latency window starts (%.1f s after the first order)", self.warmup)
 
     def close(self) -> float | None:
         """How long the latency window lasted (None: it never started)."""
