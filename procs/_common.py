@@ -20,10 +20,14 @@ def parser(description: str) -> argparse.ArgumentParser:
                    help="idle strategy: busy_spin, yield, backoff, sleep")
     p.add_argument("--rt-priority", type=int, default=0, help="SCHED_FIFO priority (0: off)")
     p.add_argument("--lock-memory", action="store_true", help="mlockall")
-    p.add_argument("--slice-us", type=float, default=1000.0,
-                   help="how long the duty cycles run between two housekeeping passes")
+    add_slice_argument(p)
     p.add_argument("--config", default=None, help="TOML config merged over the default")
     return p
+
+
+def add_slice_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--slice-us", type=float, default=1000.0,
+                   help="how long the duty cycles run between two housekeeping passes")
 
 
 def attach(args: argparse.Namespace) -> tuple[Instance, Counters]:

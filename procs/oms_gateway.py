@@ -24,6 +24,7 @@ from pipeline.runtime import idle
 from pipeline.runtime.runner import AgentRunner, RunnerConfig
 from pipeline.transport.registry import Instance
 from pipeline.transport.segment import SegmentMissing
+from procs import _common
 
 log = logging.getLogger("oms_gateway")
 
@@ -35,8 +36,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--core", type=int, help="pin to this core")
     p.add_argument("--idle", help="idle strategy (default: [gateway] idle or backoff)")
     p.add_argument("--create", action="store_true", help="create the segments if missing")
-    p.add_argument("--slice-us", type=float, default=1000.0,
-                   help="how long the duty cycles run between two housekeeping passes")
+    _common.add_slice_argument(p)
     p.add_argument("--warm-us", type=float, default=0.0,
                    help="keep the order path hot: one dry pass every N us while idle "
                    "(busy-spinning gateways only; 0 = off)")

@@ -74,17 +74,9 @@ def validate(raw: dict, name: str) -> dict[str, dict]:
         if spec.get("lock_memory"):  # mlockall: no page faults (first touch) on the hot path
             out[proc]["lock_memory"] = True
         if "slice_us" in spec:  # duty cycles between two housekeeping passes (Python)
-            slice_us = spec["slice_us"]
-            if isinstance(slice_us, bool) or not isinstance(slice_us, int | float) or \
-                    slice_us <= 0:
-                raise ProfileError(f"profile {name}: {proc}.slice_us must be a number > 0, "
-                                   f"got {slice_us!r}")
-            out[proc]["slice_us"] = slice_us
+            out[proc]["slice_us"] = _number(spec, "slice_us", proc, name, zero_ok=False)
         if "warm_us" in spec:  # the gateway keeps its order path hot (pipeline/orders/warm.py)
-            warm = spec["warm_us"]
-            if isinstance(warm, bool) or not isinstance(warm, int | float) or warm < 0:
-                raise ProfileError(f"profile {name}: {proc}.warm_us must be a number >= 0, "
-                                   f"got {warm!r}")
+            warm = _number(spec, "warm_us", proc, name, zero_ok=True)
             if warm and idle != "busy_spin":
                 raise ProfileError(f"profile {name}: {proc}.warm_us needs idle = "
                                    f"\"busy_spin\" (warming would keep a backing-off core "
@@ -102,6 +94,15 @@ def validate(raw: dict, name: str) -> dict[str, dict]:
             raise ProfileError(f"profile {name}: {proc} busy-spins on core {spec['core']}, "
                                f"which it shares with {', '.join(sharing)}")
     return out
+
+
+def _number(spec: dict, key: str, proc: str, name: str, zero_ok: bool) -> float:
+    value = spec[key]
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or \
+            (value == 0 and not zero_ok):
+        raise ProfileError(f"profile {name}: {proc}.{key} must be a number "
+                           f"{'>=' if zero_ok else '>'} 0, got {value!r}")
+    return value
 
 
 def _agents(agents, proc: str, name: str) -> list[str]:

@@ -68,14 +68,13 @@ class RunOptions:
 
 
 class LatencyWindow:
-    """Starts the latency window ``warmup`` seconds after the first order went out (the
-    gateway is ready and the strategy's loop is running: a composite process compiles its
-    fused loop after the gateway logs on): a snapshot of every histogram, subtracted at
-    the end (0: the whole run)."""
+    """Starts the latency window ``warmup`` seconds after the first order went out (so the
+    gateway is ready and the strategy's loop runs: a composite process compiles its fused
+    loop after the gateway logs on): a snapshot of every histogram, subtracted at the end
+    (0: the whole run)."""
 
-    def __init__(self, instance: Instance, counters: Counters, warmup: float):
+    def __init__(self, counters: Counters, warmup: float):
         self.counters, self.warmup = counters, warmup
-        self.oms = OmsState.attach(instance, readonly=True) if warmup > 0 else None
         self.ready_at: float | None = None
         self.started: float | None = None if warmup > 0 else time.monotonic()
         self.baseline: dict | None = None
@@ -84,18 +83,15 @@ class LatencyWindow:
         if self.started is not None:
             return
         now = time.monotonic()
-        if self.ready_at is None and self.oms.ready() and \
-                self.counters.values().get("gateway.orders.sent", 0) > 0:
+        if self.ready_at is None and self.counters.values().get("gateway.orders.sent", 0):
             self.ready_at = now
         if self.ready_at is not None and now - self.ready_at >= self.warmup:
             self.baseline = self.counters.histogram_words()
             self.started = now
             log.info("latency window starts (%.1f s after the first order)", self.warmup)
 
-    def close(self) -> float | None:
+    def seconds(self) -> float | None:
         """How long the latency window lasted (None: it never started)."""
-        if self.oms is not None:
-            self.oms.close()
         return None if self.started is None else round(time.monotonic() - self.started, 3)
 
 
@@ -254,7 +250,7 @@ class Launcher:
             supervisor = Supervisor(list(self.children.values()), RestartPolicy())
             start = time.monotonic()
             failed = None
-            window = LatencyWindow(self.instance, counters, self.opts.warmup)
+            window = LatencyWindow(counters, self.opts.warmup)
             while not self.stop_requested:
                 elapsed = time.monotonic() - start
                 if self.opts.duration is not None and elapsed >= self.opts.duration:
@@ -267,7 +263,7 @@ class Launcher:
             self._shutdown()
             summary = collect_summary(self.instance, self.symbols, time.monotonic() - start,
                                       window.baseline)
-            summary["latency_window_s"] = window.close()
+            summary["latency_window_s"] = window.seconds()
             summary["venue_positions"] = self._venue_positions()
             summary["restarts"] = supervisor.restarts()
             summary["supervisor_events"] = supervisor.events
