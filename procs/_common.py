@@ -30,6 +30,12 @@ def add_slice_argument(p: argparse.ArgumentParser) -> None:
                    help="how long the duty cycles run between two housekeeping passes")
 
 
+def add_warm_argument(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--warm-us", type=float, default=0.0,
+                   help=f"keep {what} hot: one dry pass every N us while idle "
+                   "(busy-spinning processes only; 0 = off)")
+
+
 def attach(args: argparse.Namespace) -> tuple[Instance, Counters]:
     inst = Instance.attach(args.instance)
     return inst, Counters.attach(inst)

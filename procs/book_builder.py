@@ -19,6 +19,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-ticker-overlay", action="store_true",
                    help="publish the book alone, not fresh bookTickers over it (replays "
                    "that check the rebuilt books)")
+    _common.add_warm_argument(p, "the bookTicker overlay")
     return p
 
 
@@ -29,7 +30,8 @@ def build(args: argparse.Namespace) -> tuple[BookBuilderAgent, Counters | None]:
     except SegmentMissing:
         counters = None
     agent = BookBuilderAgent(attach_md_segments(inst), window=args.window, counters=counters,
-                             ticker_overlay=not args.no_ticker_overlay)
+                             ticker_overlay=not args.no_ticker_overlay,
+                             warm_ns=int(args.warm_us * 1000))
     return agent, counters
 
 

@@ -24,6 +24,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--url", default=None, help="combined-stream WebSocket URL (overrides "
                    "[feed] url)")
     p.add_argument("--rest", default=None, help="REST base URL (overrides [feed] rest_url)")
+    _common.add_warm_argument(p, "the bookTicker parse")
     return p
 
 
@@ -50,7 +51,7 @@ def build(args: argparse.Namespace) -> tuple[FeedHandlerAgent, Counters | None]:
     control = ControlArea.attach(inst) if any(
         e.name == "control" for e in inst.segments()) else None
     agent = FeedHandlerAgent(md, symbols, FeedConfig.from_config(section), counters, latest,
-                             control)
+                             control, warm_ns=int(args.warm_us * 1000))
     return agent, counters
 
 

@@ -37,9 +37,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--idle", help="idle strategy (default: [gateway] idle or backoff)")
     p.add_argument("--create", action="store_true", help="create the segments if missing")
     _common.add_slice_argument(p)
-    p.add_argument("--warm-us", type=float, default=0.0,
-                   help="keep the order path hot: one dry pass every N us while idle "
-                   "(busy-spinning gateways only; 0 = off)")
+    _common.add_warm_argument(p, "the order path")
     return p
 
 

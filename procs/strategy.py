@@ -27,6 +27,7 @@ def parser() -> argparse.ArgumentParser:
     p = _common.parser(__doc__)
     p.add_argument("--seed", type=int, default=None,
                    help="deterministic order ids and the event clock (replay)")
+    _common.add_warm_argument(p, "the decision path (live only)")
     return p
 
 
@@ -48,6 +49,7 @@ def build(args: argparse.Namespace) -> tuple[StrategyAgent, Counters | None]:
         symbol_names=[i.symbol for i in symbols],
         oms=OmsState.attach(inst),
         max_book_age_ns=int(float(config.get("strategy", {}).get("max_book_age_ms", 50)) * 1e6),
+        warm_ns=int(args.warm_us * 1000),
     )
     return agent, counters
 

@@ -240,3 +240,22 @@ def test_sans_io_core_without_a_socket(tmp_path):
     assert [m.get(35) for m in out_types(s)] == [b"1"]
     s.on_timer(t + 13 * 10**9)  # and no answer within another interval: give up
     assert s.want_disconnect and "heartbeat timeout" in s.want_disconnect
+
+
+def test_store_journal_wraps_around_its_end_byte_for_byte(tmp_path):
+    """Messages appended across the end of the store's ring come back whole; one that the
+    ring has since overwritten is gap-filled (None), never returned torn."""
+    from pipeline.fix.store import SessionStore
+
+    store = SessionStore(tmp_path, journal_bytes=256)
+    msgs = {seq: bytes((seq * 31 + i) % 251 for i in range(40 + seq % 13))
+            for seq in range(1, 40)}
+    for seq, raw in msgs.items():
+        store.record(seq, raw)
+    end = int(store.words[2])  # JOURNAL_END
+    assert end == sum(len(m) for m in msgs.values())
+    kept = [seq for seq in msgs if store.lookup(seq) is not None]
+    assert kept and kept == list(range(kept[0], 40))  # the newest ones, up to 256 bytes
+    for seq in kept:
+        assert store.lookup(seq) == msgs[seq]
+    assert sum(len(msgs[s]) for s in kept) <= 256

@@ -141,3 +141,29 @@ def test_stale_crossed_or_unsynced_tickers_are_counted_not_published():
     assert len(upd) == 1 and s[A.B_BBO_PUBLISHED] == 0
     s, upd = run(DEEP + ticker(99, 4, 101, 6, 12), ticker_overlay=False)  # replays
     assert len(upd) == 1 and s[A.B_BBO] == 2 and s[A.B_BBO_PUBLISHED] == 0
+
+
+def test_warm_pass_overlays_the_kept_ticker_on_shadow_state_only():
+    """The builder's dry pass: the first BBO pair it saw, applied to a copy of its state
+    into a private update; the same update a real ticker gave, and nothing shared moves.
+    A book that has moved past the kept ticker still takes the publishing branch."""
+    from pipeline.marketdata import warm as MW
+    from pipeline.runtime import warming
+
+    books = B.Books(1, window=256)
+    bst = A.new_state(np.array([0]), True)
+    upd = np.zeros(64, BOOK_UPDATE)
+    recs = records(DEEP + ticker(99, 4, 101, 6, 12))
+    _, k = A.apply_records(recs, 0, len(recs), -1, *books.arrays(), bst, upd, 0)
+    warm = MW.builder_state(1, bst)
+    MW.keep_pair(warm, recs, 0, len(recs), -1)
+    assert warm[0][warming.READY] == 1 and list(warm[1]["price"]) == [99, 101]
+    bst[0, A.B_UPDATE_ID] = 20  # a later depth event: the kept ticker is stale for real
+    before = [a.copy() for a in (bst, *books.arrays())]
+    assert MW.overlay_again(warm, *books.arrays(), bst) == 1
+    for a, b in zip(before, (bst, *books.arrays()), strict=True):
+        assert np.array_equal(a, b)
+    u, real = warm[3][0], upd[k - 1]
+    assert u["flags"] == A.F_BBO
+    for field in ("bid_px", "bid_qty", "ask_px", "ask_qty", "n_bids", "n_asks"):
+        assert np.array_equal(u[field], real[field])

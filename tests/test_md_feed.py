@@ -164,13 +164,17 @@ def test_feed_cycle_stops_after_a_book_change_and_takes_the_next_without_a_recv(
     """A trade and two bookTickers read by one recv: a cycle publishes up to one
     book-changing frame's records (so a fused loop acts on the first ticker before parsing
     the second); the second keeps the first read's receive time; a cycle with nothing left
-    to take reads the socket again."""
+    to take reads the socket again. Warming on, a cycle that found nothing parses the
+    first ticker again into private records: the ring, the counters and the sync state
+    see nothing of it."""
     import socket
 
+    from pipeline.marketdata import warm as MW
     from pipeline.marketdata.feed import ST_FRAMES, ST_LAST_RECV, feed_once
     from pipeline.marketdata.normalize import FeedCore
     from pipeline.marketdata.publish import words
-    from shm_layouts.records import MD_EVENT
+    from pipeline.runtime import warming
+    from shm_layouts.records import MD_EVENT, MdKind
 
     table = SymbolTable.from_config([{"symbol": "BTCUSDT", "venue": "spot",
                                       "tick_size": "0.01", "lot_size": "0.001"}])
@@ -187,12 +191,13 @@ def test_feed_cycle_stops_after_a_book_change_and_takes_the_next_without_a_recv(
         a.sendall(_ws_text(trade) + _ws_text(tick % 7) + _ws_text(tick % 8))
         rbuf, frag = np.zeros(4096, np.uint8), np.zeros(4096, np.uint8)
         st = np.zeros(24, np.int64)
+        warm = MW.feed_state(1, core.stats.shape[0])  # every idle cycle warms
 
         def cycle() -> int:
             return feed_once(b.fileno(), rbuf, frag, st, core.hdr, core.lv, core.keys,
                              core.lens, core.grid, core.sync, core.pend, core.scratch,
                              core.out, core.out_raw, core.stats, segs.md.ctl, segs.md.stamps,
-                             words(segs.md.raw))
+                             words(segs.md.raw), warm)
         _wait(lambda: cycle() and st[ST_FRAMES] == 2, "the trade and the first ticker")
         recv_ns = int(st[ST_LAST_RECV])
         recs = segs.md.records.view(MD_EVENT)
@@ -200,7 +205,13 @@ def test_feed_cycle_stops_after_a_book_change_and_takes_the_next_without_a_recv(
         assert cycle() > 0 and st[ST_FRAMES] == 3 and segs.md.published() == 5
         assert recs[4]["last_id"] == 8 and recs[4]["t_origin_ns"] == recv_ns
         assert st[ST_LAST_RECV] == recv_ns  # no recv between the two tickers
+        stats, sync = core.stats.copy(), core.sync.copy()
         assert cycle() == 0 and segs.md.published() == 5  # nothing left: it read again
+        assert cycle() == 0 and segs.md.published() == 5
+        assert warm[0][warming.PASSES] == 2  # ... and parsed the first ticker again, twice
+        shadow = warm[2]
+        assert list(shadow[:2]["kind"]) == [MdKind.BBO] * 2 and shadow[0]["last_id"] == 7
+        assert np.array_equal(stats, core.stats) and np.array_equal(sync, core.sync)
     finally:
         a.close()
         b.close()

@@ -30,6 +30,8 @@ def _state(rig) -> list[np.ndarray]:
 
 
 def test_warm_pass_sends_an_order_to_itself_and_changes_no_order_state(rig):
+    """A dry pass (risk, encode, send to itself) and the touch of the next order's lines
+    leave every byte of the order state as it was."""
     now = 10**12
     rig.marks[0] = (MID - 1, MID + 1, now, 0)
     reason, _ = rig.submit(now, action=1, cl_ord_id=77, symbol_id=0, side=0, price=MID - 5,
@@ -37,21 +39,30 @@ def test_warm_pass_sends_an_order_to_itself_and_changes_no_order_state(rig):
     assert reason == 0  # an order is live: the state a warm pass must leave alone
     before = _state(rig)
     link = warm.WarmLink()
+    seen = set()
     try:
         tx, rx = link.fds()
-        got = [warm.warm(tx, rx, rig.scratch, rig.seqs, rig.comp_ids, rig.syms, rig.sym_lens,
-                         rig.grid, rig.words, rig.orders, rig.positions, rig.limits, rig.g,
-                         rig.marks, rig.rates, now + i, 10**18) for i in range(200)]
+        for i in range(200):  # NewOrderSingle and cancel/replace passes in turn
+            got = warm.warm(tx, rx, rig.scratch, rig.seqs, rig.comp_ids, rig.syms,
+                            rig.sym_lens, rig.grid, rig.words, rig.orders, rig.positions,
+                            rig.limits, rig.g, rig.marks, rig.rates, now + i, 10**18, i & 1)
+            p = simplefix.FixParser()
+            p.append_buffer(bytes(rig.scratch[warm.WARM_RX: warm.WARM_RX + got]))
+            m = p.get_message()  # the bytes came back over the link
+            if m is not None:
+                assert m.get(35) == (b"G" if i & 1 else b"D")
+                assert int(m.get(34)) == rig.seqs[NEXT_OUT]  # the next number, not taken
+                seen.add(m.get(35))
+        wire, torig = rig.wire.copy(), rig.torig.copy()
+        for last_cl in (0, 77, 3, rig.orders.shape[0] * 5 + 2):  # ids around 0 and past a wrap
+            warm.touch(rig.wire, rig.torig, rig.orders, last_cl, rig.j, rig.seqs, rig.jdata,
+                       rig.jindex)
+        assert np.array_equal(wire, rig.wire) and np.array_equal(torig, rig.torig)
     finally:
         link.close()
     for a, b in zip(before, _state(rig), strict=True):
         assert np.array_equal(a, b)
-    assert max(got) > 0  # the bytes came back over the link
-    p = simplefix.FixParser()
-    p.append_buffer(bytes(rig.scratch[warm.WARM_RX: warm.WARM_RX + max(got)]))
-    m = p.get_message()
-    assert m.get(35) == b"D"
-    assert int(m.get(34)) == rig.seqs[NEXT_OUT]  # the next number, not taken
+    assert seen == {b"D", b"G"}
 
 
 def test_pretouch_changes_no_byte_of_the_journals(rig):

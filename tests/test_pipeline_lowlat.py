@@ -129,6 +129,8 @@ def test_lowlat_pipeline_quotes_fills_and_shuts_down_clean(tmp_path):
     assert not names & {"feed_handler", "book_builder", "strategy", "oms_gateway"}  # ... only
     c = s["counters"]
     assert c["gateway.warm_passes"] > 0  # the profile's warm_us reached the gateway
+    assert c["strategy.warm_passes"] > 0  # ... and the strategy, the book builder and feed
+    assert c["book.warm_passes"] > 0 and c["feed.warm_passes"] > 0
     assert c["book.bbo_updates"] > 0  # bookTickers are published over the books
 
 

@@ -23,6 +23,7 @@ from shm_layouts.records import (
     SyncState,
     TimeInForce,
 )
+from shm_layouts.ring import PUBLISHED
 
 PARAMS = {"levels": 1, "requote_ticks": 2, "gamma": 0.1, "k": 0.5,
           "arrival_rate_prior": 10.0, "sigma2_prior": 4.0, "stale_ms": 50,
@@ -410,3 +411,67 @@ def test_live_strategy_does_not_act_on_a_book_from_a_backlog(instance):
     values = rig.counters.values()
     assert values["strategy.books_late"] == 1 and values["strategy.book_updates"] == 1
     assert list(book(0)["action"]) == [OrderAction.NEW] * 2  # a fresh one is quoted on
+
+
+def _live(rig, seed, **kw):
+    agent = StrategyAgent(MM, MM.make_state(1, PARAMS, quote_qty=[100], max_position=[300]),
+                          rig.orders, id_state(seed=seed), rig.books, rig.execs, rig.counters,
+                          **kw)
+    rig.agent = agent
+    agent.on_start()
+    assert len(rig.run()) == 0  # compiles the bound cycle: a book offered now is not late
+    return agent
+
+
+def _fresh_book(rig, bid, ask):
+    import time
+
+    rec = np.zeros(1, BOOK_UPDATE)
+    rec["t_origin_ns"] = rec["t_book_ns"] = time.monotonic_ns()
+    rec["state"] = SyncState.SYNCED
+    rec["n_bids"] = rec["n_asks"] = 1
+    rec["bid_px"][0, 0], rec["ask_px"][0, 0] = bid, ask
+    rec["bid_qty"][0, 0] = rec["ask_qty"][0, 0] = 1000
+    assert rig.books.offer(rec)
+    return rig.run()
+
+
+def test_warm_passes_decide_on_shadow_state_and_send_nothing(instance):
+    """While idle, a warming strategy runs its own on_book on a copy of its state with the
+    last book shifted: the requote branch runs, but into a private ring; the real order
+    ring, the real state and the real order ids are untouched."""
+    rig = Rig(instance)
+    agent = _live(rig, 11, warm_ns=1)  # every idle pass warms
+    quotes = _fresh_book(rig, 10_000, 10_010)
+    assert list(quotes["action"]) == [OrderAction.NEW] * 2
+    for q in quotes:  # acked: resting quotes, which a moved target replaces
+        assert len(rig.report(q, ExecType.NEW)) == 0
+    state = [a.copy() for a in agent.mm]
+    next_id = int(agent.sink[3][0])
+    shadow_ctl, _, shadow_recs, _ = agent.warm[2]
+    passes, sent = rig.counters.values()["strategy.warm_passes"], int(shadow_ctl[PUBLISHED])
+    for _ in range(5):
+        assert len(rig.run()) == 0  # nothing reaches the order ring
+    passes = rig.counters.values()["strategy.warm_passes"] - passes
+    assert passes >= 5
+    assert all((a == b).all() for a, b in zip(agent.mm, state, strict=True))
+    assert int(agent.sink[3][0]) == next_id
+    sent = int(shadow_ctl[PUBLISHED]) - sent
+    assert sent == 2 * passes  # each pass requoted both sides (the shifted book moved them)
+    last = shadow_recs[: min(sent, len(shadow_recs))]
+    assert set(last["action"]) == {OrderAction.REPLACE}
+    assert set(last["orig_cl_ord_id"]) == set(quotes["cl_ord_id"])  # replacing the real quotes
+    assert not set(last["price"]) & set(quotes["price"])  # priced off the shifted book
+    # the real book moves next: the real state decides as if no warm pass had happened
+    assert list(_fresh_book(rig, 10_100, 10_110)["action"]) == [OrderAction.REPLACE] * 2
+
+
+def test_event_clock_never_warms(instance):
+    rig = Rig(instance)
+    agent = _live(rig, 12, event_clock=True, warm_ns=1)
+    assert len(rig.book(10_000, 10_010)) == 2
+    for _ in range(5):
+        assert len(rig.run()) == 0
+    agent.housekeeping(0)
+    assert rig.counters.values()["strategy.warm_passes"] == 0
+    assert agent.warm[0][0] == 0  # period forced to 0: replays stay byte-identical

@@ -75,7 +75,7 @@ def validate(raw: dict, name: str) -> dict[str, dict]:
             out[proc]["lock_memory"] = True
         if "slice_us" in spec:  # duty cycles between two housekeeping passes (Python)
             out[proc]["slice_us"] = _number(spec, "slice_us", proc, name, zero_ok=False)
-        if "warm_us" in spec:  # the gateway keeps its order path hot (pipeline/orders/warm.py)
+        if "warm_us" in spec:  # strategy and gateway keep their paths hot (*/warm.py)
             warm = _number(spec, "warm_us", proc, name, zero_ok=True)
             if warm and idle != "busy_spin":
                 raise ProfileError(f"profile {name}: {proc}.warm_us needs idle = "

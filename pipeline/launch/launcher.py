@@ -47,6 +47,9 @@ from tuning.profiles import load_profile
 
 log = logging.getLogger("launcher")
 RUN_DIR = cfgmod.ROOT / "var" / "run"
+# a child compiles its jitted code before it reports running: seconds from a warm numba
+# cache, minutes from a cold one (a fresh clone, any source change) on a 2-core host
+START_TIMEOUT_S = 300
 PASSWORD_ENV = "HFT_FIX_PASSWORD"
 SIM_PASSWORD_ENV = "HFT_SIM_PASSWORD"
 START_ORDER = ("oms_gateway", "book_builder", "strategy", "feed_handler")
@@ -204,7 +207,7 @@ class Launcher:
         args = ["--seed", str(self.opts.seed)] if (
             agent == "strategy" and self.opts.seed is not None) else []
         warm = self.profile.get(self.hosts.get(agent, agent), {}).get("warm_us")
-        if agent == "oms_gateway" and warm:
+        if warm:  # every agent keeps its part of the tick-to-trade path hot
             args += ["--warm-us", str(warm)]
         return args + self.opts.extra_args.get(agent, [])
 
@@ -245,7 +248,7 @@ class Launcher:
             for name in self._ordered(START_ORDER):
                 child = self._child(name).start()
                 self.children[name] = child
-                wait_running(counters, [child], timeout=120)
+                wait_running(counters, [child], timeout=START_TIMEOUT_S)
                 log.info("%s running (pid %d)", name, child.pid)
             supervisor = Supervisor(list(self.children.values()), RestartPolicy())
             start = time.monotonic()

@@ -30,6 +30,7 @@ from pipeline.control.area import ControlArea
 from pipeline.control.poller import ControlPoller
 from pipeline.instruments import SymbolTable
 from pipeline.marketdata import sync as S
+from pipeline.marketdata import warm as MW
 from pipeline.marketdata.events import TRADE
 from pipeline.marketdata.latest import LatestBooks
 from pipeline.marketdata.normalize import FeedCore, on_message
@@ -39,6 +40,7 @@ from pipeline.marketdata.wire import rest
 from pipeline.marketdata.wire.sockio import EAGAIN, recv_nb
 from pipeline.marketdata.wire.ws import WsConnection
 from pipeline.observe.counters import Counters
+from pipeline.runtime import warming
 from pipeline.runtime.agent import Agent, run_slice
 from pipeline.runtime.clock import monotonic_ns
 from pipeline.runtime.idle import idle
@@ -69,8 +71,10 @@ def _compact(rbuf, st):
 
 @njit(cache=True, _nrt=False)
 def feed_once(fd, rbuf, frag, st, hdr, lv, keys, lens, grid, sync, pend, scratch, out,
-              out_raw, stats, ctl, stamps, raw):
-    """One duty cycle; returns work done (0: nothing arrived, or waiting on Python)."""
+              out_raw, stats, ctl, stamps, raw, warm):
+    """One duty cycle; returns work done (0: nothing arrived, or waiting on Python). A
+    cycle with nothing to read may parse a kept bookTicker again (``warm``: a dry pass,
+    ``pipeline.marketdata.warm``)."""
     if st[OUT_POS] < st[OUT_N] and not push_records(ctl, stamps, raw, out_raw, st):
         return 0  # md ring full: backpressure
     if st[ST_CTRL_OP] != 0 or st[ST_EOF] != 0:
@@ -109,6 +113,8 @@ def feed_once(fd, rbuf, frag, st, hdr, lv, keys, lens, grid, sync, pend, scratch
         if op == F.OP_TEXT and fin and not st[ST_FRAG_ON]:
             k = on_message(rbuf, ps, pe, now, -1, hdr, lv, keys, lens, grid, sync, pend,
                            scratch, out, stats)
+            if k > 0:
+                MW.keep_ticker(warm, rbuf, ps, pe, out)
         elif op == F.OP_TEXT or (op == F.OP_CONT and st[ST_FRAG_ON]):
             if op == F.OP_TEXT:
                 st[ST_FRAG_N] = 0
@@ -137,6 +143,8 @@ def feed_once(fd, rbuf, frag, st, hdr, lv, keys, lens, grid, sync, pend, scratch
                 st[ST_MORE] = 1
                 break
     _compact(rbuf, st)
+    if work == 0 and warming.due(warm[0]):
+        MW.parse_again(warm, now, hdr, lv, keys, lens, grid, sync, pend, scratch)
     return work
 
 
@@ -191,7 +199,9 @@ class FeedHandlerAgent(Agent):
 
     def __init__(self, md: Ring, symbols: SymbolTable, config: FeedConfig,
                  counters: Counters | None = None, latest: LatestBooks | None = None,
-                 control: ControlArea | None = None):
+                 control: ControlArea | None = None, warm_ns: int = 0):
+        """``warm_ns`` > 0: a dry parse of a kept bookTicker every ``warm_ns`` while
+        nothing arrives (``pipeline.marketdata.warm``; busy-spinning processes only)."""
         self.md = md
         self.md_words = words(md.raw)
         self.latest = latest  # resync requests from the book builder
@@ -204,6 +214,7 @@ class FeedHandlerAgent(Agent):
         self.rbuf = np.zeros(config.recv_buffer, np.uint8)
         self.frag = np.zeros(config.recv_buffer, np.uint8)
         self.st = np.zeros(ST_WORDS, np.int64)
+        self.warm = MW.feed_state(warm_ns, self.core.stats.shape[0])
         self.conn: WsConnection | None = None
         self.connects = 0
         self.disconnects: dict[str, int] = {}
@@ -222,7 +233,7 @@ class FeedHandlerAgent(Agent):
         self.counters = counters
         self._counter_words = {name: counters.counter(f"feed.{name}") for name in
                                (*COUNTERS, "connects", "disconnects", "snapshot_failures",
-                                "resyncs_requested")
+                                "resyncs_requested", "warm_passes")
                                } if counters else {}
         self._last_publish = 0
 
@@ -235,10 +246,16 @@ class FeedHandlerAgent(Agent):
     def hot_duty(self) -> tuple | None:
         if self.conn is None:  # waiting to reconnect: nothing to poll
             return None
+        return self._duty(self.conn.fd)
+
+    def duty_template(self) -> tuple:
+        return self._duty(-1)  # the socket's fd is known after connecting
+
+    def _duty(self, fd: int) -> tuple:
         c = self.core
-        return feed_once, (self.conn.fd, self.rbuf, self.frag, self.st, c.hdr, c.lv, c.keys,
-                           c.lens, c.grid, c.sync, c.pend, c.scratch, c.out, c.out_raw,
-                           c.stats, self.md.ctl, self.md.stamps, self.md_words)
+        return feed_once, (fd, self.rbuf, self.frag, self.st, c.hdr, c.lv, c.keys, c.lens,
+                           c.grid, c.sync, c.pend, c.scratch, c.out, c.out_raw, c.stats,
+                           self.md.ctl, self.md.stamps, self.md_words, self.warm)
 
     def do_work(self, idle_state: np.ndarray, deadline_ns: int) -> int:
         hot = self.hot_duty()
@@ -420,6 +437,7 @@ class FeedHandlerAgent(Agent):
         out["disconnects"] = sum(self.disconnects.values())
         out["snapshot_failures"] = self.snapshot_failures
         out["resyncs_requested"] = self.resyncs_requested
+        out["warm_passes"] = int(self.warm[0][warming.PASSES])
         return out
 
     def publish_counters(self) -> None:

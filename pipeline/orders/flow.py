@@ -28,7 +28,7 @@ from pipeline.observe import histogram
 from pipeline.observe.histogram import record
 from pipeline.orders import journal as J
 from pipeline.orders import oms, risk
-from pipeline.orders.warm import warm
+from pipeline.orders.warm import touch, warm
 from pipeline.runtime.clock import monotonic_ns, realtime_ns
 from pipeline.transport.atomics import fetch_add, load_relaxed, store_relaxed
 from pipeline.transport.ring import (
@@ -55,8 +55,8 @@ assert max(RiskReason) < DENIAL_REASONS
 # warming the order path while idle (pipeline.orders.warm): the private link's two fds,
 # the period (0: off), the last warm pass, passes run, and the last pass's result
 W_WARM = W_DENIED_BY + DENIAL_REASONS
-W_WARM_TX, W_WARM_RX, W_WARM_PERIOD, W_WARM_LAST, W_WARMS, W_WARM_RESULT = range(W_WARM,
-                                                                               W_WARM + 6)
+(W_WARM_TX, W_WARM_RX, W_WARM_PERIOD, W_WARM_LAST, W_WARMS, W_WARM_RESULT,
+ W_WARM_LAST_CL) = range(W_WARM, W_WARM + 7)  # the ClOrdID of the last intent handled
 WIO_WORDS = W_WARM + 8
 MSG_ROOM = 512  # an encoded message is far smaller than this
 SRC_VENUE, SRC_RISK = 1, 2
@@ -220,6 +220,7 @@ def handle_intent(r, words, orders, positions, limits, g, marks, rates, seqs, jd
     """Risk, then OMS, then encode one intent. Returns its RiskReason (0: on the wire)."""
     action = r["action"]
     cl = r["cl_ord_id"]
+    wio[W_WARM_LAST_CL] = cl
     orig = r["orig_cl_ord_id"]
     sid = r["symbol_id"]
     side = r["side"]
@@ -474,7 +475,8 @@ def duty(fd, ictl, istamps, irecs, islot, words, orders, positions, limits, g, m
         wio[W_WARMS] += 1
         wio[W_WARM_RESULT] = warm(wio[W_WARM_TX], wio[W_WARM_RX], scratch, seqs, comp_ids, syms,
                                   sym_lens, grid, words, orders, positions, limits, g, marks,
-                                  rates, now, realtime_ns())
+                                  rates, now, realtime_ns(), wio[W_WARMS] & 1) + touch(
+            wire, torig, orders, wio[W_WARM_LAST_CL], j, seqs, jdata, jindex)
     r = _inbound(fd, inbuf, io, seqs, f, syms, grid, words, orders, positions, ectl, estamps,
                  erecs, wio, j, now)
     return work + r if r >= 0 else r - work

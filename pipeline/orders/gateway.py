@@ -229,6 +229,9 @@ class GatewayAgent(Agent):
         self.fast_rounds += 1
         return flow.duty, (self.wire.sock.fileno(), *self._duty())
 
+    def duty_template(self) -> tuple:
+        return flow.duty, (-1, *self._duty())  # the socket's fd is known after connecting
+
     def after_hot(self) -> None:
         now = time.monotonic_ns()
         self._after_duty(now)

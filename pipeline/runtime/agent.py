@@ -81,6 +81,12 @@ class Agent(ABC):
         duty cycle. Asked before every fused slice; ``after_hot`` runs after it."""
         return None
 
+    def duty_template(self) -> tuple | None:
+        """``hot_duty`` as it will be once connected (placeholder fds allowed: only the
+        argument types count), asked once at start so a fused loop compiles before the
+        process reports running, not in the middle of trading."""
+        return self.hot_duty()
+
     def after_hot(self) -> None:
         """The Python side of a round after a fused slice (what ``do_work`` does around its
         jitted slice, e.g. the gateway's FIX session shell)."""

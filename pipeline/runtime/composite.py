@@ -46,6 +46,10 @@ class CompositeAgent(Agent):
     def on_start(self) -> None:
         for a in self.agents:
             a.on_start()
+        if self._fused:  # compile the fused loop now (~10 s), not after the FIX logon
+            templates = [a.duty_template() for a in self.agents]
+            if all(t is not None for t in templates):
+                self._fused.compile(templates, self._child_idle)
 
     def do_work(self, idle_state: np.ndarray, deadline_ns: int) -> int:
         total = 0

@@ -29,8 +29,10 @@ from pipeline.control.poller import ControlPoller
 from pipeline.observe.counters import Counters, bump
 from pipeline.observe.histogram import record
 from pipeline.orders.segments import OmsState
+from pipeline.runtime import warming
 from pipeline.runtime.agent import Agent, run_slice
 from pipeline.runtime.clock import monotonic_ns
+from pipeline.strategy import warm as W
 from pipeline.strategy.intents import CANCEL_ALL, next_id, submit
 from pipeline.transport import ring as R
 from pipeline.transport.ring import ConsumerMode, Ring
@@ -50,7 +52,7 @@ C_MODE, C_NOW, C_NEXT_TIMER, C_TIMER_NS, C_PAUSED, C_MAX_AGE = 0, 1, 2, 3, 4, 5
 BY_OPERATOR, UNTIL_GATEWAY_READY = 1, 2
 LIVE_CLOCK, EVENT_CLOCK = 0, 1
 # counter indices passed in ``stats`` (word indices into the counters segment)
-S_BOOKS, S_EXECS, S_TRADES, S_INTENTS, S_LATE = 0, 1, 2, 3, 4
+S_BOOKS, S_EXECS, S_TRADES, S_INTENTS, S_LATE, S_WARMS = 0, 1, 2, 3, 4, 5
 H_BOOK_HOP, H_EXEC_HOP, H_DECISION, H_TICK_TO_DECISION = 0, 1, 2, 3
 TRADE = int(MdKind.TRADE)
 BATCH = 64
@@ -68,9 +70,10 @@ def tick(clock, event_ns):
 
 @njit(_nrt=False)
 def strategy_cycle(on_book, on_trade, on_exec, on_timer, mm, sink, books, execs, trades,
-                   clock, words, stats, hists):
+                   clock, words, stats, hists, warm):
     """One pass: exec reports first (our state must be current), then book updates, then
-    trades seen on the md ring, then the timer. Returns records handled."""
+    trades seen on the md ring, then the timer; a pass that found nothing may warm the
+    decision path (``warm``, see ``pipeline.strategy.warm``). Returns records handled."""
     work = 0
     ctl, stamps, recs, slot = execs
     n = R.poll(ctl, stamps, slot, BATCH)
@@ -102,6 +105,7 @@ def strategy_cycle(on_book, on_trade, on_exec, on_timer, mm, sink, books, execs,
                     record(hists[H_DECISION], monotonic_ns() - now)
                     record(hists[H_TICK_TO_DECISION], now - book["t_origin_ns"])
             bump(words, stats[S_INTENTS], sent)
+        W.keep_book(warm, recs[(pos + n - 1) & (recs.shape[0] - 1)])
         R.release(ctl, slot, pos + n)
         bump(words, stats[S_BOOKS], n)
         work += n
@@ -119,6 +123,9 @@ def strategy_cycle(on_book, on_trade, on_exec, on_timer, mm, sink, books, execs,
     if now >= clock[C_NEXT_TIMER]:
         clock[C_NEXT_TIMER] = now + clock[C_TIMER_NS]
         bump(words, stats[S_INTENTS], on_timer(mm, sink, now))
+    if work == 0 and clock[C_PAUSED] == 0 and warming.due(warm[0]):
+        on_book(warm[1], warm[2], W.prepare(warm), now)  # shadow state, shadow sink
+        bump(words, stats[S_WARMS], 1)
     return work
 
 
@@ -133,9 +140,9 @@ def bind_cycle(strategy):
                                             strategy.on_exec, strategy.on_timer)
 
     @njit(_nrt=False)
-    def cycle(mm, sink, books, execs, trades, clock, words, stats, hists):
+    def cycle(mm, sink, books, execs, trades, clock, words, stats, hists, warm):
         return strategy_cycle(on_book, on_trade, on_exec, on_timer, mm, sink, books, execs,
-                              trades, clock, words, stats, hists)
+                              trades, clock, words, stats, hists, warm)
     return cycle
 
 
@@ -149,9 +156,11 @@ class StrategyAgent(Agent):
                  md_ring: Ring | None = None, event_clock: bool = False,
                  timer_ns: int = 1_000_000, control: ControlArea | None = None,
                  symbol_names: list[str] | None = None, oms: OmsState | None = None,
-                 max_book_age_ns: int = 50_000_000):
+                 max_book_age_ns: int = 50_000_000, warm_ns: int = 0):
         """``max_book_age_ns``: live, book updates from frames received longer ago than
-        this are not acted on (``strategy.books_late`` counts them)."""
+        this are not acted on (``strategy.books_late`` counts them). ``warm_ns`` > 0, live
+        only: a dry decision on shadow state every ``warm_ns`` while idle
+        (``pipeline.strategy.warm``; ``strategy.warm_passes`` counts them)."""
         self.strategy = strategy
         self.mm = mm
         self.order_ring, self.book_ring, self.exec_ring, self.md_ring = (
@@ -176,10 +185,11 @@ class StrategyAgent(Agent):
             self.own_words[n] = (word, int(atomic_load(self.words, word)))
         self.stats = np.array([counters.counter(f"strategy.{n}") for n in
                                ("book_updates", "exec_reports", "trades", "intents",
-                                "books_late")], np.int64)
+                                "books_late", "warm_passes")], np.int64)
         self.hists = tuple(counters.histogram(n) for n in  # views into shared memory
                            ("hop.book_ring", "hop.exec_ring", "strategy.decision_ns",
                             "strategy.tick_to_decision_ns"))
+        self.warm = W.warm_state(mm, self.sink, book_ring.dtype, 0 if event_clock else warm_ns)
         self.args: tuple = ()
 
     def on_start(self) -> None:
@@ -196,7 +206,7 @@ class StrategyAgent(Agent):
         s = self.strategy
         # the full argument list of strategy_cycle (lock-step replay calls it directly)
         self.args = (s.on_book, s.on_trade, s.on_exec, s.on_timer, self.mm, self.sink, books,
-                     execs, trades, self.clock, self.words, self.stats, self.hists)
+                     execs, trades, self.clock, self.words, self.stats, self.hists, self.warm)
         self._cycle, self._cycle_args = bind_cycle(s), self.args[4:]
 
     def _recover(self) -> None:
