@@ -149,10 +149,7 @@ class PipelineReplay:
                           md_words, self.feed_st, 0.0, 1)
         self.push_args = (self.md.md.ctl, self.md.md.stamps, md_words, c.out_raw,
                           self.feed_st)
-        s = self.md
-        self.build_args = (s.md.ctl, s.md.stamps, s.md.records, b.slot, s.book.ctl,
-                           s.book.stamps, b.book_words, s.latest.seq, s.latest.table,
-                           *b.books.arrays(), b.bst, b.upd, b.upd_raw, b.batch, b.hop)
+        self.build_args = b.hot_duty()[1]  # the builder's own duty-cycle arguments
 
     def _step(self, max_msgs: int) -> int:
         n = lockstep(self.feed_args, self.push_args, self.build_args, self.strategy.args,
