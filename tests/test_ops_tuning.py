@@ -28,6 +28,7 @@ def test_dev_profile_never_busy_spins_and_tuned_profile_isolates_each_process():
     tuned = load_profile("tuned-host")
     cores = [tuned[p]["core"] for p in PIPELINE]
     assert len(set(cores)) == 4 and all(tuned[p]["idle"] == "busy_spin" for p in PIPELINE)
+    assert all(tuned[p]["warm_us"] > 0 for p in PIPELINE)  # each keeps its path warm
     assert tuned["simulator"]["core"] not in cores
     assert hot_cores(tuned) == sorted(cores)
 
