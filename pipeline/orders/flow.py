@@ -29,6 +29,7 @@ from pipeline.observe.histogram import record
 from pipeline.orders import journal as J
 from pipeline.orders import oms, risk
 from pipeline.orders.warm import touch, warm
+from pipeline.runtime import warming
 from pipeline.runtime.clock import monotonic_ns, realtime_ns
 from pipeline.transport.atomics import fetch_add, load_relaxed, store_relaxed
 from pipeline.transport.ring import (
@@ -53,11 +54,13 @@ W_DENIED_BY = 16
 DENIAL_REASONS = 32  # room for every RiskReason
 assert max(RiskReason) < DENIAL_REASONS
 # warming the order path while idle (pipeline.orders.warm): the private link's two fds,
-# the period (0: off), the last warm pass, passes run, and the last pass's result
+# the warming clock (pipeline.runtime.warming), the last pass's result and the ClOrdID of
+# the last intent handled
 W_WARM = W_DENIED_BY + DENIAL_REASONS
-(W_WARM_TX, W_WARM_RX, W_WARM_PERIOD, W_WARM_LAST, W_WARMS, W_WARM_RESULT,
- W_WARM_LAST_CL) = range(W_WARM, W_WARM + 7)  # the ClOrdID of the last intent handled
-WIO_WORDS = W_WARM + 8
+W_WARM_TX, W_WARM_RX, W_WARM_CLOCK = W_WARM, W_WARM + 1, W_WARM + 2
+W_WARM_RESULT = W_WARM_CLOCK + warming.CLOCK_WORDS
+W_WARM_LAST_CL = W_WARM_RESULT + 1
+WIO_WORDS = W_WARM_LAST_CL + 1
 MSG_ROOM = 512  # an encoded message is far smaller than this
 SRC_VENUE, SRC_RISK = 1, 2
 
@@ -470,12 +473,11 @@ def duty(fd, ictl, istamps, irecs, islot, words, orders, positions, limits, g, m
         if not _send_wire(fd, wire, wio, torig, io, hist, send_hist, now):
             return -1 - work
         work += 1
-    elif 0 < wio[W_WARM_PERIOD] <= now - wio[W_WARM_LAST]:
-        wio[W_WARM_LAST] = now  # nothing to send: keep the order path hot
-        wio[W_WARMS] += 1
+    elif warming.due(wio, W_WARM_CLOCK):  # nothing to send: keep the order path hot
         wio[W_WARM_RESULT] = warm(wio[W_WARM_TX], wio[W_WARM_RX], scratch, seqs, comp_ids, syms,
                                   sym_lens, grid, words, orders, positions, limits, g, marks,
-                                  rates, now, realtime_ns(), wio[W_WARMS] & 1) + touch(
+                                  rates, now, realtime_ns(),
+                                  wio[W_WARM_CLOCK + warming.PASSES] & 1) + touch(
             wire, torig, orders, wio[W_WARM_LAST_CL], j, seqs, jdata, jindex)
     r = _inbound(fd, inbuf, io, seqs, f, syms, grid, words, orders, positions, ectl, estamps,
                  erecs, wio, j, now)

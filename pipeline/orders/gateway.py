@@ -27,6 +27,7 @@ from pipeline.observe.counters import Counters
 from pipeline.orders import flow, risk, warm
 from pipeline.orders import journal as J
 from pipeline.orders.segments import ORDERS_CONSUMER, OmsState, attach_order_path
+from pipeline.runtime import warming
 from pipeline.runtime.agent import Agent, run_slice, work_done
 from pipeline.runtime.idle import idle
 from pipeline.transport.ring import Ring, observe
@@ -103,7 +104,8 @@ class GatewayAgent(Agent):
         self.warm_link = warm.WarmLink() if warm_ns > 0 else None
         if self.warm_link is not None:
             self.wio[flow.W_WARM_TX], self.wio[flow.W_WARM_RX] = self.warm_link.fds()
-            self.wio[flow.W_WARM_PERIOD] = warm_ns
+            self.wio[flow.W_WARM_CLOCK + warming.PERIOD] = warm_ns
+            self.wio[flow.W_WARM_CLOCK + warming.READY] = 1  # the order path is always there
         self.stale = np.zeros(max(len(table), 1), np.int64)
         self.counters = counters
         self.hist = counters.histogram("tick_to_trade_ns") if counters else histogram.new()
@@ -156,7 +158,7 @@ class GatewayAgent(Agent):
                 "execs.ring_full": int(w[flow.W_RING_FULL]),
                 "oms.journal_full": int(w[flow.W_JOURNAL_FULL]),
                 "fix.bad_reports": self.bad_reports + int(w[flow.W_BAD_REPORTS]),
-                "warm_passes": int(w[flow.W_WARMS]),
+                "warm_passes": int(w[flow.W_WARM_CLOCK + warming.PASSES]),
                 **flow.denials_by_reason(w)}
 
     # ------------------------------------------------------------------ set-up

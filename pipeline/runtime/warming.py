@@ -1,8 +1,9 @@
 """When a dry pass over a hot path is due: the clock every agent's warming shares.
 
-On this kind of host a code path nobody ran for a few milliseconds runs 4-5 times slower
-(caches and branch predictors lost to whatever else the machine ran: BENCHMARKS.md, "warm
-passes"). An agent that acts a few times a second therefore keeps its path hot with dry
+On this kind of host a code path nobody ran for a few milliseconds runs 2-5 times slower,
+and a socket idle for 20 ms takes 50 times longer to send on (caches, branch predictors
+and kernel state lost to whatever else the machine ran: ``hft bench idle``, BENCHMARKS.md
+"Why a quiet path is slow here"). An agent that acts a few times a second therefore keeps its path hot with dry
 passes on shadow state while it is idle, each at most every ``period`` ns, and only once
 it has something real to replay (``ready``). The passes themselves are the agents' own:
 ``pipeline.strategy.warm``, ``pipeline.marketdata.warm``, ``pipeline.orders.warm``.
@@ -15,8 +16,9 @@ from numba import njit
 
 from pipeline.runtime.clock import monotonic_ns
 
-PERIOD, LAST, PASSES, READY = range(4)
-WORDS = 8  # the agent's own words follow from READY + 1
+PERIOD, LAST, PASSES, READY = range(4)  # the clock's words, from its first one
+CLOCK_WORDS = 4
+WORDS = 8  # a clock of its own (``clock``): the agent's words follow from READY + 1
 
 
 def clock(period_ns: int) -> np.ndarray:
@@ -27,13 +29,14 @@ def clock(period_ns: int) -> np.ndarray:
 
 
 @njit(cache=True, _nrt=False)
-def due(w):
-    """True, with the pass counted, when a dry pass may run now."""
-    if w[PERIOD] <= 0 or not w[READY]:
+def due(w, at=0):
+    """True, with the pass counted, when a dry pass may run now (the clock's words are
+    ``w[at:at + CLOCK_WORDS]``: an agent may keep them inside a larger word array)."""
+    if w[at + PERIOD] <= 0 or not w[at + READY]:
         return False
     now = monotonic_ns()
-    if now - w[LAST] < w[PERIOD]:
+    if now - w[at + LAST] < w[at + PERIOD]:
         return False
-    w[LAST] = now
-    w[PASSES] += 1
+    w[at + LAST] = now
+    w[at + PASSES] += 1
     return True
