@@ -3,10 +3,11 @@
 On this kind of host a code path nobody ran for a few milliseconds runs 2-5 times slower,
 and a socket idle for 20 ms takes 50 times longer to send on (caches, branch predictors
 and kernel state lost to whatever else the machine ran: ``hft bench idle``, BENCHMARKS.md
-"Why a quiet path is slow here"). An agent that acts a few times a second therefore keeps its path hot with dry
-passes on shadow state while it is idle, each at most every ``period`` ns, and only once
-it has something real to replay (``ready``). The passes themselves are the agents' own:
-``pipeline.strategy.warm``, ``pipeline.marketdata.warm``, ``pipeline.orders.warm``.
+"Why a quiet path is slow here"). An agent that acts a few times a second therefore
+keeps its path hot with dry passes on shadow state while it is idle, each at most every
+``period`` ns, and only once it has something real to replay (``ready``). The passes
+themselves are the agents' own: ``pipeline.strategy.warm``, ``pipeline.marketdata.warm``,
+``pipeline.orders.warm``.
 """
 
 from __future__ import annotations
