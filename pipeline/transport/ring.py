@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -241,6 +242,18 @@ class RingError(RuntimeError):
     pass
 
 
+class RingView(NamedTuple):
+    """What a jitted stage needs of one ring, as one argument (numba compiles each field
+    access to a load): the control words, the slot stamps, the records (structured and as
+    uint8 rows) and this stage's consumer slot (-1 for the producer)."""
+
+    ctl: np.ndarray
+    stamps: np.ndarray
+    records: np.ndarray
+    raw: np.ndarray
+    slot: int
+
+
 class Ring:
     """Handle on a ring segment: ``ctl`` (int64 control words), ``records`` (structured
     array), ``raw`` (the same records as uint8 rows) and ``mask``."""
@@ -261,6 +274,10 @@ class Ring:
         self.stamps = self.raw.view(np.int64)[:, 0]
         self.capacity = capacity
         self.mask = capacity - 1
+
+    def view(self, slot: int = -1) -> RingView:
+        """The jitted stages' handle: ``slot`` is the consumer slot, -1 for the producer."""
+        return RingView(self.ctl, self.stamps, self.records, self.raw, int(slot))
 
     # -- creation / attach
     @classmethod
