@@ -17,6 +17,35 @@ from numba import njit
 
 from pipeline.runtime.clock import monotonic_ns
 
+# The clock as a record: ``clock_record(period)`` is a 1-element array of WARM_CLOCK (or of
+# an agent's own dtype that begins with these fields), ``is_due(c)`` the check. The word
+# form below (``clock``/``due``) is being retired: new code uses the record.
+WARM_CLOCK_FIELDS = [("period_ns", "<i8"), ("last_ns", "<i8"), ("passes", "<i8"),
+                     ("ready", "<i8")]
+WARM_CLOCK = np.dtype(WARM_CLOCK_FIELDS)
+
+
+def clock_record(period_ns: int, dtype: np.dtype = WARM_CLOCK) -> np.ndarray:
+    """A warming clock (1-element array of ``dtype``); ``period_ns`` <= 0: never due."""
+    c = np.zeros(1, dtype)
+    c[0]["period_ns"] = period_ns
+    return c
+
+
+@njit(cache=True, _nrt=False)
+def is_due(c):
+    """True, with the pass counted, when a dry pass may run now (``c``: a clock record)."""
+    r = c[0]
+    if r.period_ns <= 0 or not r.ready:
+        return False
+    now = monotonic_ns()
+    if now - r.last_ns < r.period_ns:
+        return False
+    r.last_ns = now
+    r.passes += 1
+    return True
+
+
 PERIOD, LAST, PASSES, READY = range(4)  # the clock's words, from its first one
 CLOCK_WORDS = 4
 WORDS = 8  # a clock of its own (``clock``): the agent's words follow from READY + 1
