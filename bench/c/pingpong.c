@@ -1,7 +1,8 @@
 /* Hardware-limit reference for `hft bench transport`: two processes pinned to two cores
  * ping-pong a counter through C11 atomics (release store, acquire load, pause while
  * spinning), each side on its own 128-byte line. Prints one-way latency (RTT / 2)
- * percentiles in ns as JSON.  Usage: pingpong CORE_A CORE_B ITERATIONS WARMUP */
+ * percentiles in ns as JSON; with RAW_FILE, also every round trip (int64 ns, native order)
+ * so a caller can pool rounds.  Usage: pingpong CORE_A CORE_B ITERATIONS WARMUP [RAW_FILE] */
 #define _GNU_SOURCE
 #include <sched.h>
 #include <stdatomic.h>
@@ -45,7 +46,7 @@ static int cmp(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 5) return 2;
+    if (argc != 5 && argc != 6) return 2;
     int core_a = atoi(argv[1]), core_b = atoi(argv[2]);
     long n = atol(argv[3]), warmup = atol(argv[4]);
     struct shared *s = mmap(NULL, sizeof *s, PROT_READ | PROT_WRITE,
@@ -71,6 +72,11 @@ int main(int argc, char **argv) {
         if (i > warmup) rtt[i - warmup - 1] = t1 - t0;
     }
     waitpid(child, NULL, 0);
+    if (argc == 6) {
+        FILE *raw = fopen(argv[5], "wb");
+        if (!raw || fwrite(rtt, sizeof *rtt, n, raw) != (size_t)n) return 3;
+        fclose(raw);
+    }
     qsort(rtt, n, sizeof *rtt, cmp);
     printf("{\"p50\": %.1f, \"p99\": %.1f, \"p99.9\": %.1f, \"n\": %ld}\n",
            rtt[n / 2] / 2.0, rtt[(long)(n * 0.99)] / 2.0, rtt[(long)(n * 0.999)] / 2.0, n);
