@@ -7,13 +7,22 @@ the feed handler -> order bytes written to the FIX socket) and each hop, counted
 the same run are the bare ring hop (busy-spin ping-pong between two pinned processes, see
 ``bench/transport.py``): the floor a hop could reach with a core per process; and one
 loopback send() by the state of the receiving process (``bench/loopback.py``): the floor
-under the order leg, which ends when send() returns.
+under the order leg, which ends when send() returns; and the tick-to-trade floor
+(``bench/c/floor.c``, compiled now): a C reader pinned where the pipeline ran, busy-polling
+frames of the run's rate from a venue process pinned where the simulator ran, sending an
+order every N-th frame at the run's order rate. Tick-to-trade is reported as a ratio to it
+(``tick_to_trade_p50_vs_floor``, ``tick_to_trade_p99_vs_floor``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
 
 import numpy as np
 
@@ -22,7 +31,8 @@ from bench._report import emit
 from bench.transport import _hop, ring_pingpong
 from pipeline.launch.launcher import Launcher, RunOptions
 
-TARGETS = {"tick_to_trade_p50_ns": 10_000, "tick_to_trade_p99_ns": 50_000}
+FLOOR_SOURCE = Path(__file__).with_name("c") / "floor.c"
+TARGETS = {"tick_to_trade_p50_vs_floor": 1.5, "tick_to_trade_p99_vs_floor": 2.0}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -30,6 +40,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default="auto", help="core layout profile (tuning/profiles)")
     p.add_argument("--warmup", type=float, default=5.0,
                    help="seconds after the first order before latencies count")
+    p.add_argument("--floor-seconds", type=float, default=20.0,
+                   help="how long the C tick-to-trade floor runs (after the pipeline)")
+    p.add_argument("--frame-bytes", type=int, default=180,
+                   help="frame size for the C floor (the simulator's frames are ~180 B)")
+
+
+def c_floor(cores: list[int], seconds: float, frames_per_s: float, orders_per_s: float,
+            frame_bytes: int, order_bytes: int = 200) -> dict | None:
+    """The C floor of frame receipt -> order send() at the given rates (None: no compiler
+    or no orders to match)."""
+    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if cc is None or frames_per_s <= 0 or orders_per_s <= 0:
+        return None
+    every = max(1, round(frames_per_s / orders_per_s))
+    with tempfile.TemporaryDirectory() as tmp:
+        exe = Path(tmp) / "floor"
+        subprocess.run([cc, "-O2", "-std=c11", "-o", str(exe), str(FLOOR_SOURCE)], check=True)
+        out = subprocess.run([str(exe), str(cores[1]), str(cores[0]), str(seconds),
+                              str(frames_per_s), str(every), str(frame_bytes), str(order_bytes)],
+                             capture_output=True, text=True, timeout=seconds + 60)
+    return json.loads(out.stdout) if out.stdout.strip() else None
 
 
 def main(args: argparse.Namespace) -> int:
@@ -42,18 +73,30 @@ def main(args: argparse.Namespace) -> int:
             rows.append({"measure": name, "p50_ns": h["p50"], "p99_ns": h["p99"],
                          "p99.9_ns": h["p99.9"], "max_ns": h["max"], "samples": h["count"]})
     cpus = sorted(os.sched_getaffinity(0))
-    ref = _hop(ring_pingpong(cpus[:2] if len(cpus) > 1 else cpus * 2, 50_000, 5_000))
+    cores = cpus[:2] if len(cpus) > 1 else cpus * 2
+    ref = _hop(ring_pingpong(cores, 50_000, 5_000))
     rows.append({"measure": "reference: bare ring hop, 2 pinned busy-spinning processes",
                  "p50_ns": ref["p50"], "p99_ns": ref["p99"], "p99.9_ns": ref["p99.9"],
                  "max_ns": None, "samples": ref["n"]})
     rows += loopback.rows(2000)
     t2t = next((h for n, h in summary["latency_ns"].items() if n.startswith("tick-to-trade")),
                {})
+    counts, wall = summary["counters"], max(summary["seconds"], 1e-9)
+    rates = {"frames_per_s": counts.get("feed.messages", 0) / wall,
+             "orders_per_s": counts.get("gateway.orders.sent", 0) / wall}
+    floor = c_floor(cores, args.floor_seconds, rates["frames_per_s"], rates["orders_per_s"],
+                    args.frame_bytes)
+    if floor is not None:
+        rows.append({"measure": "reference: C floor, frame recv() -> order send() at the "
+                                "run's rates", "p50_ns": floor["p50"], "p99_ns": floor["p99"],
+                     "p99.9_ns": floor["p99.9"], "max_ns": floor["max"],
+                     "samples": floor["n"]})
     extra = {"profile": args.profile, "seconds": args.seconds,
              "latency_window_s": summary.get("latency_window_s"),
              "fills": int(np.sum([p["fills"] for p in summary["positions"].values()])),
-             "targets": TARGETS,
-             "tick_to_trade_p50_vs_target": (t2t.get("p50", 0) / TARGETS["tick_to_trade_p50_ns"]
-                                             if t2t else None)}
+             "run_rates": rates, "floor": floor, "targets": TARGETS}
+    for q in ("p50", "p99"):
+        extra[f"tick_to_trade_{q}_vs_floor"] = (
+            round(t2t[q] / floor[q], 3) if t2t.get(q) and floor and floor.get(q) else None)
     emit("e2e", rows, args.json, extra)
     return 0
