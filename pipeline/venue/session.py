@@ -152,13 +152,13 @@ class AcceptorSession:
             return
         if self._silent():
             return
+        if self.test_req_at and now - self.test_req_at >= self.hb:
+            self.stats["fix_heartbeat_timeouts"] += 1
+            self.logout("heartbeat timeout", now)
+            return
         if now - self.last_sent >= self.hb:
             self.send("0", [], now)
-        if self.test_req_at:
-            if now - self.test_req_at >= self.hb:
-                self.stats["fix_heartbeat_timeouts"] += 1
-                self.logout("heartbeat timeout", now)
-        elif now - self.last_recv >= self.hb * 1.2:
+        if not self.test_req_at and now - self.last_recv >= self.hb * 1.2:
             self.test_req_at = now
             self.send("1", [(112, f"TEST{int(now * 1000)}")], now)
 
