@@ -115,3 +115,16 @@ def test_bad_credentials_wrong_type_and_garbage(tmp_path):
     s.receive_data(client("A", 1, [(108, 30), (553, "u"), (554, "pw")]) + client("Z", 2), 0.0)
     logon, reject = out(s)
     assert reject.msg_type == "3" and reject.get(373) == "11" and reject.get(45) == "2"
+
+
+def test_sequence_numbers_carried_over_from_the_former_store_format(tmp_path):
+    from pipeline.venue.fixacceptor import carry_over
+
+    old = tmp_path / "SIMVENUE-C" / "seqnums"
+    old.parent.mkdir()
+    old.write_text("17 9".ljust(43) + "\n")
+    st = SessionStore(tmp_path / "sessions" / "SIMVENUE-C")
+    carry_over(old, st)
+    assert (st.next_out, st.next_in) == (17, 9) and st.lookup(16) is None
+    carry_over(tmp_path / "nothing-here", st)  # no former store: nothing changes
+    assert (st.next_out, st.next_in) == (17, 9)

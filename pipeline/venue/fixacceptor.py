@@ -18,8 +18,9 @@ import hmac
 import logging
 import time
 from decimal import Decimal
+from pathlib import Path
 
-from pipeline.fix.store import SessionStore
+from pipeline.fix.store import NEXT_OUT, SessionStore
 from pipeline.instruments import Instrument, OffGrid
 from pipeline.venue.fixcodec import Message, encode, sending_time
 from pipeline.venue.fixserver import FixServer
@@ -42,6 +43,17 @@ TIF_OUT = {TimeInForce.GTC: "1", TimeInForce.IOC: "3", TimeInForce.FOK: "4",
            TimeInForce.POST_ONLY: "1"}
 REQUIRED = {"D": (11, 55, 54, 38, 40), "F": (11, 41, 55, 54), "G": (11, 41, 55, 54, 38, 40, 44),
             "H": (11, 55, 54), "q": (11, 530)}
+
+
+def carry_over(old: Path, store: SessionStore) -> None:
+    """Sequence numbers from a store of the venue's former format (text "next_out
+    next_in"), so a client's session goes on after an upgrade; its sent messages are not
+    carried over (a resend request for them is answered with a gap fill)."""
+    text = old.read_text().split() if old.exists() else []
+    if len(text) == 2 and all(t.isdigit() for t in text):
+        store.words[NEXT_OUT] = int(text[0])
+        store.set_next_in(int(text[1]))
+        log.info("FIX store %s: sequence numbers carried over from %s", store.dir, old)
 
 
 class FixAcceptor:
@@ -72,8 +84,12 @@ class FixAcceptor:
         s = self.stores.get(client)
         if s is None:
             safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in client)
-            s = self.stores[client] = SessionStore(
-                self.cfg.state_dir / "sessions" / f"{self.comp_id}-{safe}")
+            name = f"{self.comp_id}-{safe}"
+            path = self.cfg.state_dir / "sessions" / name
+            fresh = not path.exists()
+            s = self.stores[client] = SessionStore(path)
+            if fresh:
+                carry_over(self.cfg.state_dir / name / "seqnums", s)
         return s
 
     def authenticate(self, username: str, password: str):
