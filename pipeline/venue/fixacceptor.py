@@ -19,6 +19,7 @@ import logging
 import time
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.fix.store import NEXT_OUT, SessionStore
 from pipeline.instruments import Instrument, OffGrid
@@ -27,6 +28,9 @@ from pipeline.venue.fixserver import FixServer
 from pipeline.venue.matching import BUY, SELL, Reject, Report
 from pipeline.venue.session import AcceptorSession, SessionReject, garble, sequence
 from shm_layouts.records import ExecType, OrderType, OrdStatus, TimeInForce
+
+if TYPE_CHECKING:
+    from pipeline.venue.simulator import Account
 
 log = logging.getLogger("venue.fix")
 
@@ -57,6 +61,8 @@ def carry_over(old: Path, store: SessionStore) -> None:
 
 
 class FixAcceptor:
+    """The ``session.Host`` of every FIX connection of one simulator."""
+
     def __init__(self, sim, cfg):
         self.sim = sim
         self.cfg = cfg
@@ -92,7 +98,7 @@ class FixAcceptor:
                 carry_over(self.cfg.state_dir / name / "seqnums", s)
         return s
 
-    def authenticate(self, username: str, password: str):
+    def authenticate(self, username: str, password: str) -> Account | None:
         account = self.accounts.get(username)
         if account is None or account.password is None or not hmac.compare_digest(
                 account.password.encode(), password.encode()):
