@@ -22,10 +22,10 @@ pytest.importorskip(
     "quickfix", reason="quickfix-tls wheel not available for this platform/python")
 
 from pipeline.fix.session import Session, SessionConfig  # noqa: E402
-from pipeline.fix.testing import run_until  # noqa: E402
-from pipeline.fix.testing import send_order as _send_order  # noqa: E402
 from pipeline.fix.wire import Initiator  # noqa: E402
 from pipeline.instruments import SymbolTable  # noqa: E402
+from pipeline.venue.testing import run_until  # noqa: E402
+from pipeline.venue.testing import send_order as _send_order  # noqa: E402
 
 TABLE = SymbolTable.from_config([{"symbol": "BTCUSDT", "tick_size": "0.01",
                                   "lot_size": "0.00001"}])

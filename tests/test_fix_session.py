@@ -1,4 +1,4 @@
-"""FIX initiator session scenarios over loopback against a scripted acceptor."""
+"""FIX initiator session scenarios over loopback against the venue's acceptor."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import pytest
 
 from pipeline.fix import codec as C
 from pipeline.fix.session import Session, SessionConfig, State
-from pipeline.fix.testing import Script, ScriptedAcceptor, run_until
-from pipeline.fix.testing import send_order as _send_order
 from pipeline.fix.wire import Initiator
 from pipeline.instruments import SymbolTable
+from pipeline.venue.testing import VenueThread, quiet_venue, run_until
+from pipeline.venue.testing import send_order as _send_order
 
 TABLE = SymbolTable.from_config([{"symbol": "BTCUSDT", "tick_size": "0.01",
                                   "lot_size": "0.00001"}])
@@ -24,8 +24,8 @@ pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.fixture
-def acceptor():
-    acc = ScriptedAcceptor(Script(target="CLIENT", password=SECRET)).start()
+def acceptor(tmp_path):
+    acc = VenueThread(quiet_venue(tmp_path, TABLE, password=SECRET))
     yield acc
     acc.stop()
 
@@ -41,7 +41,7 @@ def send_order(init: Initiator, cl: int, px: int = 6183763, qty: int = 150) -> N
 
 
 def types(acc) -> list[str]:
-    return [m.get(35).decode() for m in acc.script.received]
+    return [m.get(35).decode() for m in acc.received]
 
 
 def test_logon_order_exec_report_logout(acceptor, tmp_path):
@@ -60,13 +60,13 @@ def test_logon_order_exec_report_logout(acceptor, tmp_path):
     init.session.logout(time.monotonic_ns())
     run_until(init, lambda: init.session.state == State.DISCONNECTED)
     assert types(acceptor) == ["A", "D", "5"]
-    logon = acceptor.script.received[0]
+    logon = acceptor.received[0]
     assert logon.get(554) == SECRET.encode() and logon.get(108) == b"30"
 
 
 def test_logon_refused_backs_off_and_never_logs_password(acceptor, tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
-    acceptor.script.refuse_logon = "not today"
+    acceptor.faults(fix_refuse_logon="not today")
     init = make(tmp_path, acceptor.port)
     run_until(init, lambda: ("refused", "not today") in init.session.events)
     run_until(init, lambda: acceptor.logons == 0 and len(types(acceptor)) >= 3)
@@ -81,7 +81,7 @@ def test_wrong_password_is_refused(acceptor, tmp_path):
     cfg = SessionConfig(sender="CLIENT", target="VENUE", store_dir=str(tmp_path / "s"),
                         password="wrong")
     init = Initiator(Session(cfg, SYMS, GRID), "127.0.0.1", acceptor.port)
-    run_until(init, lambda: ("refused", "invalid credentials") in init.session.events)
+    run_until(init, lambda: ("refused", "invalid username or password") in init.session.events)
 
 
 def test_password_comes_from_environment_only(monkeypatch, tmp_path):
@@ -99,7 +99,7 @@ def test_password_comes_from_environment_only(monkeypatch, tmp_path):
 def test_heartbeat_timeout_disconnects(acceptor, tmp_path):
     init = make(tmp_path, acceptor.port, heartbeat_s=1)
     run_until(init, lambda: init.active)
-    acceptor.script.silent = True
+    acceptor.faults(fix_silent=True)
     run_until(init, lambda: any("heartbeat timeout" in d for _, d in init.session.events))
     assert "1" in types(acceptor)  # a TestRequest went out before giving up
     assert init.session.counters.test_requests_sent == 1
@@ -109,7 +109,7 @@ def test_heartbeat_sent_and_test_request_answered(acceptor, tmp_path):
     init = make(tmp_path, acceptor.port, heartbeat_s=1)
     run_until(init, lambda: init.active)
     acceptor.send("1", [(112, "PING")])
-    run_until(init, lambda: any(m.get(112) == b"PING" for m in acceptor.script.received))
+    run_until(init, lambda: any(m.get(112) == b"PING" for m in acceptor.received))
     run_until(init, lambda: types(acceptor).count("0") >= 2, timeout=4)
     assert init.active
 
@@ -123,7 +123,7 @@ def test_inbound_gap_requests_resend_and_gets_lost_report(acceptor, tmp_path):
     acceptor.skip_seq(1)  # and an admin message lost too
     acceptor.send("0", [])
     run_until(init, lambda: init.session.next_in == acceptor.next_out, apps=apps)
-    rr = [m for m in acceptor.script.received if m.get(35) == b"2"]
+    rr = [m for m in acceptor.received if m.get(35) == b"2"]
     assert len(rr) == 1 and int(rr[0].get(7)) == 2 and rr[0].get(16) == b"0"
     assert len(apps) == 1 and apps[0][C.F_CL_ORD_ID] == 7 and apps[0][C.F_POSS_DUP] == 1
 
@@ -134,8 +134,8 @@ def test_our_gap_answered_with_resend_and_gap_fill(acceptor, tmp_path):
     send_order(init, 5)  # seq 2
     run_until(init, lambda: "D" in types(acceptor))
     acceptor.send("2", [(7, 1), (16, 0)])
-    run_until(init, lambda: len(acceptor.script.received) >= 4)
-    got = acceptor.script.received[-2:]
+    run_until(init, lambda: len(acceptor.received) >= 4)
+    got = acceptor.received[-2:]
     gap, resent = got
     assert gap.get(35) == b"4" and gap.get(123) == b"Y" and gap.get(43) == b"Y"
     assert (int(gap.get(34)), int(gap.get(36))) == (1, 2)  # Logon gap-filled, never resent
@@ -151,7 +151,7 @@ def test_gap_fill_only_policy(acceptor, tmp_path):
     run_until(init, lambda: "D" in types(acceptor))
     acceptor.send("2", [(7, 1), (16, 2)])
     run_until(init, lambda: types(acceptor)[-1] == "4")
-    gap = acceptor.script.received[-1]
+    gap = acceptor.received[-1]
     assert (int(gap.get(34)), int(gap.get(36))) == (1, 3) and types(acceptor).count("D") == 1
 
 
@@ -167,7 +167,7 @@ def test_restart_resumes_sequence_numbers(acceptor, tmp_path):
     again = make(tmp_path, acceptor.port)
     assert again.session.next_out == seq_before and again.session.next_in == in_before
     run_until(again, lambda: again.active)
-    logons = [m for m in acceptor.script.received if m.get(35) == b"A"]
+    logons = [m for m in acceptor.received if m.get(35) == b"A"]
     assert int(logons[-1].get(34)) == seq_before
     assert ("error", "") not in again.session.events and acceptor.logons == 2
 

@@ -13,12 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.fix.testing import Script, ScriptedAcceptor
+from pipeline import config as configuration
+from pipeline.instruments import SymbolTable
 from pipeline.observe.counters import Counters
 from pipeline.orders import oms
 from pipeline.orders.segments import EXECS_CONSUMER, create_order_path
 from pipeline.orders.testing import push_intent, read_execs
 from pipeline.transport.ring import Ring, publish, try_claim
+from pipeline.venue.testing import VenueThread, quiet_venue
 from shm_layouts import oms as L
 from shm_layouts.records import BOOK_UPDATE
 
@@ -64,7 +66,8 @@ def wait(pred, timeout=60.0, what="condition"):
 
 
 def test_kill9_with_open_orders_then_restart(instance, instance_name, tmp_path):
-    acc = ScriptedAcceptor(Script(target="CLIENT")).start()
+    table = SymbolTable.from_config(configuration.load()["instruments"])  # the gateway's
+    acc = VenueThread(quiet_venue(tmp_path, table))
     orders, execs, state = create_order_path(instance, 1024)
     counters = Counters.create(instance)
     books = Ring.create(instance, "books", "book_update", BOOK_UPDATE, 256)
@@ -108,7 +111,7 @@ price_band_bps = 100
         gw.send_signal(signal.SIGKILL)
         gw.wait(10)
         # while the gateway is dead: the venue fills one order and cancels another
-        wait(lambda: acc.conn is None, 10, "venue sees the disconnect")
+        wait(lambda: not acc.connected, 10, "venue sees the disconnect")
         acc.fill(str(cls[1]), "0.001", "60000.5")
         acc.unsolicited_cancel(str(cls[2]))
         down = state.next_cl_ord_id()  # an intent sent while the gateway is down
@@ -129,14 +132,14 @@ price_band_bps = 100
         # the intent sent while down was answered (denied: not ready), never lost
         wait(lambda: execs_for(down), 20, "answer to the intent sent while down")
         # nothing duplicated at the venue: 3 NewOrderSingles, no reused sequence number
-        ds = [m for m in acc.script.received if m.get(35) == b"D"]
+        ds = [m for m in acc.received if m.get(35) == b"D"]
         ids = [int(m.get(11)) for m in ds]
         assert len(ids) == len(set(ids)) and set(cls) <= set(ids) <= set(cls) | {down}
-        seqs = [int(m.get(34)) for m in acc.script.received if m.get(43) != b"Y"]
+        seqs = [int(m.get(34)) for m in acc.received if m.get(43) != b"Y"]
         assert seqs == sorted(seqs) and len(seqs) == len(set(seqs))
         # the order still open at reconcile time was asked about (orders the resent
         # reports had already closed may or may not be, depending on arrival order)
-        assert cls[0] in {int(m.get(11)) for m in acc.script.received if m.get(35) == b"H"}
+        assert cls[0] in {int(m.get(11)) for m in acc.received if m.get(35) == b"H"}
         # trades again after the restart
         again = state.next_cl_ord_id()
         push_intent(orders, action=1, cl_ord_id=again, symbol_id=0, side=1, price=MID,
@@ -159,7 +162,7 @@ price_band_bps = 100
         gw.send_signal(signal.SIGTERM)
         assert gw.wait(20) == 0
         assert state.words[L.W_OPEN_ORDERS] == 0
-        assert any(m.get(35) == b"5" for m in acc.script.received)
+        assert any(m.get(35) == b"5" for m in acc.received)
     finally:
         if gw.poll() is None:
             os.kill(gw.pid, signal.SIGKILL)

@@ -1,4 +1,4 @@
-"""The gateway agent in-process: rings + risk + OMS + FIX over loopback to a scripted
+"""The gateway agent in-process: rings + risk + OMS + FIX over loopback to the venue's
 acceptor (the test plays the strategy on the rings)."""
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from pipeline.fix.session import SessionConfig
-from pipeline.fix.testing import Script, ScriptedAcceptor
 from pipeline.instruments import SymbolTable
 from pipeline.observe.counters import Counters
 from pipeline.orders import flow, oms, risk
 from pipeline.orders.gateway import GatewayAgent, GatewayConfig, replay
 from pipeline.orders.segments import EXECS_CONSUMER, create_order_path
 from pipeline.orders.testing import push_intent, read_execs
+from pipeline.venue.testing import VenueThread, quiet_venue
 from shm_layouts import oms as L
 from shm_layouts.histogram import H_COUNT, H_MAX
 
@@ -33,9 +33,9 @@ MID = 6_000_000  # 60000.00
 
 
 class Harness:
-    def __init__(self, instance, tmp_path, script: Script | None = None, capacity: int = 1024,
+    def __init__(self, instance, tmp_path, capacity: int = 1024,
                  counters: Counters | None = None, **gateway):
-        self.acc = ScriptedAcceptor(script or Script()).start()
+        self.acc = VenueThread(quiet_venue(tmp_path, TABLE))
         self.orders, self.execs, self.state = create_order_path(instance, capacity)
         self.exec_slot = self.execs.join(EXECS_CONSUMER)
         cfg = GatewayConfig("127.0.0.1", self.acc.port,
@@ -78,7 +78,7 @@ class Harness:
         return [e for e in self.execs_seen if e["cl_ord_id"] == cl]
 
     def received(self, t):
-        return [m for m in self.acc.script.received if m.get(35) == t.encode()]
+        return [m for m in self.acc.received if m.get(35) == t.encode()]
 
     def close(self):
         self.acc.stop()
@@ -138,7 +138,7 @@ def test_duplicate_id_and_position_limit(h):
 
 def test_kill_switch_blocks_and_cancels_everything(h):
     h.ready()
-    a, b = h.new(), h.new(side=1)
+    a, b = h.new(), h.new(side=1, price=MID + 1)  # not crossing: the venue would match
     h.run_until(lambda: h.exec_for(a) and h.exec_for(b))
     h.state.set_kill(True)
     c = h.new()
@@ -222,7 +222,7 @@ def test_shutdown_cancels_all_and_logs_out(h):
 
 def test_journal_replay_rebuilds_state(h, instance_name):
     h.ready()
-    a, b = h.new(qty=100), h.new(side=1, qty=50)
+    a, b = h.new(qty=100), h.new(side=1, price=MID + 1, qty=50)  # not crossing
     h.run_until(lambda: h.exec_for(a) and h.exec_for(b))
     h.acc.fill(str(a), "0.0004", "60000")
     h.run_until(lambda: len(h.exec_for(a)) == 2)

@@ -208,7 +208,7 @@ def test_malformed_messages_get_reject_and_garbled_are_ignored(tmp_path):
             hb = await a.recv("0")
             assert hb.get(112) == "after-garble"
             assert len(a.garbled) == 1 and isinstance(a.garbled[0], Garbled)
-            assert a.garbled[0].reason == "bad CheckSum"
+            assert a.garbled[0].raw.endswith(b"\x01") and "CheckSum" in a.garbled[0].reason
     run(main())
 
 
@@ -384,4 +384,58 @@ def test_mass_cancel(tmp_path):
             assert (await a.recv("r")).get(531) == "0"
             a.send("q", [(11, "mc4"), (530, 9)])
             assert (await a.recv("3")).get(371) == "530"
+    run(main())
+
+
+@pytest.mark.timeout(60)
+def test_fix_fault_knobs_gap_duplicate_gap_fill_refuse_disconnect(tmp_path):
+    async def main():
+        async with running(cfg(tmp_path)) as sim:
+            a = await logged_on(sim)
+            # a dropped report and skipped numbers: the client sees a gap and gets the
+            # report back as a PossDup resend, the skipped numbers as a gap fill
+            await sim.set_faults({"fix_drop_next": 1})
+            a.send("D", order("k1", "1", "0.001"))
+            a.send("1", [(112, "after-drop")])
+            hb1 = int((await a.recv("0")).get(34))
+            await sim.set_faults({"fix_skip_seq": 2})
+            a.send("1", [(112, "after-skip")])
+            hb2 = int((await a.recv("0")).get(34))
+            assert hb2 == hb1 + 3 and not [m for m in a.inbox if m.msg_type == "8"]
+            a.send("2", [(7, hb1 - 1), (16, 0)])
+            resent = await a.recv("8")
+            assert resent.get(11) == "k1" and resent.get(43) == "Y"
+            assert int(resent.get(34)) == hb1 - 1
+            gap = await a.recv("4")
+            assert (int(gap.get(34)), int(gap.get(36))) == (hb1, hb2 + 1)
+            assert sim.stats["fault_fix_dropped"] == 1
+            # a duplicate: the same message again as a PossDup copy
+            await sim.set_faults({"fix_duplicate_next": 1})
+            a.send("D", order("k2", "1", "0.001"))
+            first, copy = await a.recv("8"), await a.recv("8")
+            assert first.get(34) == copy.get(34) and copy.get(43) == "Y"
+            assert first.get(43) is None and copy.get(11) == "k2"
+            # gap fill only: a resend request brings no report back
+            await sim.set_faults({"fix_resend_gap_fill": True})
+            a.send("2", [(7, first.get(34)), (16, 0)])
+            gap = await a.recv("4", "8")
+            assert gap.msg_type == "4" and gap.get(34) == first.get(34)
+            # disconnect after N messages: the second answer is the last thing sent
+            await sim.set_faults({"fix_resend_gap_fill": False, "fix_disconnect_after": 2})
+            a.send("1", [(112, "one")])
+            a.send("1", [(112, "two")])
+            a.send("1", [(112, "three")])
+            assert [(await a.recv("0")).get(112) for _ in range(2)] == ["one", "two"]
+            assert await a.closed() and not [m for m in a.inbox if m.get(112) == "three"]
+            assert sim.stats["fault_fix_disconnects"] == 1
+            # every logon refused while the knob is set, with its text
+            await sim.set_faults({"fix_refuse_logon": "maintenance"})
+            b = await FixClient(sim.endpoints()["fix_port"]).connect()
+            b.next_out = a.next_out
+            b.send("A", [(98, 0), (108, 30), (553, "alice"), (554, TEST_PASSWORD)])
+            assert (await b.recv("5")).get(58) == "maintenance" and await b.closed()
+            await sim.set_faults({"fix_refuse_logon": ""})
+            c = await FixClient(sim.endpoints()["fix_port"]).connect()
+            c.next_out = b.next_out
+            assert (await c.logon()).msg_type == "A"
     run(main())

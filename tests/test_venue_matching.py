@@ -88,7 +88,8 @@ def test_properties(ops):
                 if item[2] == old[0] and order.leaves <= old[1]:
                     assert q == old[2], "priority lost on a size decrease"
                 else:
-                    assert q[-1] == order.oid or q.index(order.oid) >= 0
+                    others = [x for x in old[2] if x != order.oid]
+                    assert [x for x in q if x != order.oid] == others, "others' priority moved"
                     same = [book.orders[x] for x in q if book.orders[x].price == item[2]]
                     assert same[-1] is order, "replaced order did not go to the back"
             assert ok or not live or book.reports[-1].cancel_reject_to == 2
@@ -175,6 +176,24 @@ def test_self_trade_prevention_cancels_taker():
     assert o.status == OrdStatus.CANCELED and o.cum == 0 and not b.trades
     assert b.reports[-1].text == Reject.SELF_TRADE[1]
     assert b.level_qty(SELL, 100) == 2
+
+
+def test_execute_fills_a_named_order_at_a_named_price():
+    b = Book()
+    b.new_order(1, "a", BUY, 5, 10)
+    b.new_order(1, "b", BUY, 5, 10)
+    b.reports.clear()
+    assert b.execute(1, "b", 2, 9)  # behind "a" in the queue, below its limit: still "b"
+    (r,) = b.reports
+    assert (r.cl_ord_id, r.last_qty, r.last_px, r.exec_type) == ("b", 2, 9,
+                                                                  ExecType.PARTIAL_FILL)
+    assert b.level_qty(BUY, 10) == 8 and b.positions[1] == [2, -18]
+    assert b.trades[-1].maker_account == 1 and b.trades[-1].taker_account == HOUSE
+    assert b.execute(1, "b", 9, 10)  # more than it has left: fills the rest
+    assert b.order(1, "b").status == OrdStatus.FILLED and b.level_qty(BUY, 10) == 5
+    assert [o.cl_ord_id for o in b.queue(BUY, 10)] == ["a"]
+    assert not b.execute(1, "b", 1, 10) and not b.execute(1, "nope", 1, 10)
+    check_invariants(b)
 
 
 def test_replace_priority_rules():

@@ -60,3 +60,22 @@ def test_hft_sim_rejects_bad_configuration(tmp_path):
     out = subprocess.run([sys.executable, "-m", "pipeline.cli", "sim", "--md-port", "0",
                           "--fault", "nosuch=1"], capture_output=True, text=True, timeout=20)
     assert out.returncode == 2 and "unknown fault" in out.stderr
+    out = subprocess.run([sys.executable, "-m", "pipeline.cli", "sim", "--md-port", "0",
+                          "--fault", "md_drop=lots"], capture_output=True, text=True,
+                         timeout=20)
+    assert out.returncode == 2 and "bad value 'lots'" in out.stderr  # text, not a number
+
+
+@pytest.mark.timeout(60)
+def test_hft_sim_text_fault_from_the_command_line(tmp_path):
+    proc, ep = start(tmp_path, "--symbols", "BTCUSDT", "--fault", "fix_refuse_logon=closed")
+    try:
+        async def fix_logon():
+            c = await FixClient(ep["fix_port"], "SUBPROC", ep["comp_id"]).connect()
+            c.send("A", [(98, 0), (108, 30), (553, "trader"), (554, "pw-from-env")])
+            reply = await c.recv("5")
+            await c.close()
+            return reply.get(58)
+        assert asyncio.run(asyncio.wait_for(fix_logon(), 20)) == "closed"
+    finally:
+        assert stop(proc, signal.SIGTERM) == 0

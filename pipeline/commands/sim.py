@@ -46,7 +46,7 @@ def _faults(items: list[str]) -> dict:
         try:
             out[name] = json.loads(value)
         except json.JSONDecodeError:
-            raise SystemExit(f"--fault {item!r}: VALUE must be a number or true/false") from None
+            out[name] = value  # a text fault (fix_refuse_logon=...); Faults checks the type
     return out
 
 

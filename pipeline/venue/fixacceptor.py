@@ -1,40 +1,39 @@
-"""FIX 4.4 acceptor for order entry (asyncio TCP), interoperable with standard engines.
+"""The venue's FIX 4.4 order entry: the host of the acceptor sessions and its application.
 
-Session layer: Logon with Username(553)/Password(554) per account (wrong -> Logout with
-Text, then disconnect), Heartbeat/TestRequest timing from HeartBtInt, ResendRequest
-answered by resending application messages (PossDupFlag 43=Y, OrigSendingTime 122) and
-gap-filling administrative ones (SequenceReset 123=Y), incoming gaps -> ResendRequest
-with later messages queued until the gap fills, SequenceReset (gap fill and reset),
-Reject(3) for malformed messages, Logout. Garbled frames (bad BodyLength/CheckSum) are
-ignored and counted, as the spec says.
+Sessions are Sans-I/O (``session.AcceptorSession``); the sockets are ``fixserver``'s. This
+module holds what is the venue's rather than the session's: accounts and credentials, the
+registry of logged-on sessions, one ``SessionStore`` per client (keyed by its
+SenderCompID; reports for an account whose session is not connected are sequenced and
+journaled there, so after reconnecting the client's ResendRequest brings them back), and
+the application:
 
-Application: NewOrderSingle D, OrderCancelRequest F, OrderCancelReplaceRequest G,
-OrderStatusRequest H -> ExecutionReport 8 / OrderCancelReject 9; OrderMassCancelRequest q
--> one ExecutionReport per cancelled order, then OrderMassCancelReport r.
-
-State per session (keyed by the client's SenderCompID) lives in a ``FixStore``; reports
-for an account whose session is not connected are stored with their sequence numbers, so
-after reconnecting the client's ResendRequest brings them back.
+NewOrderSingle D, OrderCancelRequest F, OrderCancelReplaceRequest G, OrderStatusRequest H
+-> ExecutionReport 8 / OrderCancelReject 9; OrderMassCancelRequest q -> one
+ExecutionReport per cancelled order, then OrderMassCancelReport r.
 """
 
 from __future__ import annotations
 
-import asyncio
-import collections
 import hmac
 import logging
 import time
 from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING
 
+from pipeline.fix.store import NEXT_OUT, SessionStore
 from pipeline.instruments import Instrument, OffGrid
-from pipeline.venue.fixcodec import Framer, Garbled, Message, encode, sending_time
-from pipeline.venue.fixstore import FixStore
+from pipeline.venue.fixcodec import Message, encode, sending_time
+from pipeline.venue.fixserver import FixServer
 from pipeline.venue.matching import BUY, SELL, Reject, Report
+from pipeline.venue.session import AcceptorSession, SessionReject, garble, sequence
 from shm_layouts.records import ExecType, OrderType, OrdStatus, TimeInForce
+
+if TYPE_CHECKING:
+    from pipeline.venue.simulator import Account
 
 log = logging.getLogger("venue.fix")
 
-ADMIN_TYPES = frozenset("0 1 2 3 4 5 A".split())
 EXEC_TYPE = {ExecType.NEW: "0", ExecType.PARTIAL_FILL: "F", ExecType.FILL: "F",
              ExecType.CANCELED: "4", ExecType.REPLACED: "5", ExecType.REJECTED: "8",
              ExecType.EXPIRED: "C", ExecType.ORDER_STATUS: "I"}
@@ -48,386 +47,88 @@ TIF_OUT = {TimeInForce.GTC: "1", TimeInForce.IOC: "3", TimeInForce.FOK: "4",
            TimeInForce.POST_ONLY: "1"}
 REQUIRED = {"D": (11, 55, 54, 38, 40), "F": (11, 41, 55, 54), "G": (11, 41, 55, 54, 38, 40, 44),
             "H": (11, 55, 54), "q": (11, 530)}
-LOGON_TIMEOUT_S = 10.0
 
 
-class SessionReject(Exception):
-    def __init__(self, reason: int, text: str, tag: int = 0):
-        super().__init__(text)
-        self.reason, self.text, self.tag = reason, text, tag
-
-
-class FixSession:
-    """One TCP connection; becomes a logged-on session after a valid Logon."""
-
-    def __init__(self, acceptor: FixAcceptor, reader: asyncio.StreamReader,
-                 writer: asyncio.StreamWriter):
-        self.acc = acceptor
-        self.reader, self.writer = reader, writer
-        self.client = ""
-        self.store: FixStore | None = None
-        self.account = None
-        self.logged_on = False
-        self.hb = 30.0
-        self.last_recv = self.last_sent = time.monotonic()
-        self.test_req_at = 0.0
-        self.pending: dict[int, Message] = {}
-        self.resend_until = 0
-        self.delayed: collections.deque = collections.deque()
-        self.delay_task: asyncio.Task | None = None
-        self.closing = False
-
-    # ------------------------------------------------------------------ output
-    def send(self, msg_type: str, body: list, extra: list = ()) -> None:
-        store = self.store
-        raw = encode(msg_type, self.acc.comp_id, self.client, store.next_out, body, extra)
-        store.record_sent(store.next_out, raw)
-        self._write(raw)
-
-    def send_report(self, msg_type: str, body: list) -> None:
-        delay = self.acc.sim.faults.exec_delay_ms
-        if not delay and not self.delayed:
-            self.send(msg_type, body)
-            return
-        self.delayed.append((time.monotonic() + delay / 1000, msg_type, body))
-        if self.delay_task is None or self.delay_task.done():
-            self.delay_task = asyncio.ensure_future(self._pump_delayed())
-
-    async def _pump_delayed(self) -> None:
-        while self.delayed:
-            due, msg_type, body = self.delayed[0]
-            wait = due - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            if not self.delayed:
-                return  # the session closed meanwhile and stored them
-            self.delayed.popleft()
-            if self.closing:
-                self.acc.store_only(self.client, msg_type, body)
-            else:
-                self.send(msg_type, body)
-
-    def _write(self, raw: bytes) -> None:
-        if self.closing:
-            return
-        self.writer.write(raw)
-        self.last_sent = time.monotonic()
-        self.acc.stats["fix_sent"] += 1
-
-    def send_raw_garbled(self) -> None:
-        """A message with a broken CheckSum (does not consume a sequence number)."""
-        raw = encode("0", self.acc.comp_id, self.client, self.store.next_out, [])
-        self._write(raw[:-4] + (b"%03d" % ((int(raw[-4:-1]) + 1) % 256)) + b"\x01")
-
-    def logout(self, text: str) -> None:
-        if self.store is not None:
-            self.send("5", [(58, text)])
-        self.close()
-
-    def close(self) -> None:
-        if not self.closing:
-            self.closing = True
-            self.writer.close()
-
-    # ------------------------------------------------------------------ input
-    async def run(self) -> None:
-        framer = Framer()
-        timer = asyncio.ensure_future(self._timer())
-        try:
-            while not self.closing:
-                timeout = None if self.logged_on else LOGON_TIMEOUT_S
-                try:
-                    data = await asyncio.wait_for(self.reader.read(65536), timeout)
-                except (TimeoutError, ConnectionError):
-                    break
-                if not data:
-                    break
-                self.last_recv = time.monotonic()
-                self.test_req_at = 0.0
-                for item in framer.feed(data):
-                    if isinstance(item, Garbled):
-                        self.acc.stats["fix_garbled_in"] += 1
-                        log.warning("%s: garbled FIX frame ignored: %s", self.client or "?",
-                                    item.reason)
-                        continue
-                    try:
-                        self._on_message(item)
-                    except Exception:  # a bug must cost one message, not the venue
-                        log.exception("%s: failed to handle %r", self.client, item.raw[:200])
-                        self.acc.stats["fix_errors"] += 1
-                    if self.closing:
-                        break
-                try:
-                    await self.writer.drain()
-                except ConnectionError:
-                    break
-        finally:
-            timer.cancel()
-            self.closing = True
-            self.writer.close()
-            self.acc.session_closed(self)
-
-    async def _timer(self) -> None:
-        while not self.closing:
-            await asyncio.sleep(min(self.hb / 4, 0.5))
-            if not self.logged_on:
-                continue
-            now = time.monotonic()
-            if now - self.last_sent >= self.hb:
-                self.send("0", [])
-            if self.test_req_at:
-                if now - self.test_req_at >= self.hb:
-                    self.acc.stats["fix_heartbeat_timeouts"] += 1
-                    self.logout("heartbeat timeout")
-            elif now - self.last_recv >= self.hb * 1.2:
-                self.test_req_at = now
-                self.send("1", [(112, f"TEST{int(now * 1000)}")])
-
-    def _on_message(self, msg: Message) -> None:
-        self.acc.stats["fix_received"] += 1
-        seq_text = msg.get(34)
-        if not self.logged_on:
-            if msg.msg_type != "A" or msg.error or not (seq_text or "").isdigit():
-                self.acc.stats["fix_bad_logon"] += 1
-                log.warning("first message is not a valid Logon: disconnecting")
-                self.close()
-                return
-            self._logon(msg, int(seq_text))
-            return
-        if not (seq_text or "").isdigit():
-            self._reject(msg, 0, msg.error or "MsgSeqNum missing or not a number", 34)
-            return
-        self._sequenced(msg, int(seq_text))
-
-    def _sequenced(self, msg: Message, seq: int) -> None:
-        store = self.store
-        mt = msg.msg_type
-        if mt == "4" and msg.get(123, "N") != "Y":  # SequenceReset-Reset: seq ignored
-            self._sequence_reset(msg)
-            return
-        expected = store.next_in
-        if seq > expected:
-            if mt == "5":
-                self.logout("logout")
-                return
-            if mt == "2":  # answer resend requests at once, then ask for our gap
-                self._process(msg, seq)
-                self.pending[seq] = None
-            else:
-                self.pending[seq] = msg
-            if self.resend_until < expected:
-                self.resend_until = seq
-                self.send("2", [(7, expected), (16, 0)])
-            return
-        if seq < expected:
-            if msg.get(43) == "Y":
-                self.acc.stats["fix_possdup_ignored"] += 1
-                return
-            self.logout(f"MsgSeqNum too low, expecting {expected} but received {seq}")
-            return
-        store.set_next_in(seq + 1)
-        self._process(msg, seq)
-        while store.next_in in self.pending and not self.closing:
-            nxt = self.pending.pop(store.next_in)
-            store.set_next_in(store.next_in + 1)
-            if nxt is not None:
-                self._process(nxt, int(nxt.get(34)))
-
-    def _process(self, msg: Message, seq: int) -> None:
-        mt = msg.msg_type
-        try:
-            if msg.error:
-                raise SessionReject(0, f"Invalid tag number: {msg.error}")
-            if mt == "0":
-                pass
-            elif mt == "1":
-                self.send("0", [(112, msg.get(112, ""))])
-            elif mt == "2":
-                self._resend(msg)
-            elif mt == "3":
-                self.acc.stats["fix_reject_received"] += 1
-            elif mt == "4":
-                self._gap_fill(msg)
-            elif mt == "5":
-                self.send("5", [])
-                self.close()
-            elif mt == "A":
-                raise SessionReject(99, "already logged on", 35)
-            elif mt in REQUIRED:
-                for tag in REQUIRED[mt]:
-                    if msg.get(tag) is None:
-                        raise SessionReject(1, f"Required tag missing: {tag}", tag)
-                self.acc.application(self, msg)
-            else:
-                raise SessionReject(11, f"Invalid MsgType {mt!r}", 35)
-        except SessionReject as e:
-            self._reject(msg, seq, e.text, e.tag, e.reason)
-
-    def _reject(self, msg: Message, seq: int, text: str, tag: int = 0, reason: int = 99) -> None:
-        self.acc.stats["fix_rejects_sent"] += 1
-        body = [(45, seq), (371, tag)] if tag else [(45, seq)]
-        body += [(372, msg.msg_type or "?"), (373, reason), (58, text)]
-        self.send("3", body)
-
-    # ------------------------------------------------------------------ session messages
-    def _logon(self, msg: Message, seq: int) -> None:
-        acc = self.acc
-        self.client = msg.get(49, "")
-        if not self.client or msg.get(56) != acc.comp_id:
-            acc.stats["fix_bad_logon"] += 1
-            log.warning("logon from %r to %r: wrong CompIDs", self.client, msg.get(56))
-            self.close()
-            return
-        self.store = acc.store(self.client)
-        user, password = msg.get(553, ""), msg.get(554, "")
-        account = acc.accounts.get(user)
-        if account is None or account.password is None or not hmac.compare_digest(
-                account.password.encode(), password.encode()):
-            acc.stats["fix_bad_credentials"] += 1
-            log.warning("logon %s: invalid username or password for %r", self.client, user)
-            self.logout("invalid username or password")
-            return
-        if self.client in acc.sessions:  # like QuickFIX: drop it, keep the live sequences
-            acc.stats["fix_duplicate_logon"] += 1
-            log.warning("logon %s: session already logged on; disconnecting", self.client)
-            self.close()
-            return
-        try:
-            self.hb = float(int(msg.get(108, "30")))
-        except ValueError:
-            self.logout("bad HeartBtInt")
-            return
-        if self.hb <= 0:
-            self.logout("bad HeartBtInt")
-            return
-        if msg.get(141) == "Y":  # only an authenticated client may reset the sequences
-            self.store.reset()
-        expected = self.store.next_in
-        if seq < expected:
-            self.logout(f"MsgSeqNum too low, expecting {expected} but received {seq}")
-            return
-        self.account = account
-        self.logged_on = True
-        acc.session_open(self)
-        body = [(98, 0), (108, int(self.hb))]
-        if msg.get(141) == "Y":
-            body.append((141, "Y"))
-        self.send("A", body)
-        if seq == expected:
-            self.store.set_next_in(seq + 1)
-        else:
-            self.resend_until = seq
-            self.send("2", [(7, expected), (16, 0)])
-
-    def _resend(self, msg: Message) -> None:
-        try:
-            begin, end = int(msg.get(7, "")), int(msg.get(16, ""))
-        except ValueError:
-            raise SessionReject(6, "bad BeginSeqNo/EndSeqNo", 7) from None
-        store = self.store
-        last = store.next_out - 1
-        end = last if end == 0 or end > last else end
-        self.acc.stats["fix_resend_requests"] += 1
-        gap_start = 0
-        for s in range(begin, end + 1):
-            raw = store.sent.get(s)
-            old = Framer().feed(raw) if raw is not None else []
-            orig = old[0] if old and isinstance(old[0], Message) else None
-            if orig is None or orig.msg_type in ADMIN_TYPES:
-                gap_start = gap_start or s
-                continue
-            if gap_start:
-                self._gap(gap_start, s)
-                gap_start = 0
-            body = [(t, v.decode("latin-1")) for t, v in orig.fields
-                    if t not in (35, 49, 56, 34, 52, 43, 97, 122)]
-            self._write(encode(orig.msg_type, self.acc.comp_id, self.client, s, body,
-                               [(43, "Y"), (122, orig.get(52))]))
-        if gap_start:
-            self._gap(gap_start, end + 1)
-
-    def _gap(self, seq: int, new_seq: int) -> None:
-        self._write(encode("4", self.acc.comp_id, self.client, seq,
-                           [(123, "Y"), (36, new_seq)], [(43, "Y"), (122, sending_time())]))
-
-    def _gap_fill(self, msg: Message) -> None:
-        try:
-            new = int(msg.get(36, ""))
-        except ValueError:
-            raise SessionReject(6, "NewSeqNo missing or not a number", 36) from None
-        if new > self.store.next_in:
-            self.store.set_next_in(new)
-
-    def _sequence_reset(self, msg: Message) -> None:
-        try:
-            new = int(msg.get(36, ""))
-        except ValueError:
-            self._reject(msg, int(msg.get(34, "0") or 0), "NewSeqNo missing", 36, 1)
-            return
-        if new < self.store.next_in:
-            self._reject(msg, int(msg.get(34, "0") or 0),
-                         f"NewSeqNo {new} below expected {self.store.next_in}", 36, 5)
-            return
-        self.store.set_next_in(new)
-        self.pending = {k: v for k, v in self.pending.items() if k >= new}
+def carry_over(old: Path, store: SessionStore) -> None:
+    """Sequence numbers from a store of the venue's former format (text "next_out
+    next_in"), so a client's session goes on after an upgrade; its sent messages are not
+    carried over (a resend request for them is answered with a gap fill)."""
+    text = old.read_text().split() if old.exists() else []
+    if len(text) == 2 and all(t.isdigit() for t in text):
+        store.words[NEXT_OUT] = int(text[0])
+        store.set_next_in(int(text[1]))
+        log.info("FIX store %s: sequence numbers carried over from %s", store.dir, old)
 
 
 class FixAcceptor:
+    """The ``session.Host`` of every FIX connection of one simulator."""
+
     def __init__(self, sim, cfg):
         self.sim = sim
         self.cfg = cfg
         self.comp_id = cfg.comp_id
         self.stats = sim.stats
+        self.faults = sim.faults
         self.accounts = {a.username: a for a in cfg.accounts}
         self.names = {a.account_id: a.username for a in cfg.accounts}
-        self.stores: dict[str, FixStore] = {}
-        self.sessions: dict[str, FixSession] = {}
+        self.stores: dict[str, SessionStore] = {}
+        self.sessions: dict[str, AcceptorSession] = {}  # logged on, by client CompID
         self.by_account: dict[int, str] = {}
-        self.conns: set[FixSession] = set()
         self.exec_id = 0
-        self.server: asyncio.AbstractServer | None = None
+        self.server = FixServer(self)
 
     async def start(self, host: str, port: int) -> int:
-        self.server = await asyncio.start_server(self._client, host, port)
-        return self.server.sockets[0].getsockname()[1]
+        return await self.server.start(host, port)
 
-    async def _client(self, reader, writer) -> None:
-        session = FixSession(self, reader, writer)
-        self.conns.add(session)
-        self.stats["fix_connections"] += 1
-        try:
-            await session.run()
-        finally:
-            self.conns.discard(session)
+    async def close(self) -> None:
+        await self.server.close("venue shutting down")
+        for st in self.stores.values():
+            st.flush()
 
-    def store(self, client: str) -> FixStore:
+    # ------------------------------------------------------------------ session host
+    def store(self, client: str) -> SessionStore:
         s = self.stores.get(client)
         if s is None:
             safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in client)
-            s = self.stores[client] = FixStore(self.cfg.state_dir / f"{self.comp_id}-{safe}")
+            name = f"{self.comp_id}-{safe}"
+            path = self.cfg.state_dir / "sessions" / name
+            fresh = not path.exists()
+            s = self.stores[client] = SessionStore(path)
+            if fresh:
+                carry_over(self.cfg.state_dir / name / "seqnums", s)
         return s
 
-    def session_open(self, s: FixSession) -> None:
+    def authenticate(self, username: str, password: str) -> Account | None:
+        account = self.accounts.get(username)
+        if account is None or account.password is None or not hmac.compare_digest(
+                account.password.encode(), password.encode()):
+            return None
+        return account
+
+    def live(self, client: str) -> bool:
+        return client in self.sessions
+
+    def session_open(self, s: AcceptorSession) -> None:
         self.sessions[s.client] = s
         self.by_account[s.account.account_id] = s.client
         log.info("FIX logon %s (account %s)", s.client, s.account.username)
 
-    def session_closed(self, s: FixSession) -> None:
+    def session_closed(self, s: AcceptorSession) -> None:
         if self.sessions.get(s.client) is s:
             del self.sessions[s.client]
-            for _, msg_type, body in s.delayed:
-                self.store_only(s.client, msg_type, body)
-            s.delayed.clear()
 
     def store_only(self, client: str, msg_type: str, body: list) -> None:
-        """Sequence and persist a message for a disconnected session (resent on request)."""
-        store = self.store(client)
-        raw = encode(msg_type, self.comp_id, client, store.next_out, body)
-        store.record_sent(store.next_out, raw)
+        """Sequence and journal a message for a disconnected session (resent on request)."""
+        sequence(self.store(client), self.faults, self.comp_id, client, msg_type, body)
 
     # ------------------------------------------------------------------ application
-    def application(self, s: FixSession, msg: Message) -> None:
+    def application(self, s: AcceptorSession, msg: Message) -> None:
         mt = msg.msg_type
+        if mt not in REQUIRED:
+            raise SessionReject(11, f"Invalid MsgType {mt!r}", 35)
+        for tag in REQUIRED[mt]:
+            if msg.get(tag) is None:
+                raise SessionReject(1, f"Required tag missing: {tag}", tag)
         sym = msg.get(55, "").upper()
         acct = s.account.account_id
         clid = msg.get(11)
@@ -468,7 +169,7 @@ class FixAcceptor:
             book.status(acct, clid)
         self.sim.after(sym)
 
-    def _mass_cancel(self, s: FixSession, msg: Message, acct: int, clid: str, sym: str):
+    def _mass_cancel(self, s: AcceptorSession, msg: Message, acct: int, clid: str, sym: str):
         """OrderMassCancelRequest: 530=1 one symbol (55), 530=7 everything; one 8 per
         cancelled order, then the OrderMassCancelReport (r)."""
         kind = msg.get(530)
@@ -539,8 +240,9 @@ class FixAcceptor:
 
     def _send(self, client: str, msg_type: str, body: list) -> None:
         s = self.sessions.get(client)
-        if s is not None and not s.closing:
-            s.send_report(msg_type, body)
+        if s is not None and s.want_close is None:
+            s.send_report(msg_type, body, time.monotonic())
+            self.server.flush(s)
         else:
             self.store_only(client, msg_type, body)
 
@@ -550,8 +252,11 @@ class FixAcceptor:
         body = [(37, r.oid or "NONE"), (11, r.cl_ord_id)]
         if r.orig_cl_ord_id:
             body.append((41, r.orig_cl_ord_id))
-        body += [(17, f"E{self.exec_id}"), (150, EXEC_TYPE[r.exec_type]), (39, status),
-                 (1, self.names.get(r.account, "")), (55, symbol)]
+        body += [(17, f"E{self.exec_id}"), (150, EXEC_TYPE[r.exec_type]), (39, status)]
+        name = self.names.get(r.account)
+        if name:  # a FIX field is never empty
+            body.append((1, name))
+        body.append((55, symbol))
         if r.oid:
             q = inst.qty_str
             avg = (Decimal(r.notional) / r.cum * Decimal(inst.tick_size)).normalize() \
@@ -583,29 +288,16 @@ class FixAcceptor:
                 (39, status), (434, r.cancel_reject_to), (102, CXL_REASON.get(r.text, 99)),
                 (58, r.text)]
 
-    # ------------------------------------------------------------------ faults, shutdown
+    # ------------------------------------------------------------------ faults
     def drop_all(self) -> int:
-        n = 0
-        for s in list(self.conns):
-            s.closing = True
-            s.writer.transport.abort()
-            n += 1
-        return n
+        return self.server.abort_all("dropped by fault injection")
 
     def garble_all(self) -> int:
-        live = [s for s in self.sessions.values() if not s.closing]
+        """A heartbeat with a broken CheckSum to every session (no sequence number spent)."""
+        live = [s for s in self.sessions.values() if s.want_close is None]
+        now = time.monotonic()
         for s in live:
-            s.send_raw_garbled()
+            s.send_unsequenced(garble(encode("0", self.comp_id, s.client, s.store.next_out,
+                                             [])), now)
+            self.server.flush(s)
         return len(live)
-
-    async def close(self) -> None:
-        if self.server is not None:
-            self.server.close()
-        for s in list(self.conns):
-            if s.logged_on:
-                s.logout("venue shutting down")
-            s.close()
-        if self.server is not None:
-            await self.server.wait_closed()
-        for st in self.stores.values():
-            st.close()

@@ -1,8 +1,9 @@
 """FIX 4.4 tag=value framing, parsing and encoding (Sans-I/O: bytes in, bytes out).
 
-``Framer.feed(data)`` cuts a TCP byte stream into messages: it checks BeginString,
-BodyLength and CheckSum; a frame that fails is skipped up to the next ``8=FIX`` and
-reported as ``Garbled`` (the FIX spec says to ignore such messages, not to reject them).
+``Framer.feed(data)`` cuts a TCP byte stream into messages with the initiator's framing
+(``pipeline.fix.codec.frame``: BeginString, BodyLength, CheckSum); a frame that fails is
+skipped up to the next ``8=FIX`` and reported as ``Garbled`` (the FIX spec says to ignore
+such messages, not to reject them).
 A well-framed message whose fields are malformed (a tag that is not a number, no ``=``)
 comes out as ``Message`` with ``error`` set, so the session can answer with a Reject.
 """
@@ -13,9 +14,13 @@ import re
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from pipeline.fix import codec as C
+
 SOH = b"\x01"
 BEGIN = b"8=FIX.4.4\x01"
-MAX_BODY = 1 << 16
+GARBLED = "bad BeginString, BodyLength or CheckSum"
 
 
 @dataclass
@@ -73,56 +78,46 @@ def parse_fields(body: bytes) -> Message:
 
 
 class Framer:
+    """Cuts a byte stream into messages with the initiator's jitted framing
+    (``pipeline.fix.codec.frame``/``resync``): one definition of a valid frame."""
+
     def __init__(self):
         self.buf = b""
 
     def feed(self, data: bytes) -> list[Message | Garbled]:
         self.buf += data
+        arr = np.frombuffer(self.buf, np.uint8)
         out: list[Message | Garbled] = []
-        while self.buf:
-            buf = self.buf
-            if not buf.startswith(BEGIN[:len(buf)] if len(buf) < len(BEGIN) else BEGIN):
-                nxt = buf.find(b"8=FIX", 1)
-                junk, self.buf = (buf, b"") if nxt < 0 else (buf[:nxt], buf[nxt:])
-                out.append(Garbled(junk, "does not start with 8=FIX.4.4"))
+        pos, end = 0, len(self.buf)
+        junk = -1  # start of a run of garbled bytes: reported as one Garbled
+        while pos < end:
+            n = C.frame(arr, pos, end)
+            if n == C.GARBLED:
+                junk = pos if junk < 0 else junk
+                pos = self._resync(arr, pos, end)
                 continue
-            if len(buf) < len(BEGIN) + 3:
+            if junk >= 0:
+                out.append(Garbled(self.buf[junk:pos], GARBLED))
+                junk = -1
+            if n == C.NEED_MORE:
                 break
-            end9 = buf.find(SOH, len(BEGIN))
-            if end9 < 0:
-                if len(buf) > len(BEGIN) + 12:
-                    out.append(self._skip("no BodyLength"))
-                    continue
-                break
-            tag9 = buf[len(BEGIN):end9]
-            if not tag9.startswith(b"9=") or not tag9[2:].isdigit() or \
-                    int(tag9[2:]) > MAX_BODY:
-                out.append(self._skip("bad BodyLength"))
-                continue
-            body_start = end9 + 1
-            body_end = body_start + int(tag9[2:])
-            total = body_end + 7  # 10=NNN<SOH>
-            if len(buf) < total:
-                break
-            trailer = buf[body_end:total]
-            if not (trailer.startswith(b"10=") and trailer.endswith(SOH) and
-                    trailer[3:6].isdigit()):
-                out.append(self._skip("bad trailer (BodyLength wrong?)"))
-                continue
-            raw = buf[:total]
-            self.buf = buf[total:]
-            if int(trailer[3:6]) != checksum(buf[:body_end]):
-                out.append(Garbled(raw, "bad CheckSum"))
-                continue
-            msg = parse_fields(buf[body_start:body_end])
+            raw = self.buf[pos:pos + n]
+            msg = parse_fields(raw[raw.index(SOH, len(BEGIN)) + 1:n - 7])
             msg.raw = raw
             out.append(msg)
+            pos += n
+        if junk >= 0:
+            out.append(Garbled(self.buf[junk:pos], GARBLED))
+        self.buf = self.buf[pos:]
         return out
 
-    def _skip(self, reason: str) -> Garbled:
-        nxt = self.buf.find(b"8=FIX", 1)
-        junk, self.buf = (self.buf, b"") if nxt < 0 else (self.buf[:nxt], self.buf[nxt:])
-        return Garbled(junk, reason)
+    def _resync(self, arr: np.ndarray, pos: int, end: int) -> int:
+        """The next ``8=FIX``; of a tail too short to tell, only what can still begin one
+        is kept (so a garbled last message is reported now, not with the next one)."""
+        nxt = C.resync(arr, pos, end)
+        while nxt < end and nxt + 5 > end and not b"8=FIX".startswith(self.buf[nxt:end]):
+            nxt += 1
+        return nxt
 
 
 def sending_time(ns: int | None = None) -> str:

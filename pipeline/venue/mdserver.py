@@ -78,15 +78,11 @@ class MdConnection:
         if f.md_stall_until and f.stalled():
             self.stats["md_stalled"] += 1
             return
-        if f.md_drop_next > 0 or (f.md_drop and self.rng.random() < f.md_drop):
-            if f.md_drop_next > 0:
-                f.md_drop_next -= 1
+        if f.take("md_drop_next") or (f.md_drop and self.rng.random() < f.md_drop):
             self.stats["md_dropped"] += 1
             return
-        if self.held is None and (f.md_reorder_next > 0 or (
+        if self.held is None and (f.take("md_reorder_next") or (
                 f.md_reorder and self.rng.random() < f.md_reorder)):
-            if f.md_reorder_next > 0:
-                f.md_reorder_next -= 1
             self.held = msg
             self.stats["md_reordered"] += 1
             return
@@ -95,9 +91,8 @@ class MdConnection:
         if self.held is not None:
             q.append(self.held)
             self.held = None
-        if f.md_duplicate_next > 0 or (f.md_duplicate and self.rng.random() < f.md_duplicate):
-            if f.md_duplicate_next > 0:
-                f.md_duplicate_next -= 1
+        if f.take("md_duplicate_next") or (f.md_duplicate and
+                                           self.rng.random() < f.md_duplicate):
             q.append(msg)
             self.stats["md_duplicated"] += 1
         if len(q) > MAX_QUEUE and not self.closed:

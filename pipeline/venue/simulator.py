@@ -238,6 +238,32 @@ class Simulator:
                     "lots": lots, "cash_ticks_lots": cash}
         return out
 
+    def _account_order(self, account: int, cl_ord_id: str) -> str | None:
+        return next((sym for sym, b in self.books.items()
+                     if (o := b.order(account, cl_ord_id)) is not None and o.oid in b.orders),
+                    None)
+
+    def fill(self, account: int, cl_ord_id: str, qty: str, price: str) -> bool:
+        """Fill a resting account order at ``price`` (decimal strings), whatever the book
+        holds: ``Book.execute``. False if no such order rests."""
+        sym = self._account_order(account, cl_ord_id)
+        if sym is None:
+            return False
+        inst, book = self.cfg.symbols[sym], self.books[sym]
+        book.now_ms = time.time_ns() // 1_000_000
+        book.execute(account, cl_ord_id, inst.lots(qty), inst.ticks(price))
+        self.after(sym)
+        return True
+
+    def cancel(self, account: int, cl_ord_id: str) -> bool:
+        """An unsolicited cancel of a resting account order (the venue's own decision)."""
+        sym = self._account_order(account, cl_ord_id)
+        if sym is None:
+            return False
+        self.books[sym].cancel(account, "", cl_ord_id)
+        self.after(sym)
+        return True
+
     async def set_faults(self, values: dict) -> dict:
         """Switch faults at run time (also the body of POST /admin/faults)."""
         actions = self.faults.update(values)

@@ -3,23 +3,36 @@
 ``BinanceBookClient`` follows Binance's "how to manage a local order book correctly"
 procedure over the real sockets (spot and futures rules), in plain Python with Decimal
 strings: it is the independent check that the simulator's streams and snapshots agree.
+
+``VenueThread`` runs the simulator on its own loop in a thread for synchronous tests of
+our FIX initiator and gateway (they poll their sockets on the test's thread); it is the
+venue's acceptor, with ``faults.Faults`` making it misbehave. ``run_until`` and
+``send_order`` drive a ``pipeline.fix.wire.Initiator`` against it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
+import threading
+import time
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import numpy as np
+import simplefix
 import websockets
 
+from pipeline.fix import codec as C
 from pipeline.instruments import Instrument, SymbolTable
 from pipeline.venue.fixcodec import Framer, Message, encode
 from pipeline.venue.mdserver import DEPTH_PATHS
+from pipeline.venue.session import AcceptorSession
 from pipeline.venue.simulator import Account, SimConfig, Simulator
+from shm_layouts.records import OrderType, Side, TimeInForce
 
 TEST_PASSWORD = "test-only-password"
 
@@ -236,3 +249,152 @@ class FixClient:
             self.writer.close()
             with contextlib.suppress(ConnectionError):
                 await self.writer.wait_closed()
+
+
+def quiet_venue(tmp: Path, symbols: SymbolTable, password: str = "", username: str = "",
+                comp_id: str = "VENUE") -> SimConfig:
+    """A venue for an initiator under test: no background flow and empty books (orders
+    rest until the test fills them), one account (id 1) ``username``/``password``."""
+    return SimConfig(symbols=symbols, rate=0, flow={"target_orders": 0}, comp_id=comp_id,
+                     accounts=[Account(username, 1, password)], state_dir=tmp / "venue")
+
+
+class VenueThread:
+    """The simulator on its own event loop in a daemon thread. Every call into it runs on
+    that loop (``call``): nothing is touched from two threads. ``received`` holds every
+    message a client sent (simplefix messages: ``get`` returns bytes)."""
+
+    def __init__(self, cfg: SimConfig, client: str = "CLIENT", account: int = 1):
+        self.client, self.account = client, account
+        self.received: list[simplefix.FixMessage] = []
+        Framer().feed(encode("0", "V", "C", 1, []))  # jit-compile the framing here, not
+        # inside a test's bounded wait
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="venue",
+                                       daemon=True)
+        self.thread.start()
+        self.sim: Simulator = self.call(self._start, cfg)
+        self.port: int = self.sim.ports["fix"]
+
+    async def _start(self, cfg: SimConfig) -> Simulator:
+        sim = Simulator(cfg)
+        await sim.start()
+        sim.fix.server.tap = self._tap  # before any client can connect: the test's own
+        return sim
+
+    def _tap(self, msg: Message) -> None:
+        p = simplefix.FixParser()
+        p.append_buffer(msg.raw)
+        self.received.append(p.get_message())
+
+    def call(self, fn: Callable, *args):
+        """``fn(*args)`` on the venue's loop (awaited if it is a coroutine); its result."""
+        async def run():
+            r = fn(*args)
+            return await r if inspect.isawaitable(r) else r
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(30)
+
+    def stop(self) -> None:
+        self.call(self.sim.stop)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+    # ------------------------------------------------------------------ state
+    @property
+    def logons(self) -> int:
+        return self.sim.stats["fix_logons"]
+
+    @property
+    def connected(self) -> bool:
+        """A session of ``client`` is logged on."""
+        return self.call(self.sim.fix.live, self.client)
+
+    @property
+    def next_out(self) -> int:
+        return self.call(lambda: self.sim.fix.store(self.client).next_out)
+
+    @next_out.setter
+    def next_out(self, seq: int) -> None:
+        self.call(lambda: self._session().set_next_out(seq))
+
+    # ------------------------------------------------------------------ the venue acts
+    def faults(self, **values) -> dict:
+        return self.call(self.sim.set_faults, values)
+
+    def fill(self, cl_ord_id: str, qty: str, price: str) -> None:
+        """Fill the account's resting order ``cl_ord_id`` at ``price`` (``Book.execute``)."""
+        assert self.call(self.sim.fill, self.account, cl_ord_id, qty, price), cl_ord_id
+
+    def unsolicited_cancel(self, cl_ord_id: str) -> None:
+        assert self.call(self.sim.cancel, self.account, cl_ord_id), cl_ord_id
+
+    def drop(self) -> None:
+        """Cut the connection without a Logout (the ``drop_fix`` fault)."""
+        self.faults(drop_fix=True)
+
+    def send(self, msg_type: str, pairs: list, seq: int | None = None,
+             lose: bool = False) -> None:
+        """One message from the venue's session. ``seq``: with that MsgSeqNum, outside the
+        sequence (neither taken nor journaled); ``lose``: sequenced and journaled but never
+        sent (the ``fix_drop_next`` fault), so the client sees a gap and asks for it."""
+        def go(s: AcceptorSession, now: float) -> None:
+            if seq is not None:
+                s.send_unsequenced(encode(msg_type, s.host.comp_id, s.client, seq, pairs), now)
+                return
+            self.sim.faults.fix_drop_next += int(lose)
+            s.send(msg_type, pairs, now)
+        self._act(go)
+
+    def send_raw(self, raw: bytes) -> None:
+        self._act(lambda s, now: s.send_unsequenced(raw, now))
+
+    def send_garbled(self) -> None:
+        """A heartbeat with a broken CheckSum (the ``fix_garble_next`` fault: it spends a
+        sequence number, so the client also sees a gap)."""
+        def go(s: AcceptorSession, now: float) -> None:
+            self.sim.faults.fix_garble_next += 1
+            s.send("0", [], now)
+        self._act(go)
+
+    def skip_seq(self, n: int = 1) -> None:
+        """The venue's next message jumps ``n`` sequence numbers (``fix_skip_seq``)."""
+        self.faults(fix_skip_seq=n)
+
+    def _session(self) -> AcceptorSession:
+        s = self.sim.fix.sessions.get(self.client)
+        assert s is not None, f"{self.client} is not logged on"
+        return s
+
+    def _act(self, fn: Callable[[AcceptorSession, float], None]) -> None:
+        def go() -> None:
+            s = self._session()
+            fn(s, time.monotonic())
+            self.sim.fix.server.flush(s)
+        self.call(go)
+
+
+def run_until(init, pred, timeout: float = 5.0, apps: list | None = None) -> None:
+    """Poll ``init`` (a ``wire.Initiator``) until ``pred()``; parsed application messages
+    are copied into ``apps``. Sleeps between polls: tests never busy-spin a shared core."""
+    def on_app(f, buf):
+        if apps is not None:
+            apps.append(f.copy())
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        init.poll(time.monotonic_ns(), on_app)
+        time.sleep(0.0005)
+
+
+def send_order(init, cl: int, symbol: bytes, grid_row, px: int, qty: int) -> None:
+    """Encode, journal and send one limit GTC buy through ``init`` (cold-path helper)."""
+    buf = np.zeros(512, np.uint8)
+    s = init.session
+    seq = s.next_seq()
+    start, end = C.encode_new_order(buf, s.comp_ids, seq, time.time_ns(), cl,
+                                    np.frombuffer(symbol, np.uint8).copy(), int(Side.BID), px,
+                                    qty, int(OrderType.LIMIT), int(TimeInForce.GTC), grid_row)
+    s.store.record(seq, buf[start:end].tobytes())
+    init.send(buf[start:end])
