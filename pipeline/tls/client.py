@@ -1,0 +1,413 @@
+"""Cold path of a TLS connection: context, SNI, verification, handshake, close.
+
+A ``TlsContext`` is made once per venue (``client_context``); ``connect`` runs the
+handshake over an already-connected TCP socket, non-blocking, driven by ``select`` and
+bounded by ``timeout``, and returns a ``TlsConnection`` whose ``ssl`` (an int, the
+``SSL*``) the jitted loop passes to ``tls_read``/``tls_write``. Verification is on unless
+the caller says ``verify=False``, which logs a warning on every connect. A failure raises
+a ``TlsError`` subclass whose message names the cause (unknown CA, hostname mismatch,
+expired certificate, handshake timeout, peer closed) and the socket is closed: no
+half-trusted connection is ever returned.
+
+Context settings, and why:
+- TLS >= 1.2; renegotiation refused (a TLS 1.2 server could otherwise start a handshake
+  in the middle of the hot path).
+- ``SSL_MODE_AUTO_RETRY`` (OpenSSL 3's default, set explicitly): when a record carries a
+  post-handshake message (TLS 1.3 NewSessionTicket, KeyUpdate), ``SSL_read`` processes it
+  and goes on to the next record in the same call, so app data queued behind it is not
+  delayed to the next poll; on a non-blocking socket it still returns WANT_READ when the
+  socket is empty, it never blocks.
+- ``SSL_MODE_ENABLE_PARTIAL_WRITE``: ``SSL_write`` returns the bytes of the records that
+  went out, like ``send()``, so the callers' existing partial-send paths keep working.
+- ``SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER``: after WANT_WRITE the write must be retried
+  with the same leading bytes (OpenSSL holds the encrypted record), but callers keep the
+  unsent rest in a new buffer (the FIX initiator's ``pending``); this lets the retry come
+  from a different address. The retry must be at least as long as the failed write.
+- read-ahead: one ``read()`` takes every record the kernel holds instead of a 5-byte
+  header then the body (two syscalls per record); bench/tls.py measures it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ipaddress
+import logging
+import select
+import socket
+import time
+from dataclasses import dataclass
+
+from pipeline.tls import openssl as O
+
+log = logging.getLogger(__name__)
+
+UNKNOWN_CA = "unknown CA"
+HOSTNAME_MISMATCH = "hostname mismatch"
+EXPIRED = "expired certificate"
+NOT_YET_VALID = "certificate not yet valid"
+REVOKED = "revoked certificate"
+REJECTED = "certificate rejected"
+_CAUSES = {
+    O.X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT: UNKNOWN_CA,
+    O.X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY: UNKNOWN_CA,
+    O.X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE: UNKNOWN_CA,
+    O.X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT: UNKNOWN_CA,
+    O.X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN: UNKNOWN_CA,
+    O.X509_V_ERR_CERT_HAS_EXPIRED: EXPIRED,
+    O.X509_V_ERR_CERT_NOT_YET_VALID: NOT_YET_VALID,
+    O.X509_V_ERR_CERT_REVOKED: REVOKED,
+    O.X509_V_ERR_HOSTNAME_MISMATCH: HOSTNAME_MISMATCH,
+    O.X509_V_ERR_IP_ADDRESS_MISMATCH: HOSTNAME_MISMATCH,
+}
+
+
+class TlsError(ConnectionError):
+    """A TLS handshake or record-layer failure; the message says what and with whom."""
+
+
+class TlsVerifyError(TlsError):
+    """The peer's certificate was not accepted; ``cause`` is one of the names above,
+    ``code`` the X509_V_ERR_* number."""
+
+    def __init__(self, message: str, cause: str, code: int):
+        super().__init__(message)
+        self.cause = cause
+        self.code = code
+
+
+class TlsHandshakeTimeout(TlsError, TimeoutError):
+    pass
+
+
+class TlsPeerClosed(TlsError):
+    pass
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    """What a venue's config says about TLS (``tls``, ``server_name``, ``ca_file``...)."""
+
+    server_name: str
+    ca_file: str | None = None  # None: the system CA store
+    verify: bool = True
+    handshake_timeout: float = 5.0
+
+
+def _checked(ok: int, what: str) -> None:
+    if ok != 1:
+        raise TlsError(f"{what} failed: {O.error_queue() or 'no OpenSSL error'}")
+
+
+class TlsContext:
+    """An ``SSL_CTX``: protocol floor, modes and trust; shared by a venue's connections
+    (each ``SSL`` holds its own reference, so freeing the context early is safe)."""
+
+    def __init__(self, server: bool, verify: bool = True, read_ahead: bool = True):
+        self.lib = O.lib()
+        fns = self.lib
+        method = fns.TLS_server_method() if server else fns.TLS_client_method()
+        self.ctx = fns.SSL_CTX_new(method)
+        if not self.ctx:
+            raise TlsError(f"SSL_CTX_new failed: {O.error_queue()}")
+        self.server = server
+        self.verify = verify
+        if fns.SSL_CTX_ctrl(self.ctx, O.SSL_CTRL_SET_MIN_PROTO_VERSION, O.TLS1_2_VERSION,
+                            None) != 1:
+            raise TlsError(f"cannot require TLS >= 1.2: {O.error_queue()}")
+        fns.SSL_CTX_set_options(self.ctx, O.SSL_OP_NO_RENEGOTIATION)
+        modes = (O.SSL_MODE_AUTO_RETRY | O.SSL_MODE_ENABLE_PARTIAL_WRITE
+                 | O.SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER)
+        fns.SSL_CTX_ctrl(self.ctx, O.SSL_CTRL_MODE, modes, None)
+        fns.SSL_CTX_ctrl(self.ctx, O.SSL_CTRL_SET_READ_AHEAD, int(read_ahead), None)
+        fns.SSL_CTX_set_verify(self.ctx, O.SSL_VERIFY_PEER if verify and not server
+                               else O.SSL_VERIFY_NONE, None)
+
+    def close(self) -> None:
+        if self.ctx:
+            self.lib.SSL_CTX_free(self.ctx)
+            self.ctx = None
+
+    def __enter__(self) -> TlsContext:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def connect(self, sock: socket.socket, server_name: str,
+                timeout: float = 5.0) -> TlsConnection:
+        """Client handshake over ``sock`` (connected TCP; left non-blocking). ``server_name``
+        is sent as SNI and checked against the certificate (an IP literal: no SNI, the
+        certificate's IP SAN is checked)."""
+        peer = _peer(sock)
+        if not self.verify:
+            log.warning("TLS to %s (%s): certificate verification is OFF (verify=false); "
+                        "the peer is not authenticated", peer, server_name)
+        fns = self.lib
+        ssl_p = self._new_ssl(sock, peer)
+        try:
+            name = server_name.encode()
+            if _is_ip(server_name):
+                if self.verify:
+                    _checked(fns.X509_VERIFY_PARAM_set1_ip_asc(fns.SSL_get0_param(ssl_p), name),
+                             "X509_VERIFY_PARAM_set1_ip_asc")
+            else:
+                _checked(fns.SSL_ctrl(ssl_p, O.SSL_CTRL_SET_TLSEXT_HOSTNAME,
+                                      O.TLSEXT_NAMETYPE_HOST_NAME, name), "SNI")
+                if self.verify:
+                    _checked(fns.SSL_set1_host(ssl_p, name), "SSL_set1_host")
+            fns.SSL_set_connect_state(ssl_p)
+            self._handshake(ssl_p, sock, f"{peer} ({server_name})", timeout)
+        except BaseException:
+            fns.SSL_free(ssl_p)
+            sock.close()
+            raise
+        conn = TlsConnection(ssl_p, sock, server_name)
+        log.info("TLS to %s (%s): %s %s%s", peer, server_name, conn.version, conn.cipher,
+                 "" if self.verify else ", NOT verified")
+        return conn
+
+    def accept(self, sock: socket.socket, timeout: float = 5.0) -> TlsConnection:
+        """Server handshake over an accepted ``sock`` (tests, benchmark, simulator)."""
+        peer = _peer(sock)
+        ssl_p = self._new_ssl(sock, peer)
+        try:
+            self.lib.SSL_set_accept_state(ssl_p)
+            self._handshake(ssl_p, sock, peer, timeout)
+        except BaseException:
+            self.lib.SSL_free(ssl_p)
+            sock.close()
+            raise
+        return TlsConnection(ssl_p, sock, "")
+
+    def _new_ssl(self, sock: socket.socket, peer: str) -> int:
+        sock.setblocking(False)
+        ssl_p = self.lib.SSL_new(self.ctx)
+        if not ssl_p:
+            sock.close()
+            raise TlsError(f"TLS to {peer}: SSL_new failed: {O.error_queue()}")
+        if self.lib.SSL_set_fd(ssl_p, sock.fileno()) != 1:
+            self.lib.SSL_free(ssl_p)
+            sock.close()
+            raise TlsError(f"TLS to {peer}: SSL_set_fd failed: {O.error_queue()}")
+        return ssl_p
+
+    def _handshake(self, ssl_p: int, sock: socket.socket, who: str, timeout: float) -> None:
+        fns = self.lib
+        deadline = time.monotonic() + timeout
+        while True:
+            fns.ERR_clear_error()  # SSL_get_error reads this thread's queue: start it empty
+            r = fns.SSL_do_handshake(ssl_p)
+            if r == 1:
+                break
+            err = fns.SSL_get_error(ssl_p, r)
+            left = deadline - time.monotonic()
+            if err in (O.SSL_ERROR_WANT_READ, O.SSL_ERROR_WANT_WRITE) and left > 0:
+                rd = [sock] if err == O.SSL_ERROR_WANT_READ else []
+                select.select(rd, [] if rd else [sock], [], left)
+                continue
+            if err in (O.SSL_ERROR_WANT_READ, O.SSL_ERROR_WANT_WRITE):
+                raise TlsHandshakeTimeout(f"TLS to {who}: handshake timeout: no handshake "
+                                          f"within {timeout:g}s")
+            self._handshake_failed(ssl_p, who, err)
+        if self.verify and not self.server:
+            code = fns.SSL_get_verify_result(ssl_p)
+            if code != O.X509_V_OK:  # cannot happen with SSL_VERIFY_PEER; never trust it
+                raise _verify_error(who, code)
+
+    def _handshake_failed(self, ssl_p: int, who: str, err: int):
+        fns = self.lib
+        code = fns.SSL_get_verify_result(ssl_p)
+        if self.verify and not self.server and code != O.X509_V_OK:
+            O.error_queue()
+            raise _verify_error(who, code)
+        last = fns.ERR_peek_last_error()
+        if err in (O.SSL_ERROR_SYSCALL, O.SSL_ERROR_ZERO_RETURN) or O.is_unexpected_eof(last):
+            detail = O.error_queue() or "connection closed"
+            raise TlsPeerClosed(f"TLS to {who}: peer closed the connection during the "
+                                f"handshake ({detail})")
+        raise TlsError(f"TLS to {who}: handshake failed: {O.error_queue() or f'error {err}'}")
+
+
+def _verify_error(who: str, code: int) -> TlsVerifyError:
+    cause = _CAUSES.get(code, REJECTED)
+    text = O.lib().X509_verify_cert_error_string(code).decode(errors="replace")
+    return TlsVerifyError(f"TLS to {who}: certificate verification failed: {cause} ({text}, "
+                          f"X509 error {code})", cause, code)
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def _peer(sock: socket.socket) -> str:
+    try:
+        host, port = sock.getpeername()[:2]
+    except OSError:
+        return "?"
+    return f"{host}:{port}"
+
+
+def client_context(ca_file: str | None = None, verify: bool = True,
+                   read_ahead: bool = True) -> TlsContext:
+    """A client context trusting ``ca_file`` (PEM, one or more CAs) or, when None, the
+    system CA store."""
+    ctx = TlsContext(server=False, verify=verify, read_ahead=read_ahead)
+    fns = ctx.lib
+    if ca_file is not None:
+        ok = fns.SSL_CTX_load_verify_locations(ctx.ctx, str(ca_file).encode(), None)
+        what = f"loading CA file {ca_file}"
+    else:
+        ok = fns.SSL_CTX_set_default_verify_paths(ctx.ctx)
+        what = "loading the system CA store"
+    if ok != 1:
+        ctx.close()
+        raise TlsError(f"{what} failed: {O.error_queue()}")
+    return ctx
+
+
+def server_context(cert_file: str, key_file: str, read_ahead: bool = True) -> TlsContext:
+    """A server context presenting ``cert_file`` (PEM chain) with ``key_file``. Errors name
+    the files, never their content."""
+    ctx = TlsContext(server=True, read_ahead=read_ahead)
+    fns = ctx.lib
+    try:
+        _checked(fns.SSL_CTX_use_certificate_chain_file(ctx.ctx, str(cert_file).encode()),
+                 f"loading certificate {cert_file}")
+        _checked(fns.SSL_CTX_use_PrivateKey_file(ctx.ctx, str(key_file).encode(),
+                                                 O.SSL_FILETYPE_PEM), f"loading key {key_file}")
+        _checked(fns.SSL_CTX_check_private_key(ctx.ctx), f"matching {key_file} to {cert_file}")
+    except TlsError:
+        ctx.close()
+        raise
+    return ctx
+
+
+def open_connection(host: str, port: int, settings: TlsSettings,
+                    ctx: TlsContext | None = None) -> TlsConnection:
+    """TCP connect (bounded by the handshake timeout) then the TLS handshake."""
+    own = ctx is None
+    if ctx is None:
+        ctx = client_context(settings.ca_file, settings.verify)
+    try:
+        sock = socket.create_connection((host, port), timeout=settings.handshake_timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return ctx.connect(sock, settings.server_name, settings.handshake_timeout)
+    finally:
+        if own:
+            ctx.close()
+
+
+class TlsConnection:
+    """An established TLS connection. ``ssl`` (int) is what jitted code passes to
+    ``tls_read``/``tls_write``; keep this object alive while it does. Not thread-safe:
+    the hot loop and these cold-path calls must run on the same thread (they do: control
+    frames and admin messages are answered between duty cycles)."""
+
+    def __init__(self, ssl_p: int, sock: socket.socket, server_name: str):
+        self.lib = O.lib()
+        self._ssl = ssl_p
+        self.sock = sock
+        self.server_name = server_name
+        self.version = self.lib.SSL_get_version(ssl_p).decode()
+        cipher = self.lib.SSL_get_current_cipher(ssl_p)
+        self.cipher = self.lib.SSL_CIPHER_get_name(cipher).decode() if cipher else "?"
+
+    @property
+    def ssl(self) -> int:
+        if not self._ssl:
+            raise TlsError("TLS connection is closed")
+        return self._ssl
+
+    @property
+    def fd(self) -> int:
+        return self.sock.fileno()
+
+    def has_session_ticket(self) -> bool:
+        """True once a NewSessionTicket was processed (TLS 1.3 sends it after the handshake;
+        ``tls_read`` consumes it transparently)."""
+        sess = self.lib.SSL_get_session(self.ssl)
+        return bool(sess) and self.lib.SSL_SESSION_has_ticket(sess) == 1
+
+    def key_update(self, request_peer: bool = True) -> None:
+        """Schedule a TLS 1.3 KeyUpdate (sent with the next write)."""
+        _checked(self.lib.SSL_key_update(self.ssl, int(request_peer)), "SSL_key_update")
+
+    def key_update_pending(self) -> bool:
+        """True while a KeyUpdate of ours is due (e.g. the peer requested one): it goes out
+        with the next write."""
+        return self.lib.SSL_get_key_update_type(self.ssl) != O.SSL_KEY_UPDATE_NONE
+
+    def send(self, data: bytes) -> int:
+        """Non-blocking write: bytes taken (0: try again), raises on a failed connection."""
+        if not data:
+            return 0
+        self.lib.ERR_clear_error()
+        r = self.lib.SSL_write(self.ssl, data, len(data))
+        if r > 0:
+            return r
+        err = self.lib.SSL_get_error(self.ssl, r)
+        if err in (O.SSL_ERROR_WANT_READ, O.SSL_ERROR_WANT_WRITE):
+            return 0
+        raise TlsError(f"TLS write to {_peer(self.sock)}: {self.describe(-err)}")
+
+    def sendall(self, data: bytes, timeout: float = 5.0) -> None:
+        """Cold-path blocking write (HTTP upgrade, WebSocket pong/close, FIX admin)."""
+        view = memoryview(data)
+        deadline = time.monotonic() + timeout
+        while view:
+            n = self.send(bytes(view))
+            view = view[n:]
+            if view and not self._wait(False, deadline):
+                raise TlsError(f"TLS write to {_peer(self.sock)}: timed out after {timeout:g}s")
+
+    def recv(self, n: int, timeout: float = 5.0) -> bytes:
+        """Cold-path read of up to ``n`` bytes (HTTP upgrade response); b'' on close_notify."""
+        buf = ctypes.create_string_buffer(n)
+        deadline = time.monotonic() + timeout
+        while True:
+            self.lib.ERR_clear_error()
+            r = self.lib.SSL_read(self.ssl, buf, n)
+            if r > 0:
+                return buf.raw[:r]
+            err = self.lib.SSL_get_error(self.ssl, r)
+            if err == O.SSL_ERROR_ZERO_RETURN:
+                return b""
+            if err not in (O.SSL_ERROR_WANT_READ, O.SSL_ERROR_WANT_WRITE):
+                raise TlsError(f"TLS read from {_peer(self.sock)}: {self.describe(-err)}")
+            if not self._wait(err == O.SSL_ERROR_WANT_READ, deadline):
+                raise TlsError(f"TLS read from {_peer(self.sock)}: timed out after {timeout:g}s")
+
+    def _wait(self, readable: bool, deadline: float) -> bool:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        select.select([self.sock] if readable else [], [] if readable else [self.sock], [],
+                      left)
+        return True
+
+    def describe(self, code: int) -> str:
+        """Words for a negative ``tls_read``/``tls_write`` result; drains the thread's
+        OpenSSL error queue (call it before the next TLS call on this thread)."""
+        from pipeline.tls.io import describe
+
+        return describe(code, O.error_queue())
+
+    def close(self) -> None:
+        """Send close_notify (once, without waiting for the peer's) and free everything."""
+        if self._ssl:
+            self.lib.ERR_clear_error()
+            self.lib.SSL_shutdown(self._ssl)
+            self.lib.ERR_clear_error()
+            self.lib.SSL_free(self._ssl)
+            self._ssl = 0
+        self.sock.close()
+
+    def __enter__(self) -> TlsConnection:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
