@@ -51,36 +51,42 @@ def _const(v: int):
     return ir.Constant(I32, v)
 
 
-def _record_intrinsic(name: str):
-    def io(typingctx, ssl, arr, start, n):
+def buffer_call(name: str, tls_result: bool = True):
+    """An intrinsic ``f(ptr, arr, start, n)`` calling ``int name(void *ptr, void *buf, int n)``
+    on ``arr[start:start+n]`` (uint8): ``SSL_read``/``SSL_write`` (``tls_result``: failures
+    become TLS_* codes) or, raw, ``BIO_read``/``BIO_write`` (memory-BIO variants)."""
+
+    def call(typingctx, ptr, arr, start, n):
         if not (isinstance(arr, types.Array) and arr.dtype == types.uint8 and
-                isinstance(ssl, types.Integer) and isinstance(start, types.Integer) and
+                isinstance(ptr, types.Integer) and isinstance(start, types.Integer) and
                 isinstance(n, types.Integer)):
             return None
 
         def codegen(context, builder, sig, args):
-            ssl_p = builder.inttoptr(context.cast(builder, args[0], sig.args[0], types.int64),
-                                     I8P)
+            obj = builder.inttoptr(context.cast(builder, args[0], sig.args[0], types.int64),
+                                   I8P)
             start_v = context.cast(builder, args[2], sig.args[2], types.int64)
             n_v = context.cast(builder, args[3], sig.args[3], types.int64)
             ary = context.make_array(sig.args[1])(context, builder, args[1])
             ptr = builder.gep(builder.bitcast(ary.data, I8P), [start_v])
             result = cgutils.alloca_once_value(builder, ir.Constant(I64, 0))
-            # SSL_read/SSL_write take an int length; with 0 they return 0, which
-            # SSL_get_error would misreport as EOF: never call them with n <= 0
+            # the C calls take an int length; SSL_read/SSL_write return 0 for 0 bytes,
+            # which SSL_get_error would misreport as EOF: never call them with n <= 0
             with builder.if_then(builder.icmp_signed(">", n_v, ir.Constant(I64, 0))):
                 capped = builder.select(builder.icmp_signed(">", n_v, ir.Constant(I64, INT_MAX)),
                                         ir.Constant(I64, INT_MAX), n_v)
                 fn = declare(builder, name, I32, [I8P, I8P, I32])
-                r = builder.call(fn, [ssl_p, ptr, builder.trunc(capped, I32)])
+                r = builder.call(fn, [obj, ptr, builder.trunc(capped, I32)])
                 builder.store(builder.sext(r, I64), result)
-                with builder.if_then(builder.icmp_signed("<=", r, _const(0)), likely=False):
-                    builder.store(_failure(builder, ssl_p, r), result)
+                if tls_result:
+                    with builder.if_then(builder.icmp_signed("<=", r, _const(0)),
+                                         likely=False):
+                        builder.store(_failure(builder, obj, r), result)
             return builder.load(result)
 
-        return types.int64(ssl, arr, start, n), codegen
+        return types.int64(ptr, arr, start, n), codegen
 
-    return intrinsic(io)
+    return intrinsic(call)
 
 
 def _failure(builder, ssl_p, r):
@@ -104,10 +110,10 @@ def _failure(builder, ssl_p, r):
     return builder.neg(builder.sext(builder.load(out), I64))
 
 
-tls_read = _record_intrinsic("SSL_read")
+tls_read = buffer_call("SSL_read")
 tls_read.__doc__ = ("tls_read(ssl, into arr[start:start+n]): plaintext bytes, or a TLS_* code "
                     "(module docstring).")
-tls_write = _record_intrinsic("SSL_write")
+tls_write = buffer_call("SSL_write")
 tls_write.__doc__ = ("tls_write(ssl, arr[start:start+n]): bytes taken (whole records), or a "
                      "TLS_* code.")
 

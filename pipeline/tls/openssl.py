@@ -101,6 +101,10 @@ _PROTOTYPES = {  # name: (restype, argtypes), libssl unless in _CRYPTO
     "SSL_write": (c_int, [c_void_p, c_void_p, c_int]),
     "SSL_pending": (c_int, [c_void_p]),
     "SSL_shutdown": (c_int, [c_void_p]),
+    "SSL_set0_rbio": (None, [c_void_p, c_void_p]),
+    "SSL_set0_wbio": (None, [c_void_p, c_void_p]),
+    "BIO_s_mem": (c_void_p, []),
+    "BIO_new": (c_void_p, [c_void_p]),
     "X509_VERIFY_PARAM_set1_ip_asc": (c_int, [c_void_p, c_char_p]),
     "X509_verify_cert_error_string": (c_char_p, [c_long]),
     "ERR_get_error": (c_ulong, []),
@@ -109,9 +113,9 @@ _PROTOTYPES = {  # name: (restype, argtypes), libssl unless in _CRYPTO
     "ERR_clear_error": (None, []),
     "OpenSSL_version_num": (c_ulong, []),
 }
-_CRYPTO = {"X509_VERIFY_PARAM_set1_ip_asc", "X509_verify_cert_error_string", "ERR_get_error",
-           "ERR_peek_last_error", "ERR_error_string_n", "ERR_clear_error",
-           "OpenSSL_version_num"}
+_CRYPTO = {"BIO_s_mem", "BIO_new", "X509_VERIFY_PARAM_set1_ip_asc",
+           "X509_verify_cert_error_string", "ERR_get_error", "ERR_peek_last_error",
+           "ERR_error_string_n", "ERR_clear_error", "OpenSSL_version_num"}
 
 
 def _mapped(stem: str) -> str | None:
