@@ -319,3 +319,48 @@ def test_keys_are_private_and_errors_name_files_not_content(ca, good, tmp_path):
     with pytest.raises(C.TlsError) as exc:
         C.server_context(str(good.cert_file), str(ca.ca_key))  # key of another certificate
     assert "ca.key" in str(exc.value) and "PRIVATE" not in str(exc.value)
+
+
+# ------------------------------------------------------------- cold path, then hot path
+def test_cold_path_exchange_then_jitted_reads_lose_nothing(ca, good):
+    """The WebSocket upgrade pattern: the cold path writes a request and reads the response
+    with frames right behind it in the same record and the next ones; what the cold read
+    did not take (in Python or buffered inside OpenSSL by read-ahead) reaches tls_read."""
+    head = b"HTTP/1.1 101 Switching Protocols\r\n\r\n"
+    frames = [bytes([65 + i]) * 180 for i in range(5)]
+
+    def script(srv):
+        assert srv.recv(4) == b"GET "
+        srv.send(head + frames[0])
+        for f in frames[1:]:
+            srv.send(f)
+        srv.recv(1)
+
+    srv = ScriptedServer(good, script)
+    settings = C.TlsSettings(server_name="localhost", ca_file=str(ca.ca_file))
+    with C.open_connection("127.0.0.1", srv.port, settings) as conn:
+        conn.sendall(b"GET ")
+        got = b""
+        while b"\r\n\r\n" not in got:
+            got += conn.recv(64)
+        leftover = got.split(b"\r\n\r\n", 1)[1]
+        rest, last, _ = read_exact(conn, 5 * 180 - len(leftover))
+        assert leftover + rest == b"".join(frames)
+    srv.wait()
+    assert srv.error is None
+
+
+def test_client_key_update_round_trip(ca, good):
+    def script(srv):
+        srv.send(srv.recv(5))
+        srv.recv(1)
+
+    srv = ScriptedServer(good, script)
+    with connect(srv.port, ca.ca_file) as conn:
+        conn.key_update(request_peer=True)
+        assert conn.key_update_pending()
+        assert write_some(conn.ssl, arr(b"hello"), 5, stats(), WAIT_NS) == (5, 5)
+        assert not conn.key_update_pending()
+        assert read_exact(conn, 5)[0] == b"hello"  # the server answered under new keys
+    srv.wait()
+    assert srv.error is None

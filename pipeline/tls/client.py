@@ -161,6 +161,7 @@ class TlsContext:
             fns.SSL_free(ssl_p)
             sock.close()
             raise
+        fns.ERR_clear_error()  # the hot path's SSL_get_error needs an empty queue
         conn = TlsConnection(ssl_p, sock, server_name)
         log.info("TLS to %s (%s): %s %s%s", peer, server_name, conn.version, conn.cipher,
                  "" if self.verify else ", NOT verified")
@@ -177,6 +178,7 @@ class TlsContext:
             self.lib.SSL_free(ssl_p)
             sock.close()
             raise
+        self.lib.ERR_clear_error()
         return TlsConnection(ssl_p, sock, "")
 
     def _new_ssl(self, sock: socket.socket, peer: str) -> int:

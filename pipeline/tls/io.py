@@ -51,24 +51,34 @@ def _const(v: int):
     return ir.Constant(I32, v)
 
 
+def is_buffer_call(handle, arr, start, n) -> bool:
+    """Typing check of ``f(handle, arr, start, n)``: integers and a uint8 array."""
+    return (isinstance(arr, types.Array) and arr.dtype == types.uint8
+            and all(isinstance(t, types.Integer) for t in (handle, start, n)))
+
+
+def buffer_args(context, builder, sig, args):
+    """Lowered ``(handle, arr, start, n)``: (handle as int64, ``&arr[start]`` as i8*, n as
+    int64). The same prologue ``fix/sockio.py`` and ``marketdata/wire/sockio.py`` inline."""
+    handle = context.cast(builder, args[0], sig.args[0], types.int64)
+    start = context.cast(builder, args[2], sig.args[2], types.int64)
+    n = context.cast(builder, args[3], sig.args[3], types.int64)
+    ary = context.make_array(sig.args[1])(context, builder, args[1])
+    return handle, builder.gep(builder.bitcast(ary.data, I8P), [start]), n
+
+
 def buffer_call(name: str, tls_result: bool = True):
     """An intrinsic ``f(ptr, arr, start, n)`` calling ``int name(void *ptr, void *buf, int n)``
     on ``arr[start:start+n]`` (uint8): ``SSL_read``/``SSL_write`` (``tls_result``: failures
     become TLS_* codes) or, raw, ``BIO_read``/``BIO_write`` (memory-BIO variants)."""
 
     def call(typingctx, ptr, arr, start, n):
-        if not (isinstance(arr, types.Array) and arr.dtype == types.uint8 and
-                isinstance(ptr, types.Integer) and isinstance(start, types.Integer) and
-                isinstance(n, types.Integer)):
+        if not is_buffer_call(ptr, arr, start, n):
             return None
 
         def codegen(context, builder, sig, args):
-            obj = builder.inttoptr(context.cast(builder, args[0], sig.args[0], types.int64),
-                                   I8P)
-            start_v = context.cast(builder, args[2], sig.args[2], types.int64)
-            n_v = context.cast(builder, args[3], sig.args[3], types.int64)
-            ary = context.make_array(sig.args[1])(context, builder, args[1])
-            ptr = builder.gep(builder.bitcast(ary.data, I8P), [start_v])
+            handle, buf, n_v = buffer_args(context, builder, sig, args)
+            obj = builder.inttoptr(handle, I8P)
             result = cgutils.alloca_once_value(builder, ir.Constant(I64, 0))
             # the C calls take an int length; SSL_read/SSL_write return 0 for 0 bytes,
             # which SSL_get_error would misreport as EOF: never call them with n <= 0
@@ -76,7 +86,7 @@ def buffer_call(name: str, tls_result: bool = True):
                 capped = builder.select(builder.icmp_signed(">", n_v, ir.Constant(I64, INT_MAX)),
                                         ir.Constant(I64, INT_MAX), n_v)
                 fn = declare(builder, name, I32, [I8P, I8P, I32])
-                r = builder.call(fn, [obj, ptr, builder.trunc(capped, I32)])
+                r = builder.call(fn, [obj, buf, builder.trunc(capped, I32)])
                 builder.store(builder.sext(r, I64), result)
                 if tls_result:
                     with builder.if_then(builder.icmp_signed("<=", r, _const(0)),
