@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from pipeline.tls import client as C
+from pipeline.tls import pyssl
 from pipeline.tls.certs import TestCA
 from pipeline.tls.client import TlsHandshakeTimeout, TlsPeerClosed, TlsVerifyError
 from pipeline.tls.io import TLS_CLOSED, TLS_EOF, TLS_ERROR, TLS_WANT_READ, TLS_WANT_WRITE
@@ -364,3 +365,93 @@ def test_client_key_update_round_trip(ca, good):
         assert read_exact(conn, 5)[0] == b"hello"  # the server answered under new keys
     srv.wait()
     assert srv.error is None
+
+
+# ------------------------------------------------------- Python ssl under the same policy
+def _https_server(cert):
+    import http.server
+    import threading
+
+    class Depth(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            body = b'{"lastUpdateId": 1, "bids": [], "asks": []}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.HTTPServer(("127.0.0.1", 0), Depth)
+    httpd.socket = pyssl.server_ssl_context(str(cert.cert_file), str(cert.key_file)).wrap_socket(
+        httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                     daemon=True).start()
+    return httpd
+
+
+def _get(port, ctx):
+    import http.client
+
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=TIMEOUT)
+    try:
+        conn.request("GET", "/api/v3/depth?symbol=BTCUSDT")
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def test_https_snapshot_with_ca_file_and_rejection(ca, good, tmp_path):
+    httpd = _https_server(good)
+    try:
+        port = httpd.server_address[1]
+        status, body = _get(port, pyssl.client_ssl_context(str(ca.ca_file)))
+        assert status == 200 and b"lastUpdateId" in body
+        other = TestCA(tmp_path / "other")
+        with pytest.raises(ssl.SSLError) as exc:
+            _get(port, pyssl.client_ssl_context(str(other.ca_file)))
+        err = pyssl.as_tls_error(exc.value, f"127.0.0.1:{port}")
+        assert isinstance(err, TlsVerifyError) and err.cause == C.UNKNOWN_CA
+        assert C.UNKNOWN_CA in str(err)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_asyncio_tls_server_serves_the_jitted_client(ca, good):
+    """The simulator's shape: an asyncio server with server_ssl_context; our client reads
+    and writes through tls_read/tls_write."""
+    import asyncio
+    import threading
+
+    ready = threading.Event()
+    box = {}
+
+    async def handler(reader, writer):
+        writer.write(await reader.readexactly(6))
+        await writer.drain()
+        await reader.read(1)
+        writer.close()
+
+    async def main():
+        srv = await asyncio.start_server(handler, "127.0.0.1", 0, ssl=pyssl.server_ssl_context(
+            str(good.cert_file), str(good.key_file)))
+        box["port"] = srv.sockets[0].getsockname()[1]
+        box["stop"] = asyncio.Event()
+        box["loop"] = asyncio.get_running_loop()
+        ready.set()
+        await asyncio.wait_for(box["stop"].wait(), TIMEOUT)
+        srv.close()
+
+    t = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
+    t.start()
+    assert ready.wait(TIMEOUT)
+    try:
+        with connect(box["port"], ca.ca_file) as conn:
+            assert write_some(conn.ssl, arr(b"quotes"), 6, stats(), WAIT_NS) == (6, 6)
+            assert read_exact(conn, 6)[0] == b"quotes"
+    finally:
+        box["loop"].call_soon_threadsafe(box["stop"].set)
+        t.join(TIMEOUT)

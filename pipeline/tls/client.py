@@ -47,7 +47,7 @@ EXPIRED = "expired certificate"
 NOT_YET_VALID = "certificate not yet valid"
 REVOKED = "revoked certificate"
 REJECTED = "certificate rejected"
-_CAUSES = {
+CAUSES = {
     O.X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT: UNKNOWN_CA,
     O.X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY: UNKNOWN_CA,
     O.X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE: UNKNOWN_CA,
@@ -231,7 +231,7 @@ class TlsContext:
 
 
 def _verify_error(who: str, code: int) -> TlsVerifyError:
-    cause = _CAUSES.get(code, REJECTED)
+    cause = CAUSES.get(code, REJECTED)
     text = O.lib().X509_verify_cert_error_string(code).decode(errors="replace")
     return TlsVerifyError(f"TLS to {who}: certificate verification failed: {cause} ({text}, "
                           f"X509 error {code})", cause, code)
