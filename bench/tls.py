@@ -11,6 +11,7 @@
    better design.
 2. Request/response round trip: write 200 bytes, read 200 back from an echo process that
    uses the same path (both ends jitted, busy-polling).
+3. An empty poll (nothing to read), what a busy-polling loop pays between messages.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=64, help="frames per send")
     parser.add_argument("--rounds", type=int, default=300, help="batches per path")
     parser.add_argument("--rtt", type=int, default=3000, help="round trips per path")
-    parser.add_argument("--budget-s", type=float, default=1.5,
+    parser.add_argument("--budget-s", type=float, default=1.0,
                         help="time cap per path (a loaded host gets fewer samples, not a "
                              "longer run)")
 
@@ -163,6 +164,18 @@ def round_trips(mode, fd, ssl_p, msg, buf, lat, budget_ns):
 
 
 @njit(cache=True, _nrt=False)
+def empty_polls(mode, fd, ssl_p, buf, per):
+    """ns per poll of a connection with nothing to read, in groups of 64 polls."""
+    for k in range(per.shape[0]):
+        t0 = monotonic_ns()
+        for _ in range(64):
+            if _read(mode, fd, ssl_p, 0, buf, buf.shape[0]) != 0:
+                return False
+        per[k] = monotonic_ns() - t0
+    return True
+
+
+@njit(cache=True, _nrt=False)
 def echo(mode, fd, ssl_p, buf, n, rounds):
     t_end = monotonic_ns() + DEADLINE_NS
     for _ in range(rounds):
@@ -271,23 +284,31 @@ def main(args: argparse.Namespace) -> int:
             if hs:
                 handshakes.append(hs)
         base = None
+        idle_rows: list[dict] = []
         for name, mode in (("plain sock_send/sock_recv", PLAIN), ("tls_write/tls_read", TLS)):
-            warm = args.rtt // 10
-            sock, conn, proc, hs = _connect(mode, "echo", paths, 0, args.rtt + warm,
+            sock, conn, proc, hs = _connect(mode, "echo", paths, 0, args.rtt,
                                             str(ca.ca_file))
-            lat = np.zeros(args.rtt + warm, np.int64)
+            polls = np.zeros(200, np.int64)
+            if not empty_polls(mode, sock.fileno(), conn.ssl if conn else 0,
+                               np.zeros(MSG, np.uint8), polls):
+                raise RuntimeError(f"{name}: data before the first request")
+            idle_rows.append(_row("empty poll, nothing to read (ns)", name,
+                                  polls[20:] / 64, idle_rows[0]["p50_ns"] if idle_rows else None))
+            lat = np.zeros(args.rtt, np.int64)
             done = round_trips(mode, sock.fileno(), conn.ssl if conn else 0,
                                np.frombuffer(bytes(range(MSG)), np.uint8).copy(),
                                np.zeros(MSG, np.uint8), lat, budget)
             (conn or sock).close()
             proc.join(10)
-            if done <= warm:
+            if done < 10:
                 raise RuntimeError(f"{name}: the echo broke off after {done} round trips")
-            row = _row(f"round trip {MSG} B out, {MSG} B back (ns)", name, lat[warm:done], base)
+            row = _row(f"round trip {MSG} B out, {MSG} B back (ns)", name,
+                       lat[done // 10:done], base)  # the first tenth warms up
             base = row["p50_ns"] if base is None else base
             rows.append(row)
             if hs:
                 handshakes.append(hs)
+        rows += idle_rows
     finally:
         ca.cleanup()
     emit("tls: tls_read/tls_write against plain TCP, loopback", rows, args.json,

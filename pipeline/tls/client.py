@@ -247,10 +247,10 @@ def _is_ip(name: str) -> bool:
 
 def _peer(sock: socket.socket) -> str:
     try:
-        host, port = sock.getpeername()[:2]
+        name = sock.getpeername()
     except OSError:
         return "?"
-    return f"{host}:{port}"
+    return f"{name[0]}:{name[1]}" if isinstance(name, tuple) else (name or "unix socket")
 
 
 def client_context(ca_file: str | None = None, verify: bool = True,
