@@ -3,6 +3,7 @@ called from jitted loops (tls_read/tls_write). All on 127.0.0.1, every wait boun
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import socket
@@ -17,7 +18,14 @@ from pipeline.tls import client as C
 from pipeline.tls import pyssl
 from pipeline.tls.certs import TestCA
 from pipeline.tls.client import TlsHandshakeTimeout, TlsPeerClosed, TlsVerifyError
-from pipeline.tls.io import TLS_CLOSED, TLS_EOF, TLS_ERROR, TLS_WANT_READ, TLS_WANT_WRITE
+from pipeline.tls.io import (
+    TLS_CLOSED,
+    TLS_EOF,
+    TLS_ERROR,
+    TLS_WANT_READ,
+    TLS_WANT_WRITE,
+    wire_send,
+)
 from tests.tls_peers import (
     TIMEOUT,
     ScriptedServer,
@@ -27,6 +35,7 @@ from tests.tls_peers import (
     read_upto,
     silent_server,
     stats,
+    wire_until,
     write_some,
 )
 
@@ -455,3 +464,73 @@ def test_asyncio_tls_server_serves_the_jitted_client(ca, good):
     finally:
         box["loop"].call_soon_threadsafe(box["stop"].set)
         t.join(TIMEOUT)
+
+
+# ------------------------------------------------ the wire switch and the stepped handshake
+def _hostile(kind):
+    def script(srv):
+        srv.send(b"data")
+        if kind == "close_notify":
+            srv.close_notify()
+        elif kind == "garbage":
+            srv.send_raw(b"\x17\x03\x03\x00\x20" + os.urandom(32))
+        else:
+            srv.send_raw(srv.record(b"y" * 100)[:50])
+            srv.sock.shutdown(socket.SHUT_RDWR)
+        srv.recv(1)
+    return script
+
+
+@pytest.mark.parametrize(("kind", "code"), [("close_notify", 0), ("garbage", -errno.EPROTO),
+                                            ("cut", -errno.ECONNRESET)])
+def test_wire_recv_speaks_recv_conventions_over_tls(ca, good, kind, code):
+    srv = ScriptedServer(good, _hostile(kind))
+    with connect(srv.port, ca.ca_file) as conn:
+        got, last = wire_until(conn.fd, conn.ssl, np.zeros(4, np.uint8), WAIT_NS)
+        assert got == 4
+        got, last = wire_until(conn.fd, conn.ssl, np.zeros(64, np.uint8), WAIT_NS)
+        assert (got, last) == (0, code)
+        conn.describe(TLS_ERROR)  # drains the thread's error queue
+    srv.wait()
+
+
+def test_wire_calls_over_plain_tcp():
+    a, b = socket.socketpair()
+    with a, b:
+        a.setblocking(False)
+        assert wire_until(a.fileno(), 0, np.zeros(4, np.uint8), int(0.01 * NS)) == \
+            (0, -errno.EAGAIN)
+        assert wire_send(b.fileno(), 0, arr(b"ping"), 0, 4) == 4
+        assert wire_until(a.fileno(), 0, np.zeros(4, np.uint8), WAIT_NS) == (4, 4)
+        b.shutdown(socket.SHUT_WR)
+        assert wire_until(a.fileno(), 0, np.zeros(4, np.uint8), WAIT_NS) == (0, 0)
+
+
+def test_stepped_handshake_never_blocks(ca, good):
+    srv = ScriptedServer(good, lambda s: s.send(s.recv(3)) or s.recv(1))
+    sock = socket.create_connection(("127.0.0.1", srv.port), timeout=TIMEOUT)
+    with C.client_context(str(ca.ca_file)) as ctx:
+        hs = ctx.begin_connect(sock, "localhost", TIMEOUT)
+    steps = 0
+    deadline = time.monotonic() + TIMEOUT
+    while (conn := hs.step()) is None:  # each step returns at once
+        steps += 1
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    with conn:
+        assert steps > 0
+        assert wire_send(conn.fd, conn.ssl, arr(b"abc"), 0, 3) == 3
+        assert wire_until(conn.fd, conn.ssl, np.zeros(3, np.uint8), WAIT_NS) == (3, 3)
+    srv.wait()
+
+
+def test_stepped_handshake_times_out_and_closes():
+    with silent_server() as port:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+        with C.client_context() as ctx:
+            hs = ctx.begin_connect(sock, "localhost", timeout=0.05)
+        assert hs.step() is None
+        time.sleep(0.1)
+        with pytest.raises(TlsHandshakeTimeout):
+            hs.step()
+        assert sock.fileno() == -1

@@ -18,6 +18,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from errno import EAGAIN
 
 import numpy as np
 from numba import njit
@@ -26,7 +27,14 @@ from pipeline.runtime.clock import monotonic_ns
 from pipeline.runtime.libc import nanosleep
 from pipeline.tls.certs import ServerCert
 from pipeline.tls.client import TlsConnection, client_context
-from pipeline.tls.io import TLS_WANT_READ, TLS_WANT_WRITE, account, tls_read, tls_write
+from pipeline.tls.io import (
+    TLS_WANT_READ,
+    TLS_WANT_WRITE,
+    account,
+    tls_read,
+    tls_write,
+    wire_recv,
+)
 
 TIMEOUT = 10.0
 IDLE_NS = 20_000  # backoff between empty polls: tests never spin a core
@@ -209,6 +217,24 @@ def write_some(ssl_p, buf, n, stats, timeout_ns):
         else:
             nanosleep(IDLE_NS)
     return done, last
+
+
+@njit(cache=True, _nrt=False, nogil=True)
+def wire_until(fd, ssl_p, out, timeout_ns):
+    """``wire_recv`` into ``out`` until full, a result other than -EAGAIN, or the deadline:
+    (bytes, last result)."""
+    got = 0
+    last = -EAGAIN
+    deadline = monotonic_ns() + timeout_ns
+    while got < out.shape[0] and monotonic_ns() < deadline:
+        last = wire_recv(fd, ssl_p, out, got, out.shape[0] - got)
+        if last > 0:
+            got += last
+        elif last == -EAGAIN:
+            nanosleep(IDLE_NS)
+        else:
+            break
+    return got, last
 
 
 def stats() -> np.ndarray:

@@ -38,6 +38,7 @@ import time
 from dataclasses import dataclass
 
 from pipeline.tls import openssl as O
+from pipeline.tls.openssl import describe
 
 log = logging.getLogger(__name__)
 
@@ -135,9 +136,15 @@ class TlsContext:
 
     def connect(self, sock: socket.socket, server_name: str,
                 timeout: float = 5.0) -> TlsConnection:
-        """Client handshake over ``sock`` (connected TCP; left non-blocking). ``server_name``
-        is sent as SNI and checked against the certificate (an IP literal: no SNI, the
-        certificate's IP SAN is checked)."""
+        """Client handshake over ``sock`` (connected TCP; left non-blocking), waiting in
+        ``select`` up to ``timeout``. ``server_name`` is sent as SNI and checked against the
+        certificate (an IP literal: no SNI, the certificate's IP SAN is checked)."""
+        return self.begin_connect(sock, server_name, timeout).wait()
+
+    def begin_connect(self, sock: socket.socket, server_name: str,
+                      timeout: float = 5.0) -> TlsHandshake:
+        """The same handshake, stepped by the caller (``TlsHandshake.step``) so a duty
+        cycle never blocks in it (the FIX initiator's connect state)."""
         peer = _peer(sock)
         if not self.verify:
             log.warning("TLS to %s (%s): certificate verification is OFF (verify=false); "
@@ -155,31 +162,18 @@ class TlsContext:
                                       O.TLSEXT_NAMETYPE_HOST_NAME, name), "SNI")
                 if self.verify:
                     _checked(fns.SSL_set1_host(ssl_p, name), "SSL_set1_host")
-            fns.SSL_set_connect_state(ssl_p)
-            self._handshake(ssl_p, sock, f"{peer} ({server_name})", timeout)
         except BaseException:
             fns.SSL_free(ssl_p)
             sock.close()
             raise
-        fns.ERR_clear_error()  # the hot path's SSL_get_error needs an empty queue
-        conn = TlsConnection(ssl_p, sock, server_name)
-        log.info("TLS to %s (%s): %s %s%s", peer, server_name, conn.version, conn.cipher,
-                 "" if self.verify else ", NOT verified")
-        return conn
+        fns.SSL_set_connect_state(ssl_p)
+        return TlsHandshake(self, ssl_p, sock, server_name, timeout)
 
     def accept(self, sock: socket.socket, timeout: float = 5.0) -> TlsConnection:
         """Server handshake over an accepted ``sock`` (tests, benchmark, simulator)."""
-        peer = _peer(sock)
-        ssl_p = self._new_ssl(sock, peer)
-        try:
-            self.lib.SSL_set_accept_state(ssl_p)
-            self._handshake(ssl_p, sock, peer, timeout)
-        except BaseException:
-            self.lib.SSL_free(ssl_p)
-            sock.close()
-            raise
-        self.lib.ERR_clear_error()
-        return TlsConnection(ssl_p, sock, "")
+        ssl_p = self._new_ssl(sock, _peer(sock))
+        self.lib.SSL_set_accept_state(ssl_p)
+        return TlsHandshake(self, ssl_p, sock, "", timeout).wait()
 
     def _new_ssl(self, sock: socket.socket, peer: str) -> int:
         sock.setblocking(False)
@@ -193,41 +187,84 @@ class TlsContext:
             raise TlsError(f"TLS to {peer}: SSL_set_fd failed: {O.error_queue()}")
         return ssl_p
 
-    def _handshake(self, ssl_p: int, sock: socket.socket, who: str, timeout: float) -> None:
-        fns = self.lib
-        deadline = time.monotonic() + timeout
-        while True:
-            fns.ERR_clear_error()  # SSL_get_error reads this thread's queue: start it empty
-            r = fns.SSL_do_handshake(ssl_p)
-            if r == 1:
-                break
-            err = fns.SSL_get_error(ssl_p, r)
-            left = deadline - time.monotonic()
-            if err in (O.SSL_ERROR_WANT_READ, O.SSL_ERROR_WANT_WRITE) and left > 0:
-                rd = [sock] if err == O.SSL_ERROR_WANT_READ else []
-                select.select(rd, [] if rd else [sock], [], left)
-                continue
-            if err in (O.SSL_ERROR_WANT_READ, O.SSL_ERROR_WANT_WRITE):
-                raise TlsHandshakeTimeout(f"TLS to {who}: handshake timeout: no handshake "
-                                          f"within {timeout:g}s")
-            self._handshake_failed(ssl_p, who, err)
-        if self.verify and not self.server:
-            code = fns.SSL_get_verify_result(ssl_p)
-            if code != O.X509_V_OK:  # cannot happen with SSL_VERIFY_PEER; never trust it
-                raise _verify_error(who, code)
 
-    def _handshake_failed(self, ssl_p: int, who: str, err: int):
-        fns = self.lib
-        code = fns.SSL_get_verify_result(ssl_p)
-        if self.verify and not self.server and code != O.X509_V_OK:
+class TlsHandshake:
+    """A handshake in progress. ``step()`` never blocks: the connection when done, None
+    while it waits for the peer (``wants_read`` says which way), a ``TlsError`` naming the
+    cause when it fails or the deadline passed; on failure the ``SSL`` is freed and the
+    socket closed, so nothing half-trusted survives."""
+
+    def __init__(self, ctx: TlsContext, ssl_p: int, sock: socket.socket, server_name: str,
+                 timeout: float):
+        self.ctx = ctx
+        self.ssl = ssl_p
+        self.sock = sock
+        self.server_name = server_name
+        self.who = f"{_peer(sock)} ({server_name})" if server_name else _peer(sock)
+        self.timeout = timeout
+        self.deadline = time.monotonic() + timeout
+        self.wants_read = True
+
+    def step(self) -> TlsConnection | None:
+        fns = self.ctx.lib
+        try:
+            fns.ERR_clear_error()  # SSL_get_error reads this thread's queue: start it empty
+            r = fns.SSL_do_handshake(self.ssl)
+            if r == 1:
+                return self._done()
+            err = fns.SSL_get_error(self.ssl, r)
+            if err not in (O.SSL_ERROR_WANT_READ, O.SSL_ERROR_WANT_WRITE):
+                raise self._failure(err)
+            if time.monotonic() >= self.deadline:
+                raise TlsHandshakeTimeout(f"TLS to {self.who}: handshake timeout: no "
+                                          f"handshake within {self.timeout:g}s")
+            self.wants_read = err == O.SSL_ERROR_WANT_READ
+            return None
+        except BaseException:
+            self.abort()
+            raise
+
+    def wait(self) -> TlsConnection:
+        """Step until done, waiting in ``select`` for the socket (cold path)."""
+        while (conn := self.step()) is None:
+            left = max(self.deadline - time.monotonic(), 0.0)
+            rd = [self.sock] if self.wants_read else []
+            select.select(rd, [] if rd else [self.sock], [], left)
+        return conn
+
+    def abort(self) -> None:
+        if self.ssl:
+            self.ctx.lib.SSL_free(self.ssl)
+            self.ssl = 0
+        self.sock.close()
+
+    def _done(self) -> TlsConnection:
+        ctx, fns = self.ctx, self.ctx.lib
+        if ctx.verify and not ctx.server:
+            code = fns.SSL_get_verify_result(self.ssl)
+            if code != O.X509_V_OK:  # cannot happen with SSL_VERIFY_PEER; never trust it
+                raise _verify_error(self.who, code)
+        fns.ERR_clear_error()  # the hot path's SSL_get_error needs an empty queue
+        conn = TlsConnection(self.ssl, self.sock, self.server_name)
+        self.ssl = 0
+        if not ctx.server:
+            log.info("TLS to %s: %s %s%s", self.who, conn.version, conn.cipher,
+                     "" if ctx.verify else ", NOT verified")
+        return conn
+
+    def _failure(self, err: int) -> TlsError:
+        ctx, fns = self.ctx, self.ctx.lib
+        code = fns.SSL_get_verify_result(self.ssl)
+        if ctx.verify and not ctx.server and code != O.X509_V_OK:
             O.error_queue()
-            raise _verify_error(who, code)
+            return _verify_error(self.who, code)
         last = fns.ERR_peek_last_error()
         if err in (O.SSL_ERROR_SYSCALL, O.SSL_ERROR_ZERO_RETURN) or O.is_unexpected_eof(last):
             detail = O.error_queue() or "connection closed"
-            raise TlsPeerClosed(f"TLS to {who}: peer closed the connection during the "
-                                f"handshake ({detail})")
-        raise TlsError(f"TLS to {who}: handshake failed: {O.error_queue() or f'error {err}'}")
+            return TlsPeerClosed(f"TLS to {self.who}: peer closed the connection during the "
+                                 f"handshake ({detail})")
+        return TlsError(f"TLS to {self.who}: handshake failed: "
+                        f"{O.error_queue() or f'error {err}'}")
 
 
 def _verify_error(who: str, code: int) -> TlsVerifyError:
@@ -235,6 +272,17 @@ def _verify_error(who: str, code: int) -> TlsVerifyError:
     text = O.lib().X509_verify_cert_error_string(code).decode(errors="replace")
     return TlsVerifyError(f"TLS to {who}: certificate verification failed: {cause} ({text}, "
                           f"X509 error {code})", cause, code)
+
+
+def _c_buffer(buf):
+    """Something ctypes passes as ``void *`` to ``buf``'s bytes; keep it alive across the
+    call (bytes as is, a read-only view copied, a writable one shared, no copy)."""
+    if isinstance(buf, bytes):
+        return buf
+    view = memoryview(buf)
+    if view.readonly:
+        return view.tobytes()
+    return (ctypes.c_char * view.nbytes).from_buffer(view)
 
 
 def _is_ip(name: str) -> bool:
@@ -343,45 +391,65 @@ class TlsConnection:
         with the next write."""
         return self.lib.SSL_get_key_update_type(self.ssl) != O.SSL_KEY_UPDATE_NONE
 
-    def send(self, data: bytes) -> int:
-        """Non-blocking write: bytes taken (0: try again), raises on a failed connection."""
-        if not data:
+    def send(self, data) -> int:
+        """Non-blocking write like ``socket.send``: bytes taken (whole records), raises
+        ``BlockingIOError`` when nothing could go (retry with the same leading bytes) and
+        ``TlsError`` on a failed connection."""
+        n = len(data)
+        if not n:
             return 0
         self.lib.ERR_clear_error()
-        r = self.lib.SSL_write(self.ssl, data, len(data))
-        if r > 0:
-            return r
+        src = _c_buffer(data)
+        r = self.lib.SSL_write(self.ssl, src, n)
+        return r if r > 0 else self._failed(r, "write")
+
+    def recv_into(self, buf) -> int:
+        """Non-blocking read like ``socket.recv_into``: bytes, 0 after close_notify,
+        ``BlockingIOError`` when nothing is there, ``TlsError`` when the stream was cut
+        or garbled (the FIX initiator's Python read path)."""
+        n = len(buf)
+        if not n:
+            return 0
+        self.lib.ERR_clear_error()
+        dst = _c_buffer(buf)
+        if isinstance(dst, bytes):
+            raise TypeError("recv_into needs a writable buffer")
+        r = self.lib.SSL_read(self.ssl, dst, n)
+        return r if r > 0 else self._failed(r, "read")
+
+    def _failed(self, r: int, what: str) -> int:
         err = self.lib.SSL_get_error(self.ssl, r)
         if err in (O.SSL_ERROR_WANT_READ, O.SSL_ERROR_WANT_WRITE):
+            raise BlockingIOError(f"TLS {what}: {describe(-err)}")
+        if err == O.SSL_ERROR_ZERO_RETURN and what == "read":
             return 0
-        raise TlsError(f"TLS write to {_peer(self.sock)}: {self.describe(-err)}")
+        last = self.lib.ERR_peek_last_error()
+        code = -O.SSL_ERROR_SYSCALL if O.is_unexpected_eof(last) else -err
+        raise TlsError(f"TLS {what} {_peer(self.sock)}: {self.describe(code)}")
 
     def sendall(self, data: bytes, timeout: float = 5.0) -> None:
         """Cold-path blocking write (HTTP upgrade, WebSocket pong/close, FIX admin)."""
         view = memoryview(data)
         deadline = time.monotonic() + timeout
         while view:
-            n = self.send(bytes(view))
-            view = view[n:]
+            try:
+                view = view[self.send(view):]
+            except BlockingIOError:
+                pass
             if view and not self._wait(False, deadline):
                 raise TlsError(f"TLS write to {_peer(self.sock)}: timed out after {timeout:g}s")
 
     def recv(self, n: int, timeout: float = 5.0) -> bytes:
         """Cold-path read of up to ``n`` bytes (HTTP upgrade response); b'' on close_notify."""
-        buf = ctypes.create_string_buffer(n)
+        buf = bytearray(n)
         deadline = time.monotonic() + timeout
         while True:
-            self.lib.ERR_clear_error()
-            r = self.lib.SSL_read(self.ssl, buf, n)
-            if r > 0:
-                return buf.raw[:r]
-            err = self.lib.SSL_get_error(self.ssl, r)
-            if err == O.SSL_ERROR_ZERO_RETURN:
-                return b""
-            if err not in (O.SSL_ERROR_WANT_READ, O.SSL_ERROR_WANT_WRITE):
-                raise TlsError(f"TLS read from {_peer(self.sock)}: {self.describe(-err)}")
-            if not self._wait(err == O.SSL_ERROR_WANT_READ, deadline):
-                raise TlsError(f"TLS read from {_peer(self.sock)}: timed out after {timeout:g}s")
+            try:
+                return bytes(buf[: self.recv_into(buf)])
+            except BlockingIOError:
+                if not self._wait(True, deadline):
+                    raise TlsError(f"TLS read from {_peer(self.sock)}: timed out after "
+                                   f"{timeout:g}s") from None
 
     def _wait(self, readable: bool, deadline: float) -> bool:
         left = deadline - time.monotonic()
@@ -394,8 +462,6 @@ class TlsConnection:
     def describe(self, code: int) -> str:
         """Words for a negative ``tls_read``/``tls_write`` result; drains the thread's
         OpenSSL error queue (call it before the next TLS call on this thread)."""
-        from pipeline.tls.io import describe
-
         return describe(code, O.error_queue())
 
     def close(self) -> None:

@@ -19,9 +19,14 @@ Results: bytes moved (> 0), 0 only when ``n <= 0`` (OpenSSL is not called), or o
 After CLOSED/EOF/ERROR the connection is finished: stop using it, get the details with
 ``TlsConnection.describe(r)`` (which drains this thread's OpenSSL error queue; the queue
 must be empty before the next TLS call on the thread), close it, reconnect.
+
+``wire_recv``/``wire_send`` give the same calls the ``sock_recv``/``sock_send`` conventions
+over either wire (``ssl == 0``: plain TCP), for hot loops that already speak those.
 """
 
 from __future__ import annotations
+
+from errno import EAGAIN, ECONNRESET, EPIPE, EPROTO
 
 import numpy as np
 from llvmlite import ir
@@ -29,16 +34,18 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from pipeline.fix.sockio import sock_recv, sock_send
 from pipeline.runtime.libc import I32, I64, declare
 from pipeline.tls import openssl as O
 
 O.load_for_jit()
 
-TLS_ERROR = -O.SSL_ERROR_SSL
-TLS_WANT_READ = -O.SSL_ERROR_WANT_READ
-TLS_WANT_WRITE = -O.SSL_ERROR_WANT_WRITE
-TLS_EOF = -O.SSL_ERROR_SYSCALL
-TLS_CLOSED = -O.SSL_ERROR_ZERO_RETURN
+TLS_ERROR = O.TLS_ERROR
+TLS_WANT_READ = O.TLS_WANT_READ
+TLS_WANT_WRITE = O.TLS_WANT_WRITE
+TLS_EOF = O.TLS_EOF
+TLS_CLOSED = O.TLS_CLOSED
+describe = O.describe
 I8P = ir.IntType(8).as_pointer()
 INT_MAX = 2**31 - 1
 
@@ -149,12 +156,33 @@ def account(stats, r, inbound):
     return True
 
 
-_WORDS = {TLS_WANT_READ: "want read (no data yet)", TLS_WANT_WRITE: "want write (socket full)",
-          TLS_CLOSED: "peer sent close_notify",
-          TLS_EOF: "peer closed the connection mid-stream (no close_notify)",
-          TLS_ERROR: "TLS protocol error"}
+@njit(cache=True, _nrt=False)
+def _as_errno(r, sending):
+    """A TLS_* failure in ``recv``/``send`` terms: -EAGAIN (call again), 0 (clean close,
+    reading), -EPIPE (clean close, writing), -ECONNRESET (cut mid-stream), -EPROTO."""
+    if r == TLS_WANT_READ or r == TLS_WANT_WRITE:
+        return -EAGAIN
+    if r == TLS_CLOSED:
+        return -EPIPE if sending else 0
+    if r == TLS_EOF:
+        return -ECONNRESET
+    return -EPROTO
 
 
-def describe(code: int, detail: str = "") -> str:
-    words = _WORDS.get(code, f"TLS result {code}")
-    return f"{words} ({detail})" if detail else words
+@njit(cache=True, _nrt=False)
+def wire_recv(fd, ssl_p, buf, start, n):
+    """``sock_recv`` conventions (bytes, 0 at a clean end, -errno) over plain TCP
+    (``ssl_p == 0``) or TLS, so a hot loop switches wire by passing an ``SSL*``."""
+    if ssl_p == 0:
+        return sock_recv(fd, buf, start, n)
+    r = tls_read(ssl_p, buf, start, n)
+    return r if r > 0 else _as_errno(r, False)
+
+
+@njit(cache=True, _nrt=False)
+def wire_send(fd, ssl_p, buf, start, n):
+    """``sock_send`` conventions over plain TCP or TLS (see ``wire_recv``)."""
+    if ssl_p == 0:
+        return sock_send(fd, buf, start, n)
+    r = tls_write(ssl_p, buf, start, n)
+    return r if r > 0 else _as_errno(r, True)

@@ -27,6 +27,18 @@ SSL_ERROR_WANT_WRITE = 3
 SSL_ERROR_SYSCALL = 5
 SSL_ERROR_ZERO_RETURN = 6
 
+# tls_read/tls_write results (pipeline.tls.io): -SSL_get_error, except that OpenSSL 3's
+# "unexpected EOF" SSL error is reported as TLS_EOF
+TLS_ERROR = -SSL_ERROR_SSL
+TLS_WANT_READ = -SSL_ERROR_WANT_READ
+TLS_WANT_WRITE = -SSL_ERROR_WANT_WRITE
+TLS_EOF = -SSL_ERROR_SYSCALL
+TLS_CLOSED = -SSL_ERROR_ZERO_RETURN
+_WORDS = {TLS_WANT_READ: "want read (no data yet)", TLS_WANT_WRITE: "want write (socket full)",
+          TLS_CLOSED: "peer sent close_notify",
+          TLS_EOF: "peer closed the connection mid-stream (no close_notify)",
+          TLS_ERROR: "TLS protocol error"}
+
 # SSL_ctrl / SSL_CTX_ctrl commands (most SSL_* "functions" are macros over these)
 SSL_CTRL_MODE = 33
 SSL_CTRL_SET_READ_AHEAD = 41
@@ -188,3 +200,9 @@ def is_unexpected_eof(code: int) -> bool:
     """An OpenSSL 3 packed error for 'the peer closed the TCP stream without close_notify'."""
     return (not code & ERR_SYSTEM_FLAG and (code >> ERR_LIB_OFFSET) & ERR_LIB_MASK == ERR_LIB_SSL
             and code & ERR_REASON_MASK == SSL_R_UNEXPECTED_EOF_WHILE_READING)
+
+
+def describe(code: int, detail: str = "") -> str:
+    """Words for a TLS_* result, with OpenSSL's own detail when there is some."""
+    words = _WORDS.get(code, f"TLS result {code}")
+    return f"{words} ({detail})" if detail else words
