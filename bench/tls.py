@@ -4,13 +4,14 @@
    process writes a batch of frames in one ``send()`` (TLS: one record per frame, encrypted
    into a memory BIO first so the batch still leaves in one send), waits for a 1-byte ack;
    the receiver times from the read that brought the batch's first bytes to its last
-   frame, busy-polling. Paths: plain ``sock_recv`` with 64 KiB reads (as the feed reads),
-   plain with 180-byte reads (one syscall per frame), ``tls_read`` with read-ahead (our
-   setting), ``tls_read`` without read-ahead, and a memory BIO (``sock_recv`` the
-   ciphertext, ``BIO_write`` it, ``SSL_read`` until empty) to see whether it would be the
-   better design.
+   frame (an empty poll before the batch, untimed, yields the core). Paths: plain
+   ``sock_recv`` with 64 KiB reads (as the feed reads), plain with 180-byte reads (one
+   syscall per frame), ``tls_read`` with read-ahead (our setting), ``tls_read`` without
+   read-ahead, and a memory BIO (``sock_recv`` the ciphertext, ``BIO_write`` it,
+   ``SSL_read`` until empty) to see whether it would be the better design.
 2. Request/response round trip: write 200 bytes, read 200 back from an echo process that
-   uses the same path (both ends jitted, busy-polling).
+   uses the same path (both ends jitted, polling; an empty poll yields the core, since
+   on a shared 2-core host two spinning processes measure the scheduler).
 3. An empty poll (nothing to read), what a busy-polling loop pays between messages.
 """
 
@@ -28,6 +29,7 @@ from numba import njit
 from bench._report import emit
 from pipeline.fix.sockio import EAGAIN, sock_recv, sock_send
 from pipeline.runtime.clock import monotonic_ns
+from pipeline.runtime.libc import sched_yield
 from pipeline.tls import openssl as O
 from pipeline.tls.certs import TestCA
 from pipeline.tls.client import client_context, server_context
@@ -93,6 +95,21 @@ def _write(mode, fd, ssl_p, buf, start, n):
 
 
 @njit(cache=True, _nrt=False)
+def _read_exactly(mode, fd, ssl_p, buf, n, t_end):
+    """Read ``buf[:n]``; an empty poll yields the core (this host has 2 shared cores:
+    spinning against the peer process would measure the scheduler's slice instead)."""
+    got = 0
+    while got < n:
+        r = _read(mode, fd, ssl_p, 0, buf[got:], n - got)
+        if r < 0 or monotonic_ns() > t_end:
+            return False
+        if r == 0:
+            sched_yield()
+        got += r
+    return True
+
+
+@njit(cache=True, _nrt=False)
 def receive_batches(mode, fd, ssl_p, rbio, buf, chunk, batch_bytes, per_round, ack, budget_ns):
     """Per round: ns from the read bringing the first bytes to the batch's last byte.
     Returns the rounds done (the budget may stop it early), -1 if the stream broke."""
@@ -110,6 +127,8 @@ def receive_batches(mode, fd, ssl_p, rbio, buf, chunk, batch_bytes, per_round, a
                 return -1
             if r > 0 and got == 0:
                 t0 = t
+            elif r == 0 and got == 0:
+                sched_yield()  # before the batch (untimed): let the sender run
             got += r
         per_round[k] = monotonic_ns() - t0
         if not _write(mode if mode == PLAIN else TLS, fd, ssl_p, ack, 0, 1):
@@ -131,11 +150,7 @@ def send_batches(mode, fd, ssl_p, wbio, frames, out, batch, rounds, ack):
             src = out
         if not _write(PLAIN, fd, ssl_p, src, 0, n):
             return False
-        while True:
-            r = _read(PLAIN if mode == PLAIN else TLS, fd, ssl_p, 0, ack, 1)
-            if r != 0 or monotonic_ns() > t_end:
-                break
-        if r < 0:
+        if not _read_exactly(PLAIN if mode == PLAIN else TLS, fd, ssl_p, ack, 1, t_end):
             return False
     return True
 
@@ -153,12 +168,8 @@ def round_trips(mode, fd, ssl_p, msg, buf, lat, budget_ns):
             return i
         if not _write(mode, fd, ssl_p, msg, 0, n):
             return -1
-        got = 0
-        while got < n:
-            r = _read(mode, fd, ssl_p, 0, buf[got:], n - got)
-            if r < 0 or monotonic_ns() > t_end:
-                return -1
-            got += r
+        if not _read_exactly(mode, fd, ssl_p, buf, n, t_end):
+            return -1
         lat[i] = monotonic_ns() - t0
     return lat.shape[0]
 
@@ -179,12 +190,8 @@ def empty_polls(mode, fd, ssl_p, buf, per):
 def echo(mode, fd, ssl_p, buf, n, rounds):
     t_end = monotonic_ns() + DEADLINE_NS
     for _ in range(rounds):
-        got = 0
-        while got < n:
-            r = _read(mode, fd, ssl_p, 0, buf[got:], n - got)
-            if r < 0 or monotonic_ns() > t_end:
-                return False
-            got += r
+        if not _read_exactly(mode, fd, ssl_p, buf, n, t_end):
+            return False
         if not _write(mode, fd, ssl_p, buf, 0, n):
             return False
     return True
