@@ -3,12 +3,16 @@ called from jitted loops (tls_read/tls_write). All on 127.0.0.1, every wait boun
 
 from __future__ import annotations
 
+import asyncio
 import errno
+import http.client
+import http.server
 import logging
 import os
 import socket
 import ssl
 import stat
+import threading
 import time
 
 import numpy as np
@@ -284,7 +288,7 @@ def test_keyupdate_from_openssl_s_server(ca, good):
             assert write_some(conn.ssl, np.frombuffer(msg, np.uint8).copy(), len(msg), stats(),
                               WAIT_NS) == (len(msg), len(msg))
             assert not conn.key_update_pending()  # ours went out with that write
-            time.sleep(0.3)
+            srv.wait_for("after key update")  # s_server decrypted it
     finally:
         printed = srv.finish()
     assert "SSL_do_handshake -> 1" in printed  # s_server's report of its KeyUpdate
@@ -297,9 +301,10 @@ def test_partial_write_then_retry_from_a_moved_buffer(ca, good):
     total = 8 << 20
     data = np.random.default_rng(7).integers(0, 256, total, dtype=np.uint8)
     received = {}
+    gate = threading.Event()  # the server reads only once the client met a full socket
 
     def script(srv):
-        time.sleep(0.3)  # let the socket fill
+        assert gate.wait(TIMEOUT)
         received["data"] = srv.recv(total)
 
     srv = ScriptedServer(good, script)
@@ -313,8 +318,10 @@ def test_partial_write_then_retry_from_a_moved_buffer(ca, good):
             assert last > 0 or last in (TLS_WANT_WRITE, TLS_WANT_READ)
             if last == TLS_WANT_WRITE:
                 retries += 1
+                gate.set()
             rest = rest[done:].copy()  # a new buffer each time
             assert time.monotonic() < deadline
+        gate.set()
         srv.wait()
     assert retries > 0
     assert received["data"] == data.tobytes()
@@ -347,7 +354,9 @@ def test_cold_path_exchange_then_jitted_reads_lose_nothing(ca, good):
         srv.recv(1)
 
     srv = ScriptedServer(good, script)
-    settings = C.TlsSettings(server_name="localhost", ca_file=str(ca.ca_file))
+    settings = C.TlsSettings.from_config({"ca_file": str(ca.ca_file), "server_name": ""},
+                                         "localhost")
+    assert settings == C.TlsSettings("localhost", str(ca.ca_file), True, 5.0)
     with C.open_connection("127.0.0.1", srv.port, settings) as conn:
         conn.sendall(b"GET ")
         got = b""
@@ -378,9 +387,6 @@ def test_client_key_update_round_trip(ca, good):
 
 # ------------------------------------------------------- Python ssl under the same policy
 def _https_server(cert):
-    import http.server
-    import threading
-
     class Depth(http.server.BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 (http.server's name)
             body = b'{"lastUpdateId": 1, "bids": [], "asks": []}'
@@ -401,8 +407,6 @@ def _https_server(cert):
 
 
 def _get(port, ctx):
-    import http.client
-
     conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=TIMEOUT)
     try:
         conn.request("GET", "/api/v3/depth?symbol=BTCUSDT")
@@ -432,9 +436,6 @@ def test_https_snapshot_with_ca_file_and_rejection(ca, good, tmp_path):
 def test_asyncio_tls_server_serves_the_jitted_client(ca, good):
     """The simulator's shape: an asyncio server with server_ssl_context; our client reads
     and writes through tls_read/tls_write."""
-    import asyncio
-    import threading
-
     ready = threading.Event()
     box = {}
 
@@ -507,18 +508,19 @@ def test_wire_calls_over_plain_tcp():
 
 
 def test_stepped_handshake_never_blocks(ca, good):
-    srv = ScriptedServer(good, lambda s: s.send(s.recv(3)) or s.recv(1))
+    hold = threading.Event()
+    srv = ScriptedServer(good, lambda s: s.send(s.recv(3)) or s.recv(1), hold=hold)
     sock = socket.create_connection(("127.0.0.1", srv.port), timeout=TIMEOUT)
     with C.client_context(str(ca.ca_file)) as ctx:
         hs = ctx.begin_connect(sock, "localhost", TIMEOUT)
-    steps = 0
+    assert hs.step() is None and hs.wants_read  # the server has not answered: no wait
+    assert hs.step() is None
+    hold.set()
     deadline = time.monotonic() + TIMEOUT
-    while (conn := hs.step()) is None:  # each step returns at once
-        steps += 1
+    while (conn := hs.step()) is None:
         assert time.monotonic() < deadline
         time.sleep(0.001)
     with conn:
-        assert steps > 0
         assert wire_send(conn.fd, conn.ssl, arr(b"abc"), 0, 3) == 3
         assert wire_until(conn.fd, conn.ssl, np.zeros(3, np.uint8), WAIT_NS) == (3, 3)
     srv.wait()

@@ -54,12 +54,14 @@ class ScriptedServer:
     certificate), ``done`` is set when it is over."""
 
     def __init__(self, cert: ServerCert, script: Callable[[ScriptedServer], None] | None = None,
-                 max_version: ssl.TLSVersion | None = None):
+                 max_version: ssl.TLSVersion | None = None,
+                 hold: threading.Event | None = None):
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ctx.load_cert_chain(cert.cert_file, cert.key_file)
         if max_version is not None:
             self.ctx.maximum_version = max_version
         self.script = script
+        self.hold = hold  # set: start the handshake (until then the client waits)
         self.ls = listener()
         self.port = self.ls.getsockname()[1]
         self.error: BaseException | None = None
@@ -75,6 +77,8 @@ class ScriptedServer:
             c.settimeout(TIMEOUT)
             c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.sock = c
+            if self.hold is not None and not self.hold.wait(TIMEOUT):
+                raise TimeoutError("never released")
             with c:
                 self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
                 self.obj = self.ctx.wrap_bio(self.inc, self.out, server_side=True)
@@ -256,18 +260,28 @@ class SServer:
         self.port = self._port()
 
     def _port(self) -> int:
-        text = ""
-        deadline = time.monotonic() + TIMEOUT
-        fd = self.proc.stdout.fileno()
-        while time.monotonic() < deadline and "ACCEPT" not in text.rpartition("\n")[0]:
-            ready, _, _ = select.select([fd], [], [], 0.5)
-            if ready:
-                text += os.read(fd, 4096).decode(errors="replace")
-        self.lines.append(text)
+        text = self.wait_for("ACCEPT", line=True)
         for line in text.splitlines():
             if line.startswith("ACCEPT"):
                 return int(line.rsplit(":", 1)[1])
         raise AssertionError(f"s_server did not start: {text!r}")
+
+    def wait_for(self, needle: str, line: bool = False) -> str:
+        """Read s_server's output until ``needle`` (a whole line of it, with ``line``)
+        shows up; everything printed so far."""
+        fd = self.proc.stdout.fileno()
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            text = "".join(self.lines)
+            done = text.rpartition("\n")[0] if line else text
+            if needle in done:
+                return text
+            assert time.monotonic() < deadline, f"s_server never printed {needle!r}: {text!r}"
+            ready, _, _ = select.select([fd], [], [], 0.5)
+            if ready:
+                chunk = os.read(fd, 4096)
+                assert chunk, f"s_server exited before printing {needle!r}: {text!r}"
+                self.lines.append(chunk.decode(errors="replace"))
 
     def type(self, line: bytes) -> None:
         self.proc.stdin.write(line)

@@ -86,12 +86,22 @@ class TlsPeerClosed(TlsError):
 
 @dataclass(frozen=True)
 class TlsSettings:
-    """What a venue's config says about TLS (``tls``, ``server_name``, ``ca_file``...)."""
+    """The TLS part of a venue's config section (``server_name``, ``ca_file``,
+    ``tls_verify``, ``handshake_timeout_s``)."""
 
     server_name: str
     ca_file: str | None = None  # None: the system CA store
     verify: bool = True
     handshake_timeout: float = 5.0
+
+    @classmethod
+    def from_config(cls, section: dict, host: str) -> TlsSettings:
+        """``host`` (the URL's or the FIX endpoint's) is the name unless ``server_name``
+        says otherwise; empty strings mean "not set"."""
+        return cls(server_name=section.get("server_name") or host,
+                   ca_file=section.get("ca_file") or None,
+                   verify=bool(section.get("tls_verify", True)),
+                   handshake_timeout=float(section.get("handshake_timeout_s", 5.0)))
 
 
 def _checked(ok: int, what: str) -> None:
