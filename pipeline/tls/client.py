@@ -36,6 +36,7 @@ import select
 import socket
 import time
 from dataclasses import dataclass
+from functools import partial
 
 from pipeline.tls import openssl as O
 from pipeline.tls.openssl import describe
@@ -442,24 +443,23 @@ class TlsConnection:
         view = memoryview(data)
         deadline = time.monotonic() + timeout
         while view:
-            try:
-                view = view[self.send(view):]
-            except BlockingIOError:
-                pass
-            if view and not self._wait(False, deadline):
-                raise TlsError(f"TLS write to {_peer(self.sock)}: timed out after {timeout:g}s")
+            view = view[self._blocking(partial(self.send, view), False, deadline, "write"):]
 
     def recv(self, n: int, timeout: float = 5.0) -> bytes:
         """Cold-path read of up to ``n`` bytes (HTTP upgrade response); b'' on close_notify."""
         buf = bytearray(n)
-        deadline = time.monotonic() + timeout
+        got = self._blocking(partial(self.recv_into, buf), True, time.monotonic() + timeout,
+                             "read")
+        return bytes(buf[:got])
+
+    def _blocking(self, op, readable: bool, deadline: float, what: str) -> int:
+        """``op()`` retried under ``select`` until it does not raise BlockingIOError."""
         while True:
             try:
-                return bytes(buf[: self.recv_into(buf)])
+                return op()
             except BlockingIOError:
-                if not self._wait(True, deadline):
-                    raise TlsError(f"TLS read from {_peer(self.sock)}: timed out after "
-                                   f"{timeout:g}s") from None
+                if not self._wait(readable, deadline):
+                    raise TlsError(f"TLS {what} {_peer(self.sock)}: timed out") from None
 
     def _wait(self, readable: bool, deadline: float) -> bool:
         left = deadline - time.monotonic()
