@@ -12,6 +12,8 @@ import os
 import socket
 import ssl
 import stat
+import subprocess
+import sys
 import threading
 import time
 
@@ -536,3 +538,17 @@ def test_stepped_handshake_times_out_and_closes():
         with pytest.raises(TlsHandshakeTimeout):
             hs.step()
         assert sock.fileno() == -1
+
+
+def test_jitted_tls_calls_load_from_the_cache_in_a_fresh_process():
+    """SSL_read is declared by name, so cached machine code links in a new process (a
+    ctypes address baked into the code would not survive: numba would refuse to cache)."""
+    read_upto(0, np.zeros(1, np.uint8), 1, stats(), 0)  # compiled (and cached) here
+    code = ("import numpy as np; from tests.tls_peers import read_upto, stats; "
+            "print(read_upto(0, np.zeros(1, np.uint8), 1, stats(), 0)[1], "
+            "sum(read_upto.stats.cache_hits.values()), "
+            "sum(read_upto.stats.cache_misses.values()))")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=root, timeout=120, check=True).stdout.split()
+    assert out == [str(TLS_WANT_READ), "1", "0"]
