@@ -49,6 +49,8 @@ bio_write = buffer_call("BIO_write", tls_result=False)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=64, help="frames per send")
+    parser.add_argument("--frame", type=int, default=FRAME,
+                        help="frame size (180: bookTicker; ~2500: a 50-level depth diff)")
     parser.add_argument("--rounds", type=int, default=300, help="batches per path")
     parser.add_argument("--rtt", type=int, default=3000, help="round trips per path")
     parser.add_argument("--budget-s", type=float, default=1.0,
@@ -140,12 +142,13 @@ def receive_batches(mode, fd, ssl_p, rbio, buf, chunk, batch_bytes, per_round, a
 def send_batches(mode, fd, ssl_p, wbio, frames, out, batch, rounds, ack):
     """Sender: each round one send() of ``batch`` frames (TLS: records via a memory BIO)."""
     t_end = monotonic_ns() + DEADLINE_NS
+    frame = frames.shape[0] // batch
     for _ in range(rounds):
-        n = batch * FRAME
+        n = batch * frame
         src = frames
         if mode != PLAIN:
             for i in range(batch):
-                tls_write(ssl_p, frames, i * FRAME, FRAME)
+                tls_write(ssl_p, frames, i * frame, frame)
             n = bio_read(wbio, out, 0, out.shape[0])
             src = out
         if not _write(PLAIN, fd, ssl_p, src, 0, n):
@@ -197,7 +200,8 @@ def echo(mode, fd, ssl_p, buf, n, rounds):
     return True
 
 
-def _serve(q, mode: int, role: str, cert: str, key: str, batch: int, rounds: int) -> None:
+def _serve(q, mode: int, role: str, cert: str, key: str, batch: int, rounds: int,
+           frame: int) -> None:
     """Peer process: accept one connection (TLS handshake if asked) and play ``role``."""
     ls = socket.socket()
     ls.bind(("127.0.0.1", 0))
@@ -215,13 +219,14 @@ def _serve(q, mode: int, role: str, cert: str, key: str, batch: int, rounds: int
         ssl_p = conn.ssl
     fd = sock.fileno()
     if role == "stream":
-        frames = np.frombuffer(bytes(range(FRAME)) * batch, np.uint8).copy()
+        frames = np.frombuffer((bytes(range(256)) * (frame // 256 + 1))[:frame] * batch,
+                               np.uint8).copy()
         wbio = 0
         if mode != PLAIN:  # records collect in memory, then leave in one send()
             lib = O.lib()
             wbio = lib.BIO_new(lib.BIO_s_mem())
             lib.SSL_set0_wbio(ssl_p, wbio)
-        send_batches(mode, fd, ssl_p, wbio, frames, np.zeros(batch * (FRAME + 64), np.uint8),
+        send_batches(mode, fd, ssl_p, wbio, frames, np.zeros(batch * (frame + 64), np.uint8),
                      batch, rounds, np.zeros(1, np.uint8))
     else:
         echo(mode, fd, ssl_p, np.zeros(MSG, np.uint8), MSG, rounds)
@@ -230,9 +235,10 @@ def _serve(q, mode: int, role: str, cert: str, key: str, batch: int, rounds: int
 
 
 def _connect(mode: int, role: str, paths, batch: int, rounds: int, ca_file: str,
-             read_ahead: bool = True):
+             read_ahead: bool = True, frame: int = FRAME):
     q = mp.Queue()
-    proc = mp.Process(target=_serve, args=(q, mode, role, *paths, batch, rounds), daemon=True)
+    proc = mp.Process(target=_serve, args=(q, mode, role, *paths, batch, rounds, frame),
+                      daemon=True)
     proc.start()
     port = q.get(timeout=30)
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
@@ -253,11 +259,12 @@ def _row(measure: str, path: str, ns: np.ndarray, base: float | None) -> dict:
             "extra_p50_ns": None if base is None else p50 - base}
 
 
-STREAM_PATHS = [("plain sock_recv, 64 KiB reads", PLAIN, CHUNK, True),
-                ("plain sock_recv, 180 B reads", PLAIN, FRAME, True),
-                ("tls_read, read-ahead (ours)", TLS, CHUNK, True),
-                ("tls_read, no read-ahead", TLS, CHUNK, False),
-                ("memory BIO: recv+BIO_write+SSL_read", MEMBIO, CHUNK, False)]
+def stream_paths(frame: int) -> list[tuple[str, int, int, bool]]:
+    return [("plain sock_recv, 64 KiB reads", PLAIN, CHUNK, True),
+            (f"plain sock_recv, {frame} B reads", PLAIN, frame, True),
+            ("tls_read, read-ahead (ours)", TLS, CHUNK, True),
+            ("tls_read, no read-ahead", TLS, CHUNK, False),
+            ("memory BIO: recv+BIO_write+SSL_read", MEMBIO, CHUNK, False)]
 
 
 def main(args: argparse.Namespace) -> int:
@@ -268,9 +275,9 @@ def main(args: argparse.Namespace) -> int:
         paths = (str(cert.cert_file), str(cert.key_file))
         rows, handshakes = [], []
         base = None
-        for name, mode, chunk, read_ahead in STREAM_PATHS:
+        for name, mode, chunk, read_ahead in stream_paths(args.frame):
             sock, conn, proc, hs = _connect(mode, "stream", paths, args.batch, args.rounds,
-                                            str(ca.ca_file), read_ahead)
+                                            str(ca.ca_file), read_ahead, args.frame)
             rbio = 0
             if mode == MEMBIO:
                 lib = O.lib()
@@ -278,14 +285,14 @@ def main(args: argparse.Namespace) -> int:
                 lib.SSL_set0_rbio(conn.ssl, rbio)
             per = np.zeros(args.rounds, np.int64)
             done = receive_batches(mode, sock.fileno(), conn.ssl if conn else 0, rbio,
-                                   np.zeros(2 * CHUNK, np.uint8), chunk, args.batch * FRAME,
+                                   np.zeros(2 * CHUNK, np.uint8), chunk, args.batch * args.frame,
                                    per, np.zeros(1, np.uint8), budget)
             (conn or sock).close()
             proc.join(10)
             if done < 10:
                 raise RuntimeError(f"{name}: the stream broke off after {done} rounds")
             ns = per[done // 10:done] / args.batch  # the first tenth warms up
-            row = _row(f"recv {FRAME} B frame (ns/frame)", name, ns, base)
+            row = _row(f"recv {args.frame} B frame (ns/frame)", name, ns, base)
             base = row["p50_ns"] if base is None else base
             rows.append(row)
             if hs:
