@@ -33,7 +33,14 @@ from pipeline.runtime.libc import sched_yield
 from pipeline.tls import openssl as O
 from pipeline.tls.certs import TestCA
 from pipeline.tls.client import client_context, server_context
-from pipeline.tls.io import TLS_WANT_READ, TLS_WANT_WRITE, buffer_call, tls_read, tls_write
+from pipeline.tls.io import (
+    TLS_WANT_READ,
+    TLS_WANT_WRITE,
+    bio_read,
+    bio_write,
+    tls_read,
+    tls_write,
+)
 
 PLAIN = 0
 TLS = 1
@@ -42,9 +49,6 @@ FRAME = 180
 MSG = 200
 CHUNK = 1 << 16
 DEADLINE_NS = 20_000_000_000  # no loop here outlives this, whatever the peer does
-
-bio_read = buffer_call("BIO_read", tls_result=False)
-bio_write = buffer_call("BIO_write", tls_result=False)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -221,11 +225,8 @@ def _serve(q, mode: int, role: str, cert: str, key: str, batch: int, rounds: int
     if role == "stream":
         frames = np.frombuffer((bytes(range(256)) * (frame // 256 + 1))[:frame] * batch,
                                np.uint8).copy()
-        wbio = 0
-        if mode != PLAIN:  # records collect in memory, then leave in one send()
-            lib = O.lib()
-            wbio = lib.BIO_new(lib.BIO_s_mem())
-            lib.SSL_set0_wbio(ssl_p, wbio)
+        # TLS: records collect in memory, then leave in one send()
+        wbio = conn.memory_bio(read=False) if conn is not None else 0
         send_batches(mode, fd, ssl_p, wbio, frames, np.zeros(batch * (frame + 64), np.uint8),
                      batch, rounds, np.zeros(1, np.uint8))
     else:
@@ -278,11 +279,7 @@ def main(args: argparse.Namespace) -> int:
         for name, mode, chunk, read_ahead in stream_paths(args.frame):
             sock, conn, proc, hs = _connect(mode, "stream", paths, args.batch, args.rounds,
                                             str(ca.ca_file), read_ahead, args.frame)
-            rbio = 0
-            if mode == MEMBIO:
-                lib = O.lib()
-                rbio = lib.BIO_new(lib.BIO_s_mem())
-                lib.SSL_set0_rbio(conn.ssl, rbio)
+            rbio = conn.memory_bio() if mode == MEMBIO else 0
             per = np.zeros(args.rounds, np.int64)
             done = receive_batches(mode, sock.fileno(), conn.ssl if conn else 0, rbio,
                                    np.zeros(2 * CHUNK, np.uint8), chunk, args.batch * args.frame,

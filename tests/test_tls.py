@@ -40,6 +40,7 @@ from tests.tls_peers import (
     listener,
     read_upto,
     silent_server,
+    staged_until,
     stats,
     wire_until,
     write_some,
@@ -552,3 +553,27 @@ def test_jitted_tls_calls_load_from_the_cache_in_a_fresh_process():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=root, timeout=120, check=True).stdout.split()
     assert out == [str(TLS_WANT_READ), "1", "0"]
+
+
+def test_memory_bio_reading_gets_every_record(ca, good):
+    """The alternative read path bench/tls.py measures: ciphertext moved by sock_recv and
+    bio_write, records (incl. the NewSessionTickets) decrypted by tls_read, close_notify
+    still seen."""
+    frames = [bytes([97 + i]) * 300 for i in range(20)]
+
+    def script(srv):
+        for f in frames:
+            srv.send(f)
+        srv.close_notify()
+
+    srv = ScriptedServer(good, script)
+    with connect(srv.port, ca.ca_file) as conn:
+        rbio = conn.memory_bio()
+        out = np.zeros(20 * 300, np.uint8)
+        stage = np.zeros(1 << 16, np.uint8)
+        got, last = staged_until(conn.fd, conn.ssl, rbio, stage, out, WAIT_NS)
+        assert bytes(out[:got]) == b"".join(frames)
+        got, last = staged_until(conn.fd, conn.ssl, rbio, stage, np.zeros(8, np.uint8),
+                                 WAIT_NS)
+        assert (got, last) == (0, TLS_CLOSED)
+    srv.wait()

@@ -23,6 +23,7 @@ from errno import EAGAIN
 import numpy as np
 from numba import njit
 
+from pipeline.fix.sockio import sock_recv
 from pipeline.runtime.clock import monotonic_ns
 from pipeline.runtime.libc import nanosleep
 from pipeline.tls.certs import ServerCert
@@ -31,6 +32,7 @@ from pipeline.tls.io import (
     TLS_WANT_READ,
     TLS_WANT_WRITE,
     account,
+    bio_write,
     tls_read,
     tls_write,
     wire_recv,
@@ -238,6 +240,28 @@ def wire_until(fd, ssl_p, out, timeout_ns):
             nanosleep(IDLE_NS)
         else:
             break
+    return got, last
+
+
+@njit(cache=True, _nrt=False, nogil=True)
+def staged_until(fd, ssl_p, rbio, stage, out, timeout_ns):
+    """Memory-BIO reading: ``sock_recv`` ciphertext into ``stage``, ``bio_write`` it,
+    ``tls_read`` plaintext into ``out`` until full, a terminal result or the deadline:
+    (bytes, last tls_read result)."""
+    got = 0
+    last = TLS_WANT_READ
+    deadline = monotonic_ns() + timeout_ns
+    while got < out.shape[0] and monotonic_ns() < deadline:
+        raw = sock_recv(fd, stage, 0, stage.shape[0])
+        if raw > 0:
+            bio_write(rbio, stage, 0, raw)
+        last = tls_read(ssl_p, out, got, out.shape[0] - got)
+        if last > 0:
+            got += last
+        elif last != TLS_WANT_READ:
+            break
+        elif raw <= 0:
+            nanosleep(IDLE_NS)
     return got, last
 
 

@@ -393,6 +393,17 @@ class TlsConnection:
         sess = self.lib.SSL_get_session(self.ssl)
         return bool(sess) and self.lib.SSL_SESSION_has_ticket(sess) == 1
 
+    def memory_bio(self, read: bool = True) -> int:
+        """Swap the read (or write) side from the socket to a memory BIO owned by the
+        ``SSL``; returns the ``BIO*`` for ``bio_write``/``bio_read``. Reading then means:
+        ``sock_recv`` the ciphertext, ``bio_write`` it, ``tls_read`` until WANT_READ (one
+        syscall for many records; bench/tls.py compares it with read-ahead)."""
+        bio = self.lib.BIO_new(self.lib.BIO_s_mem())
+        if not bio:
+            raise TlsError(f"BIO_new failed: {O.error_queue()}")
+        (self.lib.SSL_set0_rbio if read else self.lib.SSL_set0_wbio)(self.ssl, bio)
+        return bio
+
     def key_update(self, request_peer: bool = True) -> None:
         """Schedule a TLS 1.3 KeyUpdate (sent with the next write)."""
         _checked(self.lib.SSL_key_update(self.ssl, int(request_peer)), "SSL_key_update")

@@ -133,6 +133,11 @@ tls_read.__doc__ = ("tls_read(ssl, into arr[start:start+n]): plaintext bytes, or
 tls_write = buffer_call("SSL_write")
 tls_write.__doc__ = ("tls_write(ssl, arr[start:start+n]): bytes taken (whole records), or a "
                      "TLS_* code.")
+# memory BIOs (``TlsConnection.memory_bio``): the caller moves the ciphertext itself
+bio_write = buffer_call("BIO_write", tls_result=False)
+bio_write.__doc__ = "bio_write(bio, arr[start:start+n]): ciphertext handed to OpenSSL."
+bio_read = buffer_call("BIO_read", tls_result=False)
+bio_read.__doc__ = "bio_read(bio, into arr[start:start+n]): ciphertext to send (<= 0: none)."
 
 
 @njit(cache=True, _nrt=False)
