@@ -7,7 +7,8 @@ bounded by ``timeout``, and returns a ``TlsConnection`` whose ``ssl`` (an int, t
 the caller says ``verify=False``, which logs a warning on every connect. A failure raises
 a ``TlsError`` subclass whose message names the cause (unknown CA, hostname mismatch,
 expired certificate, handshake timeout, peer closed) and the socket is closed: no
-half-trusted connection is ever returned.
+half-trusted connection is ever returned. ``begin_connect`` gives the same handshake as
+a ``TlsHandshake`` to step from a duty cycle without blocking.
 
 Context settings, and why:
 - TLS >= 1.2; renegotiation refused (a TLS 1.2 server could otherwise start a handshake
@@ -24,7 +25,10 @@ Context settings, and why:
   unsent rest in a new buffer (the FIX initiator's ``pending``); this lets the retry come
   from a different address. The retry must be at least as long as the failed write.
 - read-ahead: one ``read()`` takes every record the kernel holds instead of a 5-byte
-  header then the body (two syscalls per record); bench/tls.py measures it.
+  header then the body (two syscalls per record); bench/tls.py measures it, and the
+  memory-BIO alternative (``TlsConnection.memory_bio``).
+The socket BIO writes with ``write()``, not ``send(MSG_NOSIGNAL)``: a dead peer is EPIPE
+only because Python processes ignore SIGPIPE (CPython does at start-up).
 """
 
 from __future__ import annotations
