@@ -8,12 +8,15 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
+from numba import njit
 
 from pipeline.observe import histogram
 from pipeline.observe.counters import Counters
 from pipeline.probe.agents import ProbeConsumer, ProbeProducer
 from pipeline.runtime import idle as I
+from pipeline.runtime.agent import ONE_CYCLE, SameArgsCall, run_slice
 from pipeline.runtime.composite import CompositeAgent
 from pipeline.runtime.processes import Child, stop, wait_running
 from pipeline.transport.ring import Ring
@@ -119,3 +122,27 @@ def test_histogram_window_counts_only_what_came_after_the_snapshot(instance):
     nothing = c.histograms(since=c.histogram_words())["x"]
     assert nothing["count"] == 0 and nothing["max"] == 0
     c.close()
+
+
+@njit(cache=True, _nrt=False)
+def _sum_cycle(values, out):
+    out[0] += values.sum()
+    return 0
+
+
+def test_same_args_call_skips_typing_only_for_the_same_argument_objects():
+    """Same objects: the overload chosen before is called directly. New objects, even of
+    another type, go through the dispatcher again (a float array read as int64 would sum
+    to garbage here)."""
+    call = SameArgsCall(run_slice)
+    ints, out = np.arange(4, dtype=np.int64), np.zeros(1, np.float64)
+    args = (ints, out)
+    state = I.noop()
+    for _ in range(3):
+        call(_sum_cycle, args, state, ONE_CYCLE)
+    assert out[0] == 18 and call._entry is not None  # the direct path was taken
+    floats = (np.full(4, 0.5), out)
+    call(_sum_cycle, floats, state, ONE_CYCLE)
+    assert out[0] == 20
+    call(_sum_cycle, args, state, ONE_CYCLE)
+    assert out[0] == 26

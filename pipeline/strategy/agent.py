@@ -33,7 +33,7 @@ from pipeline.observe.counters import Counters, bump
 from pipeline.observe.histogram import record
 from pipeline.orders.segments import OmsState
 from pipeline.runtime import warming
-from pipeline.runtime.agent import Agent, run_slice
+from pipeline.runtime.agent import Agent, HotDuty, SameArgsCall, run_slice
 from pipeline.runtime.clock import monotonic_ns
 from pipeline.strategy import warm as W
 from pipeline.strategy.intents import (
@@ -278,6 +278,7 @@ class StrategyAgent(Agent):
                      self.sink, self.books, self.execs, self.trades, self.clock,
                      self.telemetry, self.warm)
         self._cycle, self._cycle_args = bind_cycle(s), self.args[1:]
+        self._slice = SameArgsCall(run_slice)
 
     def _recover(self) -> None:
         """Crash-only restart: take the inventory from the OMS and cancel any order a
@@ -305,11 +306,11 @@ class StrategyAgent(Agent):
         md = ring.view(ring.join("strategy_trades", ConsumerMode.OBSERVING))
         return TradeSource(md, out, out.reshape(-1).view(ring.dtype))
 
-    def hot_duty(self) -> tuple:
-        return self._cycle, self._cycle_args
+    def hot_duty(self) -> HotDuty:
+        return HotDuty(self._cycle, self._cycle_args)
 
     def do_work(self, idle_state: np.ndarray, deadline_ns: int) -> int:
-        return run_slice(self._cycle, self._cycle_args, idle_state, deadline_ns)
+        return self._slice(self._cycle, self._cycle_args, idle_state, deadline_ns)
 
     def pause(self, paused: bool) -> None:
         """Stop quoting (pull every quote) or resume; books are consumed either way."""
