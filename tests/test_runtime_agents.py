@@ -16,7 +16,7 @@ from pipeline.observe import histogram
 from pipeline.observe.counters import Counters
 from pipeline.probe.agents import ProbeConsumer, ProbeProducer
 from pipeline.runtime import idle as I
-from pipeline.runtime.agent import ONE_CYCLE, SameArgsCall, run_slice
+from pipeline.runtime.agent import ONE_CYCLE, SameArgsCall, _same_type, run_slice
 from pipeline.runtime.composite import CompositeAgent
 from pipeline.runtime.processes import Child, stop, wait_running
 from pipeline.transport.ring import Ring
@@ -130,19 +130,25 @@ def _sum_cycle(values, out):
     return 0
 
 
-def test_same_args_call_skips_typing_only_for_the_same_argument_objects():
-    """Same objects: the overload chosen before is called directly. New objects, even of
-    another type, go through the dispatcher again (a float array read as int64 would sum
-    to garbage here)."""
+def test_same_args_call_skips_typing_only_for_the_same_argument_types():
+    """The same arrays (in a rebuilt tuple too) and other ints: the overload chosen before
+    is called directly. Another array, even of another type, goes through the dispatcher
+    again (a float array read as int64 would sum to garbage here)."""
     call = SameArgsCall(run_slice)
     ints, out = np.arange(4, dtype=np.int64), np.zeros(1, np.float64)
     args = (ints, out)
     state = I.noop()
     for _ in range(3):
         call(_sum_cycle, args, state, ONE_CYCLE)
-    assert out[0] == 18 and call._entry is not None  # the direct path was taken
+    entry = call._entry
+    assert out[0] == 18 and entry is not None  # resolved once ...
+    call(_sum_cycle, (ints, out), state, ONE_CYCLE)
+    assert out[0] == 24 and call._entry is entry  # ... and called directly since
     floats = (np.full(4, 0.5), out)
     call(_sum_cycle, floats, state, ONE_CYCLE)
-    assert out[0] == 20
+    assert out[0] == 26 and call._entry is not entry
     call(_sum_cycle, args, state, ONE_CYCLE)
-    assert out[0] == 26
+    assert out[0] == 32
+    # deadlines differ every slice: any two int64s type alike, a wider int does not
+    assert _same_type(time.monotonic_ns(), time.monotonic_ns() + 1)
+    assert not _same_type(1, 1 << 63) and not _same_type(1, 1.0)

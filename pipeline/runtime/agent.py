@@ -73,32 +73,50 @@ def run_slice(duty_cycle, args, idle_state, deadline_ns):
             return total
 
 
+_INT64 = range(-(1 << 63), 1 << 63)
+
+
+def _same_type(seen, arg) -> bool:
+    """True when ``arg`` certainly has the numba type ``seen`` had: the same object (an
+    array's dtype, rank and layout never change), two ints numba types as int64, two
+    floats or bools, or two tuples of one class whose items all pass."""
+    if seen is arg:
+        return True
+    kind = type(seen)
+    if kind is not type(arg):
+        return False
+    if kind is int:
+        return seen in _INT64 and arg in _INT64
+    if kind is float or kind is bool:
+        return True
+    return isinstance(seen, tuple) and len(seen) == len(arg) and all(map(_same_type, seen, arg))
+
+
 class SameArgsCall:
-    """Calls a jitted function whose leading arguments are the same objects every time
-    (an agent's argument tuples, its idle state) and whose last one is an int (a deadline)
-    without numba typing them on each call.
+    """Calls a jitted function with arguments of the types it had last time (an agent's
+    argument tuples, rebuilt or not from the same arrays; its idle state; a deadline)
+    without numba typing them on every call.
 
     The dispatcher types every argument on every call, in Python for named tuples and
     record arrays: ~18 us for the strategy's slice, against ~1.3 us for the call itself.
-    The same objects have the same numba types (tuples are immutable, an array's dtype,
-    rank and layout never change), so after one call through the dispatcher this calls the
-    overload it chose directly; any other argument goes through the dispatcher again.
+    After one call through the dispatcher this calls the overload it chose directly for
+    as long as ``_same_type`` holds for every argument; anything else goes through the
+    dispatcher again (and is remembered).
     """
 
     def __init__(self, dispatcher: Callable):
         self.dispatcher = dispatcher
-        self._same: tuple = ()  # held: their ids cannot be reused while we compare them
+        self._seen: tuple = ()  # held: an id compared in _same_type is never reused
         self._entry: Callable | None = None
 
     def __call__(self, *args):
-        *same, last = args
-        if self._entry is not None and type(last) is int and len(same) == len(self._same) \
-                and all(a is b for a, b in zip(same, self._same, strict=True)):
+        if self._entry is not None and len(args) == len(self._seen) \
+                and all(map(_same_type, self._seen, args)):
             return self._entry(*args)
         result = self.dispatcher(*args)
         sig = tuple(self.dispatcher.typeof_pyval(a) for a in args)
         overload = self.dispatcher.overloads.get(sig)  # None: it matched by conversion
-        self._same, self._entry = (tuple(same), overload.entry_point) if overload else ((), None)
+        self._seen, self._entry = (args, overload.entry_point) if overload else ((), None)
         return result
 
 
