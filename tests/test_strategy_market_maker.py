@@ -414,7 +414,9 @@ def test_live_strategy_does_not_act_on_a_book_from_a_backlog(instance):
 
 
 def _live(rig, seed, **kw):
-    agent = StrategyAgent(MM, MM.make_state(1, PARAMS, quote_qty=[100], max_position=[300]),
+    # a minute before quotes go stale: on the live clock, a loaded host must not pull them
+    params = dict(PARAMS, stale_ms=60_000)
+    agent = StrategyAgent(MM, MM.make_state(1, params, quote_qty=[100], max_position=[300]),
                           rig.orders, id_state(seed=seed), rig.books, rig.execs, rig.counters,
                           **kw)
     rig.agent = agent
