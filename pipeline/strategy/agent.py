@@ -218,7 +218,7 @@ def bind_cycle(strategy):
 
 
 class StrategyAgent(Agent):
-    """Wires a strategy (module with the four callbacks) to its rings."""
+    """Wires a strategy (module with the five callbacks) to its rings."""
 
     name = "strategy"
 
