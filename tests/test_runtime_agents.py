@@ -149,6 +149,9 @@ def test_same_args_call_skips_typing_only_for_the_same_argument_types():
     assert out[0] == 26 and call._entry is not entry
     call(_sum_cycle, args, state, ONE_CYCLE)
     assert out[0] == 32
+    for _ in range(SameArgsCall.MAX_RESOLVES):  # arguments that keep changing ...
+        call(_sum_cycle, (np.ones(4, np.int64), out), state, ONE_CYCLE)
+    assert out[0] == 48 and call._entry is None  # ... get plain dispatcher calls
     # deadlines differ every slice: any two int64s type alike, a wider int does not
     assert _same_type(time.monotonic_ns(), time.monotonic_ns() + 1)
     assert not _same_type(1, 1 << 63) and not _same_type(1, 1.0)
