@@ -8,12 +8,15 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
+from numba import njit
 
 from pipeline.observe import histogram
 from pipeline.observe.counters import Counters
 from pipeline.probe.agents import ProbeConsumer, ProbeProducer
 from pipeline.runtime import idle as I
+from pipeline.runtime.agent import ONE_CYCLE, SameArgsCall, _same_type, run_slice
 from pipeline.runtime.composite import CompositeAgent
 from pipeline.runtime.processes import Child, stop, wait_running
 from pipeline.transport.ring import Ring
@@ -27,11 +30,11 @@ def test_backoff_spins_then_yields_then_parks_with_bounded_doubling():
     assert blocked == [False, False, False, True, True]  # 3 spins, 2 yields
     parks = []
     for _ in range(4):
-        parks.append(int(s[I.PARK_NS]))
+        parks.append(int(s["park_ns"][0]))
         assert I.idle(s, 0)
     assert parks == [1_000, 2_000, 4_000, 4_000]
     assert not I.idle(s, 5)  # work resets the whole ladder
-    assert (s[I.SPINS], s[I.YIELDS], s[I.PARK_NS]) == (0, 0, 1_000)
+    assert (s["spins"][0], s["yields"][0], s["park_ns"][0]) == (0, 0, 1_000)
 
 
 def test_each_strategy_reports_whether_it_gave_up_the_core():
@@ -119,3 +122,36 @@ def test_histogram_window_counts_only_what_came_after_the_snapshot(instance):
     nothing = c.histograms(since=c.histogram_words())["x"]
     assert nothing["count"] == 0 and nothing["max"] == 0
     c.close()
+
+
+@njit(cache=True, _nrt=False)
+def _sum_cycle(values, out):
+    out[0] += values.sum()
+    return 0
+
+
+def test_same_args_call_skips_typing_only_for_the_same_argument_types():
+    """The same arrays (in a rebuilt tuple too) and other ints: the overload chosen before
+    is called directly. Another array, even of another type, goes through the dispatcher
+    again (a float array read as int64 would sum to garbage here)."""
+    call = SameArgsCall(run_slice)
+    ints, out = np.arange(4, dtype=np.int64), np.zeros(1, np.float64)
+    args = (ints, out)
+    state = I.noop()
+    for _ in range(3):
+        call(_sum_cycle, args, state, ONE_CYCLE)
+    entry = call._entry
+    assert out[0] == 18 and entry is not None  # resolved once ...
+    call(_sum_cycle, (ints, out), state, ONE_CYCLE)
+    assert out[0] == 24 and call._entry is entry  # ... and called directly since
+    floats = (np.full(4, 0.5), out)
+    call(_sum_cycle, floats, state, ONE_CYCLE)
+    assert out[0] == 26 and call._entry is not entry
+    call(_sum_cycle, args, state, ONE_CYCLE)
+    assert out[0] == 32
+    for _ in range(SameArgsCall.MAX_RESOLVES):  # arguments that keep changing ...
+        call(_sum_cycle, (np.ones(4, np.int64), out), state, ONE_CYCLE)
+    assert out[0] == 48 and call._entry is None  # ... get plain dispatcher calls
+    # deadlines differ every slice: any two int64s type alike, a wider int does not
+    assert _same_type(time.monotonic_ns(), time.monotonic_ns() + 1)
+    assert not _same_type(1, 1 << 63) and not _same_type(1, 1.0)

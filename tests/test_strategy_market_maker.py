@@ -9,7 +9,7 @@ from pipeline.observe.counters import Counters
 from pipeline.orders.segments import OmsState
 from pipeline.runtime import idle
 from pipeline.strategy import market_maker as MM
-from pipeline.strategy.agent import BY_OPERATOR, C_PAUSED, StrategyAgent
+from pipeline.strategy.agent import BY_OPERATOR, StrategyAgent
 from pipeline.strategy.intents import id_state
 from pipeline.transport.ring import Ring
 from pipeline.transport.shared import atomic_store
@@ -80,7 +80,7 @@ class Rig:
         return self.orders.take(self.gw)
 
     def position(self):
-        return int(self.mm[3][0, MM.POSITION])
+        return int(self.mm.st_i[0, MM.POSITION])
 
 
 @pytest.fixture
@@ -155,7 +155,7 @@ def test_a_reject_backs_off_that_symbol(rig):
     rig.report(quotes[1], ExecType.NEW)
     out = rig.book(10_000, 10_010)
     assert not (out["action"] == OrderAction.NEW).any()  # cooling down
-    assert rig.mm[3][0, MM.N_REJECTS] == 1
+    assert rig.mm.st_i[0, MM.N_REJECTS] == 1
 
 
 def test_same_events_give_identical_intents(instance_name):
@@ -196,7 +196,7 @@ def test_a_refused_cancel_leaves_the_quote_live(rig):
     cancels = rig.book(0, 0, state=SyncState.UNSYNCED)
     rig.report(cancels[0], ExecType.REJECTED)  # e.g. risk refused the cancel
     rig.report(cancels[1], ExecType.CANCEL_REJECTED)
-    statuses = rig.mm[5][0, :, 0, MM.O_STATUS]
+    statuses = rig.mm.orders[0, :, 0, MM.O_STATUS]
     assert list(statuses) == [MM.LIVE, MM.LIVE]
 
 
@@ -245,7 +245,7 @@ def test_budget_caps_orders_per_second_of_event_time_under_a_fast_book(instance)
     assert worst == budget  # the whole budget is used, never more, in any 1 s window
     per_second = np.bincount((np.array(times) - times[0]) // SECOND)
     assert len(per_second) == 4 and (per_second > 0).all()  # quoting went on every second
-    throttled = rig.mm[6][MM.B_THROTTLED]
+    throttled = rig.mm.budget[MM.B_THROTTLED]
     assert throttled > 0
     rig.agent.housekeeping(0)  # published for the monitor and the run summary
     assert rig.counters.values()["strategy.requotes_throttled"] == throttled
@@ -255,11 +255,11 @@ def test_over_budget_the_quote_stays_and_the_timer_requotes_it_later(instance):
     rig = Rig(instance, dict(PARAMS, max_orders_per_s=4, stale_ms=5000))
     quotes = _acked(rig, rig.book(10_000, 10_010))  # 2 new orders
     assert len(_orders(_acked(rig, rig.book(10_020, 10_030)))) == 2  # 2 replaces: spent
-    held = rig.mm[5][0, :, 0].copy()
+    held = rig.mm.orders[0, :, 0].copy()
     assert list(rig.book(10_060, 10_070)) == []  # over budget: nothing sent ...
-    assert (rig.mm[5][0, :, 0] == held).all()  # ... and the quotes are kept as they were
+    assert (rig.mm.orders[0, :, 0] == held).all()  # ... and the quotes are kept as they were
     assert list(held[:, MM.O_STATUS]) == [MM.LIVE, MM.LIVE]
-    assert rig.mm[3][0, MM.REQUOTE_DUE] == 1 and rig.mm[6][MM.B_THROTTLED] == 2
+    assert rig.mm.st_i[0, MM.REQUOTE_DUE] == 1 and rig.mm.budget[MM.B_THROTTLED] == 2
     # no more book updates; the event clock moves on (a report for nothing of ours)
     rep = np.zeros(1, EXEC_REPORT)
     rep["t_origin_ns"], rep["cl_ord_id"] = rig.t + SECOND // 2, 999
@@ -273,7 +273,7 @@ def test_over_budget_the_quote_stays_and_the_timer_requotes_it_later(instance):
     bid, ask = sorted(out, key=lambda i: i["side"])
     assert held[0, MM.O_PRICE] < bid["price"] < 10_065 < ask["price"]
     assert (out["t_origin_ns"] == 0).all()  # caused by the timer, not by a frame
-    assert rig.mm[3][0, MM.REQUOTE_DUE] == 0
+    assert rig.mm.st_i[0, MM.REQUOTE_DUE] == 0
 
 
 def test_a_held_back_quote_is_requoted_by_the_next_book_with_its_frame_time(instance):
@@ -292,7 +292,7 @@ def test_pulling_quotes_is_never_held_back_by_the_budget(instance):
     assert list(rig.book(10_040, 10_050)) == []  # replaces held back
     out = rig.book(0, 0, state=SyncState.UNSYNCED)
     assert list(out["action"]) == [OrderAction.CANCEL] * 2
-    assert rig.mm[3][0, MM.REQUOTE_DUE] == 0  # pulled: nothing left to requote
+    assert rig.mm.st_i[0, MM.REQUOTE_DUE] == 0  # pulled: nothing left to requote
 
 
 def test_zero_budget_means_no_budget_and_bad_values_are_refused(instance):
@@ -348,7 +348,7 @@ def test_throttled_count_carries_on_across_a_strategy_restart(instance):
     again = StrategyAgent(MM, mm, rig.orders, id_state(seed=8), rig.books, rig.execs,
                           rig.counters, event_clock=True)
     again.on_start()
-    mm[6][MM.B_THROTTLED] = 1  # held back once since the restart
+    mm.budget[MM.B_THROTTLED] = 1  # held back once since the restart
     again.housekeeping(0)
     assert rig.counters.values()["strategy.requotes_throttled"] == 3
 
@@ -379,10 +379,10 @@ def test_quotes_wait_until_the_gateway_reports_ready(instance):
     assert list(rig.book(10_000, 10_010)["action"]) == [OrderAction.NEW] * 2
     atomic_store(oms.words, W_READY, 0)  # later outages: risk denies, the hold is start-up only
     held.pause(True)
-    assert held.clock[C_PAUSED] == BY_OPERATOR
+    assert held.paused == BY_OPERATOR
     held.pause(False)
     held.housekeeping(0)
-    assert held.clock[C_PAUSED] == 0
+    assert held.paused == 0
 
 
 def test_live_strategy_does_not_act_on_a_book_from_a_backlog(instance):
@@ -414,7 +414,9 @@ def test_live_strategy_does_not_act_on_a_book_from_a_backlog(instance):
 
 
 def _live(rig, seed, **kw):
-    agent = StrategyAgent(MM, MM.make_state(1, PARAMS, quote_qty=[100], max_position=[300]),
+    # a minute before quotes go stale: on the live clock, a loaded host must not pull them
+    params = dict(PARAMS, stale_ms=60_000)
+    agent = StrategyAgent(MM, MM.make_state(1, params, quote_qty=[100], max_position=[300]),
                           rig.orders, id_state(seed=seed), rig.books, rig.execs, rig.counters,
                           **kw)
     rig.agent = agent
@@ -447,15 +449,15 @@ def test_warm_passes_decide_on_shadow_state_and_send_nothing(instance):
     for q in quotes:  # acked: resting quotes, which a moved target replaces
         assert len(rig.report(q, ExecType.NEW)) == 0
     state = [a.copy() for a in agent.mm]
-    next_id = int(agent.sink[3][0])
-    shadow_ctl, _, shadow_recs, _ = agent.warm[2]
+    next_id = int(agent.sink.ids[0])
+    shadow_ctl, shadow_recs = agent.warm.sink.orders.ctl, agent.warm.sink.orders.records
     passes, sent = rig.counters.values()["strategy.warm_passes"], int(shadow_ctl[PUBLISHED])
     for _ in range(5):
         assert len(rig.run()) == 0  # nothing reaches the order ring
     passes = rig.counters.values()["strategy.warm_passes"] - passes
     assert passes >= 5
     assert all((a == b).all() for a, b in zip(agent.mm, state, strict=True))
-    assert int(agent.sink[3][0]) == next_id
+    assert int(agent.sink.ids[0]) == next_id
     sent = int(shadow_ctl[PUBLISHED]) - sent
     assert sent == 2 * passes  # each pass requoted both sides (the shifted book moved them)
     last = shadow_recs[: min(sent, len(shadow_recs))]
@@ -474,4 +476,4 @@ def test_event_clock_never_warms(instance):
         assert len(rig.run()) == 0
     agent.housekeeping(0)
     assert rig.counters.values()["strategy.warm_passes"] == 0
-    assert agent.warm[0][0] == 0  # period forced to 0: replays stay byte-identical
+    assert agent.warm.clock["period_ns"][0] == 0  # period forced to 0: replays stay byte-identical

@@ -21,7 +21,7 @@ from pipeline.control.poller import ControlPoller
 from pipeline.observe.counters import Counters, bump
 from pipeline.runtime.agent import Agent, run_slice
 from pipeline.runtime.clock import monotonic_ns
-from pipeline.strategy.intents import CANCEL_ALL, GTC, NEW, submit
+from pipeline.strategy.intents import CANCEL_ALL, GTC, NEW, Order, intent_sink, submit
 from pipeline.transport.ring import Ring
 from shm_layouts.control import Op, Status
 from shm_layouts.records import Side
@@ -33,14 +33,13 @@ PRICE, QTY = 100_000, 1  # ticks, lots: a resting buy far from any market
 
 
 @njit(cache=True)
-def quote_when_allowed(control, ctl, stamps, records, state, words, orders_word):
+def quote_when_allowed(control, sink, state, words, orders_word):
     if kill_switch_on(control) or quoting_paused(control):
         return 0
     now = monotonic_ns()
     if now < state[S_NEXT_NS]:
         return 0
-    if not submit(ctl, stamps, records, NEW, 0, BUY, PRICE, QTY, GTC, state[S_NEXT_ID], 0,
-                  now, now):
+    if not submit(sink, NEW, Order(0, BUY, PRICE, QTY, GTC), state[S_NEXT_ID], 0, now, now):
         return 0
     state[S_NEXT_ID] += 1
     state[S_NEXT_NS] = now + state[S_PERIOD_NS]
@@ -56,6 +55,7 @@ class ControlEcho(Agent):
         self.name = name
         self.control = control
         self.orders = orders
+        self.sink = intent_sink(orders, np.zeros(1, np.int64))  # ids: state[S_NEXT_ID]
         self.n_symbols = n_symbols
         self.words = counters.words
         self.c_orders = counters.counter(f"{name}.orders")
@@ -72,14 +72,12 @@ class ControlEcho(Agent):
         self.poller = ControlPoller(self.control, self.name, list(Op))
 
     def do_work(self, idle_state: np.ndarray, deadline_ns: int) -> int:
-        args = (self.control.words, self.orders.ctl, self.orders.stamps, self.orders.records,
-                self.state, self.words, self.c_orders)
+        args = (self.control.words, self.sink, self.state, self.words, self.c_orders)
         return run_slice(quote_when_allowed, args, idle_state, deadline_ns)
 
     def _cancel_all(self) -> Status:
         now = time.monotonic_ns()
-        if not submit(self.orders.ctl, self.orders.stamps, self.orders.records, CANCEL_ALL, 0,
-                      BUY, 0, 0, GTC, 0, 0, now, now):
+        if not submit(self.sink, CANCEL_ALL, Order(0, BUY, 0, 0, GTC), 0, 0, now, now):
             return Status.FAILED
         bump(self.words, self.c_cancel_all, 1)
         return Status.DONE

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 from numba import njit, typeof
 
-from pipeline.runtime.agent import keep_polling, work_done
+from pipeline.runtime.agent import HotDuty, SameArgsCall, keep_polling, work_done
 
 MAX_DUTIES = 4
 
@@ -61,29 +61,31 @@ def fuse(duties: tuple[Callable, ...]) -> Callable:
 
 
 class FusedLoop:
-    """Calls the fused loop of a list of ``(duty, args)``; fuses again only when the set of
-    duty functions changes (argument values may change every slice)."""
+    """Calls the fused loop of a list of ``HotDuty(cycle, args)``; fuses again only when the
+    set of duty functions changes (argument values may change every slice)."""
 
     def __init__(self) -> None:
         self._duties: tuple = ()
         self._run: Callable | None = None
+        self._call: SameArgsCall | None = None
         self.rounds = np.zeros(1, np.int64)  # rounds run: the loop's frequency, for telemetry
 
-    def __call__(self, hot: list[tuple], idle_state: np.ndarray, deadline_ns: int) -> int:
+    def __call__(self, hot: list[HotDuty], idle_state: np.ndarray, deadline_ns: int) -> int:
         self._fuse(hot)
-        return self._run(*self._args(hot), self.rounds, idle_state, deadline_ns)
+        return self._call(*self._args(hot), self.rounds, idle_state, deadline_ns)
 
-    def compile(self, hot: list[tuple], idle_state: np.ndarray) -> None:
+    def compile(self, hot: list[HotDuty], idle_state: np.ndarray) -> None:
         """Compile the loop for these duties' argument types now, without running it."""
         self._fuse(hot)
         args = (*self._args(hot), self.rounds, idle_state, 0)
         self._run.compile(tuple(typeof(a) for a in args))
 
-    def _fuse(self, hot: list[tuple]) -> None:
-        duties = tuple(duty for duty, _ in hot)
+    def _fuse(self, hot: list[HotDuty]) -> None:
+        duties = tuple(cycle for cycle, _ in hot)
         if duties != self._duties:
             self._duties, self._run = duties, fuse(duties)
+            self._call = SameArgsCall(self._run)
 
     @staticmethod
-    def _args(hot: list[tuple]) -> list:
-        return [a for _, a in hot] + [()] * (MAX_DUTIES - len(hot))
+    def _args(hot: list[HotDuty]) -> list:
+        return [args for _, args in hot] + [()] * (MAX_DUTIES - len(hot))

@@ -1,8 +1,9 @@
 """Idle strategies (after Agrona): what a duty cycle does when it found no work.
 
-A strategy is a small private int64 array so the jitted poll loop can run it without
-calling back into Python. Build one with the factories below; ``idle(state, work)`` is
-called after every duty cycle with that cycle's work count.
+A strategy is a small private record (a 1-element array of ``IDLE_STATE``: its
+configuration, then its running state) so the jitted poll loop can run it without calling
+back into Python. Build one with the factories below; ``idle(state, work)`` is called
+after every duty cycle with that cycle's work count.
 
 - busy-spin: ``pause`` and poll again. Lowest latency; owns a whole core.
 - yield: ``sched_yield``; lets another thread on the core run.
@@ -32,18 +33,19 @@ class IdleKind(enum.IntEnum):
     SLEEP = 4
 
 
-# configuration words
-KIND, MAX_SPINS, MAX_YIELDS, MIN_PARK_NS, MAX_PARK_NS = 0, 1, 2, 3, 4
-# running state words
-SPINS, YIELDS, PARK_NS = 5, 6, 7
-WORDS = 8
+BUSY_SPIN, YIELD = int(IdleKind.BUSY_SPIN), int(IdleKind.YIELD)
+BACKOFF, SLEEP = int(IdleKind.BACKOFF), int(IdleKind.SLEEP)
+IDLE_STATE = np.dtype([
+    ("kind", "<i8"), ("max_spins", "<i8"), ("max_yields", "<i8"),  # configuration
+    ("min_park_ns", "<i8"), ("max_park_ns", "<i8"),
+    ("spins", "<i8"), ("yields", "<i8"), ("park_ns", "<i8"),  # running state
+])
 
 
 def _state(kind: IdleKind, spins=0, yields=0, min_park=0, max_park=0) -> np.ndarray:
-    s = np.zeros(WORDS, np.int64)
-    s[[KIND, MAX_SPINS, MAX_YIELDS, MIN_PARK_NS, MAX_PARK_NS]] = (
-        int(kind), spins, yields, min_park, max_park)
-    s[PARK_NS] = min_park
+    s = np.zeros(1, IDLE_STATE)
+    s["kind"], s["max_spins"], s["max_yields"] = int(kind), spins, yields
+    s["min_park_ns"], s["max_park_ns"], s["park_ns"] = min_park, max_park, min_park
     return s
 
 
@@ -82,32 +84,33 @@ def from_name(name: str) -> np.ndarray:
 def idle(state, work):
     """Apply the strategy after a duty cycle; returns True if the thread gave up the core
     (yield, park, sleep), so the caller knows time has passed."""
-    kind = state[KIND]
+    s = state[0]
+    kind = s.kind
     if work > 0:
-        state[SPINS] = 0
-        state[YIELDS] = 0
-        state[PARK_NS] = state[MIN_PARK_NS]
+        s.spins = 0
+        s.yields = 0
+        s.park_ns = s.min_park_ns
         return False
-    if kind == 1:  # BUSY_SPIN
+    if kind == BUSY_SPIN:
         cpu_relax()
         return False
-    if kind == 2:  # YIELD
+    if kind == YIELD:
         sched_yield()
         return True
-    if kind == 4:  # SLEEP
-        nanosleep(state[MIN_PARK_NS])
+    if kind == SLEEP:
+        nanosleep(s.min_park_ns)
         return True
-    if kind == 3:  # BACKOFF
-        if state[SPINS] < state[MAX_SPINS]:
-            state[SPINS] += 1
+    if kind == BACKOFF:
+        if s.spins < s.max_spins:
+            s.spins += 1
             cpu_relax()
             return False
-        if state[YIELDS] < state[MAX_YIELDS]:
-            state[YIELDS] += 1
+        if s.yields < s.max_yields:
+            s.yields += 1
             sched_yield()
             return True
-        nanosleep(state[PARK_NS])
-        state[PARK_NS] = min(state[PARK_NS] * 2, state[MAX_PARK_NS])
+        nanosleep(s.park_ns)
+        s.park_ns = min(s.park_ns * 2, s.max_park_ns)
         return True
     return False
 

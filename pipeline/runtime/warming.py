@@ -8,6 +8,11 @@ keeps its path hot with dry passes on shadow state while it is idle, each at mos
 ``period`` ns, and only once it has something real to replay (``ready``). The passes
 themselves are the agents' own: ``pipeline.strategy.warm``, ``pipeline.marketdata.warm``,
 ``pipeline.orders.warm``.
+
+The clock is a record: ``clock_record(period_ns)`` makes one (a 1-element array of
+``WARM_CLOCK``, or of an agent's own dtype that begins with ``WARM_CLOCK_FIELDS``, as the
+strategy's adds the direction of its next shift), ``is_due(c)`` asks it. The agent sets
+``ready`` once it has seen something real and reads ``passes`` for its counter.
 """
 
 from __future__ import annotations
@@ -17,9 +22,6 @@ from numba import njit
 
 from pipeline.runtime.clock import monotonic_ns
 
-# The clock as a record: ``clock_record(period)`` is a 1-element array of WARM_CLOCK (or of
-# an agent's own dtype that begins with these fields), ``is_due(c)`` the check. The word
-# form below (``clock``/``due``) is being retired: new code uses the record.
 WARM_CLOCK_FIELDS = [("period_ns", "<i8"), ("last_ns", "<i8"), ("passes", "<i8"),
                      ("ready", "<i8")]
 WARM_CLOCK = np.dtype(WARM_CLOCK_FIELDS)
@@ -46,6 +48,8 @@ def is_due(c):
     return True
 
 
+# Retired: the word form, kept only until the order and market data warm passes have moved
+# to the record (the strategy's has); then delete everything below.
 PERIOD, LAST, PASSES, READY = range(4)  # the clock's words, from its first one
 CLOCK_WORDS = 4
 WORDS = 8  # a clock of its own (``clock``): the agent's words follow from READY + 1

@@ -12,7 +12,8 @@ in arrivals/s. sigma^2 is an exponentially weighted estimate from mid changes; A
 trade arrivals; k and gamma come from config. Model arithmetic is floating point; every
 price it emits is rounded to whole ticks on the passive side and every quantity is lots.
 
-State is plain arrays (one row per symbol) so the whole thing runs in numba:
+State is ``MarketMakerState``, a named tuple of plain arrays (one row per symbol, words
+named below) so the whole thing runs in numba:
 - ``p_i``/``p_f``: integer and float parameters; ``sym_cfg``: per-symbol quote size and
   inventory limit in lots;
 - ``st_i``/``st_f``: per-symbol state; ``orders[symbol, side, level, word]``: our quotes;
@@ -34,12 +35,23 @@ number at most the quotes resting at its start plus that second's new orders.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
 
 from pipeline.orders.ratewindow import window_ok, window_take
-from pipeline.strategy.intents import CANCEL, NEW, POST_ONLY, REPLACE, next_id, submit
+from pipeline.strategy.intents import (
+    ASK,
+    BID,
+    CANCEL,
+    NEW,
+    POST_ONLY,
+    REPLACE,
+    Order,
+    next_id,
+    submit,
+)
 from shm_layouts.records import ExecType, SyncState
 
 # integer parameters
@@ -73,7 +85,20 @@ ET_REJECTED, ET_EXPIRED = int(ExecType.REJECTED), int(ExecType.EXPIRED)
 ET_CANCEL_REJECTED = int(ExecType.CANCEL_REJECTED)
 
 
-def make_state(n_symbols: int, params: dict, quote_qty: list[int], max_position: list[int]):
+class MarketMakerState(NamedTuple):
+    """The market maker's ``mm``: every array a callback reads or writes."""
+
+    p_i: np.ndarray  # int64 [LEVELS..RETRY_NS]
+    p_f: np.ndarray  # float64 [GAMMA..RATE_TAU_S]
+    sym_cfg: np.ndarray  # int64 [symbol, QUOTE_QTY | MAX_POSITION]
+    st_i: np.ndarray  # int64 [symbol, POSITION..REQUOTE_DUE]
+    st_f: np.ndarray  # float64 [symbol, MID..LAST_TRADE_NS]
+    orders: np.ndarray  # int64 [symbol, side, level, O_ID..O_PREV_PRICE]
+    budget: np.ndarray  # int64 [B_COUNT, B_THROTTLED, B_TIMES...]
+
+
+def make_state(n_symbols: int, params: dict, quote_qty: list[int],
+               max_position: list[int]) -> MarketMakerState:
     """Allocate the strategy's arrays from config values (already in ticks and lots)."""
     p_i = np.zeros(P_INT_WORDS, np.int64)
     p_i[LEVELS] = min(int(params.get("levels", 1)), MAX_LEVELS)
@@ -104,7 +129,7 @@ def make_state(n_symbols: int, params: dict, quote_qty: list[int], max_position:
     orders = np.zeros((n_symbols, 2, MAX_LEVELS, ORDER_WORDS), np.int64)
     window = np.full(B_TIMES + max(budget, 1), np.iinfo(np.int64).min // 2, np.int64)
     window[B_COUNT] = window[B_THROTTLED] = 0  # the times start long past: all room
-    return p_i, p_f, sym_cfg, st_i, st_f, orders, window
+    return MarketMakerState(p_i, p_f, sym_cfg, st_i, st_f, orders, window)
 
 
 # ---------------------------------------------------------------------------- model
@@ -152,13 +177,13 @@ def update_rate(p_f, st_f, s, now_ns):
 @njit(cache=True, _nrt=False)
 def budget_room(mm, now):
     """May one more new order or replace go out at ``now``?"""
-    n, budget = mm[0][ORDERS_PER_S], mm[6]
+    n, budget = mm.p_i[ORDERS_PER_S], mm.budget
     return n <= 0 or window_ok(budget, B_TIMES, budget[B_COUNT], n, now)
 
 
 @njit(cache=True, _nrt=False)
 def _budget_take(mm, now):
-    n, budget = mm[0][ORDERS_PER_S], mm[6]
+    n, budget = mm.p_i[ORDERS_PER_S], mm.budget
     if n > 0:
         window_take(budget, B_TIMES, budget[B_COUNT], n, now)
         budget[B_COUNT] += 1
@@ -169,37 +194,31 @@ def _budget_allows(mm, s, now):
     """As ``budget_room``, but a refusal is counted and leaves symbol ``s`` due a requote."""
     if budget_room(mm, now):
         return True
-    mm[6][B_THROTTLED] += 1
-    mm[3][s, REQUOTE_DUE] = 1
+    mm.budget[B_THROTTLED] += 1
+    mm.st_i[s, REQUOTE_DUE] = 1
     return False
 
 
 # ---------------------------------------------------------------------------- order upkeep
 @njit(cache=True, _nrt=False)
-def _send(sink, action, s, side, price, qty, cl_id, orig_id, t_origin, now):
-    return submit(sink[0], sink[1], sink[2], action, s, side, price, qty, POST_ONLY, cl_id,
-                  orig_id, t_origin, now)
-
-
-@njit(cache=True, _nrt=False)
 def keep_order(mm, sink, s, side, level, target, qty, t_origin, now):
     """Make quote (s, side, level) rest at ``target``: new, replace or leave it.
     ``target < 0`` means pull it. Returns intents sent."""
-    p_i, st_i, orders = mm[0], mm[3], mm[5]
+    p_i, st_i, orders = mm.p_i, mm.st_i, mm.orders
     o = orders[s, side, level]
     status = o[O_STATUS]
     if target < 0 or qty <= 0:
         if status == LIVE:
-            if _send(sink, CANCEL, s, side, o[O_PRICE], o[O_QTY], next_id(sink[3]), o[O_ID],
-                     t_origin, now):
+            if submit(sink, CANCEL, Order(s, side, o[O_PRICE], o[O_QTY], POST_ONLY),
+                      next_id(sink), o[O_ID], t_origin, now):
                 o[O_STATUS] = PENDING_CANCEL
                 return 1
         return 0
     if status == EMPTY:
         if now < st_i[s, COOLDOWN_UNTIL] or not _budget_allows(mm, s, now):
             return 0
-        cl = next_id(sink[3])
-        if _send(sink, NEW, s, side, target, qty, cl, 0, t_origin, now):
+        cl = next_id(sink)
+        if submit(sink, NEW, Order(s, side, target, qty, POST_ONLY), cl, 0, t_origin, now):
             o[O_ID], o[O_PRICE], o[O_QTY], o[O_STATUS] = cl, target, qty, PENDING_NEW
             st_i[s, N_QUOTES] += 1
             _budget_take(mm, now)
@@ -208,8 +227,9 @@ def keep_order(mm, sink, s, side, level, target, qty, t_origin, now):
     if status == LIVE and abs(target - o[O_PRICE]) >= p_i[REQUOTE]:
         if not _budget_allows(mm, s, now):
             return 0  # the quote stays where it is; the timer requotes it later
-        cl = next_id(sink[3])
-        if _send(sink, REPLACE, s, side, target, qty, cl, o[O_ID], t_origin, now):
+        cl = next_id(sink)
+        if submit(sink, REPLACE, Order(s, side, target, qty, POST_ONLY), cl, o[O_ID],
+                  t_origin, now):
             o[O_PREV_ID], o[O_PREV_PRICE] = o[O_ID], o[O_PRICE]
             o[O_ID], o[O_PRICE], o[O_QTY], o[O_STATUS] = cl, target, qty, PENDING_REPLACE
             st_i[s, N_QUOTES] += 1
@@ -220,9 +240,9 @@ def keep_order(mm, sink, s, side, level, target, qty, t_origin, now):
 
 @njit(cache=True, _nrt=False)
 def pull_symbol(mm, sink, s, t_origin, now):
-    mm[3][s, REQUOTE_DUE] = 0  # nothing to requote once the quotes are pulled
+    mm.st_i[s, REQUOTE_DUE] = 0  # nothing to requote once the quotes are pulled
     sent = 0
-    for side in range(2):
+    for side in (BID, ASK):
         for level in range(MAX_LEVELS):
             sent += keep_order(mm, sink, s, side, level, -1, 0, t_origin, now)
     return sent
@@ -232,7 +252,7 @@ def pull_symbol(mm, sink, s, t_origin, now):
 @njit(cache=True, _nrt=False)
 def on_book(mm, sink, book, now):
     """A book update for one symbol: re-price our quotes (or pull them if unsynced)."""
-    p_i, p_f, st_i, st_f = mm[0], mm[1], mm[3], mm[4]
+    p_i, p_f, st_i, st_f = mm.p_i, mm.p_f, mm.st_i, mm.st_f
     s = book["symbol_id"]
     t_origin = book["t_origin_ns"]
     st_i[s, LAST_BOOK_NS] = now
@@ -251,7 +271,7 @@ def on_book(mm, sink, book, now):
 @njit(cache=True, _nrt=False)
 def requote(mm, sink, s, t_origin, now):
     """Keep the quotes of symbol ``s`` at their GLFT targets for the last book seen."""
-    p_i, p_f, sym_cfg, st_i, st_f = mm[0], mm[1], mm[2], mm[3], mm[4]
+    p_i, p_f, sym_cfg, st_i, st_f = mm.p_i, mm.p_f, mm.sym_cfg, mm.st_i, mm.st_f
     st_i[s, REQUOTE_DUE] = 0  # set again if the budget holds something back
     bb, ba = st_i[s, BEST_BID], st_i[s, BEST_ASK]
     mid = (bb + ba) / 2.0
@@ -272,17 +292,16 @@ def requote(mm, sink, s, t_origin, now):
         can_sell = active and position - exposure >= -sym_cfg[s, MAX_POSITION]
         # the side moving away from the market goes first: if the budget covers only one,
         # the stale quote is repriced, and a bid never overtakes our own ask (or vice versa)
-        ask_first = ask > mm[5][s, 1, level, O_PRICE] > 0
-        for i in range(2):
-            side = i if not ask_first else 1 - i
-            target = (bid if can_buy else -1) if side == 0 else (ask if can_sell else -1)
+        ask_first = ask > mm.orders[s, ASK, level, O_PRICE] > 0
+        for side in (ASK, BID) if ask_first else (BID, ASK):
+            target = (bid if can_buy else -1) if side == BID else (ask if can_sell else -1)
             sent += keep_order(mm, sink, s, side, level, target, qty, t_origin, now)
     return sent
 
 
 @njit(cache=True, _nrt=False)
 def on_trade(mm, sink, symbol_id, price, qty, now):
-    update_rate(mm[1], mm[4], symbol_id, now)
+    update_rate(mm.p_f, mm.st_f, symbol_id, now)
     return 0
 
 
@@ -290,7 +309,7 @@ def on_trade(mm, sink, symbol_id, price, qty, now):
 def _find(orders, s, cl_ord_id, orig_cl_ord_id):
     """Our quote a report is about: by its id, the id it replaced, or (cancel requests
     carry their own id) the original id the request targeted."""
-    for side in range(2):
+    for side in (BID, ASK):
         for level in range(MAX_LEVELS):
             o = orders[s, side, level]
             if o[O_STATUS] != EMPTY and (o[O_ID] == cl_ord_id or o[O_PREV_ID] == cl_ord_id
@@ -302,7 +321,7 @@ def _find(orders, s, cl_ord_id, orig_cl_ord_id):
 @njit(cache=True, _nrt=False)
 def on_exec(mm, sink, report, now):
     """Track our quotes and inventory from an execution report (venue or risk)."""
-    p_i, st_i, orders = mm[0], mm[3], mm[5]
+    p_i, st_i, orders = mm.p_i, mm.st_i, mm.orders
     s = report["symbol_id"]
     if s < 0 or s >= orders.shape[0]:
         return 0
@@ -348,7 +367,7 @@ def on_timer(mm, sink, now):
     """Pull the quotes of any symbol whose book went quiet for longer than STALE_NS;
     requote a symbol the order budget held back if no book update came for RETRY_NS
     (one would requote it, with its frame's t_origin) and the budget has room again."""
-    p_i, st_i = mm[0], mm[3]
+    p_i, st_i = mm.p_i, mm.st_i
     sent = 0
     for s in range(st_i.shape[0]):
         if st_i[s, SYNCED] and now - st_i[s, LAST_BOOK_NS] > p_i[STALE_NS]:
@@ -363,21 +382,21 @@ def on_timer(mm, sink, now):
 @njit(cache=True, _nrt=False)
 def on_shutdown(mm, sink, now):
     sent = 0
-    for s in range(mm[3].shape[0]):
+    for s in range(mm.st_i.shape[0]):
         sent += pull_symbol(mm, sink, s, 0, now)
     return sent
 
 
 def counters(mm) -> dict[str, int]:
     """Strategy counters published as ``strategy.<name>`` (cold path)."""
-    return {"requotes_throttled": int(mm[6][B_THROTTLED])}
+    return {"requotes_throttled": int(mm.budget[B_THROTTLED])}
 
 
 def positions(mm) -> np.ndarray:
     """Inventory per symbol in lots, as the strategy sees it (cold path)."""
-    return mm[3][:, POSITION]
+    return mm.st_i[:, POSITION]
 
 
 def restore(mm, positions_lots) -> None:
     """Start from the OMS's inventory (after a restart), before any report arrives."""
-    mm[3][:, POSITION] = positions_lots[: mm[3].shape[0]]
+    mm.st_i[:, POSITION] = positions_lots[: mm.st_i.shape[0]]
