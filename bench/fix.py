@@ -42,6 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rtt", type=int, default=20_000, help="round trips")
     parser.add_argument("--sim-rtt", type=int, default=2_000,
                         help="round trips against the venue simulator (0: skip)")
+    parser.add_argument("--dispatch", type=int, default=100_000,
+                        help="idle gateway duty calls from Python (0: skip)")
+    parser.add_argument("--dispatch-only", action="store_true",
+                        help="only the dispatch row (no codec, no round trips)")
 
 
 # ----------------------------------------------------------------------------- codec
@@ -383,6 +387,52 @@ def rtt_gateway(n: int, tmp: str) -> tuple[np.ndarray, dict]:
         proc.terminate()
 
 
+def dispatch(n: int, tmp: str) -> dict:
+    """The Python -> jit call of the gateway's duty with nothing to do (no intents, no
+    bytes on a socketpair, no warming): what the dispatcher costs to type its arguments,
+    against an empty jitted function taking one int (the floor)."""
+    import uuid
+
+    from pipeline.fix.session import SessionConfig
+    from pipeline.orders.gateway import GatewayAgent, GatewayConfig
+    from pipeline.orders.risk import RiskLimits
+    from pipeline.orders.segments import create_order_path
+    from pipeline.transport.registry import Instance
+
+    inst = Instance.create(f"bdsp{uuid.uuid4().hex[:8]}")
+    a, b = socket.socketpair()
+    try:
+        a.setblocking(False)
+        create_order_path(inst, 1024)
+        cfg = GatewayConfig("127.0.0.1", 1, SessionConfig("CLIENT", "VENUE", f"{tmp}/dfix"),
+                            f"{tmp}/doms.journal", journal_records=4096)
+        gw = GatewayAgent(inst, cfg, TABLE, RiskLimits())
+        duty, args = gw.duty_template()
+        args = (a.fileno(), *args[1:])
+        assert duty(*args) == 0  # idle: no work, no stop
+        t0 = time.perf_counter_ns()
+        for _ in range(n):
+            duty(*args)
+        per_call = (time.perf_counter_ns() - t0) / n
+        _floor(0)
+        t0 = time.perf_counter_ns()
+        for _ in range(n):
+            _floor(0)
+        floor = (time.perf_counter_ns() - t0) / n
+        gw.journal.base.flush()
+        return {"call": "gateway duty, idle (flow.duty)", "ns_per_call": per_call,
+                "empty_jit_ns_per_call": floor, "n": n}
+    finally:
+        a.close()
+        b.close()
+        inst.destroy()
+
+
+@njit(cache=True, _nrt=False)
+def _floor(x):
+    return x
+
+
 def rtt_simulator(n: int, tmp: str) -> np.ndarray:
     """Our initiator (session, numba codec) against the venue simulator's FIX acceptor
     (``hft sim`` subprocess): NewOrderSingle (a resting buy far from the touch) -> its
@@ -428,6 +478,12 @@ def rtt_simulator(n: int, tmp: str) -> np.ndarray:
 
 
 def main(args: argparse.Namespace) -> int:
+    import tempfile
+    if args.dispatch_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            row = dispatch(args.dispatch, tmp)
+        emit("fix" if args.json else "gateway duty dispatch (Python -> jit)", [row], args.json)
+        return 0
     n = args.n
     buf = np.zeros(1024, np.uint8)
     encode_many(buf, 10, GRID)
@@ -456,10 +512,10 @@ def main(args: argparse.Namespace) -> int:
         rtt.append({"round_trip": label, "p50_us": float(np.percentile(lat, 50)) / 1000,
                     "p99_us": float(np.percentile(lat, 99)) / 1000,
                     "p999_us": float(np.percentile(lat, 99.9)) / 1000, "n": len(lat)})
-    import tempfile
     with tempfile.TemporaryDirectory() as tmp:
         lat, wire = rtt_gateway(args.rtt, tmp)
         sim_lat = rtt_simulator(args.sim_rtt, tmp) if args.sim_rtt else None
+        disp = [dispatch(args.dispatch, tmp)] if args.dispatch else []
     rtt.append({"round_trip": "whole gateway: orders ring -> fill on execs ring",
                 "p50_us": float(np.percentile(lat, 50)) / 1000,
                 "p99_us": float(np.percentile(lat, 99)) / 1000,
@@ -472,8 +528,10 @@ def main(args: argparse.Namespace) -> int:
     inside = {"intent_to_wire_p50_us": wire["p50"] / 1000, "intent_to_wire_p99_us":
               wire["p99"] / 1000, "intent_to_wire_count": wire["count"]}
     if args.json:
-        emit("fix", rows, True, {"round_trip": rtt, "gateway_tick_to_trade": inside})
+        emit("fix", rows, True, {"round_trip": rtt, "gateway_tick_to_trade": inside,
+                                 "dispatch": disp})
     else:
         emit("fix codec (msgs/s, best of 3)", rows, False)
         emit("fix NOS -> ExecutionReport round trip over loopback TCP", rtt, False, inside)
+        emit("gateway duty dispatch (Python -> jit)", disp, False)
     return 0
