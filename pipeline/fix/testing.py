@@ -317,9 +317,12 @@ def send_order(init, cl: int, symbol: bytes, grid_row, px: int, qty: int) -> Non
     buf = np.zeros(512, np.uint8)
     s = init.session
     seq = s.next_seq()
-    start, end = C.encode_new_order(buf, s.comp_ids, seq, time.time_ns(), cl,
-                                    np.frombuffer(symbol, np.uint8).copy(), 0, px, qty, 1, 1,
-                                    grid_row)
+    from shm_layouts.records import ORDER_INTENT
+    o = np.zeros(1, ORDER_INTENT)
+    o[0]["cl_ord_id"], o[0]["price"], o[0]["qty"] = cl, px, qty  # side 0: buy
+    o[0]["ord_type"], o[0]["tif"] = 1, 1  # limit, GTC
+    start, end = C.encode_new_order(buf, s.comp_ids, seq, time.time_ns(), o[0],
+                                    np.frombuffer(symbol, np.uint8).copy(), grid_row)
     journal_append(s.store.words, s.store.data, s.store.index, buf, start, end, seq)
     init.send(buf[start:end])
 
