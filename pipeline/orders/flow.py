@@ -72,7 +72,7 @@ def count_denial(io, reason):
     """One intent refused before the wire: the total and its reason's own counter."""
     r = io[0]
     r.denied += 1
-    if 0 < reason < DENIAL_REASONS:
+    if OK < reason < DENIAL_REASONS:
         r.denied_by[reason] += 1
 
 

@@ -44,6 +44,7 @@ X_NEW, X_PARTIAL, X_FILL = int(ExecType.NEW), int(ExecType.PARTIAL_FILL), int(Ex
 X_CANCELED, X_REPLACED = int(ExecType.CANCELED), int(ExecType.REPLACED)
 X_REJECTED, X_EXPIRED = int(ExecType.REJECTED), int(ExecType.EXPIRED)
 X_STATUS, X_CANCEL_REJECTED = int(ExecType.ORDER_STATUS), int(ExecType.CANCEL_REJECTED)
+FREE = 0  # the status of a slot no order ever took (not an OrdStatus)
 BID = int(Side.BID)
 # FIX 4.4 wire chars: OrdStatus (39) and ExecType (150)
 FIX_NEW, FIX_PARTIAL, FIX_FILLED, FIX_CANCELED = ord("0"), ord("1"), ord("2"), ord("4")
@@ -54,7 +55,7 @@ FIX_TRADE, FIX_ORDER_STATUS = ord("F"), ord("I")
 
 @njit(cache=True, _nrt=False)
 def is_live(status):
-    return status != 0 and status < CANCELED and status != FILLED
+    return status != FREE and status < CANCELED and status != FILLED
 
 
 @njit(cache=True, _nrt=False)

@@ -42,7 +42,7 @@ from pipeline.fix.sockio import sock_recv, sock_send
 from pipeline.fix.store import IDX_SEQ, JOURNAL_END, NEXT_OUT
 from pipeline.orders import journal as J
 from pipeline.orders import risk
-from pipeline.orders.views import SCRATCH_BYTES, WARM_RX
+from pipeline.orders.views import WARM_RX
 from pipeline.transport.atomics import load_relaxed, store_relaxed
 from shm_layouts.records import OrderAction, OrderType, Side, TimeInForce
 
@@ -168,7 +168,3 @@ def pretouch(j, seqs, jdata, jindex):
     slots_per_page = max(PAGE // (jindex.shape[1] * 8), 1)
     for p in range(AHEAD_PAGES + 1):
         _touch(jindex[(seqs[NEXT_OUT] + p * slots_per_page) % jindex.shape[0]], IDX_SEQ)
-
-
-def scratch_buffer() -> np.ndarray:
-    return np.zeros(SCRATCH_BYTES, np.uint8)
