@@ -5,6 +5,7 @@ but does map their next pages."""
 from __future__ import annotations
 
 import resource
+import socket
 
 import numpy as np
 import pytest
@@ -12,10 +13,12 @@ import simplefix
 from test_orders_risk import MID, Rig
 
 from pipeline.fix.store import JOURNAL_END, NEXT_OUT
+from pipeline.observe import histogram
+from pipeline.orders import flow, warm
 from pipeline.orders import journal as J
-from pipeline.orders import warm
+from pipeline.orders import views as V
 from pipeline.transport.ring import Ring
-from shm_layouts.records import EXEC_REPORT, OrderType, TimeInForce
+from shm_layouts.records import EXEC_REPORT, ORDER_INTENT, OrderType, TimeInForce
 
 
 @pytest.fixture
@@ -150,3 +153,32 @@ def test_pretouch_maps_the_next_pages_of_fresh_files(tmp_path):
     # (rows of 320 and 24 bytes), so at least pages - 1 new pages each
     assert faults >= 3 * pages - 2, faults
     assert not jdata.any() and not jindex.any() and not j[1:].any()  # and no byte changed
+
+
+def test_the_idle_duty_warms_on_its_clock_and_sends_nothing(rig, instance):
+    """``flow.duty`` with nothing to send runs a warm pass when the record's clock is due
+    (``warming.is_due`` on GATEWAY_IO): passes counted, nothing on the FIX socket."""
+    orders = Ring.create(instance, "orders", "order_intent", ORDER_INTENT, 1024,
+                         gating=("gateway",))
+    fix_end, venue_end = socket.socketpair()
+    link = warm.WarmLink()
+    try:
+        fix_end.setblocking(False)
+        venue_end.setblocking(False)
+        io = rig.wio[0]
+        io["warm_tx"], io["warm_rx"] = link.fds()
+        io["period_ns"], io["ready"] = 1, 1
+        rig.marks[0] = (MID - 1, MID + 1, 10**12, 0)
+        args = (orders.view(orders.join("gateway")), rig.oms, rig.risk, rig.fix, rig.execs,
+                V.book_view(None), V.Hists(*(histogram.new() for _ in range(4))))
+        for _ in range(5):
+            assert flow.duty(fix_end.fileno(), *args) == 0  # no work: warming is not work
+        assert io["passes"] == 5 and io["warm_result"] > 0  # bytes came back on the link
+        assert io["end"] == 0 and io["sent"] == 0 and rig.seqs[NEXT_OUT] == 1
+        with pytest.raises(BlockingIOError):
+            venue_end.recv(1)  # not a byte on the FIX socket
+    finally:
+        link.close()
+        fix_end.close()
+        venue_end.close()
+        orders.close()

@@ -119,14 +119,13 @@ class GatewayAgent(Agent):
         self.wire = Initiator(self.session, cfg.host, cfg.port, cfg.backoff_min_s,
                               cfg.backoff_max_s)
         self.journal = J.open_journal(cfg.journal_path, cfg.journal_records)
-        out = V.out_path()
+        out = V.out_path(warm_ns=warm_ns)
         warm.default_shape(out.shadow)
         self.buf, self.wio = out.wire, out.io
         self.warm_link = warm.WarmLink() if warm_ns > 0 else None
         if self.warm_link is not None:
             io = self.wio[0]
             io["warm_tx"], io["warm_rx"] = self.warm_link.fds()
-            io["period_ns"] = warm_ns
             io["ready"] = 1  # the order path is always there
         self.stale = np.zeros(max(len(table), 1), np.int64)
         self.counters = counters

@@ -112,9 +112,10 @@ WARM_RX = 1024  # the warm link's bytes are drained into scratch[WARM_RX:] (enco
 SCRATCH_BYTES = 2 * WARM_RX
 
 
-def out_path(size: int = 1 << 20, origins: int = 4096) -> Out:
-    """A fresh out path; no warm link (``io.warm_tx`` -1) and no warming clock."""
-    io = np.zeros(1, GATEWAY_IO)
+def out_path(size: int = 1 << 20, origins: int = 4096, warm_ns: int = 0) -> Out:
+    """A fresh out path; its warming clock's period ``warm_ns`` (0: never warm), not yet
+    ready, and no warm link (``io.warm_tx`` -1) until the owner gives it one."""
+    io = warming.clock_record(warm_ns, GATEWAY_IO)
     io[0]["warm_tx"] = io[0]["warm_rx"] = -1
     return Out(np.zeros(size, np.uint8), io, np.zeros(origins, np.int64),
                np.zeros(SCRATCH_BYTES, np.uint8), np.zeros(1, ORDER_INTENT))
