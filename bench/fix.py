@@ -443,7 +443,7 @@ def dispatch(n: int, tmp: str) -> dict:
         duty, args = gw.duty_template()
         args = (a.fileno(), *args[1:])
         calls = {"dispatcher": duty}
-        if hasattr(gw, "duty_call"):  # what the gateway calls: the compiled entry point
+        if hasattr(gw, "_entry"):  # what the gateway calls: the compiled entry point
             calls["entry_point"] = gw._entry(duty, args)
         calls["empty_jit"] = _floor
         row = {"call": "gateway duty, idle (flow.duty)"}

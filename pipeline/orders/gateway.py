@@ -48,8 +48,9 @@ MASS_CANCEL_EVERY_NS = 100_000_000
 def entry_point(fn, args: tuple):
     """``fn``'s compiled entry point for the types of ``args``: calling it unboxes the
     arguments without the dispatcher typing them first. The dispatcher types a NamedTuple
-    in Python, each array in it too (~0.7 us an array): the duty's views cost ~35 us a
-    call that way, ~5 us through the entry point (``hft bench fix``, dispatch row). Only
+    in Python, each array in it too (~0.5 us an array): an idle duty call costs 15-25 us
+    that way, 2-4 us through the entry point, as the 40 positional arrays did before
+    (``hft bench fix --dispatch-only``). Only
     for arguments of exactly these types: the gateway builds its views once and swaps the
     book view for one of the same types (an argument of another type would be misread)."""
     return fn.compile(tuple(typeof(a, Purpose.argument) for a in args))
@@ -129,7 +130,10 @@ class GatewayAgent(Agent):
             io["ready"] = 1  # the order path is always there
         self.stale = np.zeros(max(len(table), 1), np.int64)
         self.counters = counters
-        self.hist = counters.histogram("tick_to_trade_ns") if counters else histogram.new()
+
+        def hist(name: str) -> np.ndarray:
+            return counters.histogram(name) if counters is not None else histogram.new()
+        self.hist = hist("tick_to_trade_ns")
         self.bad_reports = 0
         self.reports_via_python = 0  # PossDup/out-of-band path; normally all go via _pump
         self.fast_rounds = 0  # poll rounds that ran the jitted duty (session up)
@@ -144,9 +148,6 @@ class GatewayAgent(Agent):
         atomic_store(self.oms.words, L.W_READY, 0)
         # the named views, built once: the hot calls do no attribute lookups per message
         o, s = self.oms, self.session
-
-        def hist(name: str) -> np.ndarray:
-            return counters.histogram(name) if counters is not None else histogram.new()
         self.args = DutyArgs(
             intents=self.orders_ring.view(self.islot),
             oms=V.OmsView(o.words, o.orders, o.positions, self.journal,
@@ -257,12 +258,6 @@ class GatewayAgent(Agent):
             self._entries = {k: v for k, v in self._entries.items() if k[1] == key[1]}
             entry = self._entries[key] = entry_point(fn, args)
         return entry
-
-    def duty_call(self) -> tuple | None:
-        """``hot_duty`` with the duty's entry point instead of its dispatcher (for a call
-        from Python; a jitted caller needs the dispatcher)."""
-        hot = self.hot_duty()
-        return None if hot is None else (self._entry(flow.duty, hot[1]), hot[1])
 
     def after_hot(self) -> None:
         now = time.monotonic_ns()
