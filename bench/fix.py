@@ -23,18 +23,35 @@ from numba import njit
 
 from bench._report import emit
 from pipeline.fix import codec as C
-from pipeline.fix.session import IO_END, IO_START, K_APP, next_inbound
+from pipeline.fix.session import K_APP, inbound, next_inbound
 from pipeline.fix.store import NEXT_IN, NEXT_OUT, SEQ_WORDS
 from pipeline.instruments import SymbolTable
+from shm_layouts.records import ORDER_INTENT, OrderType, TimeInForce
 
 TABLE = SymbolTable.from_config([{"symbol": "BTCUSDT", "tick_size": "0.01",
                                   "lot_size": "0.00001"}])
 GRID = TABLE.table()
-SYMS = C.symbol_matrix(["BTCUSDT"])
+SYMS = C.symbols(C.symbol_matrix(["BTCUSDT"]), GRID)
 SYM = np.frombuffer(b"BTCUSDT", np.uint8).copy()
 IDS = C.comp_id_block("CLIENT", "VENUE")
 VENUE_IDS = C.comp_id_block("VENUE", "CLIENT")
 NOW = 1_764_000_000_123_456_000
+
+
+def order(cl: int = 10**15, side: int = 0, price: int = 6183763, qty: int = 150) -> np.ndarray:
+    """One limit GTC order (a 1-element ORDER_INTENT array) for the encoders."""
+    o = np.zeros(1, ORDER_INTENT)
+    o[0]["cl_ord_id"], o[0]["side"], o[0]["price"], o[0]["qty"] = cl, side, price, qty
+    o[0]["ord_type"], o[0]["tif"] = int(OrderType.LIMIT), int(TimeInForce.GTC)
+    return o
+
+
+def report(**fields) -> np.ndarray:
+    """One ExecutionReport's fields (a 1-element codec.EXEC_FIELDS array)."""
+    r = np.zeros(1, C.EXEC_FIELDS)
+    for k, v in fields.items():
+        r[0][k] = v
+    return r
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,15 +59,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rtt", type=int, default=20_000, help="round trips")
     parser.add_argument("--sim-rtt", type=int, default=2_000,
                         help="round trips against the venue simulator (0: skip)")
+    parser.add_argument("--dispatch", type=int, default=100_000,
+                        help="idle gateway duty calls from Python (0: skip)")
+    parser.add_argument("--dispatch-only", action="store_true",
+                        help="only the dispatch row (no codec, no round trips)")
 
 
 # ----------------------------------------------------------------------------- codec
 @njit(cache=True)
-def encode_many(buf, n, grid):
+def encode_many(buf, n, grid, orders):
     total = 0
+    o = orders[0]
     for i in range(n):
-        s, e = C.encode_new_order(buf, IDS, i + 1, NOW + i * 1000, 1000 + i, SYM, i & 1,
-                                  6183763 + (i & 255), 150, 1, 1, grid[0])
+        o["cl_ord_id"] = 1000 + i
+        o["side"] = i & 1
+        o["price"] = 6183763 + (i & 255)
+        s, e = C.encode_new_order(buf, IDS, i + 1, NOW + i * 1000, o, SYM, grid[0])
         total += e - s
     return total
 
@@ -82,7 +106,7 @@ def simplefix_encode(n: int) -> int:
 
 
 @njit(cache=True)
-def decode_all(buf, end, syms, grid, f):
+def decode_all(buf, end, syms, f, spans):
     pos = 0
     n = 0
     check = 0
@@ -90,7 +114,7 @@ def decode_all(buf, end, syms, grid, f):
         k = C.frame(buf, pos, end)
         if k <= 0:
             break
-        C.parse(buf, pos, k, syms, grid, f)
+        C.parse(buf, pos, k, syms, f, spans)
         check += f[C.F_CUM_QTY] + f[C.F_LAST_PX]
         pos += k
         n += 1
@@ -100,10 +124,13 @@ def decode_all(buf, end, syms, grid, f):
 def exec_reports(n: int) -> bytes:
     buf = np.zeros(512, np.uint8)
     out = bytearray()
+    er = report(exec_type=ord("F"), ord_status=ord("1"), price=6183763, qty=300,
+                last_qty=100, cum_qty=100, leaves_qty=200)
+    r = er[0]
     for i in range(n):
-        s, e = C.encode_exec_report(buf, VENUE_IDS, i + 1, NOW, 77 + i, 1000 + i, 5000 + i,
-                                    ord("F"), ord("1"), SYM, 0, 6183763, 300, 6183763 + i % 7,
-                                    100, 100, 200, GRID[0])
+        r["order_id"], r["cl_ord_id"], r["exec_id"] = 77 + i, 1000 + i, 5000 + i
+        r["last_px"] = 6183763 + i % 7
+        s, e = C.encode_exec_report(buf, VENUE_IDS, i + 1, NOW, r, SYM, GRID[0])
         out += bytes(buf[s:e])
     return bytes(out)
 
@@ -138,29 +165,37 @@ def rate(fn, n: int, repeat: int = 3) -> float:
 
 # ----------------------------------------------------------------------------- round trip
 @njit(cache=True)
-def answer_orders(inbuf, start, end, out, scratch, seqs, f, syms, grid, now_ns, fill):
+def answer_orders(inbuf, start, end, out, scratch, seqs, inb, syms, er, now_ns, fill):
     """Acceptor side: every complete NewOrderSingle gets an ExecutionReport (New, or a full
     fill when ``fill``). Stops before any other message type (Python answers those).
     Returns (consumed, out_len, other_len)."""
     olen = 0
+    f = inb.fields
+    r = er[0]
     while start < end:
         k = C.frame(inbuf, start, end)
         if k <= 0:
             break
-        C.parse(inbuf, start, k, syms, grid, f)
+        C.parse(inbuf, start, k, syms, f, inb.spans)
         if f[C.F_MSG_TYPE] != C.MSG_NEW_ORDER:
             return start, olen, k
         start += k
         seq = seqs[0]
         seqs[0] += 1
         q = f[C.F_ORDER_QTY]
-        et = 70 if fill else 48
-        st = 50 if fill else 48
-        s, e = C.encode_exec_report(scratch, VENUE_IDS, seq, now_ns, seq, f[C.F_CL_ORD_ID],
-                                    seq, et, st, SYM, 1 if f[C.F_SIDE] == 50 else 0,
-                                    f[C.F_PRICE], q, f[C.F_PRICE] if fill else 0,
-                                    q if fill else 0, q if fill else 0, 0 if fill else q,
-                                    grid[0])
+        r["order_id"] = seq
+        r["cl_ord_id"] = f[C.F_CL_ORD_ID]
+        r["exec_id"] = seq
+        r["exec_type"] = 70 if fill else 48  # 'F' trade, '0' new
+        r["ord_status"] = 50 if fill else 48  # '2' filled, '0' new
+        r["side"] = 1 if f[C.F_SIDE] == 50 else 0
+        r["price"] = f[C.F_PRICE]
+        r["qty"] = q
+        r["last_px"] = f[C.F_PRICE] if fill else 0
+        r["last_qty"] = q if fill else 0
+        r["cum_qty"] = q if fill else 0
+        r["leaves_qty"] = 0 if fill else q
+        s, e = C.encode_exec_report(scratch, VENUE_IDS, seq, now_ns, r, SYM, syms.grid[0])
         out[olen: olen + e - s] = scratch[s:e]
         olen += e - s
     return start, olen, 0
@@ -180,7 +215,8 @@ def echo_acceptor(port_q, raw: bool, fill: bool = False) -> None:
     scratch = np.zeros(1024, np.uint8)
     view = memoryview(inbuf)
     seqs = np.ones(1, np.int64)
-    f = np.zeros(C.N_FIELDS, np.int64)
+    inb = inbound(16)
+    er = report()
     start = end = 0
     while True:
         n = conn.recv_into(view[end:])
@@ -192,8 +228,8 @@ def echo_acceptor(port_q, raw: bool, fill: bool = False) -> None:
             end %= NOS_SIZE
             continue
         while True:
-            start, olen, other = answer_orders(inbuf, start, end, out, scratch, seqs, f, SYMS,
-                                               GRID, time.time_ns(), fill)
+            start, olen, other = answer_orders(inbuf, start, end, out, scratch, seqs, inb,
+                                               SYMS, er, time.time_ns(), fill)
             if olen:
                 conn.sendall(out[:olen])
             if not other:
@@ -220,9 +256,10 @@ def echo_acceptor(port_q, raw: bool, fill: bool = False) -> None:
 
 def _nos_er_sizes() -> tuple[int, int]:
     buf = np.zeros(512, np.uint8)
-    s, e = C.encode_new_order(buf, IDS, 1, NOW, 10**15, SYM, 0, 6183763, 150, 1, 1, GRID[0])
-    s2, e2 = C.encode_exec_report(buf, VENUE_IDS, 1, NOW, 1, 10**15, 1, 48, 48, SYM, 0,
-                                  6183763, 150, 0, 0, 0, 150, GRID[0])
+    s, e = C.encode_new_order(buf, IDS, 1, NOW, order()[0], SYM, GRID[0])
+    er = report(order_id=1, cl_ord_id=10**15, exec_id=1, exec_type=48, ord_status=48,
+                price=6183763, qty=150, leaves_qty=150)
+    s2, e2 = C.encode_exec_report(buf, VENUE_IDS, 1, NOW, er[0], SYM, GRID[0])
     return e - s, e2 - s2
 
 
@@ -248,29 +285,29 @@ def rtt_ours(n: int) -> np.ndarray:
     """numba encode -> send; busy-poll recv_into -> next_inbound (frame, checksum, parse)."""
     sock, proc = connect(False)
     out = np.zeros(512, np.uint8)
-    inbuf = np.zeros(1 << 16, np.uint8)
-    view = memoryview(inbuf)
-    io = np.zeros(8, np.int64)
+    inb = inbound(1 << 16)
+    view = memoryview(inb.buf)
+    io = inb.io[0]
     seqs = np.zeros(SEQ_WORDS, np.int64)
     seqs[NEXT_IN] = seqs[NEXT_OUT] = 1
-    f = np.zeros(C.N_FIELDS, np.int64)
+    o = order()
     lat = np.zeros(n, np.int64)
     for i in range(n + 200):
         t0 = time.perf_counter_ns()
-        s, e = C.encode_new_order(out, IDS, i + 1, time.time_ns(), 10**15 + i, SYM, 0,
-                                  6183763, 150, 1, 1, GRID[0])
+        o[0]["cl_ord_id"] = 10**15 + i
+        s, e = C.encode_new_order(out, IDS, i + 1, time.time_ns(), o[0], SYM, GRID[0])
         sock.send(out[s:e])
         while True:
             try:
-                io[IO_END] += sock.recv_into(view[io[IO_END]:])
+                io["end"] += sock.recv_into(view[io["end"]:])
             except BlockingIOError:
                 continue
-            if next_inbound(inbuf, io, seqs, f, SYMS, GRID, 0) == K_APP:
+            if next_inbound(inb, seqs, SYMS, 0) == K_APP:
                 break
         if i >= 200:
             lat[i - 200] = time.perf_counter_ns() - t0
-        if io[IO_START] == io[IO_END]:
-            io[IO_START] = io[IO_END] = 0
+        if io["start"] == io["end"]:
+            io["start"] = io["end"] = 0
     sock.close()
     proc.join(5)
     return lat
@@ -383,6 +420,53 @@ def rtt_gateway(n: int, tmp: str) -> tuple[np.ndarray, dict]:
         proc.terminate()
 
 
+def dispatch(n: int, tmp: str) -> dict:
+    """The Python -> jit call of the gateway's duty with nothing to do (no intents, no
+    bytes on a socketpair, no warming): what the dispatcher costs to type its arguments,
+    against an empty jitted function taking one int (the floor)."""
+    import uuid
+
+    from pipeline.fix.session import SessionConfig
+    from pipeline.orders.gateway import GatewayAgent, GatewayConfig
+    from pipeline.orders.risk import RiskLimits
+    from pipeline.orders.segments import create_order_path
+    from pipeline.transport.registry import Instance
+
+    inst = Instance.create(f"bdsp{uuid.uuid4().hex[:8]}")
+    a, b = socket.socketpair()
+    try:
+        a.setblocking(False)
+        create_order_path(inst, 1024)
+        cfg = GatewayConfig("127.0.0.1", 1, SessionConfig("CLIENT", "VENUE", f"{tmp}/dfix"),
+                            f"{tmp}/doms.journal", journal_records=4096)
+        gw = GatewayAgent(inst, cfg, TABLE, RiskLimits())
+        duty, args = gw.duty_template()
+        args = (a.fileno(), *args[1:])
+        calls = {"dispatcher": duty}
+        if hasattr(gw, "_entry"):  # what the gateway calls: the compiled entry point
+            calls["entry_point"] = gw._entry(duty, args)
+        calls["empty_jit"] = _floor
+        row = {"call": "gateway duty, idle (flow.duty)"}
+        for name, fn in calls.items():
+            call = (0,) if fn is _floor else args
+            assert fn(*call) == 0  # idle: no work, no stop
+            t0 = time.perf_counter_ns()
+            for _ in range(n):
+                fn(*call)
+            row[f"{name}_ns"] = (time.perf_counter_ns() - t0) / n
+        gw.journal.base.flush()
+        return row | {"n": n}
+    finally:
+        a.close()
+        b.close()
+        inst.destroy()
+
+
+@njit(cache=True, _nrt=False)
+def _floor(x):
+    return x
+
+
 def rtt_simulator(n: int, tmp: str) -> np.ndarray:
     """Our initiator (session, numba codec) against the venue simulator's FIX acceptor
     (``hft sim`` subprocess): NewOrderSingle (a resting buy far from the touch) -> its
@@ -398,7 +482,7 @@ def rtt_simulator(n: int, tmp: str) -> np.ndarray:
     try:
         cfg = SessionConfig("BENCH", "SIMVENUE", f"{tmp}/simstore", username="trader",
                             password=password)
-        init = Initiator(Session(cfg, SYMS, GRID), "127.0.0.1", ep["fix_port"])
+        init = Initiator(Session(cfg, SYMS.names, GRID), "127.0.0.1", ep["fix_port"])
         deadline = time.monotonic() + 30
         while not init.active:
             init.poll(time.monotonic_ns())
@@ -406,6 +490,7 @@ def rtt_simulator(n: int, tmp: str) -> np.ndarray:
             assert time.monotonic() < deadline, "no logon to the simulator"
         s = init.session
         out = np.zeros(512, np.uint8)
+        o = order(price=5_000_000, qty=100)
         got = [0]
 
         def on_app(f, buf):
@@ -414,8 +499,9 @@ def rtt_simulator(n: int, tmp: str) -> np.ndarray:
         for i in range(n + 100):
             t0 = time.perf_counter_ns()
             before = got[0]
-            st, e = C.encode_new_order(out, s.comp_ids, s.next_seq(), time.time_ns(),
-                                       10**15 + i, SYM, 0, 5_000_000, 100, 1, 1, GRID[0])
+            o[0]["cl_ord_id"] = 10**15 + i
+            st, e = C.encode_new_order(out, s.comp_ids, s.next_seq(), time.time_ns(), o[0],
+                                       SYM, GRID[0])
             init.send(out[st:e])
             while got[0] == before:
                 init.poll(time.monotonic_ns(), on_app)
@@ -428,19 +514,27 @@ def rtt_simulator(n: int, tmp: str) -> np.ndarray:
 
 
 def main(args: argparse.Namespace) -> int:
+    import tempfile
+    if args.dispatch_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            row = dispatch(args.dispatch, tmp)
+        emit("fix" if args.json else "gateway duty dispatch (Python -> jit)", [row], args.json)
+        return 0
     n = args.n
     buf = np.zeros(1024, np.uint8)
-    encode_many(buf, 10, GRID)
+    orders = order()
+    encode_many(buf, 10, GRID, orders)
     stream = exec_reports(n)
     sbuf = np.frombuffer(stream, np.uint8).copy()
     f = np.zeros(C.N_FIELDS, np.int64)
-    got, _ = decode_all(sbuf, len(sbuf), SYMS, GRID, f)
+    spans = np.zeros(C.SPAN_WORDS, np.int64)
+    got, _ = decode_all(sbuf, len(sbuf), SYMS, f, spans)
     assert got == n, (got, n)
     assert simplefix_decode(split(exec_reports(10))) == 10
-    ours_enc = rate(lambda: encode_many(buf, n, GRID), n)
+    ours_enc = rate(lambda: encode_many(buf, n, GRID, orders), n)
     sf_n = max(n // 20, 1000)
     sf_enc = rate(lambda: simplefix_encode(sf_n), sf_n)
-    ours_dec = rate(lambda: decode_all(sbuf, len(sbuf), SYMS, GRID, f), n)
+    ours_dec = rate(lambda: decode_all(sbuf, len(sbuf), SYMS, f, spans), n)
     sf_chunks = split(exec_reports(sf_n))
     sf_dec = rate(lambda: simplefix_decode(sf_chunks), sf_n)
     rows = [
@@ -456,10 +550,10 @@ def main(args: argparse.Namespace) -> int:
         rtt.append({"round_trip": label, "p50_us": float(np.percentile(lat, 50)) / 1000,
                     "p99_us": float(np.percentile(lat, 99)) / 1000,
                     "p999_us": float(np.percentile(lat, 99.9)) / 1000, "n": len(lat)})
-    import tempfile
     with tempfile.TemporaryDirectory() as tmp:
         lat, wire = rtt_gateway(args.rtt, tmp)
         sim_lat = rtt_simulator(args.sim_rtt, tmp) if args.sim_rtt else None
+        disp = [dispatch(args.dispatch, tmp)] if args.dispatch else []
     rtt.append({"round_trip": "whole gateway: orders ring -> fill on execs ring",
                 "p50_us": float(np.percentile(lat, 50)) / 1000,
                 "p99_us": float(np.percentile(lat, 99)) / 1000,
@@ -472,8 +566,10 @@ def main(args: argparse.Namespace) -> int:
     inside = {"intent_to_wire_p50_us": wire["p50"] / 1000, "intent_to_wire_p99_us":
               wire["p99"] / 1000, "intent_to_wire_count": wire["count"]}
     if args.json:
-        emit("fix", rows, True, {"round_trip": rtt, "gateway_tick_to_trade": inside})
+        emit("fix", rows, True, {"round_trip": rtt, "gateway_tick_to_trade": inside,
+                                 "dispatch": disp})
     else:
         emit("fix codec (msgs/s, best of 3)", rows, False)
         emit("fix NOS -> ExecutionReport round trip over loopback TCP", rtt, False, inside)
+        emit("gateway duty dispatch (Python -> jit)", disp, False)
     return 0

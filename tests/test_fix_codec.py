@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from pipeline.fix import codec as C
 from pipeline.instruments import SymbolTable
+from shm_layouts.records import ORDER_INTENT
 
 TABLE = SymbolTable.from_config([
     {"symbol": "BTCUSDT", "tick_size": "0.01", "lot_size": "0.00001"},
@@ -18,7 +19,8 @@ TABLE = SymbolTable.from_config([
     {"symbol": "DOGE", "tick_size": "10", "lot_size": "1"},
 ])
 GRID = TABLE.table()
-SYMS = C.symbol_matrix([i.symbol for i in TABLE])
+SYMS = C.symbols(C.symbol_matrix([i.symbol for i in TABLE]), GRID)
+SPANS = np.zeros(C.SPAN_WORDS, np.int64)  # parse's scratch
 IDS = C.comp_id_block("CLIENT1", "VENUE")
 
 ids = st.integers(1, 2**62)
@@ -31,6 +33,14 @@ times = st.integers(0, 4102444800 * 10**9)  # 1970 .. 2100
 
 def sym_bytes(sid: int) -> np.ndarray:
     return np.frombuffer(TABLE[sid].symbol.encode(), np.uint8).copy()
+
+
+def order(**fields) -> np.void:
+    """An ORDER_INTENT record (what the encoders take)."""
+    r = np.zeros(1, ORDER_INTENT)[0]
+    for k, v in fields.items():
+        r[k] = v
+    return r
 
 
 def simple_parse(raw: bytes) -> simplefix.FixMessage:
@@ -64,8 +74,8 @@ def check_header(m, raw: bytes, msg_type: bytes, seq: int, now: int) -> None:
 def test_new_order_single_parses_in_simplefix(seq, now, cl, sid, side, px, qty, tif, market):
     buf = np.zeros(512, np.uint8)
     inst = TABLE[sid]
-    s, e = C.encode_new_order(buf, IDS, seq, now, cl, sym_bytes(sid), side, px, qty,
-                              2 if market else 1, tif, GRID[sid])
+    o = order(cl_ord_id=cl, side=side, price=px, qty=qty, ord_type=2 if market else 1, tif=tif)
+    s, e = C.encode_new_order(buf, IDS, seq, now, o, sym_bytes(sid), GRID[sid])
     raw = bytes(buf[s:e])
     m = simple_parse(raw)
     check_header(m, raw, b"D", seq, now)
@@ -94,8 +104,9 @@ def test_cancel_and_replace_parse_in_simplefix(seq, now, cl, orig, sid, side, px
     check_header(m, raw, b"F", seq, now)
     assert (int(m.get(11)), int(m.get(41))) == (cl, orig)
     assert inst.lots(m.get(38).decode()) == qty
-    s, e = C.encode_replace(buf, IDS, seq, now, cl, orig, sym_bytes(sid), side, px, qty, 1, 1,
-                            GRID[sid])
+    o = order(cl_ord_id=cl, orig_cl_ord_id=orig, side=side, price=px, qty=qty, ord_type=1,
+              tif=1)
+    s, e = C.encode_replace(buf, IDS, seq, now, o, sym_bytes(sid), GRID[sid])
     raw = bytes(buf[s:e])
     m = simple_parse(raw)
     check_header(m, raw, b"G", seq, now)
@@ -145,7 +156,7 @@ def test_simplefix_exec_report_decodes_to_same_values(seq, sid, cl, oid, px, lpx
     buf = np.frombuffer(raw, np.uint8).copy()
     assert C.frame(buf, 0, len(buf)) == len(buf)
     f = np.zeros(C.N_FIELDS, np.int64)
-    assert C.parse(buf, 0, len(buf), SYMS, GRID, f) == C.E_NONE
+    assert C.parse(buf, 0, len(buf), SYMS, f, SPANS) == C.E_NONE
     assert f[C.F_MSG_TYPE] == C.MSG_EXEC_REPORT and f[C.F_SEQ] == seq
     assert f[C.F_CL_ORD_ID] == cl and f[C.F_EXEC_ID] == 77 and f[C.F_SYMBOL_ID] == sid
     assert f[C.F_EXEC_TYPE] == ord("F") and f[C.F_ORD_STATUS] == ord("1")
@@ -158,7 +169,7 @@ def test_simplefix_exec_report_decodes_to_same_values(seq, sid, cl, oid, px, lpx
     else:  # hashed, stable, and never colliding with a numeric id space below 2**62
         assert f[C.F_ORDER_ID] >= 2**62
         f2 = np.zeros(C.N_FIELDS, np.int64)
-        C.parse(buf, 0, len(buf), SYMS, GRID, f2)
+        C.parse(buf, 0, len(buf), SYMS, f2, SPANS)
         assert f2[C.F_ORDER_ID] == f[C.F_ORDER_ID]
 
 
@@ -171,7 +182,7 @@ def test_cancel_reject_fields():
     raw = m.encode()
     buf = np.frombuffer(raw, np.uint8).copy()
     f = np.zeros(C.N_FIELDS, np.int64)
-    assert C.parse(buf, 0, C.frame(buf, 0, len(buf)), SYMS, GRID, f) == C.E_NONE
+    assert C.parse(buf, 0, C.frame(buf, 0, len(buf)), SYMS, f, SPANS) == C.E_NONE
     assert f[C.F_MSG_TYPE] == C.MSG_CANCEL_REJECT
     assert (f[C.F_CL_ORD_ID], f[C.F_ORIG_CL_ORD_ID]) == (12, 10)
     assert (f[C.F_CXL_REJ_RESPONSE_TO], f[C.F_CXL_REJ_REASON]) == (1, 1)
@@ -200,7 +211,7 @@ def drain(stream: bytes, cuts: list[int]) -> tuple[list[int], int]:
                 garbled += 1
                 start = C.resync(buf, start, end)
                 continue
-            C.parse(buf, start, n, SYMS, GRID, f)
+            C.parse(buf, start, n, SYMS, f, SPANS)
             seqs.append(int(f[C.F_SEQ]))
             start += n
     return seqs, garbled
@@ -252,18 +263,22 @@ def test_off_grid_price_and_unknown_symbol_are_errors_not_crashes():
         msg += b"10=%03d\x01" % (sum(msg) % 256)
         buf = np.frombuffer(msg, np.uint8).copy()
         f = np.zeros(C.N_FIELDS, np.int64)
-        assert C.parse(buf, 0, C.frame(buf, 0, len(buf)), SYMS, GRID, f) == err
+        assert C.parse(buf, 0, C.frame(buf, 0, len(buf)), SYMS, f, SPANS) == err
 
 
 @settings(max_examples=50, deadline=None)
 @given(seq=ids, now=times, cl=ids, sid=sym_ids, px=units, qty=units, cum=units)
 def test_exec_report_encoder_round_trips(seq, now, cl, sid, px, qty, cum):
     buf = np.zeros(512, np.uint8)
-    s, e = C.encode_exec_report(buf, IDS, seq, now, 9, cl, 10, ord("F"), ord("1"),
-                                sym_bytes(sid), 1, px, qty, px, qty, cum, qty, GRID[sid])
+    er = np.zeros(1, C.EXEC_FIELDS)[0]
+    for k, v in dict(order_id=9, cl_ord_id=cl, exec_id=10, exec_type=ord("F"),
+                     ord_status=ord("1"), side=1, price=px, qty=qty, last_px=px, last_qty=qty,
+                     cum_qty=cum, leaves_qty=qty).items():
+        er[k] = v
+    s, e = C.encode_exec_report(buf, IDS, seq, now, er, sym_bytes(sid), GRID[sid])
     m = simple_parse(bytes(buf[s:e]))
     assert m.get(35) == b"8" and TABLE[sid].lots(m.get(14).decode()) == cum
     f = np.zeros(C.N_FIELDS, np.int64)
-    assert C.parse(buf, s, C.frame(buf, s, e), SYMS, GRID, f) == C.E_NONE
+    assert C.parse(buf, s, C.frame(buf, s, e), SYMS, f, SPANS) == C.E_NONE
     assert (f[C.F_CL_ORD_ID], f[C.F_PRICE], f[C.F_LAST_QTY], f[C.F_CUM_QTY]) == (cl, px, qty, cum)
     assert f[C.F_SIDE] == ord("2") and f[C.F_EXEC_TYPE] == ord("F")

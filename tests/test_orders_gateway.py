@@ -12,7 +12,8 @@ import pytest
 from pipeline.fix.session import SessionConfig
 from pipeline.instruments import SymbolTable
 from pipeline.observe.counters import Counters
-from pipeline.orders import flow, oms, risk
+from pipeline.orders import oms, risk
+from pipeline.orders import views as V
 from pipeline.orders.gateway import GatewayAgent, GatewayConfig, replay
 from pipeline.orders.segments import EXECS_CONSUMER, create_order_path
 from pipeline.orders.testing import push_intent, read_execs
@@ -199,9 +200,8 @@ def test_reconnect_reconciles_before_accepting(h):
 def test_order_lost_before_the_socket_is_rejected_by_reconcile_never_resent(h):
     h.ready()
     a = h.new()
-    now = time.monotonic_ns()
-    flow.process_intents(*h.gw._intent_args, now, time.time_ns(), 16)
-    h.gw.wio[flow.W_END] = h.gw.wio[flow.W_NORIG] = 0  # "crash" before the send
+    h.gw.process_intents(16)
+    h.gw.wio[0]["end"] = h.gw.wio[0]["norig"] = 0  # "crash" before the send
     assert h.state.orders[oms.find(h.state.orders, a)]["status"] == oms.PENDING_NEW
     h.acc.drop()
     h.run_until(lambda: not h.state.ready())
@@ -258,9 +258,9 @@ def test_slow_strategy_gets_backpressure_not_drops(instance, tmp_path):
         for _ in range(20):
             h.acc.fill(str(a), "0.00001", "60000")
         # the strategy stops reading: 20 fills do not fit in an 8-slot exec ring
-        h.run_until(lambda: h.gw.wio[flow.W_EXEC_BLOCKED] > 0, read=False)
+        h.run_until(lambda: h.gw.wio[0]["exec_blocked"] > 0, read=False)
         h.run_until(lambda: len(h.exec_for(a)) == 21)
-        assert h.gw.wio[flow.W_RING_FULL] == 0 and h.state.positions[0]["position"] == 20
+        assert h.gw.wio[0]["ring_full"] == 0 and h.state.positions[0]["position"] == 20
     finally:
         h.close()
 
@@ -275,8 +275,8 @@ def test_full_journal_refuses_new_orders(instance, tmp_path):
         assert h.exec_for(a)[0]["source"] == 1  # a fits; its reports use the reserve
         assert int(h.exec_for(b)[0]["reject_reason"]) == L.RiskReason.JOURNAL_FULL
         assert len(h.received("D")) == 1
-        assert h.gw.wio[flow.W_DENIED] == 1  # refused before risk, counted like a denial
-        assert flow.denials_by_reason(h.gw.wio)["orders.denied.journal_full"] == 1
+        assert h.gw.wio[0]["denied"] == 1  # refused before risk, counted like a denial
+        assert V.denials_by_reason(h.gw.wio)["orders.denied.journal_full"] == 1
     finally:
         h.close()
 

@@ -19,6 +19,7 @@ from pipeline.orders.oms import (
     REPLACED,
 )
 from shm_layouts.oms import CONTROL_WORDS, ORDER, ORDER_SLOTS, POSITION, W_OPEN_ORDERS
+from shm_layouts.records import ORDER_INTENT, OrderType, TimeInForce
 
 
 class Book:
@@ -28,8 +29,10 @@ class Book:
         self.pos = np.zeros(4, POSITION)
 
     def new(self, cl, side=0, price=100, qty=10, sid=0):
-        return oms.accept_new(self.words, self.orders, self.pos, cl, sid, side, price, qty,
-                              1, 1, 7, 1, 1)
+        r = np.zeros(1, ORDER_INTENT)[0]
+        r["cl_ord_id"], r["symbol_id"], r["side"], r["price"], r["qty"] = cl, sid, side, price, qty
+        r["tif"], r["ord_type"], r["t_origin_ns"] = TimeInForce.GTC, OrderType.LIMIT, 1
+        return oms.accept_new(self.words, self.orders, self.pos, r, 7, 1)
 
     def o(self, cl):
         return self.orders[oms.find(self.orders, cl)]

@@ -12,10 +12,12 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from pipeline.fix import codec as C
-from pipeline.fix.store import INDEX_SLOTS, NEXT_OUT, SEQ_WORDS
+from pipeline.fix.session import inbound
+from pipeline.fix.store import INDEX_SLOTS, NEXT_OUT, SEQ_WORDS, StoreView
 from pipeline.instruments import SymbolTable
-from pipeline.orders import flow, oms, risk
+from pipeline.orders import flow, oms, risk, warm
 from pipeline.orders import journal as J
+from pipeline.orders import views as V
 from pipeline.transport.ring import Ring
 from shm_layouts import oms as L
 from shm_layouts.records import EXEC_REPORT, ORDER_INTENT
@@ -45,23 +47,23 @@ class Rig:
         self.words[L.W_READY] = 1
         self.orders = np.zeros(L.ORDER_SLOTS, L.ORDER)
         self.positions = np.zeros(L.MAX_INSTRUMENTS, L.POSITION)
-        self.limits, self.g = limits.compile(TABLE)
-        self.rates = limits.rate_state()
-        self.marks = np.zeros((1, risk.MARK_WORDS), np.int64)
+        self.risk = limits.view(TABLE)
+        self.limits, self.g, self.marks, self.rates = self.risk
         self.seqs = np.zeros(SEQ_WORDS, np.int64)
         self.seqs[NEXT_OUT] = 1
         self.jdata = np.zeros(1 << 20, np.uint8)
         self.jindex = np.zeros((INDEX_SLOTS, 3), np.int64)
-        self.comp_ids = C.comp_id_block("C", "V")
-        self.syms = C.symbol_matrix(["BTCUSDT"])
-        self.sym_lens = np.array([7], np.int64)
-        self.grid = TABLE.table()
-        self.scratch = np.zeros(1024, np.uint8)
-        self.wire, self.wio, self.torig = flow.empty_wire(1 << 16)
-        self.execs = execs  # no gating consumer: never full
         self.j = journal
         self.j[0, 0] = 0
-        self.jpay = np.zeros(J.RECORD_WORDS - 2, np.int64)
+        self.oms = V.OmsView(self.words, self.orders, self.positions, journal,
+                             np.zeros(J.RECORD_WORDS - 2, np.int64))
+        self.out = V.out_path(1 << 16)
+        warm.default_shape(self.out.shadow)
+        self.wire, self.wio, self.torig, self.scratch = self.out[:4]
+        self.fix = V.Fix(self.out, StoreView(self.seqs, self.jdata, self.jindex),
+                         C.symbols(C.symbol_matrix(["BTCUSDT"]), TABLE.table()), inbound(16),
+                         C.comp_id_block("C", "V"))
+        self.execs = V.execs_view(execs.view())  # no gating consumer: never full
         self.intent = np.zeros(1, ORDER_INTENT)
 
     def submit(self, now, **fields) -> tuple[int, list]:
@@ -69,14 +71,10 @@ class Rig:
         self.intent[:] = 0
         for k, v in fields.items():
             r[k] = v
-        reason = flow.handle_intent(
-            r, self.words, self.orders, self.positions, self.limits, self.g, self.marks,
-            self.rates, self.seqs, self.jdata, self.jindex, self.comp_ids, self.syms,
-            self.sym_lens, self.grid, self.scratch, self.wire, self.wio, self.torig,
-            self.execs.ctl, self.execs.stamps, self.execs.records, self.j, self.jpay, now, 10**18)
-        raw = bytes(self.wire[: self.wio[flow.W_END]])
-        self.wio[flow.W_END] = 0
-        self.wio[flow.W_NORIG] = 0
+        reason = flow.handle_intent(r, self.oms, self.risk, self.fix, self.execs, now, 10**18)
+        io = self.wio[0]
+        raw = bytes(self.wire[: io["end"]])
+        io["end"] = io["norig"] = 0
         p = simplefix.FixParser()
         p.append_buffer(raw)
         msgs = []
@@ -373,19 +371,18 @@ def test_each_denial_increments_exactly_its_reason_counter(parts, reason):
         setup(rig, now)
     before = rig.wio.copy()
     assert _new(rig, now, 100, **fields) == reason
-    delta = rig.wio - before
-    assert delta[flow.W_DENIED] == 1
-    by_reason = np.zeros(flow.DENIAL_REASONS, np.int64)
+    assert rig.wio[0]["denied"] - before[0]["denied"] == 1
+    by_reason = np.zeros(V.DENIAL_REASONS, np.int64)
     by_reason[reason] = 1
-    assert list(delta[flow.W_DENIED_BY: flow.W_DENIED_BY + flow.DENIAL_REASONS]) == \
+    assert list(rig.wio[0]["denied_by"] - before[0]["denied_by"]) == \
         list(by_reason)  # its own counter, no other
-    counts = flow.denials_by_reason(rig.wio)
+    counts = V.denials_by_reason(rig.wio)
     assert counts[f"orders.denied.{reason.name.lower()}"] == 1
-    assert sum(counts.values()) == rig.wio[flow.W_DENIED]
+    assert sum(counts.values()) == rig.wio[0]["denied"]
 
 
 def test_denial_counter_names_cover_every_reason_in_lower_case():
-    names = flow.denials_by_reason(np.zeros(flow.WIO_WORDS, np.int64))
+    names = V.denials_by_reason(np.zeros(1, V.GATEWAY_IO))
     assert len(names) == len(R) - 1 and "orders.denied.ok" not in names
     assert {"orders.denied.order_rate", "orders.denied.not_ready",
             "orders.denied.journal_full"} <= set(names)

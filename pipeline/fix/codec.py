@@ -15,8 +15,12 @@ exactly back to ticks/lots once the symbol is known (tag order is free in FIX).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit
+
+from shm_layouts.records import OrderType, Side, TimeInForce
 
 SOH = 1
 BEGIN = np.frombuffer(b"8=FIX.4.4\x019=", np.uint8).copy()
@@ -47,10 +51,33 @@ MSG_EXEC_REPORT = ord("8")
 MSG_CANCEL_REJECT = ord("9")
 
 
-def msg_type_code(text: str) -> int:
-    """The int64 code ``parse`` stores in F_MSG_TYPE for a 1- or 2-char MsgType."""
-    raw = text.encode()
-    return raw[0] | (raw[1] << 8 if len(raw) > 1 else 0)
+SPAN_WORDS = 12  # parse()'s scratch: offset and length of each price/qty value
+
+BID = int(Side.BID)
+MARKET = int(OrderType.MARKET)
+IOC, FOK, POST_ONLY = int(TimeInForce.IOC), int(TimeInForce.FOK), int(TimeInForce.POST_ONLY)
+
+
+class Symbols(NamedTuple):
+    """The instruments as the codec sees them: ``names`` (uint8 [n, 16], zero padded, see
+    ``symbol_matrix``), ``lens`` (bytes of each name) and ``grid`` (INSTRUMENT_ROW per id)."""
+
+    names: np.ndarray
+    lens: np.ndarray
+    grid: np.ndarray
+
+
+def symbols(names: np.ndarray, grid: np.ndarray) -> Symbols:
+    """``Symbols`` of a ``symbol_matrix`` and its grid (lengths counted from the padding)."""
+    return Symbols(names, (names != 0).sum(axis=1).astype(np.int64), grid)
+
+
+# ExecutionReport fields for ``encode_exec_report`` (the acceptor side): one record, not
+# a dozen positional scalars; exec_type/ord_status are FIX chars (e.g. ord("0"), ord("F"))
+EXEC_FIELDS = np.dtype([("order_id", "<i8"), ("cl_ord_id", "<i8"), ("exec_id", "<i8"),
+                        ("price", "<i8"), ("qty", "<i8"), ("last_px", "<i8"),
+                        ("last_qty", "<i8"), ("cum_qty", "<i8"), ("leaves_qty", "<i8"),
+                        ("exec_type", "u1"), ("ord_status", "u1"), ("side", "u1")])
 
 
 # ------------------------------------------------------------------------------ writing
@@ -223,7 +250,7 @@ def finish(buf, body_end):
 
 @njit(cache=True, _nrt=False)
 def fix_side(side):
-    return 49 if side == 0 else 50  # Side BID/BUY -> '1', ASK/SELL -> '2'
+    return 49 if side == BID else 50  # Side BID/BUY -> '1', ASK/SELL -> '2'
 
 
 @njit(cache=True, _nrt=False)
@@ -246,31 +273,34 @@ def put_symbol_side(buf, pos, symbol, side):
 
 
 @njit(cache=True, _nrt=False)
-def put_order_fields(buf, pos, symbol, side, price, qty, ord_type, tif, grid):
-    """Symbol, Side, OrderQty, OrdType, Price, TimeInForce (+ExecInst for post-only)."""
-    pos = put_symbol_side(buf, pos, symbol, side)
-    pos = put_qty(buf, pos, 38, qty, grid)
-    pos = put_char_field(buf, pos, 40, 49 if ord_type == 2 else 50)  # 1 market, 2 limit
-    if ord_type != 2:
-        pos = put_price(buf, pos, 44, price, grid)
-    if tif == 2:
-        pos = put_char_field(buf, pos, 59, 51)  # IOC '3'
-    elif tif == 3:
-        pos = put_char_field(buf, pos, 59, 52)  # FOK '4'
+def put_order_fields(buf, pos, symbol, o, grid):
+    """Symbol, Side, OrderQty, OrdType, Price, TimeInForce (+ExecInst for post-only) of
+    order ``o`` (a record with side, price, qty, ord_type, tif: ORDER_INTENT or ORDER)."""
+    pos = put_symbol_side(buf, pos, symbol, o["side"])
+    pos = put_qty(buf, pos, 38, o["qty"], grid)
+    market = o["ord_type"] == MARKET
+    pos = put_char_field(buf, pos, 40, 49 if market else 50)  # '1' market, '2' limit
+    if not market:
+        pos = put_price(buf, pos, 44, o["price"], grid)
+    tif = o["tif"]
+    if tif == IOC:
+        pos = put_char_field(buf, pos, 59, 51)  # '3'
+    elif tif == FOK:
+        pos = put_char_field(buf, pos, 59, 52)  # '4'
     else:
         pos = put_char_field(buf, pos, 59, 49)  # GTC '1'
-        if tif == 4:
+        if tif == POST_ONLY:
             pos = put_char_field(buf, pos, 18, 54)  # ExecInst '6' participate-don't-initiate
     return pos
 
 
 @njit(cache=True, _nrt=False)
-def encode_new_order(buf, comp_ids, seq, now_ns, cl_ord_id, symbol, side, price, qty,
-                     ord_type, tif, grid):
-    """NewOrderSingle (35=D). ``grid`` is the instrument's INSTRUMENT_ROW record."""
+def encode_new_order(buf, comp_ids, seq, now_ns, o, symbol, grid):
+    """NewOrderSingle (35=D) of order ``o`` (cl_ord_id and the ``put_order_fields``).
+    ``grid`` is the instrument's INSTRUMENT_ROW record."""
     pos = begin_body(buf, MSG_NEW_ORDER, comp_ids, seq, now_ns)
-    pos = put_int_field(buf, pos, 11, cl_ord_id)
-    pos = put_order_fields(buf, pos, symbol, side, price, qty, ord_type, tif, grid)
+    pos = put_int_field(buf, pos, 11, o["cl_ord_id"])
+    pos = put_order_fields(buf, pos, symbol, o, grid)
     pos = put_time_field(buf, pos, 60, now_ns)
     return finish(buf, pos)
 
@@ -289,13 +319,13 @@ def encode_cancel(buf, comp_ids, seq, now_ns, cl_ord_id, orig_cl_ord_id, symbol,
 
 
 @njit(cache=True, _nrt=False)
-def encode_replace(buf, comp_ids, seq, now_ns, cl_ord_id, orig_cl_ord_id, symbol, side,
-                   price, qty, ord_type, tif, grid):
-    """OrderCancelReplaceRequest (35=G)."""
+def encode_replace(buf, comp_ids, seq, now_ns, o, symbol, grid):
+    """OrderCancelReplaceRequest (35=G): intent ``o`` (ORDER_INTENT: cl_ord_id,
+    orig_cl_ord_id and the ``put_order_fields``)."""
     pos = begin_body(buf, MSG_REPLACE, comp_ids, seq, now_ns)
-    pos = put_int_field(buf, pos, 11, cl_ord_id)
-    pos = put_int_field(buf, pos, 41, orig_cl_ord_id)
-    pos = put_order_fields(buf, pos, symbol, side, price, qty, ord_type, tif, grid)
+    pos = put_int_field(buf, pos, 11, o["cl_ord_id"])
+    pos = put_int_field(buf, pos, 41, o["orig_cl_ord_id"])
+    pos = put_order_fields(buf, pos, symbol, o, grid)
     pos = put_time_field(buf, pos, 60, now_ns)
     return finish(buf, pos)
 
@@ -463,21 +493,20 @@ def parse_id(buf, at, n):
     return np.int64(h >> np.uint64(1)) | np.int64(1) << np.int64(62)
 
 
-@njit(cache=True, _nrt=True)  # allocates scratch (set: else a caller's is inherited)
+@njit(cache=True, _nrt=False)
 def parse_time(buf, at, n):
     """UTCTimestamp (seconds, millis, micros or nanos) -> epoch ns; -1 if malformed."""
     if n < 17 or buf[at + 8] != 45 or buf[at + 11] != 58 or buf[at + 14] != 58:
         return -1
-    vals = np.empty(6, np.int64)
-    spans = ((0, 4), (4, 2), (6, 2), (9, 2), (12, 2), (15, 2))
-    for k in range(6):
-        s, w = spans[k]
-        v, ok = parse_int(buf, at + s, w)
-        if not ok:
-            return -1
-        vals[k] = v
-    y, m, d = vals[0], vals[1], vals[2]
-    if m < 1 or m > 12 or d < 1 or d > 31 or vals[3] > 23 or vals[4] > 59 or vals[5] > 60:
+    y, ok_y = parse_int(buf, at, 4)
+    m, ok_m = parse_int(buf, at + 4, 2)
+    d, ok_d = parse_int(buf, at + 6, 2)
+    hh, ok_h = parse_int(buf, at + 9, 2)
+    mm, ok_mm = parse_int(buf, at + 12, 2)
+    ss, ok_s = parse_int(buf, at + 15, 2)
+    if not (ok_y and ok_m and ok_d and ok_h and ok_mm and ok_s):
+        return -1
+    if m < 1 or m > 12 or d < 1 or d > 31 or hh > 23 or mm > 59 or ss > 60:
         return -1
     # days_from_civil (inverse of civil_from_days)
     yy = y - (1 if m <= 2 else 0)
@@ -487,7 +516,7 @@ def parse_time(buf, at, n):
     doy = (153 * mp + 2) // 5 + d - 1
     doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
     days = era * 146097 + doe - 719468
-    ns = ((days * 86400 + vals[3] * 3600 + vals[4] * 60 + vals[5]) * 1_000_000_000)
+    ns = (days * 86400 + hh * 3600 + mm * 60 + ss) * 1_000_000_000
     if n > 17:
         if buf[at + 17] != 46 or n - 18 > 9 or n == 18:
             return -1
@@ -518,9 +547,11 @@ def symbol_id(symbols, buf, at, n):
     return -1
 
 
-@njit(cache=True, _nrt=True)  # allocates scratch (set: else a caller's is inherited)
-def parse(buf, start, length, symbols, grid, f):
-    """Fill field vector ``f`` from the framed message ``buf[start:start+length]``.
+@njit(cache=True, _nrt=False)
+def parse(buf, start, length, syms, f, spans):
+    """Fill field vector ``f`` from the framed message ``buf[start:start+length]``
+    (``syms``: ``Symbols``; ``spans``: int64[SPAN_WORDS] scratch, so nothing is allocated
+    per message).
 
     Returns F_ERROR's value (E_NONE when every field present was usable)."""
     f[:] = 0
@@ -529,8 +560,8 @@ def parse(buf, start, length, symbols, grid, f):
     pos = start
     end = start + length
     err = E_NONE
-    num_at = np.zeros(6, np.int64)  # value offsets of price/qty fields, resolved at the end
-    num_len = np.zeros(6, np.int64)
+    num_at = spans[:6]  # value offsets of price/qty fields, resolved at the end
+    num_len = spans[6:SPAN_WORDS]
     while pos < end:
         tag = 0
         while pos < end and buf[pos] != 61:
@@ -574,7 +605,7 @@ def parse(buf, start, length, symbols, grid, f):
         elif tag == 54:
             f[F_SIDE] = c0
         elif tag == 55:
-            f[F_SYMBOL_ID] = symbol_id(symbols, buf, vat, n)
+            f[F_SYMBOL_ID] = symbol_id(syms.names, buf, vat, n)
             if f[F_SYMBOL_ID] < 0:
                 err = E_UNKNOWN_SYMBOL
         elif tag == 103 or tag == 102 or tag == 434:
@@ -611,7 +642,7 @@ def parse(buf, start, length, symbols, grid, f):
                 if err == E_NONE:
                     err = E_UNKNOWN_SYMBOL
                 continue
-            row = grid[sid]
+            row = syms.grid[sid]
             if k < 2:
                 v, e = parse_units(buf, num_at[k], num_len[k], row["tick_units"],
                                    row["price_decimals"])
@@ -645,23 +676,21 @@ def comp_id_block(sender: str, target: str) -> np.ndarray:
 
 
 @njit(cache=True, _nrt=False)
-def encode_exec_report(buf, comp_ids, seq, now_ns, order_id, cl_ord_id, exec_id, exec_type,
-                       ord_status, symbol, side, price, qty, last_px, last_qty, cum, leaves,
-                       grid):
+def encode_exec_report(buf, comp_ids, seq, now_ns, er, symbol, grid):
     """ExecutionReport (35=8): the acceptor side, for test venues and the round-trip bench.
-    ``exec_type``/``ord_status`` are FIX chars (e.g. ord("0"), ord("F"))."""
+    ``er``: an EXEC_FIELDS record."""
     pos = begin_body(buf, MSG_EXEC_REPORT, comp_ids, seq, now_ns)
-    pos = put_int_field(buf, pos, 37, order_id)
-    pos = put_int_field(buf, pos, 11, cl_ord_id)
-    pos = put_int_field(buf, pos, 17, exec_id)
-    pos = put_char_field(buf, pos, 150, exec_type)
-    pos = put_char_field(buf, pos, 39, ord_status)
-    pos = put_symbol_side(buf, pos, symbol, side)
-    pos = put_qty(buf, pos, 38, qty, grid)
-    pos = put_price(buf, pos, 44, price, grid)
-    pos = put_qty(buf, pos, 32, last_qty, grid)
-    pos = put_price(buf, pos, 31, last_px, grid)
-    pos = put_qty(buf, pos, 14, cum, grid)
-    pos = put_qty(buf, pos, 151, leaves, grid)
+    pos = put_int_field(buf, pos, 37, er["order_id"])
+    pos = put_int_field(buf, pos, 11, er["cl_ord_id"])
+    pos = put_int_field(buf, pos, 17, er["exec_id"])
+    pos = put_char_field(buf, pos, 150, er["exec_type"])
+    pos = put_char_field(buf, pos, 39, er["ord_status"])
+    pos = put_symbol_side(buf, pos, symbol, er["side"])
+    pos = put_qty(buf, pos, 38, er["qty"], grid)
+    pos = put_price(buf, pos, 44, er["price"], grid)
+    pos = put_qty(buf, pos, 32, er["last_qty"], grid)
+    pos = put_price(buf, pos, 31, er["last_px"], grid)
+    pos = put_qty(buf, pos, 14, er["cum_qty"], grid)
+    pos = put_qty(buf, pos, 151, er["leaves_qty"], grid)
     pos = put_time_field(buf, pos, 60, now_ns)
     return finish(buf, pos)

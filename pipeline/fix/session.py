@@ -1,7 +1,7 @@
 """FIX 4.4 initiator session layer: a Sans-I/O core (bytes in, bytes out, no socket).
 
 The owner (``wire.Initiator`` or a test) appends received bytes to ``inbuf`` (advancing
-``io[IO_END]``), calls ``process(now_ns, on_app)`` and ``on_timer(now_ns)``, and writes
+``io[0]["end"]``), calls ``process(now_ns, on_app)`` and ``on_timer(now_ns)``, and writes
 whatever ``take_output()`` returns to the wire; ``want_disconnect`` tells it to drop the
 connection. Application messages (ExecutionReport, OrderCancelReject) in sequence are
 framed and parsed by the jitted ``next_inbound`` with no Python object per message, so a
@@ -20,6 +20,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import simplefix
@@ -32,13 +33,32 @@ from pipeline.transport.atomics import load_relaxed, store_relaxed
 
 log = logging.getLogger(__name__)
 
-# io words: the inbound buffer window and liveness times (shared with jitted loops)
-IO_START, IO_END, IO_GARBLED, IO_MSG_LEN, IO_LAST_RECV, IO_LAST_SENT, IO_APP_IN = range(7)
-IO_WORDS = 8
+# the inbound buffer's window and the liveness times, shared with jitted loops: a
+# 1-element record (``io[0]["end"]`` from Python, ``io[0].end`` in numba)
+IO = np.dtype([("start", "<i8"), ("end", "<i8"),  # unread bytes: inbuf[start:end]
+               ("garbled", "<i8"),  # messages dropped (bad framing/checksum), session life
+               ("msg_len", "<i8"),  # length of the K_OTHER message left at start
+               ("last_recv", "<i8"), ("last_sent", "<i8"),  # monotonic ns
+               ("app_in", "<i8")])  # application messages consumed by the jitted path
 # next_inbound() results
 K_NONE, K_GARBLED, K_APP, K_OTHER = 0, 1, 2, 3
 INBUF_BYTES = 1 << 20
 SECOND = 1_000_000_000
+
+
+class Inbound(NamedTuple):
+    """The inbound side as one argument: the receive buffer, its ``IO`` record, the parsed
+    field vector and ``codec.parse``'s scratch."""
+
+    buf: np.ndarray
+    io: np.ndarray
+    fields: np.ndarray
+    spans: np.ndarray
+
+
+def inbound(size: int = INBUF_BYTES) -> Inbound:
+    return Inbound(np.zeros(size, np.uint8), np.zeros(1, IO), np.zeros(C.N_FIELDS, np.int64),
+                   np.zeros(C.SPAN_WORDS, np.int64))
 
 
 class State(enum.IntEnum):
@@ -49,35 +69,37 @@ class State(enum.IntEnum):
 
 
 @njit(cache=True, _nrt=False)
-def next_inbound(inbuf, io, seqs, f, symbols, grid, now_ns):
-    """Frame the next inbound message; see K_*.
+def next_inbound(inb, seqs, syms, now_ns):
+    """Frame the next inbound message of ``inb`` (``Inbound``); see K_*.
 
-    K_APP: an in-sequence ExecutionReport/OrderCancelReject parsed into ``f`` and consumed
-    (NEXT_IN advanced). K_OTHER: parsed into ``f`` but left for the Python session
-    (length in ``io[IO_MSG_LEN]``). K_GARBLED: bytes dropped up to the next begin string
-    and counted; the sequence gap it leaves is recovered by a ResendRequest.
+    K_APP: an in-sequence ExecutionReport/OrderCancelReject parsed into ``inb.fields`` and
+    consumed (NEXT_IN advanced). K_OTHER: parsed but left for the Python session (length
+    in ``io.msg_len``). K_GARBLED: bytes dropped up to the next begin string and counted;
+    the sequence gap it leaves is recovered by a ResendRequest.
     """
-    start = io[IO_START]
-    end = io[IO_END]
+    io = inb.io[0]
+    f = inb.fields
+    start = io.start
+    end = io.end
     if start >= end:
         return K_NONE
-    n = C.frame(inbuf, start, end)
+    n = C.frame(inb.buf, start, end)
     if n == C.NEED_MORE:
         return K_NONE
     if n == C.GARBLED:
-        io[IO_START] = C.resync(inbuf, start, end)
-        io[IO_GARBLED] += 1
+        io.start = C.resync(inb.buf, start, end)
+        io.garbled += 1
         return K_GARBLED
-    io[IO_LAST_RECV] = now_ns
-    C.parse(inbuf, start, n, symbols, grid, f)
+    io.last_recv = now_ns
+    C.parse(inb.buf, start, n, syms, f, inb.spans)
     mt = f[C.F_MSG_TYPE]
     if (mt == C.MSG_EXEC_REPORT or mt == C.MSG_CANCEL_REJECT) and \
             f[C.F_SEQ] == load_relaxed(seqs, NEXT_IN):
         store_relaxed(seqs, NEXT_IN, f[C.F_SEQ] + 1)
-        io[IO_START] = start + n
-        io[IO_APP_IN] += 1
+        io.start = start + n
+        io.app_in += 1
         return K_APP
-    io[IO_MSG_LEN] = n
+    io.msg_len = n
     return K_OTHER
 
 
@@ -137,11 +159,9 @@ class Session:
                  store: SessionStore | None = None):
         self.cfg = cfg
         self.store = store or SessionStore(cfg.store_dir)
-        self.symbols = symbols
-        self.grid = grid
-        self.inbuf = np.zeros(INBUF_BYTES, np.uint8)
-        self.io = np.zeros(IO_WORDS, np.int64)
-        self.fields = np.zeros(C.N_FIELDS, np.int64)
+        self.syms = C.symbols(symbols, grid)
+        self.inb = inbound()
+        self.inbuf, self.io, self.fields = self.inb.buf, self.inb.io, self.inb.fields
         self.comp_ids = C.comp_id_block(cfg.sender, cfg.target)
         self.state = State.DISCONNECTED
         self.counters = SessionCounters()
@@ -156,10 +176,11 @@ class Session:
 
     # ------------------------------------------------------------------ owner interface
     def on_connected(self, now_ns: int) -> None:
-        garbled = self.io[IO_GARBLED]
+        io = self.io[0]
+        garbled = io["garbled"]
         self.io[:] = 0
-        self.io[IO_GARBLED] = garbled  # a count over the session's life, not per connection
-        self.io[IO_LAST_RECV] = self.io[IO_LAST_SENT] = now_ns
+        io["garbled"] = garbled  # a count over the session's life, not per connection
+        io["last_recv"] = io["last_sent"] = now_ns
         self._test_req_at = self._resend_until = 0
         self.want_disconnect = None
         if self.cfg.reset_on_logon:
@@ -197,17 +218,18 @@ class Session:
 
     def compact(self) -> None:
         """Move unread bytes to the front of ``inbuf`` before the next read."""
-        s, e = int(self.io[IO_START]), int(self.io[IO_END])
+        io = self.io[0]
+        s, e = int(io["start"]), int(io["end"])
         if s:
             self.inbuf[: e - s] = self.inbuf[s:e]
-            self.io[IO_START], self.io[IO_END] = 0, e - s
+            io["start"], io["end"] = 0, e - s
 
     def free_space(self) -> memoryview:
         self.compact()
-        return memoryview(self.inbuf)[int(self.io[IO_END]):]
+        return memoryview(self.inbuf)[int(self.io[0]["end"]):]
 
     def received(self, n: int) -> None:
-        self.io[IO_END] += n
+        self.io[0]["end"] += n
 
     def feed(self, data: bytes) -> None:
         """Append received bytes (tests and simple shells)."""
@@ -231,7 +253,7 @@ class Session:
         return int(take_seq(self.store.words))
 
     def sent_app(self, now_ns: int) -> None:
-        self.io[IO_LAST_SENT] = now_ns
+        self.io[0]["last_sent"] = now_ns
 
     # ------------------------------------------------------------------ inbound
     def process(self, now_ns: int, on_app: Callable[[np.ndarray, np.ndarray], None] | None
@@ -251,8 +273,7 @@ class Session:
                 if n:
                     handled += n
                     self._gap_refilled()
-            kind = next_inbound(self.inbuf, self.io, self.store.words, self.fields,
-                                self.symbols, self.grid, now_ns)
+            kind = next_inbound(self.inb, self.store.words, self.syms, now_ns)
             if kind == K_NONE:
                 break
             handled += 1
@@ -261,12 +282,12 @@ class Session:
                     on_app(self.fields, self.inbuf)
                 self._gap_refilled()
             elif kind == K_OTHER:
-                s = int(self.io[IO_START])
-                n = int(self.io[IO_MSG_LEN])
+                io = self.io[0]
+                s, n = int(io["start"]), int(io["msg_len"])
                 raw = self.inbuf[s: s + n].tobytes()
-                self.io[IO_START] = s + n
+                io["start"] = s + n
                 self._handle(raw, now_ns, on_app)
-        garbled = int(self.io[IO_GARBLED])
+        garbled = int(self.io[0]["garbled"])
         if garbled != self.counters.garbled:
             log.warning("FIX: dropped %d garbled inbound message(s) (bad framing/checksum)",
                         garbled - self.counters.garbled)
@@ -387,7 +408,7 @@ class Session:
             self.counters.messages_resent += 1
         if gap_from:
             self._gap_fill(gap_from, end + 1, now_ns)
-        self.io[IO_LAST_SENT] = now_ns
+        self.io[0]["last_sent"] = now_ns
 
     def _gap_fill(self, seq: int, new_seq: int, now_ns: int) -> None:
         self.counters.gap_fills_sent += 1
@@ -423,13 +444,13 @@ class Session:
                 self._drop("heartbeat timeout: no answer to TestRequest")
                 return
             if not self._test_req_at and \
-                    now_ns - int(self.io[IO_LAST_RECV]) > self._hb_ns * 6 // 5:
+                    now_ns - int(self.io[0]["last_recv"]) > self._hb_ns * 6 // 5:
                 self._test_req_at = now_ns
                 self.counters.test_requests_sent += 1
                 self._send_admin("1", [(112, f"TEST{now_ns}")], now_ns)
-            elif now_ns - int(self.io[IO_LAST_SENT]) >= self._hb_ns:
+            elif now_ns - int(self.io[0]["last_sent"]) >= self._hb_ns:
                 self._send_admin("0", [], now_ns)
-            if self._test_req_at and int(self.io[IO_LAST_RECV]) > self._test_req_at:
+            if self._test_req_at and int(self.io[0]["last_recv"]) > self._test_req_at:
                 self._test_req_at = 0  # anything received proves the peer is alive
 
     # ------------------------------------------------------------------ helpers
@@ -452,7 +473,7 @@ class Session:
         seq = self.next_seq()
         self.store.record(seq, None)  # admin: answered with a gap fill, never resent
         self._out.append(self._build(msg_type, pairs, seq, now_ns))
-        self.io[IO_LAST_SENT] = now_ns
+        self.io[0]["last_sent"] = now_ns
 
     def _fatal(self, reason: str, now_ns: int) -> None:
         log.error("FIX %s->%s: %s", self.cfg.sender, self.cfg.target, reason)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -29,6 +30,15 @@ SEQ_WORDS = 16
 INDEX_SLOTS = 1 << 16
 IDX_SEQ, IDX_OFFSET, IDX_LEN = 0, 1, 2
 JOURNAL_BYTES = 1 << 24
+
+
+class StoreView(NamedTuple):
+    """The store as one jitted argument: ``seqs`` (the int64 seqnums words, read and written
+    through the atomic intrinsics, hence words and not a record), ``data``, ``index``."""
+
+    seqs: np.ndarray
+    data: np.ndarray
+    index: np.ndarray
 
 
 @njit(cache=True, _nrt=False)
@@ -86,6 +96,7 @@ class SessionStore:
         self.index = _map(self.dir / "journal.idx", np.int64, (INDEX_SLOTS, 3))
         if self.words[CREATED] == 0:
             self.reset()
+        self.view = StoreView(self.words, self.data, self.index)
 
     @property
     def next_out(self) -> int:

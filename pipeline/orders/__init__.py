@@ -12,4 +12,7 @@ Public API for other areas:
   ``reject_reason`` a ``shm_layouts.oms.RiskReason``).
 - ``risk.book_top(marks, sid)``: the one place risk reads best bid/ask and book time; the
   gateway fills ``marks`` from a BOOK_UPDATE ring (config ``[gateway] book_ring``).
+- ``views``: the named views the jitted order path takes (``OmsView``, ``Out``, ``Fix``,
+  ``Execs``, ``Book``, ``Hists``) and ``GATEWAY_IO``, the gateway's counters record
+  (``views.denials_by_reason`` names its per-reason denial counts).
 """

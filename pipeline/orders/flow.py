@@ -1,10 +1,10 @@
 """The gateway's jitted per-message flow: intent -> risk -> OMS -> FIX bytes, and
 decoded report -> OMS -> exec ring. No Python object per message.
 
-``Ctx`` bundles the arrays every step needs so the Python side passes one tuple-like
-object; numba sees plain arrays. Outbound bytes are appended to ``wire`` (``wio[W_END]``)
-and written to the socket by the shell in one send per duty cycle; ``torig`` keeps each
-message's t_origin so tick-to-trade is recorded when the bytes hit the socket.
+Arguments are the named views of ``pipeline.orders.views`` (one per concern). Outbound
+bytes are appended to ``fix.out.wire`` (cursor ``io.end``) and written to the socket by
+the shell in one send per duty cycle; ``torig`` keeps each message's t_origin so
+tick-to-trade is recorded when the bytes hit the socket.
 """
 
 from __future__ import annotations
@@ -13,21 +13,14 @@ import numpy as np
 from numba import njit
 
 from pipeline.fix import codec as C
-from pipeline.fix.session import (
-    IO_END,
-    IO_LAST_SENT,
-    IO_START,
-    K_APP,
-    K_GARBLED,
-    K_OTHER,
-    next_inbound,
-)
+from pipeline.fix.session import K_APP, K_GARBLED, K_NONE, K_OTHER, next_inbound
 from pipeline.fix.sockio import EAGAIN, sock_recv, sock_send
 from pipeline.fix.store import journal_append, take_seq
 from pipeline.observe import histogram
 from pipeline.observe.histogram import record
 from pipeline.orders import journal as J
 from pipeline.orders import oms, risk
+from pipeline.orders.views import DENIAL_REASONS
 from pipeline.orders.warm import touch, warm
 from pipeline.runtime import warming
 from pipeline.runtime.clock import monotonic_ns, realtime_ns
@@ -42,172 +35,96 @@ from pipeline.transport.ring import (
     try_claim,
 )
 from shm_layouts.oms import W_NEXT_CL_ORD_ID, W_RECONCILE_PENDING, W_STALE_CANCELS, RiskReason
+from shm_layouts.records import ExecType, OrderAction, OrdStatus, ReportSource, SyncState
 from shm_layouts.ring import CAPACITY, MASK, PUBLISHED
 
-(W_END, W_NORIG, W_RING_FULL, W_JOURNAL_FULL, W_DENIED, W_SENT, W_BAD_REPORTS, W_LAST_KIND,
- W_STOP, W_SENT_BYTES, W_EXEC_BLOCKED) = range(11)
 JOURNAL_FULL = int(RiskReason.JOURNAL_FULL)
-# why a jitted duty pass handed control back to Python (W_STOP)
+OK = int(RiskReason.OK)
+# why a jitted duty pass handed control back to Python (io.stop)
 STOP_NONE, STOP_ADMIN, STOP_PARTIAL, STOP_CLOSED, STOP_ERROR = 0, 1, 2, 3, 4
-# denials per RiskReason: wio[W_DENIED_BY + reason], summing to wio[W_DENIED]
-W_DENIED_BY = 16
-DENIAL_REASONS = 32  # room for every RiskReason
-assert max(RiskReason) < DENIAL_REASONS
-# warming the order path while idle (pipeline.orders.warm): the private link's two fds,
-# the warming clock (pipeline.runtime.warming), the last pass's result and the ClOrdID of
-# the last intent handled
-W_WARM = W_DENIED_BY + DENIAL_REASONS
-W_WARM_TX, W_WARM_RX, W_WARM_CLOCK = W_WARM, W_WARM + 1, W_WARM + 2
-W_WARM_RESULT = W_WARM_CLOCK + warming.CLOCK_WORDS
-W_WARM_LAST_CL = W_WARM_RESULT + 1
-WIO_WORDS = W_WARM_LAST_CL + 1
 MSG_ROOM = 512  # an encoded message is far smaller than this
-SRC_VENUE, SRC_RISK = 1, 2
+SRC_VENUE, SRC_RISK = int(ReportSource.VENUE), int(ReportSource.RISK)
+NEW, CANCEL = int(OrderAction.NEW), int(OrderAction.CANCEL)
+CANCEL_ALL = int(OrderAction.CANCEL_ALL)
+X_REJECTED, S_REJECTED = int(ExecType.REJECTED), int(OrdStatus.REJECTED)
+SYNCED = int(SyncState.SYNCED)
 
 
 @njit(cache=True, _nrt=False)
-def _emit(wire, wio, torig, seqs, jdata, jindex, scratch, s, e, seq, t_origin):
+def _emit(fix, s, e, seq, t_origin):
     """Journal one encoded message (FIX store) and append it to the wire buffer."""
-    journal_append(seqs, jdata, jindex, scratch, s, e, seq)
-    end = wio[W_END]
+    out = fix.out
+    st = fix.store
+    journal_append(st.seqs, st.data, st.index, out.scratch, s, e, seq)
+    io = out.io[0]
+    end = io.end
     for i in range(e - s):
-        wire[end + i] = scratch[s + i]
-    wio[W_END] = end + e - s
-    if wio[W_NORIG] < torig.shape[0]:
-        torig[wio[W_NORIG]] = t_origin
-        wio[W_NORIG] += 1
-    wio[W_SENT] += 1
+        out.wire[end + i] = out.scratch[s + i]
+    io.end = end + e - s
+    if io.norig < out.torig.shape[0]:
+        out.torig[io.norig] = t_origin
+        io.norig += 1
+    io.sent += 1
 
 
 @njit(cache=True, _nrt=False)
-def count_denial(wio, reason):
+def count_denial(io, reason):
     """One intent refused before the wire: the total and its reason's own counter."""
-    wio[W_DENIED] += 1
-    if 0 < reason < DENIAL_REASONS:
-        wio[W_DENIED_BY + reason] += 1
-
-
-def denials_by_reason(wio: np.ndarray) -> dict[str, int]:
-    """``orders.denied.<reason>`` (lower-case RiskReason name) -> count, every reason."""
-    return {f"orders.denied.{r.name.lower()}": int(wio[W_DENIED_BY + r])
-            for r in RiskReason if r != RiskReason.OK}
+    r = io[0]
+    r.denied += 1
+    if OK < reason < DENIAL_REASONS:
+        r.denied_by[reason] += 1
 
 
 @njit(cache=True, _nrt=False, inline="always")  # returns a view: inlined
-def _sym(syms, sym_lens, sid):
-    return syms[sid, : sym_lens[sid]]
+def _sym(syms, sid):
+    return syms.names[sid, : syms.lens[sid]]
 
 
 @njit(cache=True, _nrt=False)
-def exec_room(ectl):
+def _room(fix):
+    """Room in the wire buffer for one more message."""
+    return fix.out.io[0].end + MSG_ROOM <= fix.out.wire.shape[0]
+
+
+@njit(cache=True, _nrt=False)
+def exec_room(ring):
     """Free slots in the exec ring (we are its producer): backpressure, never a drop."""
-    pub = load_relaxed(ectl, PUBLISHED)
-    return ectl[CAPACITY] - (pub - slowest_gating(ectl, pub))
+    pub = load_relaxed(ring.ctl, PUBLISHED)
+    return ring.ctl[CAPACITY] - (pub - slowest_gating(ring.ctl, pub))
 
 
 @njit(cache=True, _nrt=False)
-def publish_exec(ectl, estamps, erecs, wio, t_origin, now, t_venue, cl, orig, venue_id, exec_id,
-                 price, last_px, last_qty, cum, leaves, sid, exec_type, status, side, source,
-                 reason, position):
-    start = try_claim(ectl, 1)
+def publish_exec(execs, io):
+    """Publish the report built in ``execs.draft[0]`` (every field but the ring stamp)."""
+    ring = execs.ring
+    start = try_claim(ring.ctl, 1)
     if start < 0:
-        wio[W_RING_FULL] += 1  # the strategy is a whole ring behind: counted, not blocked
+        io[0].ring_full += 1  # the strategy is a whole ring behind: counted, not blocked
         return False
-    r = erecs[start & ectl[MASK]]
-    r["t_origin_ns"] = t_origin
-    r["t_recv_ns"] = now
-    r["t_venue_ns"] = t_venue
-    r["cl_ord_id"] = cl
-    r["orig_cl_ord_id"] = orig
-    r["venue_order_id"] = venue_id
-    r["exec_id"] = exec_id
-    r["price"] = price
-    r["last_px"] = last_px
-    r["last_qty"] = last_qty
-    r["cum_qty"] = cum
-    r["leaves_qty"] = leaves
-    r["symbol_id"] = sid
-    r["exec_type"] = exec_type
-    r["ord_status"] = status
-    r["side"] = side
-    r["source"] = source
-    r["reject_reason"] = reason
-    r["position"] = position  # the OMS inventory after this report: absolute, idempotent
-    publish(ectl, estamps, start + 1)
+    d = execs.draft[0]
+    r = ring.records[start & ring.ctl[MASK]]
+    r["t_origin_ns"] = d["t_origin_ns"]
+    r["t_recv_ns"] = d["t_recv_ns"]
+    r["t_venue_ns"] = d["t_venue_ns"]
+    r["cl_ord_id"] = d["cl_ord_id"]
+    r["orig_cl_ord_id"] = d["orig_cl_ord_id"]
+    r["venue_order_id"] = d["venue_order_id"]
+    r["exec_id"] = d["exec_id"]
+    r["price"] = d["price"]
+    r["last_px"] = d["last_px"]
+    r["last_qty"] = d["last_qty"]
+    r["cum_qty"] = d["cum_qty"]
+    r["leaves_qty"] = d["leaves_qty"]
+    r["symbol_id"] = d["symbol_id"]
+    r["exec_type"] = d["exec_type"]
+    r["ord_status"] = d["ord_status"]
+    r["side"] = d["side"]
+    r["source"] = d["source"]
+    r["reject_reason"] = d["reject_reason"]
+    r["position"] = d["position"]  # the OMS inventory after this report: absolute, idempotent
+    publish(ring.ctl, ring.stamps, start + 1)
     return True
-
-
-@njit(cache=True, _nrt=False)
-def _journal_intent(j, jpay, wio, action, cl, orig, sid, side, price, qty, tif, otype,
-                    strategy, t_origin, now):
-    jpay[:] = 0
-    jpay[J.I_ACTION] = action
-    jpay[J.I_CL] = cl
-    jpay[J.I_ORIG] = orig
-    jpay[J.I_SID] = sid
-    jpay[J.I_SIDE] = side
-    jpay[J.I_PRICE] = price
-    jpay[J.I_QTY] = qty
-    jpay[J.I_TIF] = tif
-    jpay[J.I_TYPE] = otype
-    jpay[J.I_STRATEGY] = strategy
-    jpay[J.I_T_ORIGIN] = t_origin
-    if not J.append(j, J.K_INTENT, now, jpay):
-        wio[W_JOURNAL_FULL] += 1
-
-
-@njit(cache=True, _nrt=False)
-def send_cancel(words, orders, slot, seqs, jdata, jindex, comp_ids, syms, sym_lens, grid,
-                scratch, wire, wio, torig, j, jpay, request_id, now, wall_ns):
-    o = orders[slot]
-    sid = o["symbol_id"]
-    seq = take_seq(seqs)
-    s, e = C.encode_cancel(scratch, comp_ids, seq, wall_ns, request_id, o["cl_ord_id"],
-                           _sym(syms, sym_lens, sid), o["side"], o["leaves_qty"], grid[sid])
-    _journal_intent(j, jpay, wio, 2, request_id, o["cl_ord_id"], sid, o["side"], 0, 0, 0, 0,
-                    o["strategy_id"], o["t_origin_ns"], now)
-    oms.accept_cancel(orders, slot, request_id, now)
-    _emit(wire, wio, torig, seqs, jdata, jindex, scratch, s, e, seq, 0)
-
-
-@njit(cache=True, _nrt=False)
-def cancel_all(words, orders, seqs, jdata, jindex, comp_ids, syms, sym_lens, grid, scratch,
-               wire, wio, torig, j, jpay, sid_filter, now, wall_ns):
-    """Cancel every live order (of ``sid_filter``, or all if < 0) not already being
-    canceled. Returns how many cancels are still to send (wire buffer full: call again)."""
-    left = 0
-    for slot in range(orders.shape[0]):
-        o = orders[slot]
-        if not oms.is_live(o["status"]) or o["status"] == oms.PENDING_CANCEL:
-            continue
-        if sid_filter >= 0 and o["symbol_id"] != sid_filter:
-            continue
-        if wio[W_END] + MSG_ROOM > wire.shape[0]:
-            left += 1
-            continue
-        rid = fetch_add(words, W_NEXT_CL_ORD_ID, 1)
-        send_cancel(words, orders, slot, seqs, jdata, jindex, comp_ids, syms, sym_lens, grid,
-                    scratch, wire, wio, torig, j, jpay, rid, now, wall_ns)
-    return left
-
-
-@njit(cache=True, _nrt=False)
-def request_status_all(words, orders, seqs, jdata, jindex, comp_ids, syms, sym_lens,
-                       scratch, wire, wio, torig, now, wall_ns):
-    """OrderStatusRequest (35=H) for every live order; returns how many were sent."""
-    n = 0
-    for slot in range(orders.shape[0]):
-        o = orders[slot]
-        if not oms.is_live(o["status"]) or wio[W_END] + MSG_ROOM > wire.shape[0]:
-            continue
-        seq = take_seq(seqs)
-        sid = o["symbol_id"]
-        s, e = C.encode_status_request(scratch, comp_ids, seq, wall_ns, o["cl_ord_id"],
-                                       _sym(syms, sym_lens, sid), o["side"])
-        _emit(wire, wio, torig, seqs, jdata, jindex, scratch, s, e, seq, 0)
-        n += 1
-    store_relaxed(words, W_RECONCILE_PENDING, n)
-    return n
 
 
 @njit(cache=True, _nrt=False)
@@ -217,109 +134,232 @@ def _position(positions, sid):
 
 
 @njit(cache=True, _nrt=False)
-def handle_intent(r, words, orders, positions, limits, g, marks, rates, seqs, jdata, jindex,
-                  comp_ids, syms, sym_lens, grid, scratch, wire, wio, torig, ectl, estamps,
-                  erecs, j, jpay, now, wall_ns):
-    """Risk, then OMS, then encode one intent. Returns its RiskReason (0: on the wire)."""
-    action = r["action"]
-    cl = r["cl_ord_id"]
-    wio[W_WARM_LAST_CL] = cl
-    orig = r["orig_cl_ord_id"]
-    sid = r["symbol_id"]
-    side = r["side"]
-    price = r["price"]
-    qty = r["qty"]
-    otype = r["ord_type"]
-    reason = risk.check(words, orders, positions, limits, g, marks, rates, action, cl, orig,
-                        sid, side, price, qty, otype, now)
-    if reason != 0:
-        count_denial(wio, reason)
-        publish_exec(ectl, estamps, erecs, wio, r["t_origin_ns"], now, 0, cl, orig, 0, 0, price,
-                     0, 0, 0, 0, sid, 6, 9, side, SRC_RISK, reason,
-                     _position(positions, sid))
-        return reason
-    if action == 4:  # CANCEL_ALL (symbol_id < 0: every instrument)
-        cancel_all(words, orders, seqs, jdata, jindex, comp_ids, syms, sym_lens, grid, scratch,
-                   wire, wio, torig, j, jpay, sid, now, wall_ns)
-        return 0
-    if action == 2:
-        risk.note_cancel(rates, g, now)
-        send_cancel(words, orders, oms.find(orders, orig), seqs, jdata, jindex, comp_ids, syms,
-                    sym_lens, grid, scratch, wire, wio, torig, j, jpay, cl, now, wall_ns)
-        return 0
-    risk.note_order(rates, g, now)
-    seq = take_seq(seqs)
-    sym = _sym(syms, sym_lens, sid)
-    if action == 1:
-        s, e = C.encode_new_order(scratch, comp_ids, seq, wall_ns, cl, sym, side, price, qty,
-                                  otype, r["tif"], grid[sid])
-        oms.accept_new(words, orders, positions, cl, sid, side, price, qty, r["tif"], otype,
-                       0, r["t_origin_ns"], now)
-    else:
-        s, e = C.encode_replace(scratch, comp_ids, seq, wall_ns, cl, orig, sym, side, price,
-                                qty, otype, r["tif"], grid[sid])
-        oms.accept_replace(orders, oms.find(orders, orig), cl, price, qty, now)
-    _journal_intent(j, jpay, wio, action, cl, orig, sid, side, price, qty, r["tif"], otype,
-                    0, r["t_origin_ns"], now)
-    _emit(wire, wio, torig, seqs, jdata, jindex, scratch, s, e, seq, r["t_origin_ns"])
-    return 0
+def deny(om, execs, io, r, reason, now):
+    """Intent ``r`` refused before the wire: counted, and a REJECTED report (source RISK,
+    ``reject_reason`` = ``reason``) on the exec ring."""
+    count_denial(io, reason)
+    d = execs.draft[0]
+    d["t_origin_ns"] = r["t_origin_ns"]
+    d["t_recv_ns"] = now
+    d["t_venue_ns"] = 0
+    d["cl_ord_id"] = r["cl_ord_id"]
+    d["orig_cl_ord_id"] = r["orig_cl_ord_id"]
+    d["venue_order_id"] = 0
+    d["exec_id"] = 0
+    d["price"] = r["price"]
+    d["last_px"] = 0
+    d["last_qty"] = 0
+    d["cum_qty"] = 0
+    d["leaves_qty"] = 0
+    d["symbol_id"] = r["symbol_id"]
+    d["exec_type"] = X_REJECTED
+    d["ord_status"] = S_REJECTED
+    d["side"] = r["side"]
+    d["source"] = SRC_RISK
+    d["reject_reason"] = reason
+    d["position"] = _position(om.positions, r["symbol_id"])
+    publish_exec(execs, io)
 
 
 @njit(cache=True, _nrt=False)
-def process_intents(ictl, istamps, irecs, islot, words, orders, positions, limits, g, marks, rates,
-                    seqs, jdata, jindex, comp_ids, syms, sym_lens, grid, scratch, wire, wio,
-                    torig, ectl, estamps, erecs, j, jpay, ohist, now, wall_ns, limit):
-    """Consume up to ``limit`` intents from the order ring; returns how many. ``ohist``
+def _journal_intent(om, io, now):
+    """Append the intent payload built in ``om.jpay`` to the OMS journal."""
+    if not J.append(om.journal, J.K_INTENT, now, om.jpay):
+        io[0].journal_full += 1
+
+
+@njit(cache=True, _nrt=False)
+def _journal_order(om, io, r, now):
+    """Journal a NEW or REPLACE intent ``r`` (as sent)."""
+    p = om.jpay
+    p[:] = 0
+    p[J.I_ACTION] = r["action"]
+    p[J.I_CL] = r["cl_ord_id"]
+    p[J.I_ORIG] = r["orig_cl_ord_id"]
+    p[J.I_SID] = r["symbol_id"]
+    p[J.I_SIDE] = r["side"]
+    p[J.I_PRICE] = r["price"]
+    p[J.I_QTY] = r["qty"]
+    p[J.I_TIF] = r["tif"]
+    p[J.I_TYPE] = r["ord_type"]
+    p[J.I_T_ORIGIN] = r["t_origin_ns"]
+    _journal_intent(om, io, now)
+
+
+@njit(cache=True, _nrt=False)
+def send_cancel(om, fix, slot, request_id, now, wall_ns):
+    """OrderCancelRequest ``request_id`` for the order in ``slot``: encode, journal, OMS."""
+    o = om.orders[slot]
+    sid = o["symbol_id"]
+    seq = take_seq(fix.store.seqs)
+    s, e = C.encode_cancel(fix.out.scratch, fix.comp_ids, seq, wall_ns, request_id,
+                           o["cl_ord_id"], _sym(fix.syms, sid), o["side"], o["leaves_qty"],
+                           fix.syms.grid[sid])
+    p = om.jpay
+    p[:] = 0
+    p[J.I_ACTION] = CANCEL
+    p[J.I_CL] = request_id
+    p[J.I_ORIG] = o["cl_ord_id"]
+    p[J.I_SID] = sid
+    p[J.I_SIDE] = o["side"]
+    p[J.I_STRATEGY] = o["strategy_id"]
+    p[J.I_T_ORIGIN] = o["t_origin_ns"]
+    _journal_intent(om, fix.out.io, now)
+    oms.accept_cancel(om.orders, slot, request_id, now)
+    _emit(fix, s, e, seq, 0)
+
+
+@njit(cache=True, _nrt=False)
+def cancel_all(om, fix, sid_filter, now, wall_ns):
+    """Cancel every live order (of ``sid_filter``, or all if < 0) not already being
+    canceled. Returns how many cancels are still to send (wire buffer full: call again)."""
+    left = 0
+    orders = om.orders
+    for slot in range(orders.shape[0]):
+        o = orders[slot]
+        if not oms.is_live(o["status"]) or o["status"] == oms.PENDING_CANCEL:
+            continue
+        if sid_filter >= 0 and o["symbol_id"] != sid_filter:
+            continue
+        if not _room(fix):
+            left += 1
+            continue
+        rid = fetch_add(om.words, W_NEXT_CL_ORD_ID, 1)
+        send_cancel(om, fix, slot, rid, now, wall_ns)
+    return left
+
+
+@njit(cache=True, _nrt=False)
+def request_status_all(om, fix, now, wall_ns):
+    """OrderStatusRequest (35=H) for every live order; returns how many were sent."""
+    n = 0
+    orders = om.orders
+    for slot in range(orders.shape[0]):
+        o = orders[slot]
+        if not oms.is_live(o["status"]) or not _room(fix):
+            continue
+        seq = take_seq(fix.store.seqs)
+        sid = o["symbol_id"]
+        s, e = C.encode_status_request(fix.out.scratch, fix.comp_ids, seq, wall_ns,
+                                       o["cl_ord_id"], _sym(fix.syms, sid), o["side"])
+        _emit(fix, s, e, seq, 0)
+        n += 1
+    store_relaxed(om.words, W_RECONCILE_PENDING, n)
+    return n
+
+
+@njit(cache=True, _nrt=False)
+def _remember_shape(out, r):
+    """The warm pass sends what real orders look like: keep the last one's shape."""
+    w = out.shadow[0]
+    w["side"] = r["side"]
+    w["qty"] = r["qty"]
+    w["tif"] = r["tif"]
+    w["ord_type"] = r["ord_type"]
+    w["symbol_id"] = r["symbol_id"]
+
+
+@njit(cache=True, _nrt=False)
+def handle_intent(r, om, rk, fix, execs, now, wall_ns):
+    """Risk, then OMS, then encode one intent. Returns its RiskReason (OK: on the wire)."""
+    io = fix.out.io
+    action = r["action"]
+    cl = r["cl_ord_id"]
+    io[0].warm_last_cl = cl
+    sid = r["symbol_id"]
+    reason = risk.check(om, rk, r, now)
+    if reason != OK:
+        deny(om, execs, io, r, reason, now)
+        return reason
+    if action == CANCEL_ALL:  # symbol_id < 0: every instrument
+        cancel_all(om, fix, sid, now, wall_ns)
+        return OK
+    if action == CANCEL:
+        risk.note_cancel(rk.rates, rk.g, now)
+        send_cancel(om, fix, oms.find(om.orders, r["orig_cl_ord_id"]), cl, now, wall_ns)
+        return OK
+    risk.note_order(rk.rates, rk.g, now)
+    _remember_shape(fix.out, r)
+    seq = take_seq(fix.store.seqs)
+    sym = _sym(fix.syms, sid)
+    if action == NEW:
+        s, e = C.encode_new_order(fix.out.scratch, fix.comp_ids, seq, wall_ns, r, sym,
+                                  fix.syms.grid[sid])
+        oms.accept_new(om.words, om.orders, om.positions, r, 0, now)
+    else:
+        s, e = C.encode_replace(fix.out.scratch, fix.comp_ids, seq, wall_ns, r, sym,
+                                fix.syms.grid[sid])
+        oms.accept_replace(om.orders, oms.find(om.orders, r["orig_cl_ord_id"]), cl,
+                           r["price"], r["qty"], now)
+    _journal_order(om, io, r, now)
+    _emit(fix, s, e, seq, r["t_origin_ns"])
+    return OK
+
+
+@njit(cache=True, _nrt=False)
+def process_intents(intents, om, rk, fix, execs, order_hop, now, wall_ns, limit):
+    """Consume up to ``limit`` intents from the order ring; returns how many. ``order_hop``
     records the order-ring hop (strategy decision -> read here)."""
-    n = poll(ictl, istamps, islot, limit)
-    pos = cursor(ictl, islot)
+    ctl = intents.ctl
+    n = poll(ctl, intents.stamps, intents.slot, limit)
+    pos = cursor(ctl, intents.slot)
     done = 0
-    mask = ictl[MASK]
-    while done < n and wio[W_END] + MSG_ROOM <= wire.shape[0] and exec_room(ectl) > 0:
-        if J.full(j):
-            r = irecs[(pos + done) & mask]
-            publish_exec(ectl, estamps, erecs, wio, r["t_origin_ns"], now, 0, r["cl_ord_id"], 0,
-                         0, 0, 0, 0, 0, 0, 0, r["symbol_id"], 6, 9, 0, SRC_RISK, JOURNAL_FULL,
-                         _position(positions, r["symbol_id"]))
-            wio[W_JOURNAL_FULL] += 1
-            count_denial(wio, JOURNAL_FULL)
+    mask = ctl[MASK]
+    io = fix.out.io
+    while done < n and _room(fix) and exec_room(execs.ring) > 0:
+        r = intents.records[(pos + done) & mask]
+        if J.full(om.journal):
+            io[0].journal_full += 1
+            deny(om, execs, io, r, JOURNAL_FULL, now)
             done += 1
             continue
-        if irecs[(pos + done) & mask]["t_decision_ns"] > 0:
-            record(ohist, now - irecs[(pos + done) & mask]["t_decision_ns"])
-        handle_intent(irecs[(pos + done) & mask], words, orders, positions, limits, g, marks,
-                      rates, seqs, jdata, jindex, comp_ids, syms, sym_lens, grid, scratch,
-                      wire, wio, torig, ectl, estamps, erecs, j, jpay, now, wall_ns)
+        if r["t_decision_ns"] > 0:
+            record(order_hop, now - r["t_decision_ns"])
+        handle_intent(r, om, rk, fix, execs, now, wall_ns)
         done += 1
     if done:
-        release(ictl, islot, pos + done)
+        release(ctl, intents.slot, pos + done)
     return done
 
 
 @njit(cache=True, _nrt=False)
-def on_report(f, words, orders, positions, ectl, estamps, erecs, wio, j, now):
+def on_report(f, om, execs, io, now):
     """One decoded ExecutionReport / OrderCancelReject -> OMS -> journal -> exec ring."""
     if f[C.F_ERROR] != 0:
         return False  # counted by the caller; an unusable report changes nothing
-    slot, et = oms.apply_report(words, orders, positions, f, now)
-    if not J.append(j, J.K_REPORT, now, f):
-        wio[W_JOURNAL_FULL] += 1
+    slot, et = oms.apply_report(om.words, om.orders, om.positions, f, now)
+    if not J.append(om.journal, J.K_REPORT, now, f):
+        io[0].journal_full += 1
     if slot < 0:
         return False
-    o = orders[slot]
-    reason = f[C.F_ORD_REJ_REASON] if f[C.F_MSG_TYPE] == C.MSG_EXEC_REPORT else \
+    o = om.orders[slot]
+    d = execs.draft[0]
+    d["t_origin_ns"] = o["t_origin_ns"]
+    d["t_recv_ns"] = now
+    d["t_venue_ns"] = f[C.F_TRANSACT_TIME]
+    d["cl_ord_id"] = f[C.F_CL_ORD_ID]
+    d["orig_cl_ord_id"] = f[C.F_ORIG_CL_ORD_ID]
+    d["venue_order_id"] = o["venue_order_id"]
+    d["exec_id"] = f[C.F_EXEC_ID]
+    d["price"] = o["price"]
+    d["last_px"] = f[C.F_LAST_PX]
+    d["last_qty"] = f[C.F_LAST_QTY]
+    d["cum_qty"] = o["cum_qty"]
+    d["leaves_qty"] = o["leaves_qty"]
+    d["symbol_id"] = o["symbol_id"]
+    d["exec_type"] = et
+    d["ord_status"] = o["status"]
+    d["side"] = o["side"]
+    d["source"] = SRC_VENUE
+    d["reject_reason"] = f[C.F_ORD_REJ_REASON] if f[C.F_MSG_TYPE] == C.MSG_EXEC_REPORT else \
         f[C.F_CXL_REJ_REASON]
-    publish_exec(ectl, estamps, erecs, wio, o["t_origin_ns"], now, f[C.F_TRANSACT_TIME],
-                 f[C.F_CL_ORD_ID], f[C.F_ORIG_CL_ORD_ID], o["venue_order_id"], f[C.F_EXEC_ID],
-                 o["price"], f[C.F_LAST_PX], f[C.F_LAST_QTY], o["cum_qty"], o["leaves_qty"],
-                 o["symbol_id"], et, o["status"], o["side"], SRC_VENUE, reason,
-                 positions[o["symbol_id"]]["position"])
+    d["position"] = om.positions[o["symbol_id"]]["position"]
+    publish_exec(execs, io)
     return True
 
 
 @njit(cache=True, _nrt=False)
-def pump_inbound(inbuf, io, seqs, f, syms, grid, words, orders, positions, ectl, estamps, erecs,
-                 wio, j, now):
+def pump_inbound(fix, om, execs, now):
     """Consume in-sequence ExecutionReports/OrderCancelRejects straight from the socket
     buffer into the OMS and the exec ring; stop (without consuming) at anything the Python
     session must see (admin message, gap, duplicate). Garbled input is dropped and counted
@@ -327,30 +367,32 @@ def pump_inbound(inbuf, io, seqs, f, syms, grid, words, orders, positions, ectl,
     ``-1 - applied`` when it stopped because the exec ring is full (backpressure: the
     reports stay in the socket buffer, nothing is dropped)."""
     n = 0
+    io = fix.out.io
+    f = fix.inb.fields
     while True:
-        if exec_room(ectl) < 1:
-            wio[W_EXEC_BLOCKED] += 1  # the strategy is a ring behind: leave it in the socket
-            wio[W_LAST_KIND] = 0
+        if exec_room(execs.ring) < 1:
+            io[0].exec_blocked += 1  # the strategy is a ring behind: leave it in the socket
+            io[0].last_kind = K_NONE
             return -1 - n  # negative: blocked (after n applied)
-        k = next_inbound(inbuf, io, seqs, f, syms, grid, now)
+        k = next_inbound(fix.inb, fix.store.seqs, fix.syms, now)
         if k == K_APP:
-            if not on_report(f, words, orders, positions, ectl, estamps, erecs, wio, j, now) and \
-                    f[C.F_ERROR] != 0:
-                wio[W_BAD_REPORTS] += 1
+            if not on_report(f, om, execs, io, now) and f[C.F_ERROR] != 0:
+                io[0].bad_reports += 1
             n += 1
         elif k != K_GARBLED:
-            wio[W_LAST_KIND] = k
+            io[0].last_kind = k
             return n
 
 
 @njit(cache=True, _nrt=False)
-def record_wire_times(hist, torig, wio, now):
+def record_wire_times(hist, out, now):
     """Tick-to-trade: t_origin -> the moment the bytes were handed to the socket."""
-    for i in range(wio[W_NORIG]):
-        if torig[i] > 0:
-            histogram.record(hist, now - torig[i])
-    wio[W_NORIG] = 0
-    wio[W_END] = 0
+    io = out.io[0]
+    for i in range(io.norig):
+        if out.torig[i] > 0:
+            histogram.record(hist, now - out.torig[i])
+    io.norig = 0
+    io.end = 0
 
 
 @njit(cache=True, _nrt=False)
@@ -361,7 +403,7 @@ def update_marks(out_rec, n, marks):
         sid = r["symbol_id"]
         if sid < 0 or sid >= marks.shape[0]:
             continue
-        if r["state"] == 2 and r["n_bids"] > 0 and r["n_asks"] > 0:
+        if r["state"] == SYNCED and r["n_bids"] > 0 and r["n_asks"] > 0:
             marks[sid, risk.M_BID] = r["bid_px"][0]
             marks[sid, risk.M_ASK] = r["ask_px"][0]
             marks[sid, risk.M_TIME] = r["t_book_ns"]
@@ -392,97 +434,90 @@ def bump_stale(words):
 
 
 @njit(cache=True, _nrt=False)
-def _inbound(fd, inbuf, io, seqs, f, syms, grid, words, orders, positions, ectl, estamps,
-             erecs, wio, j, now):
+def _inbound(fd, fix, om, execs, now):
     """Socket -> exec reports -> OMS -> exec ring. Returns the work count, or ``-1 - work``
-    with ``wio[W_STOP]`` set when Python must take over."""
+    with ``io.stop`` set when Python must take over."""
     work = 0
-    if io[IO_START] == io[IO_END]:
-        io[IO_START] = 0
-        io[IO_END] = 0
-    end = io[IO_END]
-    if end >= inbuf.shape[0]:
-        wio[W_STOP] = STOP_ADMIN  # full: Python compacts the buffer
+    w = fix.out.io[0]
+    inb = fix.inb
+    io = inb.io[0]
+    if io.start == io.end:
+        io.start = 0
+        io.end = 0
+    end = io.end
+    size = inb.buf.shape[0]
+    if end >= size:
+        w.stop = STOP_ADMIN  # full: Python compacts the buffer
         return -1
-    r = sock_recv(fd, inbuf, end, inbuf.shape[0] - end)
+    r = sock_recv(fd, inb.buf, end, size - end)
     if r > 0:
-        io[IO_END] = end + r
+        io.end = end + r
         work += 1
     elif r == 0:
-        wio[W_STOP] = STOP_CLOSED
+        w.stop = STOP_CLOSED
         return -1
     elif r != -EAGAIN:
-        wio[W_STOP] = STOP_ERROR
+        w.stop = STOP_ERROR
         return -1
-    wio[W_LAST_KIND] = 0
-    applied = pump_inbound(inbuf, io, seqs, f, syms, grid, words, orders, positions, ectl,
-                           estamps, erecs, wio, j, now)
+    w.last_kind = K_NONE
+    applied = pump_inbound(fix, om, execs, now)
     work += applied if applied >= 0 else -1 - applied
-    if wio[W_LAST_KIND] == K_OTHER:
-        wio[W_STOP] = STOP_ADMIN
+    if w.last_kind == K_OTHER:
+        w.stop = STOP_ADMIN
         return -1 - work
     return work
 
 
 @njit(cache=True, _nrt=False)
-def _send_wire(fd, wire, wio, torig, io, hist, send_hist, now):
+def _send_wire(fd, fix, hists, now):
     """One send() of everything encoded this pass; tick-to-trade is recorded when it
-    returns. False (``wio[W_STOP]`` = STOP_PARTIAL) when the socket took only part."""
-    n = wio[W_END]
+    returns. False (``io.stop`` = STOP_PARTIAL) when the socket took only part."""
+    out = fix.out
+    w = out.io[0]
+    n = w.end
     t_send = monotonic_ns()
-    r = sock_send(fd, wire, 0, n)
+    r = sock_send(fd, out.wire, 0, n)
     t_sent = monotonic_ns()
-    record(send_hist, t_sent - t_send)
+    record(hists.send, t_sent - t_send)
     if r == n:
-        io[IO_LAST_SENT] = now
-        record_wire_times(hist, torig, wio, t_sent)
+        fix.inb.io[0].last_sent = now
+        record_wire_times(hists.tick_to_trade, out, t_sent)
         return True
-    wio[W_SENT_BYTES] = max(r, 0)
-    wio[W_STOP] = STOP_PARTIAL
+    w.sent_bytes = max(r, 0)
+    w.stop = STOP_PARTIAL
     return False
 
 
 @njit(cache=True, _nrt=False)
-def duty(fd, ictl, istamps, irecs, islot, words, orders, positions, limits, g, marks, rates,
-         seqs, jdata, jindex, comp_ids, syms, sym_lens, grid, scratch, wire, wio, torig, ectl,
-         estamps, erecs, j, jpay, ohist, inbuf, io, f, hist, send_hist, work_hist, book_ctl,
-         book_raw, book_slot, book_out, book_rec):
+def duty(fd, intents, oms, risk, fix, execs, book, hists):
     """One pass of the gateway's hot path, all in numba: book marks, then the outbound leg
     (order ring -> risk -> OMS -> FIX -> socket), then the inbound one (socket -> exec
     reports -> OMS -> exec ring). Outbound goes first so an intent never waits behind a
     recv() and the parsing of reports; risk then sees the OMS before those reports, which
     errs safe (an order they fill or cancel still counts as open). Returns the work count,
     or ``-1 - work`` when Python must take over before the next pass (the duty-cycle
-    convention of ``pipeline.runtime.agent``); ``wio[W_STOP]`` says why (admin message,
-    partial send, closed or failed socket). ``hist``: tick-to-trade; ``send_hist``: the
-    send() syscall alone (on loopback it includes waking the venue process); ``work_hist``:
-    a sending pass up to its send() (marks, risk, OMS, encoding, journals)."""
+    convention of ``pipeline.runtime.agent``); ``io.stop`` says why (admin message,
+    partial send, closed or failed socket). ``hists``: tick-to-trade; the send() syscall
+    alone (on loopback it includes waking the venue process); a sending pass up to its
+    send() (marks, risk, OMS, encoding, journals); the order-ring hop."""
     now = monotonic_ns()
     work = 0
-    if book_slot >= 0:
-        n = observe(book_ctl, book_slot, book_raw, book_out)
+    io = fix.out.io
+    b = book.ring
+    if b.slot >= 0:
+        n = observe(b.ctl, b.slot, b.raw, book.out)
         if n:
-            update_marks(book_rec, n, marks)
+            update_marks(book.recs, n, risk.marks)
             work += n
-    work += process_intents(ictl, istamps, irecs, islot, words, orders, positions, limits, g,
-                            marks, rates, seqs, jdata, jindex, comp_ids, syms, sym_lens, grid,
-                            scratch, wire, wio, torig, ectl, estamps, erecs, j, jpay, ohist,
-                            now, realtime_ns(), 256)
-    if wio[W_END] > 0:
-        record(work_hist, monotonic_ns() - now)
-        if not _send_wire(fd, wire, wio, torig, io, hist, send_hist, now):
+    work += process_intents(intents, oms, risk, fix, execs, hists.order_hop, now,
+                            realtime_ns(), 256)
+    if io[0].end > 0:
+        record(hists.work, monotonic_ns() - now)
+        if not _send_wire(fd, fix, hists, now):
             return -1 - work
         work += 1
-    elif warming.due(wio, W_WARM_CLOCK):  # nothing to send: keep the order path hot
-        wio[W_WARM_RESULT] = warm(wio[W_WARM_TX], wio[W_WARM_RX], scratch, seqs, comp_ids, syms,
-                                  sym_lens, grid, words, orders, positions, limits, g, marks,
-                                  rates, now, realtime_ns(),
-                                  wio[W_WARM_CLOCK + warming.PASSES] & 1) + touch(
-            wire, torig, orders, wio[W_WARM_LAST_CL], j, seqs, jdata, jindex)
-    r = _inbound(fd, inbuf, io, seqs, f, syms, grid, words, orders, positions, ectl, estamps,
-                 erecs, wio, j, now)
+    elif warming.is_due(io):  # nothing to send: keep the order path hot
+        io[0].warm_result = warm(fix, oms, risk, now, realtime_ns(), io[0].passes & 1) + \
+            touch(fix, oms)
+    r = _inbound(fd, fix, oms, execs, now)
     return work + r if r >= 0 else r - work
-
-
-def empty_wire(size: int = 1 << 20) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return np.zeros(size, np.uint8), np.zeros(WIO_WORDS, np.int64), np.zeros(4096, np.int64)

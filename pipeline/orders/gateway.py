@@ -13,8 +13,10 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
+from numba.core.typing.typeof import Purpose, typeof
 
 from pipeline.control.area import ControlArea
 from pipeline.control.poller import ControlPoller
@@ -26,21 +28,45 @@ from pipeline.observe import histogram
 from pipeline.observe.counters import Counters
 from pipeline.orders import flow, risk, warm
 from pipeline.orders import journal as J
+from pipeline.orders import views as V
 from pipeline.orders.segments import ORDERS_CONSUMER, OmsState, attach_order_path
-from pipeline.runtime import warming
 from pipeline.runtime.agent import Agent, run_slice, work_done
 from pipeline.runtime.idle import idle
-from pipeline.transport.ring import Ring, observe
+from pipeline.transport.ring import Ring, RingView, observe
 from pipeline.transport.segment import SegmentMissing
 from pipeline.transport.shared import atomic_load, atomic_store
 from shm_layouts import oms as L
 from shm_layouts.control import Op, Status
-from shm_layouts.records import BOOK_UPDATE
+from shm_layouts.records import BOOK_UPDATE, ORDER_INTENT, OrderAction
 from shm_layouts.ring import ConsumerMode
 
 log = logging.getLogger(__name__)
 SECOND = 1_000_000_000
 MASS_CANCEL_EVERY_NS = 100_000_000
+
+
+def entry_point(fn, args: tuple):
+    """``fn``'s compiled entry point for the types of ``args``: calling it unboxes the
+    arguments without the dispatcher typing them first. The dispatcher types a NamedTuple
+    in Python, each array in it too (~0.5 us an array): an idle duty call costs 15-25 us
+    that way, 2-4 us through the entry point, as the 40 positional arrays did before
+    (``hft bench fix --dispatch-only``). Only
+    for arguments of exactly these types: the gateway builds its views once and swaps the
+    book view for one of the same types (an argument of another type would be misread)."""
+    return fn.compile(tuple(typeof(a, Purpose.argument) for a in args))
+
+
+class DutyArgs(NamedTuple):
+    """``flow.duty``'s arguments after the socket's fd, built once (``book`` is replaced
+    when the book ring attaches)."""
+
+    intents: RingView
+    oms: V.OmsView
+    risk: risk.RiskView
+    fix: V.Fix
+    execs: V.Execs
+    book: V.Book
+    hists: V.Hists
 
 
 @dataclass
@@ -86,33 +112,28 @@ class GatewayAgent(Agent):
         self.orders_ring, self.execs_ring, self.oms = attach_order_path(instance)
         self.islot = self.orders_ring.join(ORDERS_CONSUMER)
         self.execs_ring.claim_producer()
-        self.limits, self.g = limits.compile(table)
-        self.rates = limits.rate_state()
-        self.marks = np.zeros((max(len(table), 1), risk.MARK_WORDS), np.int64)
-        self.grid = table.table()
-        names = [i.symbol for i in table]
-        self.syms = C.symbol_matrix(names)
-        self.sym_lens = np.array([len(n) for n in names] or [0], np.int64)
-        self.session = Session(cfg.session, self.syms, self.grid)
+        self.risk = limits.view(table)
+        self.g, self.marks = self.risk.g, self.risk.marks
+        self.session = Session(cfg.session, C.symbol_matrix([i.symbol for i in table]),
+                               table.table())
         self.session.pump = self._pump
         self.wire = Initiator(self.session, cfg.host, cfg.port, cfg.backoff_min_s,
                               cfg.backoff_max_s)
         self.journal = J.open_journal(cfg.journal_path, cfg.journal_records)
-        self.jpay = np.zeros(J.RECORD_WORDS - 2, np.int64)
-        self.buf, self.wio, self.torig = flow.empty_wire()
-        self.scratch = warm.scratch_buffer()
+        out = V.out_path(warm_ns=warm_ns)
+        warm.default_shape(out.shadow)
+        self.buf, self.wio = out.wire, out.io
         self.warm_link = warm.WarmLink() if warm_ns > 0 else None
         if self.warm_link is not None:
-            self.wio[flow.W_WARM_TX], self.wio[flow.W_WARM_RX] = self.warm_link.fds()
-            self.wio[flow.W_WARM_CLOCK + warming.PERIOD] = warm_ns
-            self.wio[flow.W_WARM_CLOCK + warming.READY] = 1  # the order path is always there
+            io = self.wio[0]
+            io["warm_tx"], io["warm_rx"] = self.warm_link.fds()
+            io["ready"] = 1  # the order path is always there
         self.stale = np.zeros(max(len(table), 1), np.int64)
         self.counters = counters
-        self.hist = counters.histogram("tick_to_trade_ns") if counters else histogram.new()
-        self.send_hist = (counters.histogram("gateway.send_ns") if counters
-                          else histogram.new())
-        self.work_hist = (counters.histogram("gateway.work_ns") if counters
-                          else histogram.new())
+
+        def hist(name: str) -> np.ndarray:
+            return counters.histogram(name) if counters is not None else histogram.new()
+        self.hist = hist("tick_to_trade_ns")
         self.bad_reports = 0
         self.reports_via_python = 0  # PossDup/out-of-band path; normally all go via _pump
         self.fast_rounds = 0  # poll rounds that ran the jitted duty (session up)
@@ -125,21 +146,19 @@ class GatewayAgent(Agent):
             self._attach_book(instance, cfg.book_ring)
         self._init_ids()
         atomic_store(self.oms.words, L.W_READY, 0)
-        o, st = self.oms, self.session.store
-        # argument tuples built once: the hot calls do no attribute lookups per message
-        ir, er = self.orders_ring, self.execs_ring
-        self.order_hop = (counters.histogram("hop.order_ring") if counters is not None
-                          else histogram.new())
-        self._intent_args = (
-            ir.ctl, ir.stamps, ir.records, self.islot, o.words, o.orders, o.positions,
-            self.limits, self.g, self.marks, self.rates, st.words, st.data, st.index,
-            self.session.comp_ids, self.syms, self.sym_lens, self.grid, self.scratch, self.buf,
-            self.wio, self.torig, er.ctl, er.stamps, er.records, self.journal, self.jpay,
-            self.order_hop)
-        self._pump_args = (self.session.inbuf, self.session.io, st.words, self.session.fields,
-                           self.syms, self.grid, o.words, o.orders, o.positions, er.ctl,
-                           er.stamps, er.records, self.wio, self.journal)
-        self._duty_args = None  # built once the book ring is known (see _duty)
+        # the named views, built once: the hot calls do no attribute lookups per message
+        o, s = self.oms, self.session
+        self.args = DutyArgs(
+            intents=self.orders_ring.view(self.islot),
+            oms=V.OmsView(o.words, o.orders, o.positions, self.journal,
+                          np.zeros(J.RECORD_WORDS - 2, np.int64)),
+            risk=self.risk,
+            fix=V.Fix(out, s.store.view, s.syms, s.inb, s.comp_ids),
+            execs=V.execs_view(self.execs_ring.view()),
+            book=self._book_view(),
+            hists=V.Hists(self.hist, hist("gateway.send_ns"), hist("gateway.work_ns"),
+                          hist("hop.order_ring")))
+        self._entries: dict = {}  # (function, id(self.args)) -> entry point (entry_point)
         self._counter_ix = {}
         if counters is not None:
             names = [*self._counter_values()]
@@ -148,18 +167,18 @@ class GatewayAgent(Agent):
     def _counter_values(self) -> dict[str, int]:
         """What the monitor sees: FIX session, risk/OMS and ring health counts."""
         c = self.session.counters
-        w = self.wio
+        w = self.wio[0]
         return {"fix.garbled": c.garbled, "fix.resend_requests_sent": c.resend_requests_sent,
                 "fix.resend_requests_answered": c.resend_requests_answered,
                 "fix.gap_fills_sent": c.gap_fills_sent, "fix.rejects": c.rejects_received,
                 "fix.disconnects": c.disconnects, "fix.logons": c.logons,
                 "fix.next_out": self.session.next_out, "fix.next_in": self.session.next_in,
-                "orders.sent": int(w[flow.W_SENT]), "orders.denied": int(w[flow.W_DENIED]),
-                "execs.ring_full": int(w[flow.W_RING_FULL]),
-                "oms.journal_full": int(w[flow.W_JOURNAL_FULL]),
-                "fix.bad_reports": self.bad_reports + int(w[flow.W_BAD_REPORTS]),
-                "warm_passes": int(w[flow.W_WARM_CLOCK + warming.PASSES]),
-                **flow.denials_by_reason(w)}
+                "orders.sent": int(w["sent"]), "orders.denied": int(w["denied"]),
+                "execs.ring_full": int(w["ring_full"]),
+                "oms.journal_full": int(w["journal_full"]),
+                "fix.bad_reports": self.bad_reports + int(w["bad_reports"]),
+                "warm_passes": int(w["passes"]),
+                **V.denials_by_reason(self.wio)}
 
     # ------------------------------------------------------------------ set-up
     def _attach_book(self, instance, name: str) -> None:
@@ -171,8 +190,12 @@ class GatewayAgent(Agent):
             log.warning("book ring %r not there yet: no market data, retrying", name)
             return
         self._book_slot = self.book.join(f"{self.name}-marks", ConsumerMode.OBSERVING)
-        self._book_raw = np.zeros((256, BOOK_UPDATE.itemsize), np.uint8)
-        self._book_rec = self._book_raw.view(BOOK_UPDATE).reshape(-1)
+        if hasattr(self, "args"):  # attached after start: the duty sees it from now on
+            self.args = self.args._replace(book=self._book_view())
+
+    def _book_view(self) -> V.Book:
+        return V.book_view(self.book.view(self._book_slot) if self._book_slot is not None
+                           else None)
 
     def _init_ids(self) -> None:
         """Client order ids never repeat: past the journal's highest and past now (us)."""
@@ -185,54 +208,56 @@ class GatewayAgent(Agent):
 
     # ------------------------------------------------------------------ hot path
     def _pump(self, now_ns: int) -> int:
-        return flow.pump_inbound(*self._pump_args, now_ns)
+        a = self.args
+        return flow.pump_inbound(a.fix, a.oms, a.execs, now_ns)
 
     def _on_app(self, f: np.ndarray, _buf: np.ndarray) -> None:
-        o = self.oms
         self.reports_via_python += 1
         if f[C.F_ERROR]:
             self.bad_reports += 1
             log.warning("FIX: unusable application message (error %d) dropped", f[C.F_ERROR])
             return
-        flow.on_report(f, o.words, o.orders, o.positions, self.execs_ring.ctl,
-                       self.execs_ring.stamps, self.execs_ring.records, self.wio, self.journal,
-                       time.monotonic_ns())
+        a = self.args
+        flow.on_report(f, a.oms, a.execs, self.wio, time.monotonic_ns())
 
     def _flush(self) -> int:
-        n = int(self.wio[flow.W_END])
+        n = int(self.wio[0]["end"])
         if not n:
             return 0
         self.wire.send(self.buf[:n])
         now = time.monotonic_ns()
         self.session.sent_app(now)
-        flow.record_wire_times(self.hist, self.torig, self.wio, now)
+        flow.record_wire_times(self.hist, self.args.fix.out, now)
         return 1
 
-    def _duty(self) -> tuple:
-        if self._duty_args is None or (self._book_slot is not None and
-                                       self._duty_args[-3] < 0):
-            s = self.session
-            if self._book_slot is not None:
-                book = (self.book.ctl, self.book.raw, self._book_slot, self._book_raw,
-                        self._book_rec)
-            else:
-                raw = np.zeros((1, BOOK_UPDATE.itemsize), np.uint8)
-                book = (np.zeros(1, np.int64), raw, -1, raw, raw.view(BOOK_UPDATE).reshape(-1))
-            self._duty_args = (*self._intent_args, s.inbuf, s.io, s.fields, self.hist,
-                               self.send_hist, self.work_hist, *book)
-        return self._duty_args
+    def process_intents(self, limit: int = 256) -> int:
+        """The outbound leg alone, from Python (no session: every intent is denied)."""
+        a = self.args
+        return flow.process_intents(a.intents, a.oms, a.risk, a.fix, a.execs,
+                                    a.hists.order_hop, time.monotonic_ns(), time.time_ns(),
+                                    limit)
 
     def hot_duty(self) -> tuple | None:
         """The jitted hot path and its arguments while the session is up with nothing
         pending; None while the Python session shell must run every round."""
         if not self.wire.active or self.wire.pending:
             return None
-        self.wio[flow.W_STOP] = flow.STOP_NONE
+        self.wio[0]["stop"] = flow.STOP_NONE
         self.fast_rounds += 1
-        return flow.duty, (self.wire.sock.fileno(), *self._duty())
+        return flow.duty, (self.wire.sock.fileno(), *self.args)
 
     def duty_template(self) -> tuple:
-        return flow.duty, (-1, *self._duty())  # the socket's fd is known after connecting
+        return flow.duty, (-1, *self.args)  # the socket's fd is known after connecting
+
+    def _entry(self, fn, args: tuple):
+        """``entry_point(fn, args)``, resolved once per set of views (``self.args`` is
+        replaced, never mutated, when the book ring attaches)."""
+        key = (fn, id(self.args))
+        entry = self._entries.get(key)
+        if entry is None:
+            self._entries = {k: v for k, v in self._entries.items() if k[1] == key[1]}
+            entry = self._entries[key] = entry_point(fn, args)
+        return entry
 
     def after_hot(self) -> None:
         now = time.monotonic_ns()
@@ -248,8 +273,11 @@ class GatewayAgent(Agent):
             work = self._cold_round()
         else:
             duty, args = hot
-            work = (run_slice(duty, args, idle_state, deadline_ns) if deadline_ns
-                    else work_done(duty(*args)))
+            if deadline_ns:
+                slice_args = (duty, args, idle_state, deadline_ns)
+                work = self._entry(run_slice, slice_args)(*slice_args)
+            else:
+                work = work_done(self._entry(duty, args)(*args))
             self._after_duty(time.monotonic_ns())
         return work + self.wire.poll(time.monotonic_ns(), self._on_app)
 
@@ -259,24 +287,24 @@ class GatewayAgent(Agent):
         work = self.book_observe() if self._book_slot is not None else 0
         if atomic_load(o.words, L.W_READY):
             atomic_store(o.words, L.W_READY, 0)  # no session: intents are denied
-        work += flow.process_intents(*self._intent_args, time.monotonic_ns(), time.time_ns(),
-                                     256)
-        return work + self._flush()
+        return work + self.process_intents() + self._flush()
 
     def _after_duty(self, now: int) -> None:
-        stop = int(self.wio[flow.W_STOP])
+        io = self.wio[0]
+        stop = int(io["stop"])
         if stop == flow.STOP_PARTIAL:
-            sent, end = int(self.wio[flow.W_SENT_BYTES]), int(self.wio[flow.W_END])
+            sent, end = int(io["sent_bytes"]), int(io["end"])
             self.wire.pending += self.buf[sent:end].tobytes()  # the shell writes the rest
-            flow.record_wire_times(self.hist, self.torig, self.wio, time.monotonic_ns())
+            flow.record_wire_times(self.hist, self.args.fix.out, time.monotonic_ns())
         elif stop in (flow.STOP_CLOSED, flow.STOP_ERROR):
             self.wire._close(now, "peer closed the connection" if stop == flow.STOP_CLOSED
                              else "socket error")
 
     def book_observe(self) -> int:
-        n = int(observe(self.book.ctl, self._book_slot, self.book.raw, self._book_raw))
+        b = self.args.book
+        n = int(observe(b.ring.ctl, b.ring.slot, b.ring.raw, b.out))
         if n:
-            flow.update_marks(self._book_rec, n, self.marks)
+            flow.update_marks(b.recs, n, self.marks)
         return n
 
     def do_work(self, idle_state: np.ndarray, deadline_ns: int) -> int:
@@ -344,23 +372,15 @@ class GatewayAgent(Agent):
         o = self.oms
         atomic_store(o.words, L.W_READY, 0)
         atomic_store(o.words, L.W_LOGONS, atomic_load(o.words, L.W_LOGONS) + 1)
-        n = flow.request_status_all(o.words, o.orders, self.session.store.words,
-                                    self.session.store.data, self.session.store.index,
-                                    self.session.comp_ids, self.syms, self.sym_lens,
-                                    self.scratch, self.buf, self.wio, self.torig, now_ns,
-                                    time.time_ns())
+        n = flow.request_status_all(self.args.oms, self.args.fix, now_ns, time.time_ns())
         self._flush()
         self._reconcile_since = now_ns
         log.info("reconciling %d open orders with the venue", n)
 
     def cancel_all(self, sid: int = -1) -> None:
-        o = self.oms
         while True:
-            left = flow.cancel_all(o.words, o.orders, self.session.store.words,
-                                   self.session.store.data, self.session.store.index,
-                                   self.session.comp_ids, self.syms, self.sym_lens, self.grid,
-                                   self.scratch, self.buf, self.wio, self.torig, self.journal,
-                                   self.jpay, sid, time.monotonic_ns(), time.time_ns())
+            left = flow.cancel_all(self.args.oms, self.args.fix, sid, time.monotonic_ns(),
+                                   time.time_ns())
             self._flush()
             if not left:
                 return
@@ -394,18 +414,24 @@ def replay(journal: np.ndarray, state: OmsState) -> int:
     """Rebuild OMS state from the journal (when the shared segment is gone)."""
     from pipeline.orders import oms
     n = 0
+    intent = np.zeros(1, ORDER_INTENT)
     for rec in J.records(journal):
         p = rec[J.J_PAYLOAD:]
         now = int(rec[J.J_TIME])
         if rec[J.J_KIND] == J.K_INTENT:
             action = int(p[J.I_ACTION])
-            if action == 1:
-                oms.accept_new(state.words, state.orders, state.positions, p[J.I_CL],
-                               p[J.I_SID], p[J.I_SIDE], p[J.I_PRICE], p[J.I_QTY], p[J.I_TIF],
-                               p[J.I_TYPE], p[J.I_STRATEGY], p[J.I_T_ORIGIN], now)
+            if action == OrderAction.NEW:
+                r = intent[0]
+                for name, word in (("cl_ord_id", J.I_CL), ("symbol_id", J.I_SID),
+                                   ("side", J.I_SIDE), ("price", J.I_PRICE), ("qty", J.I_QTY),
+                                   ("tif", J.I_TIF), ("ord_type", J.I_TYPE),
+                                   ("t_origin_ns", J.I_T_ORIGIN)):
+                    r[name] = p[word]
+                oms.accept_new(state.words, state.orders, state.positions, r,
+                               p[J.I_STRATEGY], now)
             else:
                 slot = oms.find(state.orders, p[J.I_ORIG])
-                if slot >= 0 and action == 2:
+                if slot >= 0 and action == OrderAction.CANCEL:
                     oms.accept_cancel(state.orders, slot, p[J.I_CL], now)
                 elif slot >= 0:
                     oms.accept_replace(state.orders, slot, p[J.I_CL], p[J.I_PRICE], p[J.I_QTY],

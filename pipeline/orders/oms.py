@@ -17,7 +17,6 @@ Races handled (each has a test):
 
 from __future__ import annotations
 
-import numpy as np
 from numba import njit
 
 from pipeline.fix import codec as C
@@ -31,20 +30,32 @@ from shm_layouts.oms import (
     W_REJECTS,
     W_UNKNOWN_REPORTS,
 )
+from shm_layouts.records import ExecType, OrdStatus, Side
 
 MASK = ORDER_SLOTS - 1
 
-# OrdStatus values (shm_layouts.records.OrdStatus)
-PENDING_NEW, NEW, PARTIALLY_FILLED, FILLED, PENDING_CANCEL, PENDING_REPLACE = 1, 2, 3, 4, 5, 6
-CANCELED, REPLACED, REJECTED, EXPIRED = 7, 8, 9, 10
-# ExecType values (shm_layouts.records.ExecType)
-X_NEW, X_PARTIAL, X_FILL, X_CANCELED, X_REPLACED, X_REJECTED, X_EXPIRED = 1, 2, 3, 4, 5, 6, 7
-X_STATUS, X_CANCEL_REJECTED = 8, 9
+# OrdStatus and ExecType as int constants for jitted code (the names, never the numbers)
+PENDING_NEW, NEW = int(OrdStatus.PENDING_NEW), int(OrdStatus.NEW)
+PARTIALLY_FILLED, FILLED = int(OrdStatus.PARTIALLY_FILLED), int(OrdStatus.FILLED)
+PENDING_CANCEL, PENDING_REPLACE = int(OrdStatus.PENDING_CANCEL), int(OrdStatus.PENDING_REPLACE)
+CANCELED, REPLACED = int(OrdStatus.CANCELED), int(OrdStatus.REPLACED)
+REJECTED, EXPIRED = int(OrdStatus.REJECTED), int(OrdStatus.EXPIRED)
+X_NEW, X_PARTIAL, X_FILL = int(ExecType.NEW), int(ExecType.PARTIAL_FILL), int(ExecType.FILL)
+X_CANCELED, X_REPLACED = int(ExecType.CANCELED), int(ExecType.REPLACED)
+X_REJECTED, X_EXPIRED = int(ExecType.REJECTED), int(ExecType.EXPIRED)
+X_STATUS, X_CANCEL_REJECTED = int(ExecType.ORDER_STATUS), int(ExecType.CANCEL_REJECTED)
+FREE = 0  # the status of a slot no order ever took (not an OrdStatus)
+BID = int(Side.BID)
+# FIX 4.4 wire chars: OrdStatus (39) and ExecType (150)
+FIX_NEW, FIX_PARTIAL, FIX_FILLED, FIX_CANCELED = ord("0"), ord("1"), ord("2"), ord("4")
+FIX_REPLACED, FIX_PENDING_CANCEL, FIX_REJECTED = ord("5"), ord("6"), ord("8")
+FIX_PENDING_NEW, FIX_EXPIRED, FIX_PENDING_REPLACE = ord("A"), ord("C"), ord("E")
+FIX_TRADE, FIX_ORDER_STATUS = ord("F"), ord("I")
 
 
 @njit(cache=True, _nrt=False)
 def is_live(status):
-    return status != 0 and status < CANCELED and status != FILLED
+    return status != FREE and status < CANCELED and status != FILLED
 
 
 @njit(cache=True, _nrt=False)
@@ -75,7 +86,7 @@ def slot_free(orders, cl_ord_id):
 
 @njit(cache=True, _nrt=False)
 def _open_delta(positions, sid, side, delta):
-    if side == 0:
+    if side == BID:
         positions[sid]["open_buy"] += delta
     else:
         positions[sid]["open_sell"] += delta
@@ -87,30 +98,33 @@ def _count_open(words, delta):
 
 
 @njit(cache=True, _nrt=False)
-def accept_new(words, orders, positions, cl_ord_id, sid, side, price, qty, tif, ord_type,
-               strategy_id, t_origin, now):
+def accept_new(words, orders, positions, r, strategy_id, now):
+    """A new order sent: ``r`` is its intent (an ORDER_INTENT record)."""
+    cl_ord_id = r["cl_ord_id"]
+    sid = r["symbol_id"]
+    qty = r["qty"]
     slot = cl_ord_id & MASK
     o = orders[slot]
     o["cl_ord_id"] = cl_ord_id
     o["pending_id"] = 0
     o["venue_order_id"] = 0
-    o["price"] = price
+    o["price"] = r["price"]
     o["qty"] = qty
     o["cum_qty"] = 0
     o["leaves_qty"] = qty
     o["pending_price"] = 0
     o["pending_qty"] = 0
-    o["t_origin_ns"] = t_origin
+    o["t_origin_ns"] = r["t_origin_ns"]
     o["t_sent_ns"] = now
     o["t_update_ns"] = now
     o["symbol_id"] = sid
     o["strategy_id"] = strategy_id
     o["status"] = PENDING_NEW
     o["prev_status"] = PENDING_NEW
-    o["side"] = side
-    o["tif"] = tif
-    o["ord_type"] = ord_type
-    _open_delta(positions, sid, side, qty)
+    o["side"] = r["side"]
+    o["tif"] = r["tif"]
+    o["ord_type"] = r["ord_type"]
+    _open_delta(positions, sid, r["side"], qty)
     _count_open(words, 1)
     return slot
 
@@ -140,7 +154,7 @@ def accept_replace(orders, slot, request_id, price, qty, now):
 def apply_fill(positions, sid, side, qty, px):
     """Position, cost basis and realised PnL (tick*lot units) after one fill."""
     p = positions[sid]
-    q = qty if side == 0 else -qty
+    q = qty if side == BID else -qty
     pos = p["position"]
     p["fills"] += 1
     p["volume"] += qty
@@ -207,25 +221,25 @@ def _fill_to(words, positions, o, cum, px):
 @njit(cache=True, _nrt=False)
 def venue_status(c):
     """FIX OrdStatus char -> OrdStatus."""
-    if c == 48:
+    if c == FIX_NEW:
         return NEW
-    if c == 49:
+    if c == FIX_PARTIAL:
         return PARTIALLY_FILLED
-    if c == 50:
+    if c == FIX_FILLED:
         return FILLED
-    if c == 52:
+    if c == FIX_CANCELED:
         return CANCELED
-    if c == 53:
+    if c == FIX_REPLACED:
         return REPLACED
-    if c == 54:
+    if c == FIX_PENDING_CANCEL:
         return PENDING_CANCEL
-    if c == 56:
+    if c == FIX_REJECTED:
         return REJECTED
-    if c == 65:
+    if c == FIX_PENDING_NEW:
         return PENDING_NEW
-    if c == 67:
+    if c == FIX_EXPIRED:
         return EXPIRED
-    if c == 69:
+    if c == FIX_PENDING_REPLACE:
         return PENDING_REPLACE
     return 0
 
@@ -290,30 +304,30 @@ def apply_report(words, orders, positions, f, now):
     if f[C.F_ORDER_ID] != 0:
         o["venue_order_id"] = f[C.F_ORDER_ID]
     et = f[C.F_EXEC_TYPE]
-    if et == 70 or et == 49 or et == 50:  # 'F' trade (or FIX 4.2 '1'/'2')
+    if et == FIX_TRADE or et == FIX_PARTIAL or et == FIX_FILLED:  # or FIX 4.2 '1'/'2'
         cum = f[C.F_CUM_QTY] if f[C.F_MASK] & C.M_CUM_QTY else o["cum_qty"] + f[C.F_LAST_QTY]
         _fill_to(words, positions, o, cum, f[C.F_LAST_PX])
         return slot, X_FILL if o["status"] == FILLED else X_PARTIAL
-    if et == 48:  # '0' new
+    if et == FIX_NEW:
         if o["status"] == PENDING_NEW:
             o["status"] = NEW
         elif o["prev_status"] == PENDING_NEW:
             o["prev_status"] = NEW
         return slot, X_NEW
-    if et == 52:  # '4' canceled (solicited or not)
+    if et == FIX_CANCELED:  # solicited or not
         _go_terminal(words, positions, o, CANCELED)
         return slot, X_CANCELED
-    if et == 67:  # 'C' expired
+    if et == FIX_EXPIRED:
         _go_terminal(words, positions, o, EXPIRED)
         return slot, X_EXPIRED
-    if et == 56:  # '8' rejected
+    if et == FIX_REJECTED:
         store_relaxed(words, W_REJECTS, load_relaxed(words, W_REJECTS) + 1)
         _go_terminal(words, positions, o, REJECTED)
         return slot, X_REJECTED
-    if et == 53:  # '5' replaced
+    if et == FIX_REPLACED:
         new_slot = _replaced(words, orders, positions, slot, f, now)
         return (new_slot if new_slot >= 0 else slot), X_REPLACED
-    if et == 73:  # 'I' order status: reconcile
+    if et == FIX_ORDER_STATUS:  # reconcile
         return slot, reconcile(words, positions, o, f)
     return slot, X_STATUS  # pending-new/-cancel/-replace acks change nothing
 
@@ -340,20 +354,3 @@ def reconcile(words, positions, o, f):
         elif o["status"] == PENDING_CANCEL or o["status"] == PENDING_REPLACE:
             o["prev_status"] = st
     return X_STATUS
-
-
-@njit(cache=True, _nrt=False)
-def live_slots(orders, out):
-    """Fill ``out`` with the slots of live orders; returns how many."""
-    n = 0
-    for i in range(orders.shape[0]):
-        if is_live(orders[i]["status"]) and n < out.shape[0]:
-            out[n] = i
-            n += 1
-    return n
-
-
-def avg_price(positions: np.ndarray, sid: int) -> float:
-    """Average entry price of the open position in ticks (display only)."""
-    p = positions[sid]
-    return float(p["open_cost"]) / p["position"] if p["position"] else 0.0

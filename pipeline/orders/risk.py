@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -23,6 +24,7 @@ from pipeline.orders import oms
 from pipeline.orders.ratewindow import window_ok, window_take
 from pipeline.transport.atomics import load_acquire, load_relaxed
 from shm_layouts.oms import W_KILL, W_OPEN_ORDERS, W_READY, RiskReason
+from shm_layouts.records import OrderAction, OrderType, Side
 
 L_MAX_QTY, L_MAX_NOTIONAL, L_MAX_POSITION = 0, 1, 2
 LIMIT_WORDS = 4
@@ -33,8 +35,32 @@ MARK_WORDS = 4
 # rate state: [0] next order index, [1] next cancel index, then the two time rings
 R_ORDER_IDX, R_CANCEL_IDX = 0, 1
 
-OK = int(RiskReason.OK)
-R = RiskReason
+# RiskReason, OrderAction, OrderType and Side as int constants for jitted code
+OK, KILL_SWITCH, NOT_READY = int(RiskReason.OK), int(RiskReason.KILL_SWITCH), \
+    int(RiskReason.NOT_READY)
+UNKNOWN_SYMBOL, BAD_ORDER = int(RiskReason.UNKNOWN_SYMBOL), int(RiskReason.BAD_ORDER)
+MAX_QTY, MAX_NOTIONAL = int(RiskReason.MAX_QTY), int(RiskReason.MAX_NOTIONAL)
+MAX_POSITION, PRICE_BAND = int(RiskReason.MAX_POSITION), int(RiskReason.PRICE_BAND)
+ORDER_RATE, CANCEL_RATE = int(RiskReason.ORDER_RATE), int(RiskReason.CANCEL_RATE)
+MAX_OPEN_ORDERS, DUPLICATE_ID = int(RiskReason.MAX_OPEN_ORDERS), int(RiskReason.DUPLICATE_ID)
+STALE_MARKET_DATA = int(RiskReason.STALE_MARKET_DATA)
+UNKNOWN_ORDER, TABLE_FULL = int(RiskReason.UNKNOWN_ORDER), int(RiskReason.TABLE_FULL)
+NO_MARKET_DATA = int(RiskReason.NO_MARKET_DATA)
+ORDER_NOT_CANCELABLE = int(RiskReason.ORDER_NOT_CANCELABLE)
+NEW, CANCEL = int(OrderAction.NEW), int(OrderAction.CANCEL)
+REPLACE, CANCEL_ALL = int(OrderAction.REPLACE), int(OrderAction.CANCEL_ALL)
+MARKET = int(OrderType.MARKET)
+BID, ASK = int(Side.BID), int(Side.ASK)
+
+
+class RiskView(NamedTuple):
+    """Pre-trade risk as one jitted argument: ``limits`` (per instrument), ``g`` (globals),
+    ``marks`` (best bid/ask and book time per instrument) and ``rates`` (the windows)."""
+
+    limits: np.ndarray
+    g: np.ndarray
+    marks: np.ndarray
+    rates: np.ndarray
 
 
 @dataclass
@@ -74,6 +100,12 @@ class RiskLimits:
     def rate_state(self) -> np.ndarray:
         return np.zeros(2 + self.max_orders_per_s + self.max_cancels_per_s, np.int64)
 
+    def view(self, table: SymbolTable) -> RiskView:
+        """Compiled limits, empty marks (no market data yet) and fresh rate windows."""
+        limits, g = self.compile(table)
+        marks = np.zeros((max(len(table), 1), MARK_WORDS), np.int64)
+        return RiskView(limits, g, marks, self.rate_state())
+
 
 @njit(cache=True, _nrt=False)
 def book_top(marks, sid):
@@ -87,10 +119,10 @@ def market_check(marks, g, sid, now):
     """Stale or missing market data for ``sid``, else OK."""
     bid, ask, t = book_top(marks, sid)
     if t == 0 or bid <= 0 or ask <= 0:
-        return 16  # NO_MARKET_DATA
+        return NO_MARKET_DATA
     if now - t > g[G_STALE_NS]:
-        return 13  # STALE_MARKET_DATA
-    return 0
+        return STALE_MARKET_DATA
+    return OK
 
 
 @njit(cache=True, _nrt=False)
@@ -115,78 +147,82 @@ def note_cancel(rates, g, now):
 
 
 @njit(cache=True, _nrt=False)
-def _order_checks(limits, g, marks, positions, sid, side, price, qty, ord_type, extra_open,
-                  now):
-    """Size, notional, position (counting open orders) and price band of one order."""
-    if qty <= 0 or side > 1 or (ord_type != 2 and price <= 0):
-        return 4  # BAD_ORDER
+def _order_checks(rk, positions, r, qty, extra_open, now):
+    """Size, notional, position (counting open orders) and price band of order ``r`` (an
+    intent) for ``qty`` lots."""
+    sid, side, price, ord_type = r["symbol_id"], r["side"], r["price"], r["ord_type"]
+    limits = rk.limits
+    market = ord_type == MARKET
+    if qty <= 0 or side > ASK or (not market and price <= 0):
+        return BAD_ORDER
     if qty > limits[sid, L_MAX_QTY]:
-        return 5
-    m = market_check(marks, g, sid, now)
+        return MAX_QTY
+    m = market_check(rk.marks, rk.g, sid, now)
     if m:
         return m
-    bid, ask, _ = book_top(marks, sid)
-    px = price if ord_type != 2 else (ask if side == 0 else bid)
+    bid, ask, _ = book_top(rk.marks, sid)
+    px = price if not market else (ask if side == BID else bid)
     if px * qty > limits[sid, L_MAX_NOTIONAL] or px > limits[sid, L_MAX_NOTIONAL]:
-        return 6
+        return MAX_NOTIONAL
     p = positions[sid]
-    if side == 0:
+    if side == BID:
         worst = p["position"] + p["open_buy"] + extra_open + qty
     else:
         worst = -(p["position"] - p["open_sell"] - extra_open - qty)
     if worst > limits[sid, L_MAX_POSITION]:
-        return 7
-    if ord_type != 2:
+        return MAX_POSITION
+    if not market:
         mid2 = bid + ask  # twice the mid: stay in integers
-        if abs(2 * price - mid2) * 10000 > g[G_BAND_BPS] * mid2:
-            return 8
-    return 0
+        if abs(2 * price - mid2) * 10000 > rk.g[G_BAND_BPS] * mid2:
+            return PRICE_BAND
+    return OK
 
 
 @njit(cache=True, _nrt=False)
-def check(words, orders, positions, limits, g, marks, rates, action, cl_ord_id,
-          orig_cl_ord_id, sid, side, price, qty, ord_type, now):
-    """RiskReason for one intent (0 = pass). Does not change any state."""
-    if load_acquire(words, W_KILL) != 0 and action != 2 and action != 4:
-        return 1  # KILL_SWITCH: only cancels pass
+def check(om, rk, r, now):
+    """RiskReason for intent ``r`` (an ORDER_INTENT record; ``om``: the OMS view, ``rk``: a
+    ``RiskView``). OK = pass. Does not change any state."""
+    words, orders, g = om.words, om.orders, rk.g
+    action, cl_ord_id, sid = r["action"], r["cl_ord_id"], r["symbol_id"]
+    if load_acquire(words, W_KILL) != 0 and action != CANCEL and action != CANCEL_ALL:
+        return KILL_SWITCH  # only cancels pass
     if load_relaxed(words, W_READY) == 0:
-        return 2  # NOT_READY
-    if action == 4:
-        return 0
-    if sid < 0 or sid >= limits.shape[0]:
-        return 3
+        return NOT_READY
+    if action == CANCEL_ALL:
+        return OK
+    if sid < 0 or sid >= rk.limits.shape[0]:
+        return UNKNOWN_SYMBOL
     if cl_ord_id <= 0 or oms.find(orders, cl_ord_id) >= 0:
-        return 12  # DUPLICATE_ID
+        return DUPLICATE_ID
     if not oms.slot_free(orders, cl_ord_id):
-        return 15
-    if action == 1:  # NEW
+        return TABLE_FULL
+    if action == NEW:
         if load_relaxed(words, W_OPEN_ORDERS) >= g[G_MAX_OPEN]:
-            return 11
-        if not _rate_ok(rates, g, R_ORDER_IDX, 2, G_ORDERS_PER_S, now):
-            return 9
-        return _order_checks(limits, g, marks, positions, sid, side, price, qty, ord_type,
-                             0, now)
-    slot = oms.find(orders, orig_cl_ord_id)
+            return MAX_OPEN_ORDERS
+        if not _rate_ok(rk.rates, g, R_ORDER_IDX, 2, G_ORDERS_PER_S, now):
+            return ORDER_RATE
+        return _order_checks(rk, om.positions, r, r["qty"], 0, now)
+    slot = oms.find(orders, r["orig_cl_ord_id"])
     if slot < 0 or not oms.is_live(orders[slot]["status"]) or \
             orders[slot]["symbol_id"] != sid:
-        return 14  # UNKNOWN_ORDER
+        return UNKNOWN_ORDER
     o = orders[slot]
     if o["status"] == oms.PENDING_CANCEL or o["status"] == oms.PENDING_REPLACE:
-        return 17
-    if action == 2:  # CANCEL
-        if not _rate_ok(rates, g, R_CANCEL_IDX, 2 + g[G_ORDERS_PER_S], G_CANCELS_PER_S, now):
-            return 10
-        return 0
-    if action == 3:  # REPLACE: the new order minus what the old one had open
-        if side != o["side"]:
-            return 4
-        if qty > limits[sid, L_MAX_QTY]:
-            return 5
-        if not _rate_ok(rates, g, R_ORDER_IDX, 2, G_ORDERS_PER_S, now):
-            return 9
-        new_leaves = qty - o["cum_qty"]
+        return ORDER_NOT_CANCELABLE
+    if action == CANCEL:
+        if not _rate_ok(rk.rates, g, R_CANCEL_IDX, 2 + g[G_ORDERS_PER_S], G_CANCELS_PER_S,
+                        now):
+            return CANCEL_RATE
+        return OK
+    if action == REPLACE:  # the new order minus what the old one had open
+        if r["side"] != o["side"]:
+            return BAD_ORDER
+        if r["qty"] > rk.limits[sid, L_MAX_QTY]:
+            return MAX_QTY
+        if not _rate_ok(rk.rates, g, R_ORDER_IDX, 2, G_ORDERS_PER_S, now):
+            return ORDER_RATE
+        new_leaves = r["qty"] - o["cum_qty"]
         if new_leaves <= 0:
-            return 4
-        return _order_checks(limits, g, marks, positions, sid, side, price, new_leaves,
-                             ord_type, -o["leaves_qty"], now)
-    return 4
+            return BAD_ORDER
+        return _order_checks(rk, om.positions, r, new_leaves, -o["leaves_qty"], now)
+    return BAD_ORDER

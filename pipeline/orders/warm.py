@@ -10,6 +10,10 @@ p50, against 1.2 us for the same send() repeated in a tight loop (BENCHMARKS.md)
   scratch buffer (taking no sequence number), runs pre-trade risk on it (``risk.check``
   changes nothing), sends those bytes on a private loopback TCP connection (``WarmLink``)
   and drains them, so the syscall, TCP transmit and loopback receive paths stay warm.
+  The order it sends has the shape real orders have (``Out.shadow``: side, quantity,
+  type, time in force and so ExecInst of the last real intent; before the first one,
+  ``DEFAULT_SHAPE``: what the market maker sends), priced at the touch, so risk and the
+  encoder take the branches real orders take (tag 44, ExecInst, the price band).
   This is what Onload's ``MSG_WARM`` does for its own stack; the kernel has no such flag,
   so the link is a real connection.
 - ``touch``, in the same pass, reads a word of each line the next order will write (wire
@@ -18,7 +22,9 @@ p50, against 1.2 us for the same send() repeated in a tight loop (BENCHMARKS.md)
 - ``pretouch`` runs in housekeeping (Python, ~1 ms): it rewrites one word of each page
   just ahead of the OMS journal's and the FIX store's append positions (the value it
   already holds, so nothing changes), so the hot path's first write to a page of those
-  file-backed maps never takes the page fault (Chronicle Queue's pretoucher).
+  file-backed maps never takes the page fault (Chronicle Queue's pretoucher). The
+  rewrite is an atomic (relaxed) load and store: a plain ``a[i] = a[i]`` is a no-op
+  LLVM deletes, which left the pretoucher empty.
 
 Warming costs a core's time, so only a busy-spinning gateway does it (profile key
 ``warm_us``; 0 = off).
@@ -36,12 +42,19 @@ from pipeline.fix.sockio import sock_recv, sock_send
 from pipeline.fix.store import IDX_SEQ, JOURNAL_END, NEXT_OUT
 from pipeline.orders import journal as J
 from pipeline.orders import risk
+from pipeline.orders.views import WARM_RX
+from pipeline.transport.atomics import load_relaxed, store_relaxed
+from shm_layouts.records import OrderAction, OrderType, Side, TimeInForce
 
 PAGE = 4096
 AHEAD_PAGES = 4  # pages kept touched ahead of each append position
 TOUCH_IDS = 8  # OMS slots touched either side of the last ClOrdID
-WARM_RX = 1024  # the link's bytes are drained into scratch[WARM_RX:] (encoding uses below)
-SCRATCH_BYTES = 2 * WARM_RX
+NEW, REPLACE = int(OrderAction.NEW), int(OrderAction.REPLACE)
+BID = int(Side.BID)
+# the order shape before the first real intent: the market maker's quotes
+# (pipeline.strategy.market_maker: post-only limit orders of at least one lot)
+DEFAULT_SHAPE = {"side": int(Side.BID), "qty": 1, "ord_type": int(OrderType.LIMIT),
+                 "tif": int(TimeInForce.POST_ONLY)}
 
 
 class WarmLink:
@@ -66,53 +79,78 @@ class WarmLink:
         self.rx.close()
 
 
+def default_shape(shadow: np.ndarray) -> None:
+    """Give the warm pass's order (``Out.shadow``) the strategy's shape until a real
+    intent replaces it."""
+    for k, v in DEFAULT_SHAPE.items():
+        shadow[0][k] = v
+
+
 @njit(cache=True, _nrt=False)
-def warm(tx, rx, scratch, seqs, comp_ids, syms, sym_lens, grid, words, orders, positions,
-         limits, g, marks, rates, now, wall_ns, replace):
-    """One dry pass over the order path for instrument 0 (see the module docstring): a
-    NewOrderSingle, or with ``replace`` a cancel/replace (what a requote sends). Returns
-    the risk verdict plus the bytes read back, so none of it is optimised away."""
-    bid = marks[0, risk.M_BID]
-    action = 3 if replace else 1
-    verdict = risk.check(words, orders, positions, limits, g, marks, rates, action, 1, 0, 0,
-                         0, bid, 1, 2, now)
-    sym = syms[0, : sym_lens[0]]
+def warm(fix, om, rk, now, wall_ns, replace):
+    """One dry pass over the order path (see the module docstring): a NewOrderSingle or,
+    with ``replace``, a cancel/replace of the last order (what a requote sends), shaped
+    like the last real one and priced at the touch. Returns the risk verdict plus the
+    bytes read back, so none of it is optimised away."""
+    out = fix.out
+    io = out.io[0]
+    o = out.shadow[0]
+    sid = o["symbol_id"]
+    if sid < 0 or sid >= fix.syms.lens.shape[0]:
+        sid = 0
+    bid, ask, _ = risk.book_top(rk.marks, sid)
+    last = io.warm_last_cl
+    o["action"] = REPLACE if replace else NEW
+    o["cl_ord_id"] = last + 1  # the next id: its OMS slot is the one a new order takes
+    o["orig_cl_ord_id"] = last
+    o["price"] = bid if o["side"] == BID else ask
+    verdict = risk.check(om, rk, o, now)
+    sym = fix.syms.names[sid, : fix.syms.lens[sid]]
+    seq = load_relaxed(fix.store.seqs, NEXT_OUT)  # the next number, not taken
     if replace:
-        s, e = C.encode_replace(scratch, comp_ids, seqs[NEXT_OUT], wall_ns, 2, 1, sym, 0, bid,
-                                1, 2, 1, grid[0])
+        s, e = C.encode_replace(out.scratch, fix.comp_ids, seq, wall_ns, o, sym,
+                                fix.syms.grid[sid])
     else:
-        s, e = C.encode_new_order(scratch, comp_ids, seqs[NEXT_OUT], wall_ns, 1, sym, 0, bid,
-                                  1, 2, 1, grid[0])
+        s, e = C.encode_new_order(out.scratch, fix.comp_ids, seq, wall_ns, o, sym,
+                                  fix.syms.grid[sid])
     got = 0
-    if tx >= 0 and sock_send(tx, scratch, s, e - s) > 0:
-        got = sock_recv(rx, scratch, WARM_RX, scratch.shape[0] - WARM_RX)
+    if io.warm_tx >= 0 and sock_send(io.warm_tx, out.scratch, s, e - s) > 0:
+        got = sock_recv(io.warm_rx, out.scratch, WARM_RX, out.scratch.shape[0] - WARM_RX)
     return verdict + got
 
 
 @njit(cache=True, _nrt=False)
-def touch(wire, torig, orders, last_cl, j, seqs, jdata, jindex):
+def touch(fix, om):
     """Read a word of each line the next order will write: the wire buffer's head, the
     OMS slots of the ClOrdIDs around the last one (a requote replaces a recent id; a new
     quote takes the next), the journal's next row, the FIX store's append position and
     index slot. Loads only: the lines and their TLB entries come back, nothing changes.
     Returns their sum, so the loads are not optimised away."""
-    acc = torig[0]
+    out = fix.out
+    acc = out.torig[0]
     for off in range(0, 512, 64):
-        acc += wire[off]
+        acc += out.wire[off]
+    orders = om.orders
     mask = orders.shape[0] - 1
+    last_cl = out.io[0].warm_last_cl
     for d in range(-TOUCH_IDS, TOUCH_IDS + 1):
         if last_cl + d > 0:
             acc += orders[(last_cl + d) & mask]["cl_ord_id"]
+    j = om.journal
     row = min(J.HEADER_RECORDS + j[0, 0], j.shape[0] - 1)
     acc += j[row, 0]
-    acc += jdata[seqs[JOURNAL_END] % jdata.shape[0]]
-    acc += jindex[seqs[NEXT_OUT] % jindex.shape[0], IDX_SEQ]
+    st = fix.store
+    acc += st.data[st.seqs[JOURNAL_END] % st.data.shape[0]]
+    acc += st.index[st.seqs[NEXT_OUT] % st.index.shape[0], IDX_SEQ]
     return acc
 
 
 @njit(cache=True, _nrt=False)
 def _touch(a, i):
-    a[i] = a[i]  # a write of the value already there: the page is mapped writable, no change
+    """Rewrite ``a[i]`` with the value it holds: an atomic load and store, which LLVM
+    keeps (a plain ``a[i] = a[i]`` is deleted), so the page is mapped writable and no
+    byte changes (the gateway is the only writer of these maps)."""
+    store_relaxed(a, i, load_relaxed(a, i))
 
 
 @njit(cache=True, _nrt=False)
@@ -130,7 +168,3 @@ def pretouch(j, seqs, jdata, jindex):
     slots_per_page = max(PAGE // (jindex.shape[1] * 8), 1)
     for p in range(AHEAD_PAGES + 1):
         _touch(jindex[(seqs[NEXT_OUT] + p * slots_per_page) % jindex.shape[0]], IDX_SEQ)
-
-
-def scratch_buffer() -> np.ndarray:
-    return np.zeros(SCRATCH_BYTES, np.uint8)

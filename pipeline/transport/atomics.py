@@ -51,28 +51,36 @@ def load_acquire(typingctx, arr, idx):
     return types.int64(arr, idx), codegen
 
 
+def _is_relaxed_array(arr) -> bool:
+    """Relaxed loads/stores also take uint8 arrays (a pretoucher rewriting one byte)."""
+    return _is_int64_array(arr) or (isinstance(arr, types.Array) and arr.ndim == 1 and
+                                    arr.dtype == types.uint8)
+
+
 @intrinsic
 def load_relaxed(typingctx, arr, idx):
     """Atomic load with no ordering (monotonic): never torn, never hoisted."""
-    if not _is_int64_array(arr):
+    if not _is_relaxed_array(arr):
         return None
 
     def codegen(context, builder, sig, args):
         ptr = _element_pointer(context, builder, sig.args[0], args[0], args[1])
-        return builder.load_atomic(ptr, "monotonic", 8)
+        return builder.load_atomic(ptr, "monotonic", sig.args[0].dtype.bitwidth // 8)
 
-    return types.int64(arr, idx), codegen
+    return arr.dtype(arr, idx), codegen
 
 
 def _store(ordering: str):
     def store(typingctx, arr, idx, value):
-        if not _is_int64_array(arr) or not isinstance(value, types.Integer):
+        relaxed_ok = ordering == "monotonic" and _is_relaxed_array(arr)
+        if not (_is_int64_array(arr) or relaxed_ok) or not isinstance(value, types.Integer):
             return None
 
         def codegen(context, builder, sig, args):
             ptr = _element_pointer(context, builder, sig.args[0], args[0], args[1])
-            val = context.cast(builder, args[2], sig.args[2], types.int64)
-            builder.store_atomic(val, ptr, ordering, 8)
+            dtype = sig.args[0].dtype
+            val = context.cast(builder, args[2], sig.args[2], dtype)
+            builder.store_atomic(val, ptr, ordering, dtype.bitwidth // 8)
             return context.get_dummy_value()
 
         return types.void(arr, idx, value), codegen

@@ -32,7 +32,7 @@ from pipeline.venue.fixcodec import Framer, Message, encode
 from pipeline.venue.mdserver import DEPTH_PATHS
 from pipeline.venue.session import AcceptorSession
 from pipeline.venue.simulator import Account, SimConfig, Simulator
-from shm_layouts.records import OrderType, Side, TimeInForce
+from shm_layouts.records import ORDER_INTENT, OrderType, Side, TimeInForce
 
 TEST_PASSWORD = "test-only-password"
 
@@ -393,8 +393,10 @@ def send_order(init, cl: int, symbol: bytes, grid_row, px: int, qty: int) -> Non
     buf = np.zeros(512, np.uint8)
     s = init.session
     seq = s.next_seq()
-    start, end = C.encode_new_order(buf, s.comp_ids, seq, time.time_ns(), cl,
-                                    np.frombuffer(symbol, np.uint8).copy(), int(Side.BID), px,
-                                    qty, int(OrderType.LIMIT), int(TimeInForce.GTC), grid_row)
+    o = np.zeros(1, ORDER_INTENT)
+    o[0]["cl_ord_id"], o[0]["price"], o[0]["qty"] = cl, px, qty
+    o[0]["side"], o[0]["ord_type"], o[0]["tif"] = Side.BID, OrderType.LIMIT, TimeInForce.GTC
+    start, end = C.encode_new_order(buf, s.comp_ids, seq, time.time_ns(), o[0],
+                                    np.frombuffer(symbol, np.uint8).copy(), grid_row)
     s.store.record(seq, buf[start:end].tobytes())
     init.send(buf[start:end])
