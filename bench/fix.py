@@ -443,8 +443,8 @@ def dispatch(n: int, tmp: str) -> dict:
         duty, args = gw.duty_template()
         args = (a.fileno(), *args[1:])
         calls = {"dispatcher": duty}
-        if hasattr(gw, "_entry"):  # what the gateway calls: the compiled entry point
-            calls["entry_point"] = gw._entry(duty, args)
+        if hasattr(gw, "duty_call"):  # what the gateway calls: the compiled overload
+            calls["same_args_call"] = gw.duty_call
         calls["empty_jit"] = _floor
         row = {"call": "gateway duty, idle (flow.duty)"}
         for name, fn in calls.items():

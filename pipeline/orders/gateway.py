@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-from numba.core.typing.typeof import Purpose, typeof
 
 from pipeline.control.area import ControlArea
 from pipeline.control.poller import ControlPoller
@@ -30,7 +29,7 @@ from pipeline.orders import flow, risk, warm
 from pipeline.orders import journal as J
 from pipeline.orders import views as V
 from pipeline.orders.segments import ORDERS_CONSUMER, OmsState, attach_order_path
-from pipeline.runtime.agent import Agent, run_slice, work_done
+from pipeline.runtime.agent import Agent, SameArgsCall, run_slice, work_done
 from pipeline.runtime.idle import idle
 from pipeline.transport.ring import Ring, RingView, observe
 from pipeline.transport.segment import SegmentMissing
@@ -43,17 +42,6 @@ from shm_layouts.ring import ConsumerMode
 log = logging.getLogger(__name__)
 SECOND = 1_000_000_000
 MASS_CANCEL_EVERY_NS = 100_000_000
-
-
-def entry_point(fn, args: tuple):
-    """``fn``'s compiled entry point for the types of ``args``: calling it unboxes the
-    arguments without the dispatcher typing them first. The dispatcher types a NamedTuple
-    in Python, each array in it too (~0.5 us an array): an idle duty call costs 15-25 us
-    that way, 2-4 us through the entry point, as the 40 positional arrays did before
-    (``hft bench fix --dispatch-only``). Only
-    for arguments of exactly these types: the gateway builds its views once and swaps the
-    book view for one of the same types (an argument of another type would be misread)."""
-    return fn.compile(tuple(typeof(a, Purpose.argument) for a in args))
 
 
 class DutyArgs(NamedTuple):
@@ -158,7 +146,9 @@ class GatewayAgent(Agent):
             book=self._book_view(),
             hists=V.Hists(self.hist, hist("gateway.send_ns"), hist("gateway.work_ns"),
                           hist("hop.order_ring")))
-        self._entries: dict = {}  # (function, id(self.args)) -> entry point (entry_point)
+        # the dispatcher would type every view in Python on every call (15-25 us idle):
+        # these call the compiled overload directly while the arguments keep their types
+        self.duty_call, self.slice_call = SameArgsCall(flow.duty), SameArgsCall(run_slice)
         self._counter_ix = {}
         if counters is not None:
             names = [*self._counter_values()]
@@ -249,16 +239,6 @@ class GatewayAgent(Agent):
     def duty_template(self) -> tuple:
         return flow.duty, (-1, *self.args)  # the socket's fd is known after connecting
 
-    def _entry(self, fn, args: tuple):
-        """``entry_point(fn, args)``, resolved once per set of views (``self.args`` is
-        replaced, never mutated, when the book ring attaches)."""
-        key = (fn, id(self.args))
-        entry = self._entries.get(key)
-        if entry is None:
-            self._entries = {k: v for k, v in self._entries.items() if k[1] == key[1]}
-            entry = self._entries[key] = entry_point(fn, args)
-        return entry
-
     def after_hot(self) -> None:
         now = time.monotonic_ns()
         self._after_duty(now)
@@ -274,10 +254,9 @@ class GatewayAgent(Agent):
         else:
             duty, args = hot
             if deadline_ns:
-                slice_args = (duty, args, idle_state, deadline_ns)
-                work = self._entry(run_slice, slice_args)(*slice_args)
+                work = self.slice_call(duty, args, idle_state, deadline_ns)
             else:
-                work = work_done(self._entry(duty, args)(*args))
+                work = work_done(self.duty_call(*args))
             self._after_duty(time.monotonic_ns())
         return work + self.wire.poll(time.monotonic_ns(), self._on_app)
 
