@@ -19,7 +19,6 @@ from bench._report import emit
 from pipeline.marketdata import book as B
 from pipeline.marketdata import files, replay
 from pipeline.marketdata import parser as P
-from pipeline.marketdata.decimal import to_units
 from pipeline.marketdata.events import DIFF_LEVEL, SNAPSHOT_LEVEL
 from pipeline.marketdata.infer import infer_symbols
 from pipeline.marketdata.normalize import (
@@ -32,6 +31,7 @@ from pipeline.marketdata.normalize import (
     lookup_symbol,
     on_message,
 )
+from pipeline.units import to_units
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -146,8 +146,7 @@ def level_ops(prepared: replay.Prepared) -> np.ndarray:
     rows = []
     for i in range(len(cap)):
         n = on_message(cap.data, cap.start[i], cap.end[i], cap.recv_ns[i],
-                       prepared.snap_sid[i], core.hdr, core.lv, core.keys, core.lens,
-                       core.grid, core.sync, core.pend, core.scratch, core.out, core.stats)
+                       prepared.snap_sid[i], core.parse, core.syms, core.emit)
         recs = core.out[:n]
         recs = recs[(recs["kind"] == DIFF_LEVEL) | (recs["kind"] == SNAPSHOT_LEVEL)]
         rows.append(np.stack([recs["symbol_id"], recs["side"], recs["price"], recs["qty"]],

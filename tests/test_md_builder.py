@@ -17,6 +17,7 @@ from pipeline.marketdata.events import (
     SNAPSHOT_BEGIN,
     SNAPSHOT_END,
     SNAPSHOT_LEVEL,
+    Head,
     put,
 )
 from pipeline.marketdata.infer import infer_symbols
@@ -26,7 +27,7 @@ from shm_layouts.records import BOOK_UPDATE, MD_EVENT
 def records(rows) -> np.ndarray:
     out = np.zeros(len(rows), MD_EVENT)
     for k, (kind, side, price, qty, first, last, prev) in enumerate(rows):
-        put(out, k, kind, 0, side, price, qty, first, last, prev, 1000 + k, 0)
+        put(out, k, Head(kind, 0, first, last, prev, 1000 + k, 0), side, price, qty)
     return out
 
 
@@ -35,7 +36,7 @@ def run(rows, futures=0, ticker_overlay=True):
     bst = A.new_state(np.array([futures]), ticker_overlay)
     upd = np.zeros(64, BOOK_UPDATE)
     recs = records(rows)
-    used, k = A.apply_records(recs, 0, len(recs), -1, *books.arrays(), bst, upd, 0)
+    used, k = A.apply_records(recs, 0, len(recs), -1, books.view(), bst, upd, 0)
     assert used == len(recs)
     return bst[0], upd[:k]
 
@@ -148,22 +149,21 @@ def test_warm_pass_overlays_the_kept_ticker_on_shadow_state_only():
     into a private update; the same update a real ticker gave, and nothing shared moves.
     A book that has moved past the kept ticker still takes the publishing branch."""
     from pipeline.marketdata import warm as MW
-    from pipeline.runtime import warming
 
     books = B.Books(1, window=256)
     bst = A.new_state(np.array([0]), True)
     upd = np.zeros(64, BOOK_UPDATE)
     recs = records(DEEP + ticker(99, 4, 101, 6, 12))
-    _, k = A.apply_records(recs, 0, len(recs), -1, *books.arrays(), bst, upd, 0)
+    _, k = A.apply_records(recs, 0, len(recs), -1, books.view(), bst, upd, 0)
     warm = MW.builder_state(1, bst)
     MW.keep_pair(warm, recs, 0, len(recs), -1)
-    assert warm[0][warming.READY] == 1 and list(warm[1]["price"]) == [99, 101]
+    assert warm.clock[0]["ready"] == 1 and list(warm.pair["price"]) == [99, 101]
     bst[0, A.B_UPDATE_ID] = 20  # a later depth event: the kept ticker is stale for real
     before = [a.copy() for a in (bst, *books.arrays())]
-    assert MW.overlay_again(warm, *books.arrays(), bst) == 1
+    assert MW.overlay_again(warm, books.view(), bst) == 1
     for a, b in zip(before, (bst, *books.arrays()), strict=True):
         assert np.array_equal(a, b)
-    u, real = warm[3][0], upd[k - 1]
+    u, real = warm.upd[0], upd[k - 1]
     assert u["flags"] == A.F_BBO
     for field in ("bid_px", "bid_qty", "ask_px", "ask_qty", "n_bids", "n_asks"):
         assert np.array_equal(u[field], real[field])

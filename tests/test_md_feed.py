@@ -170,10 +170,8 @@ def test_feed_cycle_stops_after_a_book_change_and_takes_the_next_without_a_recv(
     import socket
 
     from pipeline.marketdata import warm as MW
-    from pipeline.marketdata.feed import ST_FRAMES, ST_LAST_RECV, feed_once
+    from pipeline.marketdata.feed import feed_once, new_state
     from pipeline.marketdata.normalize import FeedCore
-    from pipeline.marketdata.publish import words
-    from pipeline.runtime import warming
     from shm_layouts.records import MD_EVENT, MdKind
 
     table = SymbolTable.from_config([{"symbol": "BTCUSDT", "venue": "spot",
@@ -190,26 +188,26 @@ def test_feed_cycle_stops_after_a_book_change_and_takes_the_next_without_a_recv(
                  b'"p":"100.01","q":"1.000","T":1,"m":true}}')
         a.sendall(_ws_text(trade) + _ws_text(tick % 7) + _ws_text(tick % 8))
         rbuf, frag = np.zeros(4096, np.uint8), np.zeros(4096, np.uint8)
-        st = np.zeros(24, np.int64)
+        st = new_state()
+        s = st[0]
         warm = MW.feed_state(1, core.stats.shape[0])  # every idle cycle warms
+        md = segs.md.view()
 
         def cycle() -> int:
-            return feed_once(b.fileno(), rbuf, frag, st, core.hdr, core.lv, core.keys,
-                             core.lens, core.grid, core.sync, core.pend, core.scratch,
-                             core.out, core.out_raw, core.stats, segs.md.ctl, segs.md.stamps,
-                             words(segs.md.raw), warm)
-        _wait(lambda: cycle() and st[ST_FRAMES] == 2, "the trade and the first ticker")
-        recv_ns = int(st[ST_LAST_RECV])
+            return feed_once(b.fileno(), rbuf, frag, st, core.parse, core.syms, core.emit, md,
+                             warm)
+        _wait(lambda: cycle() and s["frames"] == 2, "the trade and the first ticker")
+        recv_ns = int(s["last_recv"])
         recs = segs.md.records.view(MD_EVENT)
         assert segs.md.published() == 3 and recs[2]["last_id"] == 7  # trade, bid, ask
-        assert cycle() > 0 and st[ST_FRAMES] == 3 and segs.md.published() == 5
+        assert cycle() > 0 and s["frames"] == 3 and segs.md.published() == 5
         assert recs[4]["last_id"] == 8 and recs[4]["t_origin_ns"] == recv_ns
-        assert st[ST_LAST_RECV] == recv_ns  # no recv between the two tickers
+        assert s["last_recv"] == recv_ns  # no recv between the two tickers
         stats, sync = core.stats.copy(), core.sync.copy()
         assert cycle() == 0 and segs.md.published() == 5  # nothing left: it read again
         assert cycle() == 0 and segs.md.published() == 5
-        assert warm[0][warming.PASSES] == 2  # ... and parsed the first ticker again, twice
-        shadow = warm[2]
+        assert warm.clock[0]["passes"] == 2  # ... and parsed the first ticker again, twice
+        shadow = warm.emit.recs
         assert list(shadow[:2]["kind"]) == [MdKind.BBO] * 2 and shadow[0]["last_id"] == 7
         assert np.array_equal(stats, core.stats) and np.array_equal(sync, core.sync)
     finally:

@@ -70,6 +70,12 @@ def new_state(futures: np.ndarray, ticker_overlay: bool = False) -> np.ndarray:
     return bst
 
 
+@njit(cache=True, _nrt=False, inline="always")
+def _level(bk, sid, rec):
+    B.apply_level(bk.qty, bk.bits, bk.meta, bk.ov, bk.scratch, sid, rec.side, rec.price,
+                  rec.qty)
+
+
 @njit(cache=True, _nrt=False)
 def _ids_ok(s, first, last, prev):
     uid = s[B_UPDATE_ID]
@@ -82,7 +88,7 @@ def _ids_ok(s, first, last, prev):
 
 
 @njit(cache=True, _nrt=False)
-def _publish(qty, bits, meta, ov, bst, sid, rec, upd, k, flags):
+def _publish(bk, bst, sid, rec, upd, k, flags):
     s = bst[sid]
     u = upd[k]
     u.t_origin_ns = rec.t_origin_ns
@@ -93,8 +99,8 @@ def _publish(qty, bits, meta, ov, bst, sid, rec, upd, k, flags):
     u.state = s[B_STATE]
     u.flags = flags
     if s[B_STATE] == SYNCED:
-        u.n_bids = B.top(qty, bits, meta, ov, sid, 0, u.bid_px, u.bid_qty)
-        u.n_asks = B.top(qty, bits, meta, ov, sid, 1, u.ask_px, u.ask_qty)
+        u.n_bids = B.top(bk.qty, bk.bits, bk.meta, bk.ov, sid, BID, u.bid_px, u.bid_qty)
+        u.n_asks = B.top(bk.qty, bk.bits, bk.meta, bk.ov, sid, ASK, u.ask_px, u.ask_qty)
     else:
         u.n_bids = 0
         u.n_asks = 0
@@ -132,7 +138,7 @@ def _behind(px, qt, n, best, side):
 
 
 @njit(cache=True, _nrt=False)
-def _on_ticker_ask(qty, bits, meta, ov, bst, sid, rec, upd, k):
+def _on_ticker_ask(bk, bst, sid, rec, upd, k):
     """The ASK half of a bookTicker (its BID half is in ``bst``): publish it if fresh."""
     s = bst[sid]
     if not s[B_TICKER_OVERLAY]:
@@ -146,7 +152,7 @@ def _on_ticker_ask(qty, bits, meta, ov, bst, sid, rec, upd, k):
     if bq <= 0 or aq <= 0 or bid >= ask:
         s[B_BBO_BAD] += 1
         return k
-    k2 = _publish(qty, bits, meta, ov, bst, sid, rec, upd, k, F_BBO)
+    k2 = _publish(bk, bst, sid, rec, upd, k, F_BBO)
     u = upd[k]
     u.update_id = rec.last_id
     u.n_bids = _behind(u.bid_px, u.bid_qty, u.n_bids, (bid, bq), BID)
@@ -156,20 +162,21 @@ def _on_ticker_ask(qty, bits, meta, ov, bst, sid, rec, upd, k):
 
 
 @njit(cache=True, _nrt=False)
-def _after_event(qty, bits, meta, ov, bst, sid, rec, upd, k, flags):
+def _after_event(bk, bst, sid, rec, upd, k, flags):
     """Crossed check, then publish."""
-    bid, bq = B.best(qty, meta, sid, 0)
-    ask, aq = B.best(qty, meta, sid, 1)
+    bid, bq = B.best(bk.qty, bk.meta, sid, BID)
+    ask, aq = B.best(bk.qty, bk.meta, sid, ASK)
     if bq > 0 and aq > 0 and bid >= ask:
         bst[sid, B_CROSSED] += 1
         bst[sid, B_STATE] = UNSYNCED
         flags |= F_CROSSED | F_INVALID
-    return _publish(qty, bits, meta, ov, bst, sid, rec, upd, k, flags)
+    return _publish(bk, bst, sid, rec, upd, k, flags)
 
 
 @njit(cache=True, _nrt=False)
-def apply_records(recs, pos, n, mask, qty, bits, meta, ov, scratch, bst, upd, k):
-    """Apply records ``recs[(pos + i) & mask]`` for i < n (``mask=-1`` for a plain array).
+def apply_records(recs, pos, n, mask, bk, bst, upd, k):
+    """Apply records ``recs[(pos + i) & mask]`` for i < n (``mask=-1`` for a plain array)
+    to the books ``bk`` (``book.BookArrays``) and their state ``bst``.
     Stops early when ``upd`` is full; returns (records consumed, updates in ``upd``)."""
     cap = upd.shape[0]
     for j in range(n):
@@ -184,7 +191,7 @@ def apply_records(recs, pos, n, mask, qty, bits, meta, ov, scratch, bst, upd, k)
         kind = rec.kind
         if kind == DIFF_LEVEL:
             if s[B_STATE] == SYNCED:
-                B.apply_level(qty, bits, meta, ov, scratch, sid, rec.side, rec.price, rec.qty)
+                _level(bk, sid, rec)
                 s[B_LEVELS] += 1
         elif kind == DIFF_END:
             if s[B_STATE] != SYNCED:
@@ -192,18 +199,18 @@ def apply_records(recs, pos, n, mask, qty, bits, meta, ov, scratch, bst, upd, k)
             if not _ids_ok(s, rec.first_id, rec.last_id, rec.prev_id):
                 s[B_ID_ERRORS] += 1
                 s[B_STATE] = UNSYNCED
-                k = _publish(qty, bits, meta, ov, bst, sid, rec, upd, k, F_INVALID)
+                k = _publish(bk, bst, sid, rec, upd, k, F_INVALID)
                 continue
             s[B_UPDATE_ID] = rec.last_id
             s[B_FIRST_PENDING] = 0
             s[B_EVENTS] += 1
-            k = _after_event(qty, bits, meta, ov, bst, sid, rec, upd, k, F_DIFF)
+            k = _after_event(bk, bst, sid, rec, upd, k, F_DIFF)
         elif kind == SNAPSHOT_LEVEL:
             if s[B_STATE] == BUILDING:
-                B.apply_level(qty, bits, meta, ov, scratch, sid, rec.side, rec.price, rec.qty)
+                _level(bk, sid, rec)
                 s[B_LEVELS] += 1
         elif kind == SNAPSHOT_BEGIN:
-            B.clear(qty, bits, meta, sid)
+            B.clear(bk.qty, bk.bits, bk.meta, sid)
             s[B_STATE] = BUILDING
         elif kind == SNAPSHOT_END:
             if s[B_STATE] != BUILDING:
@@ -212,12 +219,12 @@ def apply_records(recs, pos, n, mask, qty, bits, meta, ov, scratch, bst, upd, k)
             s[B_UPDATE_ID] = rec.last_id
             s[B_FIRST_PENDING] = 1
             s[B_SNAPSHOTS] += 1
-            k = _after_event(qty, bits, meta, ov, bst, sid, rec, upd, k, F_SNAPSHOT)
+            k = _after_event(bk, bst, sid, rec, upd, k, F_SNAPSHOT)
         elif kind == INVALIDATE:
             s[B_INVALIDATIONS] += 1
             if s[B_STATE] != UNSYNCED:
                 s[B_STATE] = UNSYNCED
-                k = _publish(qty, bits, meta, ov, bst, sid, rec, upd, k, F_INVALID)
+                k = _publish(bk, bst, sid, rec, upd, k, F_INVALID)
         elif kind == TRADE:
             s[B_TRADES] += 1
         elif kind == BBO:
@@ -227,5 +234,5 @@ def apply_records(recs, pos, n, mask, qty, bits, meta, ov, scratch, bst, upd, k)
                 s[B_TICK_BID_QTY] = rec.qty
                 s[B_TICK_ID] = rec.last_id
             else:
-                k = _on_ticker_ask(qty, bits, meta, ov, bst, sid, rec, upd, k)
+                k = _on_ticker_ask(bk, bst, sid, rec, upd, k)
     return n, k

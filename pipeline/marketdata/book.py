@@ -16,6 +16,8 @@ Rows are ``2 * symbol_id + side``; ``meta`` words are the M_* indices.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit
 
@@ -23,6 +25,16 @@ from pipeline.marketdata.bits import ctlz, cttz
 
 M_BASE, M_BEST, M_COUNT, M_OVN, M_DROPPED = range(5)
 META_WORDS = 8
+
+
+class BookArrays(NamedTuple):
+    """Every book's arrays, as one argument of a jitted stage (``Books.view()``)."""
+
+    qty: np.ndarray
+    bits: np.ndarray
+    meta: np.ndarray
+    ov: np.ndarray
+    scratch: np.ndarray
 
 
 class Books:
@@ -41,6 +53,9 @@ class Books:
 
     def arrays(self):
         return self.qty, self.bits, self.meta, self.ov, self.scratch
+
+    def view(self) -> BookArrays:
+        return BookArrays(*self.arrays())
 
 
 @njit(cache=True, _nrt=False, inline="always")

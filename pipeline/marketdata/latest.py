@@ -8,6 +8,8 @@ writer and never returns a torn book.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit
 
@@ -74,6 +76,13 @@ def read_latest(seq, table, sid, out):
     return False
 
 
+class LatestView(NamedTuple):
+    """The area as one argument of a jitted stage (``LatestBooks.view()``)."""
+
+    seq: np.ndarray
+    table: np.ndarray
+
+
 class LatestBooks:
     """Handle on the area: ``seq`` (int64 words), ``table`` (BOOK_UPDATE per symbol),
     ``state`` (book builder words) and the symbol table it was created with."""
@@ -131,6 +140,9 @@ class LatestBooks:
 
     def futures(self) -> np.ndarray:
         return (self.instruments["venue_kind"] != VENUE_KINDS.index("spot")).astype(np.int64)
+
+    def view(self) -> LatestView:
+        return LatestView(self.seq, self.table)
 
     def read(self, sid: int) -> np.void | None:
         """Cold-path read (tools, tests): the record, or None."""

@@ -13,6 +13,7 @@ import csv
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -32,11 +33,27 @@ from shm_layouts.records import BOOK_UPDATE
 (R_SID, R_UID, R_BPX, R_BQ, R_APX, R_AQ) = range(6)
 
 
+class Messages(NamedTuple):
+    """A capture's messages for a jitted replay loop: message ``i`` is
+    ``data[start[i]:end[i]]``, received at ``recv[i]``; ``snap_sid[i]`` the symbol of a
+    symbol-less snapshot, else -1."""
+
+    data: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    recv: np.ndarray
+    snap_sid: np.ndarray
+
+
 @dataclass
 class Prepared:
     capture: files.Capture
     symbols: SymbolTable
     snap_sid: np.ndarray  # per message: symbol id of a symbol-less snapshot, else -1
+
+    def messages(self) -> Messages:
+        cap = self.capture
+        return Messages(cap.data, cap.start, cap.end, cap.recv_ns, self.snap_sid)
 
 
 def prepare(paths: list[str | Path], configured: SymbolTable | None = None) -> Prepared:
@@ -74,20 +91,20 @@ def log_update(u, log, nlog):
 
 
 @njit(cache=True, _nrt=False)
-def run_inline(data, start, end, recv, snap_sid, hdr, lv, keys, lens, grid, sync, pend,
-               scratch, out, stats, qty, bits, meta, ov, bscratch, bst, upd, log, speed):
-    """Every message through on_message -> apply_records; returns BBO rows logged."""
+def run_inline(msgs, ps, sy, em, bk, bst, upd, log, speed):
+    """Every message (``Messages``) through on_message -> apply_records (``normalize``'s
+    views, ``book.BookArrays``); returns BBO rows logged."""
     nlog = 0
     t0 = monotonic_ns()
-    for i in range(start.shape[0]):
+    recv, out = msgs.recv, em.recs
+    for i in range(msgs.start.shape[0]):
         if speed > 0:
             pace(recv[i], recv[0], t0, speed)
-        n = on_message(data, start[i], end[i], recv[i], snap_sid[i], hdr, lv, keys, lens,
-                       grid, sync, pend, scratch, out, stats)
+        n = on_message(msgs.data, msgs.start[i], msgs.end[i], recv[i], msgs.snap_sid[i], ps,
+                       sy, em)
         pos = 0
         while pos < n:
-            used, k = A.apply_records(out, pos, n - pos, -1, qty, bits, meta, ov, bscratch,
-                                      bst, upd, 0)
+            used, k = A.apply_records(out, pos, n - pos, -1, bk, bst, upd, 0)
             pos += used
             for j in range(k if log.shape[0] else 0):
                 nlog = log_update(upd[j], log, nlog)
@@ -115,12 +132,11 @@ class InlineReplay:
         self.upd = np.zeros(1024, BOOK_UPDATE)
 
     def run(self, speed: float = 0.0, log_bbo: bool = False) -> ReplayResult:
-        cap, c = self.p.capture, self.core
-        log = np.zeros((len(cap) if log_bbo else 0, 6), np.int64)
+        c = self.core
+        log = np.zeros((len(self.p.capture) if log_bbo else 0, 6), np.int64)
         t = time.perf_counter()
-        nlog = run_inline(cap.data, cap.start, cap.end, cap.recv_ns, self.p.snap_sid, c.hdr,
-                          c.lv, c.keys, c.lens, c.grid, c.sync, c.pend, c.scratch, c.out,
-                          c.stats, *self.books.arrays(), self.bst, self.upd, log, float(speed))
+        nlog = run_inline(self.p.messages(), c.parse, c.syms, c.emit, self.books.view(),
+                          self.bst, self.upd, log, float(speed))
         seconds = time.perf_counter() - t
         return ReplayResult(self.p.symbols, self.summary(), self.final(), log[:nlog], seconds)
 

@@ -21,7 +21,15 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from pipeline.marketdata.events import DIFF_END, INVALIDATE, SNAPSHOT_END, copy_record, put
+from pipeline.marketdata.events import (
+    DIFF_END,
+    INVALIDATE,
+    NO_SIDE,
+    SNAPSHOT_END,
+    Head,
+    copy_record,
+    put,
+)
 from shm_layouts.records import MD_EVENT, SyncState
 
 UNSYNCED = int(SyncState.UNSYNCED)
@@ -58,7 +66,7 @@ def _invalidate(sync, sid, out, k, t_origin):
     """Lose sync: drop the buffer, tell the book builder, ask for a snapshot."""
     s = sync[sid]
     if s[W_STATE] == SYNCED:
-        k = put(out, k, INVALIDATE, sid, 0, 0, 0, 0, s[W_LAST], -1, t_origin, 0)
+        k = put(out, k, Head(INVALIDATE, sid, 0, s[W_LAST], -1, t_origin, 0), NO_SIDE, 0, 0)
         s[W_INVALIDATIONS] += 1
     s[W_STATE] = PENDING
     s[W_PEND_N] = 0
@@ -145,7 +153,8 @@ def on_snapshot(sync, pend, sid, snap_id, out, k, t_origin):
     if s[W_STATE] == SYNCED and snap_id <= s[W_LAST]:
         s[W_STALE_SNAPSHOTS] += 1
         return -1
-    k = put(out, k, SNAPSHOT_END, sid, 0, 0, 0, snap_id, snap_id, -1, t_origin, 0)
+    k = put(out, k, Head(SNAPSHOT_END, sid, snap_id, snap_id, -1, t_origin, 0), NO_SIDE, 0,
+            0)
     s[W_STATE] = SYNCED
     s[W_LAST] = snap_id
     s[W_SNAP_ID] = snap_id
