@@ -17,6 +17,7 @@ from pipeline.marketdata.events import (
     SNAPSHOT_BEGIN,
     SNAPSHOT_END,
     SNAPSHOT_LEVEL,
+    TRADE,
     Head,
     put,
 )
@@ -142,6 +143,31 @@ def test_stale_crossed_or_unsynced_tickers_are_counted_not_published():
     assert len(upd) == 1 and s[A.B_BBO_PUBLISHED] == 0
     s, upd = run(DEEP + ticker(99, 4, 101, 6, 12), ticker_overlay=False)  # replays
     assert len(upd) == 1 and s[A.B_BBO] == 2 and s[A.B_BBO_PUBLISHED] == 0
+
+
+def test_md_hop_is_sampled_once_per_batch_even_under_backpressure(instance):
+    """A batch held back by a full book ring is not consumed, and its frame -> builder hop
+    is sampled once, when it goes through: not once per blocked cycle."""
+    from pipeline.marketdata.builder import BookBuilderAgent
+    from pipeline.marketdata.segments import BOOK_CONSUMER, create_md_segments
+    from shm_layouts.histogram import H_COUNT
+
+    segs = create_md_segments(instance, 64, 1, book_capacity=2)
+    builder = BookBuilderAgent(segs, batch=2)
+    builder.on_start()
+    strategy = segs.book.join(BOOK_CONSUMER)
+    for _ in range(2):  # the book ring is full: its reader has not read these
+        assert segs.book.offer(np.zeros(1, BOOK_UPDATE))
+    for rec in records([(TRADE, 0, 100, 1, 1, 1, -1), (TRADE, 1, 101, 1, 2, 2, -1)]):
+        assert segs.md.offer(rec)
+    fn, args = builder.hot_duty()
+    for _ in range(5):
+        assert fn(*args) == 0  # backpressure: nothing consumed ...
+    assert builder.hop[H_COUNT] == 0  # ... and nothing sampled
+    assert len(segs.book.take(strategy)) == 2  # the reader catches up
+    assert fn(*args) == 2 and builder.hop[H_COUNT] == 1
+    assert fn(*args) == 0 and builder.hop[H_COUNT] == 1
+    assert builder.bst[0, A.B_TRADES] == 2
 
 
 def test_warm_pass_overlays_the_kept_ticker_on_shadow_state_only():
