@@ -384,11 +384,11 @@ class FeedHandlerAgent(Agent):
     # ---------------------------------------------------------------- snapshots
     def _snapshots(self, now_ns: int) -> None:
         sync = self.core.sync
-        applied = sync[:, S.W_APPLIED]
+        applied = sync["applied"]
         progressed = applied > self._applied_seen  # synced and applying: retries reset
         self._attempts[progressed] = 0
         self._applied_seen[:] = applied
-        for sid in np.flatnonzero(sync[:, S.W_NEED_SNAPSHOT] == S.SNAP_WANTED):
+        for sid in np.flatnonzero(sync["need_snapshot"] == S.SNAP_WANTED):
             if self._failed[sid] or now_ns < self._due[sid]:
                 continue
             if self._attempts[sid] >= self.config.max_snapshot_retries:
@@ -399,7 +399,7 @@ class FeedHandlerAgent(Agent):
             ins = self.symbols[int(sid)]
             url = rest.snapshot_url(self.config.rest_url, ins.venue, ins.symbol,
                                     self.config.snapshot_limit)
-            sync[sid, S.W_NEED_SNAPSHOT] = S.SNAP_IN_FLIGHT
+            sync[sid]["need_snapshot"] = S.SNAP_IN_FLIGHT
             self._attempts[sid] += 1
             self._due[sid] = now_ns + min(100 << int(self._attempts[sid]), 5_000) * 1_000_000
             self._pool.submit(self._fetch, self._generation, int(sid), url)
@@ -412,8 +412,8 @@ class FeedHandlerAgent(Agent):
                 continue  # fetched for a connection that is gone: its stream is not ours
             if body is None:
                 self.snapshot_failures += 1
-                if sync[sid, S.W_NEED_SNAPSHOT] == S.SNAP_IN_FLIGHT:
-                    sync[sid, S.W_NEED_SNAPSHOT] = S.SNAP_WANTED  # retried when due
+                if sync[sid]["need_snapshot"] == S.SNAP_IN_FLIGHT:
+                    sync[sid]["need_snapshot"] = S.SNAP_WANTED  # retried when due
                 continue
             c = self.core
             b = np.frombuffer(body, np.uint8)

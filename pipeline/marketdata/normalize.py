@@ -46,7 +46,6 @@ STAT_NAMES = {"messages": M_MESSAGES, "bytes": M_BYTES, "depth": M_DEPTH,
               "other": M_OTHER, "rejected": M_REJECTED, "levels": M_LEVELS}
 
 SYMBOL_BYTES = 32
-G_PD, G_TU, G_QD, G_LU, G_VENUE = range(5)
 MS = 1_000_000
 
 
@@ -61,7 +60,8 @@ class Parse(NamedTuple):
 
 
 class Symbols(NamedTuple):
-    """Per-symbol state: grid (G_*), sync words (sync.W_*), buffered events."""
+    """Per-symbol state: grid (``instruments.INSTRUMENT_ROW``), sync rules' state
+    (``sync.SYNC``), buffered events."""
 
     grid: np.ndarray
     sync: np.ndarray
@@ -104,8 +104,8 @@ def _levels(lv, nlev, grid, h, out, k):
     """Convert parsed levels to records ``h`` at ``out[k:]``; -1 if any is off the grid."""
     g = grid[h.sid]
     for i in range(nlev):
-        px = to_units(lv[i, P.L_PM], lv[i, P.L_PD], g[G_PD], g[G_TU])
-        qty = to_units(lv[i, P.L_QM], lv[i, P.L_QD], g[G_QD], g[G_LU])
+        px = to_units(lv[i, P.L_PM], lv[i, P.L_PD], g.price_decimals, g.tick_units)
+        qty = to_units(lv[i, P.L_QM], lv[i, P.L_QD], g.qty_decimals, g.lot_units)
         if px < 0 or qty < 0:
             return -1
         k = put(out, k, h, lv[i, P.L_SIDE], px, qty)
@@ -164,13 +164,13 @@ def on_message(b, start, end, recv_ns, snap_sid, ps, sy, em):
         k = S.on_snapshot(sy.sync, sy.pend, sid, snap_id, out, k, recv_ns)
         return max(k, 0)
     g = sy.grid[sid]
-    px = to_units(hdr[P.H_PX_M], hdr[P.H_PX_D], g[G_PD], g[G_TU])
-    qty = to_units(hdr[P.H_QTY_M], hdr[P.H_QTY_D], g[G_QD], g[G_LU])
+    px = to_units(hdr[P.H_PX_M], hdr[P.H_PX_D], g.price_decimals, g.tick_units)
+    qty = to_units(hdr[P.H_QTY_M], hdr[P.H_QTY_D], g.qty_decimals, g.lot_units)
     if px < 0 or qty < 0:
         return _reject(stats, P.R_OFF_GRID)
     if kind == P.K_BOOKTICKER:
-        px2 = to_units(hdr[P.H_PX2_M], hdr[P.H_PX2_D], g[G_PD], g[G_TU])
-        qty2 = to_units(hdr[P.H_QTY2_M], hdr[P.H_QTY2_D], g[G_QD], g[G_LU])
+        px2 = to_units(hdr[P.H_PX2_M], hdr[P.H_PX2_D], g.price_decimals, g.tick_units)
+        qty2 = to_units(hdr[P.H_QTY2_M], hdr[P.H_QTY2_D], g.qty_decimals, g.lot_units)
         if px2 < 0 or qty2 < 0:
             return _reject(stats, P.R_OFF_GRID)
         u = hdr[P.H_LAST]
@@ -200,8 +200,8 @@ class FeedCore:
                 raise ValueError(f"symbol {ins.symbol!r} longer than {SYMBOL_BYTES} bytes")
             self.keys[ins.symbol_id, : len(raw)] = np.frombuffer(raw, np.uint8)
             self.lens[ins.symbol_id] = len(raw)
-        self.grid = grid_array(symbols)
-        futures = self.grid[:, G_VENUE] != VENUE_KINDS.index("spot")
+        self.grid = symbols.table()
+        futures = self.grid["venue_kind"] != VENUE_KINDS.index("spot")
         self.sync, self.pend = S.new_state(futures, pending_capacity)
         self.hdr, self.lv = P.new_buffers(max_levels)
         self.scratch = np.zeros(max_levels + 2, MD_EVENT)
@@ -220,14 +220,9 @@ class FeedCore:
 
     def summary(self) -> dict[str, int]:
         out = {name: int(self.stats[w]) for name, w in STAT_NAMES.items()}
-        for name, w in S.COUNTER_WORDS.items():
-            out[name] = int(self.sync[:, w].sum())
+        for name in S.COUNTERS:
+            out[name] = int(self.sync[name].sum())
         for r in range(1, P.N_REASONS):
             out[f"reject_{P.REASON_NAMES[r]}"] = int(self.stats[M_REJECT_BASE + r])
         return out
 
-
-def grid_array(symbols: SymbolTable) -> np.ndarray:
-    t = symbols.table()
-    return np.stack([t["price_decimals"], t["tick_units"], t["qty_decimals"], t["lot_units"],
-                     t["venue_kind"]], axis=1).astype(np.int64)

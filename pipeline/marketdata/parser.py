@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from pipeline.marketdata.events import ASK, BID
 from pipeline.units import scan_int
 
 # ---- message kinds (return value > 0)
@@ -435,7 +436,7 @@ def _value(b, i, n, key, hdr, lv):
     if key == KEY_b or key == KEY_bids or key == KEY_a or key == KEY_asks:
         bid = key == KEY_b or key == KEY_bids
         if c == 91:
-            i, hdr[H_NLEV] = parse_levels(b, i, n, 0 if bid else 1, lv, hdr[H_NLEV])
+            i, hdr[H_NLEV] = parse_levels(b, i, n, BID if bid else ASK, lv, hdr[H_NLEV])
             return i, (S_BIDS if bid else S_ASKS)
         if c == 34 and key == KEY_b:
             return _decimal_into(b, i, n, hdr, H_PX_M, H_PX_D), S_BSTR

@@ -22,7 +22,6 @@ from pipeline.instruments import SymbolTable
 from pipeline.marketdata import apply as A
 from pipeline.marketdata import book as B
 from pipeline.marketdata import files
-from pipeline.marketdata import sync as S
 from pipeline.marketdata.infer import infer_symbols
 from pipeline.marketdata.normalize import FeedCore, on_message
 from pipeline.runtime.clock import monotonic_ns
@@ -128,7 +127,7 @@ class InlineReplay:
         n = len(prepared.symbols)
         self.core = FeedCore(prepared.symbols)
         self.books = B.Books(n, window=window)
-        self.bst = A.new_state(self.core.sync[:, S.W_FUTURES])
+        self.bst = A.new_state(self.core.sync["futures"])
         self.upd = np.zeros(1024, BOOK_UPDATE)
 
     def run(self, speed: float = 0.0, log_bbo: bool = False) -> ReplayResult:
