@@ -60,7 +60,7 @@ def test_snapshot_and_diffs_publish_synced_books():
 def test_crossed_book_is_invalidated_and_counted():
     s, upd = run(SNAP + [(DIFF_LEVEL, 0, 102, 1, 11, 11, -1), (DIFF_END, 0, 0, 0, 11, 11, -1),
                          (DIFF_LEVEL, 0, 90, 1, 12, 12, -1), (DIFF_END, 0, 0, 0, 12, 12, -1)])
-    assert s[A.B_CROSSED] == 1 and s[A.B_STATE] == A.UNSYNCED
+    assert s["crossed"] == 1 and s["state"] == A.UNSYNCED
     assert upd[-1]["flags"] & A.F_CROSSED and upd[-1]["state"] == A.UNSYNCED
     assert upd[-1]["n_bids"] == 0 and upd[-1]["bid_px"][0] == 0  # no levels when unsynced
     assert len(upd) == 2  # nothing published for the diff after the invalidation
@@ -68,13 +68,13 @@ def test_crossed_book_is_invalidated_and_counted():
 
 def test_id_recheck_spot_and_futures():
     s, upd = run(SNAP + [(DIFF_END, 0, 0, 0, 13, 14, -1)])  # spot: 11 <= U required
-    assert s[A.B_ID_ERRORS] == 1 and upd[-1]["state"] == A.UNSYNCED
+    assert s["id_errors"] == 1 and upd[-1]["state"] == A.UNSYNCED
     s, _ = run(SNAP + [(DIFF_END, 0, 0, 0, 9, 12, 8), (DIFF_END, 0, 0, 0, 13, 13, 12)],
                futures=1)
-    assert s[A.B_ID_ERRORS] == 0 and s[A.B_UPDATE_ID] == 13
+    assert s["id_errors"] == 0 and s["update_id"] == 13
     s, _ = run(SNAP + [(DIFF_END, 0, 0, 0, 9, 12, 8), (DIFF_END, 0, 0, 0, 14, 14, 13)],
                futures=1)
-    assert s[A.B_ID_ERRORS] == 1
+    assert s["id_errors"] == 1
 
 
 def test_invalidate_and_levels_before_a_snapshot_are_not_published():
@@ -82,7 +82,7 @@ def test_invalidate_and_levels_before_a_snapshot_are_not_published():
                  + [(INVALIDATE, 0, 0, 0, 0, 10, -1), (DIFF_LEVEL, 0, 100, 9, 11, 11, -1),
                     (DIFF_END, 0, 0, 0, 11, 11, -1)])
     assert upd["state"].tolist() == [A.SYNCED, A.UNSYNCED]
-    assert upd[0]["bid_qty"][0] == 5 and s[A.B_INVALIDATIONS] == 1
+    assert upd[0]["bid_qty"][0] == 5 and s["invalidations"] == 1
 
 
 def test_tick_and_lot_inferred_for_unconfigured_symbols(binance_data):
@@ -122,7 +122,7 @@ def test_fresh_book_ticker_is_published_over_the_book_levels_behind_it():
     assert list(u["ask_px"][: u["n_asks"]]) == [101, 102, 103]
     assert list(u["ask_qty"][: u["n_asks"]]) == [6, 5, 5]
     assert u["bid_px"][2] == 0 and u["bid_qty"][2] == 0
-    assert s[A.B_BBO_PUBLISHED] == 1 and s[A.B_UPDATE_ID] == 10  # the book is not changed
+    assert s["bbo_published"] == 1 and s["update_id"] == 10  # the book is not changed
 
 
 def test_ticker_inside_the_spread_keeps_every_book_level():
@@ -134,15 +134,15 @@ def test_ticker_inside_the_spread_keeps_every_book_level():
 
 def test_stale_crossed_or_unsynced_tickers_are_counted_not_published():
     s, upd = run(DEEP + ticker(99, 1, 101, 1, 9))  # the book (id 10) is past it
-    assert len(upd) == 1 and s[A.B_BBO_STALE] == 1
+    assert len(upd) == 1 and s["bbo_stale"] == 1
     s, upd = run(DEEP + ticker(101, 1, 101, 1, 11) + ticker(100, 0, 101, 1, 12))
-    assert len(upd) == 1 and s[A.B_BBO_BAD] == 2  # crossed, then an empty bid
+    assert len(upd) == 1 and s["bbo_bad"] == 2  # crossed, then an empty bid
     s, upd = run(ticker(99, 1, 101, 1, 11))  # no snapshot yet
-    assert len(upd) == 0 and s[A.B_BBO] == 2 and s[A.B_BBO_PUBLISHED] == 0
+    assert len(upd) == 0 and s["bbo"] == 2 and s["bbo_published"] == 0
     s, upd = run(DEEP + [(BBO, 1, 101, 1, 12, 12, -1)])  # an ASK half without its BID
-    assert len(upd) == 1 and s[A.B_BBO_PUBLISHED] == 0
+    assert len(upd) == 1 and s["bbo_published"] == 0
     s, upd = run(DEEP + ticker(99, 4, 101, 6, 12), ticker_overlay=False)  # replays
-    assert len(upd) == 1 and s[A.B_BBO] == 2 and s[A.B_BBO_PUBLISHED] == 0
+    assert len(upd) == 1 and s["bbo"] == 2 and s["bbo_published"] == 0
 
 
 def test_md_hop_is_sampled_once_per_batch_even_under_backpressure(instance):
@@ -167,7 +167,7 @@ def test_md_hop_is_sampled_once_per_batch_even_under_backpressure(instance):
     assert len(segs.book.take(strategy)) == 2  # the reader catches up
     assert fn(*args) == 2 and builder.hop[H_COUNT] == 1
     assert fn(*args) == 0 and builder.hop[H_COUNT] == 1
-    assert builder.bst[0, A.B_TRADES] == 2
+    assert builder.bst[0]["trades"] == 2
 
 
 def test_warm_pass_overlays_the_kept_ticker_on_shadow_state_only():
@@ -184,7 +184,7 @@ def test_warm_pass_overlays_the_kept_ticker_on_shadow_state_only():
     warm = MW.builder_state(1, bst)
     MW.keep_pair(warm, recs, 0, len(recs), -1)
     assert warm.clock[0]["ready"] == 1 and list(warm.pair["price"]) == [99, 101]
-    bst[0, A.B_UPDATE_ID] = 20  # a later depth event: the kept ticker is stale for real
+    bst[0]["update_id"] = 20  # a later depth event: the kept ticker is stale for real
     before = [a.copy() for a in (bst, *books.arrays())]
     assert MW.overlay_again(warm, books.view(), bst) == 1
     for a, b in zip(before, (bst, *books.arrays()), strict=True):

@@ -11,7 +11,6 @@ import pytest
 from md_loopback import Market, Venue
 
 from pipeline.instruments import SymbolTable
-from pipeline.marketdata import apply as A
 from pipeline.marketdata.latest import read_latest
 from pipeline.marketdata.segments import create_md_segments
 from pipeline.marketdata.wire.frames import next_frame
@@ -93,7 +92,7 @@ def test_feed_handler_end_to_end(instance, tmp_path):
             _wait(lambda: value("gaps") >= 1, "gap detected")
             _wait(lambda: value("snapshots") >= snaps + 1, "re-snapshot after the gap")
             after_gap = _wait(lambda: _book_matches(segs, market), "resync after gap")
-            assert segs.latest.state[0, A.B_INVALIDATIONS] >= 1  # the builder saw INVALIDATE
+            assert segs.latest.state[0]["invalidations"] >= 1  # the builder saw INVALIDATE
 
             market.close_next.set()
             _wait(lambda: value("connects") >= 2, "reconnect")
@@ -112,13 +111,13 @@ def test_feed_handler_end_to_end(instance, tmp_path):
             children[0].popen.wait(10)
             at_kill = _book_matches(segs, market)
             requested = value("resyncs_requested")
-            rebuilt = segs.latest.state[0, A.B_SNAPSHOTS]
+            rebuilt = segs.latest.state[0]["snapshots"]
             children[0] = Child("book_builder", "procs.book_builder", common).start()
             _wait(lambda: value("resyncs_requested") > requested, "resync request")
-            _wait(lambda: segs.latest.state[0, A.B_SNAPSHOTS] > rebuilt, "snapshot applied")
+            _wait(lambda: segs.latest.state[0]["snapshots"] > rebuilt, "snapshot applied")
             _wait(lambda: _book_matches(segs, market) > at_kill, "books rebuilt")
             assert value("rejected") == 0
-            assert segs.latest.state[0, A.B_CROSSED] == 0  # never crossed
+            assert segs.latest.state[0]["crossed"] == 0  # never crossed
         finally:
             codes = stop(children)
         assert codes == {"book_builder": 0, "feed_handler": 0}, codes

@@ -191,8 +191,8 @@ class PipelineReplay:
     def summary(self, msgs: int, seconds: float, intents_sha256: str) -> dict:
         counters = self.counters.values()
         feed = self.core.summary()
-        for name, w in A.COUNTER_WORDS.items():
-            feed[name] = int(self.md.latest.state[:, w].sum())
+        for name, f in A.COUNTER_FIELDS.items():
+            feed[name] = int(self.md.latest.state[f].sum())
         paper = self.venue.paper.counters()
         return {
             "instance": self.instance.name,

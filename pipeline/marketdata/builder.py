@@ -83,14 +83,14 @@ class BookBuilderAgent(Agent):
         self.hop = counters.histogram("hop.md_ring") if counters else histogram.new()
         self.counters = counters  # book.<name>: the builder's counts, all symbols together
         self._counter_words = {name: counters.counter(f"book.{name}")
-                               for name in A.COUNTER_WORDS} if counters else {}
+                               for name in A.COUNTER_FIELDS} if counters else {}
         self._warm_word = counters.counter("book.warm_passes") if counters else -1
         n = segs.latest.n_symbols
         self.books = Books(n, window=window)
         self.bst = segs.latest.state  # shared: readable by monitors and replay
-        self.bst[:, A.B_FUTURES] = segs.latest.futures()
-        self.bst[:, A.B_TICKER_OVERLAY] = int(ticker_overlay)
-        self.bst[:, A.B_STATE] = A.UNSYNCED  # books are rebuilt from the next snapshot
+        self.bst["futures"] = segs.latest.futures()
+        self.bst["ticker_overlay"] = int(ticker_overlay)
+        self.bst["state"] = A.UNSYNCED  # books are rebuilt from the next snapshot
         self.upd = np.zeros(batch, BOOK_UPDATE)
         self.warm = MW.builder_state(warm_ns if ticker_overlay else 0, self.bst)
         self.upd_raw = rows(self.upd)
@@ -119,7 +119,7 @@ class BookBuilderAgent(Agent):
         self.segs.md.heartbeat(self.slot)
         self.segs.book.heartbeat()
         for name, word in self._counter_words.items():
-            atomic_store(self.counters.words, word, int(self.bst[:, A.COUNTER_WORDS[name]].sum()))
+            atomic_store(self.counters.words, word, int(self.bst[A.COUNTER_FIELDS[name]].sum()))
         if self._counter_words:
             atomic_store(self.counters.words, self._warm_word, int(self.warm.clock[0]["passes"]))
         faults = self._fault_count()
@@ -129,4 +129,4 @@ class BookBuilderAgent(Agent):
         return True
 
     def _fault_count(self) -> int:
-        return int(self.bst[:, A.B_CROSSED].sum() + self.bst[:, A.B_ID_ERRORS].sum())
+        return int(self.bst["crossed"].sum() + self.bst["id_errors"].sum())

@@ -28,6 +28,7 @@ from pipeline.transport.segment import Layout, Segment
 from pipeline.transport.shared import atomic_add, atomic_load
 from shm_layouts import SegmentKind, layout_hash
 from shm_layouts.book import (
+    BUILDER_STATE,
     BUILDER_WORDS,
     CONFIG_WORDS,
     LATEST_DTYPES,
@@ -85,7 +86,7 @@ class LatestView(NamedTuple):
 
 class LatestBooks:
     """Handle on the area: ``seq`` (int64 words), ``table`` (BOOK_UPDATE per symbol),
-    ``state`` (book builder words) and the symbol table it was created with."""
+    ``state`` (BUILDER_STATE per symbol) and the symbol table it was created with."""
 
     def __init__(self, seg: Segment):
         self.segment = seg
@@ -98,8 +99,7 @@ class LatestBooks:
             LATEST_INSTRUMENT)
         self.seq = body[off["seq"]:][: n * SEQ_LINE_WORDS * 8].view(np.int64)
         self.table = body[off["table"]:][: n * BOOK_UPDATE.itemsize].view(BOOK_UPDATE)
-        self.state = body[off["state"]:][: n * BUILDER_WORDS * 8].view(np.int64).reshape(
-            n, BUILDER_WORDS)
+        self.state = body[off["state"]:][: n * BUILDER_STATE.itemsize].view(BUILDER_STATE)
 
     @classmethod
     def create(cls, instance: Instance, n_symbols: int | SymbolTable) -> LatestBooks:

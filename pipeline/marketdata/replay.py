@@ -141,8 +141,8 @@ class InlineReplay:
 
     def summary(self) -> dict[str, int]:
         out = self.core.summary()
-        for name, w in A.COUNTER_WORDS.items():
-            out[name] = int(self.bst[:, w].sum())
+        for name, f in A.COUNTER_FIELDS.items():
+            out[name] = int(self.bst[f].sum())
         return out
 
     def final(self) -> dict[str, dict]:
@@ -156,7 +156,7 @@ def final_books(symbols: SymbolTable, bst: np.ndarray, books: B.Books) -> dict[s
         bid = B.best(books.qty, books.meta, sid, 0)
         ask = B.best(books.qty, books.meta, sid, 1)
         out[ins.symbol] = {
-            "state": int(bst[sid, A.B_STATE]), "update_id": int(bst[sid, A.B_UPDATE_ID]),
+            "state": int(bst[sid]["state"]), "update_id": int(bst[sid]["update_id"]),
             "bid_px": ins.price_str(bid[0]), "bid_qty": ins.qty_str(bid[1]),
             "ask_px": ins.price_str(ask[0]), "ask_qty": ins.qty_str(ask[1])}
     return out

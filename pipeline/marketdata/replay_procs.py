@@ -120,8 +120,8 @@ def run_processes(prepared: Prepared, speed: float = 0.0, log_bbo: bool = False,
         seconds = time.perf_counter() - t
         assert segs.md.consumer_name(0) == MD_CONSUMER
         summary = core.summary()
-        for name, w in A.COUNTER_WORDS.items():
-            summary[name] = int(segs.latest.state[:, w].sum())
+        for name, f in A.COUNTER_FIELDS.items():
+            summary[name] = int(segs.latest.state[f].sum())
         final = {}
         rec = np.zeros(1, BOOK_UPDATE)
         for ins in symbols:

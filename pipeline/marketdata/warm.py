@@ -105,10 +105,9 @@ def overlay_again(warm, bk, bst):
     (``bk``: the live ``book.BookArrays``, read and not changed)."""
     shadow = warm.shadow
     for i in range(bst.shape[0]):
-        for j in range(bst.shape[1]):
-            shadow[i, j] = bst[i, j]
+        shadow[i] = bst[i]
     pair = warm.pair
     sid = pair[0].symbol_id
-    shadow[sid, A.B_UPDATE_ID] = min(shadow[sid, A.B_UPDATE_ID], pair[1].last_id)
+    shadow[sid].update_id = min(shadow[sid].update_id, pair[1].last_id)
     _, k = A.apply_records(pair, 0, 2, -1, bk, shadow, warm.upd, 0)
     return k
