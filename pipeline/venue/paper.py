@@ -312,7 +312,7 @@ def reject(execs, p, it, exec_type, reason, orig):
     st = p.state[0]
     o = p.scratch[0]
     o.sid, o.side, o.price = it["symbol_id"], it["side"], it["price"]
-    o.cl = o.leaves = o.cum = o.vid = o.live = o.tif = 0
+    o.leaves = o.cum = o.vid = 0  # what emit reads of it beyond the intent's fields
     if exec_type == ET_REJECTED:
         st.rejected += 1
     else:
