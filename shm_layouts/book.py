@@ -1,6 +1,6 @@
 """The latest-book area: one seqlock-protected BOOK_UPDATE per symbol, plus the symbol
 table (so any reader converts ticks/lots back to decimals) and the book builder's
-per-symbol state words (read by monitors and replay summaries).
+per-symbol state records (read by monitors and replay summaries).
 
 Body layout (offsets in bytes, each block page-aligned)::
 

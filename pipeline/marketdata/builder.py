@@ -3,7 +3,7 @@
 Per duty cycle: poll up to ``batch`` md records, claim as many book-ring slots first (a
 full book ring is backpressure: nothing is consumed, nothing lost), apply the records
 (``apply.apply_records``), publish the book updates to the ring and the seqlock area,
-then release the md records. Its state words live in the latest area, so monitors and
+then release the md records. Its state records live in the latest area, so monitors and
 replay see its counters; books are process memory and are rebuilt from the next snapshot
 after a restart.
 """
