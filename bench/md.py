@@ -19,19 +19,10 @@ from bench._report import emit
 from pipeline.marketdata import book as B
 from pipeline.marketdata import files, replay
 from pipeline.marketdata import parser as P
-from pipeline.marketdata.decimal import to_units
 from pipeline.marketdata.events import DIFF_LEVEL, SNAPSHOT_LEVEL
 from pipeline.marketdata.infer import infer_symbols
-from pipeline.marketdata.normalize import (
-    G_LU,
-    G_PD,
-    G_QD,
-    G_TU,
-    FeedCore,
-    grid_array,
-    lookup_symbol,
-    on_message,
-)
+from pipeline.marketdata.normalize import FeedCore, lookup_symbol, on_message
+from pipeline.units import to_units
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -98,8 +89,8 @@ def parse_all(data, start, end, snap_sid, hdr, lv, keys, lens, grid, out):
         sid = lookup_symbol(data, hdr[P.H_SYM_OFF], hdr[P.H_SYM_LEN], keys, lens)
         g = grid[sid if sid >= 0 else max(snap_sid[i], 0)]
         for j in range(hdr[P.H_NLEV]):
-            out[j, 0] = to_units(lv[j, P.L_PM], lv[j, P.L_PD], g[G_PD], g[G_TU])
-            out[j, 1] = to_units(lv[j, P.L_QM], lv[j, P.L_QD], g[G_QD], g[G_LU])
+            out[j, 0] = to_units(lv[j, P.L_PM], lv[j, P.L_PD], g.price_decimals, g.tick_units)
+            out[j, 1] = to_units(lv[j, P.L_QM], lv[j, P.L_QD], g.qty_decimals, g.lot_units)
         total += hdr[P.H_NLEV]
     return total
 
@@ -146,8 +137,7 @@ def level_ops(prepared: replay.Prepared) -> np.ndarray:
     rows = []
     for i in range(len(cap)):
         n = on_message(cap.data, cap.start[i], cap.end[i], cap.recv_ns[i],
-                       prepared.snap_sid[i], core.hdr, core.lv, core.keys, core.lens,
-                       core.grid, core.sync, core.pend, core.scratch, core.out, core.stats)
+                       prepared.snap_sid[i], core.parse, core.syms, core.emit)
         recs = core.out[:n]
         recs = recs[(recs["kind"] == DIFF_LEVEL) | (recs["kind"] == SNAPSHOT_LEVEL)]
         rows.append(np.stack([recs["symbol_id"], recs["side"], recs["price"], recs["qty"]],
@@ -180,7 +170,7 @@ def main(args: argparse.Namespace) -> int:
     mb = cap.nbytes / 1e6
     msgs = len(cap)
     hdr, lv = P.new_buffers()
-    grid = grid_array(symbols)
+    grid = symbols.table()
     conv = np.zeros((lv.shape[0], 2), np.int64)
     rows = []
     core = FeedCore(symbols)

@@ -13,6 +13,8 @@ from decimal import Decimal, InvalidOperation
 
 import numpy as np
 
+from pipeline import units as U
+
 VENUE_KINDS = ("spot", "usdm", "coinm")
 
 # one row per instrument, indexed by symbol_id, for jitted code
@@ -45,18 +47,21 @@ def _grid(step: str) -> tuple[int, int]:
 
 
 def to_units(text: str, decimals: int, units: int, what: str = "value") -> int:
-    """Exact conversion of a decimal string to a whole number of ``units * 10**-decimals``."""
+    """Exact conversion of a decimal string to a whole number of ``units * 10**-decimals``
+    (the jitted ``pipeline.units.parse_units`` on its plain form: one rule for both)."""
     try:
         d = Decimal(text)
     except InvalidOperation:
         raise OffGrid(f"{what} {text!r} is not a decimal number") from None
-    scaled = d.scaleb(decimals)
-    if scaled != scaled.to_integral_value():
-        raise OffGrid(f"{what} {text!r} has more than {decimals} decimals")
-    q, r = divmod(int(scaled), units)
-    if r:
-        raise OffGrid(f"{what} {text!r} is not a multiple of the step")
-    return q
+    plain = np.frombuffer(format(d, "f").encode(), np.uint8)  # "1E-8" -> "0.00000001"
+    v, err = U.parse_units(plain, 0, len(plain), units, decimals)
+    if err == U.U_BAD_NUMBER:
+        raise OffGrid(f"{what} {text!r} is not a decimal number")
+    if err == U.U_OFF_GRID:
+        raise OffGrid(f"{what} {text!r} " + {
+            U.TOO_FINE: f"has more than {decimals} decimals",
+            U.OFF_STEP: "is not a multiple of the step"}.get(int(v), "is too large"))
+    return int(v)
 
 
 def from_units(n: int, decimals: int, units: int) -> str:

@@ -1,6 +1,6 @@
 """The latest-book area: one seqlock-protected BOOK_UPDATE per symbol, plus the symbol
 table (so any reader converts ticks/lots back to decimals) and the book builder's
-per-symbol state words (read by monitors and replay summaries).
+per-symbol state records (read by monitors and replay summaries).
 
 Body layout (offsets in bytes, each block page-aligned)::
 
@@ -8,7 +8,7 @@ Body layout (offsets in bytes, each block page-aligned)::
     instruments LATEST_INSTRUMENT[n_symbols]
     seq         int64, one 128-byte line per symbol: word sid*SEQ_LINE_WORDS is its seqlock
     table       BOOK_UPDATE[n_symbols]
-    state       int64[n_symbols, BUILDER_WORDS] (book builder state and counters)
+    state       BUILDER_STATE[n_symbols] (book builder state and counters)
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 
 from shm_layouts.records import BOOK_UPDATE
 
-LATEST_VERSION = 2  # 2: BUILDER_WORDS 16 -> 24 (bookTicker overlay state)
+LATEST_VERSION = 3  # 2: BUILDER_WORDS 16 -> 24 (bookTicker overlay state); 3: named fields
 CONFIG_WORDS = 16
 N_SYMBOLS = 0
 RESYNC_REQUESTS = 1  # bumped by the book builder when it needs fresh snapshots
@@ -33,7 +33,24 @@ LATEST_INSTRUMENT = np.dtype([
     ("lot_units", "<i8"),
 ])
 
-LATEST_DTYPES = (BOOK_UPDATE, LATEST_INSTRUMENT)
+# the book builder's per-symbol state (``pipeline.marketdata.apply``): the rules' words,
+# the last bookTicker's BID half, then counters; BUILDER_WORDS int64 in all
+BUILDER_FIELDS = (
+    "state",  # SyncState of the book
+    "update_id",  # the book's update id
+    "first_pending",  # the next diff is the first after a snapshot
+    "futures",  # the futures id rules (else spot)
+    "events", "levels", "snapshots", "crossed", "id_errors", "invalidations", "published",
+    "trades", "bbo", "bad_symbol",
+    "tick_bid", "tick_bid_qty", "tick_id",  # the BID half of the last bookTicker
+    "bbo_published", "bbo_stale", "bbo_bad",
+    "ticker_overlay",  # publish fresh bookTickers over the book
+)
+BUILDER_STATE = np.dtype([(f, "<i8") for f in BUILDER_FIELDS]
+                         + [("spare", "<i8", (BUILDER_WORDS - len(BUILDER_FIELDS),))])
+assert BUILDER_STATE.itemsize == BUILDER_WORDS * 8
+
+LATEST_DTYPES = (BOOK_UPDATE, LATEST_INSTRUMENT, BUILDER_STATE)
 
 
 def _page(n: int) -> int:

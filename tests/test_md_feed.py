@@ -11,7 +11,6 @@ import pytest
 from md_loopback import Market, Venue
 
 from pipeline.instruments import SymbolTable
-from pipeline.marketdata import apply as A
 from pipeline.marketdata.latest import read_latest
 from pipeline.marketdata.segments import create_md_segments
 from pipeline.marketdata.wire.frames import next_frame
@@ -93,7 +92,7 @@ def test_feed_handler_end_to_end(instance, tmp_path):
             _wait(lambda: value("gaps") >= 1, "gap detected")
             _wait(lambda: value("snapshots") >= snaps + 1, "re-snapshot after the gap")
             after_gap = _wait(lambda: _book_matches(segs, market), "resync after gap")
-            assert segs.latest.state[0, A.B_INVALIDATIONS] >= 1  # the builder saw INVALIDATE
+            assert segs.latest.state[0]["invalidations"] >= 1  # the builder saw INVALIDATE
 
             market.close_next.set()
             _wait(lambda: value("connects") >= 2, "reconnect")
@@ -112,13 +111,13 @@ def test_feed_handler_end_to_end(instance, tmp_path):
             children[0].popen.wait(10)
             at_kill = _book_matches(segs, market)
             requested = value("resyncs_requested")
-            rebuilt = segs.latest.state[0, A.B_SNAPSHOTS]
+            rebuilt = segs.latest.state[0]["snapshots"]
             children[0] = Child("book_builder", "procs.book_builder", common).start()
             _wait(lambda: value("resyncs_requested") > requested, "resync request")
-            _wait(lambda: segs.latest.state[0, A.B_SNAPSHOTS] > rebuilt, "snapshot applied")
+            _wait(lambda: segs.latest.state[0]["snapshots"] > rebuilt, "snapshot applied")
             _wait(lambda: _book_matches(segs, market) > at_kill, "books rebuilt")
             assert value("rejected") == 0
-            assert segs.latest.state[0, A.B_CROSSED] == 0  # never crossed
+            assert segs.latest.state[0]["crossed"] == 0  # never crossed
         finally:
             codes = stop(children)
         assert codes == {"book_builder": 0, "feed_handler": 0}, codes
@@ -170,10 +169,8 @@ def test_feed_cycle_stops_after_a_book_change_and_takes_the_next_without_a_recv(
     import socket
 
     from pipeline.marketdata import warm as MW
-    from pipeline.marketdata.feed import ST_FRAMES, ST_LAST_RECV, feed_once
+    from pipeline.marketdata.feed import feed_once, new_state
     from pipeline.marketdata.normalize import FeedCore
-    from pipeline.marketdata.publish import words
-    from pipeline.runtime import warming
     from shm_layouts.records import MD_EVENT, MdKind
 
     table = SymbolTable.from_config([{"symbol": "BTCUSDT", "venue": "spot",
@@ -190,26 +187,26 @@ def test_feed_cycle_stops_after_a_book_change_and_takes_the_next_without_a_recv(
                  b'"p":"100.01","q":"1.000","T":1,"m":true}}')
         a.sendall(_ws_text(trade) + _ws_text(tick % 7) + _ws_text(tick % 8))
         rbuf, frag = np.zeros(4096, np.uint8), np.zeros(4096, np.uint8)
-        st = np.zeros(24, np.int64)
+        st = new_state()
+        s = st[0]
         warm = MW.feed_state(1, core.stats.shape[0])  # every idle cycle warms
+        md = segs.md.view()
 
         def cycle() -> int:
-            return feed_once(b.fileno(), rbuf, frag, st, core.hdr, core.lv, core.keys,
-                             core.lens, core.grid, core.sync, core.pend, core.scratch,
-                             core.out, core.out_raw, core.stats, segs.md.ctl, segs.md.stamps,
-                             words(segs.md.raw), warm)
-        _wait(lambda: cycle() and st[ST_FRAMES] == 2, "the trade and the first ticker")
-        recv_ns = int(st[ST_LAST_RECV])
+            return feed_once(b.fileno(), rbuf, frag, st, core.parse, core.syms, core.emit, md,
+                             warm)
+        _wait(lambda: cycle() and s["frames"] == 2, "the trade and the first ticker")
+        recv_ns = int(s["last_recv"])
         recs = segs.md.records.view(MD_EVENT)
         assert segs.md.published() == 3 and recs[2]["last_id"] == 7  # trade, bid, ask
-        assert cycle() > 0 and st[ST_FRAMES] == 3 and segs.md.published() == 5
+        assert cycle() > 0 and s["frames"] == 3 and segs.md.published() == 5
         assert recs[4]["last_id"] == 8 and recs[4]["t_origin_ns"] == recv_ns
-        assert st[ST_LAST_RECV] == recv_ns  # no recv between the two tickers
+        assert s["last_recv"] == recv_ns  # no recv between the two tickers
         stats, sync = core.stats.copy(), core.sync.copy()
         assert cycle() == 0 and segs.md.published() == 5  # nothing left: it read again
         assert cycle() == 0 and segs.md.published() == 5
-        assert warm[0][warming.PASSES] == 2  # ... and parsed the first ticker again, twice
-        shadow = warm[2]
+        assert warm.clock[0]["passes"] == 2  # ... and parsed the first ticker again, twice
+        shadow = warm.emit.recs
         assert list(shadow[:2]["kind"]) == [MdKind.BBO] * 2 and shadow[0]["last_id"] == 7
         assert np.array_equal(stats, core.stats) and np.array_equal(sync, core.sync)
     finally:

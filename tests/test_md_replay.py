@@ -160,11 +160,10 @@ def test_real_book_tickers_overlay_without_touching_the_books(binance_data, name
     """Live builders publish fresh bookTickers over the book: on real captures every
     ticker is either published or older than the book, none is crossed, and the rebuilt
     books are exactly those of a replay without the overlay."""
-    from pipeline.marketdata import apply as A
     prepared = replay.prepare([binance_data / name])
     plain = replay.InlineReplay(prepared).run()
     live = replay.InlineReplay(prepared)
-    live.bst[:, A.B_TICKER_OVERLAY] = 1
+    live.bst["ticker_overlay"] = 1
     r = live.run()
     s = r.summary
     assert s["bbo_updates"] > 0 and s["bbo_rejected"] == 0

@@ -48,34 +48,34 @@ def ends(recs) -> list[int]:
     return recs["last_id"][recs["kind"] == DIFF_END].tolist()
 
 
-def word(c: FeedCore, sid: int, w: int) -> int:
-    return int(c.sync[sid, w])
+def word(c: FeedCore, sid: int, name: str) -> int:
+    return int(c.sync[sid][name])
 
 
 def test_spot_drop_straddle_continuity_and_gap():
     c = core()
     assert len(c.feed(diff(95, 100), 1)) == 0  # no book yet: buffered
-    assert word(c, 0, S.W_STATE) == S.PENDING and word(c, 0, S.W_NEED_SNAPSHOT) == S.SNAP_WANTED
+    assert word(c, 0, "state") == S.PENDING and word(c, 0, "need_snapshot") == S.SNAP_WANTED
     recs = c.feed(snapshot(100), 2, "BTCUSDT")
     assert kinds(recs) == [SNAPSHOT_BEGIN, SNAPSHOT_LEVEL, SNAPSHOT_LEVEL, SNAPSHOT_END]
-    assert word(c, 0, S.W_DROPPED) == 1  # u <= lastUpdateId
-    assert word(c, 0, S.W_STATE) == S.SYNCED and word(c, 0, S.W_NEED_SNAPSHOT) == S.SNAP_IDLE
-    assert len(c.feed(diff(99, 100), 3)) == 0 and word(c, 0, S.W_DROPPED) == 2
+    assert word(c, 0, "dropped") == 1  # u <= lastUpdateId
+    assert word(c, 0, "state") == S.SYNCED and word(c, 0, "need_snapshot") == S.SNAP_IDLE
+    assert len(c.feed(diff(99, 100), 3)) == 0 and word(c, 0, "dropped") == 2
     recs = c.feed(diff(100, 103), 4)  # U <= lastUpdateId+1 <= u: the first applied event
     assert kinds(recs) == [DIFF_LEVEL, DIFF_END] and ends(recs) == [103]
     assert recs["price"][0] == 10000 and recs["qty"][0] == 1000 and recs["t_origin_ns"][0] == 4
     assert ends(c.feed(diff(104, 104), 5)) == [104]  # U == previous u + 1
     recs = c.feed(diff(106, 107), 6)  # 105 missing: gap
     assert kinds(recs) == [INVALIDATE]
-    assert word(c, 0, S.W_GAPS) == 1 and word(c, 0, S.W_STATE) == S.PENDING
-    assert word(c, 0, S.W_NEED_SNAPSHOT) == S.SNAP_WANTED and word(c, 0, S.W_PEND_N) == 2
+    assert word(c, 0, "gaps") == 1 and word(c, 0, "state") == S.PENDING
+    assert word(c, 0, "need_snapshot") == S.SNAP_WANTED and word(c, 0, "pend_n") == 2
 
 
 def test_spot_first_event_must_straddle():
     c = core()
     c.feed(snapshot(100), 1, "BTCUSDT")
     recs = c.feed(diff(102, 105), 2)  # U > lastUpdateId+1: events were missed
-    assert kinds(recs) == [INVALIDATE] and word(c, 0, S.W_GAPS) == 1
+    assert kinds(recs) == [INVALIDATE] and word(c, 0, "gaps") == 1
 
 
 def test_futures_rules_use_pu():
@@ -86,7 +86,7 @@ def test_futures_rules_use_pu():
     assert ends(recs) == [100] and recs["prev_id"][-1] == 94  # (spot would drop u == id)
     assert ends(c.feed(diff(101, 110, 100, "BTCUSDT_PERP"), 4)) == [110]  # pu == prev u
     assert kinds(c.feed(diff(111, 120, 109, "BTCUSDT_PERP"), 5)) == [INVALIDATE]
-    assert word(c, 1, S.W_GAPS) == 1 and word(c, 0, S.W_GAPS) == 0
+    assert word(c, 1, "gaps") == 1 and word(c, 0, "gaps") == 0
 
 
 def test_buffered_events_are_applied_in_order_after_the_snapshot():
@@ -98,7 +98,7 @@ def test_buffered_events_are_applied_in_order_after_the_snapshot():
     assert ends(recs) == [101, 104, 110]  # (90, 95) dropped, the rest in order
     levels = recs[recs["kind"] == DIFF_LEVEL]
     assert levels["price"].tolist() == [9600, 10200, 10500]
-    assert word(c, 0, S.W_LAST) == 110 and word(c, 0, S.W_PEND_N) == 0
+    assert word(c, 0, "last") == 110 and word(c, 0, "pend_n") == 0
 
 
 def test_reconnect_invalidates_synced_symbols_and_asks_for_snapshots():
@@ -106,8 +106,8 @@ def test_reconnect_invalidates_synced_symbols_and_asks_for_snapshots():
     c.feed(snapshot(100), 1, "BTCUSDT")
     n = S.invalidate_all(c.sync, c.out, 0, 5)
     assert n == 1 and c.out[0]["kind"] == INVALIDATE and c.out[0]["symbol_id"] == 0
-    assert (c.sync[:, S.W_NEED_SNAPSHOT] == S.SNAP_WANTED).all()
-    assert (c.sync[:, S.W_STATE] == S.PENDING).all()
+    assert (c.sync["need_snapshot"] == S.SNAP_WANTED).all()
+    assert (c.sync["state"] == S.PENDING).all()
     assert len(c.feed(diff(101, 101), 6)) == 0  # buffered until the new snapshot
     recs = c.feed(snapshot(100), 7, "BTCUSDT")
     assert ends(recs) == [101]
@@ -118,16 +118,16 @@ def test_stale_snapshot_while_synced_is_ignored():
     c.feed(snapshot(100), 1, "BTCUSDT")
     c.feed(diff(101, 105), 2)
     assert len(c.feed(snapshot(103), 3, "BTCUSDT")) == 0
-    assert word(c, 0, S.W_STALE_SNAPSHOTS) == 1 and word(c, 0, S.W_LAST) == 105
+    assert word(c, 0, "stale_snapshots") == 1 and word(c, 0, "last") == 105
 
 
 def test_buffer_overflow_then_snapshot_resyncs_again():
     c = core(pending=4)  # two events fit (level + end each)
     for U in (101, 102, 103):
         c.feed(diff(U, U), U)
-    assert word(c, 0, S.W_PEND_OVERFLOW) == 1
+    assert word(c, 0, "pending_overflow") == 1
     recs = c.feed(snapshot(100), 9, "BTCUSDT")  # the oldest buffered events were lost
-    assert INVALIDATE in kinds(recs) and word(c, 0, S.W_GAPS) == 1
+    assert INVALIDATE in kinds(recs) and word(c, 0, "gaps") == 1
 
 
 @pytest.mark.parametrize("raw,reason", [
@@ -141,7 +141,7 @@ def test_rejects_are_counted_and_change_nothing(raw, reason):
     assert len(c.feed(raw, 1)) == 0
     s = c.summary()
     assert s["rejected"] == 1 and s[f"reject_{reason}"] == 1
-    assert (c.sync[:, S.W_STATE] == S.UNSYNCED).all() and (c.sync[:, S.W_PEND_N] == 0).all()
+    assert (c.sync["state"] == S.UNSYNCED).all() and (c.sync["pend_n"] == 0).all()
 
 
 def test_trades_and_book_tickers_become_records():

@@ -239,7 +239,7 @@ def test_paper_replace_moves_the_order_or_leaves_it_standing(instance):
     assert (r["cl_ord_id"], r["orig_cl_ord_id"], r["price"], r["venue_order_id"],
             r["reject_reason"]) == (crossing, new, 102, vid, int(PaperReason.WOULD_CROSS))
     (o,) = p.venue.paper.open_orders()  # the old order stands, unchanged
-    assert (o[0], o[3], o[4]) == (new, 102, 5)
+    assert (o["cl"], o["price"], o["leaves"]) == (new, 102, 5)
     p.send(OrderAction.REPLACE, price=101, orig=old)  # replaced away already
     _one(p.reports(), ExecType.CANCEL_REJECTED)
     p.send(OrderAction.CANCEL, orig=new)

@@ -20,6 +20,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from pipeline import units as U
 from shm_layouts.records import OrderType, Side, TimeInForce
 
 SOH = 1
@@ -418,66 +419,23 @@ def frame(buf, start, end):
 
 @njit(cache=True, _nrt=False)
 def parse_int(buf, at, n):
-    """Signed decimal integer; returns (value, ok)."""
+    """Signed decimal integer, the whole field; returns (value, ok) (``pipeline.units``)."""
     if n <= 0 or n > 20:
         return 0, False
-    neg = buf[at] == 45
-    i = 1 if neg else 0
-    if i >= n:
-        return 0, False
-    v = 0
-    while i < n:
-        c = buf[at + i]
-        if c < 48 or c > 57 or v > (9223372036854775807 - (c - 48)) // 10:
-            return 0, False  # not a digit, or beyond int64
-        v = v * 10 + (c - 48)
-        i += 1
-    return (-v if neg else v), True
+    v, end, digits = U.scan_int(buf, at, at + n)
+    if digits <= 0 or end != at + n:
+        return 0, False  # no digit, beyond int64, or not a digit
+    return v, True
 
 
 @njit(cache=True, _nrt=False)
 def parse_units(buf, at, n, units, decimals):
-    """Decimal string -> whole number of ``units * 10**-decimals``: (value, error)."""
-    if n <= 0:
-        return 0, E_BAD_NUMBER
-    i = 0
-    neg = buf[at] == 45
-    if neg:
-        i = 1
-    mant = 0
-    frac = -1  # digits after the point, -1 before seeing one
-    digits = 0
-    while i < n:
-        c = buf[at + i]
-        if c == 46 and frac < 0:
-            frac = 0
-        elif 48 <= c <= 57:
-            if digits >= 18:
-                if c != 48 or frac < 0:
-                    return 0, E_BAD_NUMBER
-                # trailing fractional zero beyond int64 precision: ignore it
-            else:
-                mant = mant * 10 + (c - 48)
-                digits += 1 if (digits or c != 48) else 0
-                if frac >= 0:
-                    frac += 1
-        else:
-            return 0, E_BAD_NUMBER
-        i += 1
-    if frac < 0:
-        frac = 0
-    while frac > decimals:  # more decimals than the grid: only zeros may be dropped
-        if mant % 10:
-            return 0, E_OFF_GRID
-        mant //= 10
-        frac -= 1
-    while frac < decimals:
-        mant *= 10
-        frac += 1
-    if mant % units:
-        return 0, E_OFF_GRID
-    v = mant // units
-    return (-v if neg else v), E_NONE
+    """Decimal string -> whole number of ``units * 10**-decimals``: (value, error)
+    (``pipeline.units.parse_units``: off the grid is an error, never a rounding)."""
+    v, e = U.parse_units(buf, at, n, units, decimals)
+    if e == U.U_OK:
+        return v, E_NONE
+    return 0, (E_BAD_NUMBER if e == U.U_BAD_NUMBER else E_OFF_GRID)
 
 
 @njit(cache=True, _nrt=False)

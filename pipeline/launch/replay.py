@@ -27,7 +27,6 @@ import uuid
 import warnings
 from pathlib import Path
 
-import numpy as np
 from numba import njit
 
 from pipeline import config as cfgmod
@@ -36,9 +35,9 @@ from pipeline.launch.summary import ERROR_WORDS, _money
 from pipeline.marketdata import apply as A
 from pipeline.marketdata.builder import BookBuilderAgent, build_once
 from pipeline.marketdata.normalize import FeedCore
-from pipeline.marketdata.publish import push_records, words
+from pipeline.marketdata.publish import push_records
 from pipeline.marketdata.replay import prepare
-from pipeline.marketdata.replay_procs import FC_DONE, feed_slice
+from pipeline.marketdata.replay_procs import feed_slice, feed_state
 from pipeline.marketdata.segments import create_md_segments
 from pipeline.observe.counters import Counters
 from pipeline.orders.segments import create_order_path
@@ -47,7 +46,7 @@ from pipeline.strategy.agent import StrategyAgent, strategy_cycle
 from pipeline.strategy.intents import id_state
 from pipeline.strategy.setup import market_maker_state
 from pipeline.transport.registry import Instance
-from pipeline.venue.paper import V_LOG_N, PaperVenue, paper_cycle
+from pipeline.venue.paper import PaperVenue, paper_cycle
 
 warnings.filterwarnings("ignore", "First-class function type feature is experimental")
 
@@ -81,10 +80,10 @@ def lockstep(feed_args, push_args, build_args, strat_args, venue_args, max_msgs)
     """Feed one message, quiesce, repeat. Stops at ``max_msgs``, at the end of the capture
     or when the intent log is nearly full; returns messages fed (-1: a message did not
     settle)."""
-    log, st = venue_args[16], venue_args[13]  # PaperVenue.args: intent log, state
+    log, st = venue_args.paper.intent_log, venue_args.paper.state  # PaperVenue.args
     msgs = 0
     while msgs < max_msgs:
-        if log.shape[0] and st[V_LOG_N] > log.shape[0] - LOG_MARGIN:
+        if log.shape[0] and st[0].log_n > log.shape[0] - LOG_MARGIN:
             return msgs
         if feed_slice(*feed_args) == 0:
             return msgs
@@ -140,15 +139,12 @@ class PipelineReplay:
         self.strategy.on_start()
         self.venue = PaperVenue(orders, execs, self.md.latest, log_capacity=LOG_CHUNK)
         self.md.md.claim_producer()
-        c, cap, b = self.core, self.prepared.capture, self.builder
-        self.feed_st = np.zeros(8, np.int64)
-        md_words = words(self.md.md.raw)
-        self.feed_args = (cap.data, cap.start, cap.end, cap.recv_ns, self.prepared.snap_sid,
-                          c.hdr, c.lv, c.keys, c.lens, c.grid, c.sync, c.pend, c.scratch,
-                          c.out, c.out_raw, c.stats, self.md.md.ctl, self.md.md.stamps,
-                          md_words, self.feed_st, 0.0, 1)
-        self.push_args = (self.md.md.ctl, self.md.md.stamps, md_words, c.out_raw,
-                          self.feed_st)
+        c, b = self.core, self.builder
+        self.feed_st = feed_state()
+        md = self.md.md.view()
+        self.feed_args = (self.prepared.messages(), c.parse, c.syms, c.emit, md, self.feed_st,
+                          0.0, 1)
+        self.push_args = (md, c.out_raw, self.feed_st)
         self.build_args = b.hot_duty()[1]  # the builder's own duty-cycle arguments
 
     def _step(self, max_msgs: int) -> int:
@@ -170,7 +166,7 @@ class PipelineReplay:
                 n = self._step(STEP_MSGS)
                 logged = self._flush(digest, out)
                 msgs += n
-                if self.feed_st[FC_DONE]:
+                if self.feed_st[0]["done"]:
                     break
                 if n == 0 and not logged:
                     raise RuntimeError(f"replay: stuck before message {msgs}")
@@ -195,8 +191,8 @@ class PipelineReplay:
     def summary(self, msgs: int, seconds: float, intents_sha256: str) -> dict:
         counters = self.counters.values()
         feed = self.core.summary()
-        for name, w in A.COUNTER_WORDS.items():
-            feed[name] = int(self.md.latest.state[:, w].sum())
+        for name, f in A.COUNTER_FIELDS.items():
+            feed[name] = int(self.md.latest.state[f].sum())
         paper = self.venue.paper.counters()
         return {
             "instance": self.instance.name,

@@ -8,14 +8,15 @@ levels, so readers stop using the book at once.
 
 A bookTicker (MD_EVENT kind BBO, a BID record then an ASK record with the ticker's update
 id) is Binance's real-time top of book, while depth diffs arrive batched (``@depth@100ms``).
-With B_TICKER_OVERLAY set (the live book builder; replays that check the rebuilt books
+With ``ticker_overlay`` set (the live book builder; replays that check the rebuilt books
 leave it off), a ticker at or past a synced book's update id is published at once as a
 BOOK_UPDATE flagged F_BBO: its best bid and ask, then the book's deeper levels strictly
 behind them (a book level at or through the ticker is one the ticker already shows
 gone). The book itself is not changed: the next diff brings it up to date. An older ticker
 (the book has moved past it) or a crossed or empty one is counted and not published.
 
-``bst`` holds per-symbol state words (the B_* indices).
+``bst`` holds per-symbol state: one ``shm_layouts.book.BUILDER_STATE`` record per symbol
+(in the latest-book area, so monitors and replays read its counters).
 """
 
 from __future__ import annotations
@@ -37,25 +38,20 @@ from pipeline.marketdata.events import (
     TRADE,
 )
 from pipeline.runtime.clock import monotonic_ns
-from shm_layouts.book import BUILDER_WORDS
+from shm_layouts.book import BUILDER_STATE
 from shm_layouts.records import BOOK_TOP_N, SyncState
 
 UNSYNCED = int(SyncState.UNSYNCED)
 BUILDING = int(SyncState.SNAPSHOT_PENDING)
 SYNCED = int(SyncState.SYNCED)
 
-(B_STATE, B_UPDATE_ID, B_FIRST_PENDING, B_FUTURES, B_EVENTS, B_LEVELS, B_SNAPSHOTS,
- B_CROSSED, B_ID_ERRORS, B_INVALIDATIONS, B_PUBLISHED, B_TRADES, B_BBO, B_BAD_SYMBOL,
- B_TICK_BID, B_TICK_BID_QTY, B_TICK_ID, B_BBO_PUBLISHED, B_BBO_STALE, B_BBO_BAD,
- B_TICKER_OVERLAY) = range(21)
-BST_WORDS = BUILDER_WORDS  # the latest-book area holds these words per symbol
-assert B_TICKER_OVERLAY < BST_WORDS
-COUNTER_WORDS = {"book_events": B_EVENTS, "book_levels": B_LEVELS,
-                 "book_snapshots": B_SNAPSHOTS, "crossed": B_CROSSED,
-                 "id_errors": B_ID_ERRORS, "book_invalidations": B_INVALIDATIONS,
-                 "book_updates": B_PUBLISHED, "bad_symbol": B_BAD_SYMBOL,
-                 "bbo_updates": B_BBO_PUBLISHED, "bbo_superseded": B_BBO_STALE,
-                 "bbo_rejected": B_BBO_BAD}
+# summary / counter name -> BUILDER_STATE field
+COUNTER_FIELDS = {"book_events": "events", "book_levels": "levels",
+                  "book_snapshots": "snapshots", "crossed": "crossed",
+                  "id_errors": "id_errors", "book_invalidations": "invalidations",
+                  "book_updates": "published", "bad_symbol": "bad_symbol",
+                  "bbo_updates": "bbo_published", "bbo_superseded": "bbo_stale",
+                  "bbo_rejected": "bbo_bad"}
 
 # BOOK_UPDATE.flags
 F_SNAPSHOT, F_DIFF, F_INVALID, F_CROSSED, F_BBO = 1, 2, 4, 8, 16
@@ -64,37 +60,43 @@ F_SNAPSHOT, F_DIFF, F_INVALID, F_CROSSED, F_BBO = 1, 2, 4, 8, 16
 def new_state(futures: np.ndarray, ticker_overlay: bool = False) -> np.ndarray:
     """Per-symbol state; ``ticker_overlay``: publish fresh bookTickers (live trading; a
     book-rebuilding replay leaves it off, so what it publishes is the book alone)."""
-    bst = np.zeros((len(futures), BST_WORDS), np.int64)
-    bst[:, B_FUTURES] = np.asarray(futures, np.int64)
-    bst[:, B_TICKER_OVERLAY] = int(ticker_overlay)
+    bst = np.zeros(len(futures), BUILDER_STATE)
+    bst["futures"] = np.asarray(futures, np.int64)
+    bst["ticker_overlay"] = int(ticker_overlay)
     return bst
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def _level(bk, sid, rec):
+    B.apply_level(bk.qty, bk.bits, bk.meta, bk.ov, bk.scratch, sid, rec.side, rec.price,
+                  rec.qty)
 
 
 @njit(cache=True, _nrt=False)
 def _ids_ok(s, first, last, prev):
-    uid = s[B_UPDATE_ID]
-    if s[B_FIRST_PENDING]:
-        target = uid if s[B_FUTURES] else uid + 1
+    uid = s.update_id
+    if s.first_pending:
+        target = uid if s.futures else uid + 1
         return first <= target <= last
-    if s[B_FUTURES]:
+    if s.futures:
         return prev == uid
     return first == uid + 1
 
 
 @njit(cache=True, _nrt=False)
-def _publish(qty, bits, meta, ov, bst, sid, rec, upd, k, flags):
+def _publish(bk, bst, sid, rec, upd, k, flags):
     s = bst[sid]
     u = upd[k]
     u.t_origin_ns = rec.t_origin_ns
     u.t_book_ns = monotonic_ns()
     u.exch_time_ns = rec.exch_time_ns
-    u.update_id = s[B_UPDATE_ID]
+    u.update_id = s.update_id
     u.symbol_id = sid
-    u.state = s[B_STATE]
+    u.state = s.state
     u.flags = flags
-    if s[B_STATE] == SYNCED:
-        u.n_bids = B.top(qty, bits, meta, ov, sid, 0, u.bid_px, u.bid_qty)
-        u.n_asks = B.top(qty, bits, meta, ov, sid, 1, u.ask_px, u.ask_qty)
+    if s.state == SYNCED:
+        u.n_bids = B.top(bk.qty, bk.bits, bk.meta, bk.ov, sid, BID, u.bid_px, u.bid_qty)
+        u.n_asks = B.top(bk.qty, bk.bits, bk.meta, bk.ov, sid, ASK, u.ask_px, u.ask_qty)
     else:
         u.n_bids = 0
         u.n_asks = 0
@@ -103,7 +105,7 @@ def _publish(qty, bits, meta, ov, bst, sid, rec, upd, k, flags):
             u.bid_qty[i] = 0
             u.ask_px[i] = 0
             u.ask_qty[i] = 0
-    s[B_PUBLISHED] += 1
+    s.published += 1
     return k + 1
 
 
@@ -132,44 +134,45 @@ def _behind(px, qt, n, best, side):
 
 
 @njit(cache=True, _nrt=False)
-def _on_ticker_ask(qty, bits, meta, ov, bst, sid, rec, upd, k):
+def _on_ticker_ask(bk, bst, sid, rec, upd, k):
     """The ASK half of a bookTicker (its BID half is in ``bst``): publish it if fresh."""
     s = bst[sid]
-    if not s[B_TICKER_OVERLAY]:
+    if not s.ticker_overlay:
         return k
-    if s[B_STATE] != SYNCED or s[B_TICK_ID] != rec.last_id:
+    if s.state != SYNCED or s.tick_id != rec.last_id:
         return k  # no synced book, or the BID half went missing: nothing to overlay
-    if rec.last_id < s[B_UPDATE_ID]:
-        s[B_BBO_STALE] += 1  # the book has moved past this ticker
+    if rec.last_id < s.update_id:
+        s.bbo_stale += 1  # the book has moved past this ticker
         return k
-    bid, bq, ask, aq = s[B_TICK_BID], s[B_TICK_BID_QTY], rec.price, rec.qty
+    bid, bq, ask, aq = s.tick_bid, s.tick_bid_qty, rec.price, rec.qty
     if bq <= 0 or aq <= 0 or bid >= ask:
-        s[B_BBO_BAD] += 1
+        s.bbo_bad += 1
         return k
-    k2 = _publish(qty, bits, meta, ov, bst, sid, rec, upd, k, F_BBO)
+    k2 = _publish(bk, bst, sid, rec, upd, k, F_BBO)
     u = upd[k]
     u.update_id = rec.last_id
     u.n_bids = _behind(u.bid_px, u.bid_qty, u.n_bids, (bid, bq), BID)
     u.n_asks = _behind(u.ask_px, u.ask_qty, u.n_asks, (ask, aq), ASK)
-    s[B_BBO_PUBLISHED] += 1  # of the B_PUBLISHED updates, those from a ticker
+    s.bbo_published += 1  # of the ``published`` updates, those from a ticker
     return k2
 
 
 @njit(cache=True, _nrt=False)
-def _after_event(qty, bits, meta, ov, bst, sid, rec, upd, k, flags):
+def _after_event(bk, bst, sid, rec, upd, k, flags):
     """Crossed check, then publish."""
-    bid, bq = B.best(qty, meta, sid, 0)
-    ask, aq = B.best(qty, meta, sid, 1)
+    bid, bq = B.best(bk.qty, bk.meta, sid, BID)
+    ask, aq = B.best(bk.qty, bk.meta, sid, ASK)
     if bq > 0 and aq > 0 and bid >= ask:
-        bst[sid, B_CROSSED] += 1
-        bst[sid, B_STATE] = UNSYNCED
+        bst[sid].crossed += 1
+        bst[sid].state = UNSYNCED
         flags |= F_CROSSED | F_INVALID
-    return _publish(qty, bits, meta, ov, bst, sid, rec, upd, k, flags)
+    return _publish(bk, bst, sid, rec, upd, k, flags)
 
 
 @njit(cache=True, _nrt=False)
-def apply_records(recs, pos, n, mask, qty, bits, meta, ov, scratch, bst, upd, k):
-    """Apply records ``recs[(pos + i) & mask]`` for i < n (``mask=-1`` for a plain array).
+def apply_records(recs, pos, n, mask, bk, bst, upd, k):
+    """Apply records ``recs[(pos + i) & mask]`` for i < n (``mask=-1`` for a plain array)
+    to the books ``bk`` (``book.BookArrays``) and their state ``bst``.
     Stops early when ``upd`` is full; returns (records consumed, updates in ``upd``)."""
     cap = upd.shape[0]
     for j in range(n):
@@ -178,54 +181,54 @@ def apply_records(recs, pos, n, mask, qty, bits, meta, ov, scratch, bst, upd, k)
         rec = recs[(pos + j) & mask]
         sid = rec.symbol_id
         if sid < 0 or sid >= bst.shape[0]:
-            bst[0, B_BAD_SYMBOL] += 1
+            bst[0].bad_symbol += 1
             continue
         s = bst[sid]
         kind = rec.kind
         if kind == DIFF_LEVEL:
-            if s[B_STATE] == SYNCED:
-                B.apply_level(qty, bits, meta, ov, scratch, sid, rec.side, rec.price, rec.qty)
-                s[B_LEVELS] += 1
+            if s.state == SYNCED:
+                _level(bk, sid, rec)
+                s.levels += 1
         elif kind == DIFF_END:
-            if s[B_STATE] != SYNCED:
+            if s.state != SYNCED:
                 continue
             if not _ids_ok(s, rec.first_id, rec.last_id, rec.prev_id):
-                s[B_ID_ERRORS] += 1
-                s[B_STATE] = UNSYNCED
-                k = _publish(qty, bits, meta, ov, bst, sid, rec, upd, k, F_INVALID)
+                s.id_errors += 1
+                s.state = UNSYNCED
+                k = _publish(bk, bst, sid, rec, upd, k, F_INVALID)
                 continue
-            s[B_UPDATE_ID] = rec.last_id
-            s[B_FIRST_PENDING] = 0
-            s[B_EVENTS] += 1
-            k = _after_event(qty, bits, meta, ov, bst, sid, rec, upd, k, F_DIFF)
+            s.update_id = rec.last_id
+            s.first_pending = 0
+            s.events += 1
+            k = _after_event(bk, bst, sid, rec, upd, k, F_DIFF)
         elif kind == SNAPSHOT_LEVEL:
-            if s[B_STATE] == BUILDING:
-                B.apply_level(qty, bits, meta, ov, scratch, sid, rec.side, rec.price, rec.qty)
-                s[B_LEVELS] += 1
+            if s.state == BUILDING:
+                _level(bk, sid, rec)
+                s.levels += 1
         elif kind == SNAPSHOT_BEGIN:
-            B.clear(qty, bits, meta, sid)
-            s[B_STATE] = BUILDING
+            B.clear(bk.qty, bk.bits, bk.meta, sid)
+            s.state = BUILDING
         elif kind == SNAPSHOT_END:
-            if s[B_STATE] != BUILDING:
+            if s.state != BUILDING:
                 continue
-            s[B_STATE] = SYNCED
-            s[B_UPDATE_ID] = rec.last_id
-            s[B_FIRST_PENDING] = 1
-            s[B_SNAPSHOTS] += 1
-            k = _after_event(qty, bits, meta, ov, bst, sid, rec, upd, k, F_SNAPSHOT)
+            s.state = SYNCED
+            s.update_id = rec.last_id
+            s.first_pending = 1
+            s.snapshots += 1
+            k = _after_event(bk, bst, sid, rec, upd, k, F_SNAPSHOT)
         elif kind == INVALIDATE:
-            s[B_INVALIDATIONS] += 1
-            if s[B_STATE] != UNSYNCED:
-                s[B_STATE] = UNSYNCED
-                k = _publish(qty, bits, meta, ov, bst, sid, rec, upd, k, F_INVALID)
+            s.invalidations += 1
+            if s.state != UNSYNCED:
+                s.state = UNSYNCED
+                k = _publish(bk, bst, sid, rec, upd, k, F_INVALID)
         elif kind == TRADE:
-            s[B_TRADES] += 1
+            s.trades += 1
         elif kind == BBO:
-            s[B_BBO] += 1
+            s.bbo += 1
             if rec.side == BID:
-                s[B_TICK_BID] = rec.price
-                s[B_TICK_BID_QTY] = rec.qty
-                s[B_TICK_ID] = rec.last_id
+                s.tick_bid = rec.price
+                s.tick_bid_qty = rec.qty
+                s.tick_id = rec.last_id
             else:
-                k = _on_ticker_ask(qty, bits, meta, ov, bst, sid, rec, upd, k)
+                k = _on_ticker_ask(bk, bst, sid, rec, upd, k)
     return n, k

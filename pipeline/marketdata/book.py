@@ -16,13 +16,26 @@ Rows are ``2 * symbol_id + side``; ``meta`` words are the M_* indices.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit
 
 from pipeline.marketdata.bits import ctlz, cttz
+from pipeline.marketdata.events import ASK, BID
 
 M_BASE, M_BEST, M_COUNT, M_OVN, M_DROPPED = range(5)
 META_WORDS = 8
+
+
+class BookArrays(NamedTuple):
+    """Every book's arrays, as one argument of a jitted stage (``Books.view()``)."""
+
+    qty: np.ndarray
+    bits: np.ndarray
+    meta: np.ndarray
+    ov: np.ndarray
+    scratch: np.ndarray
 
 
 class Books:
@@ -41,6 +54,9 @@ class Books:
 
     def arrays(self):
         return self.qty, self.bits, self.meta, self.ov, self.scratch
+
+    def view(self) -> BookArrays:
+        return BookArrays(*self.arrays())
 
 
 @njit(cache=True, _nrt=False, inline="always")
@@ -74,7 +90,7 @@ def _lowest_above(bits, r, i):
 
 @njit(cache=True, _nrt=False, inline="always")
 def _next_worse(bits, r, side, i):
-    return _highest_below(bits, r, i) if side == 0 else _lowest_above(bits, r, i)
+    return _highest_below(bits, r, i) if side == BID else _lowest_above(bits, r, i)
 
 
 @njit(cache=True, _nrt=False)
@@ -118,7 +134,7 @@ def _window_set(qty, bits, meta, r, side, i, q):
             meta[r, M_COUNT] += 1
         qty[r, i] = q
         best = meta[r, M_BEST]
-        if best < 0 or (side == 0 and i > best) or (side == 1 and i < best):
+        if best < 0 or (side == BID and i > best) or (side == ASK and i < best):
             meta[r, M_BEST] = i
         return False
     if qty[r, i] == 0:
@@ -161,7 +177,7 @@ def _recenter(qty, bits, meta, ov, scratch, r, side, center):
         scratch[n, 1] = ov[r, j, 1]
         n += 1
     width = qty.shape[1]
-    meta[r, M_BASE] = center - (width - width // 4 if side == 0 else width // 4)
+    meta[r, M_BASE] = center - (width - width // 4 if side == BID else width // 4)
     meta[r, M_BEST] = -1
     meta[r, M_COUNT] = 0
     meta[r, M_OVN] = 0
@@ -174,7 +190,7 @@ def _ov_best(ov, meta, r, side):
     best = 0
     for j in range(meta[r, M_OVN]):
         p = ov[r, j, 0]
-        if j == 0 or (side == 0 and p > best) or (side == 1 and p < best):
+        if j == 0 or (side == BID and p > best) or (side == ASK and p < best):
             best = p
     return best
 
@@ -187,13 +203,13 @@ def apply_level(qty, bits, meta, ov, scratch, sid, side, price, q):
     if meta[r, M_COUNT] == 0 and meta[r, M_OVN] == 0:
         if q == 0:
             return
-        meta[r, M_BASE] = price - (width - width // 4 if side == 0 else width // 4)
+        meta[r, M_BASE] = price - (width - width // 4 if side == BID else width // 4)
     i = price - meta[r, M_BASE]
     if 0 <= i < width:
         if _window_set(qty, bits, meta, r, side, i, q) and meta[r, M_OVN] > 0:
             _recenter(qty, bits, meta, ov, scratch, r, side, _ov_best(ov, meta, r, side))
             return
-    elif (side == 0 and i >= width) or (side == 1 and i < 0):  # beyond the improving edge
+    elif (side == BID and i >= width) or (side == ASK and i < 0):  # beyond the improving edge
         if q == 0:
             return  # nothing is stored there
         _recenter(qty, bits, meta, ov, scratch, r, side, price)
@@ -204,13 +220,13 @@ def apply_level(qty, bits, meta, ov, scratch, sid, side, price, q):
         return
     best = meta[r, M_BEST]  # keep room below the best bid / above the best ask
     edge = width // 8
-    if best >= 0 and ((side == 0 and best < edge) or (side == 1 and best >= width - edge)):
+    if best >= 0 and ((side == BID and best < edge) or (side == ASK and best >= width - edge)):
         _recenter(qty, bits, meta, ov, scratch, r, side, meta[r, M_BASE] + best)
 
 
 @njit(cache=True, _nrt=False)
 def clear(qty, bits, meta, sid):
-    for side in range(2):
+    for side in (BID, ASK):
         r = 2 * sid + side
         for w in range(bits.shape[1]):
             m = bits[r, w]
@@ -250,9 +266,9 @@ def top(qty, bits, meta, ov, sid, side, px, qt):
         found = -1
         for j in range(meta[r, M_OVN]):
             p = ov[r, j, 0]
-            if n > 0 and ((side == 0 and p >= px[n - 1]) or (side == 1 and p <= px[n - 1])):
+            if n > 0 and ((side == BID and p >= px[n - 1]) or (side == ASK and p <= px[n - 1])):
                 continue
-            if found < 0 or (side == 0 and p > last) or (side == 1 and p < last):
+            if found < 0 or (side == BID and p > last) or (side == ASK and p < last):
                 found = j
                 last = p
         if found < 0:

@@ -1,6 +1,12 @@
-"""Writing MD_EVENT records from jitted code (``shm_layouts.records.MD_EVENT``)."""
+"""Writing MD_EVENT records from jitted code (``shm_layouts.records.MD_EVENT``).
+
+``Head`` is what the records of one message share (kind, symbol, update ids, times); a
+stage builds it once per message and ``put`` adds the per-record side, price and qty.
+"""
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 from numba import njit
 
@@ -16,20 +22,34 @@ BBO = int(MdKind.BBO)
 INVALIDATE = int(MdKind.INVALIDATE)
 BID = int(Side.BID)
 ASK = int(Side.ASK)
+NO_SIDE = BID  # records that carry no side (ends, invalidations) leave the field 0
+
+
+class Head(NamedTuple):
+    """The fields the records of one message share (all int64)."""
+
+    kind: int
+    sid: int
+    first: int
+    last: int
+    prev: int
+    t_origin: int
+    exch: int
 
 
 @njit(cache=True, _nrt=False)
-def put(out, k, kind, sid, side, price, qty, first, last, prev, t_origin, exch):
+def put(out, k, h, side, price, qty):
+    """Write record ``out[k]`` (``h``: a ``Head``); returns ``k + 1``."""
     r = out[k]
-    r.t_origin_ns = t_origin
-    r.exch_time_ns = exch
-    r.first_id = first
-    r.last_id = last
-    r.prev_id = prev
+    r.t_origin_ns = h.t_origin
+    r.exch_time_ns = h.exch
+    r.first_id = h.first
+    r.last_id = h.last
+    r.prev_id = h.prev
     r.price = price
     r.qty = qty
-    r.symbol_id = sid
-    r.kind = kind
+    r.symbol_id = h.sid
+    r.kind = h.kind
     r.side = side
     r.flags = 0
     return k + 1

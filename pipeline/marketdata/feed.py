@@ -34,7 +34,7 @@ from pipeline.marketdata import warm as MW
 from pipeline.marketdata.events import TRADE
 from pipeline.marketdata.latest import LatestBooks
 from pipeline.marketdata.normalize import FeedCore, on_message
-from pipeline.marketdata.publish import OUT_N, OUT_POS, push_records, words
+from pipeline.marketdata.publish import PUSH_FIELDS, pending, push_records, start_batch
 from pipeline.marketdata.wire import frames as F
 from pipeline.marketdata.wire import rest
 from pipeline.marketdata.wire.sockio import EAGAIN, recv_nb
@@ -50,127 +50,129 @@ from shm_layouts.control import Op, Status
 
 log = logging.getLogger(__name__)
 
-# state words (OUT_POS, OUT_N = 1, 2 from publish)
-(ST_R, _, _, ST_W, ST_LAST_RECV, ST_EOF, ST_ERRNO, ST_CTRL_OP, ST_CTRL_START, ST_CTRL_END,
- ST_FRAG_ON, ST_FRAG_N, ST_FRAMES, ST_BYTES, ST_PROTO_ERRORS, ST_IGNORED, ST_MORE) = range(17)
-ST_WORDS = 24  # ST_MORE: the last cycle stopped after a frame; frames may be left to read
+# the feed's cycle state (1-element record, ``new_state``): the publish cursor first
+FEED_STATE = np.dtype(PUSH_FIELDS + [
+    ("r", "<i8"), ("w", "<i8"),  # unread bytes of rbuf: [r, w)
+    ("last_recv", "<i8"),  # monotonic ns of the last read (the time of its frames)
+    ("eof", "<i8"), ("errno", "<i8"),  # the connection is done (and why)
+    ("ctrl_op", "<i8"), ("ctrl_start", "<i8"), ("ctrl_end", "<i8"),  # for Python to answer
+    ("frag_on", "<i8"), ("frag_n", "<i8"),  # a fragmented text message being gathered
+    ("frames", "<i8"), ("bytes", "<i8"), ("proto_errors", "<i8"), ("ignored", "<i8"),
+    ("more", "<i8"),  # the last cycle stopped after a frame; frames may be left to read
+])
+
+
+def new_state() -> np.ndarray:
+    return np.zeros(1, FEED_STATE)
 
 
 @njit(cache=True, _nrt=False)
-def _compact(rbuf, st):
-    r, w = st[ST_R], st[ST_W]
+def _compact(rbuf, s):
+    r, w = s.r, s.w
     if r == w:
-        st[ST_R] = 0
-        st[ST_W] = 0
+        s.r = 0
+        s.w = 0
     elif r > 0 and w > rbuf.shape[0] // 2:
         for j in range(w - r):  # forward copy: destination below source
             rbuf[j] = rbuf[r + j]
-        st[ST_R] = 0
-        st[ST_W] = w - r
+        s.r = 0
+        s.w = w - r
 
 
 @njit(cache=True, _nrt=False)
-def feed_once(fd, rbuf, frag, st, hdr, lv, keys, lens, grid, sync, pend, scratch, out,
-              out_raw, stats, ctl, stamps, raw, warm):
-    """One duty cycle; returns work done (0: nothing arrived, or waiting on Python). A
-    cycle with nothing to read may parse a kept bookTicker again (``warm``: a dry pass,
-    ``pipeline.marketdata.warm``)."""
-    if st[OUT_POS] < st[OUT_N] and not push_records(ctl, stamps, raw, out_raw, st):
+def feed_once(fd, rbuf, frag, st, ps, sy, em, md, warm):
+    """One duty cycle; returns work done (0: nothing arrived, or waiting on Python).
+    ``st``: FEED_STATE, ``ps``/``sy``/``em``: ``normalize``'s views, ``md``: the md ring's
+    producer ``RingView``. A cycle with nothing to read may parse a kept bookTicker again
+    (``warm``: a dry pass, ``pipeline.marketdata.warm``)."""
+    s = st[0]
+    if s.out_pos < s.out_n and not push_records(md, em.rows, st):
         return 0  # md ring full: backpressure
-    if st[ST_CTRL_OP] != 0 or st[ST_EOF] != 0:
+    if s.ctrl_op != 0 or s.eof != 0:
         return 0
     work = 0
-    room = rbuf.shape[0] - st[ST_W]
+    room = rbuf.shape[0] - s.w
     # frames left from the last read keep that read's time: no recv until they are taken
-    n = recv_nb(fd, rbuf, st[ST_W], room) if room > 0 and not st[ST_MORE] else -EAGAIN
-    st[ST_MORE] = 0
+    n = recv_nb(fd, rbuf, s.w, room) if room > 0 and not s.more else -EAGAIN
+    s.more = 0
     if n > 0:
-        st[ST_W] += n
-        st[ST_LAST_RECV] = monotonic_ns()
-        st[ST_BYTES] += n
+        s.w += n
+        s.last_recv = monotonic_ns()
+        s.bytes += n
         work += 1
     elif n == 0:
-        st[ST_EOF] = 1
+        s.eof = 1
     elif n != -EAGAIN:
-        st[ST_EOF] = 1
-        st[ST_ERRNO] = -n
-    now = st[ST_LAST_RECV]
-    while st[OUT_POS] == st[OUT_N]:
-        status, op, fin, ps, pe, nr = F.next_frame(rbuf, st[ST_R], st[ST_W])
+        s.eof = 1
+        s.errno = -n
+    now = s.last_recv
+    while s.out_pos == s.out_n:
+        status, op, fin, p0, p1, nr = F.next_frame(rbuf, s.r, s.w)
         if status == 0:
             break
         if status < 0:
-            st[ST_PROTO_ERRORS] += 1
-            st[ST_EOF] = 1
+            s.proto_errors += 1
+            s.eof = 1
             break
-        st[ST_R] = nr
-        st[ST_FRAMES] += 1
-        if op >= 8:  # control frame: Python answers it
-            st[ST_CTRL_OP] = op
-            st[ST_CTRL_START] = ps
-            st[ST_CTRL_END] = pe
+        s.r = nr
+        s.frames += 1
+        if op >= F.OP_CLOSE:  # control frame (close, ping, pong): Python answers it
+            s.ctrl_op = op
+            s.ctrl_start = p0
+            s.ctrl_end = p1
             return work + 1
-        if op == F.OP_TEXT and fin and not st[ST_FRAG_ON]:
-            k = on_message(rbuf, ps, pe, now, -1, hdr, lv, keys, lens, grid, sync, pend,
-                           scratch, out, stats)
+        if op == F.OP_TEXT and fin and not s.frag_on:
+            k = on_message(rbuf, p0, p1, now, -1, ps, sy, em)
             if k > 0:
-                MW.keep_ticker(warm, rbuf, ps, pe, out)
-        elif op == F.OP_TEXT or (op == F.OP_CONT and st[ST_FRAG_ON]):
+                MW.keep_ticker(warm, rbuf, p0, p1, em.recs)
+        elif op == F.OP_TEXT or (op == F.OP_CONT and s.frag_on):
             if op == F.OP_TEXT:
-                st[ST_FRAG_N] = 0
-            m = st[ST_FRAG_N]
-            if m + (pe - ps) > frag.shape[0]:
-                st[ST_PROTO_ERRORS] += 1
-                st[ST_EOF] = 1
+                s.frag_n = 0
+            m = s.frag_n
+            if m + (p1 - p0) > frag.shape[0]:
+                s.proto_errors += 1
+                s.eof = 1
                 break
-            for j in range(pe - ps):
-                frag[m + j] = rbuf[ps + j]
-            st[ST_FRAG_N] = m + pe - ps
-            st[ST_FRAG_ON] = 0 if fin else 1
+            for j in range(p1 - p0):
+                frag[m + j] = rbuf[p0 + j]
+            s.frag_n = m + p1 - p0
+            s.frag_on = 0 if fin else 1
             k = 0
             if fin:
-                k = on_message(frag, 0, st[ST_FRAG_N], now, -1, hdr, lv, keys, lens, grid,
-                               sync, pend, scratch, out, stats)
+                k = on_message(frag, 0, s.frag_n, now, -1, ps, sy, em)
         else:
-            st[ST_IGNORED] += 1  # binary, pong, stray continuation
+            s.ignored += 1  # binary, pong, stray continuation
             k = 0
         work += 1
         if k > 0:
-            st[OUT_POS] = 0
-            st[OUT_N] = k
-            push_records(ctl, stamps, raw, out_raw, st)
-            if out[0].kind != TRADE:  # a book change: downstream acts on it before the next
-                st[ST_MORE] = 1
+            start_batch(st, k)
+            push_records(md, em.rows, st)
+            if em.recs[0].kind != TRADE:  # a book change: downstream acts on it first
+                s.more = 1
                 break
-    _compact(rbuf, st)
-    if work == 0 and warming.due(warm[0]):
-        MW.parse_again(warm, now, hdr, lv, keys, lens, grid, sync, pend, scratch)
+    _compact(rbuf, s)
+    if work == 0 and warming.is_due(warm.clock):
+        MW.parse_again(warm, now, ps, sy)
     return work
 
 
 @njit(cache=True, _nrt=False)
-def inject(b, start, end, recv_ns, snap_sid, hdr, lv, keys, lens, grid, sync, pend, scratch,
-           out, out_raw, stats, ctl, stamps, raw, st):
-    """A snapshot body (cold path) through the same stage; requires ``out`` drained."""
-    k = on_message(b, start, end, recv_ns, snap_sid, hdr, lv, keys, lens, grid, sync, pend,
-                   scratch, out, stats)
-    st[OUT_POS] = 0
-    st[OUT_N] = k
-    return push_records(ctl, stamps, raw, out_raw, st)
+def inject(b, start, end, recv_ns, snap_sid, ps, sy, em, md, st):
+    """A snapshot body (cold path) through the same stage; requires ``em`` drained."""
+    start_batch(st, on_message(b, start, end, recv_ns, snap_sid, ps, sy, em))
+    return push_records(md, em.rows, st)
 
 
 @njit(cache=True, _nrt=False)
-def resync_symbol(sync, sid, out, out_raw, st, ctl, stamps, raw, t):
-    st[OUT_POS] = 0
-    st[OUT_N] = S.invalidate_one(sync, sid, out, 0, t)
-    return push_records(ctl, stamps, raw, out_raw, st)
+def resync_symbol(sy, sid, em, md, st, t):
+    start_batch(st, S.invalidate_one(sy.sync, sid, em.recs, 0, t))
+    return push_records(md, em.rows, st)
 
 
 @njit(cache=True, _nrt=False)
-def disconnect_all(sync, out, out_raw, st, ctl, stamps, raw, t):
-    st[OUT_POS] = 0
-    st[OUT_N] = S.invalidate_all(sync, out, 0, t)
-    return push_records(ctl, stamps, raw, out_raw, st)
+def disconnect_all(sy, em, md, st, t):
+    start_batch(st, S.invalidate_all(sy.sync, em.recs, 0, t))
+    return push_records(md, em.rows, st)
 
 
 @dataclass
@@ -203,7 +205,7 @@ class FeedHandlerAgent(Agent):
         """``warm_ns`` > 0: a dry parse of a kept bookTicker every ``warm_ns`` while
         nothing arrives (``pipeline.marketdata.warm``; busy-spinning processes only)."""
         self.md = md
-        self.md_words = words(md.raw)
+        self.md_view = md.view()  # the producer's view: built once
         self.latest = latest  # resync requests from the book builder
         self.control = control  # operator resyncs (hft ctl resync SYMBOL)
         self.poller: ControlPoller | None = None
@@ -213,8 +215,11 @@ class FeedHandlerAgent(Agent):
         self.core = FeedCore(symbols)
         self.rbuf = np.zeros(config.recv_buffer, np.uint8)
         self.frag = np.zeros(config.recv_buffer, np.uint8)
-        self.st = np.zeros(ST_WORDS, np.int64)
+        self.st = new_state()
         self.warm = MW.feed_state(warm_ns, self.core.stats.shape[0])
+        c = self.core
+        self._args = (self.rbuf, self.frag, self.st, c.parse, c.syms, c.emit, self.md_view,
+                      self.warm)  # feed_once's arguments after the fd
         self.conn: WsConnection | None = None
         self.connects = 0
         self.disconnects: dict[str, int] = {}
@@ -252,10 +257,7 @@ class FeedHandlerAgent(Agent):
         return self._duty(-1)  # the socket's fd is known after connecting
 
     def _duty(self, fd: int) -> tuple:
-        c = self.core
-        return feed_once, (fd, self.rbuf, self.frag, self.st, c.hdr, c.lv, c.keys, c.lens,
-                           c.grid, c.sync, c.pend, c.scratch, c.out, c.out_raw, c.stats,
-                           self.md.ctl, self.md.stamps, self.md_words, self.warm)
+        return feed_once, (fd, *self._args)
 
     def do_work(self, idle_state: np.ndarray, deadline_ns: int) -> int:
         hot = self.hot_duty()
@@ -268,13 +270,12 @@ class FeedHandlerAgent(Agent):
         """``hft ctl resync SYMBOL``: invalidate that symbol and re-snapshot it."""
         for cmd in self.poller.poll():
             sid = cmd.arg0
-            if not 0 <= sid < len(self.symbols) or self.st[OUT_POS] < self.st[OUT_N]:
+            if not 0 <= sid < len(self.symbols) or pending(self.st):
                 self.poller.ack(cmd, Status.REFUSED if not 0 <= sid < len(self.symbols)
                                 else Status.FAILED)
                 continue
             c = self.core
-            resync_symbol(c.sync, sid, c.out, c.out_raw, self.st, self.md.ctl, self.md.stamps,
-                          self.md_words, time.monotonic_ns())
+            resync_symbol(c.syms, sid, c.emit, self.md_view, self.st, time.monotonic_ns())
             self._attempts[sid] = 0
             self._due[sid] = 0
             log.warning("operator resync of %s", self.symbols[sid].symbol)
@@ -287,10 +288,11 @@ class FeedHandlerAgent(Agent):
         if self.conn is not None:
             self._control_frames()
         if self.conn is not None:
-            if self.st[ST_EOF]:
-                why = f"errno {self.st[ST_ERRNO]}" if self.st[ST_ERRNO] else "closed by peer"
-                self._disconnect("protocol error" if self.st[ST_PROTO_ERRORS] else why)
-            elif now_ns - self.st[ST_LAST_RECV] > self.config.stale_ms * 1_000_000:
+            s = self.st[0]
+            if s["eof"]:
+                why = f"errno {s['errno']}" if s["errno"] else "closed by peer"
+                self._disconnect("protocol error" if s["proto_errors"] else why)
+            elif now_ns - s["last_recv"] > self.config.stale_ms * 1_000_000:
                 self._disconnect("stale stream")
         if self.conn is None and now_ns >= self._next_connect:
             self._connect(now_ns)
@@ -327,8 +329,8 @@ class FeedHandlerAgent(Agent):
         left = self.conn.leftover
         self.st[:] = 0
         self.rbuf[: len(left)] = np.frombuffer(left, np.uint8)
-        self.st[ST_W] = len(left)
-        self.st[ST_LAST_RECV] = time.monotonic_ns()
+        self.st[0]["w"] = len(left)
+        self.st[0]["last_recv"] = time.monotonic_ns()
         self._attempts[:] = 0
         self._due[:] = 0
         self._failed[:] = False
@@ -339,21 +341,18 @@ class FeedHandlerAgent(Agent):
         self.disconnects[reason] = self.disconnects.get(reason, 0) + 1
         self.conn.close()
         self.conn = None
-        pending = self.st[OUT_POS] < self.st[OUT_N]
-        md, core = self.md, self.core
-        while pending and not push_records(md.ctl, md.stamps, self.md_words, core.out_raw,
-                                           self.st):
+        md, core = self.md_view, self.core
+        while pending(self.st) and not push_records(md, core.out_raw, self.st):
             time.sleep(0.001)  # the book builder drains the md ring
-        done = disconnect_all(core.sync, core.out, core.out_raw, self.st, md.ctl, md.stamps,
-                              self.md_words, time.monotonic_ns())
+        done = disconnect_all(core.syms, core.emit, md, self.st, time.monotonic_ns())
         while not done:  # the INVALIDATEs must reach the book builder before we go on
             time.sleep(0.001)
-            done = push_records(md.ctl, md.stamps, self.md_words, core.out_raw, self.st)
+            done = push_records(md, core.out_raw, self.st)
         self._next_connect = time.monotonic_ns() + self._reconnect_ms * 1_000_000
 
     def _builder_resync(self) -> None:
         """The book builder restarted or dropped a book: resync every symbol."""
-        if self.latest is None or self.st[OUT_POS] < self.st[OUT_N]:
+        if self.latest is None or pending(self.st):
             return
         seen = self.latest.resync_requests()
         if seen == self._resyncs_seen:
@@ -361,35 +360,35 @@ class FeedHandlerAgent(Agent):
         self._resyncs_seen = seen
         log.warning("book builder asked for a resync: re-snapshotting every symbol")
         self.resyncs_requested += 1
-        md, core = self.md, self.core
         # on a full ring the rest goes out in the next duty cycle
-        disconnect_all(core.sync, core.out, core.out_raw, self.st, md.ctl, md.stamps,
-                       self.md_words, time.monotonic_ns())
+        disconnect_all(self.core.syms, self.core.emit, self.md_view, self.st,
+                       time.monotonic_ns())
         self._attempts[:] = 0
         self._due[:] = 0
 
     def _control_frames(self) -> None:
-        op = int(self.st[ST_CTRL_OP])
+        s = self.st[0]
+        op = int(s["ctrl_op"])
         if not op:
             return
-        payload = self.rbuf[self.st[ST_CTRL_START]: self.st[ST_CTRL_END]].tobytes()
-        self.st[ST_CTRL_OP] = 0
+        payload = self.rbuf[s["ctrl_start"]: s["ctrl_end"]].tobytes()
+        s["ctrl_op"] = 0
         if op == F.OP_PING:
             try:
                 self.conn.pong(payload)
             except OSError:
-                self.st[ST_EOF] = 1
+                s["eof"] = 1
         elif op == F.OP_CLOSE:
-            self.st[ST_EOF] = 1
+            s["eof"] = 1
 
     # ---------------------------------------------------------------- snapshots
     def _snapshots(self, now_ns: int) -> None:
         sync = self.core.sync
-        applied = sync[:, S.W_APPLIED]
+        applied = sync["applied"]
         progressed = applied > self._applied_seen  # synced and applying: retries reset
         self._attempts[progressed] = 0
         self._applied_seen[:] = applied
-        for sid in np.flatnonzero(sync[:, S.W_NEED_SNAPSHOT] == S.SNAP_WANTED):
+        for sid in np.flatnonzero(sync["need_snapshot"] == S.SNAP_WANTED):
             if self._failed[sid] or now_ns < self._due[sid]:
                 continue
             if self._attempts[sid] >= self.config.max_snapshot_retries:
@@ -400,11 +399,11 @@ class FeedHandlerAgent(Agent):
             ins = self.symbols[int(sid)]
             url = rest.snapshot_url(self.config.rest_url, ins.venue, ins.symbol,
                                     self.config.snapshot_limit)
-            sync[sid, S.W_NEED_SNAPSHOT] = S.SNAP_IN_FLIGHT
+            sync[sid]["need_snapshot"] = S.SNAP_IN_FLIGHT
             self._attempts[sid] += 1
             self._due[sid] = now_ns + min(100 << int(self._attempts[sid]), 5_000) * 1_000_000
             self._pool.submit(self._fetch, self._generation, int(sid), url)
-        while self.st[OUT_POS] == self.st[OUT_N]:
+        while not pending(self.st):
             try:
                 generation, sid, body, t = self._results.get_nowait()
             except queue.Empty:
@@ -413,14 +412,12 @@ class FeedHandlerAgent(Agent):
                 continue  # fetched for a connection that is gone: its stream is not ours
             if body is None:
                 self.snapshot_failures += 1
-                if sync[sid, S.W_NEED_SNAPSHOT] == S.SNAP_IN_FLIGHT:
-                    sync[sid, S.W_NEED_SNAPSHOT] = S.SNAP_WANTED  # retried when due
+                if sync[sid]["need_snapshot"] == S.SNAP_IN_FLIGHT:
+                    sync[sid]["need_snapshot"] = S.SNAP_WANTED  # retried when due
                 continue
             c = self.core
             b = np.frombuffer(body, np.uint8)
-            inject(b, 0, len(b), t, sid, c.hdr, c.lv, c.keys, c.lens, c.grid, c.sync, c.pend,
-                   c.scratch, c.out, c.out_raw, c.stats, self.md.ctl, self.md.stamps,
-                   self.md_words, self.st)
+            inject(b, 0, len(b), t, sid, c.parse, c.syms, c.emit, self.md_view, self.st)
 
     def _fetch(self, generation: int, sid: int, url: str) -> None:
         try:
@@ -437,7 +434,7 @@ class FeedHandlerAgent(Agent):
         out["disconnects"] = sum(self.disconnects.values())
         out["snapshot_failures"] = self.snapshot_failures
         out["resyncs_requested"] = self.resyncs_requested
-        out["warm_passes"] = int(self.warm[0][warming.PASSES])
+        out["warm_passes"] = int(self.warm.clock[0]["passes"])
         return out
 
     def publish_counters(self) -> None:

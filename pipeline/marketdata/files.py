@@ -18,7 +18,6 @@ walks it without a Python object per message.
 from __future__ import annotations
 
 import gzip
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,20 +118,3 @@ def load(paths: list[str | Path]) -> Capture:
     return Capture(data, start, end, np.array([r[0] for r in rows], np.int64),
                    [r[2] for r in rows])
 
-
-def message_symbols(capture: Capture) -> list[str]:
-    """Symbols named by depth/bookTicker/trade events (cold path, for set-up)."""
-    found: dict[str, None] = {}
-    for i in range(len(capture)):
-        if capture.snap_symbol[i]:
-            found.setdefault(capture.snap_symbol[i])
-            continue
-        try:
-            msg = json.loads(capture.raw(i))
-        except ValueError:
-            continue
-        if isinstance(msg, dict):
-            msg = msg.get("data", msg)
-        if isinstance(msg, dict) and isinstance(msg.get("s"), str):
-            found.setdefault(msg["s"].upper())
-    return list(found)

@@ -16,9 +16,9 @@ from numba import njit
 
 from pipeline.instruments import Instrument, SymbolTable, from_units
 from pipeline.marketdata import parser as P
-from pipeline.marketdata.decimal import POW10
 from pipeline.marketdata.decimal import gcd as jgcd
 from pipeline.marketdata.files import Capture
+from pipeline.units import POW10
 
 # per-message columns
 C_SYM_OFF, C_SYM_LEN, C_PD, C_PG, C_QD, C_QG, C_FUT, C_OK = range(8)

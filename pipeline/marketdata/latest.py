@@ -8,6 +8,8 @@ writer and never returns a torn book.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit
 
@@ -26,6 +28,7 @@ from pipeline.transport.segment import Layout, Segment
 from pipeline.transport.shared import atomic_add, atomic_load
 from shm_layouts import SegmentKind, layout_hash
 from shm_layouts.book import (
+    BUILDER_STATE,
     BUILDER_WORDS,
     CONFIG_WORDS,
     LATEST_DTYPES,
@@ -74,9 +77,16 @@ def read_latest(seq, table, sid, out):
     return False
 
 
+class LatestView(NamedTuple):
+    """The area as one argument of a jitted stage (``LatestBooks.view()``)."""
+
+    seq: np.ndarray
+    table: np.ndarray
+
+
 class LatestBooks:
     """Handle on the area: ``seq`` (int64 words), ``table`` (BOOK_UPDATE per symbol),
-    ``state`` (book builder words) and the symbol table it was created with."""
+    ``state`` (BUILDER_STATE per symbol) and the symbol table it was created with."""
 
     def __init__(self, seg: Segment):
         self.segment = seg
@@ -89,8 +99,7 @@ class LatestBooks:
             LATEST_INSTRUMENT)
         self.seq = body[off["seq"]:][: n * SEQ_LINE_WORDS * 8].view(np.int64)
         self.table = body[off["table"]:][: n * BOOK_UPDATE.itemsize].view(BOOK_UPDATE)
-        self.state = body[off["state"]:][: n * BUILDER_WORDS * 8].view(np.int64).reshape(
-            n, BUILDER_WORDS)
+        self.state = body[off["state"]:][: n * BUILDER_STATE.itemsize].view(BUILDER_STATE)
 
     @classmethod
     def create(cls, instance: Instance, n_symbols: int | SymbolTable) -> LatestBooks:
@@ -131,6 +140,9 @@ class LatestBooks:
 
     def futures(self) -> np.ndarray:
         return (self.instruments["venue_kind"] != VENUE_KINDS.index("spot")).astype(np.int64)
+
+    def view(self) -> LatestView:
+        return LatestView(self.seq, self.table)
 
     def read(self, sid: int) -> np.void | None:
         """Cold-path read (tools, tests): the record, or None."""

@@ -18,7 +18,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from pipeline.marketdata.decimal import INT64_MAX
+from pipeline.marketdata.events import ASK, BID
+from pipeline.units import scan_int
 
 # ---- message kinds (return value > 0)
 K_DEPTH, K_SNAPSHOT, K_TRADE, K_AGGTRADE, K_BOOKTICKER, K_OTHER = 1, 2, 3, 4, 5, 6
@@ -191,30 +192,19 @@ def skip_value(b, i, n):
 
 @njit(cache=True, _nrt=False, inline="always")
 def parse_int(b, i, n):
-    """JSON integer -> (value, position after) or (0, -reason)."""
+    """JSON integer -> (value, position after) or (0, -reason) (``pipeline.units``)."""
     if i >= n:
         return 0, -R_TRUNCATED
-    neg = b[i] == 45
-    if neg:
-        i += 1
-    start = i
-    v = 0
-    while i < n:
-        c = b[i]
-        if c < 48 or c > 57:
-            break
-        d = c - 48
-        if v > (INT64_MAX - d) // 10:
-            return 0, -R_BAD_NUMBER
-        v = v * 10 + d
-        i += 1
-    if i == start:
-        if i >= n:
+    v, j, digits = scan_int(b, i, n)
+    if digits < 0:
+        return 0, -R_BAD_NUMBER
+    if digits == 0:
+        if j >= n:
             return 0, -R_TRUNCATED
-        return 0, -(R_BAD_NUMBER if neg else R_WRONG_TYPE)
-    if i < n and (b[i] == 46 or b[i] == 101 or b[i] == 69):
+        return 0, -(R_BAD_NUMBER if b[i] == 45 else R_WRONG_TYPE)
+    if j < n and (b[j] == 46 or b[j] == 101 or b[j] == 69):
         return 0, -R_WRONG_TYPE  # a fraction or exponent where an integer belongs
-    return (-v if neg else v), i
+    return v, j
 
 
 @njit(cache=True, _nrt=False, inline="always")
@@ -446,7 +436,7 @@ def _value(b, i, n, key, hdr, lv):
     if key == KEY_b or key == KEY_bids or key == KEY_a or key == KEY_asks:
         bid = key == KEY_b or key == KEY_bids
         if c == 91:
-            i, hdr[H_NLEV] = parse_levels(b, i, n, 0 if bid else 1, lv, hdr[H_NLEV])
+            i, hdr[H_NLEV] = parse_levels(b, i, n, BID if bid else ASK, lv, hdr[H_NLEV])
             return i, (S_BIDS if bid else S_ASKS)
         if c == 34 and key == KEY_b:
             return _decimal_into(b, i, n, hdr, H_PX_M, H_PX_D), S_BSTR

@@ -13,6 +13,7 @@ import csv
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -21,7 +22,6 @@ from pipeline.instruments import SymbolTable
 from pipeline.marketdata import apply as A
 from pipeline.marketdata import book as B
 from pipeline.marketdata import files
-from pipeline.marketdata import sync as S
 from pipeline.marketdata.infer import infer_symbols
 from pipeline.marketdata.normalize import FeedCore, on_message
 from pipeline.runtime.clock import monotonic_ns
@@ -32,11 +32,27 @@ from shm_layouts.records import BOOK_UPDATE
 (R_SID, R_UID, R_BPX, R_BQ, R_APX, R_AQ) = range(6)
 
 
+class Messages(NamedTuple):
+    """A capture's messages for a jitted replay loop: message ``i`` is
+    ``data[start[i]:end[i]]``, received at ``recv[i]``; ``snap_sid[i]`` the symbol of a
+    symbol-less snapshot, else -1."""
+
+    data: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    recv: np.ndarray
+    snap_sid: np.ndarray
+
+
 @dataclass
 class Prepared:
     capture: files.Capture
     symbols: SymbolTable
     snap_sid: np.ndarray  # per message: symbol id of a symbol-less snapshot, else -1
+
+    def messages(self) -> Messages:
+        cap = self.capture
+        return Messages(cap.data, cap.start, cap.end, cap.recv_ns, self.snap_sid)
 
 
 def prepare(paths: list[str | Path], configured: SymbolTable | None = None) -> Prepared:
@@ -74,20 +90,20 @@ def log_update(u, log, nlog):
 
 
 @njit(cache=True, _nrt=False)
-def run_inline(data, start, end, recv, snap_sid, hdr, lv, keys, lens, grid, sync, pend,
-               scratch, out, stats, qty, bits, meta, ov, bscratch, bst, upd, log, speed):
-    """Every message through on_message -> apply_records; returns BBO rows logged."""
+def run_inline(msgs, ps, sy, em, bk, bst, upd, log, speed):
+    """Every message (``Messages``) through on_message -> apply_records (``normalize``'s
+    views, ``book.BookArrays``); returns BBO rows logged."""
     nlog = 0
     t0 = monotonic_ns()
-    for i in range(start.shape[0]):
+    recv, out = msgs.recv, em.recs
+    for i in range(msgs.start.shape[0]):
         if speed > 0:
             pace(recv[i], recv[0], t0, speed)
-        n = on_message(data, start[i], end[i], recv[i], snap_sid[i], hdr, lv, keys, lens,
-                       grid, sync, pend, scratch, out, stats)
+        n = on_message(msgs.data, msgs.start[i], msgs.end[i], recv[i], msgs.snap_sid[i], ps,
+                       sy, em)
         pos = 0
         while pos < n:
-            used, k = A.apply_records(out, pos, n - pos, -1, qty, bits, meta, ov, bscratch,
-                                      bst, upd, 0)
+            used, k = A.apply_records(out, pos, n - pos, -1, bk, bst, upd, 0)
             pos += used
             for j in range(k if log.shape[0] else 0):
                 nlog = log_update(upd[j], log, nlog)
@@ -111,23 +127,22 @@ class InlineReplay:
         n = len(prepared.symbols)
         self.core = FeedCore(prepared.symbols)
         self.books = B.Books(n, window=window)
-        self.bst = A.new_state(self.core.sync[:, S.W_FUTURES])
+        self.bst = A.new_state(self.core.sync["futures"])
         self.upd = np.zeros(1024, BOOK_UPDATE)
 
     def run(self, speed: float = 0.0, log_bbo: bool = False) -> ReplayResult:
-        cap, c = self.p.capture, self.core
-        log = np.zeros((len(cap) if log_bbo else 0, 6), np.int64)
+        c = self.core
+        log = np.zeros((len(self.p.capture) if log_bbo else 0, 6), np.int64)
         t = time.perf_counter()
-        nlog = run_inline(cap.data, cap.start, cap.end, cap.recv_ns, self.p.snap_sid, c.hdr,
-                          c.lv, c.keys, c.lens, c.grid, c.sync, c.pend, c.scratch, c.out,
-                          c.stats, *self.books.arrays(), self.bst, self.upd, log, float(speed))
+        nlog = run_inline(self.p.messages(), c.parse, c.syms, c.emit, self.books.view(),
+                          self.bst, self.upd, log, float(speed))
         seconds = time.perf_counter() - t
         return ReplayResult(self.p.symbols, self.summary(), self.final(), log[:nlog], seconds)
 
     def summary(self) -> dict[str, int]:
         out = self.core.summary()
-        for name, w in A.COUNTER_WORDS.items():
-            out[name] = int(self.bst[:, w].sum())
+        for name, f in A.COUNTER_FIELDS.items():
+            out[name] = int(self.bst[f].sum())
         return out
 
     def final(self) -> dict[str, dict]:
@@ -141,7 +156,7 @@ def final_books(symbols: SymbolTable, bst: np.ndarray, books: B.Books) -> dict[s
         bid = B.best(books.qty, books.meta, sid, 0)
         ask = B.best(books.qty, books.meta, sid, 1)
         out[ins.symbol] = {
-            "state": int(bst[sid, A.B_STATE]), "update_id": int(bst[sid, A.B_UPDATE_ID]),
+            "state": int(bst[sid]["state"]), "update_id": int(bst[sid]["update_id"]),
             "bid_px": ins.price_str(bid[0]), "bid_qty": ins.qty_str(bid[1]),
             "ask_px": ins.price_str(ask[0]), "ask_qty": ins.qty_str(ask[1])}
     return out

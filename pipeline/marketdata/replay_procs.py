@@ -15,7 +15,7 @@ from numba import njit
 from pipeline.marketdata import apply as A
 from pipeline.marketdata.latest import read_latest
 from pipeline.marketdata.normalize import FeedCore, on_message
-from pipeline.marketdata.publish import OUT_N, OUT_POS, push_records, words
+from pipeline.marketdata.publish import PUSH_FIELDS, push_records, start_batch
 from pipeline.marketdata.replay import Prepared, ReplayResult, log_update
 from pipeline.marketdata.segments import BOOK_CONSUMER, MD_CONSUMER, create_md_segments
 from pipeline.observe.counters import Counters
@@ -27,43 +27,56 @@ from pipeline.transport.registry import Instance
 from pipeline.transport.shared import atomic_load
 from shm_layouts.records import BOOK_UPDATE
 
-# feed cursor words
-FC_MSG, FC_T0, FC_DONE = 0, 3, 4  # with publish.OUT_POS, OUT_N (1, 2)
+# the replay feed's cursor (1-element record, ``feed_state``): the publish cursor first
+FEED_CURSOR = np.dtype(PUSH_FIELDS + [
+    ("msg", "<i8"),  # the next message to feed
+    ("t0", "<i8"),  # monotonic ns of message 0 (paced replays)
+    ("done", "<i8"),  # every message fed
+])
+
+
+def feed_state(t0_ns: int = 0) -> np.ndarray:
+    st = np.zeros(1, FEED_CURSOR)
+    st[0]["t0"] = t0_ns
+    return st
 
 
 @njit(cache=True, _nrt=False)
-def feed_slice(data, start, end, recv, snap_sid, hdr, lv, keys, lens, grid, sync, pend,
-               scratch, out, out_raw, stats, ctl, stamps, raw, st, speed, max_msgs):
-    """Feed up to ``max_msgs`` messages into the md ring; returns messages fed."""
+def feed_slice(msgs, ps, sy, em, md, st, speed, max_msgs):
+    """Feed up to ``max_msgs`` of ``msgs`` (``replay.Messages``) into the md ring
+    (``md``: producer ``RingView``; ``ps``/``sy``/``em``: ``normalize``'s views); returns
+    messages fed."""
     fed = 0
+    s = st[0]
+    recv = msgs.recv
     while fed < max_msgs:
-        if not push_records(ctl, stamps, raw, out_raw, st):
+        if not push_records(md, em.rows, st):
             return fed
-        i = st[FC_MSG]
-        if i >= start.shape[0]:
-            st[FC_DONE] = 1
+        i = s.msg
+        if i >= msgs.start.shape[0]:
+            s.done = 1
             return fed
-        if speed > 0 and monotonic_ns() < st[FC_T0] + int((recv[i] - recv[0]) / speed):
+        if speed > 0 and monotonic_ns() < s.t0 + int((recv[i] - recv[0]) / speed):
             return fed
-        st[OUT_N] = on_message(data, start[i], end[i], recv[i], snap_sid[i], hdr, lv, keys,
-                                  lens, grid, sync, pend, scratch, out, stats)
-        st[OUT_POS] = 0
-        st[FC_MSG] = i + 1
+        start_batch(st, on_message(msgs.data, msgs.start[i], msgs.end[i], recv[i],
+                                   msgs.snap_sid[i], ps, sy, em))
+        s.msg = i + 1
         fed += 1
     return fed
 
 
 @njit(cache=True, _nrt=False)
-def drain_book(ctl, stamps, recs, slot, log, nlog):
-    """Read book updates; log BBO rows of applied depth events. Returns updates read."""
-    n = R.poll(ctl, stamps, slot, 1024)
+def drain_book(book, log, nlog):
+    """Read book updates (``book``: consumer ``RingView``); log BBO rows of applied depth
+    events. Returns updates read."""
+    n = R.poll(book.ctl, book.stamps, book.slot, 1024)
     if n == 0:
         return 0
-    pos = R.cursor(ctl, slot)
-    mask = recs.shape[0] - 1
+    pos = R.cursor(book.ctl, book.slot)
+    mask = book.records.shape[0] - 1
     for j in range(n):
-        nlog[0] = log_update(recs[(pos + j) & mask], log, nlog[0])
-    R.release(ctl, slot, pos + n)
+        nlog[0] = log_update(book.records[(pos + j) & mask], log, nlog[0])
+    R.release(book.ctl, book.slot, pos + n)
     return n
 
 
@@ -79,30 +92,25 @@ def run_processes(prepared: Prepared, speed: float = 0.0, log_bbo: bool = False,
         segs = create_md_segments(inst, capacity, symbols)
         slot = segs.book.join(BOOK_CONSUMER)
         core = FeedCore(symbols)
-        md_words = words(segs.md.raw)
         segs.md.claim_producer()
         child = Child("book_builder", "procs.book_builder",
                       ["--instance", inst.name, "--idle", idle, "--no-ticker-overlay"]).start()
         wait_running(counters, [child], timeout=120)
         log = np.zeros((len(cap) if log_bbo else 0, 6), np.int64)
         nlog = np.zeros(1, np.int64)
-        st = np.zeros(8, np.int64)
-        st[FC_T0] = time.monotonic_ns()
+        st = feed_state(time.monotonic_ns())
+        msgs, md, book = prepared.messages(), segs.md.view(), segs.book.view(slot)
         backoff = I.backoff()
         deadline = time.monotonic() + timeout
         t = time.perf_counter()
         md_consumer = R.CONSUMER_BASE + R.C_CURSOR  # slot 0 is the book builder
         while True:
-            fed = feed_slice(cap.data, cap.start, cap.end, cap.recv_ns, prepared.snap_sid,
-                             core.hdr, core.lv, core.keys, core.lens, core.grid, core.sync,
-                             core.pend, core.scratch, core.out, core.out_raw, core.stats,
-                             segs.md.ctl, segs.md.stamps, md_words, st, float(speed), 4096)
-            got = drain_book(segs.book.ctl, segs.book.stamps, segs.book.records, slot, log,
-                             nlog)
-            if st[FC_DONE] and got == 0 and \
+            fed = feed_slice(msgs, core.parse, core.syms, core.emit, md, st, float(speed),
+                             4096)
+            got = drain_book(book, log, nlog)
+            if st[0]["done"] and got == 0 and \
                     atomic_load(segs.md.ctl, md_consumer) == segs.md.published():
-                if drain_book(segs.book.ctl, segs.book.stamps, segs.book.records, slot, log,
-                              nlog) == 0:
+                if drain_book(book, log, nlog) == 0:
                     break
             I.idle(backoff, fed + got)
             if not child.alive():
@@ -112,8 +120,8 @@ def run_processes(prepared: Prepared, speed: float = 0.0, log_bbo: bool = False,
         seconds = time.perf_counter() - t
         assert segs.md.consumer_name(0) == MD_CONSUMER
         summary = core.summary()
-        for name, w in A.COUNTER_WORDS.items():
-            summary[name] = int(segs.latest.state[:, w].sum())
+        for name, f in A.COUNTER_FIELDS.items():
+            summary[name] = int(segs.latest.state[f].sum())
         final = {}
         rec = np.zeros(1, BOOK_UPDATE)
         for ins in symbols:

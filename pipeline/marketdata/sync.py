@@ -12,8 +12,8 @@ Rules (``futures`` is USD-M or COIN-M):
   afterwards every ``pu == previous u``.
 - any gap, reconnect or stale stream invalidates the symbol and re-snapshots.
 
-State per symbol: int64 words of ``sync[sid]`` (the W_* indices). Buffered events live in
-``pend[sid]`` as DIFF_LEVEL... DIFF_END records.
+State per symbol: the SYNC record ``sync[sid]``. Buffered events live in ``pend[sid]`` as
+DIFF_LEVEL... DIFF_END records.
 """
 
 from __future__ import annotations
@@ -21,7 +21,15 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from pipeline.marketdata.events import DIFF_END, INVALIDATE, SNAPSHOT_END, copy_record, put
+from pipeline.marketdata.events import (
+    DIFF_END,
+    INVALIDATE,
+    NO_SIDE,
+    SNAPSHOT_END,
+    Head,
+    copy_record,
+    put,
+)
 from shm_layouts.records import MD_EVENT, SyncState
 
 UNSYNCED = int(SyncState.UNSYNCED)
@@ -31,14 +39,18 @@ SYNCED = int(SyncState.SYNCED)
 # NEED_SNAPSHOT values: the shell moves 1 -> 2 when it starts fetching
 SNAP_IDLE, SNAP_WANTED, SNAP_IN_FLIGHT = 0, 1, 2
 
-(W_STATE, W_FUTURES, W_LAST, W_FIRST_PENDING, W_NEED_SNAPSHOT, W_PEND_N, W_SNAP_ID,
- W_APPLIED, W_DROPPED, W_BUFFERED, W_GAPS, W_RESYNCS, W_SNAPSHOTS, W_STALE_SNAPSHOTS,
- W_PEND_OVERFLOW, W_INVALIDATIONS) = range(16)
-SYNC_WORDS = 16
-COUNTER_WORDS = {"applied": W_APPLIED, "dropped": W_DROPPED, "buffered": W_BUFFERED,
-                 "gaps": W_GAPS, "resyncs": W_RESYNCS, "snapshots": W_SNAPSHOTS,
-                 "stale_snapshots": W_STALE_SNAPSHOTS, "pending_overflow": W_PEND_OVERFLOW,
-                 "invalidations": W_INVALIDATIONS}
+# per-symbol state (one record per symbol): the rules' words, then counters (COUNTERS)
+COUNTERS = ("applied", "dropped", "buffered", "gaps", "resyncs", "snapshots",
+            "stale_snapshots", "pending_overflow", "invalidations")
+SYNC = np.dtype([
+    ("state", "<i8"),  # SyncState
+    ("futures", "<i8"),  # the futures rules (else spot)
+    ("last", "<i8"),  # the book's update id
+    ("first_pending", "<i8"),  # the next applied event is the first after a snapshot
+    ("need_snapshot", "<i8"),  # SNAP_*: the I/O shell fetches one
+    ("pend_n", "<i8"),  # buffered records in pend[sid]
+    ("snap_id", "<i8"),  # lastUpdateId of the snapshot last applied
+] + [(name, "<i8") for name in COUNTERS])
 
 # on_diff verdicts
 APPLIED, DROPPED, BUFFERED, GAP = 0, 1, 2, 3
@@ -47,9 +59,9 @@ APPLIED, DROPPED, BUFFERED, GAP = 0, 1, 2, 3
 def new_state(futures: np.ndarray, pending_capacity: int = 16_384):
     """``(sync, pend)`` for symbols whose venue is futures where ``futures[sid]``."""
     n = len(futures)
-    sync = np.zeros((n, SYNC_WORDS), np.int64)
-    sync[:, W_FUTURES] = np.asarray(futures, np.int64)
-    sync[:, W_LAST] = -1
+    sync = np.zeros(n, SYNC)
+    sync["futures"] = np.asarray(futures, np.int64)
+    sync["last"] = -1
     return sync, np.zeros((n, pending_capacity), MD_EVENT)
 
 
@@ -57,14 +69,14 @@ def new_state(futures: np.ndarray, pending_capacity: int = 16_384):
 def _invalidate(sync, sid, out, k, t_origin):
     """Lose sync: drop the buffer, tell the book builder, ask for a snapshot."""
     s = sync[sid]
-    if s[W_STATE] == SYNCED:
-        k = put(out, k, INVALIDATE, sid, 0, 0, 0, 0, s[W_LAST], -1, t_origin, 0)
-        s[W_INVALIDATIONS] += 1
-    s[W_STATE] = PENDING
-    s[W_PEND_N] = 0
-    s[W_FIRST_PENDING] = 0
-    if s[W_NEED_SNAPSHOT] == SNAP_IDLE:
-        s[W_NEED_SNAPSHOT] = SNAP_WANTED
+    if s.state == SYNCED:
+        k = put(out, k, Head(INVALIDATE, sid, 0, s.last, -1, t_origin, 0), NO_SIDE, 0, 0)
+        s.invalidations += 1
+    s.state = PENDING
+    s.pend_n = 0
+    s.first_pending = 0
+    if s.need_snapshot == SNAP_IDLE:
+        s.need_snapshot = SNAP_WANTED
     return k
 
 
@@ -72,27 +84,27 @@ def _invalidate(sync, sid, out, k, t_origin):
 def _buffer(sync, pend, sid, ev, start, n):
     """Append one event's records (levels + DIFF_END) to the symbol's buffer."""
     s = sync[sid]
-    if s[W_PEND_N] + n > pend.shape[1]:
+    if s.pend_n + n > pend.shape[1]:
         # lose the oldest events: the next snapshot's first-event check then fails if
         # they mattered, and the symbol resyncs again
-        s[W_PEND_N] = 0
-        s[W_PEND_OVERFLOW] += 1
+        s.pend_n = 0
+        s.pending_overflow += 1
         if n > pend.shape[1]:
             return
-    base = s[W_PEND_N]
+    base = s.pend_n
     for i in range(n):
         pend[sid, base + i] = ev[start + i]
-    s[W_PEND_N] = base + n
-    s[W_BUFFERED] += 1
+    s.pend_n = base + n
+    s.buffered += 1
 
 
 @njit(cache=True, _nrt=False)
 def check(sync, sid, first, last, prev):
     """Verdict for an event of a SYNCED symbol: APPLIED, DROPPED or GAP (no side effects)."""
     s = sync[sid]
-    lid = s[W_LAST]
-    fut = s[W_FUTURES] != 0
-    if s[W_FIRST_PENDING]:
+    lid = s.last
+    fut = s.futures != 0
+    if s.first_pending:
         if (fut and last < lid) or (not fut and last <= lid):
             return DROPPED
         target = lid if fut else lid + 1
@@ -110,28 +122,28 @@ def on_diff(sync, pend, sid, ev, start, n, out, k):
     Returns ``(new k, verdict)``; applied records are copied to ``out`` from ``k``."""
     s = sync[sid]
     end = ev[start + n - 1]
-    if s[W_STATE] != SYNCED:
-        if s[W_STATE] == UNSYNCED:
-            s[W_STATE] = PENDING
-            if s[W_NEED_SNAPSHOT] == SNAP_IDLE:
-                s[W_NEED_SNAPSHOT] = SNAP_WANTED
+    if s.state != SYNCED:
+        if s.state == UNSYNCED:
+            s.state = PENDING
+            if s.need_snapshot == SNAP_IDLE:
+                s.need_snapshot = SNAP_WANTED
         _buffer(sync, pend, sid, ev, start, n)
         return k, BUFFERED
     verdict = check(sync, sid, end.first_id, end.last_id, end.prev_id)
     if verdict == DROPPED:
-        s[W_DROPPED] += 1
+        s.dropped += 1
         return k, DROPPED
     if verdict == GAP:
-        s[W_GAPS] += 1
-        s[W_RESYNCS] += 1
+        s.gaps += 1
+        s.resyncs += 1
         k = _invalidate(sync, sid, out, k, end.t_origin_ns)
         _buffer(sync, pend, sid, ev, start, n)
         return k, GAP
     for i in range(n):
         k = copy_record(ev, start + i, out, k)
-    s[W_LAST] = end.last_id
-    s[W_FIRST_PENDING] = 0
-    s[W_APPLIED] += 1
+    s.last = end.last_id
+    s.first_pending = 0
+    s.applied += 1
     return k, APPLIED
 
 
@@ -142,18 +154,19 @@ def on_snapshot(sync, pend, sid, snap_id, out, k, t_origin):
     Returns the new ``k``, or -1 if the snapshot is older than the book (ignored: the
     caller discards its records)."""
     s = sync[sid]
-    if s[W_STATE] == SYNCED and snap_id <= s[W_LAST]:
-        s[W_STALE_SNAPSHOTS] += 1
+    if s.state == SYNCED and snap_id <= s.last:
+        s.stale_snapshots += 1
         return -1
-    k = put(out, k, SNAPSHOT_END, sid, 0, 0, 0, snap_id, snap_id, -1, t_origin, 0)
-    s[W_STATE] = SYNCED
-    s[W_LAST] = snap_id
-    s[W_SNAP_ID] = snap_id
-    s[W_FIRST_PENDING] = 1
-    s[W_NEED_SNAPSHOT] = SNAP_IDLE
-    s[W_SNAPSHOTS] += 1
-    n = s[W_PEND_N]
-    s[W_PEND_N] = 0
+    k = put(out, k, Head(SNAPSHOT_END, sid, snap_id, snap_id, -1, t_origin, 0), NO_SIDE, 0,
+            0)
+    s.state = SYNCED
+    s.last = snap_id
+    s.snap_id = snap_id
+    s.first_pending = 1
+    s.need_snapshot = SNAP_IDLE
+    s.snapshots += 1
+    n = s.pend_n
+    s.pend_n = 0
     # In place: an event re-buffered after a gap is copied to a position at or before
     # the one it is read from, so nothing not yet read is overwritten.
     buf = pend[sid]
@@ -169,7 +182,7 @@ def on_snapshot(sync, pend, sid, snap_id, out, k, t_origin):
 def invalidate_one(sync, sid, out, k, t_origin):
     """An operator's resync of one symbol: drop its book and re-snapshot it."""
     k = _invalidate(sync, sid, out, k, t_origin)
-    sync[sid, W_NEED_SNAPSHOT] = SNAP_WANTED
+    sync[sid].need_snapshot = SNAP_WANTED
     return k
 
 
@@ -178,5 +191,5 @@ def invalidate_all(sync, out, k, t_origin):
     """Reconnect or stale stream: every symbol loses sync and needs a new snapshot."""
     for sid in range(sync.shape[0]):
         k = _invalidate(sync, sid, out, k, t_origin)
-        sync[sid, W_NEED_SNAPSHOT] = SNAP_WANTED
+        sync[sid].need_snapshot = SNAP_WANTED
     return k

@@ -26,14 +26,16 @@ read, so a replay is reproducible byte for byte.
 from __future__ import annotations
 
 import enum
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
 
-from pipeline.marketdata.latest import read_latest
+from pipeline.marketdata.latest import LatestView, read_latest
 from pipeline.orders.oms import apply_fill
 from pipeline.transport import ring as R
 from pipeline.transport.atomics import load_acquire, load_relaxed
+from pipeline.transport.ring import RingView
 from shm_layouts.book import SEQ_LINE_WORDS
 from shm_layouts.oms import POSITION
 from shm_layouts.records import (
@@ -42,6 +44,7 @@ from shm_layouts.records import (
     OrderAction,
     OrdStatus,
     ReportSource,
+    Side,
     SyncState,
     TimeInForce,
 )
@@ -60,25 +63,23 @@ class PaperReason(enum.IntEnum):
     UNKNOWN_ORDER = 6
 
 
-# per-order words
-W_CL, W_SID, W_SIDE, W_PRICE, W_LEAVES, W_CUM, W_VID, W_LIVE, W_TIF = range(9)
-ORDER_WORDS = 9
-# state words: ids, event clock, intent log fill, resting orders and the slot high-water
-# mark (scans stop there), then counters (COUNTERS names them)
-V_NEXT_VID, V_NEXT_EXEC, V_CLOCK, V_LOG_N, V_LIVE, V_HWM = 0, 1, 2, 3, 4, 5
+# a paper order (one record per slot)
+ORDER = np.dtype([("cl", "<i8"), ("sid", "<i8"), ("side", "<i8"), ("price", "<i8"),
+                  ("leaves", "<i8"), ("cum", "<i8"), ("vid", "<i8"), ("live", "<i8"),
+                  ("tif", "<i8")])
+# the venue's state (1-element record): ids, event clock, intent log fill, resting orders
+# and the slot high-water mark (scans stop there), then counters (COUNTERS names them)
 COUNTERS = ("intents", "new", "cancel", "replace", "cancel_all", "rejected",
             "cancel_rejected", "canceled", "expired", "fills", "maker_fills", "taker_fills",
             "bad_intents", "exec_ring_full", "intent_log_overflow")
-(V_INTENTS, V_NEW, V_CANCEL, V_REPLACE, V_CANCEL_ALL, V_REJECTED, V_CANCEL_REJECTED,
- V_CANCELED, V_EXPIRED, V_FILLS, V_MAKER, V_TAKER, V_BAD, V_EXEC_FULL,
- V_LOG_OVERFLOW) = range(6, 6 + len(COUNTERS))
-STATE_WORDS = 6 + len(COUNTERS)
+PAPER_STATE = np.dtype([(f, "<i8") for f in ("next_vid", "next_exec", "clock", "log_n", "live",
+                                             "hwm", *COUNTERS)])
 BATCH = 64
 
 NEW, CANCEL, REPLACE, CANCEL_ALL = (int(OrderAction.NEW), int(OrderAction.CANCEL),
                                     int(OrderAction.REPLACE), int(OrderAction.CANCEL_ALL))
 POST_ONLY, IOC, FOK = int(TimeInForce.POST_ONLY), int(TimeInForce.IOC), int(TimeInForce.FOK)
-SYNCED = int(SyncState.SYNCED)
+SYNCED, UNSYNCED = int(SyncState.SYNCED), int(SyncState.UNSYNCED)
 VENUE = int(ReportSource.VENUE)
 ET = {e.name: int(e) for e in ExecType}
 OS = {s.name: int(s) for s in OrdStatus}
@@ -90,32 +91,70 @@ R_BAD, R_CROSS, R_DUP = (int(PaperReason.BAD_ORDER), int(PaperReason.WOULD_CROSS
                          int(PaperReason.DUPLICATE_ID))
 R_SYMBOL, R_FULL, R_UNKNOWN = (int(PaperReason.UNKNOWN_SYMBOL), int(PaperReason.BOOK_FULL),
                                int(PaperReason.UNKNOWN_ORDER))
+BUY, SELL = int(Side.BID), int(Side.ASK)
+TIF_FIRST, TIF_LAST = min(map(int, TimeInForce)), max(map(int, TimeInForce))
+
+
+class PaperArrays(NamedTuple):
+    """The venue's private arrays as one argument of ``paper_cycle``."""
+
+    book: np.ndarray  # BOOK_UPDATE[1]: the latest book read
+    seen: np.ndarray  # per symbol: latest-book seq last checked
+    orders: np.ndarray  # ORDER per slot
+    state: np.ndarray  # PAPER_STATE[1]
+    positions: np.ndarray  # POSITION per symbol
+    scratch: np.ndarray  # ORDER[1]: the order a reject reports about
+    intent_log: np.ndarray  # raw ORDER_INTENT rows
+
+
+class Report(NamedTuple):
+    """What one report says beyond the order row it is about."""
+
+    exec_type: int
+    ord_status: int
+    cl: int
+    orig: int
+    last_px: int
+    last_qty: int
+    reason: int
+    t_origin: int
+
+
+class PaperArgs(NamedTuple):
+    """``paper_cycle``'s arguments (``PaperVenue.args``)."""
+
+    intents: RingView  # the orders ring, this venue's consumer slot
+    execs: RingView  # the exec ring (producer)
+    latest: LatestView
+    paper: PaperArrays
 
 
 class PaperState:
     """The venue's private arrays (process memory: the replay is one process)."""
 
     def __init__(self, n_symbols: int, max_orders: int = 4096, log_capacity: int = 0):
-        self.orders = np.zeros((max_orders, ORDER_WORDS), np.int64)
-        self.state = np.zeros(STATE_WORDS, np.int64)
-        self.state[V_NEXT_VID] = self.state[V_NEXT_EXEC] = 1
+        self.orders = np.zeros(max_orders, ORDER)
+        self.state = np.zeros(1, PAPER_STATE)
+        self.state[0]["next_vid"] = self.state[0]["next_exec"] = 1
         self.seen = np.zeros(n_symbols, np.int64)  # latest-book seq last checked
         self.positions = np.zeros(n_symbols, POSITION)
         self.book = np.zeros(1, BOOK_UPDATE)
         self.intent_log = np.zeros((log_capacity, 64), np.uint8)  # raw ORDER_INTENT rows
+        self.arrays = PaperArrays(self.book, self.seen, self.orders, self.state,
+                                  self.positions, np.zeros(1, ORDER), self.intent_log)
 
     def counters(self) -> dict[str, int]:
-        return {name: int(self.state[V_INTENTS + i]) for i, name in enumerate(COUNTERS)}
+        return {name: int(self.state[0][name]) for name in COUNTERS}
 
     def take_log(self) -> bytes:
         """The intents logged since the last call, as raw bytes (and empty the log)."""
-        n = int(self.state[V_LOG_N])
+        n = int(self.state[0]["log_n"])
         out = self.intent_log[:n].tobytes()
-        self.state[V_LOG_N] = 0
+        self.state[0]["log_n"] = 0
         return out
 
     def open_orders(self) -> np.ndarray:
-        return self.orders[self.orders[:, W_LIVE] == 1]
+        return self.orders[self.orders["live"] == 1]
 
 
 # ---------------------------------------------------------------------------- reports
@@ -127,57 +166,60 @@ def exec_room(ctl):
 
 
 @njit(cache=True)
-def emit(execs, st, o, exec_type, ord_status, cl, orig, last_px, last_qty, reason, t_origin):
-    """Publish one report about order row ``o`` (its current price, cum, leaves)."""
-    ctl, stamps, recs, positions = execs
-    start = R.try_claim(ctl, 1)
+def emit(execs, p, o, rep):
+    """Publish one report (``Report``) about order ``o`` (its current price, cum, leaves)
+    to the exec ring ``execs``; it carries the resulting position."""
+    st = p.state[0]
+    start = R.try_claim(execs.ctl, 1)
     if start < 0:  # cannot happen: callers check exec_room first
-        st[V_EXEC_FULL] += 1
+        st.exec_ring_full += 1
         return
-    r = recs[start & (recs.shape[0] - 1)]
-    r["t_origin_ns"] = t_origin
+    r = execs.records[start & (execs.records.shape[0] - 1)]
+    r["t_origin_ns"] = rep.t_origin
     r["t_recv_ns"] = 0
-    r["t_venue_ns"] = st[V_CLOCK]
-    r["cl_ord_id"] = cl
-    r["orig_cl_ord_id"] = orig
-    r["venue_order_id"] = o[W_VID]
-    r["exec_id"] = st[V_NEXT_EXEC]
-    st[V_NEXT_EXEC] += 1
-    r["price"] = o[W_PRICE]
-    r["last_px"] = last_px
-    r["last_qty"] = last_qty
-    r["cum_qty"] = o[W_CUM]
-    r["leaves_qty"] = o[W_LEAVES]
-    r["symbol_id"] = o[W_SID]
-    r["exec_type"] = exec_type
-    r["ord_status"] = ord_status
-    r["side"] = o[W_SIDE]
+    r["t_venue_ns"] = st.clock
+    r["cl_ord_id"] = rep.cl
+    r["orig_cl_ord_id"] = rep.orig
+    r["venue_order_id"] = o.vid
+    r["exec_id"] = st.next_exec
+    st.next_exec += 1
+    r["price"] = o.price
+    r["last_px"] = rep.last_px
+    r["last_qty"] = rep.last_qty
+    r["cum_qty"] = o.cum
+    r["leaves_qty"] = o.leaves
+    r["symbol_id"] = o.sid
+    r["exec_type"] = rep.exec_type
+    r["ord_status"] = rep.ord_status
+    r["side"] = o.side
     r["source"] = VENUE
-    r["reject_reason"] = reason
-    sid = o[W_SID]
+    r["reject_reason"] = rep.reason
+    sid = o.sid
+    positions = p.positions
     r["position"] = positions[sid]["position"] if 0 <= sid < positions.shape[0] else 0
-    R.publish(ctl, stamps, start + 1)
+    R.publish(execs.ctl, execs.stamps, start + 1)
 
 
 @njit(cache=True)
-def fill(execs, st, positions, o, px, t_origin):
+def fill(execs, p, o, px, t_origin):
     """Fill the order's whole remaining quantity at ``px`` and free its slot."""
-    qty = o[W_LEAVES]
-    o[W_CUM] += qty
-    o[W_LEAVES] = 0
+    st = p.state[0]
+    qty = o.leaves
+    o.cum += qty
+    o.leaves = 0
     retire(st, o)
-    apply_fill(positions, o[W_SID], o[W_SIDE], qty, px)
-    st[V_FILLS] += 1
-    emit(execs, st, o, ET_FILL, OS_FILLED, o[W_CL], 0, px, qty, 0, t_origin)
+    apply_fill(p.positions, o.sid, o.side, qty, px)
+    st.fills += 1
+    emit(execs, p, o, Report(ET_FILL, OS_FILLED, o.cl, 0, px, qty, 0, t_origin))
 
 
 # ---------------------------------------------------------------------------- book
 @njit(cache=True)
 def best(book, side):
-    """Best price of ``side`` (0 bid, 1 ask) of a synced book, or -1."""
+    """Best price of ``side`` (BUY: the bid, SELL: the ask) of a synced book, or -1."""
     if book["state"] != SYNCED:
         return -1
-    if side == 0:
+    if side == BUY:
         return book["bid_px"][0] if book["n_bids"] > 0 else -1
     return book["ask_px"][0] if book["n_asks"] > 0 else -1
 
@@ -185,173 +227,178 @@ def best(book, side):
 @njit(cache=True)
 def crosses(book, side, price):
     """Would a ``side`` order at ``price`` take liquidity from this book?"""
-    opp = best(book, 1 - side)
+    opp = best(book, SELL if side == BUY else BUY)
     if opp < 0:
         return False
-    return price >= opp if side == 0 else price <= opp
+    return price >= opp if side == BUY else price <= opp
 
 
 @njit(cache=True)
-def book_through(execs, st, orders, positions, book, sid):
+def book_through(execs, p, book, sid):
     """Fill every resting order of ``sid`` the book has traded through; returns fills."""
-    ask, bid = best(book, 1), best(book, 0)
+    st = p.state[0]
+    ask, bid = best(book, SELL), best(book, BUY)
     n = 0
-    for i in range(st[V_HWM]):
-        o = orders[i]
-        if o[W_LIVE] == 0 or o[W_SID] != sid:
+    for i in range(st.hwm):
+        o = p.orders[i]
+        if o.live == 0 or o.sid != sid:
             continue
-        if (o[W_SIDE] == 0 and 0 <= ask <= o[W_PRICE]) or \
-                (o[W_SIDE] == 1 and bid >= 0 and bid >= o[W_PRICE]):
-            fill(execs, st, positions, o, o[W_PRICE], book["t_origin_ns"])
-            st[V_MAKER] += 1
+        if (o.side == BUY and 0 <= ask <= o.price) or \
+                (o.side == SELL and bid >= 0 and bid >= o.price):
+            fill(execs, p, o, o.price, book["t_origin_ns"])
+            st.maker_fills += 1
             n += 1
     return n
 
 
 @njit(cache=True)
-def check_books(execs, seq, table, book, seen, orders, st, positions):
+def check_books(execs, latest, p):
     """Book-through fills for every symbol whose latest book changed since last seen."""
+    st, seen, book = p.state[0], p.seen, p.book
     n = 0
     for sid in range(seen.shape[0]):
-        s = load_acquire(seq, sid * SEQ_LINE_WORDS)
+        s = load_acquire(latest.seq, sid * SEQ_LINE_WORDS)
         if s == seen[sid] or s & 1:
             continue
-        if exec_room(execs[0]) < st[V_LIVE] + 1:
+        if exec_room(execs.ctl) < st.live + 1:
             return n  # the strategy must drain its reports first; retried next cycle
-        if read_latest(seq, table, sid, book):
+        if read_latest(latest.seq, latest.table, sid, book):
             b = book[0]
-            if b["t_origin_ns"] > st[V_CLOCK]:
-                st[V_CLOCK] = b["t_origin_ns"]
-            n += book_through(execs, st, orders, positions, b, sid)
+            if b["t_origin_ns"] > st.clock:
+                st.clock = b["t_origin_ns"]
+            n += book_through(execs, p, b, sid)
         seen[sid] = s
     return n
 
 
 # ---------------------------------------------------------------------------- intents
 @njit(cache=True)
-def find(orders, st, cl_ord_id):
-    for i in range(st[V_HWM]):
-        if orders[i, W_LIVE] == 1 and orders[i, W_CL] == cl_ord_id:
+def find(p, cl_ord_id):
+    orders = p.orders
+    for i in range(p.state[0].hwm):
+        if orders[i].live == 1 and orders[i].cl == cl_ord_id:
             return i
     return -1
 
 
 @njit(cache=True)
-def occupy(orders, st):
+def occupy(p):
     """A free order slot, now counted as resting (-1 if every slot is in use)."""
+    st, orders = p.state[0], p.orders
     slot = -1
-    if st[V_LIVE] < st[V_HWM]:
-        for i in range(st[V_HWM]):
-            if orders[i, W_LIVE] == 0:
+    if st.live < st.hwm:
+        for i in range(st.hwm):
+            if orders[i].live == 0:
                 slot = i
                 break
-    elif st[V_HWM] < orders.shape[0]:
-        slot = st[V_HWM]
-        st[V_HWM] += 1
+    elif st.hwm < orders.shape[0]:
+        slot = st.hwm
+        st.hwm += 1
     if slot >= 0:
-        orders[slot, W_LIVE] = 1
-        st[V_LIVE] += 1
+        orders[slot].live = 1
+        st.live += 1
     return slot
 
 
 @njit(cache=True)
 def retire(st, o):
-    o[W_LIVE] = 0
-    st[V_LIVE] -= 1
+    o.live = 0
+    st.live -= 1
 
 
 @njit(cache=True)
-def reject(execs, st, scratch, it, exec_type, reason, orig):
+def reject(execs, p, it, exec_type, reason, orig):
     """A report about an intent that matches no order it could create or change."""
-    o = scratch
-    o[:] = 0
-    o[W_SID], o[W_SIDE], o[W_PRICE] = it["symbol_id"], it["side"], it["price"]
+    st = p.state[0]
+    o = p.scratch[0]
+    o.sid, o.side, o.price = it["symbol_id"], it["side"], it["price"]
+    o.leaves = o.cum = o.vid = 0  # what emit reads of it beyond the intent's fields
     if exec_type == ET_REJECTED:
-        st[V_REJECTED] += 1
+        st.rejected += 1
     else:
-        st[V_CANCEL_REJECTED] += 1
-    emit(execs, st, o, exec_type, OS_REJECTED, it["cl_ord_id"], orig, 0, 0, reason,
-         it["t_origin_ns"])
+        st.cancel_rejected += 1
+    emit(execs, p, o, Report(exec_type, OS_REJECTED, it["cl_ord_id"], orig, 0, 0, reason,
+                             it["t_origin_ns"]))
 
 
 @njit(cache=True)
-def take_if_marketable(execs, st, positions, o, book, t_origin):
+def take_if_marketable(execs, p, o, book, t_origin):
     """A non-post-only limit that crosses fills at the opposite best; True if it did."""
-    if o[W_TIF] == POST_ONLY or not crosses(book, o[W_SIDE], o[W_PRICE]):
+    if o.tif == POST_ONLY or not crosses(book, o.side, o.price):
         return False
-    fill(execs, st, positions, o, best(book, 1 - o[W_SIDE]), t_origin)
-    st[V_TAKER] += 1
+    fill(execs, p, o, best(book, SELL if o.side == BUY else BUY), t_origin)
+    p.state[0].taker_fills += 1
     return True
 
 
 @njit(cache=True)
-def on_new(execs, st, orders, positions, book, scratch, it):
+def on_new(execs, p, book, it):
+    st = p.state[0]
     t = it["t_origin_ns"]
-    if find(orders, st, it["cl_ord_id"]) >= 0:
-        return reject(execs, st, scratch, it, ET_REJECTED, R_DUP, 0)
+    if find(p, it["cl_ord_id"]) >= 0:
+        return reject(execs, p, it, ET_REJECTED, R_DUP, 0)
     if it["tif"] == POST_ONLY and crosses(book, it["side"], it["price"]):
-        return reject(execs, st, scratch, it, ET_REJECTED, R_CROSS, 0)
-    slot = occupy(orders, st)
+        return reject(execs, p, it, ET_REJECTED, R_CROSS, 0)
+    slot = occupy(p)
     if slot < 0:
-        return reject(execs, st, scratch, it, ET_REJECTED, R_FULL, 0)
-    o = orders[slot]
-    o[W_CL], o[W_SID], o[W_SIDE], o[W_PRICE] = (it["cl_ord_id"], it["symbol_id"], it["side"],
-                                                it["price"])
-    o[W_LEAVES], o[W_CUM], o[W_VID], o[W_TIF] = it["qty"], 0, st[V_NEXT_VID], it["tif"]
-    st[V_NEXT_VID] += 1
-    if take_if_marketable(execs, st, positions, o, book, t):
+        return reject(execs, p, it, ET_REJECTED, R_FULL, 0)
+    o = p.orders[slot]
+    o.cl, o.sid, o.side, o.price = it["cl_ord_id"], it["symbol_id"], it["side"], it["price"]
+    o.leaves, o.cum, o.vid, o.tif = it["qty"], 0, st.next_vid, it["tif"]
+    st.next_vid += 1
+    if take_if_marketable(execs, p, o, book, t):
         return
     if it["tif"] == IOC or it["tif"] == FOK:
         retire(st, o)
-        st[V_EXPIRED] += 1
-        emit(execs, st, o, ET_EXPIRED, OS_EXPIRED, o[W_CL], 0, 0, 0, 0, t)
+        st.expired += 1
+        emit(execs, p, o, Report(ET_EXPIRED, OS_EXPIRED, o.cl, 0, 0, 0, 0, t))
         return
-    emit(execs, st, o, ET_NEW, OS_NEW, o[W_CL], 0, 0, 0, 0, t)
+    emit(execs, p, o, Report(ET_NEW, OS_NEW, o.cl, 0, 0, 0, 0, t))
 
 
 @njit(cache=True)
-def on_cancel(execs, st, orders, scratch, it):
-    i = find(orders, st, it["orig_cl_ord_id"])
-    if i < 0 or orders[i, W_SID] != it["symbol_id"]:
-        return reject(execs, st, scratch, it, ET_CANCEL_REJECTED, R_UNKNOWN,
-                      it["orig_cl_ord_id"])
-    cancel_one(execs, st, orders[i], it["cl_ord_id"], it["t_origin_ns"])
+def on_cancel(execs, p, it):
+    i = find(p, it["orig_cl_ord_id"])
+    if i < 0 or p.orders[i].sid != it["symbol_id"]:
+        return reject(execs, p, it, ET_CANCEL_REJECTED, R_UNKNOWN, it["orig_cl_ord_id"])
+    cancel_one(execs, p, p.orders[i], it["cl_ord_id"], it["t_origin_ns"])
 
 
 @njit(cache=True)
-def cancel_one(execs, st, o, request_id, t_origin):
+def cancel_one(execs, p, o, request_id, t_origin):
+    st = p.state[0]
     retire(st, o)
-    o[W_LEAVES] = 0
-    st[V_CANCELED] += 1
-    emit(execs, st, o, ET_CANCELED, OS_CANCELED, request_id, o[W_CL], 0, 0, 0, t_origin)
+    o.leaves = 0
+    st.canceled += 1
+    emit(execs, p, o, Report(ET_CANCELED, OS_CANCELED, request_id, o.cl, 0, 0, 0, t_origin))
 
 
 @njit(cache=True)
-def on_replace(execs, st, orders, positions, book, scratch, it):
+def on_replace(execs, p, book, it):
     old = it["orig_cl_ord_id"]
-    i = find(orders, st, old)
-    if i < 0 or orders[i, W_SID] != it["symbol_id"]:
-        return reject(execs, st, scratch, it, ET_CANCEL_REJECTED, R_UNKNOWN, old)
-    if find(orders, st, it["cl_ord_id"]) >= 0:
-        return reject(execs, st, scratch, it, ET_REJECTED, R_DUP, old)
-    o = orders[i]
-    if o[W_TIF] == POST_ONLY and crosses(book, o[W_SIDE], it["price"]):
-        st[V_REJECTED] += 1  # the report describes the order that stands (status NEW)
-        return emit(execs, st, o, ET_REJECTED, OS_NEW, it["cl_ord_id"], old, 0, 0, R_CROSS,
-                    it["t_origin_ns"])
-    o[W_CL], o[W_PRICE] = it["cl_ord_id"], it["price"]
-    o[W_LEAVES] = max(it["qty"] - o[W_CUM], 0)
-    emit(execs, st, o, ET_REPLACED, OS_REPLACED, o[W_CL], old, 0, 0, 0, it["t_origin_ns"])
-    take_if_marketable(execs, st, positions, o, book, it["t_origin_ns"])
+    i = find(p, old)
+    if i < 0 or p.orders[i].sid != it["symbol_id"]:
+        return reject(execs, p, it, ET_CANCEL_REJECTED, R_UNKNOWN, old)
+    if find(p, it["cl_ord_id"]) >= 0:
+        return reject(execs, p, it, ET_REJECTED, R_DUP, old)
+    o = p.orders[i]
+    if o.tif == POST_ONLY and crosses(book, o.side, it["price"]):
+        p.state[0].rejected += 1  # the report describes the order that stands (status NEW)
+        return emit(execs, p, o, Report(ET_REJECTED, OS_NEW, it["cl_ord_id"], old, 0, 0,
+                                        R_CROSS, it["t_origin_ns"]))
+    o.cl, o.price = it["cl_ord_id"], it["price"]
+    o.leaves = max(it["qty"] - o.cum, 0)
+    emit(execs, p, o, Report(ET_REPLACED, OS_REPLACED, o.cl, old, 0, 0, 0, it["t_origin_ns"]))
+    take_if_marketable(execs, p, o, book, it["t_origin_ns"])
 
 
 @njit(cache=True)
-def on_cancel_all(execs, st, orders, it):
+def on_cancel_all(execs, p, it):
     sid = it["symbol_id"]
-    for i in range(st[V_HWM]):
-        o = orders[i]
-        if o[W_LIVE] == 1 and (sid < 0 or o[W_SID] == sid):
-            cancel_one(execs, st, o, it["cl_ord_id"], it["t_origin_ns"])
+    for i in range(p.state[0].hwm):
+        o = p.orders[i]
+        if o.live == 1 and (sid < 0 or o.sid == sid):
+            cancel_one(execs, p, o, it["cl_ord_id"], it["t_origin_ns"])
 
 
 @njit(cache=True)
@@ -366,63 +413,67 @@ def valid(it, n_symbols):
         return R_SYMBOL
     if a == CANCEL:
         return 0
-    if it["qty"] <= 0 or it["price"] <= 0 or it["side"] > 1 or it["tif"] < 1 or it["tif"] > 4:
+    if it["qty"] <= 0 or it["price"] <= 0 or it["side"] > SELL or it["tif"] < TIF_FIRST or \
+            it["tif"] > TIF_LAST:
         return R_BAD
     return 0
 
 
 @njit(cache=True)
-def handle(execs, seq, table, book, st, orders, positions, scratch, it):
+def handle(execs, latest, p, it):
     """One intent -> its reports."""
-    n_symbols = table.shape[0]
-    if it["t_origin_ns"] > st[V_CLOCK]:
-        st[V_CLOCK] = it["t_origin_ns"]
+    st, book = p.state[0], p.book
+    n_symbols = latest.table.shape[0]
+    if it["t_origin_ns"] > st.clock:
+        st.clock = it["t_origin_ns"]
     reason = valid(it, n_symbols)
     if reason:
-        st[V_BAD] += 1
-        return reject(execs, st, scratch, it, ET_REJECTED, reason, it["orig_cl_ord_id"])
+        st.bad_intents += 1
+        return reject(execs, p, it, ET_REJECTED, reason, it["orig_cl_ord_id"])
     a = it["action"]
     if a == CANCEL_ALL:
-        st[V_CANCEL_ALL] += 1
-        return on_cancel_all(execs, st, orders, it)
+        st.cancel_all += 1
+        return on_cancel_all(execs, p, it)
     if a == CANCEL:
-        st[V_CANCEL] += 1
-        return on_cancel(execs, st, orders, scratch, it)
-    if not read_latest(seq, table, it["symbol_id"], book):
-        book[0]["state"] = 0  # no book yet: nothing crosses, nothing fills
+        st.cancel += 1
+        return on_cancel(execs, p, it)
+    if not read_latest(latest.seq, latest.table, it["symbol_id"], book):
+        book[0]["state"] = UNSYNCED  # no book yet: nothing crosses, nothing fills
     if a == NEW:
-        st[V_NEW] += 1
-        return on_new(execs, st, orders, positions, book[0], scratch, it)
-    st[V_REPLACE] += 1
-    on_replace(execs, st, orders, positions, book[0], scratch, it)
+        st.new += 1
+        return on_new(execs, p, book[0], it)
+    st.replace += 1
+    on_replace(execs, p, book[0], it)
 
 
 @njit(cache=True)
-def paper_cycle(o_ctl, o_stamps, o_recs, o_raw, slot, e_ctl, e_stamps, e_recs, seq, table,
-                book, seen, orders, st, positions, scratch, intent_log):
-    """One duty cycle: book-through fills, then up to BATCH intents. Returns work done."""
-    execs = (e_ctl, e_stamps, e_recs, positions)  # reports carry the resulting position
-    work = check_books(execs, seq, table, book, seen, orders, st, positions)
-    n = R.poll(o_ctl, o_stamps, slot, BATCH)
+def paper_cycle(intents, execs, latest, p):
+    """One duty cycle: book-through fills, then up to BATCH intents. Returns work done.
+    ``intents``/``execs``: the rings' ``RingView`` (this venue's consumer slot, producer),
+    ``latest``: ``LatestView``, ``p``: ``PaperArrays``."""
+    st = p.state[0]
+    work = check_books(execs, latest, p)
+    n = R.poll(intents.ctl, intents.stamps, intents.slot, BATCH)
     if n == 0:
         return work
-    pos = R.cursor(o_ctl, slot)
-    mask = o_recs.shape[0] - 1
+    pos = R.cursor(intents.ctl, intents.slot)
+    mask = intents.records.shape[0] - 1
+    log = p.intent_log
     done = 0
     for i in range(n):
-        if exec_room(e_ctl) < st[V_LIVE] + 1:
+        if exec_room(execs.ctl) < st.live + 1:
             break  # backpressure: the strategy drains its reports, then we go on
         k = (pos + i) & mask
-        if intent_log.shape[0]:
-            if st[V_LOG_N] < intent_log.shape[0]:
-                intent_log[st[V_LOG_N], :] = o_raw[k, :]
-                st[V_LOG_N] += 1
+        if log.shape[0]:
+            if st.log_n < log.shape[0]:
+                log[st.log_n, :] = intents.raw[k, :]
+                st.log_n += 1
             else:
-                st[V_LOG_OVERFLOW] += 1
-        st[V_INTENTS] += 1
-        handle(execs, seq, table, book, st, orders, positions, scratch, o_recs[k])
+                st.intent_log_overflow += 1
+        st.intents += 1
+        handle(execs, latest, p, intents.records[k])
         done += 1
-    R.release(o_ctl, slot, pos + done)
+    R.release(intents.ctl, intents.slot, pos + done)
     return work + done
 
 
@@ -437,11 +488,8 @@ class PaperVenue:
         self.paper = PaperState(latest.n_symbols, max_orders, log_capacity)
         self.slot = order_ring.join(consumer)
         exec_ring.claim_producer()
-        p = self.paper
-        self.args = (order_ring.ctl, order_ring.stamps, order_ring.records, order_ring.raw,
-                     self.slot, exec_ring.ctl, exec_ring.stamps, exec_ring.records, latest.seq,
-                     latest.table, p.book, p.seen, p.orders, p.state, p.positions,
-                     np.zeros(ORDER_WORDS, np.int64), p.intent_log)
+        self.args = PaperArgs(order_ring.view(self.slot), exec_ring.view(), latest.view(),
+                              self.paper.arrays)
 
     def cycle(self) -> int:
         return paper_cycle(*self.args)
