@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 from md_loopback import Market, Venue
+from waiting import until
 
 from pipeline.instruments import SymbolTable
 from pipeline.marketdata import apply as A
@@ -35,13 +36,7 @@ reconnect_min_ms = 50
 
 
 def _wait(cond, what: str, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = cond()
-        if got:
-            return got
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
+    return until(cond, timeout, what, tolerate=())
 
 
 def _book_matches(segs, market) -> int:

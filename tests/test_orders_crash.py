@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from waiting import until
 
 from pipeline.fix.testing import Script, ScriptedAcceptor
 from pipeline.observe.counters import Counters
@@ -56,11 +57,7 @@ def start_gateway(config: Path, instance: str) -> subprocess.Popen:
 
 
 def wait(pred, timeout=60.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached in {timeout}s")
-        time.sleep(0.01)
+    return until(pred, timeout, what, tolerate=())
 
 
 def test_kill9_with_open_orders_then_restart(instance, instance_name, tmp_path):
