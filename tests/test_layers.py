@@ -5,7 +5,7 @@ counters uses histogram; fix and marketdata share one as neither uses the other)
 
     base        pipeline.config, pipeline.instruments
     transport   pipeline.transport
-    metrics     pipeline.observe.counters, pipeline.observe.histogram
+    metrics     pipeline.metrics (today pipeline.observe.counters, .histogram)
     runtime     pipeline.runtime
     control     pipeline.control
     fix, md     pipeline.fix | pipeline.marketdata
@@ -14,14 +14,16 @@ counters uses histogram; fix and marketdata share one as neither uses the other)
     probe       pipeline.probe
     venue       pipeline.venue
     launch      pipeline.launch
-    monitor     pipeline.observe (the rest: sections, monitor, discover, ringview, ...)
+    replay      pipeline.replay
+    monitor     pipeline.monitor (today the rest of pipeline.observe: sections, discover ...)
     commands    pipeline.commands
     cli         pipeline.cli
 
 A module belongs to the longest prefix listed (so ``pipeline.observe.counters`` is metrics,
 ``pipeline.observe.sections`` is monitor). Every import counts, also one inside a function:
-a lazy import is still a dependency. When a package moves (e.g. observe splits into
-metrics and monitor), change ``LAYERS`` and this docstring together.
+a lazy import is still a dependency. ``LAYERS`` names both today's packages and the ones
+issue 12 moves them to (metrics, monitor, replay); drop the old names once they are gone,
+and change ``LAYERS`` and this docstring together.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ PIPELINE = ROOT / "pipeline"
 LAYERS: list[tuple[str, ...]] = [
     ("pipeline.config", "pipeline.instruments"),
     ("pipeline.transport",),
-    ("pipeline.observe.counters", "pipeline.observe.histogram"),
+    ("pipeline.metrics", "pipeline.observe.counters", "pipeline.observe.histogram"),
     ("pipeline.runtime",),
     ("pipeline.control",),
     ("pipeline.fix", "pipeline.marketdata"),
@@ -45,7 +47,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("pipeline.probe",),
     ("pipeline.venue",),
     ("pipeline.launch",),
-    ("pipeline.observe",),
+    ("pipeline.replay",),
+    ("pipeline.monitor", "pipeline.observe"),
     ("pipeline.commands",),
     ("pipeline.cli",),
 ]

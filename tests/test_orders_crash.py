@@ -26,7 +26,8 @@ from shm_layouts.records import BOOK_UPDATE
 ROOT = Path(__file__).resolve().parents[1]
 MID = 6_000_000
 
-pytestmark = pytest.mark.timeout(300)  # generous only for a cold numba cache
+# the timeout is generous only for a cold numba cache
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow, pytest.mark.e2e]
 
 
 class BookFeed(threading.Thread):

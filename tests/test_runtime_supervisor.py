@@ -14,6 +14,8 @@ from pipeline.runtime.supervisor import RestartPolicy, Supervisor
 from pipeline.transport.ring import Ring
 from shm_layouts.probe import PROBE_RECORD
 
+pytestmark = [pytest.mark.e2e]
+
 
 @pytest.mark.timeout(180)
 def test_killed_consumer_is_restarted_and_nothing_is_lost(instance):

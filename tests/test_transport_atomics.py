@@ -99,6 +99,7 @@ def _run_spinner(fn) -> bool:
     return returned
 
 
+@pytest.mark.spin
 @pytest.mark.timeout(60)
 def test_spin_wait_on_an_atomic_load_sees_another_process_store():
     """The guarantee: a load_acquire spin loop notices a store from another process.

@@ -17,6 +17,8 @@ from pipeline.transport.ring import Ring
 from pipeline.transport.segment import Layout
 from shm_layouts import SegmentKind
 
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
 CTX = mp.get_context("spawn")
 
 
