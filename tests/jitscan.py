@@ -46,3 +46,11 @@ def parameters(fn: ast.FunctionDef) -> list[str]:
 
 def where(path: Path, node: ast.AST) -> str:
     return f"{path.relative_to(ROOT)}:{node.lineno}"
+
+
+def assert_none(offenders: list[str], what: str) -> None:
+    """Fail listing every offender (also printed: ``pytest -s`` or the captured output shows
+    the whole list when the assertion message is cut)."""
+    for line in offenders:
+        print(line)
+    assert not offenders, f"{len(offenders)} {what}:\n" + "\n".join(offenders)

@@ -55,23 +55,18 @@ def never_launch(monkeypatch):
     monkeypatch.setattr(Launcher, "run", refuse)
 
 
-@pytest.mark.parametrize(("text", "message"), BAD_CONFIG, ids=[m for _, m in BAD_CONFIG])
-def test_an_unknown_config_key_stops_hft_run_with_the_nearest_key(text, message, tmp_path,
-                                                                   capsys):
+CASES = [("--config", text, message) for text, message in BAD_CONFIG] + [
+    ("--profile", text, message) for text, message in BAD_PROFILE]
+
+
+@pytest.mark.parametrize(("option", "text", "message"), CASES, ids=[m for *_, m in CASES])
+def test_an_unknown_key_stops_hft_run_with_the_nearest_key(option, text, message, tmp_path,
+                                                           capsys):
     bad = tmp_path / "bad.toml"
     bad.write_text(text)
-    assert cli.main(["run", "--config", str(bad), "--duration", "0"]) == 2
+    assert cli.main(["run", option, str(bad), "--duration", "0"]) == 2
     err = capsys.readouterr().err
     assert message in err and str(bad) in err, err
-
-
-@pytest.mark.parametrize(("text", "message"), BAD_PROFILE, ids=[m for _, m in BAD_PROFILE])
-def test_an_unknown_profile_key_stops_hft_run_with_the_nearest_key(text, message, tmp_path,
-                                                                    capsys):
-    bad = tmp_path / "layout.toml"
-    bad.write_text(text)
-    assert cli.main(["run", "--profile", str(bad), "--duration", "0"]) == 2
-    assert message in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("module", ["procs.oms_gateway", "procs.feed_handler"])
@@ -104,6 +99,14 @@ def test_every_process_accepts_every_option_a_profile_gives_it(tmp_path):
         args = importlib.import_module(child.module).parser().parse_args(child.args)
         assert (args.lock_memory, args.idle, args.core, args.slice_us, args.warm_us) == (
             True, "busy_spin", START_ORDER.index(name), 20000.0, 50.0), name
+    # a composite process (dev-2core-lowlat) hands each agent's module its own options
+    from procs import composite
+    child = Launcher(RunOptions(profile="dev-2core-lowlat", instance="t"))._child("pipeline")
+    args = composite.parser().parse_args(child.args)
+    assert args.lock_memory
+    for agent in args.agents.split(","):
+        own = importlib.import_module(f"procs.{agent}").parser()
+        assert own.parse_args(composite.child_argv(agent, args)).warm_us == 50.0, agent
 
 
 def test_consumers_take_their_defaults_from_the_schema():

@@ -6,7 +6,7 @@ reads, and two swapped int64 arrays stop type-checking silently (issue 12, item 
 
 from __future__ import annotations
 
-from jitscan import PIPELINE, jitted_functions, parameters, where
+from jitscan import PIPELINE, assert_none, jitted_functions, parameters, where
 
 MAX_PARAMETERS = 10
 
@@ -21,11 +21,8 @@ def too_wide(root=PIPELINE) -> list[str]:
 
 
 def test_no_jitted_function_takes_more_than_ten_parameters():
-    bad = too_wide()
-    for b in bad:
-        print(b)
-    assert not bad, f"{len(bad)} jitted functions over {MAX_PARAMETERS} parameters " \
-                    f"(bundle them in named views):\n" + "\n".join(bad)
+    assert_none(too_wide(), f"jitted functions over {MAX_PARAMETERS} parameters (bundle "
+                "them in named views)")
 
 
 def test_the_scan_sees_decorated_functions(tmp_path, monkeypatch):

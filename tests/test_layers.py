@@ -32,6 +32,8 @@ import ast
 import sys
 from pathlib import Path
 
+from jitscan import assert_none
+
 ROOT = Path(__file__).resolve().parent.parent
 PIPELINE = ROOT / "pipeline"
 
@@ -121,10 +123,7 @@ def upward_imports(root: Path = PIPELINE) -> list[str]:
 
 
 def test_every_import_in_pipeline_points_down():
-    bad = upward_imports()
-    for b in bad:
-        print(b)
-    assert not bad, "imports that point up:\n" + "\n".join(bad)
+    assert_none(upward_imports(), "imports that point up")
 
 
 def test_the_scan_catches_an_upward_import(tmp_path, monkeypatch):

@@ -23,7 +23,7 @@ import ast
 import sys
 from collections import defaultdict
 
-from jitscan import PIPELINE, jitted_functions, parameters, where
+from jitscan import PIPELINE, assert_none, jitted_functions, parameters, where
 
 ENUM_NAMES = {"exec_type", "ord_status", "action", "side", "tif", "time_in_force", "ord_type",
               "reason", "reject_reason", "state", "sync_state", "kind"}
@@ -130,11 +130,7 @@ def scan(root=PIPELINE) -> list[str]:
 
 
 def test_no_integer_literal_stands_for_an_enum_in_jitted_code():
-    bad = scan()
-    for b in bad:
-        print(b)
-    assert not bad, f"{len(bad)} literal enum values in jitted code (use the names from " \
-                    f"shm_layouts/):\n" + "\n".join(bad)
+    assert_none(scan(), "literal enum values in jitted code (use the names from shm_layouts/)")
 
 
 def test_the_scan_flags_the_known_shapes(tmp_path, monkeypatch):
