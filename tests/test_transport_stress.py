@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pytest
 import ring_workers as W
+from waiting import until
 
 from pipeline.transport.ring import Ring
 from pipeline.transport.segment import Layout
@@ -86,10 +87,8 @@ def test_killed_consumer_is_detected_and_resumes_from_persisted_cursor(instance)
     producer.start()
     try:
         # kill the consumer once it is well into the stream
-        deadline = time.monotonic() + 60
-        while ring.consumer(0)["cursor"] < total // 4:
-            assert time.monotonic() < deadline, "consumer made no progress"
-            time.sleep(0.005)
+        until(lambda: ring.consumer(0)["cursor"] >= total // 4, 60, "consumer progress",
+              interval=0.005)
         os.kill(consumer.pid, signal.SIGKILL)
         consumer.join(10)
         cursor_at_death = ring.consumer(0)["cursor"]
