@@ -57,6 +57,7 @@ def _book_matches(segs, market) -> int:
     return int(u["update_id"])
 
 
+@pytest.mark.slow
 @pytest.mark.e2e
 @pytest.mark.timeout(240)
 def test_feed_handler_end_to_end(instance, tmp_path):
