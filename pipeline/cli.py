@@ -47,7 +47,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     module = importlib.import_module(available[args.command][0])
-    return int(module.main(args) or 0)
+    from pipeline.config import ConfigError
+    from tuning.profiles import ProfileError
+    try:
+        return int(module.main(args) or 0)
+    except (ConfigError, ProfileError) as e:  # a typo in a config or profile: say which
+        print(f"hft {args.command}: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -3,10 +3,16 @@
 Components read their own section (``config["feed"]``, ``config["risk"]`` ...). Secrets
 (FIX passwords, API keys) are never stored here: a key ending in ``_env`` names the
 environment variable that holds the value (``password_env = "HFT_FIX_PASSWORD"``).
+
+``SCHEMA`` is the one list of valid keys and the one statement of each default: every file
+``load`` reads is checked against it, so a typo (``warm_ms`` for ``warm_us``) stops start-up
+with the key, its section and the nearest valid key instead of being ignored; consumers
+take their defaults from it (``section``, ``defaults``), never restate them.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from pathlib import Path
@@ -14,6 +20,121 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / "config" / "default.toml"
+
+
+class ConfigError(ValueError):
+    """A config or profile file names a key nobody reads (or misses a required one)."""
+
+
+class Required:
+    """A key without a default: the config (or the launcher) must set it."""
+
+    def __repr__(self) -> str:
+        return "<required>"
+
+
+REQUIRED = Required()
+OPEN = "open"  # a table whose keys are data (symbol -> quantity), or checked by its consumer
+
+
+class Rows:
+    """An array of tables (``[[instruments]]``), each row checked against ``schema``."""
+
+    def __init__(self, schema: dict):
+        self.schema = schema
+
+
+class Each:
+    """A table of tables keyed by data (``per_symbol.BTCUSDT``), each checked."""
+
+    def __init__(self, schema: dict):
+        self.schema = schema
+
+
+SCHEMA: dict[str, Any] = {
+    "instance": {"name": "hft"},
+    "instruments": Rows({"symbol": REQUIRED, "venue": "spot", "tick_size": REQUIRED,
+                         "lot_size": REQUIRED}),
+    # pipeline/strategy/market_maker.py (make_state), pipeline/strategy/setup.py
+    "strategy": {
+        "gamma": 0.05, "k": 0.3, "arrival_rate_prior": 5.0, "sigma2_prior": 4.0,
+        "vol_halflife_s": 30.0, "rate_halflife_s": 30.0, "levels": 1,
+        "level_spacing_ticks": 1, "requote_ticks": 1, "stale_ms": 2000,
+        "max_book_age_ms": 50, "reject_cooldown_ms": 500, "max_orders_per_s": 10,
+        "requote_retry_ms": 100, "quote_qty": OPEN, "max_position": OPEN,
+    },
+    # pipeline/venue/simulator.py (SimConfig); faults: venue/faults.py, flow: venue/flow.py
+    "sim": {
+        "host": "127.0.0.1", "md_port": 0, "rest_port": 0, "fix_port": 0, "symbols": [],
+        "seed": 1, "rate": 2000.0, "comp_id": "SIMVENUE", "state_dir": "var/sim",
+        "depth_ms": 1000, "depth_fast_ms": 100, "max_order_lots": 0, "max_open_orders": 0,
+        "first_update_id": 1_000_000, "start_prices": OPEN, "mean_qty": OPEN,
+        "flow": OPEN, "faults": OPEN,
+        "accounts": Rows({"username": REQUIRED, "password_env": ""}),
+    },
+    # pipeline/orders/gateway.py (GatewayConfig) and pipeline/fix/session.py (SessionConfig)
+    "gateway": {
+        "host": "127.0.0.1", "port": REQUIRED, "sender_comp_id": REQUIRED,
+        "target_comp_id": REQUIRED, "username": "", "password_env": "", "heartbeat_s": 30,
+        "state_dir": "var/gateway", "book_ring": "", "reconcile_timeout_s": 5.0,
+        "shutdown_timeout_s": 3.0, "backoff_min_s": 0.1, "backoff_max_s": 5.0,
+        "reset_on_logon": False, "logon_timeout_s": 10.0, "resend_app": False,
+    },
+    # pipeline/orders/risk.py (RiskLimits)
+    "risk": {
+        "max_qty": "1", "max_notional": "100000", "max_position": "5", "price_band_bps": 500,
+        "max_orders_per_s": 50, "max_cancels_per_s": 100, "max_open_orders": 50,
+        "stale_md_ms": 5000,
+        "per_symbol": Each({"max_qty": REQUIRED, "max_notional": REQUIRED,
+                            "max_position": REQUIRED}),
+    },
+    # pipeline/marketdata/feed.py (FeedConfig); url and rest_url are set by the launcher
+    "feed": {
+        "url": REQUIRED, "rest_url": REQUIRED, "stale_ms": 10_000, "snapshot_limit": 1000,
+        "max_snapshot_retries": 8, "reconnect_min_ms": 100, "reconnect_max_ms": 5_000,
+        "recv_buffer": 4 << 20,
+    },
+}
+
+
+def unknown_key(source: str, where: str, key: str, valid) -> str:
+    """What to say about ``key`` in ``[where]``: the nearest valid key, else all of them
+    (also used for tuning profiles)."""
+    valid = sorted(valid)
+    near = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+    hint = f"did you mean {near[0]!r}?" if near else f"valid keys: {', '.join(valid)}"
+    place = f"[{where}]" if where else "the top level"
+    return f"{source}: unknown keys in {place}: {key!r} ({hint})"
+
+
+def check(table: dict, schema: dict, source: str, where: str = "") -> None:
+    """Raise ``ConfigError`` for the first key of ``table`` that ``schema`` does not know."""
+    for key, value in table.items():
+        if key not in schema:
+            raise ConfigError(unknown_key(source, where, key, schema))
+        spec, path = schema[key], f"{where}.{key}" if where else key
+        if isinstance(spec, dict) and isinstance(value, dict):
+            check(value, spec, source, path)
+        elif isinstance(spec, Rows) and isinstance(value, list):
+            for row in value:
+                if isinstance(row, dict):
+                    check(row, spec.schema, source, path)
+        elif isinstance(spec, Each) and isinstance(value, dict):
+            for name, sub in value.items():
+                if isinstance(sub, dict):
+                    check(sub, spec.schema, source, f"{path}.{name}")
+
+
+def defaults(name: str) -> dict[str, Any]:
+    """Section ``name``'s defaults (keys without one are left out)."""
+    return {k: v for k, v in SCHEMA[name].items() if not isinstance(v, Required | Rows | Each)
+            and v is not OPEN}
+
+
+def section(name: str, values: dict, source: str = "config") -> dict[str, Any]:
+    """Section ``name`` as a consumer reads it: ``values`` checked, over the defaults."""
+    check(values, SCHEMA[name], source, name)
+    return defaults(name) | values
 
 
 def merge(base: dict, override: dict) -> dict:
@@ -24,19 +145,28 @@ def merge(base: dict, override: dict) -> dict:
     return out
 
 
+def read(path: str | Path) -> dict[str, Any]:
+    """One TOML file, checked against ``SCHEMA`` (the error names the file)."""
+    with open(path, "rb") as f:
+        try:
+            table = tomllib.load(f)
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: {e}") from None
+    check(table, SCHEMA, str(path))
+    return table
+
+
 def load(path: str | Path | None = None) -> dict[str, Any]:
-    """The default config, overlaid with ``path`` if given."""
-    with open(DEFAULT_CONFIG, "rb") as f:
-        config = tomllib.load(f)
+    """The default config, overlaid with ``path`` if given; both checked."""
+    config = read(DEFAULT_CONFIG)
     if path is not None:
-        with open(path, "rb") as f:
-            config = merge(config, tomllib.load(f))
+        config = merge(config, read(path))
     return config
 
 
-def secret(section: dict, key: str) -> str:
+def secret(table: dict, key: str) -> str:
     """Resolve ``key`` from the environment variable named by ``<key>_env``."""
-    env = section.get(f"{key}_env")
+    env = table.get(f"{key}_env")
     if not env:
         raise KeyError(f"config has no {key}_env naming the environment variable for {key}")
     value = os.environ.get(env)

@@ -12,9 +12,12 @@ from pipeline.runtime.runner import AgentRunner, RunnerConfig
 from pipeline.transport.registry import Instance
 
 
-def parser(description: str) -> argparse.ArgumentParser:
+def parser(description: str, instance_required: bool = True) -> argparse.ArgumentParser:
+    """The options every process takes (the launcher passes them from the profile)."""
     p = argparse.ArgumentParser(description=description)
-    p.add_argument("--instance", required=True, help="pipeline instance name")
+    p.add_argument("--instance", required=instance_required,
+                   help="pipeline instance name" + ("" if instance_required else
+                                                    " (default: [instance] name)"))
     p.add_argument("--core", type=int, default=None, help="CPU core to pin to")
     p.add_argument("--idle", default="backoff",
                    help="idle strategy: busy_spin, yield, backoff, sleep")
@@ -41,9 +44,13 @@ def attach(args: argparse.Namespace) -> tuple[Instance, Counters]:
     return inst, Counters.attach(inst)
 
 
-def run(agent: Agent, args: argparse.Namespace, counters: Counters) -> int:
+def log_as(name: str) -> None:
     logging.basicConfig(level=logging.INFO,
-                        format=f"%(asctime)s {agent.name} %(levelname)s %(message)s")
+                        format=f"%(asctime)s {name} %(levelname)s %(message)s")
+
+
+def run(agent: Agent, args: argparse.Namespace, counters: Counters | None) -> int:
+    log_as(agent.name)
     config = RunnerConfig(core=args.core, realtime_priority=args.rt_priority,
                           lock_memory=args.lock_memory, slice_ns=int(args.slice_us * 1000))
     AgentRunner(agent, idle.from_name(args.idle), config, counters).run()

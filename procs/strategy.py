@@ -48,7 +48,8 @@ def build(args: argparse.Namespace) -> tuple[StrategyAgent, Counters | None]:
             e.name == "control" for e in inst.segments()) else None,
         symbol_names=[i.symbol for i in symbols],
         oms=OmsState.attach(inst),
-        max_book_age_ns=int(float(config.get("strategy", {}).get("max_book_age_ms", 50)) * 1e6),
+        max_book_age_ns=int(float(cfg.section("strategy", config.get("strategy", {}))[
+            "max_book_age_ms"]) * 1e6),
         warm_ns=int(args.warm_us * 1000),
     )
     return agent, counters

@@ -97,10 +97,6 @@ def handler_word(slot: int, offset: int) -> int:
     return HANDLER_BASE + slot * LINE_WORDS + offset
 
 
-def command_word(seq: int, offset: int) -> int:
-    return CMD_BASE + (seq % N_COMMANDS) * CMD_WORDS + offset
-
-
 def ack_word(seq: int, slot: int) -> int:
     return ACK_BASE + ((seq % N_COMMANDS) * MAX_HANDLERS + slot) * ACK_WORDS
 

@@ -22,7 +22,7 @@ import numpy as np
 
 LINE_WORDS = 16  # 128 bytes of int64
 MAX_CONSUMERS = 8
-RING_VERSION = 1  # bump when the meaning of a word changes
+RING_VERSION = 2  # bump when the meaning of a word changes (2: consumer words renumbered)
 
 # line 0: config
 CAPACITY = 0
@@ -42,11 +42,10 @@ CONSUMER_BASE = 4 * LINE_WORDS
 # offsets inside a consumer line
 C_CURSOR = 0  # next sequence to read; read by the producer (gating)
 C_MODE = 1  # ConsumerMode
-C_CACHED_PUB = 2  # producer cursor last seen (consumer-private)
-C_LOST = 3  # records lost to overrun (observing consumers)
-C_PID = 4
-C_HEARTBEAT = 5
-C_ATTACHES = 6  # how many times a process attached to this slot
+C_LOST = 2  # records lost to overrun (observing consumers)
+C_PID = 3
+C_HEARTBEAT = 4
+C_ATTACHES = 5  # how many times a process attached to this slot
 
 CONTROL_WORDS = CONSUMER_BASE + MAX_CONSUMERS * LINE_WORDS
 NAME_BYTES = 32

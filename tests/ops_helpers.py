@@ -1,8 +1,6 @@
-"""Helpers for the ops tests: publishing probe records, waiting with a deadline."""
+"""Helpers for the ops tests: publishing probe records, copying segments."""
 
 from __future__ import annotations
-
-import time
 
 import numpy as np
 from numba import njit
@@ -22,17 +20,6 @@ def publish_probes(ctl, stamps, records, n):
         records[(start + i) & (records.shape[0] - 1)]["t_send_ns"] = now
     R.publish(ctl, stamps, start + n)
     return start
-
-
-def wait_for(predicate, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not reached within {timeout}s")
-        time.sleep(0.02)
 
 
 def segment_bytes(inst) -> dict[str, bytes]:

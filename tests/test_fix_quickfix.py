@@ -43,7 +43,7 @@ def make(tmp_path, port: int, password: str = SECRET) -> Initiator:
 def send_order(init: Initiator, cl: int) -> None:
     _send_order(init, cl, b"BTCUSDT", GRID[0], 6183763, 150)
 
-pytestmark = pytest.mark.timeout(240)  # generous only for a cold numba cache
+pytestmark = [pytest.mark.timeout(240), pytest.mark.e2e]  # generous only for a cold numba cache
 
 
 def free_port() -> int:

@@ -12,6 +12,7 @@ from pipeline.cli import main
 from pipeline.marketdata import replay
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_capture_then_replay_rebuilds_the_venue_book(tmp_path, capsys):
     market = Market(seed=11)

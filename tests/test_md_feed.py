@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 from md_loopback import Market, Venue
+from waiting import until
 
 from pipeline.instruments import SymbolTable
 from pipeline.marketdata.latest import read_latest
@@ -34,13 +35,7 @@ reconnect_min_ms = 50
 
 
 def _wait(cond, what: str, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = cond()
-        if got:
-            return got
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
+    return until(cond, timeout, what, tolerate=())
 
 
 def _book_matches(segs, market) -> int:
@@ -61,6 +56,8 @@ def _book_matches(segs, market) -> int:
     return int(u["update_id"])
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.timeout(240)
 def test_feed_handler_end_to_end(instance, tmp_path):
     market = Market()

@@ -18,6 +18,7 @@ from shm_layouts.records import BOOK_UPDATE
 CTX = mp.get_context("spawn")
 
 
+@pytest.mark.e2e
 @pytest.mark.timeout(120)
 def test_reader_never_sees_a_torn_book(instance):
     area = LatestBooks.create(instance, 2)

@@ -122,6 +122,7 @@ def test_gap_then_mid_stream_snapshot_resyncs_like_live(binance_data, tmp_path):
     assert got.final[symbol] == full.final[symbol]
 
 
+@pytest.mark.e2e
 @pytest.mark.timeout(180)
 def test_replay_through_processes_matches_inline(binance_data):
     from pipeline.marketdata.replay_procs import run_processes

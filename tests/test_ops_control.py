@@ -7,7 +7,7 @@ import json
 import time
 
 import pytest
-from ops_helpers import wait_for
+from waiting import until
 
 from pipeline import cli
 from pipeline.control import poller as poller_mod
@@ -120,7 +120,7 @@ def echo(instance):
     counters = Counters.create(instance)
     orders = Ring.create(instance, "orders", "order_intent", ORDER_INTENT, 1024)
     create_control(instance)
-    child = Child("control_echo", "procs.control_echo",
+    child = Child("control_echo", "procs.probe_echo",
                   ["--instance", instance.name, "--rate", "200", "--idle", "backoff"]).start()
     try:
         wait_running(counters, [child])
@@ -135,7 +135,7 @@ def last_action(orders: Ring) -> int:
 
 def grows(orders: Ring, timeout: float = 20.0) -> None:
     start = orders.published()
-    wait_for(lambda: orders.published() > start + 2, timeout, "new orders")
+    until(lambda: orders.published() > start + 2, timeout, "new orders")
 
 
 @pytest.mark.timeout(120)

@@ -12,7 +12,8 @@ import urllib.request
 
 import numpy as np
 import pytest
-from ops_helpers import publish_probes, segment_bytes, wait_for
+from ops_helpers import publish_probes, segment_bytes
+from waiting import until
 
 from pipeline import cli
 from pipeline.control.area import create_control
@@ -43,7 +44,7 @@ def pipeline(instance):
         wait_running(counters, [child])
         assert publish_probes(ring.ctl, ring.stamps, ring.records, N) == 0
         assert publish_probes(mystery.ctl, mystery.stamps, mystery.records, 5) == 0
-        wait_for(lambda: counters.values().get("consumer1.records") == N, 30, "N consumed")
+        until(lambda: counters.values().get("consumer1.records") == N, 30, "N consumed")
         yield instance, counters, ring, child
     finally:
         stop([child])
@@ -167,7 +168,7 @@ def test_prometheus_serves_counters_and_histograms(pipeline):
             except OSError:
                 assert proc.poll() is None, "monitor exited"
                 return None
-        text, ctype = wait_for(scrape, 60, "metrics endpoint")
+        text, ctype = until(scrape, 60, "metrics endpoint")
     finally:
         proc.terminate()
         proc.wait(10)

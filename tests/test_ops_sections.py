@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from ops_helpers import wait_for
+from waiting import until
 
 from pipeline.instruments import Instrument, SymbolTable
 from pipeline.observe import discover, sections
@@ -151,7 +151,7 @@ def wait_attached(proc: subprocess.Popen, instance_name: str) -> None:
         assert proc.poll() is None, "monitor exited early"
         with open(f"/proc/{proc.pid}/maps") as f:
             return f"hft.{instance_name}.counters" in f.read()
-    wait_for(mapped, 30, "monitor attached")
+    until(mapped, 30, "monitor attached")
 
 
 @pytest.mark.timeout(60)
@@ -182,7 +182,7 @@ def test_live_mode_exits_2_when_the_instance_goes_away(instance_name):
         wait_attached(proc, instance_name)
     finally:
         inst.destroy()
-    wait_for(lambda: proc.poll() is not None, 20, "monitor exit")
+    until(lambda: proc.poll() is not None, 20, "monitor exit")
     _, err = proc.communicate()
     assert proc.returncode == 2 and "has stopped" in err and "Traceback" not in err
 

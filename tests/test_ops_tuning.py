@@ -156,6 +156,7 @@ def test_apply_dry_run_prints_changes_and_boot_parameters_without_changing_anyth
 
 
 # ------------------------------------------------------------------ jitter
+@pytest.mark.spin
 @pytest.mark.timeout(120)
 def test_jitter_probe_on_one_core(capsys):
     core = max(os.sched_getaffinity(0))  # one core only: never spin both in a test

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from waiting import until
 
 from pipeline import config as configuration
 from pipeline.instruments import SymbolTable
@@ -27,7 +28,8 @@ from shm_layouts.records import BOOK_UPDATE
 ROOT = Path(__file__).resolve().parents[1]
 MID = 6_000_000
 
-pytestmark = pytest.mark.timeout(300)  # generous only for a cold numba cache
+# the timeout is generous only for a cold numba cache
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow, pytest.mark.e2e]
 
 
 class BookFeed(threading.Thread):
@@ -58,11 +60,7 @@ def start_gateway(config: Path, instance: str) -> subprocess.Popen:
 
 
 def wait(pred, timeout=60.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached in {timeout}s")
-        time.sleep(0.01)
+    return until(pred, timeout, what, tolerate=())
 
 
 def test_kill9_with_open_orders_then_restart(instance, instance_name, tmp_path):

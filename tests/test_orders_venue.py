@@ -18,7 +18,7 @@ from pipeline.orders.testing import GatewayDriver, push_intent
 from pipeline.venue.process import spawn, stop
 from shm_layouts import oms as L
 
-pytestmark = pytest.mark.timeout(240)  # generous only for a cold numba cache
+pytestmark = [pytest.mark.timeout(240), pytest.mark.e2e]  # generous only for a cold numba cache
 TABLE = SymbolTable.from_config([{"symbol": "BTCUSDT", "tick_size": "0.01",
                                   "lot_size": "0.00001"}])
 PASSWORD = "pw-for-the-gateway-test"

@@ -16,6 +16,8 @@ from pipeline.observe.counters import Counters
 from pipeline.transport.registry import Instance
 from shm_layouts.counters import ProcessState
 
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
 VICTIMS = ("feed_handler", "book_builder", "strategy", "oms_gateway")
 
 

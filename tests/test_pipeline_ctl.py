@@ -18,6 +18,8 @@ from pipeline.transport.shared import atomic_load
 from shm_layouts.counters import ProcessState
 from shm_layouts.oms import W_OPEN_ORDERS
 
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
 
 def _ctl(name: str, *words: str, env: dict) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pipeline.cli", "ctl", name, *words,

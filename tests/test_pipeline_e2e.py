@@ -7,6 +7,8 @@ import os
 import pytest
 from pipeline_checks import assert_traded_and_clean, run_pipeline
 
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
 
 @pytest.mark.timeout(240)
 def test_full_pipeline_quotes_fills_and_shuts_down_clean(tmp_path):

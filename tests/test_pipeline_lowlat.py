@@ -119,6 +119,9 @@ def test_bad_composite_profiles_are_refused(procs, why):
         validate({"processes": procs}, "bad")
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
+@pytest.mark.spin
 @pytest.mark.timeout(240)
 def test_lowlat_pipeline_quotes_fills_and_shuts_down_clean(tmp_path):
     name = f"lowlat{os.getpid()}"

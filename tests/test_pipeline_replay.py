@@ -58,6 +58,7 @@ def _replay(files: list[Path], seed: int, out: Path) -> dict:
 
 
 # ------------------------------------------------------------------ determinism
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_same_seed_gives_byte_identical_intents(binance_data, tmp_path):
     files = [binance_data / f for f in SPOT]
@@ -92,6 +93,8 @@ def test_same_seed_gives_byte_identical_intents(binance_data, tmp_path):
     assert c["intents_sha256"] != a["intents_sha256"]
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.timeout(300)
 def test_cli_replays_are_identical_across_processes(binance_data, tmp_path):
     cfg = tmp_path / "replay.toml"
@@ -335,6 +338,7 @@ def test_replay_copy_of_config_is_not_mutated():
     assert config == before
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_malformed_messages_are_counted_and_the_replay_goes_on(binance_data, tmp_path):
     lines = (binance_data / SPOT[0]).read_bytes().splitlines(keepends=True)
@@ -357,6 +361,7 @@ def test_cli_reports_an_unreadable_capture(tmp_path):
     assert "Traceback" not in p.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("name", ["BINANCE_FUTURES", "BINANCE_DELIVERY"])
 def test_futures_captures_replay_identically(binance_data, tmp_path, name):

@@ -65,6 +65,7 @@ def test_composite_runs_producer_and_consumer_in_one_thread(instance):
     assert both.name == "probe_producer+c"
 
 
+@pytest.mark.e2e
 @pytest.mark.timeout(120)
 def test_runner_pins_heartbeats_and_stops_cleanly_on_sigterm(instance):
     counters = Counters.create(instance)
@@ -89,6 +90,7 @@ def test_runner_pins_heartbeats_and_stops_cleanly_on_sigterm(instance):
         stop([child])
 
 
+@pytest.mark.e2e
 @pytest.mark.timeout(180)
 def test_demo_runs_end_to_end_and_leaves_no_segment_behind(tmp_path):
     name = f"demo{os.getpid()}x"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
 import pytest
+from waiting import until
 
 from pipeline.observe.counters import Counters
 from pipeline.runtime.processes import Child, stop, wait_running
@@ -14,12 +14,7 @@ from pipeline.runtime.supervisor import RestartPolicy, Supervisor
 from pipeline.transport.ring import Ring
 from shm_layouts.probe import PROBE_RECORD
 
-
-def _until(cond, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
+pytestmark = [pytest.mark.e2e]
 
 
 @pytest.mark.timeout(180)
@@ -33,13 +28,13 @@ def test_killed_consumer_is_restarted_and_nothing_is_lost(instance):
     sup = Supervisor([producer, consumer], RestartPolicy(backoff_s=0.1))
     try:
         wait_running(counters, [producer, consumer])
-        _until(lambda: counters.values()["c.records"] > 50_000)
+        until(lambda: counters.values()["c.records"] > 50_000)
         os.kill(consumer.pid, signal.SIGKILL)
         first_pid = consumer.pid
-        _until(lambda: not sup.poll() or consumer.alive() and consumer.pid != first_pid)
+        until(lambda: not sup.poll() or consumer.alive() and consumer.pid != first_pid)
         wait_running(counters, [consumer])
         seen_before = counters.values()["c.records"]
-        _until(lambda: counters.values()["c.records"] > seen_before + 50_000)
+        until(lambda: counters.values()["c.records"] > seen_before + 50_000)
         assert sup.restarts() == {"probe_producer": 0, "c": 1}
         assert ring.consumer(0)["attaches"] == 2
         # sequence continuity is checked per record by the consumer across the restart
@@ -55,9 +50,6 @@ def test_repeated_crashes_make_the_supervisor_give_up():
                                                      "--name", "x"])
     child.start()
     sup = Supervisor([child], RestartPolicy(max_restarts=2, window_s=60, backoff_s=0.01))
-    deadline = time.monotonic() + 60
-    while sup.poll():
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    until(lambda: not sup.poll(), 60, "the supervisor to give up", tolerate=())
     assert "crashed 3 times" in sup.failed
     assert sup.restarts()["crasher"] == 2

@@ -12,10 +12,13 @@ import time
 import numpy as np
 import pytest
 import ring_workers as W
+from waiting import until
 
 from pipeline.transport.ring import Ring
 from pipeline.transport.segment import Layout
 from shm_layouts import SegmentKind
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 CTX = mp.get_context("spawn")
 
@@ -84,10 +87,8 @@ def test_killed_consumer_is_detected_and_resumes_from_persisted_cursor(instance)
     producer.start()
     try:
         # kill the consumer once it is well into the stream
-        deadline = time.monotonic() + 60
-        while ring.consumer(0)["cursor"] < total // 4:
-            assert time.monotonic() < deadline, "consumer made no progress"
-            time.sleep(0.005)
+        until(lambda: ring.consumer(0)["cursor"] >= total // 4, 60, "consumer progress",
+              interval=0.005)
         os.kill(consumer.pid, signal.SIGKILL)
         consumer.join(10)
         cursor_at_death = ring.consumer(0)["cursor"]
@@ -109,7 +110,8 @@ def test_killed_consumer_is_detected_and_resumes_from_persisted_cursor(instance)
         for p in (consumer, producer):
             if p.is_alive():
                 p.kill()
-    assert got["producer"] >= 0
+    # the producer counted every claim the dead consumer's backpressure refused, as the ring
+    assert got["producer"] == ring.full_count() > 0
     assert ring.consumer(0)["cursor"] == total
     assert ring.consumer(0)["attaches"] == 2
     assert (seen >= 1).all(), "a record was lost across the crash"

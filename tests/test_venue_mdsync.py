@@ -215,6 +215,7 @@ def test_rest_keep_alive_and_malformed_http(tmp_path):
     run(main())
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_slow_client_is_cut_off(tmp_path, monkeypatch):
     """A subscriber that stops reading is closed (1008) once its queue passes the limit."""

@@ -25,6 +25,8 @@ pytest.importorskip(
 
 from quickfix_client import PASSWORD_ENV  # noqa: E402 (needs quickfix)
 
+pytestmark = [pytest.mark.e2e]
+
 
 class QuickFixClient:
     """Handle on one ``tests/quickfix_client.py`` process. Each test uses its own

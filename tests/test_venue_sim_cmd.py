@@ -15,6 +15,8 @@ from websockets.sync.client import connect
 from pipeline.venue.process import spawn, stop
 from pipeline.venue.testing import FixClient
 
+pytestmark = [pytest.mark.e2e]
+
 
 def start(tmp_path, *extra: str):
     return spawn(["--md-port", "0", "--rest-port", "0", "--fix-port", "0", "--state-dir",

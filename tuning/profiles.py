@@ -21,8 +21,13 @@ import sys
 import tomllib
 from pathlib import Path
 
+from pipeline.config import unknown_key
+
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
 IDLE_STRATEGIES = ("busy_spin", "yield", "backoff", "sleep", "noop")
+# every key a profile may set (anything else is a typo: refused, with the nearest key)
+PROFILE_KEYS = ("description", "min_cores", "processes")
+PROCESS_KEYS = ("core", "idle", "lock_memory", "slice_us", "warm_us", "agents")
 AUTO_ORDER = ("tuned-host", "dev-2core")  # most demanding first
 
 
@@ -58,12 +63,20 @@ def choose_auto(n_cores: int | None = None) -> str:
     return AUTO_ORDER[-1]
 
 
+def _known(table: dict, valid: tuple[str, ...], name: str, where: str) -> None:
+    for key in table:
+        if key not in valid:
+            raise ProfileError(unknown_key(f"profile {name}", where, key, valid))
+
+
 def validate(raw: dict, name: str) -> dict[str, dict]:
+    _known(raw, PROFILE_KEYS, name, "")
     procs = raw.get("processes")
     if not isinstance(procs, dict) or not procs:
         raise ProfileError(f"profile {name}: no [processes.*] tables")
     out: dict[str, dict] = {}
     for proc, spec in procs.items():
+        _known(spec, PROCESS_KEYS, name, f"processes.{proc}")
         core, idle = spec.get("core"), spec.get("idle")
         if not isinstance(core, int) or isinstance(core, bool) or core < 0:
             raise ProfileError(f"profile {name}: {proc}.core must be a core number, got {core!r}")

@@ -7,40 +7,14 @@ removes an instance's segments only when no process that created one is still al
 from __future__ import annotations
 
 import argparse
-import os
-from collections import defaultdict
 
-from pipeline.transport.segment import PREFIX, Segment, SegmentError, pid_alive, unlink
-
-SHM_DIR = "/dev/shm"
+from pipeline.transport.registry import instances, live_creators
+from pipeline.transport.segment import unlink
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("instance", nargs="?", help="instance name (default: every dead instance)")
     p.add_argument("--dry-run", action="store_true", help="only list what would be removed")
-
-
-def instances() -> dict[str, list[str]]:
-    """Segment names in /dev/shm grouped by instance."""
-    out: dict[str, list[str]] = defaultdict(list)
-    for f in sorted(os.listdir(SHM_DIR)):
-        if f.startswith(PREFIX[1:]) and f.count(".") >= 2:
-            out[f.split(".")[1]].append("/" + f)
-    return out
-
-
-def live_creators(names: list[str]) -> set[int]:
-    pids = set()
-    for full in names:
-        try:
-            seg = Segment.open(full, readonly=True)
-        except (SegmentError, OSError):
-            continue
-        pid, created = seg.creator_pid, int(seg.header["created_ns"])
-        seg.close()
-        if pid_alive(pid, created):
-            pids.add(pid)
-    return pids
 
 
 def main(args: argparse.Namespace) -> int:

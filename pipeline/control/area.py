@@ -15,7 +15,6 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-import psutil
 from numba import njit
 
 from pipeline.transport.atomics import (
@@ -27,7 +26,7 @@ from pipeline.transport.atomics import (
     store_release,
 )
 from pipeline.transport.registry import Instance
-from pipeline.transport.segment import Layout, Segment
+from pipeline.transport.segment import Layout, Segment, pid_alive
 from pipeline.transport.shared import atomic_add, atomic_load, atomic_store
 from shm_layouts import SegmentKind, layout_hash
 from shm_layouts import control as L
@@ -84,13 +83,6 @@ def read_command(words, seq, out):
 
 
 # ------------------------------------------------------------------ cold path
-def process_alive(pid: int) -> bool:
-    try:
-        return pid > 0 and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return False
-
-
 @dataclass(frozen=True)
 class Command:
     seq: int
@@ -178,7 +170,7 @@ class ControlArea:
             w["slot"] = slot
             w["name"] = self.handler_name(slot)
             w["ops_names"] = [op.name.lower() for op in Op if w["ops"] >> int(op) & 1]
-            w["active"] = w["state"] == HandlerState.ACTIVE and process_alive(w["pid"])
+            w["active"] = w["state"] == HandlerState.ACTIVE and pid_alive(w["pid"])
             w["heartbeat_age_s"] = (now - w["heartbeat_ns"]) / 1e9 if w["heartbeat_ns"] else None
             out.append(w)
         return out
@@ -209,7 +201,7 @@ class ControlArea:
                 status = self.ack_status(seq, slot)
                 if status is not None:
                     outcome.acks[waiting.pop(slot)] = status.name.lower()
-                elif not process_alive(int(atomic_load(self.words, L.handler_word(slot, L.H_PID)))):
+                elif not pid_alive(int(atomic_load(self.words, L.handler_word(slot, L.H_PID)))):
                     outcome.missing.append(waiting.pop(slot))
             if not waiting or time.monotonic() > deadline:
                 break

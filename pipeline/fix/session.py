@@ -32,6 +32,7 @@ from pipeline.fix.store import NEXT_IN, SessionStore, take_seq
 from pipeline.transport.atomics import load_relaxed, store_relaxed
 
 log = logging.getLogger(__name__)
+_GW = cfgmod.defaults("gateway")  # SessionConfig reads [gateway]
 
 # the inbound buffer's window and the liveness times, shared with jitted loops: a
 # 1-element record (``io[0]["end"]`` from Python, ``io[0].end`` in numba)
@@ -113,31 +114,33 @@ class SessionConfig:
     sender: str
     target: str
     store_dir: str
-    heartbeat_s: int = 30
-    username: str = ""
+    heartbeat_s: int = _GW["heartbeat_s"]
+    username: str = _GW["username"]
     password: str = field(default="", repr=False)
-    reset_on_logon: bool = False
-    logon_timeout_s: float = 10.0
+    reset_on_logon: bool = _GW["reset_on_logon"]
+    logon_timeout_s: float = _GW["logon_timeout_s"]
     logout_timeout_s: float = 2.0
-    resend_app: bool = False  # True: answer a ResendRequest with the journaled orders
+    resend_app: bool = _GW["resend_app"]  # True: answer a ResendRequest with the journaled orders
     # (PossDup); False: gap-fill them too (an order-entry session should not resend stale
     # orders after a reconnect; the OMS reconciles with OrderStatusRequest instead)
 
     @classmethod
     def from_config(cls, section: dict) -> SessionConfig:
-        """``[gateway]`` keys; the password only through ``password_env``."""
-        password = cfgmod.secret(section, "password") if section.get("password_env") else ""
+        """``[gateway]`` keys (defaults: ``config.SCHEMA``) plus ``store_dir``; the password
+        only through ``password_env``."""
         if "password" in section:
             raise ValueError("put the FIX password in the environment (password_env), "
                              "never in a config file")
-        return cls(sender=section["sender_comp_id"], target=section["target_comp_id"],
-                   store_dir=section["store_dir"], heartbeat_s=int(section.get("heartbeat_s", 30)),
-                   username=section.get("username", ""), password=password,
-                   reset_on_logon=bool(section.get("reset_on_logon", False)),
-                   logon_timeout_s=float(section.get("logon_timeout_s", 10)),
-                   # from config, orders are gap-filled by default: after a reconnect a
-                   # stale order must not reach the market; the OMS reconciles instead
-                   resend_app=bool(section.get("resend_app", False)))
+        s = _GW | section
+        password = cfgmod.secret(s, "password") if s["password_env"] else ""
+        # from config, orders are gap-filled by default (resend_app false): after a
+        # reconnect a stale order must not reach the market; the OMS reconciles instead
+        return cls(sender=s["sender_comp_id"], target=s["target_comp_id"],
+                   store_dir=s["store_dir"], heartbeat_s=int(s["heartbeat_s"]),
+                   username=s["username"], password=password,
+                   reset_on_logon=bool(s["reset_on_logon"]),
+                   logon_timeout_s=float(s["logon_timeout_s"]),
+                   resend_app=bool(s["resend_app"]))
 
 
 @dataclass

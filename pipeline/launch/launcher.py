@@ -167,8 +167,7 @@ class Launcher:
     # ------------------------------------------------------------------ set-up
     def _start_venue(self) -> None:
         if self.opts.venue:
-            self.venue = parse_venue(self.opts.venue,
-                                     self.config.get("gateway", {}).get("target_comp_id", "VENUE"))
+            self.venue = parse_venue(self.opts.venue, self.config["gateway"]["target_comp_id"])
             return
         # a fresh secret per run, handed to both sides through the environment only
         password = secrets.token_urlsafe(16)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from pipeline import config as cfgmod
 from pipeline.control.area import ControlArea
 from pipeline.control.poller import ControlPoller
 from pipeline.instruments import SymbolTable
@@ -175,21 +176,23 @@ def disconnect_all(sy, em, md, st, t):
     return push_records(md, em.rows, st)
 
 
+_FEED = cfgmod.defaults("feed")
+
+
 @dataclass
 class FeedConfig:
     url: str
     rest_url: str
-    stale_ms: int = 10_000
-    snapshot_limit: int = 1000
-    max_snapshot_retries: int = 8
-    reconnect_min_ms: int = 100
-    reconnect_max_ms: int = 5_000
-    recv_buffer: int = 4 << 20
+    stale_ms: int = _FEED["stale_ms"]
+    snapshot_limit: int = _FEED["snapshot_limit"]
+    max_snapshot_retries: int = _FEED["max_snapshot_retries"]
+    reconnect_min_ms: int = _FEED["reconnect_min_ms"]
+    reconnect_max_ms: int = _FEED["reconnect_max_ms"]
+    recv_buffer: int = _FEED["recv_buffer"]
 
     @classmethod
     def from_config(cls, section: dict) -> FeedConfig:
-        known = {k: section[k] for k in cls.__dataclass_fields__ if k in section}
-        return cls(**known)
+        return cls(**cfgmod.section("feed", section))
 
 
 COUNTERS = ("messages", "depth", "rejected", "applied", "dropped", "gaps", "resyncs",

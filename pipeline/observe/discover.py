@@ -9,8 +9,7 @@ from __future__ import annotations
 import time
 
 from pipeline import config as cfgmod
-from pipeline.commands.cleanup import instances, live_creators
-from pipeline.transport.registry import Instance
+from pipeline.transport.registry import Instance, instances, live_creators
 from pipeline.transport.segment import (
     LayoutMismatch,
     Segment,

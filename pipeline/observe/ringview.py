@@ -13,10 +13,9 @@ import time
 
 import numpy as np
 
-from pipeline.control.area import process_alive
 from pipeline.transport.registry import Entry, Instance
 from pipeline.transport.ring import Ring, RingError
-from pipeline.transport.segment import Segment, SegmentError, shm_name
+from pipeline.transport.segment import Segment, SegmentError, pid_alive, shm_name
 from pipeline.transport.shared import atomic_load
 from shm_layouts import MAGIC, SegmentKind
 from shm_layouts import ring as L
@@ -64,7 +63,7 @@ class RingView:
             "name": self.name, "stream": self.stream, "verified": self.verified,
             "capacity": int(self.ctl[L.CAPACITY]), "record_size": int(self.ctl[L.RECORD_SIZE]),
             "published": published, "claimed": self._w(L.CLAIMED), "full": self._w(L.P_FULL),
-            "producer_pid": self._w(L.P_PID), "producer_alive": process_alive(self._w(L.P_PID)),
+            "producer_pid": self._w(L.P_PID), "producer_alive": pid_alive(self._w(L.P_PID)),
             "producer_heartbeat_age_s": max(now_ns - hb, 0) / 1e9 if hb else None,
             "consumers": [],
         }
@@ -79,7 +78,7 @@ class RingView:
                 "slot": slot, "name": self.names[slot].decode(errors="replace"),
                 "mode": MODES[mode], "cursor": cursor, "lag": published - cursor,
                 "lost": self._w(L.consumer_word(slot, L.C_LOST)), "pid": pid,
-                "alive": process_alive(pid),
+                "alive": pid_alive(pid),
                 "attaches": self._w(L.consumer_word(slot, L.C_ATTACHES)),
                 "heartbeat_age_s": max(now_ns - chb, 0) / 1e9 if chb else None,
             })

@@ -15,7 +15,6 @@ an area that is not installed return nothing (the segment is listed as "not show
 
 from __future__ import annotations
 
-import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from decimal import Decimal
@@ -25,12 +24,15 @@ import numpy as np
 import psutil
 from rich.table import Table
 
-from pipeline.control.area import ControlArea, process_alive
+from pipeline.control.area import ControlArea
+from pipeline.marketdata.latest import LatestBooks
 from pipeline.observe.counters import Counters
 from pipeline.observe.ringview import open_ring
+from pipeline.orders.segments import OmsState
 from pipeline.transport.registry import Entry, Instance
 from pipeline.transport.ring import RingError
-from pipeline.transport.segment import SegmentError
+from pipeline.transport.segment import SegmentError, pid_alive
+from shm_layouts import oms as oms_layout
 
 Metric = tuple[str, str, str, dict, float]  # name, type, help, labels, value
 Factory = Callable[[Instance, list[Entry]], list["Section"]]
@@ -146,7 +148,7 @@ class ProcessesSection(Section):
     def collect(self, now_ns: int) -> list[dict]:
         out = []
         for p in self.counters.processes():
-            alive = process_alive(p["pid"])
+            alive = pid_alive(p["pid"])
             out.append({
                 "name": p["name"], "pid": p["pid"], "core": p["core"],
                 "state": p["state_name"] if alive or p["state_name"] in (
@@ -363,15 +365,6 @@ def control_sections(inst: Instance, entries: list[Entry]) -> list[Section]:
     return [ControlSection(ControlArea.attach(inst, readonly=True))]
 
 
-# ------------------------------------------------ areas that land later (optional readers)
-def optional(module: str):
-    """The reader module of another area, or None while that area is not installed."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        return None
-
-
 def _now_age(now_ns: int, t_ns: int) -> float | None:
     return max(now_ns - t_ns, 0) / 1e9 if t_ns > 0 else None
 
@@ -427,10 +420,7 @@ class BooksSection(Section):
 
 @register("latest:book_update")
 def book_sections(inst: Instance, entries: list[Entry]) -> list[Section]:
-    latest = optional("pipeline.marketdata.latest")
-    if latest is None:
-        return []
-    return [BooksSection(latest.LatestBooks.attach(inst, readonly=True))]
+    return [BooksSection(LatestBooks.attach(inst, readonly=True))]
 
 
 class OrdersSection(Section):
@@ -532,12 +522,7 @@ class OrdersSection(Section):
 
 @register("oms")
 def order_sections(inst: Instance, entries: list[Entry]) -> list[Section]:
-    segments, layout = optional("pipeline.orders.segments"), optional("shm_layouts.oms")
-    if segments is None or layout is None:
-        return []
-    latest = optional("pipeline.marketdata.latest")
     books = None
-    if latest is not None and any(e.layout_name == "latest:book_update"
-                                  for e in inst.segments()):
-        books = latest.LatestBooks.attach(inst, readonly=True)
-    return [OrdersSection(segments.OmsState.attach(inst, readonly=True), layout, books)]
+    if any(e.layout_name == "latest:book_update" for e in inst.segments()):
+        books = LatestBooks.attach(inst, readonly=True)
+    return [OrdersSection(OmsState.attach(inst, readonly=True), oms_layout, books)]

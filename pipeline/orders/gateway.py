@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from pipeline import config as cfgmod
 from pipeline.control.area import ControlArea
 from pipeline.control.poller import ControlPoller
 from pipeline.fix import codec as C
@@ -42,6 +43,7 @@ from shm_layouts.ring import ConsumerMode
 log = logging.getLogger(__name__)
 SECOND = 1_000_000_000
 MASS_CANCEL_EVERY_NS = 100_000_000
+_GW = cfgmod.defaults("gateway")
 
 
 class DutyArgs(NamedTuple):
@@ -64,24 +66,24 @@ class GatewayConfig:
     session: SessionConfig
     journal_path: str
     book_ring: str | None = None  # BOOK_UPDATE ring to take best bid/ask from
-    reconcile_timeout_s: float = 5.0
-    shutdown_timeout_s: float = 3.0
-    backoff_min_s: float = 0.1
-    backoff_max_s: float = 5.0
+    reconcile_timeout_s: float = _GW["reconcile_timeout_s"]
+    shutdown_timeout_s: float = _GW["shutdown_timeout_s"]
+    backoff_min_s: float = _GW["backoff_min_s"]
+    backoff_max_s: float = _GW["backoff_max_s"]
     journal_records: int = J.DEFAULT_RECORDS
 
     @classmethod
     def from_config(cls, section: dict) -> GatewayConfig:
-        state = Path(section.get("state_dir", "var/gateway"))
-        sess = dict(section, store_dir=str(state / "fix"))
-        return cls(host=section.get("host", "127.0.0.1"), port=int(section["port"]),
-                   session=SessionConfig.from_config(sess),
+        s = cfgmod.section("gateway", section)
+        state = Path(s["state_dir"])
+        return cls(host=s["host"], port=int(s["port"]),
+                   session=SessionConfig.from_config(dict(s, store_dir=str(state / "fix"))),
                    journal_path=str(state / "oms.journal"),
-                   book_ring=section.get("book_ring") or None,
-                   reconcile_timeout_s=float(section.get("reconcile_timeout_s", 5)),
-                   shutdown_timeout_s=float(section.get("shutdown_timeout_s", 3)),
-                   backoff_min_s=float(section.get("backoff_min_s", 0.1)),
-                   backoff_max_s=float(section.get("backoff_max_s", 5)))
+                   book_ring=s["book_ring"] or None,
+                   reconcile_timeout_s=float(s["reconcile_timeout_s"]),
+                   shutdown_timeout_s=float(s["shutdown_timeout_s"]),
+                   backoff_min_s=float(s["backoff_min_s"]),
+                   backoff_max_s=float(s["backoff_max_s"]))
 
 
 class GatewayAgent(Agent):

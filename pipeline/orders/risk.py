@@ -19,6 +19,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from pipeline import config as cfgmod
 from pipeline.instruments import SymbolTable
 from pipeline.orders import oms
 from pipeline.orders.ratewindow import window_ok, window_take
@@ -61,26 +62,26 @@ class RiskView(NamedTuple):
     g: np.ndarray
     marks: np.ndarray
     rates: np.ndarray
+_RISK = cfgmod.defaults("risk")
 
 
 @dataclass
 class RiskLimits:
     """``[risk]``: quantities and notionals as decimal strings in instrument units."""
 
-    max_qty: str = "1"
-    max_notional: str = "100000"
-    max_position: str = "5"
-    price_band_bps: int = 500
-    max_orders_per_s: int = 50
-    max_cancels_per_s: int = 100
-    max_open_orders: int = 50
-    stale_md_ms: int = 5000
+    max_qty: str = _RISK["max_qty"]
+    max_notional: str = _RISK["max_notional"]
+    max_position: str = _RISK["max_position"]
+    price_band_bps: int = _RISK["price_band_bps"]
+    max_orders_per_s: int = _RISK["max_orders_per_s"]
+    max_cancels_per_s: int = _RISK["max_cancels_per_s"]
+    max_open_orders: int = _RISK["max_open_orders"]
+    stale_md_ms: int = _RISK["stale_md_ms"]
     per_symbol: dict | None = None  # {"BTCUSDT": {"max_qty": "0.5", ...}}
 
     @classmethod
     def from_config(cls, section: dict) -> RiskLimits:
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in section.items() if k in known})
+        return cls(**cfgmod.section("risk", section))
 
     def compile(self, table: SymbolTable) -> tuple[np.ndarray, np.ndarray]:
         limits = np.zeros((max(len(table), 1), LIMIT_WORDS), np.int64)

@@ -40,6 +40,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from pipeline import config as cfgmod
 from pipeline.orders.ratewindow import window_ok, window_take
 from pipeline.strategy.intents import (
     ASK,
@@ -76,7 +77,6 @@ EMPTY, PENDING_NEW, LIVE, PENDING_CANCEL, PENDING_REPLACE = 0, 1, 2, 3, 4
 MAX_LEVELS = 8
 # order budget: orders counted so far, quote updates held back, then the window's times
 B_COUNT, B_THROTTLED, B_TIMES = 0, 1, 2
-DEFAULT_ORDERS_PER_S = 10
 
 SYNCED_STATE = int(SyncState.SYNCED)
 ET_NEW, ET_PARTIAL, ET_FILL = int(ExecType.NEW), int(ExecType.PARTIAL_FILL), int(ExecType.FILL)
@@ -99,26 +99,28 @@ class MarketMakerState(NamedTuple):
 
 def make_state(n_symbols: int, params: dict, quote_qty: list[int],
                max_position: list[int]) -> MarketMakerState:
-    """Allocate the strategy's arrays from config values (already in ticks and lots)."""
+    """Allocate the strategy's arrays from config values (already in ticks and lots);
+    ``params`` is ``[strategy]``, over its defaults in ``config.SCHEMA``."""
+    params = cfgmod.defaults("strategy") | params
     p_i = np.zeros(P_INT_WORDS, np.int64)
-    p_i[LEVELS] = min(int(params.get("levels", 1)), MAX_LEVELS)
-    p_i[SPACING] = int(params.get("level_spacing_ticks", 1))
-    p_i[REQUOTE] = int(params.get("requote_ticks", 1))
-    p_i[STALE_NS] = int(float(params.get("stale_ms", 2000)) * 1e6)
-    p_i[COOLDOWN_NS] = int(float(params.get("reject_cooldown_ms", 500)) * 1e6)
-    budget = params.get("max_orders_per_s", DEFAULT_ORDERS_PER_S)
+    p_i[LEVELS] = min(int(params["levels"]), MAX_LEVELS)
+    p_i[SPACING] = int(params["level_spacing_ticks"])
+    p_i[REQUOTE] = int(params["requote_ticks"])
+    p_i[STALE_NS] = int(float(params["stale_ms"]) * 1e6)
+    p_i[COOLDOWN_NS] = int(float(params["reject_cooldown_ms"]) * 1e6)
+    budget = params["max_orders_per_s"]
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 0:
         raise ValueError(f"[strategy] max_orders_per_s must be a whole number >= 0 "
                          f"(0: no budget), not {budget!r}")
     p_i[ORDERS_PER_S] = budget
-    p_i[RETRY_NS] = int(float(params.get("requote_retry_ms", 100)) * 1e6)
+    p_i[RETRY_NS] = int(float(params["requote_retry_ms"]) * 1e6)
     p_f = np.zeros(P_FLOAT_WORDS, np.float64)
-    p_f[GAMMA] = float(params.get("gamma", 0.05))
-    p_f[K] = float(params.get("k", 0.3))
-    p_f[A_PRIOR] = float(params.get("arrival_rate_prior", 5.0))
-    p_f[SIGMA2_PRIOR] = float(params.get("sigma2_prior", 4.0))
-    p_f[VOL_TAU_S] = float(params.get("vol_halflife_s", 30.0)) / math.log(2)
-    p_f[RATE_TAU_S] = float(params.get("rate_halflife_s", 30.0)) / math.log(2)
+    p_f[GAMMA] = float(params["gamma"])
+    p_f[K] = float(params["k"])
+    p_f[A_PRIOR] = float(params["arrival_rate_prior"])
+    p_f[SIGMA2_PRIOR] = float(params["sigma2_prior"])
+    p_f[VOL_TAU_S] = float(params["vol_halflife_s"]) / math.log(2)
+    p_f[RATE_TAU_S] = float(params["rate_halflife_s"]) / math.log(2)
     sym_cfg = np.zeros((n_symbols, 2), np.int64)
     sym_cfg[:, QUOTE_QTY] = quote_qty
     sym_cfg[:, MAX_POSITION] = max_position

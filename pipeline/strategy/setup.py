@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from decimal import Decimal
 
+from pipeline import config as cfgmod
 from pipeline.instruments import SymbolTable
 from pipeline.orders.risk import RiskLimits
 from pipeline.strategy import market_maker as MM
@@ -34,15 +35,15 @@ def budget_warning(config: dict, n_symbols: int) -> str | None:
     apart at the strategy can arrive closer together, so a gateway window can hold the
     orders of up to two strategy windows (while the order ring hop stays under a second).
     Cancels are not budgeted: at most the quotes resting plus the new orders."""
-    params = config.get("strategy", {})
-    budget = params.get("max_orders_per_s", MM.DEFAULT_ORDERS_PER_S)
+    params = cfgmod.defaults("strategy") | config.get("strategy", {})
+    budget = params["max_orders_per_s"]
     risk = RiskLimits.from_config(config.get("risk", {}))
     if budget == 0:
         return "[strategy] max_orders_per_s = 0: no order budget, risk will throttle quoting"
     if 2 * budget > risk.max_orders_per_s:
         return (f"[strategy] max_orders_per_s = {budget} is above half of [risk] "
                 f"max_orders_per_s = {risk.max_orders_per_s}: risk may deny requotes")
-    quotes = 2 * min(int(params.get("levels", 1)), MM.MAX_LEVELS) * n_symbols
+    quotes = 2 * min(int(params["levels"]), MM.MAX_LEVELS) * n_symbols
     if quotes + 2 * budget > risk.max_cancels_per_s:
         return (f"{quotes} quotes + 2 x [strategy] max_orders_per_s = {budget} exceed [risk] "
                 f"max_cancels_per_s = {risk.max_cancels_per_s}: risk may deny cancels")

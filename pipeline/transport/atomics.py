@@ -162,22 +162,3 @@ def cpu_relax(typingctx):
         return context.get_dummy_value()
 
     return types.void(), codegen
-
-
-@intrinsic
-def prefetch(typingctx, arr, idx):
-    """Hint the cache to fetch the line holding ``arr[idx]`` (any 1-d array) for reading."""
-    if not isinstance(arr, types.Array) or arr.ndim != 1:
-        return None
-
-    def codegen(context, builder, sig, args):
-        ptr = _element_pointer(context, builder, sig.args[0], args[0], args[1])
-        i8p = ir.IntType(8).as_pointer()
-        fn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [i8p, _I32, _I32, _I32]),
-            "llvm.prefetch.p0i8")
-        builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(_I32, 0),
-                          ir.Constant(_I32, 3), ir.Constant(_I32, 1)])
-        return context.get_dummy_value()
-
-    return types.void(arr, idx), codegen

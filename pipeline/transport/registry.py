@@ -1,17 +1,30 @@
 """The instance registry: one segment listing every segment of a pipeline instance.
 
-Tools (monitor, ctl, cleanup) find everything from the instance name alone. Entries are
+Tools (monitor, ctl, cleanup) find everything from the instance name alone; ``instances``
+and ``live_creators`` find the instances on this host from /dev/shm itself (for those whose
+registry is gone or whose creator died). Entries are
 appended by claiming an index with fetch-add, writing the entry, then release-storing its
 state, so concurrent creators never collide and readers never see a half-written entry.
 """
 
 from __future__ import annotations
 
+import os
+from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.transport.segment import Layout, Segment, SegmentMissing, shm_name, unlink
+from pipeline.transport.segment import (
+    PREFIX,
+    Layout,
+    Segment,
+    SegmentError,
+    SegmentMissing,
+    pid_alive,
+    shm_name,
+    unlink,
+)
 from pipeline.transport.shared import atomic_add, atomic_load, atomic_store
 from shm_layouts import SegmentKind, layout_hash
 
@@ -24,6 +37,7 @@ _UNUSED, _LIVE, _REMOVED = 0, 1, 2
 
 REGISTRY = Layout(SegmentKind.REGISTRY, "registry", layout_hash(ENTRY, MAX_ENTRIES))
 REGISTRY_NAME = "registry"
+SHM_DIR = "/dev/shm"
 
 
 @dataclass(frozen=True)
@@ -127,3 +141,28 @@ class Instance:
         self._created.clear()
         self.registry.segment.unlink()
         self.registry.close()
+
+
+# ---------------------------------------------------------------- instances on this host
+def instances() -> dict[str, list[str]]:
+    """Segment names in /dev/shm grouped by instance."""
+    out: dict[str, list[str]] = defaultdict(list)
+    for f in sorted(os.listdir(SHM_DIR)):
+        if f.startswith(PREFIX[1:]) and f.count(".") >= 2:
+            out[f.split(".")[1]].append("/" + f)
+    return out
+
+
+def live_creators(names: list[str]) -> set[int]:
+    """Pids of the processes that created segments ``names`` and still run."""
+    pids = set()
+    for full in names:
+        try:
+            seg = Segment.open(full, readonly=True)
+        except (SegmentError, OSError):
+            continue
+        pid, created = seg.creator_pid, int(seg.header["created_ns"])
+        seg.close()
+        if pid_alive(pid, created):
+            pids.add(pid)
+    return pids

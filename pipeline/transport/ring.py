@@ -56,12 +56,11 @@ from pipeline.transport.atomics import (
     store_release,
 )
 from pipeline.transport.registry import Instance
-from pipeline.transport.segment import Layout, Segment, shm_name
+from pipeline.transport.segment import Layout, Segment, pid_alive, shm_name
 from pipeline.transport.shared import atomic_cas, atomic_load, atomic_store
 from shm_layouts import SegmentKind, layout_hash
 from shm_layouts.ring import (
     C_ATTACHES,
-    C_CACHED_PUB,
     C_CURSOR,
     C_HEARTBEAT,
     C_LOST,
@@ -335,7 +334,6 @@ class Ring:
                 self._names[slot] = _name_bytes(consumer)
                 pub = atomic_load(self.ctl, PUBLISHED)
                 atomic_store(self.ctl, consumer_word(slot, C_CURSOR), pub)
-                atomic_store(self.ctl, consumer_word(slot, C_CACHED_PUB), pub)
                 atomic_store(self.ctl, consumer_word(slot, C_LOST), 0)
                 atomic_store(self.ctl, consumer_word(slot, C_MODE), int(mode))
                 while True:  # N_CONSUMERS = max(N_CONSUMERS, slot + 1)
@@ -408,7 +406,7 @@ class Ring:
         for c in self.consumers():
             if c["mode"] != GATING:
                 continue
-            if now - c["heartbeat_ns"] > timeout_ns or not _alive(c["pid"]):
+            if now - c["heartbeat_ns"] > timeout_ns or not pid_alive(c["pid"]):
                 stale.append(c["slot"])
         return stale
 
@@ -442,22 +440,6 @@ def inspect_ring(instance: Instance, name: str) -> dict:
     return {"stream": seg.header["layout_name"].decode(), "capacity": int(ctl[CAPACITY]),
             "record_size": int(ctl[RECORD_SIZE]), "published": published,
             "full": int(atomic_load(ctl, P_FULL)), "consumers": consumers}
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a killed child not yet reaped by its parent is a zombie: dead for our purposes
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def _records_offset() -> int:

@@ -62,11 +62,17 @@ class Layout:
     hash: int
 
 
-def pid_alive(pid: int, created_realtime_ns: int) -> bool:
-    """True if ``pid`` runs and started before the segment was created (not a reused pid)."""
+def pid_alive(pid: int, created_realtime_ns: int | None = None) -> bool:
+    """True if ``pid`` runs (a zombie, killed but not yet reaped, is dead) and, given
+    ``created_realtime_ns``, started before that time: a pid reused since is not alive.
+    The one liveness check for pids read from shared memory (segments, rings, counters)."""
+    if pid <= 0:
+        return False
     try:
         proc = psutil.Process(pid)
-        return proc.create_time() * 1e9 <= created_realtime_ns + 1e9 and proc.status() != "zombie"
+        if created_realtime_ns is not None and proc.create_time() * 1e9 > created_realtime_ns + 1e9:
+            return False
+        return proc.status() != psutil.STATUS_ZOMBIE
     except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
         return False
 

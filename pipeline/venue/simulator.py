@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline import config as config_module
 from pipeline.config import ROOT
 from pipeline.instruments import Instrument, SymbolTable
 from pipeline.venue.faults import Faults
@@ -42,6 +43,7 @@ from pipeline.venue.mdserver import (
 )
 
 log = logging.getLogger("venue")
+_SIM = config_module.defaults("sim")  # [sim]: the keys and their defaults
 
 
 @dataclass
@@ -56,24 +58,24 @@ class Account:
 @dataclass
 class SimConfig:
     symbols: SymbolTable
-    host: str = "127.0.0.1"
-    md_port: int = 0
-    rest_port: int = 0
-    fix_port: int = 0
-    seed: int = 1
-    rate: float = 2000.0  # background flow events per second per instrument; 0: none
+    host: str = _SIM["host"]
+    md_port: int = _SIM["md_port"]
+    rest_port: int = _SIM["rest_port"]
+    fix_port: int = _SIM["fix_port"]
+    seed: int = _SIM["seed"]
+    rate: float = _SIM["rate"]  # background flow events per second per instrument; 0: none
     start_prices: dict[str, str] = field(default_factory=dict)
     mean_qty: dict[str, str] = field(default_factory=dict)
     flow: dict = field(default_factory=dict)  # FlowParams overrides
     accounts: list[Account] = field(default_factory=list)
-    comp_id: str = "SIMVENUE"
-    state_dir: Path = ROOT / "var" / "sim"
+    comp_id: str = _SIM["comp_id"]
+    state_dir: Path = ROOT / _SIM["state_dir"]
     faults: dict = field(default_factory=dict)
-    depth_ms: int = 1000  # the @depth stream's period
-    depth_fast_ms: int = 100  # the @depth@100ms stream's period
-    max_order_lots: int = 0
-    max_open_orders: int = 0
-    first_update_id: int = 1_000_000
+    depth_ms: int = _SIM["depth_ms"]  # the @depth stream's period
+    depth_fast_ms: int = _SIM["depth_fast_ms"]  # the @depth@100ms stream's period
+    max_order_lots: int = _SIM["max_order_lots"]
+    max_open_orders: int = _SIM["max_open_orders"]
+    first_update_id: int = _SIM["first_update_id"]
 
     @classmethod
     def from_config(cls, config: dict, **overrides) -> SimConfig:
@@ -91,9 +93,7 @@ class SimConfig:
                 log.warning("sim account %s: no password (set %s); its logons are refused",
                             row["username"], env)
             accounts.append(Account(row["username"], n, password))
-        unknown = set(sim) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"[sim]: unknown keys {sorted(unknown)}")
+        config_module.check(sim, config_module.SCHEMA["sim"], "config", "sim")
         kwargs = dict(sim)
         kwargs.update({k: v for k, v in overrides.items() if v is not None})
         if "state_dir" in kwargs:

@@ -1,5 +1,5 @@
-"""ControlEcho: a small order source that obeys the control area, standing in for the
-strategy + gateway until they poll it themselves (tests, demos of ``hft ctl``).
+"""ControlEcho: a probe for the control path, a small order source that obeys the control
+area, so ``hft ctl`` is tested against one cheap process instead of the whole pipeline.
 
 Duty cycle (jitted): unless the kill switch or the pause flag is on (checked every cycle),
 publish one NEW ORDER_INTENT on the order ring every ``1/rate`` seconds.

@@ -1,11 +1,11 @@
-"""Control echo process: a paced order source that obeys ``hft ctl`` (tests, demos)."""
+"""Probe echo process (ControlEcho): a paced order source that obeys ``hft ctl`` (tests, demos)."""
 
 from __future__ import annotations
 
 import sys
 
 from pipeline.control.area import ControlArea
-from pipeline.control.echo import ControlEcho
+from pipeline.probe.echo import ControlEcho
 from pipeline.transport.ring import Ring
 from procs import _common
 from shm_layouts.records import ORDER_INTENT
