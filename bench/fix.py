@@ -373,7 +373,7 @@ def rtt_gateway(n: int, tmp: str) -> tuple[np.ndarray, dict]:
     import uuid
 
     from pipeline.fix.session import SessionConfig
-    from pipeline.observe import histogram
+    from pipeline.metrics import histogram
     from pipeline.orders.gateway import GatewayAgent, GatewayConfig
     from pipeline.orders.risk import RiskLimits
     from pipeline.orders.segments import EXECS_CONSUMER, create_order_path

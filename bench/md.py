@@ -217,7 +217,7 @@ def main(args: argparse.Namespace) -> int:
                  "msgs/s": msgs / t_replay, "MB/s": mb / t_replay,
                  "levels/s": s["levels"] / t_replay, "vs ours": 1.0})
     if args.processes:
-        from pipeline.marketdata.replay_procs import run_processes
+        from pipeline.replay.procs import run_processes
         t_procs = min(run_processes(prepared, idle=args.idle).seconds
                       for _ in range(max(1, args.repeat // 2)))
         rows.append({"stage": "replay", "impl": f"same via md ring -> book_builder process -> "

@@ -18,8 +18,8 @@ import time
 
 from bench._report import emit
 from pipeline.commands.demo import interval_stats
-from pipeline.observe.counters import Counters
-from pipeline.observe.monitor import Monitor
+from pipeline.metrics.counters import Counters
+from pipeline.monitor.top import Monitor
 from pipeline.runtime.processes import Child, stop, wait_running
 from pipeline.transport.registry import Instance
 from pipeline.transport.ring import Ring

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from pipeline.observe.counters import Counters
+from pipeline.metrics.counters import Counters
 from pipeline.runtime import idle
 from pipeline.runtime.agent import Agent
 from pipeline.runtime.runner import AgentRunner, RunnerConfig

@@ -7,7 +7,7 @@ import sys
 
 from pipeline.marketdata.builder import BookBuilderAgent
 from pipeline.marketdata.segments import attach_md_segments
-from pipeline.observe.counters import Counters
+from pipeline.metrics.counters import Counters
 from pipeline.transport.registry import Instance
 from pipeline.transport.segment import SegmentMissing
 from procs import _common

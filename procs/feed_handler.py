@@ -11,7 +11,7 @@ from pipeline.instruments import SymbolTable
 from pipeline.marketdata.feed import FeedConfig, FeedHandlerAgent
 from pipeline.marketdata.latest import LatestBooks
 from pipeline.marketdata.segments import MD_RING, MD_STREAM
-from pipeline.observe.counters import Counters
+from pipeline.metrics.counters import Counters
 from pipeline.transport.registry import Instance
 from pipeline.transport.ring import Ring
 from pipeline.transport.segment import SegmentMissing

@@ -16,7 +16,7 @@ import sys
 from pipeline import config as cfgmod
 from pipeline.control.area import ControlArea
 from pipeline.instruments import SymbolTable
-from pipeline.observe.counters import Counters
+from pipeline.metrics.counters import Counters
 from pipeline.orders.gateway import GatewayAgent, GatewayConfig
 from pipeline.orders.risk import RiskLimits
 from pipeline.orders.segments import create_order_path

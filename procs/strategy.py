@@ -9,7 +9,7 @@ import warnings
 from pipeline import config as cfg
 from pipeline.control.area import ControlArea
 from pipeline.instruments import SymbolTable
-from pipeline.observe.counters import Counters
+from pipeline.metrics.counters import Counters
 from pipeline.orders.segments import OmsState
 from pipeline.strategy import market_maker
 from pipeline.strategy.agent import StrategyAgent

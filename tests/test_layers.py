@@ -3,27 +3,25 @@
 The order, bottom to top (one line per layer; imports inside a layer are free, e.g.
 counters uses histogram; fix and marketdata share one as neither uses the other):
 
-    base        pipeline.config, pipeline.instruments
+    base        pipeline.config, pipeline.instruments, pipeline.units
     transport   pipeline.transport
-    metrics     pipeline.metrics (today pipeline.observe.counters, .histogram)
+    metrics     pipeline.metrics (counters, histograms)
     runtime     pipeline.runtime
     control     pipeline.control
-    fix, md     pipeline.fix | pipeline.marketdata
+    fix, md     pipeline.fix | pipeline.marketdata | pipeline.tls
     orders      pipeline.orders
     strategy    pipeline.strategy
     probe       pipeline.probe
     venue       pipeline.venue
     launch      pipeline.launch
     replay      pipeline.replay
-    monitor     pipeline.monitor (today the rest of pipeline.observe: sections, discover ...)
+    monitor     pipeline.monitor (the monitor: top, sections, discover, prometheus)
     commands    pipeline.commands
     cli         pipeline.cli
 
-A module belongs to the longest prefix listed (so ``pipeline.observe.counters`` is metrics,
-``pipeline.observe.sections`` is monitor). Every import counts, also one inside a function:
-a lazy import is still a dependency. ``LAYERS`` names both today's packages and the ones
-issue 12 moves them to (metrics, monitor, replay); drop the old names once they are gone,
-and change ``LAYERS`` and this docstring together.
+A module belongs to the longest prefix listed (so ``pipeline.metrics.counters`` is metrics,
+``pipeline.monitor.sections`` is monitor). Every import counts, also one inside a function:
+a lazy import is still a dependency. Change ``LAYERS`` and this docstring together.
 """
 
 from __future__ import annotations
@@ -38,19 +36,19 @@ ROOT = Path(__file__).resolve().parent.parent
 PIPELINE = ROOT / "pipeline"
 
 LAYERS: list[tuple[str, ...]] = [
-    ("pipeline.config", "pipeline.instruments"),
+    ("pipeline.config", "pipeline.instruments", "pipeline.units"),
     ("pipeline.transport",),
-    ("pipeline.metrics", "pipeline.observe.counters", "pipeline.observe.histogram"),
+    ("pipeline.metrics",),
     ("pipeline.runtime",),
     ("pipeline.control",),
-    ("pipeline.fix", "pipeline.marketdata"),
+    ("pipeline.fix", "pipeline.marketdata", "pipeline.tls"),
     ("pipeline.orders",),
     ("pipeline.strategy",),
     ("pipeline.probe",),
     ("pipeline.venue",),
     ("pipeline.launch",),
     ("pipeline.replay",),
-    ("pipeline.monitor", "pipeline.observe"),
+    ("pipeline.monitor",),
     ("pipeline.commands",),
     ("pipeline.cli",),
 ]

@@ -9,7 +9,7 @@ import pytest
 from md_loopback import Market, Venue
 
 from pipeline.cli import main
-from pipeline.marketdata import replay
+from pipeline.replay import inline as replay
 
 
 @pytest.mark.slow

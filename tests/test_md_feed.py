@@ -15,7 +15,7 @@ from pipeline.instruments import SymbolTable
 from pipeline.marketdata.latest import read_latest
 from pipeline.marketdata.segments import create_md_segments
 from pipeline.marketdata.wire.frames import next_frame
-from pipeline.observe.counters import Counters
+from pipeline.metrics.counters import Counters
 from pipeline.runtime.processes import Child, stop, wait_running
 from shm_layouts.records import BOOK_UPDATE
 

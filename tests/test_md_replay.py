@@ -125,7 +125,7 @@ def test_gap_then_mid_stream_snapshot_resyncs_like_live(binance_data, tmp_path):
 @pytest.mark.e2e
 @pytest.mark.timeout(180)
 def test_replay_through_processes_matches_inline(binance_data):
-    from pipeline.marketdata.replay_procs import run_processes
+    from pipeline.replay.procs import run_processes
     prepared = replay.prepare([binance_data / "BINANCE_FUTURES.ws.1.0"])
     inline = replay.InlineReplay(prepared).run(log_bbo=True)
     procs = run_processes(prepared, log_bbo=True, capacity=256)  # small ring: backpressure
@@ -149,7 +149,7 @@ def test_hft_replay_command_writes_bbo_csv(binance_data, tmp_path, capsys):
 @pytest.mark.timeout(120)
 def test_paced_replay_gives_the_same_books(binance_data):
     """--speed paces by the recorded receive times (30 s of capture at 3000x: ~10 ms)."""
-    from pipeline.marketdata.replay_procs import run_processes
+    from pipeline.replay.procs import run_processes
     prepared = replay.prepare([binance_data / "BINANCE.ws.1.0"])
     fast = replay.InlineReplay(prepared).run()
     assert replay.InlineReplay(prepared).run(speed=3000).final == fast.final

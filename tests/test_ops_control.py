@@ -18,7 +18,7 @@ from pipeline.control.area import (
     quoting_paused,
 )
 from pipeline.control.poller import ControlError, ControlPoller
-from pipeline.observe.counters import Counters
+from pipeline.metrics.counters import Counters
 from pipeline.runtime.processes import Child, stop, wait_running
 from pipeline.transport.ring import Ring
 from pipeline.transport.shared import atomic_add
@@ -228,7 +228,7 @@ def test_audit_log_location_and_format(tmp_path, monkeypatch):
 
 
 def test_default_instance_is_the_configured_one_or_the_only_one_running(monkeypatch):
-    from pipeline.observe import discover
+    from pipeline.monitor import discover
     monkeypatch.setattr(discover, "live_instances", lambda: ["other"])
     assert discover.resolve("given") == "given"
     assert discover.resolve(None) == "other"

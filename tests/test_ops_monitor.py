@@ -17,8 +17,8 @@ from waiting import until
 
 from pipeline import cli
 from pipeline.control.area import create_control
-from pipeline.observe.counters import Counters
-from pipeline.observe.monitor import Monitor
+from pipeline.metrics.counters import Counters
+from pipeline.monitor.top import Monitor
 from pipeline.runtime.processes import Child, stop, wait_running
 from pipeline.transport.ring import Ring
 from shm_layouts import ring as RL
@@ -120,7 +120,7 @@ def test_monitoring_never_writes(pipeline, capsys):
 
 
 def _segments_of(mon: Monitor):
-    from pipeline.observe.sections import ControlSection, ProcessesSection, RingsSection
+    from pipeline.monitor.sections import ControlSection, ProcessesSection, RingsSection
     for s in mon.sections:
         if isinstance(s, ProcessesSection):
             yield s.counters.segment
@@ -197,7 +197,7 @@ def test_missing_instance_is_a_clear_message(capsys):
 @pytest.mark.timeout(60)
 def test_dead_instance_is_a_clear_message(instance_name, capsys):
     code = ("from pipeline.transport.registry import Instance\n"
-            "from pipeline.observe.counters import Counters\n"
+            "from pipeline.metrics.counters import Counters\n"
             f"Counters.create(Instance.create({instance_name!r}))\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
     try:
@@ -241,7 +241,7 @@ def test_instance_whose_launcher_died_but_a_segment_creator_runs_is_alive(instan
 def test_instance_whose_creators_died_but_a_process_runs_is_alive(instance_name):
     """Every segment was created by a process that exited; a registered process runs."""
     code = ("from pipeline.transport.registry import Instance\n"
-            "from pipeline.observe.counters import Counters\n"
+            "from pipeline.metrics.counters import Counters\n"
             "from pipeline.transport.ring import Ring\n"
             "from shm_layouts.probe import PROBE_RECORD\n"
             f"inst = Instance.create({instance_name!r}); Counters.create(inst)\n"

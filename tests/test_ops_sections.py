@@ -14,10 +14,10 @@ import pytest
 from waiting import until
 
 from pipeline.instruments import Instrument, SymbolTable
-from pipeline.observe import discover, sections
-from pipeline.observe.counters import Counters
-from pipeline.observe.monitor import Monitor
-from pipeline.observe.sections import BooksSection, OrdersSection, Section
+from pipeline.metrics.counters import Counters
+from pipeline.monitor import discover, sections
+from pipeline.monitor.sections import BooksSection, OrdersSection, Section
+from pipeline.monitor.top import Monitor
 from pipeline.transport.segment import Layout
 from shm_layouts import SegmentKind
 from shm_layouts.records import BOOK_UPDATE, OrdStatus, Side, SyncState

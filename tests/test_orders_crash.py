@@ -16,7 +16,7 @@ from waiting import until
 
 from pipeline import config as configuration
 from pipeline.instruments import SymbolTable
-from pipeline.observe.counters import Counters
+from pipeline.metrics.counters import Counters
 from pipeline.orders import oms
 from pipeline.orders.segments import EXECS_CONSUMER, create_order_path
 from pipeline.orders.testing import push_intent, read_execs

@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.fix.session import SessionConfig
 from pipeline.instruments import SymbolTable
-from pipeline.observe.counters import Counters
+from pipeline.metrics.counters import Counters
 from pipeline.orders import oms, risk
 from pipeline.orders import views as V
 from pipeline.orders.gateway import GatewayAgent, GatewayConfig, replay

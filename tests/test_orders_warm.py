@@ -13,7 +13,7 @@ import simplefix
 from test_orders_risk import MID, Rig
 
 from pipeline.fix.store import JOURNAL_END, NEXT_OUT
-from pipeline.observe import histogram
+from pipeline.metrics import histogram
 from pipeline.orders import flow, warm
 from pipeline.orders import journal as J
 from pipeline.orders import views as V

@@ -12,7 +12,7 @@ import sys
 import pytest
 from waiting import until
 
-from pipeline.observe.counters import Counters
+from pipeline.metrics.counters import Counters
 from pipeline.transport.registry import Instance
 from shm_layouts.counters import ProcessState
 

@@ -11,7 +11,7 @@ import time
 import pytest
 from waiting import until
 
-from pipeline.observe.counters import Counters
+from pipeline.metrics.counters import Counters
 from pipeline.orders.segments import OmsState
 from pipeline.transport.registry import Instance
 from pipeline.transport.shared import atomic_load

@@ -19,12 +19,12 @@ import pytest
 
 from pipeline import config as cfgmod
 from pipeline.instruments import Instrument, SymbolTable
-from pipeline.launch.replay import PipelineReplay, strategy_config
 from pipeline.marketdata.latest import write_latest
 from pipeline.marketdata.segments import create_md_segments
 from pipeline.orders.segments import EXECS_CONSUMER, create_order_path
+from pipeline.replay.paper import PaperReason, PaperVenue
+from pipeline.replay.pipeline import PipelineReplay, strategy_config
 from pipeline.strategy.intents import IDS_PER_SESSION
-from pipeline.venue.paper import PaperReason, PaperVenue
 from shm_layouts.records import (
     BOOK_UPDATE,
     ORDER_INTENT,

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from numba import njit
 
-from pipeline.observe import histogram
-from pipeline.observe.counters import Counters
+from pipeline.metrics import histogram
+from pipeline.metrics.counters import Counters
 from pipeline.probe.agents import ProbeConsumer, ProbeProducer
 from pipeline.runtime import idle as I
 from pipeline.runtime.agent import ONE_CYCLE, SameArgsCall, _same_type, run_slice

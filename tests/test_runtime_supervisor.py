@@ -8,7 +8,7 @@ import signal
 import pytest
 from waiting import until
 
-from pipeline.observe.counters import Counters
+from pipeline.metrics.counters import Counters
 from pipeline.runtime.processes import Child, stop, wait_running
 from pipeline.runtime.supervisor import RestartPolicy, Supervisor
 from pipeline.transport.ring import Ring

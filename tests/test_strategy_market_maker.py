@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.observe.counters import Counters
+from pipeline.metrics.counters import Counters
 from pipeline.orders.segments import OmsState
 from pipeline.runtime import idle
 from pipeline.strategy import market_maker as MM

@@ -21,8 +21,8 @@ import sys
 import numpy as np
 from numba import njit
 
-from pipeline.observe import histogram
-from pipeline.observe.histogram import record
+from pipeline.metrics import histogram
+from pipeline.metrics.histogram import record
 from pipeline.runtime.clock import monotonic_ns
 
 # result words

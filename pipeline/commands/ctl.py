@@ -19,7 +19,7 @@ from pipeline import config as cfgmod
 from pipeline.control import audit
 from pipeline.control.area import CONTROL, SEGMENT_NAME, ControlArea, Outcome
 from pipeline.instruments import SymbolTable
-from pipeline.observe import discover
+from pipeline.monitor import discover
 from pipeline.transport.registry import Instance
 from pipeline.transport.segment import SegmentError
 from shm_layouts import control as L

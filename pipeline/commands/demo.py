@@ -12,8 +12,8 @@ import time
 
 import numpy as np
 
-from pipeline.observe import histogram
-from pipeline.observe.counters import Counters
+from pipeline.metrics import histogram
+from pipeline.metrics.counters import Counters
 from pipeline.runtime.processes import Child, stop, wait_running
 from pipeline.transport.registry import Instance
 from pipeline.transport.ring import Ring

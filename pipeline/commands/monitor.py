@@ -17,8 +17,8 @@ import time
 from rich.console import Console
 from rich.live import Live
 
-from pipeline.observe import discover, prometheus
-from pipeline.observe.monitor import Monitor
+from pipeline.monitor import discover, prometheus
+from pipeline.monitor.top import Monitor
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -8,7 +8,7 @@ import logging
 
 from pipeline.config import load as load_config
 from pipeline.instruments import SymbolTable
-from pipeline.marketdata import replay
+from pipeline.replay import inline as replay
 
 log = logging.getLogger("replay")
 
@@ -36,7 +36,7 @@ def main(args: argparse.Namespace) -> int:
     if args.inline:
         result = replay.InlineReplay(prepared).run(args.speed, log_bbo)
     else:
-        from pipeline.marketdata.replay_procs import run_processes
+        from pipeline.replay.procs import run_processes
         result = run_processes(prepared, args.speed, log_bbo, idle=args.idle)
     if log_bbo:
         replay.write_bbo_csv(args.bbo_out, prepared.symbols, result.bbo_rows)

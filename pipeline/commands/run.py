@@ -89,9 +89,9 @@ def main(args: argparse.Namespace) -> int:
 
 
 def replay_main(args: argparse.Namespace) -> int:
-    """``hft run --replay FILE...``: see ``pipeline.launch.replay`` (one process, no venue
+    """``hft run --replay FILE...``: see ``pipeline.replay.pipeline`` (one process, no venue
     and no core layout: ``--duration``, ``--venue`` and ``--profile`` do not apply)."""
-    from pipeline.launch.replay import INTEGRITY_ERRORS, print_replay_summary, run_replay
+    from pipeline.replay.pipeline import INTEGRITY_ERRORS, print_replay_summary, run_replay
     try:
         summary = run_replay(args.replay, args.config, args.seed, args.intents_out,
                              args.instance)

@@ -33,7 +33,7 @@ from pipeline.instruments import SymbolTable
 from pipeline.launch.summary import collect_summary
 from pipeline.launch.venue import Venue, parse_venue, start_simulator
 from pipeline.marketdata.segments import create_md_segments
-from pipeline.observe.counters import Counters
+from pipeline.metrics.counters import Counters
 from pipeline.orders.segments import OmsState, create_order_path
 from pipeline.runtime.processes import Child, stop, wait_running
 from pipeline.runtime.supervisor import RestartPolicy, Supervisor

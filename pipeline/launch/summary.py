@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pipeline.instruments import SymbolTable, from_units
 from pipeline.marketdata.latest import LatestBooks
-from pipeline.observe.counters import Counters
+from pipeline.metrics.counters import Counters
 from pipeline.orders.segments import OmsState
 from pipeline.transport.registry import Instance
 from pipeline.transport.ring import inspect_ring

@@ -21,9 +21,9 @@ from pipeline.marketdata.book import Books
 from pipeline.marketdata.latest import write_latest
 from pipeline.marketdata.publish import copy_payload, rows
 from pipeline.marketdata.segments import MD_CONSUMER, MdSegments
-from pipeline.observe import histogram
-from pipeline.observe.counters import Counters
-from pipeline.observe.histogram import record
+from pipeline.metrics import histogram
+from pipeline.metrics.counters import Counters
+from pipeline.metrics.histogram import record
 from pipeline.runtime import warming
 from pipeline.runtime.agent import Agent, run_slice
 from pipeline.runtime.clock import monotonic_ns

@@ -40,7 +40,7 @@ from pipeline.marketdata.wire import frames as F
 from pipeline.marketdata.wire import rest
 from pipeline.marketdata.wire.sockio import EAGAIN, recv_nb
 from pipeline.marketdata.wire.ws import WsConnection
-from pipeline.observe.counters import Counters
+from pipeline.metrics.counters import Counters
 from pipeline.runtime import warming
 from pipeline.runtime.agent import Agent, run_slice
 from pipeline.runtime.clock import monotonic_ns

@@ -16,8 +16,8 @@ from pipeline.fix import codec as C
 from pipeline.fix.session import K_APP, K_GARBLED, K_NONE, K_OTHER, next_inbound
 from pipeline.fix.sockio import EAGAIN, sock_recv, sock_send
 from pipeline.fix.store import journal_append, take_seq
-from pipeline.observe import histogram
-from pipeline.observe.histogram import record
+from pipeline.metrics import histogram
+from pipeline.metrics.histogram import record
 from pipeline.orders import journal as J
 from pipeline.orders import oms, risk
 from pipeline.orders.views import DENIAL_REASONS

@@ -24,8 +24,8 @@ from pipeline.fix import codec as C
 from pipeline.fix.session import Session, SessionConfig
 from pipeline.fix.wire import Initiator
 from pipeline.instruments import SymbolTable
-from pipeline.observe import histogram
-from pipeline.observe.counters import Counters
+from pipeline.metrics import histogram
+from pipeline.metrics.counters import Counters
 from pipeline.orders import flow, risk, warm
 from pipeline.orders import journal as J
 from pipeline.orders import views as V

@@ -7,8 +7,8 @@ import time
 import numpy as np
 from numba import njit
 
-from pipeline.observe.counters import Counters, bump
-from pipeline.observe.histogram import record
+from pipeline.metrics.counters import Counters, bump
+from pipeline.metrics.histogram import record
 from pipeline.runtime.agent import Agent, run_slice
 from pipeline.runtime.clock import monotonic_ns
 from pipeline.transport import ring as R

@@ -18,7 +18,7 @@ from numba import njit
 
 from pipeline.control.area import ControlArea, kill_switch_on, quoting_paused
 from pipeline.control.poller import ControlPoller
-from pipeline.observe.counters import Counters, bump
+from pipeline.metrics.counters import Counters, bump
 from pipeline.runtime.agent import Agent, run_slice
 from pipeline.runtime.clock import monotonic_ns
 from pipeline.strategy.intents import CANCEL_ALL, GTC, NEW, Order, intent_sink, submit

@@ -9,7 +9,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from pipeline.observe.counters import Counters
+from pipeline.metrics.counters import Counters
 from shm_layouts.counters import ProcessState
 
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.observe import histogram
-from pipeline.observe.counters import Counters
+from pipeline.metrics import histogram
+from pipeline.metrics.counters import Counters
 from pipeline.runtime.agent import Agent
 from pipeline.transport.shared import atomic_store
 from shm_layouts import counters as L

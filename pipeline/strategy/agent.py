@@ -29,8 +29,8 @@ from numba import njit
 
 from pipeline.control.area import ControlArea
 from pipeline.control.poller import ControlPoller
-from pipeline.observe.counters import Counters, bump
-from pipeline.observe.histogram import record
+from pipeline.metrics.counters import Counters, bump
+from pipeline.metrics.histogram import record
 from pipeline.orders.segments import OmsState
 from pipeline.runtime import warming
 from pipeline.runtime.agent import Agent, HotDuty, SameArgsCall, run_slice

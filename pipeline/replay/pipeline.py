@@ -36,17 +36,17 @@ from pipeline.marketdata import apply as A
 from pipeline.marketdata.builder import BookBuilderAgent, build_once
 from pipeline.marketdata.normalize import FeedCore
 from pipeline.marketdata.publish import push_records
-from pipeline.marketdata.replay import prepare
-from pipeline.marketdata.replay_procs import feed_slice, feed_state
 from pipeline.marketdata.segments import create_md_segments
-from pipeline.observe.counters import Counters
+from pipeline.metrics.counters import Counters
 from pipeline.orders.segments import create_order_path
+from pipeline.replay.inline import prepare
+from pipeline.replay.paper import PaperVenue, paper_cycle
+from pipeline.replay.procs import feed_slice, feed_state
 from pipeline.strategy import market_maker
 from pipeline.strategy.agent import StrategyAgent, strategy_cycle
 from pipeline.strategy.intents import id_state
 from pipeline.strategy.setup import market_maker_state
 from pipeline.transport.registry import Instance
-from pipeline.venue.paper import PaperVenue, paper_cycle
 
 warnings.filterwarnings("ignore", "First-class function type feature is experimental")
 

@@ -26,8 +26,8 @@ from rich.table import Table
 
 from pipeline.control.area import ControlArea
 from pipeline.marketdata.latest import LatestBooks
-from pipeline.observe.counters import Counters
-from pipeline.observe.ringview import open_ring
+from pipeline.metrics.counters import Counters
+from pipeline.monitor.ringview import open_ring
 from pipeline.orders.segments import OmsState
 from pipeline.transport.registry import Entry, Instance
 from pipeline.transport.ring import RingError

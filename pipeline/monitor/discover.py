@@ -98,7 +98,7 @@ def alive(inst: Instance) -> bool:
 
 def _a_process_runs(inst: Instance) -> bool:
     """Some process registered in the counters area is still running."""
-    from pipeline.observe.counters import Counters
+    from pipeline.metrics.counters import Counters
     try:
         counters = Counters.attach(inst, readonly=True)
     except SegmentError:

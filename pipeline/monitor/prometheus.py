@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from pipeline.observe.sections import Metric
+from pipeline.monitor.sections import Metric
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

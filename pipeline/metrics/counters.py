@@ -13,7 +13,7 @@ import time
 import numpy as np
 from numba import njit
 
-from pipeline.observe import histogram
+from pipeline.metrics import histogram
 from pipeline.transport.atomics import load_relaxed, store_relaxed
 from pipeline.transport.registry import Instance
 from pipeline.transport.segment import Layout

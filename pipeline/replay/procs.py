@@ -16,9 +16,9 @@ from pipeline.marketdata import apply as A
 from pipeline.marketdata.latest import read_latest
 from pipeline.marketdata.normalize import FeedCore, on_message
 from pipeline.marketdata.publish import PUSH_FIELDS, push_records, start_batch
-from pipeline.marketdata.replay import Prepared, ReplayResult, log_update
 from pipeline.marketdata.segments import BOOK_CONSUMER, MD_CONSUMER, create_md_segments
-from pipeline.observe.counters import Counters
+from pipeline.metrics.counters import Counters
+from pipeline.replay.inline import Prepared, ReplayResult, log_update
 from pipeline.runtime import idle as I
 from pipeline.runtime.clock import monotonic_ns
 from pipeline.runtime.processes import Child, stop, wait_running

@@ -1,6 +1,6 @@
 """The monitor: a read-only view of a running instance, section by section.
 
-Sections come from ``pipeline.observe.sections`` (one plugin per layout-name prefix) and
+Sections come from ``pipeline.monitor.sections`` (one plugin per layout-name prefix) and
 are rebuilt when the instance registers new segments, so a pipeline that creates its
 segments while the monitor runs shows up piece by piece.
 """
@@ -12,8 +12,8 @@ import time
 from rich.console import Group
 from rich.text import Text
 
-from pipeline.observe import discover, prometheus
-from pipeline.observe.sections import Section, build
+from pipeline.monitor import discover, prometheus
+from pipeline.monitor.sections import Section, build
 
 ORDER = ("processes", "rings", "books", "orders", "control", "histograms", "counters")
 
