@@ -25,7 +25,7 @@ from pipeline.metrics import histogram
 from pipeline.metrics.counters import Counters
 from pipeline.metrics.histogram import record
 from pipeline.runtime import warming
-from pipeline.runtime.agent import Agent, run_slice
+from pipeline.runtime.agent import Agent
 from pipeline.runtime.clock import monotonic_ns
 from pipeline.transport import ring as R
 from pipeline.transport.shared import atomic_store
@@ -113,7 +113,7 @@ class BookBuilderAgent(Agent):
         return build_once, self._args
 
     def do_work(self, idle_state: np.ndarray, deadline_ns: int) -> int:
-        return run_slice(*self.hot_duty(), idle_state, deadline_ns)
+        return self.poll_slice(*self.hot_duty(), idle_state, deadline_ns)
 
     def housekeeping(self, now_ns: int) -> bool:
         self.segs.md.heartbeat(self.slot)

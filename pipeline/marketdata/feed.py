@@ -42,7 +42,7 @@ from pipeline.marketdata.wire.sockio import EAGAIN, recv_nb
 from pipeline.marketdata.wire.ws import WsConnection
 from pipeline.metrics.counters import Counters
 from pipeline.runtime import warming
-from pipeline.runtime.agent import Agent, run_slice
+from pipeline.runtime.agent import Agent
 from pipeline.runtime.clock import monotonic_ns
 from pipeline.runtime.idle import idle
 from pipeline.transport.ring import Ring
@@ -267,7 +267,7 @@ class FeedHandlerAgent(Agent):
         if hot is None:  # waiting to reconnect: idle as configured, do not spin
             idle(idle_state, 0)
             return 0
-        return run_slice(*hot, idle_state, deadline_ns)
+        return self.poll_slice(*hot, idle_state, deadline_ns)
 
     def _operator_resync(self) -> None:
         """``hft ctl resync SYMBOL``: invalidate that symbol and re-snapshot it."""

@@ -30,7 +30,7 @@ from pipeline.orders import flow, risk, warm
 from pipeline.orders import journal as J
 from pipeline.orders import views as V
 from pipeline.orders.segments import ORDERS_CONSUMER, OmsState, attach_order_path
-from pipeline.runtime.agent import Agent, SameArgsCall, run_slice, work_done
+from pipeline.runtime.agent import Agent, SameArgsCall, work_done
 from pipeline.runtime.idle import idle
 from pipeline.transport.ring import Ring, RingView, observe
 from pipeline.transport.segment import SegmentMissing
@@ -150,7 +150,7 @@ class GatewayAgent(Agent):
                           hist("hop.order_ring")))
         # the dispatcher would type every view in Python on every call (15-25 us idle):
         # these call the compiled overload directly while the arguments keep their types
-        self.duty_call, self.slice_call = SameArgsCall(flow.duty), SameArgsCall(run_slice)
+        self.duty_call = SameArgsCall(flow.duty)
         self._counter_ix = {}
         if counters is not None:
             names = [*self._counter_values()]
@@ -256,7 +256,7 @@ class GatewayAgent(Agent):
         else:
             duty, args = hot
             if deadline_ns:
-                work = self.slice_call(duty, args, idle_state, deadline_ns)
+                work = self.poll_slice(duty, args, idle_state, deadline_ns)
             else:
                 work = work_done(self.duty_call(*args))
             self._after_duty(time.monotonic_ns())

@@ -9,7 +9,7 @@ from numba import njit
 
 from pipeline.metrics.counters import Counters, bump
 from pipeline.metrics.histogram import record
-from pipeline.runtime.agent import Agent, run_slice
+from pipeline.runtime.agent import Agent
 from pipeline.runtime.clock import monotonic_ns
 from pipeline.transport import ring as R
 from pipeline.transport.ring import Ring
@@ -80,7 +80,7 @@ class ProbeProducer(Agent):
 
     def do_work(self, idle_state: np.ndarray, deadline_ns: int) -> int:
         args = (self.ring.ctl, self.ring.stamps, self.ring.records, self.state)
-        return run_slice(produce_due, args, idle_state, deadline_ns)
+        return self.poll_slice(produce_due, args, idle_state, deadline_ns)
 
     def housekeeping(self, now_ns: int) -> bool:
         self.ring.heartbeat()
@@ -103,7 +103,7 @@ class ProbeConsumer(Agent):
     def do_work(self, idle_state: np.ndarray, deadline_ns: int) -> int:
         args = (self.ring.ctl, self.ring.stamps, self.ring.records, self.slot, self.words,
                 self.seen, self.errors, self.hist)
-        return run_slice(consume_and_measure, args, idle_state, deadline_ns)
+        return self.poll_slice(consume_and_measure, args, idle_state, deadline_ns)
 
     def housekeeping(self, now_ns: int) -> bool:
         self.ring.heartbeat(self.slot)

@@ -19,7 +19,7 @@ from numba import njit
 from pipeline.control.area import ControlArea, kill_switch_on, quoting_paused
 from pipeline.control.poller import ControlPoller
 from pipeline.metrics.counters import Counters, bump
-from pipeline.runtime.agent import Agent, run_slice
+from pipeline.runtime.agent import Agent
 from pipeline.runtime.clock import monotonic_ns
 from pipeline.strategy.intents import CANCEL_ALL, GTC, NEW, Order, intent_sink, submit
 from pipeline.transport.ring import Ring
@@ -73,7 +73,7 @@ class ControlEcho(Agent):
 
     def do_work(self, idle_state: np.ndarray, deadline_ns: int) -> int:
         args = (self.control.words, self.sink, self.state, self.words, self.c_orders)
-        return run_slice(quote_when_allowed, args, idle_state, deadline_ns)
+        return self.poll_slice(quote_when_allowed, args, idle_state, deadline_ns)
 
     def _cancel_all(self) -> Status:
         now = time.monotonic_ns()

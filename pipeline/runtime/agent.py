@@ -141,6 +141,15 @@ class Agent(ABC):
     def do_work(self, idle_state: np.ndarray, deadline_ns: int) -> int:
         """Run the duty cycle until ``deadline_ns`` (a jitted slice); return work done."""
 
+    def poll_slice(self, duty_cycle, args: tuple, idle_state: np.ndarray,
+                   deadline_ns: int) -> int:
+        """``run_slice`` for this agent, through a ``SameArgsCall``: an agent passes the
+        same views every slice, so numba need not type them again each time."""
+        call = self.__dict__.get("_slice_call")
+        if call is None:
+            call = self._slice_call = SameArgsCall(run_slice)
+        return call(duty_cycle, args, idle_state, deadline_ns)
+
     def hot_duty(self) -> HotDuty | None:
         """``HotDuty(jitted duty cycle, argument tuple)`` for a fused loop, or None while this
         agent needs its Python ``do_work`` (disconnected, mid-handshake) or has no jitted

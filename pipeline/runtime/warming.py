@@ -46,31 +46,3 @@ def is_due(c):
     r.last_ns = now
     r.passes += 1
     return True
-
-
-# Retired: the word form, kept only until the order and market data warm passes have moved
-# to the record (the strategy's has); then delete everything below.
-PERIOD, LAST, PASSES, READY = range(4)  # the clock's words, from its first one
-CLOCK_WORDS = 4
-WORDS = 8  # a clock of its own (``clock``): the agent's words follow from READY + 1
-
-
-def clock(period_ns: int) -> np.ndarray:
-    """Warming words; ``period_ns`` <= 0: never due."""
-    w = np.zeros(WORDS, np.int64)
-    w[PERIOD] = period_ns
-    return w
-
-
-@njit(cache=True, _nrt=False)
-def due(w, at=0):
-    """True, with the pass counted, when a dry pass may run now (the clock's words are
-    ``w[at:at + CLOCK_WORDS]``: an agent may keep them inside a larger word array)."""
-    if w[at + PERIOD] <= 0 or not w[at + READY]:
-        return False
-    now = monotonic_ns()
-    if now - w[at + LAST] < w[at + PERIOD]:
-        return False
-    w[at + LAST] = now
-    w[at + PASSES] += 1
-    return True

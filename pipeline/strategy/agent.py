@@ -33,7 +33,7 @@ from pipeline.metrics.counters import Counters, bump
 from pipeline.metrics.histogram import record
 from pipeline.orders.segments import OmsState
 from pipeline.runtime import warming
-from pipeline.runtime.agent import Agent, HotDuty, SameArgsCall, run_slice
+from pipeline.runtime.agent import Agent, HotDuty
 from pipeline.runtime.clock import monotonic_ns
 from pipeline.strategy import warm as W
 from pipeline.strategy.intents import (
@@ -278,7 +278,6 @@ class StrategyAgent(Agent):
                      self.sink, self.books, self.execs, self.trades, self.clock,
                      self.telemetry, self.warm)
         self._cycle, self._cycle_args = bind_cycle(s), self.args[1:]
-        self._slice = SameArgsCall(run_slice)
 
     def _recover(self) -> None:
         """Crash-only restart: take the inventory from the OMS and cancel any order a
@@ -310,7 +309,7 @@ class StrategyAgent(Agent):
         return HotDuty(self._cycle, self._cycle_args)
 
     def do_work(self, idle_state: np.ndarray, deadline_ns: int) -> int:
-        return self._slice(self._cycle, self._cycle_args, idle_state, deadline_ns)
+        return self.poll_slice(self._cycle, self._cycle_args, idle_state, deadline_ns)
 
     def pause(self, paused: bool) -> None:
         """Stop quoting (pull every quote) or resume; books are consumed either way."""
