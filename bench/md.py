@@ -17,11 +17,12 @@ from numba import njit
 
 from bench._report import emit
 from pipeline.marketdata import book as B
-from pipeline.marketdata import files, replay
+from pipeline.marketdata import files
 from pipeline.marketdata import parser as P
 from pipeline.marketdata.events import DIFF_LEVEL, SNAPSHOT_LEVEL
 from pipeline.marketdata.infer import infer_symbols
 from pipeline.marketdata.normalize import FeedCore, lookup_symbol, on_message
+from pipeline.replay import inline as replay
 from pipeline.units import to_units
 
 
