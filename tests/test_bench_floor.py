@@ -4,7 +4,11 @@ what the benchmark reads. No timing is asserted: only counts and shape."""
 
 from __future__ import annotations
 
+import pytest
+
 from bench.e2e import c_floor
+
+pytestmark = pytest.mark.spin  # the floor busy-polls (both of its processes on core 0)
 
 
 def test_floor_streams_frames_and_sends_orders_at_the_asked_rates():

@@ -7,45 +7,18 @@
  * tick-to-trade measures in the pipeline. Prints percentiles (ns) and the achieved rates
  * as one JSON line.
  * Usage: floor CORE_READER CORE_VENUE SECONDS FRAMES_PER_S ORDER_EVERY FRAME_BYTES ORDER_BYTES */
-#define _GNU_SOURCE
+#include "bench.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sched.h>
 #include <signal.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define SPIN_HINT() _mm_pause()
-#else
-#define SPIN_HINT() ((void)0)
-#endif
-
-static void pin(int core) {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(core, &set);
-    sched_setaffinity(0, sizeof set, &set);
-}
-
-static int64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int cmp(const void *a, const void *b) {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
 
 static int listener(uint16_t *port) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -143,7 +116,7 @@ int main(int argc, char **argv) {
         printf("{\"n\": 0}\n");
         return 1;
     }
-    qsort(spans, n, sizeof *spans, cmp);
+    qsort(spans, n, sizeof *spans, cmp_int64);
     printf("{\"p50\": %lld, \"p99\": %lld, \"p99.9\": %lld, \"max\": %lld, \"n\": %ld, "
            "\"frames_per_s\": %.1f, \"orders_per_s\": %.2f}\n",
            (long long)spans[n / 2], (long long)spans[(long)(n * 0.99)],

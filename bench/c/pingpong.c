@@ -3,47 +3,18 @@
  * spinning), each side on its own 128-byte line. Prints one-way latency (RTT / 2)
  * percentiles in ns as JSON; with RAW_FILE, also every round trip (int64 ns, native order)
  * so a caller can pool rounds.  Usage: pingpong CORE_A CORE_B ITERATIONS WARMUP [RAW_FILE] */
-#define _GNU_SOURCE
-#include <sched.h>
+#include "bench.h"
 #include <stdatomic.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define SPIN_HINT() _mm_pause()
-#elif defined(__aarch64__)
-#define SPIN_HINT() __asm__ volatile("yield")
-#else
-#define SPIN_HINT() ((void)0)
-#endif
 
 struct shared {
     _Alignas(128) _Atomic int64_t ping;
     _Alignas(128) _Atomic int64_t pong;
 };
-
-static void pin(int core) {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(core, &set);
-    sched_setaffinity(0, sizeof set, &set);
-}
-
-static int64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int cmp(const void *a, const void *b) {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
 
 int main(int argc, char **argv) {
     if (argc != 5 && argc != 6) return 2;
@@ -77,7 +48,7 @@ int main(int argc, char **argv) {
         if (!raw || fwrite(rtt, sizeof *rtt, n, raw) != (size_t)n) return 3;
         fclose(raw);
     }
-    qsort(rtt, n, sizeof *rtt, cmp);
+    qsort(rtt, n, sizeof *rtt, cmp_int64);
     printf("{\"p50\": %.1f, \"p99\": %.1f, \"p99.9\": %.1f, \"n\": %ld}\n",
            rtt[n / 2] / 2.0, rtt[(long)(n * 0.99)] / 2.0, rtt[(long)(n * 0.999)] / 2.0, n);
     return 0;
