@@ -151,6 +151,7 @@ class GatewayAgent(Agent):
         # the dispatcher would type every view in Python on every call (15-25 us idle):
         # these call the compiled overload directly while the arguments keep their types
         self.duty_call = SameArgsCall(flow.duty)
+        self.pump_call = SameArgsCall(flow.pump_inbound)  # per read of the FIX socket
         self._counter_ix = {}
         if counters is not None:
             names = [*self._counter_values()]
@@ -201,7 +202,7 @@ class GatewayAgent(Agent):
     # ------------------------------------------------------------------ hot path
     def _pump(self, now_ns: int) -> int:
         a = self.args
-        return flow.pump_inbound(a.fix, a.oms, a.execs, now_ns)
+        return self.pump_call(a.fix, a.oms, a.execs, now_ns)
 
     def _on_app(self, f: np.ndarray, _buf: np.ndarray) -> None:
         self.reports_via_python += 1
