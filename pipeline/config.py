@@ -77,6 +77,9 @@ SCHEMA: dict[str, Any] = {
         "first_update_id": 1_000_000, "start_prices": OPEN, "mean_qty": OPEN,
         "flow": OPEN, "faults": OPEN,
         "accounts": Rows({"username": REQUIRED, "password_env": ""}),
+        # TLS on every endpoint (hft sim --tls): tls_cert/tls_key "" = generate a CA and a
+        # certificate at start-up (pipeline/venue/tls.py); ca_file: the CA that signed tls_cert
+        "tls": False, "tls_cert": "", "tls_key": "", "ca_file": "",
     },
     # pipeline/orders/gateway.py (GatewayConfig) and pipeline/fix/session.py (SessionConfig)
     "gateway": {
