@@ -192,8 +192,9 @@ class Initiator:
         if self.conn is not None:
             close_notify = reason.startswith("peer closed")
             self.tls_events["close_notify" if close_notify else "cut_or_error"] += 1
-            if close_notify:
+            if close_notify:  # nothing may follow the peer's close_notify: no Logout
                 reason = "peer sent close_notify"
+                self.session.take_output()
             elif detail:  # the duty saw it: the detail is still in the error queue
                 reason = f"{reason}: {self.conn.describe(-1)}"
         self._close(now_ns, reason)
