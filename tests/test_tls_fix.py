@@ -24,8 +24,10 @@ from pipeline.fix import codec as C
 from pipeline.fix.session import Session, SessionConfig
 from pipeline.fix.wire import Initiator
 from pipeline.instruments import SymbolTable
+from pipeline.marketdata.wire import rest
+from pipeline.marketdata.wire.ws import WsConnection
 from pipeline.tls.certs import TestCA
-from pipeline.tls.client import TlsSettings
+from pipeline.tls.client import UNKNOWN_CA, TlsSettings, TlsVerifyError
 from pipeline.venue.testing import VenueThread, quiet_venue, run_until
 from pipeline.venue.testing import send_order as _send_order
 
@@ -94,6 +96,30 @@ def test_fix_untrusted_ca_refused_before_any_fix_byte(tmp_path):
         run_until(init, lambda: init.tls_events["handshake_failures"] >= 2, 20.0)
         assert not init.active and init.connects == 0 and init.sock is None
         assert acc.received == [] and acc.logons == 0  # no Logon ever reached the venue
+    finally:
+        acc.stop()
+        other.cleanup()
+
+
+def test_feed_refuses_a_simulator_with_an_untrusted_ca(tmp_path):
+    """wss:// and https:// against ``hft sim --tls`` with someone else's CA: a clear error
+    naming the cause, no WebSocket connection reaches the venue; its own CA works."""
+    other = TestCA(tmp_path / "other", name="someone else")
+    acc = venue(tmp_path)
+    try:
+        ep = acc.sim.endpoints()
+        url = ep["ws"] + "/stream?streams=btcusdt@bookTicker"
+        wrong = TlsSettings.from_config({"ca_file": str(other.ca_file)}, "127.0.0.1")
+        with pytest.raises(TlsVerifyError, match=UNKNOWN_CA) as err:
+            WsConnection.open(url, tls=wrong)
+        assert "127.0.0.1" in str(err.value)
+        snap = rest.snapshot_url(ep["rest"], "spot", "BTCUSDT", 5)
+        with pytest.raises(TlsVerifyError, match=UNKNOWN_CA):
+            rest.fetch(snap, tls=wrong)
+        assert acc.sim.stats["md_connections"] == 0
+        right = TlsSettings.from_config({"ca_file": ep["ca_file"]}, "127.0.0.1")
+        WsConnection.open(url, tls=right).close()
+        assert rest.fetch(snap, tls=right)[0].startswith(b"{")
     finally:
         acc.stop()
         other.cleanup()
