@@ -36,6 +36,7 @@ from tests.tls_peers import (
     TIMEOUT,
     ScriptedServer,
     SServer,
+    assert_no_key_in,
     connect,
     listener,
     read_upto,
@@ -67,11 +68,7 @@ def no_key_in_logs(caplog, ca):
     """Whatever a test does, no private key (marker or body) reaches a log record."""
     caplog.set_level(logging.DEBUG, logger="pipeline")
     yield
-    text = caplog.text
-    assert "PRIVATE KEY" not in text
-    for key in ca.dir.glob("*.key"):
-        body = [ln for ln in key.read_text().splitlines() if ln and not ln.startswith("-----")]
-        assert body and not any(ln in text for ln in body), f"{key.name} content logged"
+    assert_no_key_in(caplog.text, ca.dir)
 
 
 def arr(data: bytes) -> np.ndarray:

@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from errno import EAGAIN
+from pathlib import Path
 
 import numpy as np
 from numba import njit
@@ -40,6 +41,15 @@ from pipeline.tls.io import (
 
 TIMEOUT = 10.0
 IDLE_NS = 20_000  # backoff between empty polls: tests never spin a core
+
+
+def assert_no_key_in(text: str, directory) -> None:
+    """No private key marker, and no line of any ``*.key`` body under ``directory``, in
+    ``text`` (captured logs)."""
+    assert "PRIVATE KEY" not in text
+    for key in Path(directory).glob("*.key"):
+        body = [ln for ln in key.read_text().splitlines() if ln and not ln.startswith("-----")]
+        assert body and not any(ln in text for ln in body), f"{key.name} content logged"
 
 
 def listener() -> socket.socket:
