@@ -101,6 +101,23 @@ def test_fix_untrusted_ca_refused_before_any_fix_byte(tmp_path):
         other.cleanup()
 
 
+def test_fix_verification_off_warns_on_every_connect(tmp_path, caplog):
+    acc = venue(tmp_path)
+    try:
+        cfg = SessionConfig(sender="CLIENT", target="VENUE",
+                            store_dir=str(tmp_path / "store"), password=SECRET)
+        tls = TlsSettings.from_config({"tls_verify": False}, "127.0.0.1", "[gateway]")
+        init = Initiator(Session(cfg, SYMS, GRID), "127.0.0.1", acc.port, backoff_min_s=0.05,
+                         tls=tls)
+        run_until(init, lambda: init.active, 20.0)
+        acc.drop()
+        run_until(init, lambda: init.connects == 2 and init.active, 20.0)
+        warnings = [r for r in caplog.records if "verification is OFF" in r.getMessage()]
+        assert len(warnings) == 2 and all(r.levelno == logging.WARNING for r in warnings)
+    finally:
+        acc.stop()
+
+
 def test_feed_refuses_a_simulator_with_an_untrusted_ca(tmp_path):
     """wss:// and https:// against ``hft sim --tls`` with someone else's CA: a clear error
     naming the cause, no WebSocket connection reaches the venue; its own CA works."""
