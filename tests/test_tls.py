@@ -32,11 +32,11 @@ from pipeline.tls.io import (
     TLS_WANT_WRITE,
     wire_send,
 )
+from tests import tls_peers
 from tests.tls_peers import (
     TIMEOUT,
     ScriptedServer,
     SServer,
-    assert_no_key_in,
     connect,
     listener,
     read_upto,
@@ -47,28 +47,10 @@ from tests.tls_peers import (
     write_some,
 )
 
+ca, good, no_key_in_logs = tls_peers.ca, tls_peers.good, tls_peers.no_key_in_logs  # fixtures
+
 NS = 1_000_000_000
 WAIT_NS = int(TIMEOUT * NS)
-
-
-@pytest.fixture(scope="module")
-def ca():
-    authority = TestCA()
-    yield authority
-    authority.cleanup()
-
-
-@pytest.fixture(scope="module")
-def good(ca):
-    return ca.issue(("localhost", "127.0.0.1"), stem="good")
-
-
-@pytest.fixture(autouse=True)
-def no_key_in_logs(caplog, ca):
-    """Whatever a test does, no private key (marker or body) reaches a log record."""
-    caplog.set_level(logging.DEBUG, logger="pipeline")
-    yield
-    assert_no_key_in(caplog.text, ca.dir)
 
 
 def arr(data: bytes) -> np.ndarray:

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import logging
 import time
 
 import numpy as np
 import pytest
-from tls_peers import ScriptedServer, assert_no_key_in
+import tls_peers
+from tls_peers import ScriptedServer
 
 from pipeline.instruments import SymbolTable
 from pipeline.marketdata import warm as MW
@@ -23,28 +23,11 @@ from pipeline.marketdata.wire.ws import WsConnection
 from pipeline.tls import client as C
 from pipeline.tls.certs import TestCA
 
+ca, good, no_key_in_logs = tls_peers.ca, tls_peers.good, tls_peers.no_key_in_logs  # fixtures
+
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 TICK = (b'{"stream":"btcusdt@bookTicker","data":{"u":%d,"s":"BTCUSDT","b":"100.01",'
         b'"B":"1.000","a":"100.02","A":"2.000"}}')
-
-
-@pytest.fixture(scope="module")
-def ca():
-    authority = TestCA()
-    yield authority
-    authority.cleanup()
-
-
-@pytest.fixture(scope="module")
-def good(ca):
-    return ca.issue(("localhost", "127.0.0.1"), stem="good")
-
-
-@pytest.fixture(autouse=True)
-def no_key_in_logs(caplog, ca):
-    caplog.set_level(logging.DEBUG, logger="pipeline")
-    yield
-    assert_no_key_in(caplog.text, ca.dir)
 
 
 def ws_text(payload: bytes) -> bytes:
