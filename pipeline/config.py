@@ -51,6 +51,12 @@ class Each:
         self.schema = schema
 
 
+# TLS towards a venue (pipeline/tls/client.py TlsSettings.from_config validates them):
+# ``server_name`` "" = the URL's / endpoint's host (SNI + certificate name), ``ca_file`` "" =
+# the system CA store, ``tls_verify = false`` only on purpose (a warning on every connect).
+TLS_KEYS: dict[str, Any] = {"server_name": "", "ca_file": "", "tls_verify": True,
+                            "handshake_timeout_s": 5.0}
+
 SCHEMA: dict[str, Any] = {
     "instance": {"name": "hft"},
     "instruments": Rows({"symbol": REQUIRED, "venue": "spot", "tick_size": REQUIRED,
@@ -71,6 +77,9 @@ SCHEMA: dict[str, Any] = {
         "first_update_id": 1_000_000, "start_prices": OPEN, "mean_qty": OPEN,
         "flow": OPEN, "faults": OPEN,
         "accounts": Rows({"username": REQUIRED, "password_env": ""}),
+        # TLS on every endpoint (hft sim --tls): tls_cert/tls_key "" = generate a CA and a
+        # certificate at start-up (pipeline/venue/tls.py); ca_file: the CA that signed tls_cert
+        "tls": False, "tls_cert": "", "tls_key": "", "ca_file": "",
     },
     # pipeline/orders/gateway.py (GatewayConfig) and pipeline/fix/session.py (SessionConfig)
     "gateway": {
@@ -79,6 +88,7 @@ SCHEMA: dict[str, Any] = {
         "state_dir": "var/gateway", "book_ring": "", "reconcile_timeout_s": 5.0,
         "shutdown_timeout_s": 3.0, "backoff_min_s": 0.1, "backoff_max_s": 5.0,
         "reset_on_logon": False, "logon_timeout_s": 10.0, "resend_app": False,
+        "tls": False, **TLS_KEYS,  # tls = true: FIX over TLS (Binance: SNI required)
     },
     # pipeline/orders/risk.py (RiskLimits)
     "risk": {
@@ -88,11 +98,12 @@ SCHEMA: dict[str, Any] = {
         "per_symbol": Each({"max_qty": REQUIRED, "max_notional": REQUIRED,
                             "max_position": REQUIRED}),
     },
-    # pipeline/marketdata/feed.py (FeedConfig); url and rest_url are set by the launcher
+    # pipeline/marketdata/feed.py (FeedConfig); url and rest_url are set by the launcher;
+    # wss:// and https:// are TLS under TLS_KEYS (server_name applies to the stream)
     "feed": {
         "url": REQUIRED, "rest_url": REQUIRED, "stale_ms": 10_000, "snapshot_limit": 1000,
         "max_snapshot_retries": 8, "reconnect_min_ms": 100, "reconnect_max_ms": 5_000,
-        "recv_buffer": 4 << 20,
+        "recv_buffer": 4 << 20, **TLS_KEYS,
     },
 }
 

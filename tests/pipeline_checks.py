@@ -11,13 +11,17 @@ from pathlib import Path
 import psutil
 
 
-def run_pipeline(name: str, summary_path: Path, seconds: int, *extra: str) -> dict:
-    """``hft run`` for ``seconds``; asserts it exited 0 and printed its summary."""
+def run_pipeline(name: str, summary_path: Path, seconds: int, *extra: str,
+                 outputs: list | None = None) -> dict:
+    """``hft run`` for ``seconds``; asserts it exited 0 and printed its summary
+    (``outputs``: gets its stdout and stderr, e.g. to check what was logged)."""
     out = subprocess.run(
         [sys.executable, "-m", "pipeline.cli", "run", "--duration", str(seconds),
          "--instance", name, "--summary-json", str(summary_path), *extra],
         capture_output=True, text=True, timeout=seconds + 200)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    if outputs is not None:
+        outputs += [out.stdout, out.stderr]
     assert "== summary" in out.stdout and "tick-to-trade" in out.stdout
     assert "\ndenied: " in out.stdout  # risk denials, by reason
     return json.loads(summary_path.read_text())

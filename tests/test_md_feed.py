@@ -190,8 +190,8 @@ def test_feed_cycle_stops_after_a_book_change_and_takes_the_next_without_a_recv(
         md = segs.md.view()
 
         def cycle() -> int:
-            return feed_once(b.fileno(), rbuf, frag, st, core.parse, core.syms, core.emit, md,
-                             warm)
+            return feed_once(b.fileno(), 0, rbuf, frag, st, core.parse, core.syms, core.emit,
+                             md, warm)
         _wait(lambda: cycle() and s["frames"] == 2, "the trade and the first ticker")
         recv_ns = int(s["last_recv"])
         recs = segs.md.records.view(MD_EVENT)

@@ -172,7 +172,7 @@ def test_the_idle_duty_warms_on_its_clock_and_sends_nothing(rig, instance):
         args = (orders.view(orders.join("gateway")), rig.oms, rig.risk, rig.fix, rig.execs,
                 V.book_view(None), V.Hists(*(histogram.new() for _ in range(4))))
         for _ in range(5):
-            assert flow.duty(fix_end.fileno(), *args) == 0  # no work: warming is not work
+            assert flow.duty(fix_end.fileno(), 0, *args) == 0  # no work: warming is not work
         assert io["passes"] == 5 and io["warm_result"] > 0  # bytes came back on the link
         assert io["end"] == 0 and io["sent"] == 0 and rig.seqs[NEXT_OUT] == 1
         with pytest.raises(BlockingIOError):

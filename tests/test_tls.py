@@ -32,6 +32,7 @@ from pipeline.tls.io import (
     TLS_WANT_WRITE,
     wire_send,
 )
+from tests import tls_peers
 from tests.tls_peers import (
     TIMEOUT,
     ScriptedServer,
@@ -46,32 +47,10 @@ from tests.tls_peers import (
     write_some,
 )
 
+ca, good, no_key_in_logs = tls_peers.ca, tls_peers.good, tls_peers.no_key_in_logs  # fixtures
+
 NS = 1_000_000_000
 WAIT_NS = int(TIMEOUT * NS)
-
-
-@pytest.fixture(scope="module")
-def ca():
-    authority = TestCA()
-    yield authority
-    authority.cleanup()
-
-
-@pytest.fixture(scope="module")
-def good(ca):
-    return ca.issue(("localhost", "127.0.0.1"), stem="good")
-
-
-@pytest.fixture(autouse=True)
-def no_key_in_logs(caplog, ca):
-    """Whatever a test does, no private key (marker or body) reaches a log record."""
-    caplog.set_level(logging.DEBUG, logger="pipeline")
-    yield
-    text = caplog.text
-    assert "PRIVATE KEY" not in text
-    for key in ca.dir.glob("*.key"):
-        body = [ln for ln in key.read_text().splitlines() if ln and not ln.startswith("-----")]
-        assert body and not any(ln in text for ln in body), f"{key.name} content logged"
 
 
 def arr(data: bytes) -> np.ndarray:

@@ -10,6 +10,7 @@ cannot send (KeyUpdate).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import select
 import socket
@@ -19,14 +20,16 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from errno import EAGAIN
+from pathlib import Path
 
 import numpy as np
+import pytest
 from numba import njit
 
 from pipeline.fix.sockio import sock_recv
 from pipeline.runtime.clock import monotonic_ns
 from pipeline.runtime.libc import nanosleep
-from pipeline.tls.certs import ServerCert
+from pipeline.tls.certs import ServerCert, TestCA
 from pipeline.tls.client import TlsConnection, client_context
 from pipeline.tls.io import (
     TLS_WANT_READ,
@@ -40,6 +43,36 @@ from pipeline.tls.io import (
 
 TIMEOUT = 10.0
 IDLE_NS = 20_000  # backoff between empty polls: tests never spin a core
+
+
+@pytest.fixture(scope="module")
+def ca():
+    """A test CA per module (shared fixtures: import them into the test module)."""
+    authority = TestCA()
+    yield authority
+    authority.cleanup()
+
+
+@pytest.fixture(scope="module")
+def good(ca):
+    return ca.issue(("localhost", "127.0.0.1"), stem="good")
+
+
+@pytest.fixture(autouse=True)
+def no_key_in_logs(caplog, ca):
+    """Whatever a test does, no private key (marker or body) reaches a log record."""
+    caplog.set_level(logging.DEBUG, logger="pipeline")
+    yield
+    assert_no_key_in(caplog.text, ca.dir)
+
+
+def assert_no_key_in(text: str, directory) -> None:
+    """No private key marker, and no line of any ``*.key`` body under ``directory``, in
+    ``text`` (captured logs)."""
+    assert "PRIVATE KEY" not in text
+    for key in Path(directory).glob("*.key"):
+        body = [ln for ln in key.read_text().splitlines() if ln and not ln.startswith("-----")]
+        assert body and not any(ln in text for ln in body), f"{key.name} content logged"
 
 
 def listener() -> socket.socket:

@@ -18,6 +18,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default="auto",
                    help="core layout in tuning/profiles (auto, dev-2core, dev-2core-lowlat, "
                    "tuned-host)")
+    p.add_argument("--tls", action="store_true",
+                   help="the simulator serves WebSocket, REST and FIX over TLS (hft sim "
+                   "--tls); the feed and the gateway verify it against its CA")
     p.add_argument("--summary-json", help="also write the summary to this file")
     p.add_argument("--warmup", type=float, default=0.0, metavar="SECONDS",
                    help="count latencies only from SECONDS after the first order went "
@@ -78,8 +81,13 @@ def format_denials(denied: dict, intents: int, throttled: int | None = None) -> 
 def main(args: argparse.Namespace) -> int:
     if args.replay:
         return replay_main(args)
+    if args.tls and args.venue:
+        print("hft run: --tls starts the simulator with TLS; for a running venue set "
+              "[feed] / [gateway] TLS keys in --config", file=sys.stderr)
+        return 2
     opts = RunOptions(config=args.config, instance=args.instance, duration=args.duration,
-                      venue=args.venue, profile=args.profile, warmup=args.warmup)
+                      venue=args.venue, profile=args.profile, warmup=args.warmup,
+                      tls=args.tls)
     summary = Launcher(opts).run()
     print_summary(summary)
     if args.summary_json:

@@ -2,6 +2,8 @@
 
 Prints one JSON line on stdout once listening: ``{"ws": ..., "rest": ..., "fix_host": ...,
 "fix_port": ..., ...}`` (ports chosen by the OS when given as 0), then logs to stderr.
+``--tls``: every endpoint over TLS (``wss://``, ``https://``, ``"fix": "tcp+tls://..."``),
+with ``ca_file`` and ``server_name`` in the line for clients to trust and check.
 """
 
 from __future__ import annotations
@@ -31,6 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state-dir", help="FIX session store directory")
     parser.add_argument("--fault", action="append", default=[], metavar="NAME=VALUE",
                         help="start with a fault on (repeatable), e.g. md_drop=0.01")
+    parser.add_argument("--tls", action="store_true", default=None,
+                        help="serve WebSocket, REST and FIX over TLS with a CA and server "
+                        "certificate generated at start-up (or --tls-cert/--tls-key)")
+    parser.add_argument("--tls-cert", help="server certificate chain (PEM) for --tls")
+    parser.add_argument("--tls-key", help="its private key (PEM)")
+    parser.add_argument("--ca-file", help="the CA that signed --tls-cert (printed as ca_file)")
     parser.add_argument("--busy-poll", action="store_true",
                         help="never sleep in the event loop (poll sockets with timeout 0): "
                         "a client's send() then does not pay for waking this process; "
@@ -60,7 +68,9 @@ def main(args: argparse.Namespace) -> int:
         cfg = SimConfig.from_config(conf, host=args.host, md_port=args.md_port,
                                     rest_port=args.rest_port, fix_port=args.fix_port,
                                     seed=args.seed, rate=args.rate, faults=faults,
-                                    state_dir=args.state_dir)
+                                    state_dir=args.state_dir, tls=args.tls,
+                                    tls_cert=args.tls_cert, tls_key=args.tls_key,
+                                    ca_file=args.ca_file)
         sim = Simulator(cfg)
     except (KeyError, ValueError) as e:
         print(f"hft sim: bad configuration: {e}", file=sys.stderr)
@@ -81,7 +91,7 @@ async def _run(sim: Simulator, busy_poll: bool = False) -> int:
         loop.add_signal_handler(sig, stop.set)
     try:
         endpoints = await sim.start()
-    except OSError as e:
+    except (OSError, ValueError) as e:  # TlsError is an OSError: the files are named
         print(f"hft sim: cannot listen: {e}", file=sys.stderr)
         return 1
     print(json.dumps(endpoints), flush=True)

@@ -3,6 +3,15 @@
 ``poll(now_ns)`` does one round of everything (connect, read, session processing, timers,
 write) without blocking, so it can sit in an agent's duty cycle. Reconnects back off
 exponentially from ``backoff_min_s`` to ``backoff_max_s``; a successful logon resets it.
+
+With ``tls`` (``[gateway] tls = true``) the connect state has one more step: the TLS
+handshake, stepped each round (``TlsHandshake.step`` never blocks) until it is done or
+fails (a verification failure closes the socket before any FIX byte and is retried with
+the same backoff, its cause in the reason). ``io`` is then the ``TlsConnection``, which
+behaves like the non-blocking socket (BlockingIOError on WANT_READ/WANT_WRITE, 0 on
+close_notify, an OSError for a cut or garbled stream), so reads, partial writes and
+reconnects keep their plain-TCP paths; ``ssl`` is what the gateway's jitted duty passes
+to ``wire_send``/``wire_recv``. ``tls_events`` counts what ended TLS connections.
 """
 
 from __future__ import annotations
@@ -16,17 +25,25 @@ from collections.abc import Callable
 import numpy as np
 
 from pipeline.fix.session import SECOND, Session, State
+from pipeline.tls.client import TlsConnection, TlsError, TlsHandshake, TlsSettings, client_context
 
 log = logging.getLogger(__name__)
 
 
 class Initiator:
     def __init__(self, session: Session, host: str, port: int, backoff_min_s: float = 0.1,
-                 backoff_max_s: float = 5.0):
+                 backoff_max_s: float = 5.0, tls: TlsSettings | None = None):
         self.session = session
         self.addr = (host, port)
         self.sock: socket.socket | None = None
         self.connecting = False
+        self.tls = tls
+        # one context per venue: the CA store is loaded once, reused by every reconnect
+        self.tls_ctx = client_context(tls.ca_file, tls.verify) if tls is not None else None
+        self.handshake: TlsHandshake | None = None
+        self.conn: TlsConnection | None = None
+        self.tls_events = {"handshakes": 0, "handshake_failures": 0, "close_notify": 0,
+                           "cut_or_error": 0, "want_write": 0}
         self.pending = bytearray()  # bytes the kernel did not take yet
         self.backoff_min = int(backoff_min_s * SECOND)
         self.backoff_max = int(backoff_max_s * SECOND)
@@ -38,6 +55,16 @@ class Initiator:
     @property
     def active(self) -> bool:
         return self.session.state == State.ACTIVE and self.sock is not None
+
+    @property
+    def io(self):
+        """What carries the bytes: the TLS connection, else the socket."""
+        return self.conn if self.conn is not None else self.sock
+
+    @property
+    def ssl(self) -> int:
+        """The ``SSL*`` for the jitted duty's ``wire_send``/``wire_recv`` (0: plain TCP)."""
+        return self.conn.ssl if self.conn is not None else 0
 
     def poll(self, now_ns: int, on_app: Callable[[np.ndarray, np.ndarray], None] | None
              = None) -> int:
@@ -55,8 +82,13 @@ class Initiator:
                 self._close(now_ns, f"connect failed: {errno.errorcode.get(err, err)}")
                 return 1
             self.connecting = False
-            self.connects += 1
-            self.session.on_connected(now_ns)
+            if self.tls is None:
+                self._connected(now_ns)
+            else:
+                self.handshake = self.tls_ctx.begin_connect(self.sock, self.tls.server_name,
+                                                            self.tls.handshake_timeout)
+        if self.handshake is not None:
+            return self._tls_step(now_ns)
         work = self._read(now_ns)
         s = self.session
         work += s.process(now_ns, on_app)
@@ -68,19 +100,48 @@ class Initiator:
             self._close(now_ns, s.want_disconnect)
         return work
 
+    def _connected(self, now_ns: int) -> None:
+        self.connects += 1
+        self.session.on_connected(now_ns)
+
+    def _tls_step(self, now_ns: int) -> int:
+        """One non-blocking handshake step; the session starts when it is done."""
+        try:
+            conn = self.handshake.step()
+        except TlsError as e:  # the handshake freed the SSL and closed the socket
+            self.handshake = None
+            self.tls_events["handshake_failures"] += 1
+            log.error("FIX %s:%d: %s", *self.addr, e)
+            self._close(now_ns, str(e))
+            return 1
+        if conn is None:
+            return 0
+        self.handshake = None
+        self.conn = conn
+        self.tls_events["handshakes"] += 1
+        self._connected(now_ns)
+        return 1
+
     def send(self, data) -> int:
-        """Write ``data`` (bytes or a uint8 view) after anything still pending."""
-        if self.sock is None or (not len(data) and not self.pending):
+        """Write ``data`` (bytes or a uint8 view) after anything still pending. Over TLS a
+        WANT_WRITE leaves all of it pending and the retry repeats the same leading bytes
+        (what OpenSSL requires; ACCEPT_MOVING_WRITE_BUFFER lets them move)."""
+        if self.sock is None or self.handshake is not None or (not len(data)
+                                                               and not self.pending):
             return 0
         if self.pending:
             self.pending += bytes(data)
             data = self.pending
         try:
-            n = self.sock.send(data)
+            n = self.io.send(data)
         except BlockingIOError:
             n = 0
+            if self.conn is not None:
+                self.tls_events["want_write"] += 1
         except OSError as e:
-            self.session._drop(f"send failed: {e.strerror}")
+            if self.conn is not None:
+                self.tls_events["cut_or_error"] += 1
+            self.session._drop(f"send failed: {e.strerror or e}")
             return 1
         if n < len(data):
             rest = bytes(memoryview(data)[n:])
@@ -100,14 +161,14 @@ class Initiator:
             self.session._drop("inbound buffer full")
             return 0
         try:
-            n = self.sock.recv_into(space)
+            n = self.io.recv_into(space)
         except BlockingIOError:
             return 0
-        except OSError as e:
-            self._close(now_ns, f"recv failed: {e.strerror}")
+        except OSError as e:  # over TLS: a cut mid-record or a garbled record, named
+            self.tls_failed(now_ns, f"recv failed: {e.strerror or e}", detail=False)
             return 1
         if n == 0:
-            self._close(now_ns, "peer closed the connection")
+            self.tls_failed(now_ns, "peer closed the connection", detail=False)
             return 1
         self.session.received(n)
         return 1
@@ -125,12 +186,31 @@ class Initiator:
         self.connecting = True
         self.pending = bytearray()
 
+    def tls_failed(self, now_ns: int, reason: str, detail: bool = True) -> None:
+        """The connection ended (the jitted duty's STOP_CLOSED/STOP_ERROR, or a Python
+        read): close it, over TLS with the OpenSSL detail and a count."""
+        if self.conn is not None:
+            close_notify = reason.startswith("peer closed")
+            self.tls_events["close_notify" if close_notify else "cut_or_error"] += 1
+            if close_notify:  # nothing may follow the peer's close_notify: no Logout
+                reason = "peer sent close_notify"
+                self.session.take_output()
+            elif detail:  # the duty saw it: the detail is still in the error queue
+                reason = f"{reason}: {self.conn.describe(-1)}"
+        self._close(now_ns, reason)
+
     def _close(self, now_ns: int, reason: str) -> None:
+        if self.handshake is not None:
+            self.handshake.abort()
+            self.handshake = None
         if self.sock is not None:
-            if not self.connecting:
+            if not self.connecting and (self.conn is not None or self.tls is None):
                 self.send(self.session.take_output())  # e.g. our Logout
+            if self.conn is not None:
+                self.conn.close()  # our close_notify, then the socket
             self.sock.close()
         self.sock = None
+        self.conn = None
         self.connecting = False
         self.pending = bytearray()
         self.session.on_disconnected(now_ns, reason)

@@ -37,6 +37,7 @@ from pipeline.metrics.counters import Counters
 from pipeline.orders.segments import OmsState, create_order_path
 from pipeline.runtime.processes import Child, stop, wait_running
 from pipeline.runtime.supervisor import RestartPolicy, Supervisor
+from pipeline.tls.pyssl import client_ssl_context
 from pipeline.transport.registry import Instance
 from pipeline.transport.ring import inspect_ring
 from pipeline.transport.shared import atomic_load
@@ -68,6 +69,7 @@ class RunOptions:
     # without the frames queued while the processes compiled and logged on)
     warmup: float = 0.0
     extra_args: dict[str, list[str]] = field(default_factory=dict)
+    tls: bool = False  # the simulator serves TLS; feed and gateway trust its CA
 
 
 class LatencyWindow:
@@ -179,7 +181,8 @@ class Launcher:
         write_toml(self.config_path, self.config)
         place = self.profile.get("simulator", {})
         self.venue = start_simulator(str(self.config_path), self.env, place.get("core"),
-                                     busy_poll=place.get("idle") == "busy_spin")
+                                     busy_poll=place.get("idle") == "busy_spin",
+                                     tls=self.opts.tls)
 
     def _resolve_config(self) -> None:
         v = self.venue
@@ -192,6 +195,10 @@ class Launcher:
         if not self.opts.venue:
             gw["username"] = self.config["sim"]["accounts"][0]["username"]
             gw["password_env"] = PASSWORD_ENV
+        if v.tls:  # wss:// + https:// follow from the URLs; FIX needs tls = true
+            gw["tls"] = True
+            for section in (feed, gw):
+                section["ca_file"], section["server_name"] = v.ca_file, v.server_name
         write_toml(self.config_path, self.config)
 
     def _create_segments(self) -> Counters:
@@ -285,7 +292,10 @@ class Launcher:
         if self.opts.venue or self.venue is None:
             return None
         try:
-            with urllib.request.urlopen(f"{self.venue.rest}/admin/positions", timeout=5) as r:
+            ctx = client_ssl_context(self.venue.ca_file or None, who="venue admin") \
+                if self.venue.tls else None
+            with urllib.request.urlopen(f"{self.venue.rest}/admin/positions", timeout=5,
+                                        context=ctx) as r:
                 by_account = json.load(r)
         except OSError as e:
             log.warning("venue positions unavailable: %s", e)

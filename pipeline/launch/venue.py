@@ -14,12 +14,15 @@ from dataclasses import dataclass
 
 @dataclass
 class Venue:
-    ws: str  # ws://host:port
-    rest: str  # http://host:port
+    ws: str  # ws://host:port (wss:// over TLS)
+    rest: str  # http://host:port (https://)
     fix_host: str
     fix_port: int
     comp_id: str  # the venue's SenderCompID (our TargetCompID)
     process: subprocess.Popen | None = None
+    tls: bool = False  # every endpoint over TLS (hft sim --tls)
+    ca_file: str = ""  # the CA to trust ("": the system store)
+    server_name: str = ""  # the name its certificate carries (SNI, hostname check)
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -43,12 +46,13 @@ def parse_venue(spec: str, comp_id: str = "VENUE") -> Venue:
 
 
 def start_simulator(config_path: str, env: dict[str, str], core: int | None,
-                    timeout: float = 60.0, busy_poll: bool = False) -> Venue:
+                    timeout: float = 60.0, busy_poll: bool = False, tls: bool = False) -> Venue:
     """Start ``hft sim`` on free loopback ports and wait for its endpoints line
-    (``busy_poll``: a profile that gives the simulator a spinning core of its own)."""
+    (``busy_poll``: a profile that gives the simulator a spinning core of its own;
+    ``tls``: every endpoint over TLS, its CA in the line)."""
     cmd = [sys.executable, "-m", "pipeline.cli", "sim", "--config", config_path,
            "--md-port", "0", "--rest-port", "0", "--fix-port", "0",
-           *(["--busy-poll"] if busy_poll else [])]
+           *(["--busy-poll"] if busy_poll else []), *(["--tls"] if tls else [])]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
                             env=env, text=True)
     if core is not None:
@@ -70,4 +74,5 @@ def start_simulator(config_path: str, env: dict[str, str], core: int | None,
         proc.kill()
         raise TimeoutError(f"venue simulator gave no endpoints within {timeout:.0f}s")
     ep = json.loads(line)
-    return Venue(ep["ws"], ep["rest"], ep["fix_host"], int(ep["fix_port"]), ep["comp_id"], proc)
+    return Venue(ep["ws"], ep["rest"], ep["fix_host"], int(ep["fix_port"]), ep["comp_id"], proc,
+                 ep.get("tls", False), ep.get("ca_file", ""), ep.get("server_name", ""))

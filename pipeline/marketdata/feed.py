@@ -1,9 +1,10 @@
 """Feed handler agent: Binance-format WebSocket -> parser -> sync -> md ring.
 
-Hot path (``feed_once``, jitted): non-blocking ``recv`` into a byte buffer, a timestamp
-per read, WebSocket frames decoded in place, each text frame through ``on_message``
-(parse, ticks/lots, sync rules) and the resulting records published to the md ring. A
-cycle publishes at most one book-changing frame's records (any trades before it too),
+Hot path (``feed_once``, jitted): non-blocking ``recv`` (``wss://``: ``SSL_read``, the
+records decrypted in the loop) into a byte buffer, a timestamp per read, WebSocket frames
+decoded in place, each text frame through ``on_message`` (parse, ticks/lots, sync rules)
+and the resulting records published to the md ring. A cycle publishes at most one
+book-changing frame's records (any trades before it too),
 then returns (the next cycle takes the next frame without a ``recv``): in a fused loop the
 book builder and strategy act on a bookTicker before a 100-level depth diff read with it
 is parsed.
@@ -22,6 +23,7 @@ import queue
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from urllib.parse import urlparse
 
 import numpy as np
 from numba import njit
@@ -38,13 +40,15 @@ from pipeline.marketdata.normalize import FeedCore, on_message
 from pipeline.marketdata.publish import PUSH_FIELDS, pending, push_records, start_batch
 from pipeline.marketdata.wire import frames as F
 from pipeline.marketdata.wire import rest
-from pipeline.marketdata.wire.sockio import EAGAIN, recv_nb
+from pipeline.marketdata.wire.sockio import EAGAIN
 from pipeline.marketdata.wire.ws import WsConnection
 from pipeline.metrics.counters import Counters
 from pipeline.runtime import warming
 from pipeline.runtime.agent import Agent
 from pipeline.runtime.clock import monotonic_ns
 from pipeline.runtime.idle import idle
+from pipeline.tls import client as tls
+from pipeline.tls.io import wire_errno_code, wire_recv
 from pipeline.transport.ring import Ring
 from pipeline.transport.shared import atomic_store
 from shm_layouts.control import Op, Status
@@ -81,8 +85,9 @@ def _compact(rbuf, s):
 
 
 @njit(cache=True, _nrt=False)
-def feed_once(fd, rbuf, frag, st, ps, sy, em, md, warm):
+def feed_once(fd, ssl, rbuf, frag, st, ps, sy, em, md, warm):
     """One duty cycle; returns work done (0: nothing arrived, or waiting on Python).
+    ``ssl``: the ``SSL*`` of a ``wss://`` stream (records decrypted here), 0 for ``ws://``.
     ``st``: FEED_STATE, ``ps``/``sy``/``em``: ``normalize``'s views, ``md``: the md ring's
     producer ``RingView``. A cycle with nothing to read may parse a kept bookTicker again
     (``warm``: a dry pass, ``pipeline.marketdata.warm``)."""
@@ -94,7 +99,7 @@ def feed_once(fd, rbuf, frag, st, ps, sy, em, md, warm):
     work = 0
     room = rbuf.shape[0] - s.w
     # frames left from the last read keep that read's time: no recv until they are taken
-    n = recv_nb(fd, rbuf, s.w, room) if room > 0 and not s.more else -EAGAIN
+    n = wire_recv(fd, ssl, rbuf, s.w, room) if room > 0 and not s.more else -EAGAIN
     s.more = 0
     if n > 0:
         s.w += n
@@ -189,6 +194,10 @@ class FeedConfig:
     reconnect_min_ms: int = _FEED["reconnect_min_ms"]
     reconnect_max_ms: int = _FEED["reconnect_max_ms"]
     recv_buffer: int = _FEED["recv_buffer"]
+    server_name: str = _FEED["server_name"]  # wss:// / https:// (config.TLS_KEYS)
+    ca_file: str = _FEED["ca_file"]
+    tls_verify: bool = _FEED["tls_verify"]
+    handshake_timeout_s: float = _FEED["handshake_timeout_s"]
 
     @classmethod
     def from_config(cls, section: dict) -> FeedConfig:
@@ -224,6 +233,7 @@ class FeedHandlerAgent(Agent):
         self._args = (self.rbuf, self.frag, self.st, c.parse, c.syms, c.emit, self.md_view,
                       self.warm)  # feed_once's arguments after the fd
         self.conn: WsConnection | None = None
+        self.tls, self.tls_ctx = self._tls_setup(config)
         self.connects = 0
         self.disconnects: dict[str, int] = {}
         self._next_connect = 0
@@ -254,13 +264,13 @@ class FeedHandlerAgent(Agent):
     def hot_duty(self) -> tuple | None:
         if self.conn is None:  # waiting to reconnect: nothing to poll
             return None
-        return self._duty(self.conn.fd)
+        return self._duty(self.conn.fd, self.conn.ssl)
 
     def duty_template(self) -> tuple:
-        return self._duty(-1)  # the socket's fd is known after connecting
+        return self._duty(-1, 0)  # the socket's fd is known after connecting
 
-    def _duty(self, fd: int) -> tuple:
-        return feed_once, (fd, *self._args)
+    def _duty(self, fd: int, ssl: int) -> tuple:
+        return feed_once, (fd, ssl, *self._args)
 
     def do_work(self, idle_state: np.ndarray, deadline_ns: int) -> int:
         hot = self.hot_duty()
@@ -293,7 +303,7 @@ class FeedHandlerAgent(Agent):
         if self.conn is not None:
             s = self.st[0]
             if s["eof"]:
-                why = f"errno {s['errno']}" if s["errno"] else "closed by peer"
+                why = self._eof_reason(int(s["errno"]))
                 self._disconnect("protocol error" if s["proto_errors"] else why)
             elif now_ns - s["last_recv"] > self.config.stale_ms * 1_000_000:
                 self._disconnect("stale stream")
@@ -313,13 +323,34 @@ class FeedHandlerAgent(Agent):
         if self.conn is not None:
             self.conn.close()
             self.conn = None
+        if self.tls_ctx is not None:
+            self.tls_ctx.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.publish_counters()
 
     # ---------------------------------------------------------------- connection
+    @staticmethod
+    def _tls_setup(config: FeedConfig) -> tuple[tls.TlsSettings | None, tls.TlsContext | None]:
+        """wss:// / https://: the settings (validated) and, for the stream, one context
+        (CA store loaded once, reused by every reconnect)."""
+        if not (config.url.startswith("wss://") or config.rest_url.startswith("https://")):
+            return None, None
+        host = urlparse(config.url).hostname or ""
+        settings = tls.TlsSettings.from_config(vars(config), host, "[feed]")
+        ctx = (tls.client_context(settings.ca_file, settings.verify)
+               if config.url.startswith("wss://") else None)
+        return settings, ctx
+
+    def _eof_reason(self, errno: int) -> str:
+        """Why the stream ended; over TLS with the OpenSSL detail (drains its error queue,
+        as required before the next TLS call on this thread)."""
+        if self.conn.tls is None:
+            return f"errno {errno}" if errno else "closed by peer"
+        return "TLS: " + self.conn.tls.describe(wire_errno_code(errno))
+
     def _connect(self, now_ns: int) -> None:
         try:
-            self.conn = WsConnection.open(self.config.url)
+            self.conn = WsConnection.open(self.config.url, tls=self.tls, ctx=self.tls_ctx)
         except (OSError, ConnectionError) as e:
             log.warning("connect %s failed: %s; retry in %d ms", self.config.url, e,
                         self._reconnect_ms)
@@ -424,7 +455,7 @@ class FeedHandlerAgent(Agent):
 
     def _fetch(self, generation: int, sid: int, url: str) -> None:
         try:
-            body, t = rest.fetch(url)
+            body, t = rest.fetch(url, tls=self.tls)
             self._results.put((generation, sid, body, t))
         except Exception as e:  # noqa: BLE001 - any failure is retried with backoff
             log.warning("snapshot %s failed: %s", url, e)

@@ -14,7 +14,7 @@ from numba import njit
 
 from pipeline.fix import codec as C
 from pipeline.fix.session import K_APP, K_GARBLED, K_NONE, K_OTHER, next_inbound
-from pipeline.fix.sockio import EAGAIN, sock_recv, sock_send
+from pipeline.fix.sockio import EAGAIN
 from pipeline.fix.store import journal_append, take_seq
 from pipeline.metrics import histogram
 from pipeline.metrics.histogram import record
@@ -24,6 +24,7 @@ from pipeline.orders.views import DENIAL_REASONS
 from pipeline.orders.warm import touch, warm
 from pipeline.runtime import warming
 from pipeline.runtime.clock import monotonic_ns, realtime_ns
+from pipeline.tls.io import wire_recv, wire_send
 from pipeline.transport.atomics import fetch_add, load_relaxed, store_relaxed
 from pipeline.transport.ring import (
     cursor,
@@ -434,7 +435,7 @@ def bump_stale(words):
 
 
 @njit(cache=True, _nrt=False)
-def _inbound(fd, fix, om, execs, now):
+def _inbound(fd, ssl, fix, om, execs, now):
     """Socket -> exec reports -> OMS -> exec ring. Returns the work count, or ``-1 - work``
     with ``io.stop`` set when Python must take over."""
     work = 0
@@ -449,7 +450,7 @@ def _inbound(fd, fix, om, execs, now):
     if end >= size:
         w.stop = STOP_ADMIN  # full: Python compacts the buffer
         return -1
-    r = sock_recv(fd, inb.buf, end, size - end)
+    r = wire_recv(fd, ssl, inb.buf, end, size - end)
     if r > 0:
         io.end = end + r
         work += 1
@@ -469,14 +470,14 @@ def _inbound(fd, fix, om, execs, now):
 
 
 @njit(cache=True, _nrt=False)
-def _send_wire(fd, fix, hists, now):
+def _send_wire(fd, ssl, fix, hists, now):
     """One send() of everything encoded this pass; tick-to-trade is recorded when it
     returns. False (``io.stop`` = STOP_PARTIAL) when the socket took only part."""
     out = fix.out
     w = out.io[0]
     n = w.end
     t_send = monotonic_ns()
-    r = sock_send(fd, out.wire, 0, n)
+    r = wire_send(fd, ssl, out.wire, 0, n)
     t_sent = monotonic_ns()
     record(hists.send, t_sent - t_send)
     if r == n:
@@ -489,7 +490,7 @@ def _send_wire(fd, fix, hists, now):
 
 
 @njit(cache=True, _nrt=False)
-def duty(fd, intents, oms, risk, fix, execs, book, hists):
+def duty(fd, ssl, intents, oms, risk, fix, execs, book, hists):
     """One pass of the gateway's hot path, all in numba: book marks, then the outbound leg
     (order ring -> risk -> OMS -> FIX -> socket), then the inbound one (socket -> exec
     reports -> OMS -> exec ring). Outbound goes first so an intent never waits behind a
@@ -497,7 +498,8 @@ def duty(fd, intents, oms, risk, fix, execs, book, hists):
     errs safe (an order they fill or cancel still counts as open). Returns the work count,
     or ``-1 - work`` when Python must take over before the next pass (the duty-cycle
     convention of ``pipeline.runtime.agent``); ``io.stop`` says why (admin message,
-    partial send, closed or failed socket). ``hists``: tick-to-trade; the send() syscall
+    partial send, closed or failed socket). ``ssl``: the session's ``SSL*`` over TLS (records
+    encrypted/decrypted in this pass), 0 on plain TCP. ``hists``: tick-to-trade; the send() syscall
     alone (on loopback it includes waking the venue process); a sending pass up to its
     send() (marks, risk, OMS, encoding, journals); the order-ring hop."""
     now = monotonic_ns()
@@ -513,11 +515,11 @@ def duty(fd, intents, oms, risk, fix, execs, book, hists):
                             realtime_ns(), 256)
     if io[0].end > 0:
         record(hists.work, monotonic_ns() - now)
-        if not _send_wire(fd, fix, hists, now):
+        if not _send_wire(fd, ssl, fix, hists, now):
             return -1 - work
         work += 1
     elif warming.is_due(io):  # nothing to send: keep the order path hot
         io[0].warm_result = warm(fix, oms, risk, now, realtime_ns(), io[0].passes & 1) + \
             touch(fix, oms)
-    r = _inbound(fd, fix, oms, execs, now)
+    r = _inbound(fd, ssl, fix, oms, execs, now)
     return work + r if r >= 0 else r - work

@@ -32,6 +32,7 @@ from pipeline.orders import views as V
 from pipeline.orders.segments import ORDERS_CONSUMER, OmsState, attach_order_path
 from pipeline.runtime.agent import Agent, SameArgsCall, work_done
 from pipeline.runtime.idle import idle
+from pipeline.tls.client import TlsSettings
 from pipeline.transport.ring import Ring, RingView, observe
 from pipeline.transport.segment import SegmentMissing
 from pipeline.transport.shared import atomic_load, atomic_store
@@ -71,6 +72,7 @@ class GatewayConfig:
     backoff_min_s: float = _GW["backoff_min_s"]
     backoff_max_s: float = _GW["backoff_max_s"]
     journal_records: int = J.DEFAULT_RECORDS
+    tls: TlsSettings | None = None  # [gateway] tls = true (config.TLS_KEYS)
 
     @classmethod
     def from_config(cls, section: dict) -> GatewayConfig:
@@ -83,7 +85,21 @@ class GatewayConfig:
                    reconcile_timeout_s=float(s["reconcile_timeout_s"]),
                    shutdown_timeout_s=float(s["shutdown_timeout_s"]),
                    backoff_min_s=float(s["backoff_min_s"]),
-                   backoff_max_s=float(s["backoff_max_s"]))
+                   backoff_max_s=float(s["backoff_max_s"]),
+                   tls=_tls(s))
+
+
+def _tls(s: dict) -> TlsSettings | None:
+    """``tls = true``: the settings (validated); TLS keys without it are a mistake."""
+    if not isinstance(s["tls"], bool):
+        raise cfgmod.ConfigError(f"[gateway] tls must be true or false, not {s['tls']!r}")
+    if not s["tls"]:
+        stray = [k for k in ("server_name", "ca_file") if s[k]]
+        if stray or not s["tls_verify"]:
+            raise cfgmod.ConfigError(f"[gateway] {', '.join(stray) or 'tls_verify'} set but "
+                                     "tls = false (FIX would run over plain TCP)")
+        return None
+    return TlsSettings.from_config(s, s["host"], "[gateway]")
 
 
 class GatewayAgent(Agent):
@@ -108,7 +124,7 @@ class GatewayAgent(Agent):
                                table.table())
         self.session.pump = self._pump
         self.wire = Initiator(self.session, cfg.host, cfg.port, cfg.backoff_min_s,
-                              cfg.backoff_max_s)
+                              cfg.backoff_max_s, cfg.tls)
         self.journal = J.open_journal(cfg.journal_path, cfg.journal_records)
         out = V.out_path(warm_ns=warm_ns)
         warm.default_shape(out.shadow)
@@ -171,6 +187,7 @@ class GatewayAgent(Agent):
                 "oms.journal_full": int(w["journal_full"]),
                 "fix.bad_reports": self.bad_reports + int(w["bad_reports"]),
                 "warm_passes": int(w["passes"]),
+                **{f"tls.{k}": v for k, v in self.wire.tls_events.items()},
                 **V.denials_by_reason(self.wio)}
 
     # ------------------------------------------------------------------ set-up
@@ -237,10 +254,10 @@ class GatewayAgent(Agent):
             return None
         self.wio[0]["stop"] = flow.STOP_NONE
         self.fast_rounds += 1
-        return flow.duty, (self.wire.sock.fileno(), *self.args)
+        return flow.duty, (self.wire.sock.fileno(), self.wire.ssl, *self.args)
 
     def duty_template(self) -> tuple:
-        return flow.duty, (-1, *self.args)  # the socket's fd is known after connecting
+        return flow.duty, (-1, 0, *self.args)  # the socket's fd is known after connecting
 
     def after_hot(self) -> None:
         now = time.monotonic_ns()
@@ -279,8 +296,8 @@ class GatewayAgent(Agent):
             self.wire.pending += self.buf[sent:end].tobytes()  # the shell writes the rest
             flow.record_wire_times(self.hist, self.args.fix.out, time.monotonic_ns())
         elif stop in (flow.STOP_CLOSED, flow.STOP_ERROR):
-            self.wire._close(now, "peer closed the connection" if stop == flow.STOP_CLOSED
-                             else "socket error")
+            self.wire.tls_failed(now, "peer closed the connection"
+                                 if stop == flow.STOP_CLOSED else "socket error")
 
     def book_observe(self) -> int:
         b = self.args.book

@@ -36,12 +36,14 @@ from __future__ import annotations
 import ctypes
 import ipaddress
 import logging
+import os
 import select
 import socket
 import time
 from dataclasses import dataclass
 from functools import partial
 
+from pipeline.config import TLS_KEYS, ConfigError
 from pipeline.tls import openssl as O
 from pipeline.tls.openssl import describe
 
@@ -100,13 +102,25 @@ class TlsSettings:
     handshake_timeout: float = 5.0
 
     @classmethod
-    def from_config(cls, section: dict, host: str) -> TlsSettings:
+    def from_config(cls, section: dict, host: str, where: str = "config") -> TlsSettings:
         """``host`` (the URL's or the FIX endpoint's) is the name unless ``server_name``
-        says otherwise; empty strings mean "not set"."""
-        return cls(server_name=section.get("server_name") or host,
-                   ca_file=section.get("ca_file") or None,
-                   verify=bool(section.get("tls_verify", True)),
-                   handshake_timeout=float(section.get("handshake_timeout_s", 5.0)))
+        says otherwise; empty strings mean "not set". Defaults: ``config.TLS_KEYS``.
+        Raises ``ConfigError`` naming ``where`` for a value that cannot work."""
+        s = TLS_KEYS | {k: v for k, v in section.items() if k in TLS_KEYS}
+        if not isinstance(s["tls_verify"], bool):
+            raise ConfigError(f"{where}: tls_verify must be true or false, not "
+                              f"{s['tls_verify']!r}")
+        timeout = s["handshake_timeout_s"]
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+            raise ConfigError(f"{where}: handshake_timeout_s must be > 0, not {timeout!r}")
+        for key in ("server_name", "ca_file"):
+            if not isinstance(s[key], str):
+                raise ConfigError(f"{where}: {key} must be a string, not {s[key]!r}")
+        ca = s["ca_file"] or None
+        if ca is not None and not os.path.isfile(ca):
+            raise ConfigError(f"{where}: ca_file {ca} does not exist")
+        return cls(server_name=s["server_name"] or host, ca_file=ca, verify=s["tls_verify"],
+                   handshake_timeout=float(timeout))
 
 
 def _checked(ok: int, what: str) -> None:

@@ -174,6 +174,12 @@ def _as_errno(r, sending):
     return -EPROTO
 
 
+def wire_errno_code(errno: int) -> int:
+    """The TLS_* result behind a ``wire_recv``/``wire_send`` end (0 = clean close), for
+    ``TlsConnection.describe``."""
+    return {0: TLS_CLOSED, EPIPE: TLS_CLOSED, ECONNRESET: TLS_EOF}.get(errno, TLS_ERROR)
+
+
 @njit(cache=True, _nrt=False)
 def wire_recv(fd, ssl_p, buf, start, n):
     """``sock_recv`` conventions (bytes, 0 at a clean end, -errno) over plain TCP

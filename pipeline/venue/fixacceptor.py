@@ -77,8 +77,8 @@ class FixAcceptor:
         self.exec_id = 0
         self.server = FixServer(self)
 
-    async def start(self, host: str, port: int) -> int:
-        return await self.server.start(host, port)
+    async def start(self, host: str, port: int, ssl=None) -> int:
+        return await self.server.start(host, port, ssl=ssl)
 
     async def close(self) -> None:
         await self.server.close("venue shutting down")

@@ -86,8 +86,8 @@ class FixServer:
         self.server: asyncio.AbstractServer | None = None
         self.tap = None  # given to every new session (tests record what clients sent)
 
-    async def start(self, bind: str, port: int) -> int:
-        self.server = await asyncio.start_server(self._client, bind, port)
+    async def start(self, bind: str, port: int, ssl=None) -> int:
+        self.server = await asyncio.start_server(self._client, bind, port, ssl=ssl)
         return self.server.sockets[0].getsockname()[1]
 
     async def _client(self, reader, writer) -> None:

@@ -285,10 +285,11 @@ class MdServer:
         self.rng = random.Random(seed ^ 0x5EED)
         self.server = None
 
-    async def start(self, host: str, port: int) -> int:
+    async def start(self, host: str, port: int, ssl=None) -> int:
+        """``ssl``: an ``ssl.SSLContext`` to serve wss:// (``hft sim --tls``)."""
         self.server = await serve(self._handler, host, port, process_request=self._check_path,
                                   compression=None, ping_interval=20, ping_timeout=60,
-                                  max_size=1 << 16)
+                                  max_size=1 << 16, ssl=ssl)
         return self.server.sockets[0].getsockname()[1]
 
     def _streams_of(self, path: str) -> tuple[bool, list[str]] | None:
@@ -387,8 +388,8 @@ class RestServer:
     def route(self, method: str, path: str, handler: Handler) -> None:
         self.routes[(method, path)] = handler
 
-    async def start(self, host: str, port: int) -> int:
-        self.server = await asyncio.start_server(self._client, host, port)
+    async def start(self, host: str, port: int, ssl=None) -> int:
+        self.server = await asyncio.start_server(self._client, host, port, ssl=ssl)
         return self.server.sockets[0].getsockname()[1]
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):

@@ -41,6 +41,7 @@ from pipeline.venue.mdserver import (
     Stats,
     SymbolFeed,
 )
+from pipeline.venue.tls import ServerTls, server_tls
 
 log = logging.getLogger("venue")
 _SIM = config_module.defaults("sim")  # [sim]: the keys and their defaults
@@ -76,6 +77,10 @@ class SimConfig:
     max_order_lots: int = _SIM["max_order_lots"]
     max_open_orders: int = _SIM["max_open_orders"]
     first_update_id: int = _SIM["first_update_id"]
+    tls: bool = _SIM["tls"]  # every endpoint over TLS (pipeline/venue/tls.py)
+    tls_cert: str = _SIM["tls_cert"]
+    tls_key: str = _SIM["tls_key"]
+    ca_file: str = _SIM["ca_file"]
 
     @classmethod
     def from_config(cls, config: dict, **overrides) -> SimConfig:
@@ -126,6 +131,7 @@ class Simulator:
         self.fix: FixAcceptor | None = None  # created in start()
         self.paused = cfg.rate <= 0
         self.ports: dict[str, int] = {}
+        self.tls: ServerTls | None = None  # made in start()
         self._tasks: list[asyncio.Task] = []
 
     def _flow_params(self, inst: Instrument) -> FlowParams:
@@ -142,10 +148,14 @@ class Simulator:
     async def start(self) -> dict:
         cfg = self.cfg
         self._routes()
-        self.ports["md"] = await self.md.start(cfg.host, cfg.md_port)
-        self.ports["rest"] = await self.rest.start(cfg.host, cfg.rest_port)
+        if cfg.tls:
+            self.tls = server_tls(cfg.host, cfg.state_dir, cfg.tls_cert, cfg.tls_key,
+                                  cfg.ca_file)
+        ctx = self.tls.context if self.tls else None
+        self.ports["md"] = await self.md.start(cfg.host, cfg.md_port, ssl=ctx)
+        self.ports["rest"] = await self.rest.start(cfg.host, cfg.rest_port, ssl=ctx)
         self.fix = FixAcceptor(self, cfg)
-        self.ports["fix"] = await self.fix.start(cfg.host, cfg.fix_port)
+        self.ports["fix"] = await self.fix.start(cfg.host, cfg.fix_port, ssl=ctx)
         self._tasks = [asyncio.create_task(self._flow_loop()),
                        asyncio.create_task(self._depth_loop(DEPTH_STREAMS[0], cfg.depth_ms)),
                        asyncio.create_task(self._depth_loop(DEPTH_STREAMS[1], cfg.depth_fast_ms))]
@@ -162,11 +172,16 @@ class Simulator:
         await self.rest.close()
 
     def endpoints(self) -> dict:
-        h = self.cfg.host
-        return {"ws": f"ws://{h}:{self.ports['md']}", "rest": f"http://{h}:{self.ports['rest']}",
-                "fix_host": h, "fix_port": self.ports["fix"], "md_port": self.ports["md"],
-                "rest_port": self.ports["rest"], "comp_id": self.cfg.comp_id,
-                "symbols": [i.symbol for i in self.cfg.symbols]}
+        h, s = self.cfg.host, "s" if self.tls else ""
+        out = {"ws": f"ws{s}://{h}:{self.ports['md']}",
+               "rest": f"http{s}://{h}:{self.ports['rest']}",
+               "fix_host": h, "fix_port": self.ports["fix"], "md_port": self.ports["md"],
+               "rest_port": self.ports["rest"], "comp_id": self.cfg.comp_id,
+               "symbols": [i.symbol for i in self.cfg.symbols], "tls": self.tls is not None}
+        if self.tls:  # what a client needs: the CA to trust, the FIX endpoint as a URL
+            out |= {"ca_file": self.tls.ca_file, "server_name": self.tls.server_name,
+                    "fix": f"tcp+tls://{h}:{self.ports['fix']}"}
+        return out
 
     # ------------------------------------------------------------------ engine glue
     def after(self, symbol: str) -> None:
