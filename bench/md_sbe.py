@@ -20,7 +20,7 @@ import numpy as np
 from numba import njit
 
 from bench._report import emit
-from bench.md import generate, parse_all
+from bench.md import _best, generate, parse_all, reference_parse
 from pipeline.instruments import Instrument, SymbolTable
 from pipeline.marketdata import sbe
 from pipeline.marketdata import sync as S
@@ -136,101 +136,80 @@ def small_events(n: int, seed: int) -> dict[str, tuple[list[bytes], list[bytes]]
     return out
 
 
-def floats(raws: list[bytes], loads) -> int:
-    """loads + every price/qty to float (the cheapest conversion, in its favour)."""
-    total = 0
+def small_floats(raws: list[bytes], loads) -> int:
+    """loads + a trade's or bookTicker's prices and quantities to float (bench.md's
+    ``reference_parse`` does the depth levels)."""
     for raw in raws:
         msg = loads(raw)
-        msg = msg.get("data", msg)
-        levels = msg.get("b")
-        if isinstance(levels, list):
-            for key in ("b", "a", "bids", "asks"):
-                for p, q in msg.get(key, ()):
-                    float(p)
-                    float(q)
-                    total += 1
-        elif "b" in msg:  # bookTicker
-            float(msg["b"]), float(msg["B"]), float(msg["a"]), float(msg["A"])
-        else:
-            float(msg["p"]), float(msg["q"])
-    return total
+        for key in ("p", "q", "b", "B", "a", "A"):
+            if key in msg:
+                float(msg[key])
+    return len(raws)
 
 
-def _best(fn, repeat: int) -> tuple[float, object]:
-    best, result = float("inf"), None
-    for _ in range(repeat):
+def stage_rows(stage: str, jraws: list[bytes], variants: dict[str, list[bytes]],
+               args: argparse.Namespace, loaders: list) -> list[dict]:
+    """One event kind: our JSON path, then SBE (each price exponent), then the loaders."""
+    depth = stage == "depth diff"
+    first = 1 if depth else 0  # a depth run starts with the snapshot (untimed)
+    jcap, events = pack(jraws), jraws[first:]
+    msgs, levels = len(events), reference_parse(events, json.loads) if depth else 0
+    jbytes = int((jcap.end[first:] - jcap.start[first:]).sum())
+    snap = np.full(len(jcap), -1, np.int64)
+    snap[:first] = 0
+    rows: list[dict] = []
+
+    def row(impl: str, seconds: float, nbytes: int) -> dict:
+        return {"stage": stage, "impl": impl, "msgs/s": msgs / seconds,
+                "ns/msg": seconds / msgs * 1e9,
+                "ns/level": seconds / levels * 1e9 if levels else None,
+                "MB/s": nbytes / seconds / 1e6, "x JSON ours": t_json / seconds}
+
+    t_json = float("inf")
+    for _ in range(args.repeat):  # fresh sync state per run
+        core = json_core()
+        json_all(jcap.data, jcap.start[:first], jcap.end[:first], snap[:first], core)
         t = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, result
+        n_json = json_all(jcap.data, jcap.start[first:], jcap.end[first:], snap[first:], core)
+        t_json = min(t_json, time.perf_counter() - t)
+        assert core.stats[M_REJECTED] == 0 and (not depth or core.sync[0, S.W_APPLIED] == msgs)
+    rows.append(row("JSON on_message (ours: parse, ticks, records)", t_json, jbytes))
+    conv = np.zeros((core.lv.shape[0], 2), np.int64)
+    t_parse, _ = _best(lambda: parse_all(jcap.data, jcap.start[first:], jcap.end[first:],
+                                         snap[first:], core.hdr, core.lv, core.keys, core.lens,
+                                         core.grid, conv), args.repeat)
+    rows.append(row("JSON parse + ticks (ours, no records)", t_parse, jbytes))
+    out = np.zeros(1024, MD_EVENT)
+    for name, frames in variants.items():
+        scap, dec = pack(frames), sbe.new_decoder(SYMBOLS)
+        t_sbe, n = _best(lambda scap=scap, dec=dec: sbe_all(scap.data, scap.start, scap.end,
+                                                            dec, out), args.repeat)
+        assert sbe.summary(dec)["rejected"] == 0 and n == n_json  # the same records
+        rows.append(row(f"SBE decode ({name}: ticks, records)", t_sbe, scap.nbytes))
+    floats = reference_parse if depth else small_floats
+    for lname, loads in loaders:
+        t_ref, _ = _best(lambda loads=loads: floats(events, loads), max(1, args.repeat // 2))
+        rows.append(row(f"{lname}.loads + float()", t_ref, jbytes))
+    return rows
 
 
 def main(args: argparse.Namespace) -> int:
+    loaders = [("json", json.loads)]
     try:
         import orjson
+        loaders.insert(0, ("orjson", orjson.loads))
     except ImportError:  # dev dependency
-        orjson = None
+        pass
     t_setup = time.perf_counter()
     json_depth, sbe_depth = depth_events(args.messages, args.seed)
     small = small_events(args.small, args.seed)
     setup_s = time.perf_counter() - t_setup
-    rows: list[dict] = []
-    out = np.zeros(1024, MD_EVENT)
-    for stage, jraws, variants in (
-            [("depth diff", json_depth, {f"exp {e}": f for e, f in sbe_depth.items()})]
-            + [(name, j, {f"exp {SPOT}": s}) for name, (j, s) in small.items()]):
-        jcap = pack(jraws)
-        diffs = jraws[1:] if stage == "depth diff" else jraws
-        msgs = len(diffs)
-        levels = floats(diffs, json.loads) if stage == "depth diff" else 0
-        per = max(levels, msgs)
-
-        def row(impl: str, seconds: float, nbytes: int, base: float | None,
-                stage=stage, msgs=msgs, per=per, levels=levels) -> dict:
-            return {"stage": stage, "impl": impl, "msgs/s": msgs / seconds,
-                    "ns/msg": seconds / msgs * 1e9,
-                    "ns/level": seconds / per * 1e9 if levels else None,
-                    "MB/s": nbytes / seconds / 1e6,
-                    "x JSON ours": (base / seconds) if base else None}
-
-        snap = np.full(len(jcap), -1, np.int64)
-        snap[0] = 0
-        # our JSON path: on_message, fresh sync state per run (the snapshot, untimed, first)
-        first = 1 if stage == "depth diff" else 0
-        t_json = float("inf")
-        for _ in range(args.repeat):
-            core = json_core()
-            json_all(jcap.data, jcap.start[:first], jcap.end[:first], snap[:first], core)
-            t = time.perf_counter()
-            json_all(jcap.data, jcap.start[first:], jcap.end[first:], snap[first:], core)
-            t_json = min(t_json, time.perf_counter() - t)
-            assert core.stats[M_REJECTED] == 0
-            assert not first or core.sync[0, S.W_APPLIED] == msgs
-        jbytes = int((jcap.end[first:] - jcap.start[first:]).sum())
-        rows.append(row("JSON on_message (ours: parse, ticks, records)", t_json, jbytes,
-                        t_json))
-        core = json_core()
-        t_parse, _ = _best(lambda core=core, jcap=jcap, first=first, snap=snap: parse_all(
-            jcap.data, jcap.start[first:], jcap.end[first:], snap[first:], core.hdr, core.lv,
-            core.keys, core.lens, core.grid, np.zeros((core.lv.shape[0], 2), np.int64)),
-            args.repeat)
-        rows.append(row("JSON parse + ticks (ours, no records)", t_parse, jbytes, t_json))
-        for name, frames in variants.items():
-            scap = pack(frames)
-            dec = sbe.new_decoder(SYMBOLS)
-            t_sbe, n = _best(lambda scap=scap, dec=dec: sbe_all(scap.data, scap.start, scap.end,
-                                                                dec, out), args.repeat)
-            s = sbe.summary(dec)
-            assert s["rejected"] == 0 and n == s["records"] // args.repeat, s
-            rows.append(row(f"SBE decode ({name}: ticks, records)", t_sbe, scap.nbytes, t_json))
-        for lname, loads in [("orjson", orjson.loads)] * (orjson is not None) + [
-                ("json", json.loads)]:
-            t_ref, _ = _best(lambda loads=loads, diffs=diffs: floats(diffs, loads),
-                             max(1, args.repeat // 2))
-            rows.append(row(f"{lname}.loads + float()", t_ref, jbytes, t_json))
+    rows = stage_rows("depth diff", json_depth, {f"exp {e}": f for e, f in sbe_depth.items()},
+                      args, loaders)
+    for name, (jraws, frames) in small.items():
+        rows += stage_rows(name, jraws, {f"exp {SPOT}": frames}, args, loaders)
     extra = {"depth_diffs": args.messages, "small_events": args.small,
-             "setup_s": round(setup_s, 2),
-             "target": "SBE >= 3x our JSON path per event"}
+             "setup_s": round(setup_s, 2), "target": "SBE >= 3x our JSON path per event"}
     emit("md_sbe", rows, args.json, extra)
     return 0
 

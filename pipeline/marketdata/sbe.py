@@ -318,12 +318,14 @@ def _depth(b, f, dec, out, k, diff):
         j = put(out, j, SNAPSHOT_BEGIN, sid, 0, 0, 0, first, last, -1, f.recv_ns, f.exch_ns)
     kind = DIFF_LEVEL if diff else SNAPSHOT_LEVEL
     g = dec.grid[sid]
+    # the grid in registers: stores to ``out`` might alias it, so LLVM may reload it per level
+    pd, tu, qd, lu = g.price_decimals, g.tick_units, g.qty_decimals, g.lot_units
     for side in (BID, ASK):
         p, n, bl = (pb, nb, blb) if side == BID else (pa, na, bla)
         for i in range(n):
             e = p + i * bl
-            px = to_grid(i64(b, e), pexp, g.price_decimals, g.tick_units)
-            qty = to_grid(i64(b, e + 8), qexp, g.qty_decimals, g.lot_units)
+            px = to_grid(i64(b, e), pexp, pd, tu)
+            qty = to_grid(i64(b, e + 8), qexp, qd, lu)
             if px < 0 or qty < 0:
                 return -R_OFF_GRID
             j = put(out, j, kind, sid, side, px, qty, first, last, -1, f.recv_ns, f.exch_ns)
