@@ -147,6 +147,12 @@ def small_floats(raws: list[bytes], loads) -> int:
     return len(raws)
 
 
+def _timed(fn, repeat: int) -> tuple[float, object]:
+    """Best of ``repeat`` runs after an untimed one (compilation, cache loads, page faults)."""
+    fn()
+    return _best(fn, repeat)
+
+
 def stage_rows(stage: str, jraws: list[bytes], variants: dict[str, list[bytes]],
                args: argparse.Namespace, loaders: list) -> list[dict]:
     """One event kind: our JSON path, then SBE (each price exponent), then the loaders."""
@@ -175,20 +181,20 @@ def stage_rows(stage: str, jraws: list[bytes], variants: dict[str, list[bytes]],
         assert core.stats[M_REJECTED] == 0 and (not depth or core.sync[0, S.W_APPLIED] == msgs)
     rows.append(row("JSON on_message (ours: parse, ticks, records)", t_json, jbytes))
     conv = np.zeros((core.lv.shape[0], 2), np.int64)
-    t_parse, _ = _best(lambda: parse_all(jcap.data, jcap.start[first:], jcap.end[first:],
+    t_parse, _ = _timed(lambda: parse_all(jcap.data, jcap.start[first:], jcap.end[first:],
                                          snap[first:], core.hdr, core.lv, core.keys, core.lens,
                                          core.grid, conv), args.repeat)
     rows.append(row("JSON parse + ticks (ours, no records)", t_parse, jbytes))
     out = np.zeros(1024, MD_EVENT)
     for name, frames in variants.items():
         scap, dec = pack(frames), sbe.new_decoder(SYMBOLS)
-        t_sbe, n = _best(lambda scap=scap, dec=dec: sbe_all(scap.data, scap.start, scap.end,
+        t_sbe, n = _timed(lambda scap=scap, dec=dec: sbe_all(scap.data, scap.start, scap.end,
                                                             dec, out), args.repeat)
         assert sbe.summary(dec)["rejected"] == 0 and n == n_json  # the same records
         rows.append(row(f"SBE decode ({name}: ticks, records)", t_sbe, scap.nbytes))
     floats = reference_parse if depth else small_floats
     for lname, loads in loaders:
-        t_ref, _ = _best(lambda loads=loads: floats(events, loads), max(1, args.repeat // 2))
+        t_ref, _ = _timed(lambda loads=loads: floats(events, loads), max(1, args.repeat // 2))
         rows.append(row(f"{lname}.loads + float()", t_ref, jbytes))
     return rows
 

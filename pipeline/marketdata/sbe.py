@@ -197,7 +197,7 @@ def to_grid(mant, exp, grid_decimals, grid_units):
         return to_units(mant, -exp, grid_decimals, grid_units)
     k = -shift
     if k > MAX_SHIFT:
-        return 0 if mant == 0 else -1  # 10**19 > any int64: only zero divides
+        return -1  # 10**19 > any int64: only zero would divide
     u = np.uint64(mant)
     if (u & ((np.uint64(1) << np.uint64(k)) - np.uint64(1))) != 0:
         return -1
