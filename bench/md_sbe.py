@@ -14,7 +14,6 @@ import argparse
 import json
 import random
 import time
-from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -23,7 +22,6 @@ from bench._report import emit
 from bench.md import _best, generate, parse_all, reference_parse
 from pipeline.instruments import Instrument, SymbolTable
 from pipeline.marketdata import sbe
-from pipeline.marketdata import sync as S
 from pipeline.marketdata.files import Capture
 from pipeline.marketdata.normalize import M_REJECTED, FeedCore, on_message
 from pipeline.venue import sbe_encode as E
@@ -32,42 +30,27 @@ from shm_layouts.records import MD_EVENT
 SYMBOLS = SymbolTable([Instrument("BTCUSDT", "spot", "0.01", "0.00001")])
 INS = SYMBOLS[0]
 SPOT = -8  # Binance spot's decimals
+DEPTH_DIFFS = 4_000  # default: the SBE frames are encoded in Python (setup time)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--messages", type=int, default=4_000, help="depth diffs")
-    parser.add_argument("--small", type=int, default=20_000, help="trades and bbo events")
+    parser.add_argument("--messages", type=int, default=DEPTH_DIFFS, help="depth diffs")
+    add_sbe_arguments(parser)
     parser.add_argument("--repeat", type=int, default=5, help="best of N timed runs")
     parser.add_argument("--seed", type=int, default=1)
 
 
-class JsonCore(NamedTuple):
-    """normalize.on_message's arrays as one argument."""
-
-    hdr: np.ndarray
-    lv: np.ndarray
-    keys: np.ndarray
-    lens: np.ndarray
-    grid: np.ndarray
-    sync: np.ndarray
-    pend: np.ndarray
-    scratch: np.ndarray
-    out: np.ndarray
-    stats: np.ndarray
-
-
-def json_core() -> JsonCore:
-    c = FeedCore(SYMBOLS)
-    return JsonCore(c.hdr, c.lv, c.keys, c.lens, c.grid, c.sync, c.pend, c.scratch, c.out,
-                    c.stats)
+def add_sbe_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options only this benchmark has (``hft bench md --format sbe`` adds them too)."""
+    parser.add_argument("--small", type=int, default=20_000, help="trades and bbo events")
 
 
 @njit(cache=True, _nrt=False)
-def json_all(data, start, end, snap_sid, c):
+def json_all(data, start, end, snap_sid, ps, sy, em):
+    """``normalize.on_message`` over every message (``FeedCore``'s parse, syms, emit)."""
     total = 0
     for i in range(start.shape[0]):
-        total += on_message(data, start[i], end[i], i, snap_sid[i], c.hdr, c.lv, c.keys,
-                            c.lens, c.grid, c.sync, c.pend, c.scratch, c.out, c.stats)
+        total += on_message(data, start[i], end[i], i, snap_sid[i], ps, sy, em)
     return total
 
 
@@ -173,12 +156,13 @@ def stage_rows(stage: str, jraws: list[bytes], variants: dict[str, list[bytes]],
 
     t_json = float("inf")
     for _ in range(args.repeat):  # fresh sync state per run
-        core = json_core()
-        json_all(jcap.data, jcap.start[:first], jcap.end[:first], snap[:first], core)
+        core = FeedCore(SYMBOLS)
+        views = core.parse, core.syms, core.emit
+        json_all(jcap.data, jcap.start[:first], jcap.end[:first], snap[:first], *views)
         t = time.perf_counter()
-        n_json = json_all(jcap.data, jcap.start[first:], jcap.end[first:], snap[first:], core)
+        n_json = json_all(jcap.data, jcap.start[first:], jcap.end[first:], snap[first:], *views)
         t_json = min(t_json, time.perf_counter() - t)
-        assert core.stats[M_REJECTED] == 0 and (not depth or core.sync[0, S.W_APPLIED] == msgs)
+        assert core.stats[M_REJECTED] == 0 and (not depth or core.sync["applied"][0] == msgs)
     rows.append(row("JSON on_message (ours: parse, ticks, records)", t_json, jbytes))
     conv = np.zeros((core.lv.shape[0], 2), np.int64)
     t_parse, _ = _timed(lambda: parse_all(jcap.data, jcap.start[first:], jcap.end[first:],

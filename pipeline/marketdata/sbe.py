@@ -34,20 +34,22 @@ from numba import njit
 
 from pipeline.fix.codec import symbol_matrix
 from pipeline.instruments import SymbolTable
-from pipeline.marketdata.decimal import to_units
 from pipeline.marketdata.events import (
     ASK,
     BBO,
     BID,
     DIFF_END,
     DIFF_LEVEL,
+    NO_SIDE,
     SNAPSHOT_BEGIN,
     SNAPSHOT_LEVEL,
     TRADE,
+    Head,
     put,
 )
 from pipeline.marketdata.normalize import SYMBOL_BYTES, lookup_symbol
 from pipeline.marketdata.parser import INV5
+from pipeline.units import to_units
 
 assert sys.byteorder == "little"  # noqa: S101 (the schema's byteOrder; reads assemble bytes)
 
@@ -187,14 +189,15 @@ def i8(b, p):
 def to_grid(mant, exp, grid_decimals, grid_units):
     """``mant * 10**exp`` as a whole number of ``grid_units * 10**-grid_decimals``, or -1
     (negative, off the grid, or not an int64 in units of ``10**-grid_decimals``: the JSON
-    path's ``decimal.to_units`` limit). Mantissas may carry trailing zeros (a frame's
+    path's ``units.to_units`` limit). Mantissas may carry trailing zeros (a frame's
     exponent is shared by all its values), so a finer exponent than the grid is fine when
     the digits it adds are zeros: they are divided out exactly, never rounded."""
     if mant <= 0:
         return mant if mant == 0 else -1  # zero is on every grid at any exponent
     shift = grid_decimals + exp
     if shift >= 0:
-        return to_units(mant, -exp, grid_decimals, grid_units)
+        v = to_units(mant, -exp, grid_decimals, grid_units)
+        return v if v >= 0 else -1  # TOO_LARGE/OFF_STEP: one reason here (off_grid)
     k = -shift
     if k > MAX_SHIFT:
         return -1  # 10**19 > any int64: only zero would divide
@@ -204,7 +207,8 @@ def to_grid(mant, exp, grid_decimals, grid_units):
     q = (u >> np.uint64(k)) * INV5_U[k]
     if q > MAX5_U[k]:
         return -1
-    return to_units(np.int64(q), grid_decimals, grid_decimals, grid_units)
+    v = to_units(np.int64(q), grid_decimals, grid_decimals, grid_units)
+    return v if v >= 0 else -1
 
 
 # ---------------------------------------------------------------- frame structure
@@ -262,7 +266,7 @@ def _trades(b, f, dec, out, k):
             return -R_BAD_VALUE
         side = ASK if maker else BID  # the buyer is the maker: a sell hit the bid
         tid = i64(b, e)
-        put(out, k + i, TRADE, sid, side, px, qty, tid, tid, -1, f.recv_ns, f.exch_ns)
+        put(out, k + i, Head(TRADE, sid, tid, tid, -1, f.recv_ns, f.exch_ns), side, px, qty)
     st = dec.stats[0]
     st.trade_events += 1
     st.trades += n
@@ -287,8 +291,9 @@ def _best_bid_ask(b, f, dec, out, k):
     if bid < 0 or bid_qty < 0 or ask < 0 or ask_qty < 0:
         return -R_OFF_GRID
     u = i64(b, r + 8)
-    put(out, k, BBO, sid, BID, bid, bid_qty, u, u, -1, f.recv_ns, f.exch_ns)
-    put(out, k + 1, BBO, sid, ASK, ask, ask_qty, u, u, -1, f.recv_ns, f.exch_ns)
+    h = Head(BBO, sid, u, u, -1, f.recv_ns, f.exch_ns)
+    put(out, k, h, BID, bid, bid_qty)
+    put(out, k + 1, h, ASK, ask, ask_qty)
     dec.stats[0].bbo += 1
     return 2
 
@@ -315,8 +320,9 @@ def _depth(b, f, dec, out, k, diff):
         return -R_OUT_FULL
     j = k
     if not diff:
-        j = put(out, j, SNAPSHOT_BEGIN, sid, 0, 0, 0, first, last, -1, f.recv_ns, f.exch_ns)
-    kind = DIFF_LEVEL if diff else SNAPSHOT_LEVEL
+        j = put(out, j, Head(SNAPSHOT_BEGIN, sid, first, last, -1, f.recv_ns, f.exch_ns),
+                NO_SIDE, 0, 0)
+    h = Head(DIFF_LEVEL if diff else SNAPSHOT_LEVEL, sid, first, last, -1, f.recv_ns, f.exch_ns)
     g = dec.grid[sid]
     # the grid in registers: stores to ``out`` might alias it, so LLVM may reload it per level
     pd, tu, qd, lu = g.price_decimals, g.tick_units, g.qty_decimals, g.lot_units
@@ -328,9 +334,10 @@ def _depth(b, f, dec, out, k, diff):
             qty = to_grid(i64(b, e + 8), qexp, qd, lu)
             if px < 0 or qty < 0:
                 return -R_OFF_GRID
-            j = put(out, j, kind, sid, side, px, qty, first, last, -1, f.recv_ns, f.exch_ns)
+            j = put(out, j, h, side, px, qty)
     if diff:
-        j = put(out, j, DIFF_END, sid, 0, 0, 0, first, last, -1, f.recv_ns, f.exch_ns)
+        j = put(out, j, Head(DIFF_END, sid, first, last, -1, f.recv_ns, f.exch_ns),
+                NO_SIDE, 0, 0)
     st = dec.stats[0]
     if diff:
         st.diffs += 1
