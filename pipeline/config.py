@@ -93,7 +93,8 @@ SCHEMA: dict[str, Any] = {
     "feed": {
         "url": REQUIRED, "rest_url": REQUIRED, "stale_ms": 10_000, "snapshot_limit": 1000,
         "max_snapshot_retries": 8, "reconnect_min_ms": 100, "reconnect_max_ms": 5_000,
-        "recv_buffer": 4 << 20,
+        "recv_buffer": 4 << 20, "md_format": "json", "api_key_env": "HFT_MD_API_KEY",
+        "max_conn_s": 85_000,
     },
 }
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from pipeline.instruments import OffGrid, SymbolTable, to_units
+from pipeline.instruments import SymbolTable
 from shm_layouts.records import MdKind, Side
 
 SCHEMA_PATH = (Path(__file__).resolve().parents[1].parent / "shared" / "data" / "binance"
@@ -178,10 +178,10 @@ def _units(mant: int, exp: int, decimals: int, units: int, what: str) -> int:
     value = Decimal(mant).scaleb(exp)
     if value.scaleb(decimals) > INT64_MAX:  # the decoder's limit (and the JSON path's): the
         raise Bad("off_grid")  # value in units of 10**-decimals must fit an int64
-    try:
-        return to_units(format(value, "f"), decimals, units, what)
-    except OffGrid:
-        raise Bad("off_grid") from None
+    steps = value.scaleb(decimals) / units  # exact: Decimal's context holds 28 digits
+    if steps != steps.to_integral_value():
+        raise Bad("off_grid")
+    return int(steps)
 
 
 def _wrap(v: int) -> int:

@@ -165,6 +165,7 @@ def test_feed_cycle_stops_after_a_book_change_and_takes_the_next_without_a_recv(
     see nothing of it."""
     import socket
 
+    from pipeline.marketdata import sbe
     from pipeline.marketdata import warm as MW
     from pipeline.marketdata.feed import feed_once, new_state
     from pipeline.marketdata.normalize import FeedCore
@@ -188,10 +189,11 @@ def test_feed_cycle_stops_after_a_book_change_and_takes_the_next_without_a_recv(
         s = st[0]
         warm = MW.feed_state(1, core.stats.shape[0])  # every idle cycle warms
         md = segs.md.view()
+        dec = sbe.new_decoder(table)
 
         def cycle() -> int:
             return feed_once(b.fileno(), rbuf, frag, st, core.parse, core.syms, core.emit, md,
-                             warm)
+                             warm, dec)
         _wait(lambda: cycle() and s["frames"] == 2, "the trade and the first ticker")
         recv_ns = int(s["last_recv"])
         recs = segs.md.records.view(MD_EVENT)

@@ -34,6 +34,7 @@ from numba import njit
 
 from pipeline.fix.codec import symbol_matrix
 from pipeline.instruments import SymbolTable
+from pipeline.marketdata import sync as S
 from pipeline.marketdata.events import (
     ASK,
     BBO,
@@ -45,9 +46,21 @@ from pipeline.marketdata.events import (
     SNAPSHOT_LEVEL,
     TRADE,
     Head,
+    copy_record,
     put,
 )
-from pipeline.marketdata.normalize import SYMBOL_BYTES, lookup_symbol
+from pipeline.marketdata.normalize import (
+    M_BBO,
+    M_BYTES,
+    M_DEPTH,
+    M_LEVELS,
+    M_MESSAGES,
+    M_OTHER,
+    M_REJECTED,
+    M_TRADE,
+    SYMBOL_BYTES,
+    lookup_symbol,
+)
 from pipeline.marketdata.parser import INV5
 from pipeline.units import to_units
 
@@ -397,6 +410,52 @@ def decode(b, start, end, recv_ns, dec, out, k):
     else:
         st.records += n
     return n, template
+
+
+@njit(cache=True, _nrt=False)
+def on_frame(b, start, end, recv_ns, dec, ps, sy, em):
+    """One SBE frame through the feed handler's stage, as ``normalize.on_message`` takes a
+    JSON one (same views, same message statistics; the reject reasons are ``dec.stats``'):
+    a diff goes through the sync rules (spot: ``U``/``u``, no ``pu``), trades and best
+    bid/ask are emitted as they are, and ``@depth20`` emits nothing: a top-20 picture is not
+    a book to sync from (the book comes from ``@depth`` and the REST snapshot)."""
+    stats = em.stats
+    stats[M_MESSAGES] += 1
+    stats[M_BYTES] += end - start
+    n, template = decode(b, start, end, recv_ns, dec, ps.scratch, 0)
+    if n < 0:
+        stats[M_REJECTED] += 1
+        return 0
+    if template == T_DIFF:
+        stats[M_DEPTH] += 1
+        stats[M_LEVELS] += n - 1
+        k, _ = S.on_diff(sy.sync, sy.pend, ps.scratch[0].symbol_id, ps.scratch, 0, n, em.recs,
+                         0)
+        return k
+    if template == T_SNAPSHOT:
+        stats[M_OTHER] += 1
+        return 0
+    stats[M_TRADE if template == T_TRADES else M_BBO] += 1
+    for i in range(n):
+        copy_record(ps.scratch, i, em.recs, i)
+    return n
+
+
+SHUTDOWN = np.frombuffer(b'"serverShutdown"', np.uint8).copy()
+
+
+@njit(cache=True, _nrt=False)
+def is_shutdown(b, start, end):
+    """Does the text frame ``b[start:end]`` name ``serverShutdown`` (Binance's notice that
+    the connection will close; a JSON text frame on the SBE streams)?"""
+    m = SHUTDOWN.shape[0]
+    for i in range(start, end - m + 1):
+        j = 0
+        while j < m and b[i + j] == SHUTDOWN[j]:
+            j += 1
+        if j == m:
+            return True
+    return False
 
 
 def decode_bytes(dec: SbeDecoder, raw: bytes | np.ndarray, recv_ns: int,

@@ -32,7 +32,9 @@ class WsConnection:
         return self.sock.fileno()
 
     @classmethod
-    def open(cls, url: str, timeout: float = 5.0, rcvbuf: int = 4 << 20) -> WsConnection:
+    def open(cls, url: str, timeout: float = 5.0, rcvbuf: int = 4 << 20,
+             headers: dict[str, str] | None = None) -> WsConnection:
+        """``headers``: extra request headers (Binance SBE: ``X-MBX-APIKEY``)."""
         uri = parse_uri(url)
         if uri.secure:
             raise HandshakeError("wss:// needs TLS, which the busy-polled shell does not do; "
@@ -42,7 +44,10 @@ class WsConnection:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
             proto = ClientProtocol(uri)
-            proto.send_request(proto.connect())
+            request = proto.connect()
+            for name, value in (headers or {}).items():
+                request.headers[name] = value
+            proto.send_request(request)
             for chunk in proto.data_to_send():
                 sock.sendall(chunk)
             raw = b""
