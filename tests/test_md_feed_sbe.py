@@ -4,10 +4,12 @@ its own md ring), the API key comes from the environment, ``serverShutdown`` rec
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
 import pytest
+from pipeline_checks import assert_traded_and_clean, run_pipeline
 
 from pipeline.config import ConfigError
 from pipeline.instruments import Instrument, SymbolTable
@@ -128,3 +130,14 @@ def test_json_and_sbe_paths_build_the_same_book(instance, tmp_path, monkeypatch)
         for a in agents:
             a.on_close()
         vt.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+@pytest.mark.timeout(400)
+def test_hft_run_trades_on_sbe_market_data(tmp_path):
+    name = f"sbe{os.getpid()}"
+    s = run_pipeline(name, tmp_path / "summary.json", 20, "--md-format", "sbe")
+    assert_traded_and_clean(s, name)
+    c = s["counters"]
+    assert c["feed.sbe_frames"] > 0 and c["feed.sbe_rejected"] == 0

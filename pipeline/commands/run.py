@@ -18,6 +18,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default="auto",
                    help="core layout in tuning/profiles (auto, dev-2core, dev-2core-lowlat, "
                    "tuned-host)")
+    p.add_argument("--md-format", choices=("json", "sbe"),
+                   help="market data format (default: [feed] md_format, json): sbe reads "
+                   "Binance's binary streams (the simulator serves both)")
     p.add_argument("--summary-json", help="also write the summary to this file")
     p.add_argument("--warmup", type=float, default=0.0, metavar="SECONDS",
                    help="count latencies only from SECONDS after the first order went "
@@ -79,7 +82,8 @@ def main(args: argparse.Namespace) -> int:
     if args.replay:
         return replay_main(args)
     opts = RunOptions(config=args.config, instance=args.instance, duration=args.duration,
-                      venue=args.venue, profile=args.profile, warmup=args.warmup)
+                      venue=args.venue, profile=args.profile, warmup=args.warmup,
+                      md_format=args.md_format)
     summary = Launcher(opts).run()
     print_summary(summary)
     if args.summary_json:

@@ -20,6 +20,7 @@ class Venue:
     fix_port: int
     comp_id: str  # the venue's SenderCompID (our TargetCompID)
     process: subprocess.Popen | None = None
+    sbe: str = ""  # ws://host:port of the SBE streams ("" when the venue has none)
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -70,4 +71,5 @@ def start_simulator(config_path: str, env: dict[str, str], core: int | None,
         proc.kill()
         raise TimeoutError(f"venue simulator gave no endpoints within {timeout:.0f}s")
     ep = json.loads(line)
-    return Venue(ep["ws"], ep["rest"], ep["fix_host"], int(ep["fix_port"]), ep["comp_id"], proc)
+    return Venue(ep["ws"], ep["rest"], ep["fix_host"], int(ep["fix_port"]), ep["comp_id"], proc,
+                 ep.get("sbe", ""))
