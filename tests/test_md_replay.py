@@ -12,7 +12,8 @@ from decimal import Decimal
 import pytest
 from md_reference import DictBook
 
-from pipeline.marketdata import files, replay
+from pipeline.marketdata import files
+from pipeline.replay import inline as replay
 
 CAPTURES = ["BINANCE.ws.1.0", "BINANCE_FUTURES.ws.1.0", "BINANCE_DELIVERY.ws.1.0"]
 

@@ -458,6 +458,27 @@ def is_shutdown(b, start, end):
     return False
 
 
+def symbol_of(frame: bytes) -> str:
+    """The symbol a well-formed frame names ('' if it names none: cold path, capture
+    routing). Walks header, root block and groups by their lengths, like ``decode``."""
+    if len(frame) < HEADER_LEN:
+        return ""
+    block, template = int.from_bytes(frame[0:2], "little"), int.from_bytes(frame[2:4], "little")
+    groups = {T_TRADES: (GROUP_HDR,), T_BBA: (), T_SNAPSHOT: (GROUP16_HDR, GROUP16_HDR),
+              T_DIFF: (GROUP16_HDR, GROUP16_HDR)}.get(template)
+    if groups is None:
+        return ""
+    p = HEADER_LEN + block
+    for hdr in groups:
+        if p + hdr > len(frame):
+            return ""
+        bl = int.from_bytes(frame[p: p + 2], "little")
+        p += hdr + bl * int.from_bytes(frame[p + 2: p + hdr], "little")
+    if p >= len(frame) or p + 1 + frame[p] > len(frame):
+        return ""
+    return frame[p + 1: p + 1 + frame[p]].decode(errors="replace")
+
+
 def decode_bytes(dec: SbeDecoder, raw: bytes | np.ndarray, recv_ns: int,
                  out: np.ndarray) -> tuple[int, int]:
     """Cold-path convenience (tests, tools): one whole frame into ``out`` from 0. Bytes are
