@@ -7,12 +7,15 @@ from __future__ import annotations
 import gzip
 
 import numpy as np
+import pytest
 
 from bench.md import generate
 from bench.md_sbe import SPOT, depth_events
+from pipeline.cli import main
 from pipeline.instruments import Instrument, SymbolTable
 from pipeline.marketdata import files, sbe
 from pipeline.replay.inline import InlineReplay, prepare
+from pipeline.venue.testing import VenueThread, sim_test_config
 
 SYMBOLS = SymbolTable([Instrument("BTCUSDT", "spot", "0.01", "0.00001")])
 
@@ -60,3 +63,26 @@ def test_symbol_of_walks_every_template():
               E.DepthDiffEvent("ETHUSDT", 1, 4, 5, -2, -5, [], [(3, 4)])]
     assert [sbe.symbol_of(E.encode(ev)) for ev in events] == [ev.symbol for ev in events]
     assert sbe.symbol_of(E.encode(events[0])[:-3]) == ""  # truncated: no symbol
+
+
+@pytest.mark.timeout(120)
+def test_hft_capture_of_the_simulators_sbe_streams_replays(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HFT_TEST_SBE_KEY", "test-key")
+    vt = VenueThread(sim_test_config(tmp_path, symbols=SYMBOLS))
+    out = tmp_path / "btc.sbe.gz"
+    try:
+        ep = vt.sim.endpoints()
+        assert main(["capture", "--url", f"{ep['sbe']}/stream?streams=btcusdt@depth/"
+                     "btcusdt@trade", "--rest", ep["rest"], "--symbols", "BTCUSDT", "--out",
+                     str(out), "--max-frames", "200", "--api-key-env", "HFT_TEST_SBE_KEY"]) == 0
+    finally:
+        vt.stop()
+    assert "captured 200 frames and 1 snapshots" in capsys.readouterr().out
+    lines = gzip.open(out).read().splitlines()
+    assert lines[0].split(b" ", 1)[1].startswith(b'{"lastUpdateId"')
+    assert all(line.split(b" ", 1)[1].startswith(files.BINARY_TAG) for line in lines[1:])
+    replay = InlineReplay(prepare([out], SYMBOLS))
+    result = replay.run()
+    s = result.summary
+    assert s["gaps"] == 0 and s["rejected"] == 0 and s["snapshots"] == 1 and s["applied"] > 50
+    assert result.final["BTCUSDT"]["state"] == 2
