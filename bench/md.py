@@ -3,6 +3,8 @@ dict book, and the whole replay (parser + sync + book), on the same messages.
 
 Default input: a generated BTCUSDT-like capture (a 1000-level snapshot, then depth diffs
 of 50-100 levels each, Binance's 8-decimal strings); or a capture given as CAPTURE.
+``--format sbe``: Binance's binary streams decoded against our JSON path on the same events
+(``bench/md_sbe.py``).
 """
 
 from __future__ import annotations
@@ -25,16 +27,23 @@ from pipeline.marketdata.normalize import FeedCore, lookup_symbol, on_message
 from pipeline.replay import inline as replay
 from pipeline.units import to_units
 
+JSON_DIFFS = 20_000
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from bench import md_sbe  # imports this module: bound at call time
     parser.add_argument("capture", nargs="*", help="capture file(s); default: generated")
-    parser.add_argument("--messages", type=int, default=20_000, help="generated diffs")
+    parser.add_argument("--format", choices=("json", "sbe"), default="json",
+                        help="sbe: the SBE decoder vs our JSON path (bench/md_sbe.py)")
+    parser.add_argument("--messages", type=int, help="generated diffs (default: json "
+                        f"{JSON_DIFFS}, sbe {md_sbe.DEPTH_DIFFS})")
     parser.add_argument("--repeat", type=int, default=5, help="best of N timed runs")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-processes", dest="processes", action="store_false",
                         help="skip the replay through the book_builder process and rings")
     parser.add_argument("--idle", default="backoff",
                         help="book builder idle strategy for the process replay")
+    md_sbe.add_sbe_arguments(parser)
 
 
 def generate(n: int, seed: int = 1) -> files.Capture:
@@ -156,6 +165,14 @@ def _best(fn, repeat: int) -> tuple[float, object]:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.format == "sbe":
+        from bench import md_sbe
+
+        if args.capture:
+            raise SystemExit("hft bench md --format sbe: generated events only (no CAPTURE)")
+        args.messages = args.messages or md_sbe.DEPTH_DIFFS
+        return md_sbe.main(args)
+    args.messages = args.messages or JSON_DIFFS
     try:
         import orjson
     except ImportError:  # dev dependency

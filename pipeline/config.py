@@ -71,7 +71,8 @@ SCHEMA: dict[str, Any] = {
     },
     # pipeline/venue/simulator.py (SimConfig); faults: venue/faults.py, flow: venue/flow.py
     "sim": {
-        "host": "127.0.0.1", "md_port": 0, "rest_port": 0, "fix_port": 0, "symbols": [],
+        "host": "127.0.0.1", "md_port": 0, "sbe_port": 0, "rest_port": 0, "fix_port": 0,
+        "symbols": [], "sbe_depth_ms": 20, "sbe_depth20_ms": 50,
         "seed": 1, "rate": 2000.0, "comp_id": "SIMVENUE", "state_dir": "var/sim",
         "depth_ms": 1000, "depth_fast_ms": 100, "max_order_lots": 0, "max_open_orders": 0,
         "first_update_id": 1_000_000, "start_prices": OPEN, "mean_qty": OPEN,
@@ -103,7 +104,8 @@ SCHEMA: dict[str, Any] = {
     "feed": {
         "url": REQUIRED, "rest_url": REQUIRED, "stale_ms": 10_000, "snapshot_limit": 1000,
         "max_snapshot_retries": 8, "reconnect_min_ms": 100, "reconnect_max_ms": 5_000,
-        "recv_buffer": 4 << 20, **TLS_KEYS,
+        "recv_buffer": 4 << 20, "md_format": "json", "api_key_env": "HFT_MD_API_KEY",
+        "max_conn_s": 85_000, **TLS_KEYS,
     },
 }
 

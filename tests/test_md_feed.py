@@ -165,8 +165,9 @@ def test_feed_cycle_stops_after_a_book_change_and_takes_the_next_without_a_recv(
     see nothing of it."""
     import socket
 
+    from pipeline.marketdata import sbe
     from pipeline.marketdata import warm as MW
-    from pipeline.marketdata.feed import feed_once, new_state
+    from pipeline.marketdata.feed import Sock, feed_once, new_state
     from pipeline.marketdata.normalize import FeedCore
     from shm_layouts.records import MD_EVENT, MdKind
 
@@ -188,10 +189,11 @@ def test_feed_cycle_stops_after_a_book_change_and_takes_the_next_without_a_recv(
         s = st[0]
         warm = MW.feed_state(1, core.stats.shape[0])  # every idle cycle warms
         md = segs.md.view()
+        dec = sbe.new_decoder(table)
 
         def cycle() -> int:
-            return feed_once(b.fileno(), 0, rbuf, frag, st, core.parse, core.syms, core.emit,
-                             md, warm)
+            return feed_once(Sock(b.fileno(), 0), rbuf, frag, st, core.parse, core.syms,
+                             core.emit, md, warm, dec)
         _wait(lambda: cycle() and s["frames"] == 2, "the trade and the first ticker")
         recv_ns = int(s["last_recv"])
         recs = segs.md.records.view(MD_EVENT)

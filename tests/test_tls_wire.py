@@ -14,8 +14,9 @@ import tls_peers
 from tls_peers import ScriptedServer
 
 from pipeline.instruments import SymbolTable
+from pipeline.marketdata import sbe
 from pipeline.marketdata import warm as MW
-from pipeline.marketdata.feed import feed_once, new_state
+from pipeline.marketdata.feed import Sock, feed_once, new_state
 from pipeline.marketdata.normalize import FeedCore
 from pipeline.marketdata.segments import create_md_segments
 from pipeline.marketdata.wire import rest
@@ -84,10 +85,11 @@ def test_wss_frames_split_across_records_reach_the_md_ring_once(instance, ca, go
         st[0]["w"] = len(conn.leftover)
         warm = MW.feed_state(0, core.stats.shape[0])
         md = segs.md.view()
+        dec = sbe.new_decoder(table)
         deadline = time.monotonic() + 120  # includes compiling feed_once
         while not st[0]["eof"] and time.monotonic() < deadline:
-            if not feed_once(conn.fd, conn.ssl, rbuf, frag, st, core.parse, core.syms,
-                             core.emit, md, warm):
+            if not feed_once(Sock(conn.fd, conn.ssl), rbuf, frag, st, core.parse, core.syms,
+                             core.emit, md, warm, dec):
                 time.sleep(0.001)
         s = st[0]
         assert s["eof"] == 1 and s["errno"] == 0, (st, srv.error)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from pipeline.instruments import VENUE_KINDS
 from pipeline.marketdata.capture import Recorder
@@ -19,10 +20,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=0.0, help="stop after (0: Ctrl-C)")
     parser.add_argument("--max-frames", type=int, default=0, help="stop after N frames")
     parser.add_argument("--limit", type=int, default=1000, help="snapshot depth limit")
+    parser.add_argument("--api-key-env", metavar="VAR",
+                        help="SBE streams: send the API key in environment variable VAR as "
+                        "X-MBX-APIKEY (binary frames are written as '<ns> b64:...' lines)")
 
 
 def main(args: argparse.Namespace) -> int:
-    rec = Recorder(args.url, args.rest, args.symbols, args.venue, args.out, args.limit)
+    headers = {}
+    if args.api_key_env:
+        key = os.environ.get(args.api_key_env)
+        if not key:
+            raise SystemExit(f"hft capture: no API key in ${args.api_key_env}")
+        headers["X-MBX-APIKEY"] = key
+    rec = Recorder(args.url, args.rest, args.symbols, args.venue, args.out, args.limit,
+                   headers)
     try:
         rec.run(args.seconds, args.max_frames)
     except KeyboardInterrupt:

@@ -21,6 +21,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tls", action="store_true",
                    help="the simulator serves WebSocket, REST and FIX over TLS (hft sim "
                    "--tls); the feed and the gateway verify it against its CA")
+    p.add_argument("--md-format", choices=("json", "sbe"),
+                   help="market data format (default: [feed] md_format, json): sbe reads "
+                   "Binance's binary streams (the simulator serves both)")
     p.add_argument("--summary-json", help="also write the summary to this file")
     p.add_argument("--warmup", type=float, default=0.0, metavar="SECONDS",
                    help="count latencies only from SECONDS after the first order went "
@@ -87,7 +90,7 @@ def main(args: argparse.Namespace) -> int:
         return 2
     opts = RunOptions(config=args.config, instance=args.instance, duration=args.duration,
                       venue=args.venue, profile=args.profile, warmup=args.warmup,
-                      tls=args.tls)
+                      tls=args.tls, md_format=args.md_format)
     summary = Launcher(opts).run()
     print_summary(summary)
     if args.summary_json:

@@ -25,6 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="TOML file merged over config/default.toml")
     parser.add_argument("--host", help="listen address (loopback by default)")
     parser.add_argument("--md-port", type=int, help="WebSocket market data port (0: any)")
+    parser.add_argument("--sbe-port", type=int, help="SBE WebSocket market data port (0: any)")
     parser.add_argument("--rest-port", type=int, help="REST snapshot/admin port (0: any)")
     parser.add_argument("--fix-port", type=int, help="FIX acceptor port (0: any)")
     parser.add_argument("--symbols", help="comma-separated subset of the instruments")
@@ -66,6 +67,7 @@ def main(args: argparse.Namespace) -> int:
     faults = dict(sim_conf.get("faults", {})) | _faults(args.fault)
     try:
         cfg = SimConfig.from_config(conf, host=args.host, md_port=args.md_port,
+                                    sbe_port=args.sbe_port,
                                     rest_port=args.rest_port, fix_port=args.fix_port,
                                     seed=args.seed, rate=args.rate, faults=faults,
                                     state_dir=args.state_dir, tls=args.tls,

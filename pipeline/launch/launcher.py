@@ -65,6 +65,7 @@ class RunOptions:
     venue: str | None = None  # HOST:MD,REST,FIX of an external venue
     profile: str = "auto"
     seed: int | None = None  # replay: deterministic ids, event clock
+    md_format: str | None = None  # "json" or "sbe": overrides [feed] md_format
     # latencies only from this many seconds after the first order (the steady state,
     # without the frames queued while the processes compiled and logged on)
     warmup: float = 0.0
@@ -100,11 +101,13 @@ class LatencyWindow:
         return None if self.started is None else round(time.monotonic() - self.started, 3)
 
 
-def _streams_url(ws: str, symbols: SymbolTable) -> str:
-    names = []
-    for i in symbols:
-        s = i.symbol.lower()
-        names += [f"{s}@depth@100ms", f"{s}@bookTicker", f"{s}@trade"]
+# the feed's streams per symbol, by market data format (SBE: Binance's binary stream names)
+STREAMS = {"json": ("@depth@100ms", "@bookTicker", "@trade"),
+           "sbe": ("@depth", "@bestBidAsk", "@trade")}
+
+
+def _streams_url(ws: str, symbols: SymbolTable, md_format: str = "json") -> str:
+    names = [f"{i.symbol.lower()}{suffix}" for i in symbols for suffix in STREAMS[md_format]]
     return f"{ws}/stream?streams={'/'.join(names)}"
 
 
@@ -187,7 +190,9 @@ class Launcher:
     def _resolve_config(self) -> None:
         v = self.venue
         feed = self.config.setdefault("feed", {})
-        feed["url"] = _streams_url(v.ws, self.symbols)
+        fmt = feed["md_format"] = self.opts.md_format or feed.get("md_format", "json")
+        feed["url"] = _streams_url(self._sbe_endpoint(feed) if fmt == "sbe" else v.ws,
+                                   self.symbols, fmt)
         feed["rest_url"] = v.rest
         gw = self.config.setdefault("gateway", {})
         gw["host"], gw["port"], gw["target_comp_id"] = v.fix_host, v.fix_port, v.comp_id
@@ -200,6 +205,20 @@ class Launcher:
             for section in (feed, gw):
                 section["ca_file"], section["server_name"] = v.ca_file, v.server_name
         write_toml(self.config_path, self.config)
+
+    def _sbe_endpoint(self, feed: dict) -> str:
+        """The venue's SBE streams; against the simulator (which takes any key) a fresh API
+        key per run when the environment has none."""
+        if not self.venue.sbe:
+            raise cfgmod.ConfigError("md_format sbe: the venue gives no SBE endpoint "
+                                     "(the simulator does; --venue does not)")
+        if any(i.venue != "spot" for i in self.symbols):
+            raise cfgmod.ConfigError("md_format sbe: Binance serves SBE for spot instruments "
+                                     "only")
+        key_env = feed.get("api_key_env") or cfgmod.defaults("feed")["api_key_env"]
+        if not self.opts.venue and not self.env.get(key_env):
+            self.env[key_env] = secrets.token_urlsafe(16)
+        return self.venue.sbe
 
     def _create_segments(self) -> Counters:
         self.instance = Instance.create(self.name)

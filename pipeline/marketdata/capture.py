@@ -2,7 +2,9 @@
 hftbacktest's collector writes). Every WebSocket text frame and every REST snapshot body
 is written with its receive time (CLOCK_REALTIME ns, as hftbacktest does). A snapshot body
 names no symbol, so each symbol gets its own file (``--out`` as given for one symbol,
-``NAME.SYMBOL.gz`` for several); frames are routed by their combined-stream name.
+``NAME.SYMBOL.gz`` for several); frames are routed by their combined-stream name. Binary
+frames (Binance SBE, ``headers`` carrying the API key) are written as
+``<recv_ns> b64:<base64>`` lines (``files.binary_line``), routed by the symbol they name.
 
 Cold path: this is a recorder, not the trading feed; it reuses the same WebSocket shell.
 """
@@ -18,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.marketdata.files import binary_line
+from pipeline.marketdata.sbe import symbol_of
 from pipeline.marketdata.wire import frames as F
 from pipeline.marketdata.wire import rest
 from pipeline.marketdata.wire.ws import WsConnection
@@ -36,7 +40,9 @@ def output_paths(out: str | Path, symbols: list[str]) -> dict[str, Path]:
 
 class Recorder:
     def __init__(self, url: str, rest_url: str, symbols: list[str], venue: str,
-                 out: str | Path, snapshot_limit: int = 1000):
+                 out: str | Path, snapshot_limit: int = 1000,
+                 headers: dict[str, str] | None = None):
+        self.headers = headers or {}  # SBE: X-MBX-APIKEY (never written anywhere)
         self.url = url
         self.rest_url = rest_url
         self.symbols = [s.upper() for s in symbols]
@@ -70,7 +76,7 @@ class Recorder:
         buf = np.zeros(8 << 20, np.uint8)
         try:
             while time.monotonic() < deadline and not (max_frames and self.frames >= max_frames):
-                conn = WsConnection.open(self.url)
+                conn = WsConnection.open(self.url, headers=self.headers)
                 try:
                     self.snapshot_all()  # after subscribing: the stream buffers meanwhile
                     self._pump(conn, buf, deadline, max_frames)
@@ -97,6 +103,14 @@ class Recorder:
                         self.unrouted += 1
                         sym = self.symbols[0]
                     self._write(sym, raw)
+                    self.frames += 1
+                elif op == F.OP_BINARY and fin:
+                    raw = buf[ps:pe].tobytes()
+                    sym = symbol_of(raw).upper()
+                    if sym not in self.files:
+                        self.unrouted += 1
+                        sym = self.symbols[0]
+                    self.files[sym].write(binary_line(time.time_ns(), raw))
                     self.frames += 1
                 elif op == F.OP_PING:
                     conn.pong(buf[ps:pe].tobytes())

@@ -1,10 +1,15 @@
 """Feed handler agent: Binance-format WebSocket -> parser -> sync -> md ring.
 
+Market data format per venue (``[feed] md_format``): ``json`` (text frames) or ``sbe``
+(Binance's binary streams: binary frames through ``marketdata.sbe``, the ``X-MBX-APIKEY``
+header from the environment variable ``api_key_env`` names, never logged; JSON text frames
+still carry request replies and ``serverShutdown``, which makes us reconnect). Binary frames
+are decoded in either mode; the REST snapshot and the sync rules are the same.
+
 Hot path (``feed_once``, jitted): non-blocking ``recv`` (``wss://``: ``SSL_read``, the
-records decrypted in the loop) into a byte buffer, a timestamp per read, WebSocket frames
-decoded in place, each text frame through ``on_message`` (parse, ticks/lots, sync rules)
-and the resulting records published to the md ring. A cycle publishes at most one
-book-changing frame's records (any trades before it too),
+records decrypted in the loop) into a byte buffer, a timestamp per read, WebSocket frames decoded in place, each text frame through ``on_message``
+(parse, ticks/lots, sync rules) and the resulting records published to the md ring. A
+cycle publishes at most one book-changing frame's records (any trades before it too),
 then returns (the next cycle takes the next frame without a ``recv``): in a fused loop the
 book builder and strategy act on a bookTicker before a 100-level depth diff read with it
 is parsed.
@@ -19,10 +24,12 @@ exponential backoff), and counters published to the counters area.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import urlparse
 
 import numpy as np
@@ -32,11 +39,12 @@ from pipeline import config as cfgmod
 from pipeline.control.area import ControlArea
 from pipeline.control.poller import ControlPoller
 from pipeline.instruments import SymbolTable
+from pipeline.marketdata import sbe
 from pipeline.marketdata import sync as S
 from pipeline.marketdata import warm as MW
 from pipeline.marketdata.events import TRADE
 from pipeline.marketdata.latest import LatestBooks
-from pipeline.marketdata.normalize import FeedCore, on_message
+from pipeline.marketdata.normalize import M_OTHER, FeedCore, on_message
 from pipeline.marketdata.publish import PUSH_FIELDS, pending, push_records, start_batch
 from pipeline.marketdata.wire import frames as F
 from pipeline.marketdata.wire import rest
@@ -61,7 +69,9 @@ FEED_STATE = np.dtype(PUSH_FIELDS + [
     ("last_recv", "<i8"),  # monotonic ns of the last read (the time of its frames)
     ("eof", "<i8"), ("errno", "<i8"),  # the connection is done (and why)
     ("ctrl_op", "<i8"), ("ctrl_start", "<i8"), ("ctrl_end", "<i8"),  # for Python to answer
-    ("frag_on", "<i8"), ("frag_n", "<i8"),  # a fragmented text message being gathered
+    ("frag_on", "<i8"), ("frag_n", "<i8"),  # a fragmented message being gathered
+    ("frag_bin", "<i8"),  # ... a binary (SBE) one
+    ("shutdown", "<i8"),  # the venue announced serverShutdown: Python reconnects
     ("frames", "<i8"), ("bytes", "<i8"), ("proto_errors", "<i8"), ("ignored", "<i8"),
     ("more", "<i8"),  # the last cycle stopped after a frame; frames may be left to read
 ])
@@ -69,6 +79,14 @@ FEED_STATE = np.dtype(PUSH_FIELDS + [
 
 def new_state() -> np.ndarray:
     return np.zeros(1, FEED_STATE)
+
+
+class Sock(NamedTuple):
+    """The connection a duty cycle reads: its fd, and for ``wss://`` the ``SSL*`` whose
+    records ``feed_once`` decrypts (0: plain ``ws://``)."""
+
+    fd: int
+    ssl: int
 
 
 @njit(cache=True, _nrt=False)
@@ -85,12 +103,27 @@ def _compact(rbuf, s):
 
 
 @njit(cache=True, _nrt=False)
-def feed_once(fd, ssl, rbuf, frag, st, ps, sy, em, md, warm):
+def _message(b, start, end, now, binary, ps, sy, em, dec, st):
+    """One whole message: binary -> the SBE decoder, text -> the JSON stage (a text frame
+    that is no market data may be ``serverShutdown``: flagged for Python)."""
+    if binary:
+        return sbe.on_frame(b, start, end, now, dec, ps, sy, em)
+    other = em.stats[M_OTHER]
+    k = on_message(b, start, end, now, -1, ps, sy, em)
+    if em.stats[M_OTHER] != other and sbe.is_shutdown(b, start, end):
+        st[0].shutdown = 1
+    return k
+
+
+@njit(cache=True, _nrt=False)
+def feed_once(sock, rbuf, frag, st, ps, sy, em, md, warm, dec):
     """One duty cycle; returns work done (0: nothing arrived, or waiting on Python).
-    ``ssl``: the ``SSL*`` of a ``wss://`` stream (records decrypted here), 0 for ``ws://``.
+    ``sock``: the socket's fd and, for a ``wss://`` stream, its ``SSL*`` (records decrypted
+    here; 0 for ``ws://``).
     ``st``: FEED_STATE, ``ps``/``sy``/``em``: ``normalize``'s views, ``md``: the md ring's
-    producer ``RingView``. A cycle with nothing to read may parse a kept bookTicker again
-    (``warm``: a dry pass, ``pipeline.marketdata.warm``)."""
+    producer ``RingView``, ``dec``: the ``sbe.SbeDecoder`` for binary frames. A cycle with
+    nothing to read may parse a kept bookTicker again (``warm``: a dry pass,
+    ``pipeline.marketdata.warm``)."""
     s = st[0]
     if s.out_pos < s.out_n and not push_records(md, em.rows, st):
         return 0  # md ring full: backpressure
@@ -99,7 +132,7 @@ def feed_once(fd, ssl, rbuf, frag, st, ps, sy, em, md, warm):
     work = 0
     room = rbuf.shape[0] - s.w
     # frames left from the last read keep that read's time: no recv until they are taken
-    n = wire_recv(fd, ssl, rbuf, s.w, room) if room > 0 and not s.more else -EAGAIN
+    n = wire_recv(sock.fd, sock.ssl, rbuf, s.w, room) if room > 0 and not s.more else -EAGAIN
     s.more = 0
     if n > 0:
         s.w += n
@@ -127,13 +160,15 @@ def feed_once(fd, ssl, rbuf, frag, st, ps, sy, em, md, warm):
             s.ctrl_start = p0
             s.ctrl_end = p1
             return work + 1
-        if op == F.OP_TEXT and fin and not s.frag_on:
-            k = on_message(rbuf, p0, p1, now, -1, ps, sy, em)
-            if k > 0:
+        data = op == F.OP_TEXT or op == F.OP_BINARY
+        if data and fin and not s.frag_on:
+            k = _message(rbuf, p0, p1, now, op == F.OP_BINARY, ps, sy, em, dec, st)
+            if k > 0 and op == F.OP_TEXT:  # the warm pass re-parses JSON
                 MW.keep_ticker(warm, rbuf, p0, p1, em.recs)
-        elif op == F.OP_TEXT or (op == F.OP_CONT and s.frag_on):
-            if op == F.OP_TEXT:
+        elif data or (op == F.OP_CONT and s.frag_on):
+            if data:
                 s.frag_n = 0
+                s.frag_bin = op == F.OP_BINARY
             m = s.frag_n
             if m + (p1 - p0) > frag.shape[0]:
                 s.proto_errors += 1
@@ -145,9 +180,9 @@ def feed_once(fd, ssl, rbuf, frag, st, ps, sy, em, md, warm):
             s.frag_on = 0 if fin else 1
             k = 0
             if fin:
-                k = on_message(frag, 0, s.frag_n, now, -1, ps, sy, em)
+                k = _message(frag, 0, s.frag_n, now, s.frag_bin != 0, ps, sy, em, dec, st)
         else:
-            s.ignored += 1  # binary, pong, stray continuation
+            s.ignored += 1  # stray continuation
             k = 0
         work += 1
         if k > 0:
@@ -182,6 +217,7 @@ def disconnect_all(sy, em, md, st, t):
 
 
 _FEED = cfgmod.defaults("feed")
+MD_FORMATS = ("json", "sbe")
 
 
 @dataclass
@@ -198,6 +234,23 @@ class FeedConfig:
     ca_file: str = _FEED["ca_file"]
     tls_verify: bool = _FEED["tls_verify"]
     handshake_timeout_s: float = _FEED["handshake_timeout_s"]
+    md_format: str = _FEED["md_format"]  # "json" or "sbe" (binary frames, API-key header)
+    api_key_env: str = _FEED["api_key_env"]  # the variable holding the SBE API key
+    max_conn_s: float = _FEED["max_conn_s"]  # reconnect before the venue's 24 h limit
+
+    def __post_init__(self) -> None:
+        if self.md_format not in MD_FORMATS:
+            raise cfgmod.ConfigError(f"[feed] md_format = {self.md_format!r}: expected one "
+                                     f"of {', '.join(MD_FORMATS)}")
+
+    def api_key(self) -> str:
+        """The SBE streams' API key (from the environment; never logged, never stored)."""
+        key = os.environ.get(self.api_key_env, "") if self.api_key_env else ""
+        if not key:
+            raise cfgmod.ConfigError(f"[feed] md_format = \"sbe\" needs an API key in the "
+                                     f"environment variable {self.api_key_env!r} "
+                                     "([feed] api_key_env)")
+        return key
 
     @classmethod
     def from_config(cls, section: dict) -> FeedConfig:
@@ -205,7 +258,7 @@ class FeedConfig:
 
 
 COUNTERS = ("messages", "depth", "rejected", "applied", "dropped", "gaps", "resyncs",
-            "snapshots", "invalidations", "pending_overflow")
+            "snapshots", "invalidations", "pending_overflow", "sbe_frames", "sbe_rejected")
 
 
 class FeedHandlerAgent(Agent):
@@ -229,14 +282,20 @@ class FeedHandlerAgent(Agent):
         self.frag = np.zeros(config.recv_buffer, np.uint8)
         self.st = new_state()
         self.warm = MW.feed_state(warm_ns, self.core.stats.shape[0])
+        self.dec = sbe.new_decoder(symbols)
+        # SBE: the key is read once, here (a missing one stops start-up), and sent only in
+        # the handshake's X-MBX-APIKEY header
+        self._headers = {"X-MBX-APIKEY": config.api_key()} if config.md_format == "sbe" \
+            else {}
         c = self.core
         self._args = (self.rbuf, self.frag, self.st, c.parse, c.syms, c.emit, self.md_view,
-                      self.warm)  # feed_once's arguments after the fd
+                      self.warm, self.dec)  # feed_once's arguments after the fd
         self.conn: WsConnection | None = None
         self.tls, self.tls_ctx = self._tls_setup(config)
         self.connects = 0
         self.disconnects: dict[str, int] = {}
         self._next_connect = 0
+        self._connected_at = 0
         self._reconnect_ms = config.reconnect_min_ms
         n = len(symbols)
         self._attempts = np.zeros(n, np.int64)
@@ -270,7 +329,7 @@ class FeedHandlerAgent(Agent):
         return self._duty(-1, 0)  # the socket's fd is known after connecting
 
     def _duty(self, fd: int, ssl: int) -> tuple:
-        return feed_once, (fd, ssl, *self._args)
+        return feed_once, (Sock(fd, ssl), *self._args)
 
     def do_work(self, idle_state: np.ndarray, deadline_ns: int) -> int:
         hot = self.hot_duty()
@@ -302,9 +361,13 @@ class FeedHandlerAgent(Agent):
             self._control_frames()
         if self.conn is not None:
             s = self.st[0]
-            if s["eof"]:
+            if s["shutdown"]:
+                self._disconnect("server shutdown")
+            elif s["eof"]:
                 why = self._eof_reason(int(s["errno"]))
                 self._disconnect("protocol error" if s["proto_errors"] else why)
+            elif now_ns - self._connected_at > self.config.max_conn_s * 1e9:
+                self._disconnect("connection age")
             elif now_ns - s["last_recv"] > self.config.stale_ms * 1_000_000:
                 self._disconnect("stale stream")
         if self.conn is None and now_ns >= self._next_connect:
@@ -350,7 +413,8 @@ class FeedHandlerAgent(Agent):
 
     def _connect(self, now_ns: int) -> None:
         try:
-            self.conn = WsConnection.open(self.config.url, tls=self.tls, ctx=self.tls_ctx)
+            self.conn = WsConnection.open(self.config.url, tls=self.tls, ctx=self.tls_ctx,
+                                          headers=self._headers)
         except (OSError, ConnectionError) as e:
             log.warning("connect %s failed: %s; retry in %d ms", self.config.url, e,
                         self._reconnect_ms)
@@ -358,6 +422,7 @@ class FeedHandlerAgent(Agent):
             self._reconnect_ms = min(self._reconnect_ms * 2, self.config.reconnect_max_ms)
             return
         self.connects += 1
+        self._connected_at = now_ns
         self._generation += 1  # snapshots fetched for an earlier connection are dropped
         self._reconnect_ms = self.config.reconnect_min_ms
         left = self.conn.leftover
@@ -469,6 +534,7 @@ class FeedHandlerAgent(Agent):
         out["snapshot_failures"] = self.snapshot_failures
         out["resyncs_requested"] = self.resyncs_requested
         out["warm_passes"] = int(self.warm.clock[0]["passes"])
+        out.update({f"sbe_{k}": v for k, v in sbe.summary(self.dec).items()})
         return out
 
     def publish_counters(self) -> None:

@@ -4,7 +4,10 @@ Two formats are read:
 
 - ``<recv_ns> <raw>`` per line, gzip or plain (what ``hft capture`` and hftbacktest's
   collector write). A REST snapshot line carries no symbol: it belongs to the file's one
-  symbol, found from the file's depth events.
+  symbol, found from the file's depth events. A binary WebSocket frame (Binance SBE) is
+  written ``<recv_ns> b64:<base64 of the frame>`` (``BINARY_TAG``): no JSON value starts
+  with ``b``, so text lines read exactly as before; ``Capture.binary`` marks those rows.
+  (hftbacktest reads text lines only: keep SBE sessions in their own files.)
 - cryptofeed's sample pair: ``NAME.ws.*`` (``<unix s>: <frame>`` lines after a URL line)
   and ``NAME.http.*`` (``<url> -> <unix s>: <body>``; the symbol is in the URL). The
   sibling ``.http.`` file is picked up automatically; lines are merged by receive time.
@@ -17,6 +20,7 @@ walks it without a Python object per message.
 
 from __future__ import annotations
 
+import base64
 import gzip
 import re
 from dataclasses import dataclass
@@ -26,6 +30,12 @@ from urllib.parse import parse_qs, urlparse
 import numpy as np
 
 _SYMBOL_IN_DEPTH = re.compile(rb'"e"\s*:\s*"depthUpdate".*?"s"\s*:\s*"([^"]+)"')
+BINARY_TAG = b"b64:"  # a line's payload that is a base64 binary frame (SBE)
+
+
+def binary_line(recv_ns: int, frame: bytes) -> bytes:
+    """The capture line of a binary frame."""
+    return b"%d %s%s\n" % (recv_ns, BINARY_TAG, base64.b64encode(frame))
 
 
 @dataclass
@@ -35,6 +45,11 @@ class Capture:
     end: np.ndarray
     recv_ns: np.ndarray
     snap_symbol: list[str]  # per message: owner of a symbol-less snapshot, else ''
+    binary: np.ndarray | None = None  # bool per message: an SBE frame (default: none)
+
+    def __post_init__(self) -> None:
+        if self.binary is None:
+            self.binary = np.zeros(len(self.start), np.bool_)
 
     def __len__(self) -> int:
         return len(self.start)
@@ -86,29 +101,37 @@ def _seconds_to_ns(text: bytes) -> int:
     return int(whole) * 1_000_000_000 + int((frac + "000000000")[:9])
 
 
-def _line_rows(path: Path) -> list[tuple[int, bytes, str]]:
+def _line_rows(path: Path) -> list[tuple[int, bytes, str, bool]]:
+    from pipeline.marketdata.sbe import symbol_of  # numba: only when a file has SBE rows
+
     rows = []
     symbols = set()
     for line in _open_bytes(path).splitlines():
         if not line.strip():
             continue
         ts, _, raw = line.partition(b" ")
-        rows.append((int(ts), raw, ""))
-        m = _SYMBOL_IN_DEPTH.search(raw)
-        if m:
+        binary = raw.startswith(BINARY_TAG)
+        if binary:
+            raw = base64.b64decode(raw[len(BINARY_TAG):], validate=True)
+            sym = symbol_of(raw).upper()
+            if sym:
+                symbols.add(sym)
+        elif m := _SYMBOL_IN_DEPTH.search(raw):
             symbols.add(m.group(1).decode().upper())
+        rows.append((int(ts), raw, "", binary))
     owner = next(iter(symbols)) if len(symbols) == 1 else ""
-    return [(t, raw, owner if b'"lastUpdateId"' in raw else "") for t, raw, _ in rows]
+    return [(t, raw, owner if not b and b'"lastUpdateId"' in raw else "", b)
+            for t, raw, _, b in rows]
 
 
 def load(paths: list[str | Path]) -> Capture:
     """Read capture files (in the given order; they continue one stream)."""
-    rows: list[tuple[int, bytes, str]] = []
+    rows: list[tuple[int, bytes, str, bool]] = []
     for p in map(Path, paths):
         if _is_cryptofeed(p):
             if ".http." in p.name:
                 continue  # read together with its .ws. sibling
-            rows.extend(_cryptofeed_rows(p))
+            rows.extend((*r, False) for r in _cryptofeed_rows(p))
         else:
             rows.extend(_line_rows(p))
     lengths = np.array([len(r[1]) for r in rows], np.int64)
@@ -116,5 +139,5 @@ def load(paths: list[str | Path]) -> Capture:
     start = end - lengths
     data = np.frombuffer(b"".join(r[1] for r in rows), np.uint8)
     return Capture(data, start, end, np.array([r[0] for r in rows], np.int64),
-                   [r[2] for r in rows])
+                   [r[2] for r in rows], np.array([r[3] for r in rows], np.bool_))
 

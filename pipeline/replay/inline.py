@@ -21,7 +21,7 @@ from numba import njit
 from pipeline.instruments import SymbolTable
 from pipeline.marketdata import apply as A
 from pipeline.marketdata import book as B
-from pipeline.marketdata import files
+from pipeline.marketdata import files, sbe
 from pipeline.marketdata.infer import infer_symbols
 from pipeline.marketdata.normalize import FeedCore, on_message
 from pipeline.runtime.clock import monotonic_ns
@@ -42,6 +42,8 @@ class Messages(NamedTuple):
     end: np.ndarray
     recv: np.ndarray
     snap_sid: np.ndarray
+    binary: np.ndarray  # bool: an SBE frame (through ``dec``), else JSON text
+    dec: sbe.SbeDecoder
 
 
 @dataclass
@@ -49,10 +51,14 @@ class Prepared:
     capture: files.Capture
     symbols: SymbolTable
     snap_sid: np.ndarray  # per message: symbol id of a symbol-less snapshot, else -1
+    dec: sbe.SbeDecoder | None = None  # the SBE rows' decoder (made on first use)
 
     def messages(self) -> Messages:
         cap = self.capture
-        return Messages(cap.data, cap.start, cap.end, cap.recv_ns, self.snap_sid)
+        if self.dec is None:
+            self.dec = sbe.new_decoder(self.symbols)
+        return Messages(cap.data, cap.start, cap.end, cap.recv_ns, self.snap_sid, cap.binary,
+                        self.dec)
 
 
 def prepare(paths: list[str | Path], configured: SymbolTable | None = None) -> Prepared:
@@ -61,6 +67,17 @@ def prepare(paths: list[str | Path], configured: SymbolTable | None = None) -> P
     snap = np.array([symbols[s].symbol_id if s and s in symbols else -1
                      for s in cap.snap_symbol], np.int64)
     return Prepared(cap, symbols, snap)
+
+
+@njit(cache=True, _nrt=False)
+def stage(msgs, i, ps, sy, em):
+    """Message ``i`` through the feed's stage: an SBE frame through the decoder, text
+    through ``on_message``; returns the records written to ``em.recs``."""
+    if msgs.binary[i]:
+        return sbe.on_frame(msgs.data, msgs.start[i], msgs.end[i], msgs.recv[i], msgs.dec, ps,
+                            sy, em)
+    return on_message(msgs.data, msgs.start[i], msgs.end[i], msgs.recv[i], msgs.snap_sid[i],
+                      ps, sy, em)
 
 
 @njit(cache=True, _nrt=False)
@@ -99,8 +116,7 @@ def run_inline(msgs, ps, sy, em, bk, bst, upd, log, speed):
     for i in range(msgs.start.shape[0]):
         if speed > 0:
             pace(recv[i], recv[0], t0, speed)
-        n = on_message(msgs.data, msgs.start[i], msgs.end[i], recv[i], msgs.snap_sid[i], ps,
-                       sy, em)
+        n = stage(msgs, i, ps, sy, em)
         pos = 0
         while pos < n:
             used, k = A.apply_records(out, pos, n - pos, -1, bk, bst, upd, 0)

@@ -14,11 +14,11 @@ from numba import njit
 
 from pipeline.marketdata import apply as A
 from pipeline.marketdata.latest import read_latest
-from pipeline.marketdata.normalize import FeedCore, on_message
+from pipeline.marketdata.normalize import FeedCore
 from pipeline.marketdata.publish import PUSH_FIELDS, push_records, start_batch
 from pipeline.marketdata.segments import BOOK_CONSUMER, MD_CONSUMER, create_md_segments
 from pipeline.metrics.counters import Counters
-from pipeline.replay.inline import Prepared, ReplayResult, log_update
+from pipeline.replay.inline import Prepared, ReplayResult, log_update, stage
 from pipeline.runtime import idle as I
 from pipeline.runtime.clock import monotonic_ns
 from pipeline.runtime.processes import Child, stop, wait_running
@@ -58,8 +58,7 @@ def feed_slice(msgs, ps, sy, em, md, st, speed, max_msgs):
             return fed
         if speed > 0 and monotonic_ns() < s.t0 + int((recv[i] - recv[0]) / speed):
             return fed
-        start_batch(st, on_message(msgs.data, msgs.start[i], msgs.end[i], recv[i],
-                                   msgs.snap_sid[i], ps, sy, em))
+        start_batch(st, stage(msgs, i, ps, sy, em))
         s.msg = i + 1
         fed += 1
     return fed

@@ -4,7 +4,9 @@ WebSocket (``websockets`` asyncio server): combined streams ``/stream?streams=a/
 (frames wrapped as ``{"stream":..., "data":...}``) and raw streams ``/ws/a[/b...]``;
 ``SUBSCRIBE``/``UNSUBSCRIBE``/``LIST_SUBSCRIPTIONS`` requests as on Binance; pings from
 the library. Streams per symbol: ``@depth`` (1000 ms), ``@depth@100ms``, ``@trade``,
-``@aggTrade``, ``@bookTicker``.
+``@aggTrade``, ``@bookTicker``. A second server on its own hub serves Binance's SBE streams
+(``venue.sbe_feed``: binary frames, never wrapped; the ``X-MBX-APIKEY`` header required;
+JSON text frames for request replies and ``serverShutdown``).
 
 Depth consistency: the book stamps one update id per book-changing operation; each depth
 stream keeps the set of levels touched since its last event and publishes ``U = prev u + 1``
@@ -37,6 +39,7 @@ from pipeline.instruments import Instrument
 from pipeline.venue.binance_format import Formatter
 from pipeline.venue.faults import Faults
 from pipeline.venue.matching import BUY, SELL, Book
+from pipeline.venue.sbe_feed import SbeFeed
 
 log = logging.getLogger("venue.md")
 
@@ -65,12 +68,12 @@ class MdConnection:
         self.faults = faults
         self.stats = stats
         self.rng = rng
-        self.queue: list[str] = []
+        self.queue: list[str | bytes] = []  # bytes: an SBE binary frame
         self.wake = asyncio.Event()
-        self.held: str | None = None
+        self.held: str | bytes | None = None
         self.closed = False
 
-    def push(self, data: str, wrapped: str) -> None:
+    def push(self, data: str | bytes, wrapped: str | bytes) -> None:
         if self.closed:
             return
         msg = wrapped if self.combined else data
@@ -117,7 +120,10 @@ class MdConnection:
             if batched:
                 async with ws.send_context():
                     for msg in batch:
-                        ws.protocol.send_text(msg.encode())
+                        if isinstance(msg, bytes):
+                            ws.protocol.send_binary(msg)
+                        else:
+                            ws.protocol.send_text(msg.encode())
             else:
                 for msg in batch:
                     await ws.send(msg)
@@ -125,11 +131,14 @@ class MdConnection:
 
 
 class MdHub:
-    """Stream name -> subscribed connections; formats nothing itself."""
+    """Stream name -> subscribed connections; formats nothing itself. ``binary``: SBE
+    frames (bytes), sent as they are on combined streams too (the symbol is in each)."""
 
-    def __init__(self, symbols: dict[str, Instrument]):
+    def __init__(self, symbols: dict[str, Instrument], suffixes: tuple = SUFFIXES,
+                 binary: bool = False):
+        self.binary = binary
         self.canonical = {f"{s.lower()}{suf}".lower(): f"{s.lower()}{suf}"
-                          for s in symbols for suf in SUFFIXES}
+                          for s in symbols for suf in suffixes}
         self.subs: dict[str, set[MdConnection]] = {name: set() for name in
                                                    self.canonical.values()}
         self.conns: set[MdConnection] = set()
@@ -140,11 +149,11 @@ class MdHub:
     def listening(self, stream: str) -> bool:
         return bool(self.subs[stream])
 
-    def publish(self, stream: str, data: str) -> None:
+    def publish(self, stream: str, data: str | bytes) -> None:
         conns = self.subs[stream]
         if not conns:
             return
-        wrapped = f'{{"stream":"{stream}","data":{data}}}'
+        wrapped = data if self.binary else f'{{"stream":"{stream}","data":{data}}}'
         for c in conns:
             c.push(data, wrapped)
 
@@ -165,11 +174,13 @@ class MdHub:
 class SymbolFeed:
     """Turns one book's changes and trades into its streams' frames."""
 
-    def __init__(self, inst: Instrument, book: Book, hub: MdHub, faults: Faults):
+    def __init__(self, inst: Instrument, book: Book, hub: MdHub, faults: Faults,
+                 sbe: SbeFeed | None = None):
         self.inst = inst
         self.book = book
         self.hub = hub
         self.faults = faults
+        self.sbe = sbe  # the same events as SBE frames (spot instruments)
         self.fmt = Formatter(inst)
         base = inst.symbol.lower()
         self.depth_names = [f"{base}{s}" for s in DEPTH_STREAMS]
@@ -188,9 +199,13 @@ class SymbolFeed:
         if book.changed:
             for d in self.dirty.values():
                 d.update(book.changed)
+            if self.sbe is not None:
+                self.sbe.dirty.update(book.changed)
             book.changed.clear()
             self._bbo()
         if book.trades:
+            if self.sbe is not None:
+                self.sbe.trades(book.trades)
             self._trades(book.trades)
             book.trades.clear()
 
@@ -203,6 +218,8 @@ class SymbolFeed:
         if bbo == self.last_bbo:
             return
         self.last_bbo = bbo
+        if self.sbe is not None:
+            self.sbe.bbo(book.update_id, bbo)
         if self.hub.listening(self.bbo_name):
             self.hub.publish(self.bbo_name, self.fmt.book_ticker(
                 book.update_id, bbo[:2], bbo[2:], now_ms()))
@@ -245,19 +262,17 @@ class SymbolFeed:
         dirty = self.dirty[name]
         self.prev_u[name] = u
         if self.hub.listening(name):
-            bids, asks = [], []
-            tb, ta = book.totals
-            for side, price in dirty:
-                if side == BUY:
-                    bids.append((price, tb.get(price, 0)))
-                else:
-                    asks.append((price, ta.get(price, 0)))
-            bids.sort(reverse=True)
-            asks.sort()
+            bids, asks = touched_levels(book, dirty)
             self.hub.publish(name, self.fmt.depth_update(now_ms(), prev + 1, u, prev, bids, asks))
         dirty.clear()
         if self.faults.snapshot_stale_ms and name == self.depth_names[1]:
             self.history.append((time.monotonic(), self.snapshot(1000)))
+
+    def flush_sbe(self) -> None:
+        """The SBE ``@depth`` diff (its own period and ids)."""
+        if self.sbe is not None:
+            self.drain()
+            self.sbe.flush_depth(touched_levels)
 
     def snapshot(self, limit: int) -> tuple[int, list, list]:
         return (self.book.update_id, self.book.depth(BUY, limit), self.book.depth(SELL, limit))
@@ -276,9 +291,25 @@ class SymbolFeed:
         return self.fmt.snapshot(snap[0], now_ms(), snap[1], snap[2])
 
 
+def touched_levels(book: Book, dirty: set[tuple[int, int]]) -> tuple[list, list]:
+    """The current quantity (0: gone) of each touched (side, price): bids best first, asks."""
+    bids, asks = [], []
+    tb, ta = book.totals
+    for side, price in dirty:
+        if side == BUY:
+            bids.append((price, tb.get(price, 0)))
+        else:
+            asks.append((price, ta.get(price, 0)))
+    bids.sort(reverse=True)
+    asks.sort()
+    return bids, asks
+
+
 # ---------------------------------------------------------------------------- WebSocket
 class MdServer:
-    def __init__(self, hub: MdHub, faults: Faults, stats: Stats, seed: int):
+    def __init__(self, hub: MdHub, faults: Faults, stats: Stats, seed: int,
+                 api_key: bool = False):
+        self.api_key = api_key  # SBE: the X-MBX-APIKEY header is required (any value)
         self.hub = hub
         self.faults = faults
         self.stats = stats
@@ -312,6 +343,9 @@ class MdServer:
         if self._streams_of(request.path) is None:
             self.stats["md_bad_path"] += 1
             return conn.respond(400, "Invalid request: unknown path or stream\n")
+        if self.api_key and not request.headers.get("X-MBX-APIKEY"):
+            self.stats["sbe_no_api_key"] += 1
+            return conn.respond(401, "API key required (X-MBX-APIKEY header)\n")
         return None
 
     async def _handler(self, ws: ServerConnection) -> None:
@@ -358,6 +392,14 @@ class MdServer:
         else:
             self.stats["md_bad_request"] += 1
             conn.reply(f'{{"error":{{"code":2,"msg":"Unknown method"}},"id":{rid_json}}}')
+
+    async def shutdown_all(self) -> int:
+        """Binance's ``serverShutdown`` (a JSON text frame), then close every connection."""
+        text = json.dumps({"e": "serverShutdown", "E": now_ms()})
+        for c in list(self.hub.conns):
+            c.reply(text)
+        await asyncio.sleep(0.05)  # the writers send it before the close frame
+        return await self.disconnect_all()
 
     async def disconnect_all(self) -> int:
         conns = list(self.hub.conns)

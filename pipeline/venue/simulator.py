@@ -4,7 +4,7 @@ In-process use (tests)::
 
     sim = Simulator(SimConfig.from_config(config.load(), seed=7))
     await sim.start()          # ports chosen by the OS when 0
-    sim.endpoints()            # {"ws": "ws://127.0.0.1:PORT", "rest": ..., "fix_port": ...}
+    sim.endpoints()            # {"ws": "ws://127.0.0.1:PORT", "sbe": ..., "rest": ..., ...}
     sim.levels("BTCUSDT")      # the engine's book: (bids, asks) as (ticks, lots), best first
     await sim.set_faults({"md_drop_next": 3})
     await sim.stop()
@@ -12,7 +12,9 @@ In-process use (tests)::
 As a subprocess: ``hft sim --md-port 0 --rest-port 0 --fix-port 0`` prints one JSON line
 with the same endpoints. The admin HTTP API on the REST port mirrors the handle:
 ``GET/POST /admin/faults``, ``GET /admin/book?symbol=&limit=``, ``GET /admin/positions``,
-``GET /admin/stats``, ``POST /admin/flow`` (``{"paused": bool, "step": n}``).
+``GET /admin/stats``, ``POST /admin/flow`` (``{"paused": bool, "step": n}``),
+``POST /admin/sbe_shutdown`` (``serverShutdown`` to every SBE client, then close).
+The SBE streams of the spot instruments (``venue.sbe_feed``) have their own port (``"sbe"``).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from pipeline.venue.mdserver import (
     Stats,
     SymbolFeed,
 )
+from pipeline.venue.sbe_feed import SBE_SUFFIXES, SbeFeed
 from pipeline.venue.tls import ServerTls, server_tls
 
 log = logging.getLogger("venue")
@@ -61,6 +64,7 @@ class SimConfig:
     symbols: SymbolTable
     host: str = _SIM["host"]
     md_port: int = _SIM["md_port"]
+    sbe_port: int = _SIM["sbe_port"]
     rest_port: int = _SIM["rest_port"]
     fix_port: int = _SIM["fix_port"]
     seed: int = _SIM["seed"]
@@ -74,6 +78,8 @@ class SimConfig:
     faults: dict = field(default_factory=dict)
     depth_ms: int = _SIM["depth_ms"]  # the @depth stream's period
     depth_fast_ms: int = _SIM["depth_fast_ms"]  # the @depth@100ms stream's period
+    sbe_depth_ms: int = _SIM["sbe_depth_ms"]  # the SBE @depth stream's period
+    sbe_depth20_ms: int = _SIM["sbe_depth20_ms"]  # the SBE @depth20 stream's period
     max_order_lots: int = _SIM["max_order_lots"]
     max_open_orders: int = _SIM["max_open_orders"]
     first_update_id: int = _SIM["first_update_id"]
@@ -113,6 +119,8 @@ class Simulator:
         self.faults.update(cfg.faults)
         self.stats = Stats()
         self.hub = MdHub({i.symbol: i for i in cfg.symbols})
+        self.sbe_hub = MdHub({i.symbol: i for i in cfg.symbols if i.venue == "spot"},
+                             SBE_SUFFIXES, binary=True)
         self.books: dict[str, Book] = {}
         self.feeds: dict[str, SymbolFeed] = {}
         self.flows: dict[str, Flow] = {}
@@ -125,8 +133,10 @@ class Simulator:
             book.changed.clear()
             book.trades.clear()
             self.flows[inst.symbol] = flow
-            self.feeds[inst.symbol] = SymbolFeed(inst, book, self.hub, self.faults)
+            sbe = SbeFeed(inst, book, self.sbe_hub) if inst.venue == "spot" else None
+            self.feeds[inst.symbol] = SymbolFeed(inst, book, self.hub, self.faults, sbe)
         self.md = MdServer(self.hub, self.faults, self.stats, cfg.seed)
+        self.sbe_md = MdServer(self.sbe_hub, self.faults, self.stats, cfg.seed + 1, api_key=True)
         self.rest = RestServer(self.stats)
         self.fix: FixAcceptor | None = None  # created in start()
         self.paused = cfg.rate <= 0
@@ -153,12 +163,15 @@ class Simulator:
                                   cfg.ca_file)
         ctx = self.tls.context if self.tls else None
         self.ports["md"] = await self.md.start(cfg.host, cfg.md_port, ssl=ctx)
+        self.ports["sbe"] = await self.sbe_md.start(cfg.host, cfg.sbe_port, ssl=ctx)
         self.ports["rest"] = await self.rest.start(cfg.host, cfg.rest_port, ssl=ctx)
         self.fix = FixAcceptor(self, cfg)
         self.ports["fix"] = await self.fix.start(cfg.host, cfg.fix_port, ssl=ctx)
         self._tasks = [asyncio.create_task(self._flow_loop()),
                        asyncio.create_task(self._depth_loop(DEPTH_STREAMS[0], cfg.depth_ms)),
-                       asyncio.create_task(self._depth_loop(DEPTH_STREAMS[1], cfg.depth_fast_ms))]
+                       asyncio.create_task(self._depth_loop(DEPTH_STREAMS[1], cfg.depth_fast_ms)),
+                       asyncio.create_task(self._sbe_loop(False, cfg.sbe_depth_ms)),
+                       asyncio.create_task(self._sbe_loop(True, cfg.sbe_depth20_ms))]
         return self.endpoints()
 
     async def stop(self) -> None:
@@ -167,13 +180,15 @@ class Simulator:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.fix is not None:
             await self.fix.close()
-        await self.md.disconnect_all()
-        await self.md.close()
+        for md in (self.md, self.sbe_md):
+            await md.disconnect_all()
+            await md.close()
         await self.rest.close()
 
     def endpoints(self) -> dict:
         h, s = self.cfg.host, "s" if self.tls else ""
         out = {"ws": f"ws{s}://{h}:{self.ports['md']}",
+               "sbe": f"ws{s}://{h}:{self.ports['sbe']}",
                "rest": f"http{s}://{h}:{self.ports['rest']}",
                "fix_host": h, "fix_port": self.ports["fix"], "md_port": self.ports["md"],
                "rest_port": self.ports["rest"], "comp_id": self.cfg.comp_id,
@@ -224,14 +239,21 @@ class Simulator:
                 self.step_flow(due)
 
     async def _depth_loop(self, suffix: str, period_ms: int) -> None:
-        period = max(period_ms, 1) / 1000
-        loop = asyncio.get_running_loop()
-        next_t = loop.time() + period
-        while True:
-            await asyncio.sleep(max(next_t - loop.time(), 0))
-            next_t = max(next_t + period, loop.time())
+        async for _ in _ticks(period_ms):
             for feed in self.feeds.values():
                 feed.flush(f"{feed.inst.symbol.lower()}{suffix}")
+
+    async def _sbe_loop(self, top: bool, period_ms: int) -> None:
+        """SBE ``@depth`` diffs or ``@depth20`` snapshots."""
+        async for _ in _ticks(period_ms):
+            for feed in self.feeds.values():
+                if feed.sbe is None:
+                    continue
+                if top:
+                    feed.drain()
+                    feed.sbe.flush_top()
+                else:
+                    feed.flush_sbe()
 
     # ------------------------------------------------------------------ queries for tests
     def levels(self, symbol: str, limit: int = 0) -> tuple[list, list]:
@@ -286,7 +308,7 @@ class Simulator:
         for a in actions:
             self.stats[f"fault_{a}"] += 1
             if a == "disconnect_md":
-                done[a] = await self.md.disconnect_all()
+                done[a] = await self.md.disconnect_all() + await self.sbe_md.disconnect_all()
             elif a == "drop_fix":
                 done[a] = self.fix.drop_all()
             elif a == "garble_fix":
@@ -308,6 +330,7 @@ class Simulator:
         r.route("GET", "/admin/positions", self._admin_positions)
         r.route("GET", "/admin/stats", self._admin_stats)
         r.route("POST", "/admin/flow", self._admin_flow)
+        r.route("POST", "/admin/sbe_shutdown", self._admin_sbe_shutdown)
 
     def _symbol(self, query: dict) -> Instrument:
         sym = query.get("symbol", "").upper()
@@ -380,6 +403,21 @@ class Simulator:
         if values.get("step"):
             self.step_flow(int(values["step"]))
         return 200, json.dumps({"paused": self.paused})
+
+
+    async def _admin_sbe_shutdown(self, path, query, body):
+        return 200, json.dumps({"closed": await self.sbe_md.shutdown_all()})
+
+
+async def _ticks(period_ms: int):
+    """Yields every ``period_ms`` (a late tick starts the next period: no catch-up burst)."""
+    period = max(period_ms, 1) / 1000
+    loop = asyncio.get_running_loop()
+    next_t = loop.time() + period
+    while True:
+        await asyncio.sleep(max(next_t - loop.time(), 0))
+        next_t = max(next_t + period, loop.time())
+        yield
 
 
 def books_summary(sim: Simulator) -> dict[str, tuple[int, int]]:

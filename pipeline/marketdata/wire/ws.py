@@ -45,10 +45,12 @@ class WsConnection:
 
     @classmethod
     def open(cls, url: str, timeout: float = 5.0, rcvbuf: int = 4 << 20,
-             tls: TlsSettings | None = None, ctx: TlsContext | None = None) -> WsConnection:
+             tls: TlsSettings | None = None, ctx: TlsContext | None = None,
+             headers: dict[str, str] | None = None) -> WsConnection:
         """Connect and upgrade. ``wss://``: TLS per ``tls`` (default: the URL's host, the
         system CA store) with ``ctx`` (built per call when None; a reconnecting owner keeps
-        one); a verification failure raises ``TlsVerifyError`` and leaves no connection."""
+        one); a verification failure raises ``TlsVerifyError`` and leaves no connection.
+        ``headers``: extra request headers (Binance SBE: ``X-MBX-APIKEY``)."""
         uri = parse_uri(url)
         sock = socket.create_connection((uri.host, uri.port), timeout=timeout)
         conn = None
@@ -59,7 +61,10 @@ class WsConnection:
                 conn = _tls_connect(sock, uri.host, tls, ctx)
             io = conn if conn is not None else sock
             proto = ClientProtocol(uri)
-            proto.send_request(proto.connect())
+            request = proto.connect()
+            for name, value in (headers or {}).items():
+                request.headers[name] = value
+            proto.send_request(request)
             for chunk in proto.data_to_send():
                 io.sendall(chunk)
             raw = b""
