@@ -7,8 +7,10 @@ still carry request replies and ``serverShutdown``, which makes us reconnect). B
 are decoded in either mode; the REST snapshot and the sync rules are the same.
 
 Hot path (``feed_once``, jitted): non-blocking ``recv`` (``wss://``: ``SSL_read``, the
-records decrypted in the loop) into a byte buffer, a timestamp per read, WebSocket frames decoded in place, each text frame through ``on_message``
-(parse, ticks/lots, sync rules) and the resulting records published to the md ring. A
+records decrypted in the loop) into a byte buffer, a timestamp per read, WebSocket frames
+decoded in place, each text frame through ``on_message`` (parse, ticks/lots, sync rules),
+each binary one through the SBE decoder, and the resulting records published to the md
+ring. A
 cycle publishes at most one book-changing frame's records (any trades before it too),
 then returns (the next cycle takes the next frame without a ``recv``): in a fused loop the
 book builder and strategy act on a bookTicker before a 100-level depth diff read with it
