@@ -42,6 +42,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="seconds after the first order before latencies count")
     p.add_argument("--floor-seconds", type=float, default=20.0,
                    help="how long the C tick-to-trade floor runs (after the pipeline)")
+    p.add_argument("--tls", action="store_true",
+                   help="the whole run over TLS (hft run --tls): compare with a plain run")
+    p.add_argument("--md-format", choices=("json", "sbe"), default=None,
+                   help="market data format (hft run --md-format): compare json with sbe")
     p.add_argument("--frame-bytes", type=int, default=180,
                    help="frame size for the C floor (the simulator's frames are ~180 B)")
 
@@ -66,7 +70,8 @@ def c_floor(cores: list[int], seconds: float, frames_per_s: float, orders_per_s:
 def main(args: argparse.Namespace) -> int:
     summary = Launcher(RunOptions(duration=args.seconds, profile=args.profile,
                                   instance=f"benche2e{os.getpid()}",
-                                  warmup=args.warmup)).run()
+                                  warmup=args.warmup, tls=args.tls,
+                                  md_format=args.md_format)).run()
     rows = []
     for name, h in summary["latency_ns"].items():
         if h.get("count"):
@@ -91,7 +96,8 @@ def main(args: argparse.Namespace) -> int:
                                 "run's rates", "p50_ns": floor["p50"], "p99_ns": floor["p99"],
                      "p99.9_ns": floor["p99.9"], "max_ns": floor["max"],
                      "samples": floor["n"]})
-    extra = {"profile": args.profile, "seconds": args.seconds,
+    extra = {"profile": args.profile, "seconds": args.seconds, "tls": args.tls,
+             "md_format": args.md_format or "json",
              "latency_window_s": summary.get("latency_window_s"),
              "fills": int(np.sum([p["fills"] for p in summary["positions"].values()])),
              "run_rates": rates, "floor": floor, "targets": TARGETS}
