@@ -25,14 +25,14 @@ from bench._report import emit
 from pipeline.fix import codec as C
 from pipeline.fix.session import K_APP, inbound, next_inbound
 from pipeline.fix.store import NEXT_IN, NEXT_OUT, SEQ_WORDS
-from pipeline.instruments import SymbolTable
+from pipeline.instruments import SymbolTable, symbol_matrix
 from pipeline.runtime.agent import SameArgsCall
 from shm_layouts.records import ORDER_INTENT, OrderType, TimeInForce
 
 TABLE = SymbolTable.from_config([{"symbol": "BTCUSDT", "tick_size": "0.01",
                                   "lot_size": "0.00001"}])
 GRID = TABLE.table()
-SYMS = C.symbols(C.symbol_matrix(["BTCUSDT"]), GRID)
+SYMS = C.symbols(symbol_matrix(["BTCUSDT"]), GRID)
 SYM = np.frombuffer(b"BTCUSDT", np.uint8).copy()
 IDS = C.comp_id_block("CLIENT", "VENUE")
 VENUE_IDS = C.comp_id_block("VENUE", "CLIENT")

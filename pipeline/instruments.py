@@ -143,3 +143,14 @@ class SymbolTable:
             rows[i.symbol_id] = (i.price_decimals, i.tick_units, i.qty_decimals, i.lot_units,
                                  VENUE_KINDS.index(i.venue))
         return rows
+
+
+def symbol_matrix(symbols: list[str], width: int = 16) -> np.ndarray:
+    """Zero-padded uint8 rows, indexed by symbol id, for ``parse``/``symbol_id``."""
+    out = np.zeros((max(len(symbols), 1), width), np.uint8)
+    for i, s in enumerate(symbols):
+        raw = s.encode()
+        if len(raw) > width:
+            raise ValueError(f"symbol {s!r} longer than {width} bytes")
+        out[i, : len(raw)] = np.frombuffer(raw, np.uint8)
+    return out

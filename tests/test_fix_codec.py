@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.fix import codec as C
-from pipeline.instruments import SymbolTable
+from pipeline.instruments import SymbolTable, symbol_matrix
 from shm_layouts.records import ORDER_INTENT
 
 TABLE = SymbolTable.from_config([
@@ -19,7 +19,7 @@ TABLE = SymbolTable.from_config([
     {"symbol": "DOGE", "tick_size": "10", "lot_size": "1"},
 ])
 GRID = TABLE.table()
-SYMS = C.symbols(C.symbol_matrix([i.symbol for i in TABLE]), GRID)
+SYMS = C.symbols(symbol_matrix([i.symbol for i in TABLE]), GRID)
 SPANS = np.zeros(C.SPAN_WORDS, np.int64)  # parse's scratch
 IDS = C.comp_id_block("CLIENT1", "VENUE")
 

@@ -23,14 +23,14 @@ pytest.importorskip(
 
 from pipeline.fix.session import Session, SessionConfig  # noqa: E402
 from pipeline.fix.wire import Initiator  # noqa: E402
-from pipeline.instruments import SymbolTable  # noqa: E402
+from pipeline.instruments import SymbolTable, symbol_matrix  # noqa: E402
 from pipeline.venue.testing import run_until  # noqa: E402
 from pipeline.venue.testing import send_order as _send_order  # noqa: E402
 
 TABLE = SymbolTable.from_config([{"symbol": "BTCUSDT", "tick_size": "0.01",
                                   "lot_size": "0.00001"}])
 GRID = TABLE.table()
-SYMS = C.symbol_matrix(["BTCUSDT"])
+SYMS = symbol_matrix(["BTCUSDT"])
 SECRET = "qf-Pa55word"
 
 

@@ -10,14 +10,14 @@ import pytest
 from pipeline.fix import codec as C
 from pipeline.fix.session import Session, SessionConfig, State
 from pipeline.fix.wire import Initiator
-from pipeline.instruments import SymbolTable
+from pipeline.instruments import SymbolTable, symbol_matrix
 from pipeline.venue.testing import VenueThread, quiet_venue, run_until
 from pipeline.venue.testing import send_order as _send_order
 
 TABLE = SymbolTable.from_config([{"symbol": "BTCUSDT", "tick_size": "0.01",
                                   "lot_size": "0.00001"}])
 GRID = TABLE.table()
-SYMS = C.symbol_matrix(["BTCUSDT"])
+SYMS = symbol_matrix(["BTCUSDT"])
 SECRET = "s3cr3t-Pa55"
 
 pytestmark = pytest.mark.timeout(60)

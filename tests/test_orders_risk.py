@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from pipeline.fix import codec as C
 from pipeline.fix.session import inbound
 from pipeline.fix.store import INDEX_SLOTS, NEXT_OUT, SEQ_WORDS, StoreView
-from pipeline.instruments import SymbolTable
+from pipeline.instruments import SymbolTable, symbol_matrix
 from pipeline.orders import flow, oms, risk, warm
 from pipeline.orders import journal as J
 from pipeline.orders import views as V
@@ -61,7 +61,7 @@ class Rig:
         warm.default_shape(self.out.shadow)
         self.wire, self.wio, self.torig, self.scratch = self.out[:4]
         self.fix = V.Fix(self.out, StoreView(self.seqs, self.jdata, self.jindex),
-                         C.symbols(C.symbol_matrix(["BTCUSDT"]), TABLE.table()), inbound(16),
+                         C.symbols(symbol_matrix(["BTCUSDT"]), TABLE.table()), inbound(16),
                          C.comp_id_block("C", "V"))
         self.execs = V.execs_view(execs.view())  # no gating consumer: never full
         self.intent = np.zeros(1, ORDER_INTENT)

@@ -23,7 +23,7 @@ from pipeline.config import ROOT
 from pipeline.fix import codec as C
 from pipeline.fix.session import Session, SessionConfig
 from pipeline.fix.wire import Initiator
-from pipeline.instruments import SymbolTable
+from pipeline.instruments import SymbolTable, symbol_matrix
 from pipeline.marketdata.wire import rest
 from pipeline.marketdata.wire.ws import WsConnection
 from pipeline.tls.certs import TestCA
@@ -34,7 +34,7 @@ from pipeline.venue.testing import send_order as _send_order
 TABLE = SymbolTable.from_config([{"symbol": "BTCUSDT", "tick_size": "0.01",
                                   "lot_size": "0.00001"}])
 GRID = TABLE.table()
-SYMS = C.symbol_matrix(["BTCUSDT"])
+SYMS = symbol_matrix(["BTCUSDT"])
 SECRET = "s3cr3t-Pa55"
 
 pytestmark = pytest.mark.timeout(120)

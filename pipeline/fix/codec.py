@@ -61,7 +61,8 @@ IOC, FOK, POST_ONLY = int(TimeInForce.IOC), int(TimeInForce.FOK), int(TimeInForc
 
 class Symbols(NamedTuple):
     """The instruments as the codec sees them: ``names`` (uint8 [n, 16], zero padded, see
-    ``symbol_matrix``), ``lens`` (bytes of each name) and ``grid`` (INSTRUMENT_ROW per id)."""
+    ``instruments.symbol_matrix``), ``lens`` (bytes of each name) and ``grid``
+    (INSTRUMENT_ROW per id)."""
 
     names: np.ndarray
     lens: np.ndarray
@@ -615,17 +616,6 @@ def parse(buf, start, length, syms, f, spans):
             err = E_BAD_TIME
     f[F_ERROR] = err
     return err
-
-
-def symbol_matrix(symbols: list[str], width: int = 16) -> np.ndarray:
-    """Zero-padded uint8 rows, indexed by symbol id, for ``parse``/``symbol_id``."""
-    out = np.zeros((max(len(symbols), 1), width), np.uint8)
-    for i, s in enumerate(symbols):
-        raw = s.encode()
-        if len(raw) > width:
-            raise ValueError(f"symbol {s!r} longer than {width} bytes")
-        out[i, : len(raw)] = np.frombuffer(raw, np.uint8)
-    return out
 
 
 def comp_id_block(sender: str, target: str) -> np.ndarray:

@@ -31,6 +31,7 @@ import queue
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from errno import EAGAIN
 from typing import NamedTuple
 from urllib.parse import urlparse
 
@@ -50,7 +51,6 @@ from pipeline.marketdata.normalize import M_OTHER, FeedCore, on_message
 from pipeline.marketdata.publish import PUSH_FIELDS, pending, push_records, start_batch
 from pipeline.marketdata.wire import frames as F
 from pipeline.marketdata.wire import rest
-from pipeline.marketdata.wire.sockio import EAGAIN
 from pipeline.marketdata.wire.ws import WsConnection
 from pipeline.metrics.counters import Counters
 from pipeline.runtime import warming

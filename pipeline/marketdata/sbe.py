@@ -32,8 +32,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from pipeline.fix.codec import symbol_matrix
-from pipeline.instruments import SymbolTable
+from pipeline.instruments import SymbolTable, symbol_matrix
 from pipeline.marketdata import sync as S
 from pipeline.marketdata.events import (
     ASK,

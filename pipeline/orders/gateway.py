@@ -23,7 +23,7 @@ from pipeline.control.poller import ControlPoller
 from pipeline.fix import codec as C
 from pipeline.fix.session import Session, SessionConfig
 from pipeline.fix.wire import Initiator
-from pipeline.instruments import SymbolTable
+from pipeline.instruments import SymbolTable, symbol_matrix
 from pipeline.metrics import histogram
 from pipeline.metrics.counters import Counters
 from pipeline.orders import flow, risk, warm
@@ -120,7 +120,7 @@ class GatewayAgent(Agent):
         self.execs_ring.claim_producer()
         self.risk = limits.view(table)
         self.g, self.marks = self.risk.g, self.risk.marks
-        self.session = Session(cfg.session, C.symbol_matrix([i.symbol for i in table]),
+        self.session = Session(cfg.session, symbol_matrix([i.symbol for i in table]),
                                table.table())
         self.session.pump = self._pump
         self.wire = Initiator(self.session, cfg.host, cfg.port, cfg.backoff_min_s,

@@ -66,7 +66,7 @@ def is_buffer_call(handle, arr, start, n) -> bool:
 
 def buffer_args(context, builder, sig, args):
     """Lowered ``(handle, arr, start, n)``: (handle as int64, ``&arr[start]`` as i8*, n as
-    int64). The same prologue ``fix/sockio.py`` and ``marketdata/wire/sockio.py`` inline."""
+    int64). The same prologue ``fix/sockio.py`` inlines."""
     handle = context.cast(builder, args[0], sig.args[0], types.int64)
     start = context.cast(builder, args[2], sig.args[2], types.int64)
     n = context.cast(builder, args[3], sig.args[3], types.int64)
