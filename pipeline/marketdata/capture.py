@@ -91,7 +91,7 @@ class Recorder:
         r, w = 0, len(conn.leftover)
         buf[:w] = np.frombuffer(conn.leftover, np.uint8)
         while time.monotonic() < deadline and not (max_frames and self.frames >= max_frames):
-            while True:
+            while not (max_frames and self.frames >= max_frames):  # one read: many frames
                 status, op, fin, ps, pe, nr = F.next_frame(buf, r, w)
                 if status <= 0:
                     break
