@@ -8,7 +8,7 @@ counters uses histogram; fix and marketdata share one as neither uses the other)
     metrics     pipeline.metrics (counters, histograms)
     runtime     pipeline.runtime
     control     pipeline.control
-    fix, md     pipeline.fix | pipeline.marketdata | pipeline.tls
+    fix, md     pipeline.fix | pipeline.marketdata | pipeline.tls | pipeline.binance
     orders      pipeline.orders
     strategy    pipeline.strategy
     probe       pipeline.probe
@@ -41,7 +41,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("pipeline.metrics",),
     ("pipeline.runtime",),
     ("pipeline.control",),
-    ("pipeline.fix", "pipeline.marketdata", "pipeline.tls"),
+    ("pipeline.fix", "pipeline.marketdata", "pipeline.tls", "pipeline.binance"),
     ("pipeline.orders",),
     ("pipeline.strategy",),
     ("pipeline.probe",),
