@@ -1,0 +1,116 @@
+"""The venue's exchange rules in pre-trade risk: exchangeInfo compiled into FILTER records,
+each filter's boundary (the last passing value and the first refused one) on the jitted
+check, a replace checked both ways, MAX_POSITION following fills from a reconcile."""
+
+import numpy as np
+import pytest
+from binance_venue import exchange_info
+
+from pipeline.binance import exchange as E
+from pipeline.instruments import SymbolTable
+from pipeline.orders import risk
+from shm_layouts.oms import POSITION
+from shm_layouts.oms import RiskReason as R
+from shm_layouts.records import Side
+
+TABLE = SymbolTable.from_config([
+    {"symbol": "BTCUSDT", "tick_size": "0.01", "lot_size": "0.00001"},
+    {"symbol": "ETHUSDT", "tick_size": "0.01", "lot_size": "0.0001"}])
+RULES = E.parse(exchange_info())
+BID, ASK = int(Side.BID), int(Side.ASK)
+
+
+def test_compiled_from_exchange_info():
+    f = risk.compile_filters(RULES, TABLE)
+    b, e = f[0], f[1]
+    assert (b["price_step"], b["qty_step"], b["min_price"], b["max_price"]) == \
+        (1, 1, 1, 100_000_000)
+    assert (b["min_qty"], b["max_qty"], b["min_notional"]) == (1, 900_000_000, 50_000_000)
+    assert b["max_num_orders"] == 200  # the symbol's 200 under the exchange's 1000
+    assert (e["max_num_orders"], e["max_position"], e["min_notional"]) == (25, 100_000,
+                                                                            10_000_000)
+    off = risk.compile_filters(None, TABLE)
+    assert (off["price_step"] == 1).all() and (off["min_qty"] == 0).all()
+
+
+def test_a_finer_config_grid_gets_venue_steps():
+    fine = SymbolTable.from_config([{"symbol": "BTCUSDT", "tick_size": "0.001",
+                                     "lot_size": "0.000001"}, TABLE_ROW_ETH])
+    f = risk.compile_filters(RULES, fine)[0]
+    assert (f["price_step"], f["qty_step"], f["min_price"], f["min_qty"]) == (10, 10, 10, 10)
+    assert f["min_notional"] == 50_000_000 * 100  # the unit is 100 times smaller
+    coarse = SymbolTable.from_config([{"symbol": "BTCUSDT", "tick_size": "0.1",
+                                       "lot_size": "0.00001"}, TABLE_ROW_ETH])
+    with pytest.raises(ValueError, match="BTCUSDT tick size.*0.01 is not a whole multiple"):
+        risk.compile_filters(RULES, coarse)
+
+
+TABLE_ROW_ETH = {"symbol": "ETHUSDT", "tick_size": "0.01", "lot_size": "0.0001"}
+MID2 = 2 * 6_000_000  # mid 60000.00
+
+
+def _f(**fields):
+    f = np.zeros(1, risk.FILTER)
+    f["price_step"] = f["qty_step"] = 1
+    for k, v in fields.items():
+        f[0][k] = v
+    return f[0]
+
+
+# (filter fields, passing (side, price, lo, hi), refused (side, price, lo, hi), reason)
+BOUNDS = [
+    ({"price_step": 5}, (BID, 6_000_005, 1, 1), (BID, 6_000_004, 1, 1), R.PRICE_TICK),
+    ({"min_price": 100}, (BID, 100, 1, 1), (BID, 99, 1, 1), R.PRICE_RANGE),
+    ({"max_price": 7_000_000}, (ASK, 7_000_000, 1, 1), (ASK, 7_000_001, 1, 1),
+     R.PRICE_RANGE),
+    ({"qty_step": 10}, (BID, 6_000_000, 20, 30), (BID, 6_000_000, 20, 31), R.LOT_STEP),
+    ({"qty_step": 10}, (BID, 6_000_000, 20, 30), (BID, 6_000_000, 21, 30), R.LOT_STEP),
+    ({"min_qty": 5}, (BID, 6_000_000, 5, 50), (BID, 6_000_000, 4, 50), R.MIN_QTY),
+    ({"max_qty": 50}, (BID, 6_000_000, 5, 50), (BID, 6_000_000, 5, 51), R.LOT_MAX_QTY),
+    ({"min_notional": 60_000_000}, (BID, 6_000_000, 10, 10), (BID, 5_999_999, 10, 10),
+     R.MIN_NOTIONAL),
+    ({"max_notional": 60_000_000}, (ASK, 6_000_000, 10, 10), (ASK, 6_000_000, 10, 11),
+     R.NOTIONAL_MAX),
+    # BUY within 0.8 .. 1.1 of the mid, SELL within 0.9 .. 1.2 (PERCENT_PRICE_BY_SIDE)
+    ({"bid_up_ppm": 1_100_000, "bid_down_ppm": 800_000, "ask_up_ppm": 1_200_000,
+      "ask_down_ppm": 900_000}, (BID, 6_600_000, 1, 1), (BID, 6_600_001, 1, 1),
+     R.PERCENT_PRICE),
+    ({"bid_up_ppm": 1_100_000, "bid_down_ppm": 800_000, "ask_up_ppm": 1_200_000,
+      "ask_down_ppm": 900_000}, (BID, 4_800_000, 1, 1), (BID, 4_799_999, 1, 1),
+     R.PERCENT_PRICE),
+    ({"bid_up_ppm": 1_100_000, "bid_down_ppm": 800_000, "ask_up_ppm": 1_200_000,
+      "ask_down_ppm": 900_000}, (ASK, 7_200_000, 1, 1), (ASK, 7_200_001, 1, 1),
+     R.PERCENT_PRICE),
+    ({"bid_up_ppm": 1_100_000, "bid_down_ppm": 800_000, "ask_up_ppm": 1_200_000,
+      "ask_down_ppm": 900_000}, (ASK, 5_400_000, 1, 1), (ASK, 5_399_999, 1, 1),
+     R.PERCENT_PRICE),
+]
+
+
+@pytest.mark.parametrize("fields,ok,bad,reason", BOUNDS,
+                         ids=[f"{b[3].name.lower()}-{i}" for i, b in enumerate(BOUNDS)])
+def test_each_filter_boundary(fields, ok, bad, reason):
+    f = _f(**fields)
+    assert risk.venue_filters(f, *ok, MID2) == R.OK
+    assert risk.venue_filters(f, *bad, MID2) == reason
+
+
+def test_rules_off_pass_everything():
+    assert risk.venue_filters(_f(), BID, 1, 1, 1, MID2) == R.OK
+    assert risk.venue_filters(_f(), ASK, 10**12, 10**6, 10**6, MID2) == R.OK
+
+
+def test_max_position_counts_holdings_open_buys_and_fills():
+    filters = risk.compile_filters(RULES, TABLE)
+    p = np.zeros(1, POSITION)
+    p[0]["position"] = 2_000  # the OMS position when the balance was read
+    risk.set_holding(filters, 1, 90_000, 2_000)  # 9 ETH held: 1 ETH of room under 10
+    f = filters[1]
+    assert risk._venue_position(f, p[0], BID, 10_000, 0) == R.OK
+    assert risk._venue_position(f, p[0], BID, 10_001, 0) == R.VENUE_MAX_POSITION
+    assert risk._venue_position(f, p[0], ASK, 10**6, 0) == R.OK  # sells never breach it
+    p[0]["open_buy"] = 4_000
+    assert risk._venue_position(f, p[0], BID, 6_001, 0) == R.VENUE_MAX_POSITION
+    assert risk._venue_position(f, p[0], BID, 6_001, -4_000) == R.OK  # replacing that buy
+    p[0]["position"] = 1_000  # sold 0.1 ETH since: room grows by as much
+    assert risk._venue_position(f, p[0], BID, 7_000, 0) == R.OK
