@@ -90,6 +90,10 @@ SCHEMA: dict[str, Any] = {
         "shutdown_timeout_s": 3.0, "backoff_min_s": 0.1, "backoff_max_s": 5.0,
         "reset_on_logon": False, "logon_timeout_s": 10.0, "resend_app": False,
         "tls": False, **TLS_KEYS,  # tls = true: FIX over TLS (Binance: SNI required)
+        # pipeline/fix/binance_spot.py (BinanceSpot): dialect = "binance-spot" (its key,
+        # API key and recvWindow: the [binance] section)
+        "dialect": "fix44", "message_handling": "sequential", "response_mode": "everything",
+        "replace_mode": "stop_on_failure",
     },
     # pipeline/orders/risk.py (RiskLimits)
     "risk": {
@@ -109,6 +113,14 @@ SCHEMA: dict[str, Any] = {
         "private_key_passphrase_env": "", "hmac_secret_env": "", "recv_window_ms": 5000,
         "timeout_s": 5.0, "clock_samples": 5, "clock_margin_ms": 1000,
         "exchange_info_dir": "var/binance", "exchange_info_max_age_s": 0, **TLS_KEYS,
+    },
+    # a venue profile's endpoints (config/venues/<name>.toml, hft run --venue NAME;
+    # pipeline/launch/venue.py): streams_url + /stream?streams=... (JSON), sbe_url (SBE),
+    # rest_url (REST: depth snapshots, signed API), the FIX order-entry endpoint and the
+    # venue's CompID (our TargetCompID); tls: every endpoint over TLS
+    "venue": {
+        "name": REQUIRED, "streams_url": REQUIRED, "sbe_url": "", "rest_url": REQUIRED,
+        "fix_host": REQUIRED, "fix_port": REQUIRED, "comp_id": REQUIRED, "tls": True,
     },
     # pipeline/marketdata/feed.py (FeedConfig); url and rest_url are set by the launcher;
     # wss:// and https:// are TLS under TLS_KEYS (server_name applies to the stream)
@@ -180,11 +192,13 @@ def read(path: str | Path) -> dict[str, Any]:
     return table
 
 
-def load(path: str | Path | None = None) -> dict[str, Any]:
-    """The default config, overlaid with ``path`` if given; both checked."""
+def load(path: str | Path | None = None, profile: str | Path | None = None) -> dict[str, Any]:
+    """The default config, overlaid with a venue ``profile`` and then ``path`` (so a user
+    config overrides the profile) when given; each file checked."""
     config = read(DEFAULT_CONFIG)
-    if path is not None:
-        config = merge(config, read(path))
+    for overlay in (profile, path):
+        if overlay is not None:
+            config = merge(config, read(overlay))
     return config
 
 
