@@ -100,6 +100,9 @@ SCHEMA: dict[str, Any] = {
         "max_qty": "1", "max_notional": "100000", "max_position": "5", "price_band_bps": 500,
         "max_orders_per_s": 50, "max_cancels_per_s": 100, "max_open_orders": 50,
         "stale_md_ms": 5000,
+        # the venue's exchange rules (an exchangeInfo JSON file: hft run --venue <Binance
+        # profile> sets it to what it fetched; "" = none): the filters risk enforces
+        "exchange_rules": "",
         "per_symbol": Each({"max_qty": REQUIRED, "max_notional": REQUIRED,
                             "max_position": REQUIRED}),
     },

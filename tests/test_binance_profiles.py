@@ -122,6 +122,9 @@ def test_preflight_against_a_verifying_venue(tmp_path, monkeypatch):
         assert abs(pre.offset.offset_ms) <= pre.offset.rtt_ms / 2 + 1
         paths = [p for p, _, _ in v.requests]
         assert paths[-2:] == ["/api/v3/exchangeInfo", "/api/v3/account"]
+        from pipeline.orders.risk import RiskLimits  # what hft run hands the gateway's risk
+        filters = RiskLimits(exchange_rules=pre.rules_file).view(table).filters
+        assert filters[0]["min_notional"] == 50_000_000 and filters[1]["max_num_orders"] == 25
         # a key the venue does not know: refused at the account step, Binance's reason
         monkeypatch.setenv("HFT_BINANCE_TESTNET_API_KEY", "unregistered")
         with pytest.raises(PreflightError, match="account: .*-2015"):

@@ -114,3 +114,18 @@ def test_max_position_counts_holdings_open_buys_and_fills():
     assert risk._venue_position(f, p[0], BID, 6_001, -4_000) == R.OK  # replacing that buy
     p[0]["position"] = 1_000  # sold 0.1 ETH since: room grows by as much
     assert risk._venue_position(f, p[0], BID, 7_000, 0) == R.OK
+
+
+def test_rules_from_the_exchange_rules_file(tmp_path):
+    import json
+    path = tmp_path / "exchangeInfo.json"
+    path.write_text(json.dumps(exchange_info()))
+    view = risk.RiskLimits(exchange_rules=str(path)).view(TABLE)
+    assert view.filters[0]["min_notional"] == 50_000_000 and view.filters[1]["max_num_orders"] == 25
+    assert (risk.RiskLimits().view(TABLE).filters["min_qty"] == 0).all()  # none by default
+    wrong = SymbolTable.from_config([{"symbol": "BTCUSDT", "tick_size": "0.1",
+                                      "lot_size": "0.00001"}])
+    with pytest.raises(E.RulesMismatch, match=f"file {path}.*tick_size 0.1"):
+        risk.RiskLimits(exchange_rules=str(path)).view(wrong)
+    with pytest.raises(E.ExchangeInfoError, match="exchange_rules .*missing.json"):
+        risk.RiskLimits(exchange_rules=str(tmp_path / "missing.json")).view(TABLE)

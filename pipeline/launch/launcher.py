@@ -231,6 +231,9 @@ class Launcher:
         any segment or process exists (``PreflightError``: one line)."""
         if self.venue_profile and self.config["gateway"].get("dialect") == "binance-spot":
             self.preflight = binance_preflight(self.config, self.symbols, self.venue_profile)
+            # the gateway's risk enforces the rules just fetched (the same file)
+            self.config.setdefault("risk", {})["exchange_rules"] = self.preflight.rules_file
+            write_toml(self.config_path, self.config)
 
     def _sbe_endpoint(self, feed: dict) -> str:
         """The venue's SBE streams; against the simulator (which takes any key) a fresh API

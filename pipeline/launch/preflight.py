@@ -34,6 +34,7 @@ class PreflightError(RuntimeError):
 class Preflight:
     offset: clock.ClockOffset
     rules: exchange.ExchangeRules
+    rules_file: str  # the exchangeInfo body they came from ([risk] exchange_rules)
     can_trade: bool
 
 
@@ -78,4 +79,5 @@ def binance_preflight(config: dict, table: SymbolTable, name: str) -> Preflight:
     if not can_trade:
         raise PreflightError(f"venue {name}: account: the API key's account may not trade "
                              "(canTrade false: enable trading for the key)")
-    return Preflight(offset, rules, can_trade)
+    path = exchange.cache_path(b["exchange_info_dir"], rest.settings.base_url)
+    return Preflight(offset, rules, str(path.resolve()), can_trade)

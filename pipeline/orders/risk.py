@@ -21,6 +21,7 @@ MAX_NUM_ORDERS counts every open order of the gateway (Binance: per symbol).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import NamedTuple
@@ -29,7 +30,8 @@ import numpy as np
 from numba import njit
 
 from pipeline import config as cfgmod
-from pipeline.binance.exchange import PPM, ExchangeRules
+from pipeline.binance.exchange import PPM, ExchangeInfoError, ExchangeRules, cross_check
+from pipeline.binance.exchange import parse as parse_exchange_info
 from pipeline.instruments import SymbolTable
 from pipeline.orders import oms
 from pipeline.orders.ratewindow import window_ok, window_take
@@ -119,6 +121,7 @@ class RiskLimits:
     max_cancels_per_s: int = _RISK["max_cancels_per_s"]
     max_open_orders: int = _RISK["max_open_orders"]
     stale_md_ms: int = _RISK["stale_md_ms"]
+    exchange_rules: str = _RISK["exchange_rules"]  # an exchangeInfo JSON file, "" = none
     per_symbol: dict | None = None  # {"BTCUSDT": {"max_qty": "0.5", ...}}
 
     @classmethod
@@ -145,10 +148,25 @@ class RiskLimits:
 
     def view(self, table: SymbolTable, rules: ExchangeRules | None = None) -> RiskView:
         """Compiled limits, empty marks (no market data yet), fresh rate windows and the
-        venue's ``rules`` (None: no venue rules)."""
+        venue's ``rules`` (None: those in the ``exchange_rules`` file, if one is set)."""
+        if rules is None and self.exchange_rules:
+            rules = self.load_rules(table)
         limits, g = self.compile(table)
         marks = np.zeros((max(len(table), 1), MARK_WORDS), np.int64)
         return RiskView(limits, g, marks, self.rate_state(), compile_filters(rules, table))
+
+
+    def load_rules(self, table: SymbolTable) -> ExchangeRules:
+        """The ``exchange_rules`` file, parsed and cross-checked against ``table``."""
+        try:
+            with open(self.exchange_rules) as f:
+                info = json.load(f)
+        except (OSError, ValueError) as e:
+            raise ExchangeInfoError(f"[risk] exchange_rules {self.exchange_rules}: {e}") \
+                from None
+        rules = parse_exchange_info(info, f"file {self.exchange_rules}")
+        cross_check(rules, table)
+        return rules
 
 
 def _ratio(venue: str, ours: str, what: str) -> int:
