@@ -2,9 +2,13 @@
 each filter's boundary (the last passing value and the first refused one) on the jitted
 check, a replace checked both ways, MAX_POSITION following fills from a reconcile."""
 
+from decimal import Decimal as D
+
 import numpy as np
 import pytest
 from binance_venue import exchange_info
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.binance import exchange as E
 from pipeline.instruments import SymbolTable
@@ -129,3 +133,77 @@ def test_rules_from_the_exchange_rules_file(tmp_path):
         risk.RiskLimits(exchange_rules=str(path)).view(wrong)
     with pytest.raises(E.ExchangeInfoError, match="exchange_rules .*missing.json"):
         risk.RiskLimits(exchange_rules=str(tmp_path / "missing.json")).view(TABLE)
+
+
+# ---------------------------------------------------------------- against filters.md, in decimals
+FINE = SymbolTable.from_config([{"symbol": "BTCUSDT", "tick_size": "0.001",
+                                 "lot_size": "0.0001"}])  # 10 config ticks / lots per venue one
+
+
+def _dec(n: int, places: int) -> str:
+    return str(D(n).scaleb(-places))
+
+
+entries = st.fixed_dictionaries({
+    "min_price": st.sampled_from([0, 1, 500, 59_000]),  # venue ticks of 0.01
+    "max_price": st.sampled_from([0, 61_000, 1_000_000]),
+    "min_qty": st.sampled_from([1, 5, 20]),  # venue lots of 0.001
+    "max_qty": st.sampled_from([50, 400, 9_000]),
+    "min_notional": st.integers(0, 30_000_000_000),  # 1e-8 USDT: 0 .. 300
+    "max_notional": st.sampled_from([0, 20_000_000_000, 10**12]),
+    # multipliers in 1e-4: up 0.9 .. 3, down 0.0001 .. 1.1
+    "mult": st.tuples(st.integers(9_000, 30_000), st.integers(1, 11_000),
+                      st.integers(9_000, 30_000), st.integers(1, 11_000)),
+})
+off_grid = st.sampled_from([0, 0, 0, 0, 0, 0, 3])  # mostly on the venue's grid
+# (side, mid in venue ticks, price - mid in venue ticks, price off-grid part in config
+# ticks, open qty in venue lots, its off-grid part, total - open in venue lots, its part)
+orders = st.tuples(st.sampled_from([BID, ASK]), st.integers(50_000, 70_000),
+                   st.integers(-3_000, 3_000), off_grid, st.integers(1, 500), off_grid,
+                   st.integers(0, 300), off_grid)
+
+
+@settings(max_examples=400, deadline=None)
+@given(e=entries, o=orders)
+def test_venue_filters_agree_with_filters_md_in_decimals(e, o):
+    up_b, down_b, up_a, down_a = (_dec(m, 4) for m in e["mult"])
+    filters = [
+        {"filterType": "PRICE_FILTER", "minPrice": _dec(e["min_price"], 2),
+         "maxPrice": _dec(e["max_price"], 2), "tickSize": "0.01"},
+        {"filterType": "LOT_SIZE", "minQty": _dec(e["min_qty"], 3),
+         "maxQty": _dec(e["max_qty"], 3), "stepSize": "0.001"},
+        {"filterType": "NOTIONAL", "minNotional": _dec(e["min_notional"], 8),
+         "maxNotional": _dec(e["max_notional"], 8)},
+        {"filterType": "PERCENT_PRICE_BY_SIDE", "bidMultiplierUp": up_b,
+         "bidMultiplierDown": down_b, "askMultiplierUp": up_a, "askMultiplierDown": down_a}]
+    rules = E.parse(exchange_info([{**exchange_info()["symbols"][0], "filters": filters}]))
+    f = risk.compile_filters(rules, FINE)[0]
+    side, mid_v, delta_v, p_off, lo_v, lo_off, extra_v, hi_off = o
+    mid_t, price_t = 10 * mid_v, 10 * (mid_v + delta_v) + p_off  # config ticks (0.001)
+    lo_l = 10 * lo_v + lo_off  # config lots (0.0001)
+    hi_l = lo_l + 10 * extra_v + hi_off
+    got = risk.venue_filters(f, side, price_t, lo_l, hi_l, 2 * mid_t)
+    # the model: filters.md's rules on decimal prices and quantities
+    price, mid = D(price_t) * D("0.001"), D(mid_t) * D("0.001")
+    lo, hi = D(lo_l) * D("0.0001"), D(hi_l) * D("0.0001")
+    min_p, max_p = D(e["min_price"]) / 100, D(e["max_price"]) / 100
+    up, down = (D(up_b), D(down_b)) if side == BID else (D(up_a), D(down_a))
+    broken = set()
+    if price % D("0.01") != 0:
+        broken.add(R.PRICE_TICK)
+    if price < min_p or (max_p and price > max_p):
+        broken.add(R.PRICE_RANGE)
+    if lo % D("0.001") != 0 or hi % D("0.001") != 0:
+        broken.add(R.LOT_STEP)
+    if lo < D(e["min_qty"]) / 1000:
+        broken.add(R.MIN_QTY)
+    if hi > D(e["max_qty"]) / 1000:
+        broken.add(R.LOT_MAX_QTY)
+    if price * lo < D(e["min_notional"]).scaleb(-8):
+        broken.add(R.MIN_NOTIONAL)
+    if e["max_notional"] and price * hi > D(e["max_notional"]).scaleb(-8):
+        broken.add(R.NOTIONAL_MAX)
+    if price > mid * up or price < mid * down:
+        broken.add(R.PERCENT_PRICE)
+    assert (got == R.OK) == (not broken), (got, broken)
+    assert got == R.OK or R(got) in broken
