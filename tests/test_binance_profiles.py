@@ -137,3 +137,25 @@ def test_preflight_against_a_verifying_venue(tmp_path, monkeypatch):
         v.clock_ms = lambda: time.time_ns() // 1_000_000 + 60_000  # a minute ahead of us
         with pytest.raises(PreflightError, match="clock: clock skew: .*behind"):
             binance_preflight(_local_config(v.url, private), table, "local")
+
+
+def test_launcher_resolves_a_profile_without_clobbering_the_users_tls(tmp_path, monkeypatch):
+    from pipeline.launch import launcher as L
+    monkeypatch.setattr(L, "RUN_DIR", tmp_path)
+    ca = tmp_path / "ca.pem"
+    ca.write_text("x")
+    overlay = tmp_path / "over.toml"
+    overlay.write_text(f'[gateway]\nca_file = "{ca}"\n')
+    run = L.Launcher(L.RunOptions(venue="binance-testnet", config=str(overlay),
+                                  instance="bnprof"))
+    run._start_venue()
+    run._resolve_config()
+    gw, feed, b = run.config["gateway"], run.config["feed"], run.config["binance"]
+    assert (gw["host"], gw["port"], gw["target_comp_id"], gw["tls"]) == \
+        ("fix-oe.testnet.binance.vision", 9000, "SPOT", True)
+    assert gw["ca_file"] == str(ca) and gw.get("server_name", "") == ""  # SNI: the FIX host
+    assert feed["url"].startswith("wss://stream.testnet.binance.vision/stream?streams="
+                                  "btcusdt@depth@100ms/btcusdt@bookTicker/btcusdt@trade/")
+    assert feed["rest_url"] == b["rest_url"] == "https://testnet.binance.vision"
+    assert gw.get("username", "") == ""  # no simulator account
+    assert run._venue_positions() is None  # not the simulator: no admin API
