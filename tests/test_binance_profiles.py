@@ -134,6 +134,11 @@ def test_preflight_against_a_verifying_venue(tmp_path, monkeypatch):
                                         "lot_size": "0.00001"}])
         with pytest.raises(PreflightError, match="exchange rules: .*tick_size 0.1"):
             binance_preflight(_local_config(v.url, private), bad, "local")
+        big = _local_config(v.url, private)
+        big["strategy"]["quote_qty"] = {"BTCUSDT": "10000", "ETHUSDT": "0.00005"}
+        with pytest.raises(PreflightError, match="quote sizes: .*BTCUSDT 10000 is outside "
+                           "minQty 0.00001 .. maxQty 9000; ETHUSDT 0.00005 is not a multiple"):
+            binance_preflight(big, table, "local")
         v.clock_ms = lambda: time.time_ns() // 1_000_000 + 60_000  # a minute ahead of us
         with pytest.raises(PreflightError, match="clock: clock skew: .*behind"):
             binance_preflight(_local_config(v.url, private), table, "local")

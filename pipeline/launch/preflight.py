@@ -5,8 +5,9 @@ checked, in the order that lets an offline host get as far as possible.
    environment variable, the Ed25519 private key file and its passphrase), one signed
    request built (the key signs);
 2. the network: the clock offset (``/api/v3/time``, refused beyond the recvWindow margin),
-   the exchange rules for the configured instruments (cross-checked against them), the
-   account (the key is registered and may trade).
+   the exchange rules for the configured instruments (cross-checked against them, and
+   ``[strategy] quote_qty`` against their LOT_SIZE), the account (the key is registered
+   and may trade).
 
 Any failure is one ``PreflightError`` line naming the venue, the step and the cause.
 """
@@ -53,6 +54,29 @@ def check_offline(config: dict, table: SymbolTable) -> SignedRest:
     return rest
 
 
+def check_quote_sizes(config: dict, rules: exchange.ExchangeRules, table: SymbolTable) -> None:
+    """``[strategy] quote_qty`` within each symbol's LOT_SIZE (else every quote would be
+    denied MIN_QTY / LOT_MAX_QTY / LOT_STEP): a ``ValueError`` listing each one."""
+    problems = []
+    for sym, text in config.get("strategy", {}).get("quote_qty", {}).items():
+        if sym not in table or sym.upper() not in rules.symbols:
+            continue
+        inst, r = table[sym], rules.symbols[sym.upper()]
+        venue = r.grid()
+        try:
+            lots = venue.lots(str(text))
+        except ValueError:
+            problems.append(f"{inst.symbol} {text} is not a multiple of stepSize "
+                            f"{r.step_size}")
+            continue
+        if lots < r.min_qty or (r.max_qty and lots > r.max_qty):
+            problems.append(f"{inst.symbol} {text} is outside minQty {venue.qty_str(r.min_qty)}"
+                            f" .. maxQty {venue.qty_str(r.max_qty)}")
+    if problems:
+        raise ValueError("[strategy] quote_qty against the venue's LOT_SIZE: "
+                         + "; ".join(problems))
+
+
 def binance_preflight(config: dict, table: SymbolTable, name: str) -> Preflight:
     """Steps 1 and 2 (see the module docstring); raises ``PreflightError``."""
     step = "offline checks"
@@ -67,6 +91,8 @@ def binance_preflight(config: dict, table: SymbolTable, name: str) -> Preflight:
         step = "exchange rules"
         rules = exchange.load_rules(rest, table, b["exchange_info_dir"],
                                     b["exchange_info_max_age_s"])
+        step = "quote sizes"
+        check_quote_sizes(config, rules, table)
         step = "account"
         account = rest.account()
     except VenueUnreachable as e:
