@@ -14,9 +14,9 @@ travel as ``filters[sid]``, a ``FILTER`` record per instrument in the config's t
 (``compile_filters``; every rule off by default, so a venue without rules, the standard
 dialect and the simulator, sees no change). Each filter has its own ``RiskReason``, so an
 order the venue would reject is refused here and counted as
-``gateway.orders.denied.<reason>``. Approximations, both on the safe side: PERCENT_PRICE
-uses the book's mid as the reference price (Binance: its reference / average price), and
-MAX_NUM_ORDERS counts every open order of the gateway (Binance: per symbol).
+``gateway.orders.denied.<reason>``. Approximations: PERCENT_PRICE takes the book's mid as
+the reference price (Binance: its reference / weighted average price), MAX_NUM_ORDERS
+counts every open order of the gateway (Binance: per symbol; so stricter, never looser).
 """
 
 from __future__ import annotations
