@@ -134,6 +134,10 @@ def test_preflight_against_a_verifying_venue(tmp_path, monkeypatch):
                                         "lot_size": "0.00001"}])
         with pytest.raises(PreflightError, match="exchange rules: .*tick_size 0.1"):
             binance_preflight(_local_config(v.url, private), bad, "local")
+        sbe = _local_config(v.url, private)
+        sbe["feed"] = sbe["feed"] | {"md_format": "sbe", "api_key_env": "HFT_TEST_NO_MD_KEY"}
+        with pytest.raises(PreflightError, match="offline checks: .*HFT_TEST_NO_MD_KEY"):
+            binance_preflight(sbe, table, "local")
         big = _local_config(v.url, private)
         big["strategy"]["quote_qty"] = {"BTCUSDT": "10000", "ETHUSDT": "0.00005"}
         with pytest.raises(PreflightError, match="quote sizes: .*BTCUSDT 10000 is outside "

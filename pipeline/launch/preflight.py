@@ -15,6 +15,7 @@ Any failure is one ``PreflightError`` line naming the venue, the step and the ca
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
@@ -48,6 +49,10 @@ def check_offline(config: dict, table: SymbolTable) -> SignedRest:
         TlsSettings.from_config(gw, str(gw.get("host", "")), "[gateway]")
     feed = config.get("feed", {})
     TlsSettings.from_config(feed, urlparse(str(feed.get("url", ""))).hostname or "", "[feed]")
+    key_env = feed.get("api_key_env") or cfgmod.defaults("feed")["api_key_env"]
+    if feed.get("md_format") == "sbe" and not os.environ.get(key_env):
+        raise CredentialError(f"[feed] md_format sbe: the SBE streams need an API key, and "
+                              f"environment variable {key_env} ([feed] api_key_env) is not set")
     probe = rest.signed_query([("symbol", table[0].symbol)] if len(table) else [])
     log.info("%r loaded, a signed request built (%d bytes); config checked",
              rest.credentials, len(probe))
