@@ -155,7 +155,6 @@ class RiskLimits:
         marks = np.zeros((max(len(table), 1), MARK_WORDS), np.int64)
         return RiskView(limits, g, marks, self.rate_state(), compile_filters(rules, table))
 
-
     def load_rules(self, table: SymbolTable) -> ExchangeRules:
         """The ``exchange_rules`` file, parsed and cross-checked against ``table``."""
         try:
