@@ -30,8 +30,16 @@ from pathlib import Path
 from pipeline import config as cfgmod
 from pipeline.control.area import create_control
 from pipeline.instruments import SymbolTable
+from pipeline.launch.preflight import Preflight, binance_preflight
 from pipeline.launch.summary import collect_summary
-from pipeline.launch.venue import Venue, parse_venue, start_simulator
+from pipeline.launch.venue import (
+    Venue,
+    is_profile,
+    parse_venue,
+    profile_path,
+    profile_venue,
+    start_simulator,
+)
 from pipeline.marketdata.segments import create_md_segments
 from pipeline.metrics.counters import Counters
 from pipeline.orders.segments import OmsState, create_order_path
@@ -62,7 +70,7 @@ class RunOptions:
     config: str | None = None
     instance: str | None = None
     duration: float | None = None
-    venue: str | None = None  # HOST:MD,REST,FIX of an external venue
+    venue: str | None = None  # HOST:MD,REST,FIX of an external venue, or a profile name
     profile: str = "auto"
     seed: int | None = None  # replay: deterministic ids, event clock
     md_format: str | None = None  # "json" or "sbe": overrides [feed] md_format
@@ -153,7 +161,11 @@ def write_toml(path: Path, config: dict) -> None:
 class Launcher:
     def __init__(self, opts: RunOptions):
         self.opts = opts
-        self.config = cfgmod.load(opts.config)
+        # --venue NAME: config/venues/NAME.toml, between the defaults and --config
+        self.venue_profile = opts.venue if opts.venue and is_profile(opts.venue) else None
+        self.config = cfgmod.load(opts.config, profile_path(self.venue_profile)
+                                  if self.venue_profile else None)
+        self.preflight: Preflight | None = None
         self.symbols = SymbolTable.from_config(self.config["instruments"])
         self.name = opts.instance or f"{self.config['instance']['name']}{os.getpid()}"
         self.profile = load_profile(opts.profile)
@@ -171,6 +183,9 @@ class Launcher:
 
     # ------------------------------------------------------------------ set-up
     def _start_venue(self) -> None:
+        if self.venue_profile:
+            self.venue = profile_venue(self.config)
+            return
         if self.opts.venue:
             self.venue = parse_venue(self.opts.venue, self.config["gateway"]["target_comp_id"])
             return
@@ -194,6 +209,8 @@ class Launcher:
         feed["url"] = _streams_url(self._sbe_endpoint(feed) if fmt == "sbe" else v.ws,
                                    self.symbols, fmt)
         feed["rest_url"] = v.rest
+        if self.venue_profile:  # the signed REST API is the profile's REST endpoint
+            self.config.setdefault("binance", {}).setdefault("rest_url", v.rest)
         gw = self.config.setdefault("gateway", {})
         gw["host"], gw["port"], gw["target_comp_id"] = v.fix_host, v.fix_port, v.comp_id
         gw["state_dir"] = str(RUN_DIR / self.name / "gateway")
@@ -202,9 +219,21 @@ class Launcher:
             gw["password_env"] = PASSWORD_ENV
         if v.tls:  # wss:// + https:// follow from the URLs; FIX needs tls = true
             gw["tls"] = True
-            for section in (feed, gw):
-                section["ca_file"], section["server_name"] = v.ca_file, v.server_name
+            for section in (feed, gw):  # the simulator's CA and name (a real venue: none)
+                if v.ca_file:
+                    section["ca_file"] = v.ca_file
+                if v.server_name:
+                    section["server_name"] = v.server_name
         write_toml(self.config_path, self.config)
+
+    def _preflight(self) -> None:
+        """A Binance profile: config, key, signing, then clock, rules and account, before
+        any segment or process exists (``PreflightError``: one line)."""
+        if self.venue_profile and self.config["gateway"].get("dialect") == "binance-spot":
+            self.preflight = binance_preflight(self.config, self.symbols, self.venue_profile)
+            # the gateway's risk enforces the rules just fetched (the same file)
+            self.config.setdefault("risk", {})["exchange_rules"] = self.preflight.rules_file
+            write_toml(self.config_path, self.config)
 
     def _sbe_endpoint(self, feed: dict) -> str:
         """The venue's SBE streams; against the simulator (which takes any key) a fresh API
@@ -269,6 +298,7 @@ class Launcher:
         try:
             self._start_venue()
             self._resolve_config()
+            self._preflight()
             counters = self._create_segments()
             for name in self._ordered(START_ORDER):
                 child = self._child(name).start()
