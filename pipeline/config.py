@@ -90,6 +90,10 @@ SCHEMA: dict[str, Any] = {
         "shutdown_timeout_s": 3.0, "backoff_min_s": 0.1, "backoff_max_s": 5.0,
         "reset_on_logon": False, "logon_timeout_s": 10.0, "resend_app": False,
         "tls": False, **TLS_KEYS,  # tls = true: FIX over TLS (Binance: SNI required)
+        # pipeline/fix/binance_spot.py (BinanceSpot): dialect = "binance-spot" (its key,
+        # API key and recvWindow: the [binance] section)
+        "dialect": "fix44", "message_handling": "sequential", "response_mode": "everything",
+        "replace_mode": "stop_on_failure",
     },
     # pipeline/orders/risk.py (RiskLimits)
     "risk": {
