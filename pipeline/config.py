@@ -103,6 +103,17 @@ SCHEMA: dict[str, Any] = {
         "per_symbol": Each({"max_qty": REQUIRED, "max_notional": REQUIRED,
                             "max_position": REQUIRED}),
     },
+    # pipeline/binance/ (rest.py RestSettings + Credentials, clock.py, exchange.py): Binance's
+    # signed REST API. Secrets only through the environment / a key file: api_key_env names
+    # the API key's variable; private_key_file an Ed25519 PKCS#8 PEM (its passphrase in the
+    # variable private_key_passphrase_env, "" = unencrypted), else hmac_secret_env an HMAC
+    # secret's variable. A venue profile (config/venues/<name>.toml) sets rest_url.
+    "binance": {
+        "rest_url": "", "api_key_env": "HFT_BINANCE_API_KEY", "private_key_file": "",
+        "private_key_passphrase_env": "", "hmac_secret_env": "", "recv_window_ms": 5000,
+        "timeout_s": 5.0, "clock_samples": 5, "clock_margin_ms": 1000,
+        "exchange_info_dir": "var/binance", "exchange_info_max_age_s": 0, **TLS_KEYS,
+    },
     # pipeline/marketdata/feed.py (FeedConfig); url and rest_url are set by the launcher;
     # wss:// and https:// are TLS under TLS_KEYS (server_name applies to the stream)
     "feed": {
