@@ -24,12 +24,14 @@ gateway's jitted flow reads to choose between the two dialects.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import secrets
 import string
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from numba import njit
@@ -233,11 +235,13 @@ class BinanceSpot:
     limit_queries: int = 0
 
     @classmethod
-    def from_config(cls, section: dict) -> BinanceSpot:
-        """``[gateway]`` under ``dialect = "binance-spot"``: the key file, the API key's
-        environment variable, the Logon options; ``sender_comp_id`` is the prefix of the
-        per-session CompIDs and ``target_comp_id`` must be SPOT."""
+    def from_config(cls, section: dict, binance: dict) -> BinanceSpot:
+        """``[gateway]`` under ``dialect = "binance-spot"`` (the Logon options;
+        ``sender_comp_id`` is the prefix of the per-session CompIDs, ``target_comp_id``
+        must be SPOT) and ``[binance]`` (the Ed25519 key file, the API key's environment
+        variable, recv_window_ms: the same key signs the Logon and the REST requests)."""
         s = cfgmod.section("gateway", section)
+        b = cfgmod.section("binance", binance)
         prefix = str(s["sender_comp_id"])
         if not re.fullmatch(r"[A-Za-z0-9_-]{0,4}", prefix):
             raise cfgmod.ConfigError(
@@ -246,19 +250,21 @@ class BinanceSpot:
         if s["target_comp_id"] != TARGET:
             raise cfgmod.ConfigError(f"[gateway] target_comp_id must be {TARGET} for "
                                      f"binance-spot, not {s['target_comp_id']!r}")
-        if not s["private_key_file"]:
-            raise cfgmod.ConfigError("[gateway] private_key_file (the Ed25519 PEM) is "
-                                     "required for binance-spot")
-        if not s["api_key_env"]:
-            raise cfgmod.ConfigError("[gateway] api_key_env (the variable holding the API "
-                                     "key) is required for binance-spot")
-        recv = int(s["recv_window_ms"])
+        if not b["private_key_file"]:
+            raise cfgmod.ConfigError("[binance] private_key_file (an Ed25519 PEM) is "
+                                     "required by [gateway] dialect = \"binance-spot\"")
+        env = b["api_key_env"]
+        if not env or not os.environ.get(env):
+            raise cfgmod.ConfigError(f"[binance] api_key_env: the API key's variable "
+                                     f"{env or '(none named)'} is not set")
+        recv = int(b["recv_window_ms"])
         if not 0 < recv <= 60_000:
-            raise cfgmod.ConfigError(f"[gateway] recv_window_ms {recv}: 1..60000")
+            raise cfgmod.ConfigError(f"[binance] recv_window_ms {recv}: 1..60000")
         if not 5 <= int(s["heartbeat_s"]) <= 60:
             raise cfgmod.ConfigError("[gateway] heartbeat_s must be 5..60 for binance-spot")
-        return cls(api_key=cfgmod.secret(s, "api_key"),
-                   signer=load_signer(s["private_key_file"], s["private_key_passphrase_env"]),
+        return cls(api_key=os.environ[env],
+                   signer=load_signer(Path(b["private_key_file"]).expanduser(),
+                                      b["private_key_passphrase_env"]),
                    comp_id_prefix=prefix, recv_window_ms=recv,
                    message_handling=_choice(s, "message_handling", MESSAGE_HANDLING),
                    response_mode=_choice(s, "response_mode", RESPONSE_MODE),

@@ -379,11 +379,14 @@ class Session:
         self.counters.logons += 1
         self.events.append(("logon", ""))
         if self.dialect is not None:  # the reply (XLR) sizes the gateway's rate limits
-            seq = self.next_seq()
-            self.store.record(seq, None)
+            out_seq = self.next_seq()
+            self.store.record(out_seq, None)
             self._out.append(self.dialect.limit_query(
-                self.sender, seq, binance_spot.sending_time(time.time_ns())))
-        if seq > expected:
+                self.sender, out_seq, binance_spot.sending_time(time.time_ns())))
+        if seq > expected and self.dialect is not None:
+            self._fatal(f"inbound gap on Logon: expected MsgSeqNum {expected}, received "
+                        f"{seq}", now_ns)
+        elif seq > expected:
             self._request_resend(expected, seq, now_ns)
         else:
             self.store.set_next_in(seq + 1)

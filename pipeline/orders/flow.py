@@ -222,7 +222,7 @@ def _journal_cancel(om, io, o, request_id, now):
     p[J.I_ACTION] = CANCEL
     p[J.I_CL] = request_id
     p[J.I_ORIG] = o["cl_ord_id"]
-    p[J.I_SID] = sid
+    p[J.I_SID] = o["symbol_id"]
     p[J.I_SIDE] = o["side"]
     p[J.I_STRATEGY] = o["strategy_id"]
     p[J.I_T_ORIGIN] = o["t_origin_ns"]
