@@ -50,6 +50,7 @@ from shm_layouts.ring import ConsumerMode
 log = logging.getLogger(__name__)
 SECOND = 1_000_000_000
 MASS_CANCEL_EVERY_NS = 100_000_000
+NO_INSTRUMENT = 1 << 30
 _GW = cfgmod.defaults("gateway")
 
 
@@ -200,6 +201,8 @@ class GatewayAgent(Agent):
         # the dispatcher would type every view in Python on every call (15-25 us idle):
         # these call the compiled overload directly while the arguments keep their types
         self.duty_call = SameArgsCall(flow.duty)
+        # compiled now, not at the first kill switch (an instrument id that matches nothing)
+        flow.cancel_all(self.args.oms, self.args.fix, NO_INSTRUMENT, 0, 0)
         self.pump_call = SameArgsCall(flow.pump_inbound)  # per read of the FIX socket
         s.pump = self._pump_of(self.args.fix, self.pump_call)
         self._counter_ix = {}
