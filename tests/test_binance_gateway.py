@@ -182,3 +182,18 @@ def test_maintenance_moves_the_flow_to_a_second_session_no_order_lost(h):
     h.until(lambda: h.order(a)["status"] == OrdStatus.FILLED)
     assert h.gw.oms.positions[0]["position"] == 100 and h.gw.open_orders() == 1
     assert h.state.ready() and h.gw.oms.words[L.W_UNKNOWN_REPORTS] == 0
+
+
+def test_a_session_reject_of_an_order_rejects_it_with_the_venue_code(h):
+    h.ready()
+    (c1,) = h.peer.logged_on()
+    cl = h.new()
+    h.until(lambda: sent(c1, "D", cl))
+    (d,) = sent(c1, "D", cl)
+    h.peer.send(c1, "3", [(45, d[34].decode()), (58, "Mandatory parameter 'price' was not "
+                                                    "sent."), (372, "D"), (373, 1),
+                          (25016, -1102)])
+    h.until(lambda: h.order(cl)["status"] == OrdStatus.REJECTED)
+    (rej,) = h.execs_for(cl, ExecType.REJECTED)
+    assert rej["reject_reason"] == 1102 and h.gw.open_orders() == 0
+    assert h.gw._counter_values()["orders.venue_rejects.1102"] == 1

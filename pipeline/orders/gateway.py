@@ -32,7 +32,7 @@ from pipeline.fix.wire import Initiator
 from pipeline.instruments import SymbolTable, symbol_matrix
 from pipeline.metrics import histogram
 from pipeline.metrics.counters import Counters
-from pipeline.orders import flow, rest_reconcile, risk, warm
+from pipeline.orders import flow, refusals, rest_reconcile, risk, warm
 from pipeline.orders import journal as J
 from pipeline.orders import views as V
 from pipeline.orders.segments import ORDERS_CONSUMER, OmsState, attach_order_path
@@ -389,6 +389,8 @@ class GatewayAgent(Agent):
             elif event == "news":
                 log.warning("venue news: %s", detail)
                 self._begin_switch(detail, now_ns)
+            elif event == "request_rejected":
+                self._request_rejected(*detail, now_ns)
             elif event in ("disconnected", "refused"):
                 atomic_store(o.words, L.W_READY, 0)
                 self._reconcile_since = 0
@@ -471,6 +473,18 @@ class GatewayAgent(Agent):
         log.info("venue limits (XLR): %s -> orders %d/s, cancels %d/s",
                  ", ".join(f"{x.kind}:{x.count}/{x.max} per {x.interval_s}s" for x in limits),
                  g[risk.G_ORDERS_PER_S], g[risk.G_CANCELS_PER_S])
+
+    def _request_rejected(self, ref_seq: int, code: int, text: str, now_ns: int) -> None:
+        """Binance refused one of our messages with a Reject (35=3): the order it was about
+        gets the reject report it would otherwise never get (``refusals``)."""
+        raw = self.session.store.lookup(ref_seq) if ref_seq > 0 else None
+        f = refusals.report_for(raw, code) if raw is not None else None
+        log.warning("venue rejected our message %d (ErrorCode %d): %s%s", ref_seq, code,
+                    text or "(no text)", "" if f is not None else " (no order affected)")
+        if f is not None:
+            a = self.args
+            flow.on_report(f, a.oms, a.execs, self.wio, now_ns)
+            flow.note_reject(self.wio, f, self.session.inbuf)
 
     def _begin_switch(self, headline: str, now_ns: int) -> None:
         """A maintenance countdown (News): log a second session on (a fresh CompID, its
