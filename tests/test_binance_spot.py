@@ -50,10 +50,12 @@ def test_logon_reproduces_the_documented_message_byte_for_byte(tmp_path):
     assert DOC_API_KEY not in repr(d) and "PRIVATE" not in repr(d)
 
 
-def test_response_mode_only_acks_adds_25036(tmp_path):
-    d = doc_dialect(tmp_path, response_mode=B.RESPONSE_MODE["only_acks"])
+def test_response_mode_only_acks_and_a_recv_window_go_in_the_logon(tmp_path):
+    d = doc_dialect(tmp_path, response_mode=B.RESPONSE_MODE["only_acks"],
+                    recv_window_ms=8000)
     raw = d.logon("X", 1, "20240627-11:17:25.223", 30)
-    assert b"\x0125036=2\x01" in raw and violations(raw) == []
+    assert b"\x0125036=2\x01" in raw and b"\x0156=SPOT\x0125000=8000\x01" in raw
+    assert violations(raw) == []
 
 
 def intent(**kw) -> np.ndarray:
