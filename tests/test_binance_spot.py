@@ -195,8 +195,13 @@ def test_logon_then_limit_query_then_gap_is_a_logout_not_a_resend(tmp_path, keye
     s.feed(server(d, s, "A", 1, [(98, 0), (108, 30), (25037, "uuid")]))
     s.process(2)
     assert s.state == State.ACTIVE and ("logon", "") in s.events
-    (xlq,) = msgs(s.take_output())
-    assert xlq[35] == b"XLQ" and xlq[34] == b"2" and 6136 in xlq
+    raw = s.take_output()
+    (xlq,) = msgs(raw)
+    assert xlq[35] == b"XLQ" and xlq[34] == b"2" and 6136 in xlq and violations(raw) == []
+    s.on_timer(2 + 37 * 10**9)  # nothing heard for > 1.2 x HeartBtInt: TestRequest
+    s.on_timer(2 + 38 * 10**9)
+    admin = s.take_output()
+    assert [m[35] for m in msgs(admin)] == [b"1"] and violations(admin) == []
     s.feed(server(d, s, "XLR", 2, [(6136, "1"), (25003, 2), (25004, 2), (25005, 1),
                                    (25006, 10000), (25007, 10), (25008, "s"), (25004, 1),
                                    (25005, 0), (25006, 200), (25007, 10), (25008, "s")]))
