@@ -56,7 +56,9 @@ ORDER = np.dtype([
     ("side", "u1"),
     ("tif", "u1"),
     ("ord_type", "u1"),
-    ("_pad", "u1", (19,)),
+    ("replace_mode", "u1"),  # ReplaceMode of the Binance XCN in flight (pending_id: its new order)
+    ("replaces", "<i8"),  # an XCN's new order: the ClOrdID of the order its cancel leg targets
+    ("_pad", "u1", (10,)),
 ])
 assert ORDER.itemsize == 128
 
