@@ -399,7 +399,7 @@ def rtt_gateway(n: int, tmp: str) -> tuple[np.ndarray, dict]:
                             max_open_orders=100, stale_md_ms=10**9)
         gw = GatewayAgent(inst, cfg, TABLE, limits)
         gw.marks[0] = (6183762, 6183764, time.monotonic_ns(), 0)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 300  # a cold numba cache compiles the gateway first
         while not state.ready():
             gw.poll_once()
             gw.housekeeping(time.monotonic_ns())
