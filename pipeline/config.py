@@ -23,7 +23,8 @@ DEFAULT_CONFIG = ROOT / "config" / "default.toml"
 
 
 class ConfigError(ValueError):
-    """A config or profile file names a key nobody reads (or misses a required one)."""
+    """A config or profile file names a key nobody reads, misses a required one or holds
+    a value its consumer cannot use (``pipeline.config_check``)."""
 
 
 class Required:
@@ -169,11 +170,22 @@ def read(path: str | Path) -> dict[str, Any]:
     return table
 
 
-def load(path: str | Path | None = None) -> dict[str, Any]:
-    """The default config, overlaid with ``path`` if given; both checked."""
-    config = read(DEFAULT_CONFIG)
-    if path is not None:
-        config = merge(config, read(path))
+def load(path: str | Path | None = None, trading: bool = False) -> dict[str, Any]:
+    """The default config, overlaid with ``path`` if given: both files' keys checked, then
+    every value of the result (``pipeline.config_check``; ``trading``: also what ``hft run``
+    needs). All problems are raised at once, one line each, naming the file."""
+    from pipeline import config_check  # imports the instrument grid (numba)
+
+    default = read(DEFAULT_CONFIG)
+    user = read(path) if path is not None else {}
+    config = config_check.drop_default_symbols(merge(default, user), read(DEFAULT_CONFIG),
+                                               user)
+    found = config_check.problems(config, trading)
+    if found:
+        source = str(path if path is not None else DEFAULT_CONFIG)
+        if len(found) == 1:
+            raise ConfigError(f"{source}: {found[0]}")
+        raise ConfigError(f"{source}: {len(found)} problems:\n  " + "\n  ".join(found))
     return config
 
 

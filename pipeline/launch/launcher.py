@@ -153,7 +153,7 @@ def write_toml(path: Path, config: dict) -> None:
 class Launcher:
     def __init__(self, opts: RunOptions):
         self.opts = opts
-        self.config = cfgmod.load(opts.config)
+        self.config = cfgmod.load(opts.config, trading=True)
         self.symbols = SymbolTable.from_config(self.config["instruments"])
         self.name = opts.instance or f"{self.config['instance']['name']}{os.getpid()}"
         self.profile = load_profile(opts.profile)
