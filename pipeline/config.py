@@ -165,7 +165,7 @@ def read(path: str | Path) -> dict[str, Any]:
         try:
             table = tomllib.load(f)
         except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{path}: {e}") from None
+            raise ConfigError(f"{path}: TOML syntax error: {e}; fix it there") from None
     check(table, SCHEMA, str(path))
     return table
 

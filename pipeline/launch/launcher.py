@@ -168,6 +168,22 @@ class Launcher:
         self.env = dict(os.environ)
         self.config_path = RUN_DIR / f"{self.name}.toml"
         self.control = None
+        if opts.venue:  # against the simulator the launcher makes the secrets itself
+            self._check_secrets()
+
+    def _check_secrets(self) -> None:
+        """A venue's secrets must be in the environment before anything starts (a
+        gateway without its password would be restarted until the supervisor gives up)."""
+        source = self.opts.config or str(cfgmod.DEFAULT_CONFIG)
+        wanted = [("gateway", "password_env", "the venue's FIX password")]
+        if (self.opts.md_format or self.config.get("feed", {}).get("md_format")) == "sbe":
+            wanted.append(("feed", "api_key_env", "the API key for SBE market data"))
+        for section, key, what in wanted:
+            env = self.config.get(section, {}).get(key) or cfgmod.defaults(section).get(key)
+            if env and env not in self.env:
+                raise cfgmod.ConfigError(
+                    f"{source}: [{section}] {key} = {env!r}: ${env} is not set; export it "
+                    f"({what}) or set {key} = \"\" if the venue needs none")
 
     # ------------------------------------------------------------------ set-up
     def _start_venue(self) -> None:
