@@ -30,6 +30,7 @@ from pathlib import Path
 from pipeline import config as cfgmod
 from pipeline.control.area import create_control
 from pipeline.instruments import SymbolTable
+from pipeline.launch.rundir import RUN_DIR
 from pipeline.launch.summary import collect_summary
 from pipeline.launch.venue import Venue, parse_venue, start_simulator
 from pipeline.marketdata.segments import create_md_segments
@@ -38,8 +39,9 @@ from pipeline.orders.segments import OmsState, create_order_path
 from pipeline.runtime.processes import Child, stop, wait_running
 from pipeline.runtime.supervisor import RestartPolicy, Supervisor
 from pipeline.tls.pyssl import client_ssl_context
-from pipeline.transport.registry import Instance
+from pipeline.transport.registry import Instance, instances, live_creators
 from pipeline.transport.ring import inspect_ring
+from pipeline.transport.segment import SegmentLive
 from pipeline.transport.shared import atomic_load
 from shm_layouts import control as CL
 from shm_layouts.control import Op
@@ -47,7 +49,6 @@ from shm_layouts.oms import W_OPEN_ORDERS
 from tuning.profiles import load_profile
 
 log = logging.getLogger("launcher")
-RUN_DIR = cfgmod.ROOT / "var" / "run"
 # a child compiles its jitted code before it reports running: seconds from a warm numba
 # cache, minutes from a cold one (a fresh clone, any source change) on a 2-core host
 START_TIMEOUT_S = 300
@@ -236,8 +237,18 @@ class Launcher:
             self.env[key_env] = secrets.token_urlsafe(16)
         return self.venue.sbe
 
-    def _create_segments(self) -> Counters:
+    def _claim_name(self) -> None:
+        """Create the instance's registry before anything else: a live instance of the same
+        name makes it raise ``SegmentLive`` before a file (var/run/<name>.toml, its state
+        directories) or a process of the running one is touched."""
+        alive = live_creators(instances().get(self.name, []))
+        if alive:
+            raise SegmentLive(f"instance {self.name!r} is running (pid "
+                              f"{', '.join(map(str, sorted(alive)))}); stop it or choose "
+                              f"another --instance")
         self.instance = Instance.create(self.name)
+
+    def _create_segments(self) -> Counters:
         counters = Counters.create(self.instance)
         create_md_segments(self.instance, 1 << 16, self.symbols, book_capacity=1 << 12)
         create_order_path(self.instance)
@@ -283,6 +294,7 @@ class Launcher:
         old = {s: signal.signal(s, self.request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
         summary: dict = {}
         try:
+            self._claim_name()
             self._start_venue()
             self._resolve_config()
             counters = self._create_segments()
