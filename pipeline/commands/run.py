@@ -67,6 +67,10 @@ def print_summary(s: dict) -> None:
     restarts = {k: v for k, v in s.get("restarts", {}).items() if v}
     if restarts:
         print(f"restarts: {restarts}")
+    for sym, p in s.get("position_mismatch", {}).items():
+        print(f"POSITION MISMATCH {sym}: OMS {p['oms']:,} lots, venue {p['venue']:,} lots")
+    if s.get("failures"):
+        print(f"RUN FAILED (exit 1): {', '.join(s['failures'])}")
 
 
 def format_denials(denied: dict, intents: int, throttled: int | None = None) -> str:
@@ -96,7 +100,7 @@ def main(args: argparse.Namespace) -> int:
     if args.summary_json:
         with open(args.summary_json, "w") as f:
             json.dump(summary, f, indent=2, default=str)
-    return 1 if summary.get("failed") else 0
+    return 1 if summary.get("failed") or summary.get("failures") else 0
 
 
 def replay_main(args: argparse.Namespace) -> int:

@@ -31,7 +31,7 @@ from pipeline import config as cfgmod
 from pipeline.control.area import create_control
 from pipeline.instruments import SymbolTable
 from pipeline.launch.rundir import RUN_DIR
-from pipeline.launch.summary import collect_summary
+from pipeline.launch.summary import collect_summary, judge
 from pipeline.launch.venue import Venue, parse_venue, start_simulator
 from pipeline.marketdata.segments import create_md_segments
 from pipeline.metrics.counters import Counters
@@ -324,7 +324,7 @@ class Launcher:
             summary["restarts"] = supervisor.restarts()
             summary["supervisor_events"] = supervisor.events
             summary["failed"] = failed
-            return summary
+            return judge(summary)
         finally:
             stop([self.children[n] for n in self._ordered(STOP_ORDER) if n in self.children])
             if self.instance is not None:
