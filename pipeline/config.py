@@ -170,19 +170,25 @@ def read(path: str | Path) -> dict[str, Any]:
     return table
 
 
-def load(path: str | Path | None = None, trading: bool = False) -> dict[str, Any]:
-    """The default config, overlaid with ``path`` if given: both files' keys checked, then
-    every value of the result (``pipeline.config_check``; ``trading``: also what ``hft run``
-    needs). All problems are raised at once, one line each, naming the file."""
+def load(path: str | Path | None = None, profile: str | Path | None = None, *,
+         trading: bool = False) -> dict[str, Any]:
+    """The default config, overlaid with a venue ``profile`` and then ``path`` (so a user
+    config overrides the profile) when given: each file's keys checked, then every value of
+    the result (``pipeline.config_check``; ``trading``: also what ``hft run`` needs). All
+    problems are raised at once, one line each, naming the file."""
     from pipeline import config_check  # imports the instrument grid (numba)
 
     default = read(DEFAULT_CONFIG)
-    user = read(path) if path is not None else {}
-    config = config_check.drop_default_symbols(merge(default, user), read(DEFAULT_CONFIG),
-                                               user)
+    config, mine = default, {}
+    for overlay in (profile, path):
+        if overlay is not None:
+            table = read(overlay)
+            config, mine = merge(config, table), merge(mine, table)
+    config = config_check.drop_default_symbols(config, read(DEFAULT_CONFIG), mine)
     found = config_check.problems(config, trading)
     if found:
-        source = str(path if path is not None else DEFAULT_CONFIG)
+        source = str(path if path is not None else profile if profile is not None
+                     else DEFAULT_CONFIG)
         if len(found) == 1:
             raise ConfigError(f"{source}: {found[0]}")
         raise ConfigError(f"{source}: {len(found)} problems:\n  " + "\n  ".join(found))

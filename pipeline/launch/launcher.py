@@ -15,7 +15,6 @@ before the segments are removed; the simulator goes last.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import secrets
@@ -23,7 +22,6 @@ import shlex
 import signal
 import time
 import tomllib
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +41,7 @@ from pipeline.transport.registry import Instance, instances, live_creators
 from pipeline.transport.ring import inspect_ring
 from pipeline.transport.segment import SegmentLive
 from pipeline.transport.shared import atomic_load
+from pipeline.venue import admin
 from shm_layouts import control as CL
 from shm_layouts.control import Op
 from shm_layouts.oms import W_OPEN_ORDERS
@@ -341,10 +340,9 @@ class Launcher:
         try:
             ctx = client_ssl_context(self.venue.ca_file or None, who="venue admin") \
                 if self.venue.tls else None
-            with urllib.request.urlopen(f"{self.venue.rest}/admin/positions", timeout=5,
-                                        context=ctx) as r:
-                by_account = json.load(r)
-        except OSError as e:
+            by_account = admin.call(self.venue.rest, "/admin/positions",
+                                    self.venue.admin_token, timeout=5, context=ctx)
+        except (OSError, ValueError) as e:
             log.warning("venue positions unavailable: %s", e)
             return None
         account = self.config["gateway"].get("username", "")
