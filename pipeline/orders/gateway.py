@@ -362,6 +362,8 @@ class GatewayAgent(Agent):
             self._attach_book(self._instance, self.cfg.book_ring)
         self.orders_ring.heartbeat(self.islot)
         self.execs_ring.heartbeat()
+        if self._book_slot is not None:  # the observing "-marks" consumer beats too
+            self.book.heartbeat(self._book_slot)
         if self._counter_ix:
             for name, value in self._counter_values().items():
                 atomic_store(self.counters.words, self._counter_ix[name], value)
