@@ -101,3 +101,13 @@ def test_the_summary_prints_a_position_mismatch(capsys):
     run_cmd.print_summary(S.judge(summary(CLEAN, oms={"BTCUSDT": 5},
                                           venue_positions={"BTCUSDT": 3})))
     assert "POSITION MISMATCH BTCUSDT: OMS 5 lots, venue 3 lots" in capsys.readouterr().out
+
+
+def test_a_process_that_never_comes_up_is_one_line_not_a_traceback(monkeypatch, capsys):
+    def late(self):
+        raise TimeoutError("not running after 300s: book_builder")
+    monkeypatch.setattr(Launcher, "run", late)
+    assert cli.main(["run", "--duration", "0"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("hft run: could not start: not running after 300s: book_builder")
+    assert "Traceback" not in err

@@ -95,7 +95,14 @@ def main(args: argparse.Namespace) -> int:
     opts = RunOptions(config=args.config, instance=args.instance, duration=args.duration,
                       venue=args.venue, profile=args.profile, warmup=args.warmup,
                       tls=args.tls, md_format=args.md_format)
-    summary = Launcher(opts).run()
+    try:
+        summary = Launcher(opts).run()
+    except (TimeoutError, RuntimeError) as e:  # a process or the venue did not come up
+        if getattr(args, "verbose", False):
+            raise
+        print(f"hft run: could not start: {e} (its log is above; -v for the traceback)",
+              file=sys.stderr)
+        return 1
     print_summary(summary)
     if args.summary_json:
         with open(args.summary_json, "w") as f:
