@@ -7,6 +7,7 @@ import json
 import sys
 
 from pipeline.launch.launcher import Launcher, RunOptions
+from pipeline.transport.segment import SegmentLive
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -98,8 +99,8 @@ def main(args: argparse.Namespace) -> int:
     try:
         summary = Launcher(opts).run()
     except (TimeoutError, RuntimeError) as e:  # a process or the venue did not come up
-        if getattr(args, "verbose", False):
-            raise
+        if isinstance(e, SegmentLive) or getattr(args, "verbose", False):
+            raise  # SegmentLive: the name is taken (hft says so, exit 2)
         print(f"hft run: could not start: {e} (its log is above; -v for the traceback)",
               file=sys.stderr)
         return 1
