@@ -55,11 +55,13 @@ def test_an_error_counter_fails_the_run(name, value):
     assert name in s["errors"] and s["failures"] == [name]
 
 
-def test_supervisor_restarts_and_give_ups_are_errors():
+def test_a_supervisor_give_up_fails_the_run_and_a_recovered_restart_is_shown():
+    s = S.judge(summary(CLEAN, restarts={"oms_gateway": 1, "strategy": 0}))
+    assert s["errors"]["restarts.oms_gateway"] == 1 and s["failures"] == []  # crash-only
     s = S.judge(summary(CLEAN, restarts={"oms_gateway": 5, "strategy": 0},
                         failed="oms_gateway crashed 6 times in 60s (last exit 1)"))
-    assert s["errors"]["supervisor.restarts.oms_gateway"] == 5
-    assert s["failures"] == ["supervisor.gave_up", "supervisor.restarts.oms_gateway"]
+    assert s["errors"]["restarts.oms_gateway"] == 5
+    assert s["failures"] == ["supervisor.gave_up"]
 
 
 def test_positions_the_venue_disagrees_with_fail_the_run():

@@ -1,10 +1,10 @@
 """The end-of-run summary, read from the instance's shared memory before it is removed.
 
 ``errors`` lists every non-zero counter worth a look (``ERROR_WORDS``: denials, gaps,
-resyncs ...); ``judge`` then adds what only the launcher knows (supervisor restarts and
-give-ups, OMS positions the venue disagrees with) and names the ``failures``: the errors
-matching ``RUN_ERRORS``, any of which makes ``hft run`` exit non-zero. A new error counter
-elsewhere is one more pattern in ``RUN_ERRORS``.
+resyncs ...); ``judge`` then adds what only the launcher knows (process restarts, a
+supervisor that gave up, OMS positions the venue disagrees with) and names the
+``failures``: the errors matching ``RUN_ERRORS``, any of which makes ``hft run`` exit
+non-zero. A new error counter elsewhere is one more pattern in ``RUN_ERRORS``.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ ERROR_WORDS = ("error", "reject", "gap", "crossed", "overflow", "lost", "invalid
                "mismatch", "overfill", "duplicate", "fatal")
 # Errors that fail the run (exit 1): fnmatch patterns over the names in ``errors``. What the
 # venue sent that we could not use, what the OMS could not match, data we could not deliver,
-# processes that crashed, positions the venue does not confirm.
+# a supervisor that gave up on a process, positions the venue does not confirm (a process
+# restart that recovered is shown, ``restarts.<name>``, but is crash-only's normal path).
 RUN_ERRORS = (
     "gateway.fix.bad_reports", "gateway.fix.bad.*", "gateway.fix.garbled",
     "gateway.fix.disconnects", "gateway.fix.fatal", "gateway.fix.rejects",
@@ -129,13 +130,13 @@ def position_check(oms: dict, venue: dict[str, int] | None) -> dict:
 
 
 def judge(summary: dict) -> dict:
-    """Complete ``errors`` with supervisor restarts and give-ups and position mismatches
+    """Complete ``errors`` with process restarts, a supervisor give-up and position mismatches
     (``venue_positions``: lots per symbol, or None), then set ``failures``: the errors
     (beyond ``CLEAN_RUN``) that fail the run. Returns ``summary``."""
     errors = summary.setdefault("errors", {})
     for name, n in (summary.get("restarts") or {}).items():
-        if n:
-            errors[f"supervisor.restarts.{name}"] = n
+        if n:  # shown; crash-only: a restart that recovered does not fail the run
+            errors[f"restarts.{name}"] = n
     if summary.get("failed"):
         errors["supervisor.gave_up"] = 1
     mismatch = position_check(summary.get("positions", {}), summary.get("venue_positions"))
