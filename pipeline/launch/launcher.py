@@ -320,6 +320,7 @@ class Launcher:
                                       window.baseline)
             summary["latency_window_s"] = window.seconds()
             summary["venue_positions"] = self._venue_positions()
+            summary["venue_is_simulator"] = not self.opts.venue
             summary["restarts"] = supervisor.restarts()
             summary["supervisor_events"] = supervisor.events
             summary["failed"] = failed

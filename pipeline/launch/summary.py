@@ -131,7 +131,8 @@ def position_check(oms: dict, venue: dict[str, int] | None) -> dict:
 
 def judge(summary: dict) -> dict:
     """Complete ``errors`` with process restarts, a supervisor give-up and position mismatches
-    (``venue_positions``: lots per symbol, or None), then set ``failures``: the errors
+    (``venue_positions``: lots per symbol, or None: another venue, or, with
+    ``venue_is_simulator``, an error), then set ``failures``: the errors
     (beyond ``CLEAN_RUN``) that fail the run. Returns ``summary``."""
     errors = summary.setdefault("errors", {})
     for name, n in (summary.get("restarts") or {}).items():
@@ -139,6 +140,8 @@ def judge(summary: dict) -> dict:
             errors[f"restarts.{name}"] = n
     if summary.get("failed"):
         errors["supervisor.gave_up"] = 1
+    if summary.get("venue_is_simulator") and summary.get("venue_positions") is None:
+        errors["positions.venue_unavailable"] = 1  # the check could not run: say so
     mismatch = position_check(summary.get("positions", {}), summary.get("venue_positions"))
     summary["position_mismatch"] = mismatch
     for sym, p in mismatch.items():
