@@ -225,3 +225,14 @@ def test_generated_snapshots_match_reference(bids, asks, last_id, futures):
                 "pair": "BTCUSD", "bids": body["bids"], "asks": body["asks"]}
     raw = json.dumps(body).encode()
     assert ours(raw) == reference_parse(raw)
+
+
+def test_a_duplicate_key_frame_is_counted_by_the_feed():
+    """The reject reaches the feed's counters by name (``feed.reject_duplicate_key``)."""
+    from pipeline.instruments import SymbolTable
+    from pipeline.marketdata.normalize import FeedCore
+    core = FeedCore(SymbolTable.from_config([{"symbol": "BTCUSDT", "tick_size": "0.01",
+                                              "lot_size": "0.00001"}]))
+    assert len(core.feed(GOOD.replace(b'"u":7', b'"u":7,"u":8'), 1)) == 0
+    s = core.summary()
+    assert (s["rejected"], s["reject_duplicate_key"], s["applied"]) == (1, 1, 0)
