@@ -49,6 +49,14 @@ FAILING = [("gateway.fix.bad_reports", 1), ("gateway.fix.garbled", 2),
            ("gateway.execs.ring_full", 1), ("book.sequence_errors", 1)]
 
 
+def test_a_session_that_logged_on_again_fails_the_run():
+    """A mid-run drop: the second logon says so even where the final counters show only
+    one disconnect (the clean run's allowance)."""
+    s = S.judge(summary(CLEAN | {"gateway.fix.logons": 2}))
+    assert s["errors"]["gateway.fix.reconnects"] == 1
+    assert s["failures"] == ["gateway.fix.reconnects"]
+
+
 @pytest.mark.parametrize(("name", "value"), FAILING, ids=[n for n, _ in FAILING])
 def test_an_error_counter_fails_the_run(name, value):
     s = S.judge(summary(CLEAN | {name: value}))

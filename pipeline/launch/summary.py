@@ -40,7 +40,8 @@ ERROR_WORDS = ("error", "reject", "gap", "crossed", "overflow", "lost", "invalid
 # restart that recovered is shown, ``restarts.<name>``, but is crash-only's normal path).
 RUN_ERRORS = (
     "gateway.fix.bad_reports", "gateway.fix.bad.*", "gateway.fix.garbled",
-    "gateway.fix.disconnects", "gateway.fix.fatal", "gateway.fix.rejects",
+    "gateway.fix.disconnects", "gateway.fix.reconnects", "gateway.fix.fatal",
+    "gateway.fix.rejects",
     "gateway.fix.rejects_sent", "gateway.oms.*", "gateway.execs.ring_full",
     "*error*", "*lost*", "*overflow*", "supervisor.*", "positions.*",
 )
@@ -140,6 +141,9 @@ def judge(summary: dict) -> dict:
             errors[f"restarts.{name}"] = n
     if summary.get("failed"):
         errors["supervisor.gave_up"] = 1
+    logons = summary.get("counters", {}).get("gateway.fix.logons", 0)
+    if logons > 1:  # the session went down mid-run (the count of its last disconnect may
+        errors["gateway.fix.reconnects"] = logons - 1  # not be published yet)
     if summary.get("venue_is_simulator") and summary.get("venue_positions") is None:
         errors["positions.venue_unavailable"] = 1  # the check could not run: say so
     mismatch = position_check(summary.get("positions", {}), summary.get("venue_positions"))
