@@ -16,19 +16,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import json
 import multiprocessing
 import os
 import socket
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import websockets
 
 from bench._report import emit
+from pipeline.venue import admin
 from pipeline.venue.process import spawn, stop
 from pipeline.venue.testing import FixClient
 
@@ -159,8 +158,7 @@ def md_case(rate: int, seconds: float, tmp: Path) -> dict:
     try:
         streams = "/".join(f"{s.lower()}{suf}" for s in ep["symbols"] for suf in SUFFIXES)
         def stats():
-            with urllib.request.urlopen(f"{ep['rest']}/admin/stats", timeout=10) as r:
-                return json.loads(r.read())
+            return admin.call(ep["rest"], "/admin/stats", ep["admin_token"])
         url = f"{ep['ws']}/stream?streams={streams}"
         before, t0 = stats(), time.perf_counter()
         n, dt, nbytes = count_frames_raw(url, seconds)

@@ -49,11 +49,17 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     module = importlib.import_module(available[args.command][0])
     from pipeline.config import ConfigError
+    from pipeline.marketdata.files import CaptureError
+    from pipeline.transport.segment import SegmentLive
     from tuning.profiles import ProfileError
     try:
         return int(module.main(args) or 0)
-    except (ConfigError, ProfileError) as e:  # a typo in a config or profile: say which
+    except (ConfigError, ProfileError, CaptureError, SegmentLive) as e:  # say which file
+        # (or which running instance already has the name)
         print(f"hft {args.command}: {e}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
+        print(f"hft {args.command}: {e.filename}: {e.strerror}", file=sys.stderr)
         return 2
 
 

@@ -23,7 +23,8 @@ DEFAULT_CONFIG = ROOT / "config" / "default.toml"
 
 
 class ConfigError(ValueError):
-    """A config or profile file names a key nobody reads (or misses a required one)."""
+    """A config or profile file names a key nobody reads, misses a required one or holds
+    a value its consumer cannot use (``pipeline.config_check``)."""
 
 
 class Required:
@@ -190,18 +191,33 @@ def read(path: str | Path) -> dict[str, Any]:
         try:
             table = tomllib.load(f)
         except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{path}: {e}") from None
+            raise ConfigError(f"{path}: TOML syntax error: {e}; fix it there") from None
     check(table, SCHEMA, str(path))
     return table
 
 
-def load(path: str | Path | None = None, profile: str | Path | None = None) -> dict[str, Any]:
+def load(path: str | Path | None = None, profile: str | Path | None = None, *,
+         trading: bool = False) -> dict[str, Any]:
     """The default config, overlaid with a venue ``profile`` and then ``path`` (so a user
-    config overrides the profile) when given; each file checked."""
-    config = read(DEFAULT_CONFIG)
+    config overrides the profile) when given: each file's keys checked, then every value of
+    the result (``pipeline.config_check``; ``trading``: also what ``hft run`` needs). All
+    problems are raised at once, one line each, naming the file."""
+    from pipeline import config_check  # imports the instrument grid (numba)
+
+    default = read(DEFAULT_CONFIG)
+    config, mine = default, {}
     for overlay in (profile, path):
         if overlay is not None:
-            config = merge(config, read(overlay))
+            table = read(overlay)
+            config, mine = merge(config, table), merge(mine, table)
+    config = config_check.drop_default_symbols(config, read(DEFAULT_CONFIG), mine)
+    found = config_check.problems(config, trading)
+    if found:
+        source = str(path if path is not None else profile if profile is not None
+                     else DEFAULT_CONFIG)
+        if len(found) == 1:
+            raise ConfigError(f"{source}: {found[0]}")
+        raise ConfigError(f"{source}: {len(found)} problems:\n  " + "\n  ".join(found))
     return config
 
 

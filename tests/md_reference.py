@@ -14,10 +14,23 @@ EVENT_KINDS = {"depthUpdate": P.K_DEPTH, "trade": P.K_TRADE, "aggTrade": P.K_AGG
                "bookTicker": P.K_BOOKTICKER}
 
 
+class DuplicateKey(ValueError):
+    """A key twice in one object: the parser rejects the frame (json.loads would merge)."""
+
+
+def _no_duplicates(pairs: list) -> dict:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise DuplicateKey(keys)
+    return dict(pairs)
+
+
 def reference_parse(raw: bytes) -> dict | None:
-    """Summary of a message as ``ours`` gives it, or None if json.loads rejects it."""
+    """Summary of a message as ``ours`` gives it, or None if json.loads rejects it (or it
+    repeats a key in an object)."""
     try:
-        msg = json.loads(raw, parse_float=Decimal, parse_int=int)
+        msg = json.loads(raw, parse_float=Decimal, parse_int=int,
+                         object_pairs_hook=_no_duplicates)
     except (ValueError, RecursionError):
         return None
     if isinstance(msg, dict) and "data" in msg and isinstance(msg["data"], dict):

@@ -3,7 +3,7 @@
 The order, bottom to top (one line per layer; imports inside a layer are free, e.g.
 counters uses histogram; fix and marketdata share one as neither uses the other):
 
-    base        pipeline.config, pipeline.instruments, pipeline.units
+    base        pipeline.config, pipeline.config_check, pipeline.instruments, pipeline.units
     transport   pipeline.transport
     metrics     pipeline.metrics (counters, histograms)
     runtime     pipeline.runtime
@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PIPELINE = ROOT / "pipeline"
 
 LAYERS: list[tuple[str, ...]] = [
-    ("pipeline.config", "pipeline.instruments", "pipeline.units"),
+    ("pipeline.config", "pipeline.config_check", "pipeline.instruments", "pipeline.units"),
     ("pipeline.transport",),
     ("pipeline.metrics",),
     ("pipeline.runtime",),

@@ -97,6 +97,14 @@ MALFORMED = [
     (b"", P.R_TRUNCATED),
     (GOOD.replace(b'"E":1', b'"E":1,"deep":' + b"[" * 100 + b"]" * 100), P.R_TOO_DEEP),
     (GOOD.replace(b'"a":[', b'"a":[' + b'["1","1"],' * 50), P.R_TOO_MANY_LEVELS),
+    # a key twice in the event, an alias of one ("b" and "bids"), two "data" members
+    (GOOD.replace(b'"u":7', b'"u":7,"u":8'), P.R_DUPLICATE_KEY),
+    (GOOD.replace(b'"b":[[', b'"b":[["1","1"]],"b":[['), P.R_DUPLICATE_KEY),
+    (GOOD.replace(b'"b":[[', b'"bids":[["1","1"]],"b":[['), P.R_DUPLICATE_KEY),
+    (GOOD.replace(b'"s":"BTCUSDT"', b'"s":"BTCUSDT","symbol":"ETHUSDT"'), P.R_DUPLICATE_KEY),
+    (GOOD[:-1] + b',"data":{"e":"depthUpdate"}}', P.R_DUPLICATE_KEY),
+    (GOOD.replace(b'"stream":"btcusdt@depth"', b'"stream":"a","stream":"b"'),
+     P.R_DUPLICATE_KEY),
 ]
 
 
@@ -134,6 +142,48 @@ def test_mutations_never_yield_a_wrong_level(mutations):
         good = ours(GOOD)  # skipped place or the symbol (then unknown downstream)
         keep = ("kind", "levels", "U", "u", "pu")  # a renamed key is an unknown one: skipped
         assert {k: got.get(k) for k in keep} == {k: good.get(k) for k in keep}
+
+
+def test_wrapper_members_beside_data_never_reach_the_event():
+    """``{"stream":..,"data":{..},"u":123,"s":"ETHUSDT"}`` once became an ETHUSDT event with
+    u=123: only the data object's own members count, wherever the others stand."""
+    event = ours(GOOD)
+    after = GOOD[:-1] + b',"u":123,"s":"ETHUSDT","b":[["1","1"]],"e":"trade"}'
+    before = GOOD.replace(b'{"stream"', b'{"u":123,"s":"ETHUSDT","pu":3,"b":[["1","1"]],'
+                          b'"stream"')
+    for raw in (after, before):
+        assert ours(raw) == event == reference_parse(raw), raw
+
+
+_wrapper_keys = st.sampled_from(["u", "U", "s", "b", "a", "e", "E", "pu", "bids", "asks",
+                                 "lastUpdateId", "x", "symbol"])
+_wrapper_values = st.one_of(st.integers(0, 10**12), st.sampled_from(["ETHUSDT", "trade"]),
+                            st.just([["1.5", "2"]]), st.booleans())
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(_wrapper_keys, _wrapper_values, max_size=4),
+       st.dictionaries(_wrapper_keys, _wrapper_values, max_size=4),
+       st.dictionaries(_wrapper_keys, _wrapper_values, max_size=4), st.booleans())
+def test_generated_wrapper_members_do_not_change_the_event(before, between, after, spaces):
+    """Members between "stream" and "data" or after "data" are skipped, whatever they hold;
+    ones before "stream" either vanish with the data object or (a wrong type for the key
+    they name) reject the frame: never another event."""
+    sep = (", ", ": ") if spaces else (",", ":")
+    data = json.loads(GOOD)["data"]
+    event = ours(GOOD)
+
+    def frame(*parts):
+        body = {}
+        for part in parts:
+            body.update((k, v) for k, v in part.items() if k not in body)
+        return json.dumps(body, separators=sep).encode()
+
+    raw = frame({"stream": "btcusdt@depth"}, between, {"data": data}, after)
+    assert ours(raw) == event == reference_parse(raw), raw
+    raw = frame(before, {"stream": "btcusdt@depth", "data": data}, after)
+    got = ours(raw)
+    assert got == event or (isinstance(got, int) and got < 0), raw
 
 
 def test_parser_buffers_are_reused_without_leaking_state():
@@ -175,3 +225,14 @@ def test_generated_snapshots_match_reference(bids, asks, last_id, futures):
                 "pair": "BTCUSD", "bids": body["bids"], "asks": body["asks"]}
     raw = json.dumps(body).encode()
     assert ours(raw) == reference_parse(raw)
+
+
+def test_a_duplicate_key_frame_is_counted_by_the_feed():
+    """The reject reaches the feed's counters by name (``feed.reject_duplicate_key``)."""
+    from pipeline.instruments import SymbolTable
+    from pipeline.marketdata.normalize import FeedCore
+    core = FeedCore(SymbolTable.from_config([{"symbol": "BTCUSDT", "tick_size": "0.01",
+                                              "lot_size": "0.00001"}]))
+    assert len(core.feed(GOOD.replace(b'"u":7', b'"u":7,"u":8'), 1)) == 0
+    s = core.summary()
+    assert (s["rejected"], s["reject_duplicate_key"], s["applied"]) == (1, 1, 0)

@@ -57,9 +57,11 @@ def run_cli(capsys, *argv) -> tuple[int, str, str]:
 
 
 @pytest.mark.timeout(120)
-def test_json_reports_the_known_counts(pipeline, capsys):
+@pytest.mark.parametrize("once", [[], ["--once"]], ids=["json", "once-json"])
+def test_json_reports_the_known_counts(pipeline, capsys, once):
+    """``--json`` alone or with ``--once`` (once refused as mutually exclusive)."""
     inst, _, _, child = pipeline
-    rc, out, _ = run_cli(capsys, "monitor", inst.name, "--json", "--interval", "0.1")
+    rc, out, _ = run_cli(capsys, "monitor", inst.name, *once, "--json", "--interval", "0.1")
     assert rc == 0
     state = json.loads(out)
     proc = {p["name"]: p for p in state["processes"]}["consumer1"]

@@ -153,19 +153,28 @@ def test_rest_endpoints_and_errors(tmp_path):
                               ("/nothing", 404)]:
                 status, body = await http_json(rest + url)
                 assert status == code and "msg" in body, url
-            status, body = await http_json(f"{rest}/admin/faults", {"md_drop": "x"})
+            tok = sim.admin_token  # the /admin API refuses a caller without it
+            for token in ("", "wrong"):
+                status, body = await http_json(f"{rest}/admin/faults", {"md_drop": 1.0},
+                                               token=token)
+                assert status == 401 and "admin token" in body["msg"]
+            assert sim.faults.md_drop == 0
+            status, body = await http_json(f"{rest}/admin/faults", {"md_drop": "x"}, token=tok)
             assert status == 400
-            status, body = await http_json(f"{rest}/admin/faults", {"nosuch": 1})
+            status, body = await http_json(f"{rest}/admin/faults", {"nosuch": 1}, token=tok)
             assert status == 400
-            status, body = await http_json(f"{rest}/admin/faults", {"snapshot_delay_ms": 300})
+            status, body = await http_json(f"{rest}/admin/faults", {"snapshot_delay_ms": 300},
+                                           token=tok)
             assert status == 200 and body["snapshot_delay_ms"] == 300
             t0 = asyncio.get_running_loop().time()
             await http_json(f"{rest}/api/v3/depth?symbol=BTCUSDT&limit=5")
             assert asyncio.get_running_loop().time() - t0 >= 0.3
-            status, book = await http_json(f"{rest}/admin/book?symbol=BTCUSDT&limit=3")
+            status, book = await http_json(f"{rest}/admin/book?symbol=BTCUSDT&limit=3",
+                                           token=tok)
             assert status == 200 and len(book["bids"]) == 3
-            status, stats = await http_json(f"{rest}/admin/stats")
+            status, stats = await http_json(f"{rest}/admin/stats", token=tok)
             assert stats["rest_bad_request"] >= 5 and stats["rest_not_found"] == 1
+            assert stats["rest_unauthorized"] == 2
     run(main())
 
 

@@ -149,7 +149,8 @@ def test_sbe_depth20_api_key_and_server_shutdown(tmp_path):
                 assert [(int(r["price"]), int(r["qty"])) for r in lv if r["side"] == BID] == bids
                 assert [(int(r["price"]), int(r["qty"])) for r in lv if r["side"] == ASK] == asks
                 assert int(recs[0]["first_id"]) == sim.update_id("BTCUSDT")
-                status, body = await http_json(f"{ep['rest']}/admin/sbe_shutdown", {})
+                status, body = await http_json(f"{ep['rest']}/admin/sbe_shutdown", {},
+                                                token=ep["admin_token"])
                 assert status == 200 and body["closed"] == 1
                 texts = []
                 with pytest.raises(ConnectionClosed):

@@ -7,11 +7,13 @@ import json
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 
 import pytest
 from websockets.sync.client import connect
 
+from pipeline.venue import admin
 from pipeline.venue.process import spawn, stop
 from pipeline.venue.testing import FixClient
 
@@ -21,7 +23,7 @@ pytestmark = [pytest.mark.e2e]
 def start(tmp_path, *extra: str):
     return spawn(["--md-port", "0", "--rest-port", "0", "--fix-port", "0", "--state-dir",
                   str(tmp_path / "fix"), "--rate", "500", *extra],
-                 {"HFT_SIM_PASSWORD": "pw-from-env"})
+                 {"HFT_SIM_PASSWORD": "pw-from-env", admin.TOKEN_ENV: "tok-from-env"})
 
 
 @pytest.mark.timeout(60)
@@ -34,8 +36,15 @@ def test_hft_sim_subprocess(tmp_path, sig):
                                     timeout=10) as r:
             snap = json.loads(r.read())
         assert len(snap["bids"]) == 5 and snap["lastUpdateId"] > 0
-        with urllib.request.urlopen(f"{ep['rest']}/admin/faults", timeout=10) as r:
-            assert json.loads(r.read())["snapshot_delay_ms"] == 1
+        # the /admin API: the token from $HFT_SIM_ADMIN_TOKEN, printed in the line; no
+        # (or a wrong) token is refused
+        assert ep["admin_token"] == "tok-from-env"
+        assert admin.call(ep["rest"], "/admin/faults", "tok-from-env")["snapshot_delay_ms"] == 1
+        for token in ("", "nope"):
+            with pytest.raises(urllib.error.HTTPError) as e:
+                admin.call(ep["rest"], "/admin/flow", token, {"paused": True})
+            assert e.value.code == 401
+        assert admin.call(ep["rest"], "/admin/stats", "tok-from-env")["rest_unauthorized"] == 2
         with connect(f"{ep['ws']}/ws/btcusdt@depth@100ms", open_timeout=10) as ws:
             event = json.loads(ws.recv(timeout=10))
             assert event["e"] == "depthUpdate" and event["s"] == "BTCUSDT"
@@ -48,7 +57,9 @@ def test_hft_sim_subprocess(tmp_path, sig):
         assert asyncio.run(asyncio.wait_for(fix_logon(), 20)) == "A"
     finally:
         code = stop(proc, sig)
-    assert code == 0, proc.stderr.read()
+    err = proc.stderr.read()
+    assert code == 0, err
+    assert "venue simulator up" in err and "tok-from-env" not in err  # never logged
     assert (tmp_path / "fix").is_dir()
 
 

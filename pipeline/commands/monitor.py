@@ -1,8 +1,9 @@
 """``hft monitor [INSTANCE]``: show a running pipeline live from its shared memory.
 
 Maps every segment read-only; never joins a ring or writes a word. ``--once`` prints one
-screen, ``--json`` the full state, ``--prometheus PORT`` serves every counter and
-histogram on http://127.0.0.1:PORT/metrics. Exit 2 if the instance is missing or dead.
+screen, ``--json`` (alone or with ``--once``) the full state, ``--prometheus PORT`` serves
+every counter and histogram on http://127.0.0.1:PORT/metrics. Exit 2 if the instance is
+missing or dead.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "one running)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--once", action="store_true", help="print one screen and exit")
-    mode.add_argument("--json", action="store_true", help="print the full state as JSON")
     mode.add_argument("--prometheus", type=int, metavar="PORT",
                       help="serve Prometheus metrics on 127.0.0.1:PORT")
+    p.add_argument("--json", action="store_true", help="print the full state as JSON, once "
+                   "(alone or with --once)")
     p.add_argument("--interval", type=float, default=0.5,
                    help="seconds between refreshes (live), and between the two samples "
                         "that --once/--json take to compute rates (0: one sample, no rates)")
@@ -71,6 +73,10 @@ def _serve(mon: Monitor, port: int) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.json and args.prometheus is not None:
+        print("hft monitor: --json prints one sample; --prometheus serves them: pick one",
+              file=sys.stderr)
+        return 2
     try:
         mon = Monitor(discover.resolve(args.instance, args.config))
     except discover.InstanceUnavailable as e:

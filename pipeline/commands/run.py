@@ -8,6 +8,7 @@ import sys
 
 from pipeline.launch.launcher import Launcher, RunOptions
 from pipeline.launch.preflight import PreflightError
+from pipeline.transport.segment import SegmentLive
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -69,6 +70,10 @@ def print_summary(s: dict) -> None:
     restarts = {k: v for k, v in s.get("restarts", {}).items() if v}
     if restarts:
         print(f"restarts: {restarts}")
+    for sym, p in s.get("position_mismatch", {}).items():
+        print(f"POSITION MISMATCH {sym}: OMS {p['oms']:,} lots, venue {p['venue']:,} lots")
+    if s.get("failures"):
+        print(f"RUN FAILED (exit 1): {', '.join(s['failures'])}")
 
 
 def format_denials(denied: dict, intents: int, throttled: int | None = None) -> str:
@@ -98,11 +103,17 @@ def main(args: argparse.Namespace) -> int:
     except PreflightError as e:  # a real venue that cannot be traded: one line, why
         print(f"hft run: {e}", file=sys.stderr)
         return 2
+    except (TimeoutError, RuntimeError) as e:  # a process or the venue did not come up
+        if isinstance(e, SegmentLive) or getattr(args, "verbose", False):
+            raise  # SegmentLive: the name is taken (hft says so, exit 2)
+        print(f"hft run: could not start: {e} (its log is above; -v for the traceback)",
+              file=sys.stderr)
+        return 1
     print_summary(summary)
     if args.summary_json:
         with open(args.summary_json, "w") as f:
             json.dump(summary, f, indent=2, default=str)
-    return 1 if summary.get("failed") else 0
+    return 1 if summary.get("failed") or summary.get("failures") else 0
 
 
 def replay_main(args: argparse.Namespace) -> int:

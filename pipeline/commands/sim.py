@@ -1,7 +1,8 @@
 """``hft sim``: run the venue simulator on loopback until SIGINT/SIGTERM.
 
 Prints one JSON line on stdout once listening: ``{"ws": ..., "rest": ..., "fix_host": ...,
-"fix_port": ..., ...}`` (ports chosen by the OS when given as 0), then logs to stderr.
+"fix_port": ..., "admin_token": ..., ...}`` (ports chosen by the OS when given as 0; the
+/admin API's token from $HFT_SIM_ADMIN_TOKEN or fresh), then logs to stderr.
 ``--tls``: every endpoint over TLS (``wss://``, ``https://``, ``"fix": "tcp+tls://..."``),
 with ``ca_file`` and ``server_name`` in the line for clients to trust and check.
 """
@@ -12,10 +13,12 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 
 from pipeline import config as configuration
+from pipeline.venue import admin
 from pipeline.venue.simulator import SimConfig, Simulator, books_summary
 
 log = logging.getLogger("venue")
@@ -72,7 +75,8 @@ def main(args: argparse.Namespace) -> int:
                                     seed=args.seed, rate=args.rate, faults=faults,
                                     state_dir=args.state_dir, tls=args.tls,
                                     tls_cert=args.tls_cert, tls_key=args.tls_key,
-                                    ca_file=args.ca_file)
+                                    ca_file=args.ca_file,
+                                    admin_token=os.environ.get(admin.TOKEN_ENV, ""))
         sim = Simulator(cfg)
     except (KeyError, ValueError) as e:
         print(f"hft sim: bad configuration: {e}", file=sys.stderr)
@@ -97,7 +101,8 @@ async def _run(sim: Simulator, busy_poll: bool = False) -> int:
         print(f"hft sim: cannot listen: {e}", file=sys.stderr)
         return 1
     print(json.dumps(endpoints), flush=True)
-    log.info("venue simulator up: %s levels per side %s", endpoints, books_summary(sim))
+    shown = {k: v for k, v in endpoints.items() if k != "admin_token"}  # never logged
+    log.info("venue simulator up: %s levels per side %s", shown, books_summary(sim))
     spinner = asyncio.create_task(_spin()) if busy_poll else None
     await stop.wait()
     log.info("shutting down")

@@ -15,7 +15,6 @@ before the segments are removed; the simulator goes last.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import secrets
@@ -23,7 +22,6 @@ import shlex
 import signal
 import time
 import tomllib
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +29,8 @@ from pipeline import config as cfgmod
 from pipeline.control.area import create_control
 from pipeline.instruments import SymbolTable
 from pipeline.launch.preflight import Preflight, binance_preflight
-from pipeline.launch.summary import collect_summary
+from pipeline.launch.rundir import RUN_DIR
+from pipeline.launch.summary import collect_summary, judge
 from pipeline.launch.venue import (
     Venue,
     is_profile,
@@ -46,16 +45,17 @@ from pipeline.orders.segments import OmsState, create_order_path
 from pipeline.runtime.processes import Child, stop, wait_running
 from pipeline.runtime.supervisor import RestartPolicy, Supervisor
 from pipeline.tls.pyssl import client_ssl_context
-from pipeline.transport.registry import Instance
+from pipeline.transport.registry import Instance, instances, live_creators
 from pipeline.transport.ring import inspect_ring
+from pipeline.transport.segment import SegmentLive
 from pipeline.transport.shared import atomic_load
+from pipeline.venue import admin
 from shm_layouts import control as CL
 from shm_layouts.control import Op
 from shm_layouts.oms import W_OPEN_ORDERS
 from tuning.profiles import load_profile
 
 log = logging.getLogger("launcher")
-RUN_DIR = cfgmod.ROOT / "var" / "run"
 # a child compiles its jitted code before it reports running: seconds from a warm numba
 # cache, minutes from a cold one (a fresh clone, any source change) on a 2-core host
 START_TIMEOUT_S = 300
@@ -164,7 +164,8 @@ class Launcher:
         # --venue NAME: config/venues/NAME.toml, between the defaults and --config
         self.venue_profile = opts.venue if opts.venue and is_profile(opts.venue) else None
         self.config = cfgmod.load(opts.config, profile_path(self.venue_profile)
-                                  if self.venue_profile else None)
+                                  if self.venue_profile else None,
+                                  trading=True)
         self.preflight: Preflight | None = None
         self.symbols = SymbolTable.from_config(self.config["instruments"])
         self.name = opts.instance or f"{self.config['instance']['name']}{os.getpid()}"
@@ -180,6 +181,22 @@ class Launcher:
         self.env = dict(os.environ)
         self.config_path = RUN_DIR / f"{self.name}.toml"
         self.control = None
+        if opts.venue:  # against the simulator the launcher makes the secrets itself
+            self._check_secrets()
+
+    def _check_secrets(self) -> None:
+        """A venue's secrets must be in the environment before anything starts (a
+        gateway without its password would be restarted until the supervisor gives up)."""
+        source = self.opts.config or str(cfgmod.DEFAULT_CONFIG)
+        wanted = [("gateway", "password_env", "the venue's FIX password")]
+        if (self.opts.md_format or self.config.get("feed", {}).get("md_format")) == "sbe":
+            wanted.append(("feed", "api_key_env", "the API key for SBE market data"))
+        for section, key, what in wanted:
+            env = self.config.get(section, {}).get(key) or cfgmod.defaults(section).get(key)
+            if env and env not in self.env:
+                raise cfgmod.ConfigError(
+                    f"{source}: [{section}] {key} = {env!r}: ${env} is not set; export it "
+                    f"({what}) or set {key} = \"\" if the venue needs none")
 
     # ------------------------------------------------------------------ set-up
     def _start_venue(self) -> None:
@@ -249,8 +266,18 @@ class Launcher:
             self.env[key_env] = secrets.token_urlsafe(16)
         return self.venue.sbe
 
-    def _create_segments(self) -> Counters:
+    def _claim_name(self) -> None:
+        """Create the instance's registry before anything else: a live instance of the same
+        name makes it raise ``SegmentLive`` before a file (var/run/<name>.toml, its state
+        directories) or a process of the running one is touched."""
+        alive = live_creators(instances().get(self.name, []))
+        if alive:
+            raise SegmentLive(f"instance {self.name!r} is running (pid "
+                              f"{', '.join(map(str, sorted(alive)))}); stop it or choose "
+                              f"another --instance")
         self.instance = Instance.create(self.name)
+
+    def _create_segments(self) -> Counters:
         counters = Counters.create(self.instance)
         create_md_segments(self.instance, 1 << 16, self.symbols, book_capacity=1 << 12)
         create_order_path(self.instance)
@@ -296,6 +323,7 @@ class Launcher:
         old = {s: signal.signal(s, self.request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
         summary: dict = {}
         try:
+            self._claim_name()
             self._start_venue()
             self._resolve_config()
             self._preflight()
@@ -323,10 +351,11 @@ class Launcher:
                                       window.baseline)
             summary["latency_window_s"] = window.seconds()
             summary["venue_positions"] = self._venue_positions()
+            summary["venue_is_simulator"] = not self.opts.venue
             summary["restarts"] = supervisor.restarts()
             summary["supervisor_events"] = supervisor.events
             summary["failed"] = failed
-            return summary
+            return judge(summary)
         finally:
             stop([self.children[n] for n in self._ordered(STOP_ORDER) if n in self.children])
             if self.instance is not None:
@@ -343,10 +372,9 @@ class Launcher:
         try:
             ctx = client_ssl_context(self.venue.ca_file or None, who="venue admin") \
                 if self.venue.tls else None
-            with urllib.request.urlopen(f"{self.venue.rest}/admin/positions", timeout=5,
-                                        context=ctx) as r:
-                by_account = json.load(r)
-        except OSError as e:
+            by_account = admin.call(self.venue.rest, "/admin/positions",
+                                    self.venue.admin_token, timeout=5, context=ctx)
+        except (OSError, ValueError) as e:
             log.warning("venue positions unavailable: %s", e)
             return None
         account = self.config["gateway"].get("username", "")

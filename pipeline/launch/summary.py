@@ -1,6 +1,15 @@
-"""The end-of-run summary, read from the instance's shared memory before it is removed."""
+"""The end-of-run summary, read from the instance's shared memory before it is removed.
+
+``errors`` lists every non-zero counter worth a look (``ERROR_WORDS``: denials, gaps,
+resyncs ...); ``judge`` then adds what only the launcher knows (process restarts, a
+supervisor that gave up, OMS positions the venue disagrees with) and names the
+``failures``: the errors matching ``RUN_ERRORS``, any of which makes ``hft run`` exit
+non-zero. A new error counter elsewhere is one more pattern in ``RUN_ERRORS``.
+"""
 
 from __future__ import annotations
+
+from fnmatch import fnmatchcase
 
 from pipeline.instruments import SymbolTable, from_units
 from pipeline.marketdata.latest import LatestBooks
@@ -8,6 +17,7 @@ from pipeline.metrics.counters import Counters
 from pipeline.orders.segments import OmsState
 from pipeline.transport.registry import Instance
 from pipeline.transport.ring import inspect_ring
+from shm_layouts import oms as oms_layout
 
 HOPS = {  # histogram label -> what it measures
     "hop.md_ring": "frame receipt -> book_builder (md ring)",
@@ -22,7 +32,26 @@ HOPS = {  # histogram label -> what it measures
 }
 DENIED = "gateway.orders.denied"  # the total; DENIED + ".<reason>" counts one RiskReason
 ERROR_WORDS = ("error", "reject", "gap", "crossed", "overflow", "lost", "invalid", "resync",
-               "stale", "full", "denied")
+               "stale", "full", "denied", "bad_", "bad.", "garbled", "disconnect", "unknown",
+               "mismatch", "overfill", "duplicate", "fatal")
+# Errors that fail the run (exit 1): fnmatch patterns over the names in ``errors``. What the
+# venue sent that we could not use, what the OMS could not match, data we could not deliver,
+# a supervisor that gave up on a process, positions the venue does not confirm (a process
+# restart that recovered is shown, ``restarts.<name>``, but is crash-only's normal path).
+RUN_ERRORS = (
+    "gateway.fix.bad_reports", "gateway.fix.bad.*", "gateway.fix.garbled",
+    "gateway.fix.disconnects", "gateway.fix.reconnects", "gateway.fix.fatal",
+    "gateway.fix.rejects",
+    "gateway.fix.rejects_sent", "gateway.oms.*", "gateway.execs.ring_full",
+    "*error*", "*lost*", "*overflow*", "supervisor.*", "positions.*",
+)
+# how many of a RUN_ERRORS counter a clean run has: the session's own final logout is one
+# disconnect
+CLEAN_RUN = {"gateway.fix.disconnects": 1}
+# OMS control words that are errors, shown under the gateway's names (fixhostile's gateway
+# also publishes them as counters; those win)
+OMS_WORDS = {"gateway.oms.unknown_reports": "W_UNKNOWN_REPORTS",
+             "gateway.oms.reconcile_mismatch": "W_RECONCILE_MISMATCH"}
 
 
 def _money(ticks_lots: int, inst) -> str:
@@ -68,6 +97,9 @@ def collect_summary(instance: Instance, symbols: SymbolTable, seconds: float,
     then cover only what came after."""
     counters = Counters.attach(instance, readonly=True)
     values = counters.values()
+    oms = OmsState.attach(instance, readonly=True)
+    for name, word in OMS_WORDS.items():
+        values.setdefault(name, int(oms.words[getattr(oms_layout, word)]))
     hist = counters.histograms(since=latency_since)
     rings = {}
     for e in instance.segments():
@@ -85,3 +117,40 @@ def collect_summary(instance: Instance, symbols: SymbolTable, seconds: float,
         "positions": positions(instance, symbols),
         "processes": counters.processes(),
     }
+
+
+def position_check(oms: dict, venue: dict[str, int] | None) -> dict:
+    """Per symbol, the OMS's position and the venue's (lots) where they differ; empty
+    when they agree (or the venue gives none: ``venue`` None)."""
+    if venue is None:
+        return {}
+    ours = {sym: p["position_lots"] for sym, p in oms.items()}
+    return {sym: {"oms": ours.get(sym, 0), "venue": venue.get(sym, 0)}
+            for sym in sorted(set(ours) | set(venue))
+            if ours.get(sym, 0) != venue.get(sym, 0)}
+
+
+def judge(summary: dict) -> dict:
+    """Complete ``errors`` with process restarts, a supervisor give-up and position mismatches
+    (``venue_positions``: lots per symbol, or None: another venue, or, with
+    ``venue_is_simulator``, an error), then set ``failures``: the errors
+    (beyond ``CLEAN_RUN``) that fail the run. Returns ``summary``."""
+    errors = summary.setdefault("errors", {})
+    for name, n in (summary.get("restarts") or {}).items():
+        if n:  # shown; crash-only: a restart that recovered does not fail the run
+            errors[f"restarts.{name}"] = n
+    if summary.get("failed"):
+        errors["supervisor.gave_up"] = 1
+    logons = summary.get("counters", {}).get("gateway.fix.logons", 0)
+    if logons > 1:  # the session went down mid-run (the count of its last disconnect may
+        errors["gateway.fix.reconnects"] = logons - 1  # not be published yet)
+    if summary.get("venue_is_simulator") and summary.get("venue_positions") is None:
+        errors["positions.venue_unavailable"] = 1  # the check could not run: say so
+    mismatch = position_check(summary.get("positions", {}), summary.get("venue_positions"))
+    summary["position_mismatch"] = mismatch
+    for sym, p in mismatch.items():
+        errors[f"positions.{sym}.oms_minus_venue_lots"] = p["oms"] - p["venue"]
+    summary["failures"] = sorted(
+        k for k, v in errors.items() if v > CLEAN_RUN.get(k, 0)
+        and any(fnmatchcase(k, pattern) for pattern in RUN_ERRORS))
+    return summary

@@ -31,6 +31,7 @@ class Venue:
     ca_file: str = ""  # the CA to trust ("": the system store)
     server_name: str = ""  # the name its certificate carries (SNI, hostname check)
     sbe: str = ""  # ws://host:port of the SBE streams ("" when the venue has none)
+    admin_token: str = ""  # the simulator's /admin token (pipeline.venue.admin)
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -114,4 +115,4 @@ def start_simulator(config_path: str, env: dict[str, str], core: int | None,
     ep = json.loads(line)
     return Venue(ep["ws"], ep["rest"], ep["fix_host"], int(ep["fix_port"]), ep["comp_id"], proc,
                  ep.get("tls", False), ep.get("ca_file", ""), ep.get("server_name", ""),
-                 ep.get("sbe", ""))
+                 ep.get("sbe", ""), ep.get("admin_token", ""))

@@ -7,7 +7,10 @@ its kind (> 0) or ``-reason`` (< 0). Fields land in ``hdr`` (int64, ``HDR_WORDS`
 price decimals, qty mantissa, qty decimals]``). Decimals are kept as exact
 ``(mantissa, decimals)``; converting to ticks/lots is ``normalize``'s job.
 
-Keys may come in any order; unknown keys and unknown events are skipped. Values are
+Keys may come in any order; unknown keys and unknown events are skipped. Only the event's
+own members count: in a wrapper, members beside ``data`` never reach ``hdr``, and a key
+the parser reads that appears twice in one object (``"b"`` twice, ``"b"`` and ``"bids"``,
+two ``data``) rejects the frame (``duplicate_key``) instead of merging. Values are
 type-checked by key (``"a"`` is an array in a depth event, a price string in a bookTicker
 and an integer in an aggTrade). Malformed input (truncated, wrong types, bad numbers, too
 many levels, nesting too deep) rejects the message with a reason, never raises.
@@ -28,9 +31,9 @@ KIND_NAMES = {K_DEPTH: "depth", K_SNAPSHOT: "snapshot", K_TRADE: "trade",
 
 # ---- reject reasons (return value -reason)
 (R_TRUNCATED, R_SYNTAX, R_WRONG_TYPE, R_BAD_NUMBER, R_TOO_MANY_LEVELS, R_MISSING_FIELD,
- R_OFF_GRID, R_UNKNOWN_SYMBOL, R_TOO_DEEP) = range(1, 10)
+ R_OFF_GRID, R_UNKNOWN_SYMBOL, R_TOO_DEEP, R_DUPLICATE_KEY) = range(1, 11)
 REASON_NAMES = ["", "truncated", "syntax", "wrong_type", "bad_number", "too_many_levels",
-                "missing_field", "off_grid", "unknown_symbol", "too_deep"]
+                "missing_field", "off_grid", "unknown_symbol", "too_deep", "duplicate_key"]
 N_REASONS = len(REASON_NAMES)
 
 # ---- hdr words
@@ -499,27 +502,51 @@ def _after_value(b, i, n):
 def parse_members(b, i, n, hdr, lv):
     """The object at ``b[i] == '{'``: an event itself, or a wrapper whose ``data`` member
     holds the event (descended into in the same loop: no recursion, which numba's cache
-    does not survive). Returns the position after the object, or -reason."""
+    does not survive). A wrapper's members after ``stream`` (Binance sends it first) or
+    after ``data`` are skipped; entering ``data`` clears whatever members before them put
+    in ``hdr`` (one of those with a wrong type still rejects the frame). ``keys`` (one bit
+    per key code, per object) and ``seen`` catch a repeated key. Returns the position
+    after the object, or -reason."""
     i = skip_ws(b, i + 1, n)
     if i < n and b[i] == 125:
         return i + 1
     seen = 0
+    keys = 0  # key codes met in the current object (KEY_OTHER is never recorded)
+    outer = 0  # the wrapper's key codes while inside its data object
     depth = 0
+    wrapped = False  # a data object was read: the wrapper's other members are not the event
     while True:
         key, i = _key(b, i, n)
         if i < 0:
             return i
+        if key != KEY_OTHER:
+            bit = np.int64(1) << key
+            if keys & bit:
+                return -R_DUPLICATE_KEY
+            keys |= bit
         if depth == 0 and key == KEY_data and b[i] == 123:
+            reset(hdr)  # the event replaces anything the wrapper said before it
+            seen = 0
+            wrapped = True
+            outer, keys = keys, 0
             depth = 1
             i = skip_ws(b, i + 1, n)
             if i >= n or b[i] != 125:
                 continue  # the event's members
             i += 1  # an empty data object
             depth = 0
+            keys = outer
+        elif depth == 0 and (wrapped or key == KEY_stream):
+            wrapped = True  # "stream" names a wrapper: its other members are not the event
+            i = skip_value(b, i, n)
+            if i < 0:
+                return i
         else:
             i, bit = _value(b, i, n, key, hdr, lv)
             if i < 0:
                 return i
+            if seen & bit:
+                return -R_DUPLICATE_KEY  # an alias of a key already read ("b" and "bids")
             seen |= bit
         while True:
             i, done = _after_value(b, i, n)
@@ -529,6 +556,7 @@ def parse_members(b, i, n, hdr, lv):
                 hdr[H_SEEN] = seen
                 return i
             depth = 0  # the data object closed: continue with the wrapper's members
+            keys = outer
         if i < 0:
             return i
 

@@ -423,6 +423,8 @@ class GatewayAgent(Agent):
         if self._standby is not None or self._draining is not None:
             self._switch_step(now_ns)
         self._log_venue_rejects()
+        if self._book_slot is not None:  # the observing "-marks" consumer beats too
+            self.book.heartbeat(self._book_slot)
         if self._counter_ix:
             for name, value in self._counter_values().items():
                 if name not in self._counter_ix:  # a venue reject code seen for the first time

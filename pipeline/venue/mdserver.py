@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import hmac
 import json
 import logging
 import random
@@ -426,6 +427,18 @@ class RestServer:
         self.routes: dict[tuple[str, str], Handler] = {}
         self.stats = stats
         self.server: asyncio.AbstractServer | None = None
+        self.tokens: dict[str, tuple[str, str]] = {}  # path prefix -> (header, token)
+
+    def protect(self, prefix: str, header: str, token: str) -> None:
+        """Paths under ``prefix`` answer 401 unless the request's ``header`` is ``token``."""
+        self.tokens[prefix] = (header, token)
+
+    def _allowed(self, target: str, headers: Headers) -> bool:
+        for prefix, (header, token) in self.tokens.items():
+            if target.startswith(prefix) and not hmac.compare_digest(
+                    headers.get(header, "").encode(), token.encode()):
+                return False
+        return True
 
     def route(self, method: str, path: str, handler: Handler) -> None:
         self.routes[(method, path)] = handler
@@ -458,6 +471,11 @@ class RestServer:
                                      False)
                     return
                 body = await reader.readexactly(length) if length else b""
+                if not self._allowed(parts[1], headers):
+                    self.stats["rest_unauthorized"] += 1
+                    await self._send(writer, 401, '{"code":-2015,"msg":"Missing or wrong '
+                                     'admin token (X-Admin-Token)."}', False)
+                    return
                 status, text = await self._dispatch(parts[0], parts[1], body)
                 keep = headers.get("Connection", "").lower() != "close"
                 await self._send(writer, status, text, keep)
@@ -488,7 +506,8 @@ class RestServer:
     @staticmethod
     async def _send(writer: asyncio.StreamWriter, status: int, text: str, keep: bool) -> None:
         data = text.encode()
-        reason = {200: "OK", 400: "Bad Request", 404: "Not Found"}.get(status, "Error")
+        reason = {200: "OK", 400: "Bad Request", 401: "Unauthorized",
+                  404: "Not Found"}.get(status, "Error")
         writer.write(f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
                      f"Content-Length: {len(data)}\r\n"
                      f"Connection: {'keep-alive' if keep else 'close'}\r\n\r\n".encode() + data)

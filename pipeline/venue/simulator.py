@@ -13,7 +13,9 @@ As a subprocess: ``hft sim --md-port 0 --rest-port 0 --fix-port 0`` prints one J
 with the same endpoints. The admin HTTP API on the REST port mirrors the handle:
 ``GET/POST /admin/faults``, ``GET /admin/book?symbol=&limit=``, ``GET /admin/positions``,
 ``GET /admin/stats``, ``POST /admin/flow`` (``{"paused": bool, "step": n}``),
-``POST /admin/sbe_shutdown`` (``serverShutdown`` to every SBE client, then close).
+``POST /admin/sbe_shutdown`` (``serverShutdown`` to every SBE client, then close); each
+needs ``admin_token`` (``venue.admin``: ``SimConfig.admin_token``, or a fresh one) in the
+``X-Admin-Token`` header.
 The SBE streams of the spot instruments (``venue.sbe_feed``) have their own port (``"sbe"``).
 """
 
@@ -30,6 +32,7 @@ from pathlib import Path
 from pipeline import config as config_module
 from pipeline.config import ROOT
 from pipeline.instruments import Instrument, SymbolTable
+from pipeline.venue import admin
 from pipeline.venue.faults import Faults
 from pipeline.venue.fixacceptor import FixAcceptor
 from pipeline.venue.flow import Flow, FlowParams
@@ -87,6 +90,7 @@ class SimConfig:
     tls_cert: str = _SIM["tls_cert"]
     tls_key: str = _SIM["tls_key"]
     ca_file: str = _SIM["ca_file"]
+    admin_token: str = ""  # the /admin API's token ("": a fresh one; venue.admin)
 
     @classmethod
     def from_config(cls, config: dict, **overrides) -> SimConfig:
@@ -138,6 +142,8 @@ class Simulator:
         self.md = MdServer(self.hub, self.faults, self.stats, cfg.seed)
         self.sbe_md = MdServer(self.sbe_hub, self.faults, self.stats, cfg.seed + 1, api_key=True)
         self.rest = RestServer(self.stats)
+        self.admin_token = cfg.admin_token or admin.new_token()
+        self.rest.protect(admin.PREFIX, admin.HEADER, self.admin_token)
         self.fix: FixAcceptor | None = None  # created in start()
         self.paused = cfg.rate <= 0
         self.ports: dict[str, int] = {}
@@ -192,7 +198,8 @@ class Simulator:
                "rest": f"http{s}://{h}:{self.ports['rest']}",
                "fix_host": h, "fix_port": self.ports["fix"], "md_port": self.ports["md"],
                "rest_port": self.ports["rest"], "comp_id": self.cfg.comp_id,
-               "symbols": [i.symbol for i in self.cfg.symbols], "tls": self.tls is not None}
+               "symbols": [i.symbol for i in self.cfg.symbols], "tls": self.tls is not None,
+               "admin_token": self.admin_token}
         if self.tls:  # what a client needs: the CA to trust, the FIX endpoint as a URL
             out |= {"ca_file": self.tls.ca_file, "server_name": self.tls.server_name,
                     "fix": f"tcp+tls://{h}:{self.ports['fix']}"}

@@ -28,6 +28,7 @@ import websockets
 
 from pipeline.fix import codec as C
 from pipeline.instruments import Instrument, SymbolTable
+from pipeline.venue import admin
 from pipeline.venue.fixcodec import Framer, Message, encode
 from pipeline.venue.mdserver import DEPTH_PATHS
 from pipeline.venue.session import AcceptorSession
@@ -62,10 +63,13 @@ async def running(cfg: SimConfig) -> AsyncIterator[Simulator]:
         await sim.stop()
 
 
-async def http_json(url: str, body: dict | None = None) -> tuple[int, dict]:
+async def http_json(url: str, body: dict | None = None, token: str = "") -> tuple[int, dict]:
+    """GET (or POST ``body``) ``url``: (status, JSON); ``token``: the /admin API's."""
     def call():
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(url, data=data, method="GET" if body is None else "POST")
+        headers = {admin.HEADER: token} if token else {}
+        req = urllib.request.Request(url, data=data, method="GET" if body is None else "POST",
+                                     headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=10) as r:
                 return r.status, json.loads(r.read())
