@@ -188,7 +188,10 @@ class Launcher:
         """A venue's secrets must be in the environment before anything starts (a
         gateway without its password would be restarted until the supervisor gives up)."""
         source = self.opts.config or str(cfgmod.DEFAULT_CONFIG)
-        wanted = [("gateway", "password_env", "the venue's FIX password")]
+        wanted = []
+        if self.config.get("gateway", {}).get("dialect") != "binance-spot":
+            # Binance's Logon is signed with the Ed25519 key instead (checked by preflight)
+            wanted.append(("gateway", "password_env", "the venue's FIX password"))
         if (self.opts.md_format or self.config.get("feed", {}).get("md_format")) == "sbe":
             wanted.append(("feed", "api_key_env", "the API key for SBE market data"))
         for section, key, what in wanted:
