@@ -158,11 +158,7 @@ class BinanceOrders:
             self.stats["binance_xcn_cancel_failed"] += 1
             if mode == STOP_ON_FAILURE:
                 return  # newOrderResult NOT_ATTEMPTED
-        dup = self._duplicate(book, acct, req["clid"])
-        if dup is not None:
-            self._reject_new(s, req, inst, dup)
-            return
-        self._place(req, inst, book, acct)
+        self._place(req, inst, book, acct)  # the engine refuses a duplicate or a taker
 
     def _amend(self, s, msg, inst, book, acct) -> None:
         """XAK: a smaller quantity, the queue place kept; anything else is an XAR."""
@@ -248,8 +244,9 @@ class BinanceOrders:
 
     def _order_problem(self, req: dict, inst: Instrument, book: Book, acct: int,
                        replacing: bool = False) -> tuple[int, str] | None:
-        """Rate limit, filters, duplicate ClOrdID and LIMIT_MAKER crossing, in that order
-        (an XCN's own cancel frees one open order slot and its ClOrdID check waits)."""
+        """Rate limit, filters, then (a plain new order) duplicate ClOrdID and LIMIT_MAKER
+        crossing; an XCN's new order meets those two in the engine, after its cancel (which
+        also frees one open-order slot)."""
         lim = self.dialect.limits
         now = time.monotonic()
         q = self._window(acct, now)
@@ -265,10 +262,11 @@ class BinanceOrders:
         if filt is not None:
             self.stats["binance_filter_rejects"] += 1
             return filt
-        if not replacing:
-            dup = self._duplicate(book, acct, req["clid"])
-            if dup is not None:
-                return dup
+        if replacing:
+            return None
+        dup = self._duplicate(book, acct, req["clid"])
+        if dup is not None:
+            return dup
         if req["type"] == "LIMIT_MAKER" and book._crosses(req["side"], inst.ticks(req["price"])):
             self.stats["binance_limit_maker_rejects"] += 1
             return err("NEW_ORDER_REJECTED")[0], WOULD_TAKE
@@ -346,7 +344,7 @@ class BinanceOrders:
                     (25016, err("CANCEL_REJECTED")[0]), (58, ME_TEXT.get(r.text, r.text))]
             self._send(r.account, "9", body)
         else:
-            if not r.oid and not r.reject_code:
+            if not r.oid:  # the engine refused the new order
                 r.reject_code = err("NEW_ORDER_REJECTED")[0]
             self._send(r.account, "8", self._exec_body(inst, r, req))
         if r.status not in (OrdStatus.NEW, OrdStatus.PARTIALLY_FILLED) or r.cancel_reject_to:
