@@ -79,6 +79,7 @@ def test_the_fix_api_logon_vector_is_accepted_with_its_public_key_registered(tmp
             assert reply.get(56) == "EXAMPLE" and reply.get(108) == "30"
             assert reply.get(98) == "0" and len(reply.get(25037)) == 36  # UUID
             assert reply.get(141) is None and reply.get(34) == "1"
+            assert len(reply.get(52).split(".")[1]) == 6  # the exchange writes microseconds
             c.send("5", [])
             assert (await c.recv("5")).get(58) == "Logout acknowledgment."
             assert await c.closed()

@@ -21,6 +21,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tls", action="store_true",
                    help="the simulator serves WebSocket, REST and FIX over TLS (hft sim "
                    "--tls); the feed and the gateway verify it against its CA")
+    p.add_argument("--sim-dialect", choices=("fix44", "binance"), default="fix44",
+                   help="the simulator's order-entry rules: binance runs it as Binance Spot "
+                   "(hft sim --dialect binance, over TLS) with an Ed25519 key pair made for "
+                   "the run, and the gateway speaks the binance-spot FIX dialect")
     p.add_argument("--md-format", choices=("json", "sbe"),
                    help="market data format (default: [feed] md_format, json): sbe reads "
                    "Binance's binary streams (the simulator serves both)")
@@ -88,9 +92,14 @@ def main(args: argparse.Namespace) -> int:
         print("hft run: --tls starts the simulator with TLS; for a running venue set "
               "[feed] / [gateway] TLS keys in --config", file=sys.stderr)
         return 2
+    if args.sim_dialect != "fix44" and args.venue:
+        print("hft run: --sim-dialect sets up the simulator; a running venue (--venue) "
+              "brings its own rules", file=sys.stderr)
+        return 2
     opts = RunOptions(config=args.config, instance=args.instance, duration=args.duration,
                       venue=args.venue, profile=args.profile, warmup=args.warmup,
-                      tls=args.tls, md_format=args.md_format)
+                      tls=args.tls or args.sim_dialect == "binance", md_format=args.md_format,
+                      sim_dialect=args.sim_dialect)
     summary = Launcher(opts).run()
     print_summary(summary)
     if args.summary_json:

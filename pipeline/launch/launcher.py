@@ -30,6 +30,13 @@ from pathlib import Path
 from pipeline import config as cfgmod
 from pipeline.control.area import create_control
 from pipeline.instruments import SymbolTable
+from pipeline.launch.binance_run import (
+    BinanceRun,
+    gateway_settings,
+    make_credentials,
+    remove_credentials,
+    sim_settings,
+)
 from pipeline.launch.summary import collect_summary
 from pipeline.launch.venue import Venue, parse_venue, start_simulator
 from pipeline.marketdata.segments import create_md_segments
@@ -71,6 +78,7 @@ class RunOptions:
     warmup: float = 0.0
     extra_args: dict[str, list[str]] = field(default_factory=dict)
     tls: bool = False  # the simulator serves TLS; feed and gateway trust its CA
+    sim_dialect: str = "fix44"  # "binance": hft sim --dialect binance, gateway binance-spot
 
 
 class LatencyWindow:
@@ -168,6 +176,7 @@ class Launcher:
         self.env = dict(os.environ)
         self.config_path = RUN_DIR / f"{self.name}.toml"
         self.control = None
+        self.binance: BinanceRun | None = None  # the run's keys (--sim-dialect binance)
 
     # ------------------------------------------------------------------ set-up
     def _start_venue(self) -> None:
@@ -181,6 +190,9 @@ class Launcher:
         sim_cfg = self.config.setdefault("sim", {})
         sim_cfg["state_dir"] = str(RUN_DIR / self.name / "sim")
         sim_cfg.setdefault("accounts", [{"username": "trader", "password_env": SIM_PASSWORD_ENV}])
+        if self.opts.sim_dialect == "binance":
+            self.binance = make_credentials(RUN_DIR / self.name, self.env)
+            sim_settings(sim_cfg, self.binance)
         write_toml(self.config_path, self.config)
         place = self.profile.get("simulator", {})
         self.venue = start_simulator(str(self.config_path), self.env, place.get("core"),
@@ -200,6 +212,8 @@ class Launcher:
         if not self.opts.venue:
             gw["username"] = self.config["sim"]["accounts"][0]["username"]
             gw["password_env"] = PASSWORD_ENV
+        if self.binance is not None:
+            gateway_settings(gw, self.binance, v.rest)
         if v.tls:  # wss:// + https:// follow from the URLs; FIX needs tls = true
             gw["tls"] = True
             for section in (feed, gw):
@@ -303,6 +317,8 @@ class Launcher:
                 self.instance.destroy()
             if self.venue is not None:
                 self.venue.stop()
+            if self.binance is not None:  # the run's private key does not outlive it
+                remove_credentials(self.binance)
             for s, h in old.items():
                 signal.signal(s, h)
 

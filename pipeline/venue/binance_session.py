@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 
 from pipeline.binance.keys import verify_b64
 from pipeline.config import SCHEMA
-from pipeline.venue.binance_orders import BinanceOrders
+from pipeline.venue.binance_orders import BinanceOrders, utc_us
 from pipeline.venue.binance_rules import err
 from pipeline.venue.fixcodec import Message, encode
 from pipeline.venue.session import AcceptorSession, SessionReject
@@ -128,6 +128,11 @@ class BinanceDialect:
         self.clock = time.time  # the server's wall clock (seconds) for SendingTime checks
 
     # ------------------------------------------------------------------ session hooks
+    @staticmethod
+    def sending_time() -> str:
+        """SendingTime(52) of the venue's messages: microseconds, as Binance writes it."""
+        return utc_us()
+
     def new_state(self, now: float) -> State:
         return State()
 
@@ -348,7 +353,8 @@ class BinanceDialect:
         body = [(45, int(seq) if seq.isdigit() else 0)] + ([(371, e.tag)] if e.tag else [])
         body += [(372, msg.msg_type or "?"), (373, e.reason), (25016, e.code), (58, e.text)]
         target = client if COMP_ID_RE.match(client) else "UNKNOWN"
-        s.send_unsequenced(encode("3", COMP_ID, target, 1, body), now)
-        s.send_unsequenced(encode("5", COMP_ID, target, 2, [(58, e.text)]), now)
+        s.send_unsequenced(encode("3", COMP_ID, target, 1, body, stime=utc_us()), now)
+        s.send_unsequenced(encode("5", COMP_ID, target, 2, [(58, e.text)], stime=utc_us()),
+                           now)
         s.account = None
         s.close(f"logon refused: {e.text}")

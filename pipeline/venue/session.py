@@ -76,14 +76,14 @@ class Host(Protocol):
 
 
 def sequence(store: SessionStore, faults: Faults, sender: str, target: str, msg_type: str,
-             body: list, extra: list = ()) -> tuple[int, bytes]:
+             body: list, extra: list = (), stime: str | None = None) -> tuple[int, bytes]:
     """Take the next outbound MsgSeqNum, encode and journal the message (admin messages as
     a gap: a resend answers them with a gap fill). ``fix_skip_seq`` jumps here."""
     skip = faults.take_all("fix_skip_seq")
     if skip:
         store.words[NEXT_OUT] += skip  # the skipped numbers have no journal entry: gap-filled
     seq = int(take_seq(store.words))
-    raw = encode(msg_type, sender, target, seq, body, extra)
+    raw = encode(msg_type, sender, target, seq, body, extra, stime)
     store.record(seq, None if msg_type in ADMIN_TYPES else raw)
     return seq, raw
 
@@ -202,8 +202,9 @@ class AcceptorSession:
     # ------------------------------------------------------------------ output
     def send(self, msg_type: str, body: list, now: float, extra: list = ()) -> int:
         """Sequence, journal and send one message; returns its MsgSeqNum."""
+        stime = self.dialect.sending_time() if self.dialect is not None else None
         seq, raw = sequence(self.store, self.faults, self.host.comp_id, self.client,
-                            msg_type, body, extra)
+                            msg_type, body, extra, stime)
         self._emit(raw, now)
         return seq
 

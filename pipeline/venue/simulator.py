@@ -60,8 +60,8 @@ class Account:
 
     username: str
     account_id: int
-    password: str | None  # None: no password configured, every logon is refused
-    api_key: str = ""  # dialect binance: the API key (Username 553, X-MBX-APIKEY)
+    password: str | None = field(repr=False)  # None: no password, every logon is refused
+    api_key: str = field(default="", repr=False)  # binance: Username(553), X-MBX-APIKEY
     public_key: object = field(default=None, repr=False)  # its registered Ed25519 key
     hmac_secret: str | None = field(default=None, repr=False)  # signed REST with HMAC
 
