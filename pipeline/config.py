@@ -107,6 +107,10 @@ SCHEMA: dict[str, Any] = {
         "shutdown_timeout_s": 3.0, "backoff_min_s": 0.1, "backoff_max_s": 5.0,
         "reset_on_logon": False, "logon_timeout_s": 10.0, "resend_app": False,
         "tls": False, **TLS_KEYS,  # tls = true: FIX over TLS (Binance: SNI required)
+        # pipeline/fix/binance_spot.py (BinanceSpot): dialect = "binance-spot" (its key,
+        # API key and recvWindow: the [binance] section)
+        "dialect": "fix44", "message_handling": "sequential", "response_mode": "everything",
+        "replace_mode": "stop_on_failure",
     },
     # pipeline/orders/risk.py (RiskLimits)
     "risk": {
@@ -115,6 +119,17 @@ SCHEMA: dict[str, Any] = {
         "stale_md_ms": 5000,
         "per_symbol": Each({"max_qty": REQUIRED, "max_notional": REQUIRED,
                             "max_position": REQUIRED}),
+    },
+    # pipeline/binance/ (rest.py RestSettings + Credentials, clock.py, exchange.py): Binance's
+    # signed REST API. Secrets only through the environment / a key file: api_key_env names
+    # the API key's variable; private_key_file an Ed25519 PKCS#8 PEM (its passphrase in the
+    # variable private_key_passphrase_env, "" = unencrypted), else hmac_secret_env an HMAC
+    # secret's variable. A venue profile (config/venues/<name>.toml) sets rest_url.
+    "binance": {
+        "rest_url": "", "api_key_env": "HFT_BINANCE_API_KEY", "private_key_file": "",
+        "private_key_passphrase_env": "", "hmac_secret_env": "", "recv_window_ms": 5000,
+        "timeout_s": 5.0, "clock_samples": 5, "clock_margin_ms": 1000,
+        "exchange_info_dir": "var/binance", "exchange_info_max_age_s": 0, **TLS_KEYS,
     },
     # pipeline/marketdata/feed.py (FeedConfig); url and rest_url are set by the launcher;
     # wss:// and https:// are TLS under TLS_KEYS (server_name applies to the stream)

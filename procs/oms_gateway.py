@@ -51,7 +51,7 @@ def build(args: argparse.Namespace) -> tuple[GatewayAgent, Counters | None]:
     table = SymbolTable.from_config(cfg["instruments"])
     control = ControlArea.attach(instance) if any(
         e.name == "control" for e in instance.segments()) else None
-    agent = GatewayAgent(instance, GatewayConfig.from_config(section), table,
+    agent = GatewayAgent(instance, GatewayConfig.from_config(section, cfg.get("binance")), table,
                          RiskLimits.from_config(cfg.get("risk", {})), counters, control,
                          warm_ns=int(args.warm_us * 1000))
     return agent, counters

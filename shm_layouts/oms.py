@@ -56,7 +56,8 @@ ORDER = np.dtype([
     ("side", "u1"),
     ("tif", "u1"),
     ("ord_type", "u1"),
-    ("_pad", "u1", (19,)),
+    ("replace_mode", "u1"),  # ReplaceMode of the Binance XCN in flight (pending_id: its new order)
+    ("_pad", "u1", (18,)),
 ])
 assert ORDER.itemsize == 128
 

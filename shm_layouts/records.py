@@ -96,6 +96,21 @@ class OrderAction(enum.IntEnum):
     CANCEL_ALL = 4
 
 
+class ReplaceMode(enum.IntEnum):
+    """What a Binance XCN (cancel + new order) does when its cancel fails (tag 25033)."""
+
+    NONE = 0  # not a cancel-and-new (FIX 4.4 G, Binance XAK)
+    STOP_ON_FAILURE = 1  # the new order is not attempted
+    ALLOW_FAILURE = 2  # the new order is placed anyway
+
+
+class FixDialect(enum.IntEnum):
+    """The order-entry FIX dialect a gateway session speaks (``[gateway] dialect``)."""
+
+    FIX44 = 1  # standard FIX 4.4 (QuickFIX interop): G replace, H status, resend
+    BINANCE_SPOT = 2  # Binance Spot: signed Logon, XCN/XAK/q/XLQ, no resend, no H
+
+
 class TimeInForce(enum.IntEnum):
     GTC = 1
     IOC = 2

@@ -37,7 +37,10 @@ GARBLED = -1
 (F_MSG_TYPE, F_SEQ, F_POSS_DUP, F_SENDING_TIME, F_CL_ORD_ID, F_ORIG_CL_ORD_ID, F_ORDER_ID,
  F_EXEC_ID, F_EXEC_TYPE, F_ORD_STATUS, F_SIDE, F_PRICE, F_LAST_PX, F_LAST_QTY, F_CUM_QTY,
  F_LEAVES_QTY, F_ORDER_QTY, F_TRANSACT_TIME, F_ORD_REJ_REASON, F_CXL_REJ_REASON,
- F_CXL_REJ_RESPONSE_TO, F_SYMBOL_ID, F_ERROR, F_TEXT_AT, F_TEXT_LEN, F_MASK) = range(26)
+ F_CXL_REJ_RESPONSE_TO, F_SYMBOL_ID, F_ERROR, F_TEXT_AT, F_TEXT_LEN, F_MASK,
+ F_ERROR_CODE, F_MASS_RESPONSE) = range(28)
+# F_ERROR_CODE: Binance's ErrorCode (25016, negative); F_MASS_RESPONSE: MassCancelResponse
+# (531) char of an OrderMassCancelReport
 N_FIELDS = 32
 # F_MASK bits: which optional fields were present
 M_PRICE, M_LAST_PX, M_LAST_QTY, M_CUM_QTY, M_LEAVES_QTY, M_ORDER_QTY = 1, 2, 4, 8, 16, 32
@@ -50,6 +53,17 @@ MSG_REPLACE = ord("G")
 MSG_STATUS = ord("H")
 MSG_EXEC_REPORT = ord("8")
 MSG_CANCEL_REJECT = ord("9")
+
+
+def msg_code(msg_type: str) -> int:
+    """F_MSG_TYPE's value for ``msg_type`` (up to three chars, little-endian packed)."""
+    return sum(ord(c) << (8 * i) for i, c in enumerate(msg_type))
+
+
+# Binance Spot's own application messages (fix/spot-fix-oe.xml)
+MSG_AMEND_REJECT = msg_code("XAR")
+MSG_MASS_CANCEL_REPORT = msg_code("r")
+MSG_LIMIT_RESPONSE = msg_code("XLR")
 
 
 SPAN_WORDS = 12  # parse()'s scratch: offset and length of each price/qty value
@@ -537,7 +551,8 @@ def parse(buf, start, length, syms, f, spans):
         pos = vend + 1
         c0 = buf[vat] if n > 0 else 0
         if tag == 35:
-            f[F_MSG_TYPE] = c0 | ((np.int64(buf[vat + 1]) << 8) if n > 1 else 0)
+            f[F_MSG_TYPE] = c0 | ((np.int64(buf[vat + 1]) << 8) if n > 1 else 0) | \
+                ((np.int64(buf[vat + 2]) << 16) if n > 2 else 0)
         elif tag == 34:
             v, ok = parse_int(buf, vat, n)
             f[F_SEQ] = v
@@ -576,6 +591,13 @@ def parse(buf, start, length, syms, f, spans):
         elif tag == 58:
             f[F_TEXT_AT] = vat
             f[F_TEXT_LEN] = n
+        elif tag == 25016:
+            v, ok = parse_int(buf, vat, n)
+            f[F_ERROR_CODE] = v
+            if not ok:
+                err = E_BAD_NUMBER
+        elif tag == 531:
+            f[F_MASS_RESPONSE] = c0
         else:
             k = -1
             if tag == 44:

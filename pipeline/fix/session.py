@@ -27,7 +27,9 @@ import simplefix
 from numba import njit
 
 from pipeline import config as cfgmod
+from pipeline.fix import binance_spot
 from pipeline.fix import codec as C
+from pipeline.fix.binance_spot import BinanceSpot
 from pipeline.fix.store import NEXT_IN, SessionStore, take_seq
 from pipeline.transport.atomics import load_relaxed, store_relaxed
 
@@ -159,13 +161,18 @@ class SessionCounters:
 
 class Session:
     def __init__(self, cfg: SessionConfig, symbols: np.ndarray, grid: np.ndarray,
-                 store: SessionStore | None = None):
+                 store: SessionStore | None = None, dialect: BinanceSpot | None = None):
+        """``dialect``: Binance Spot's session rules (``pipeline.fix.binance_spot``); None
+        is standard FIX 4.4."""
         self.cfg = cfg
+        self.dialect = dialect
+        self.sender = dialect.new_comp_id() if dialect is not None else cfg.sender
+        self.app_types = ("8", "9", "XAR", "r") if dialect is not None else ("8", "9")
         self.store = store or SessionStore(cfg.store_dir)
         self.syms = C.symbols(symbols, grid)
         self.inb = inbound()
         self.inbuf, self.io, self.fields = self.inb.buf, self.inb.io, self.inb.fields
-        self.comp_ids = C.comp_id_block(cfg.sender, cfg.target)
+        self.comp_ids = C.comp_id_block(self.sender, cfg.target)
         self.state = State.DISCONNECTED
         self.counters = SessionCounters()
         self.events: list[tuple[str, str]] = []  # ("logon"|"refused"|"logout"|..., detail)
@@ -186,6 +193,9 @@ class Session:
         io["last_recv"] = io["last_sent"] = now_ns
         self._test_req_at = self._resend_until = 0
         self.want_disconnect = None
+        if self.dialect is not None:
+            self._binance_logon(now_ns)
+            return
         if self.cfg.reset_on_logon:
             self.store.reset()
         pairs: list[tuple[int, str | int]] = [(98, 0), (108, self.cfg.heartbeat_s)]
@@ -320,6 +330,10 @@ class Session:
                 self.store.set_next_in(new)
             self._gap_refilled()
             return
+        if seq > expected and self.dialect is not None:  # Binance resends nothing
+            self._fatal(f"inbound gap: expected MsgSeqNum {expected}, received {seq}; "
+                        "reconnecting to reconcile", now_ns)
+            return
         if seq > expected:
             if msg_type == "2":  # answer the peer's resend first, or both sides wait forever
                 self._answer_resend(int(m.get(7)), int(m.get(16)), now_ns)
@@ -345,8 +359,12 @@ class Session:
         elif msg_type == "3":
             self.counters.rejects_received += 1
             self.events.append(("reject", (m.get(58) or b"").decode(errors="replace")))
-        elif msg_type in ("8", "9") and on_app is not None:  # a PossDup resend in order
+        elif msg_type in self.app_types and on_app is not None:  # PossDup, XAR, r
             on_app(self.fields, self.inbuf)
+        elif msg_type == "XLR" and self.dialect is not None:
+            self.events.append(("limits", binance_spot.parse_limits(m)))
+        elif msg_type == "B":
+            self.events.append(("news", (m.get(148) or b"").decode(errors="replace")))
         self._gap_refilled()
 
     def _on_logon(self, m, seq: int, expected: int, now_ns: int) -> None:
@@ -360,7 +378,15 @@ class Session:
         self._set_state(State.ACTIVE, now_ns)
         self.counters.logons += 1
         self.events.append(("logon", ""))
-        if seq > expected:
+        if self.dialect is not None:  # the reply (XLR) sizes the gateway's rate limits
+            out_seq = self.next_seq()
+            self.store.record(out_seq, None)
+            self._out.append(self.dialect.limit_query(
+                self.sender, out_seq, binance_spot.sending_time(time.time_ns())))
+        if seq > expected and self.dialect is not None:
+            self._fatal(f"inbound gap on Logon: expected MsgSeqNum {expected}, received "
+                        f"{seq}", now_ns)
+        elif seq > expected:
             self._request_resend(expected, seq, now_ns)
         else:
             self.store.set_next_in(seq + 1)
@@ -459,10 +485,13 @@ class Session:
     # ------------------------------------------------------------------ helpers
     def _build(self, msg_type: str, pairs, seq: int, now_ns: int,
                poss_dup: bool = False) -> bytes:
+        if self.dialect is not None:
+            return self.dialect.build(msg_type, pairs, self.sender, seq,
+                                      binance_spot.sending_time(time.time_ns()))
         m = simplefix.FixMessage()
         m.append_pair(8, "FIX.4.4", header=True)
         m.append_pair(35, msg_type, header=True)
-        m.append_pair(49, self.cfg.sender, header=True)
+        m.append_pair(49, self.sender, header=True)
         m.append_pair(56, self.cfg.target, header=True)
         m.append_pair(34, seq, header=True)
         if poss_dup:
@@ -487,6 +516,27 @@ class Session:
     def _drop(self, reason: str) -> None:
         if self.want_disconnect is None:
             self.want_disconnect = reason
+
+    def _binance_logon(self, now_ns: int) -> None:
+        """Binance: the clock check, a fresh SenderCompID (a restarted or reconnecting
+        gateway is never locked out by the last one), sequence numbers reset, the signed
+        Logon."""
+        refusal = self.dialect.pre_logon() if self.dialect.pre_logon is not None else None
+        if refusal:
+            log.error("FIX: not logging on to Binance: %s", refusal)
+            self.events.append(("refused", refusal))
+            self._drop(refusal)
+            return
+        self.sender = self.dialect.new_comp_id()
+        self.comp_ids[:] = C.comp_id_block(self.sender, self.cfg.target)
+        self.store.reset()
+        seq = self.next_seq()
+        self.store.record(seq, None)
+        self._out.append(self.dialect.logon(self.sender, seq,
+                                            binance_spot.sending_time(time.time_ns()),
+                                            self.cfg.heartbeat_s))
+        self.io[0]["last_sent"] = now_ns
+        self._set_state(State.LOGON_SENT, now_ns)
 
     def _set_state(self, state: State, now_ns: int) -> None:
         self.state = state

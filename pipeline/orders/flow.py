@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from pipeline.fix import binance_spot as B
 from pipeline.fix import codec as C
 from pipeline.fix.session import K_APP, K_GARBLED, K_NONE, K_OTHER, next_inbound
 from pipeline.fix.sockio import EAGAIN
@@ -36,7 +37,14 @@ from pipeline.transport.ring import (
     try_claim,
 )
 from shm_layouts.oms import W_NEXT_CL_ORD_ID, W_RECONCILE_PENDING, W_STALE_CANCELS, RiskReason
-from shm_layouts.records import ExecType, OrderAction, OrdStatus, ReportSource, SyncState
+from shm_layouts.records import (
+    ExecType,
+    FixDialect,
+    OrderAction,
+    OrdStatus,
+    ReportSource,
+    SyncState,
+)
 from shm_layouts.ring import CAPACITY, MASK, PUBLISHED
 
 JOURNAL_FULL = int(RiskReason.JOURNAL_FULL)
@@ -49,6 +57,7 @@ NEW, CANCEL = int(OrderAction.NEW), int(OrderAction.CANCEL)
 CANCEL_ALL = int(OrderAction.CANCEL_ALL)
 X_REJECTED, S_REJECTED = int(ExecType.REJECTED), int(OrdStatus.REJECTED)
 SYNCED = int(SyncState.SYNCED)
+BINANCE = int(FixDialect.BINANCE_SPOT)
 
 
 @njit(cache=True, _nrt=False)
@@ -193,27 +202,83 @@ def send_cancel(om, fix, slot, request_id, now, wall_ns):
     o = om.orders[slot]
     sid = o["symbol_id"]
     seq = take_seq(fix.store.seqs)
-    s, e = C.encode_cancel(fix.out.scratch, fix.comp_ids, seq, wall_ns, request_id,
-                           o["cl_ord_id"], _sym(fix.syms, sid), o["side"], o["leaves_qty"],
-                           fix.syms.grid[sid])
-    p = om.jpay
-    p[:] = 0
-    p[J.I_ACTION] = CANCEL
-    p[J.I_CL] = request_id
-    p[J.I_ORIG] = o["cl_ord_id"]
-    p[J.I_SID] = sid
-    p[J.I_SIDE] = o["side"]
-    p[J.I_STRATEGY] = o["strategy_id"]
-    p[J.I_T_ORIGIN] = o["t_origin_ns"]
-    _journal_intent(om, fix.out.io, now)
+    if _binance(fix):
+        s, e = B.encode_cancel(fix.out.scratch, fix.comp_ids, seq, wall_ns, request_id,
+                               o["cl_ord_id"], o["venue_order_id"], _sym(fix.syms, sid))
+    else:
+        s, e = C.encode_cancel(fix.out.scratch, fix.comp_ids, seq, wall_ns, request_id,
+                               o["cl_ord_id"], _sym(fix.syms, sid), o["side"],
+                               o["leaves_qty"], fix.syms.grid[sid])
+    _journal_cancel(om, fix.out.io, o, request_id, now)
     oms.accept_cancel(om.orders, slot, request_id, now)
     _emit(fix, s, e, seq, 0)
 
 
 @njit(cache=True, _nrt=False)
+def _journal_cancel(om, io, o, request_id, now):
+    """Journal cancel request ``request_id`` of order ``o`` (replay: accept_cancel)."""
+    p = om.jpay
+    p[:] = 0
+    p[J.I_ACTION] = CANCEL
+    p[J.I_CL] = request_id
+    p[J.I_ORIG] = o["cl_ord_id"]
+    p[J.I_SID] = o["symbol_id"]
+    p[J.I_SIDE] = o["side"]
+    p[J.I_STRATEGY] = o["strategy_id"]
+    p[J.I_T_ORIGIN] = o["t_origin_ns"]
+    _journal_intent(om, io, now)
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def _binance(fix):
+    return fix.dialect[0].kind == BINANCE
+
+
+@njit(cache=True, _nrt=False)
+def _cancelable(o, sid_filter):
+    return oms.is_live(o["status"]) and o["status"] != oms.PENDING_CANCEL and (
+        sid_filter < 0 or o["symbol_id"] == sid_filter)
+
+
+@njit(cache=True, _nrt=False)
+def mass_cancel(om, fix, sid_filter, now, wall_ns):
+    """Binance: one OrderMassCancelRequest (35=q) per instrument with cancelable orders
+    (of ``sid_filter``, or all if < 0); each of them awaits it (``pending_id``: the
+    request's ClOrdID). Returns how many requests are still to send (buffer full)."""
+    left = 0
+    orders = om.orders
+    for sid in range(fix.syms.lens.shape[0]):
+        if sid_filter >= 0 and sid != sid_filter:
+            continue
+        n = 0
+        for slot in range(orders.shape[0]):
+            if _cancelable(orders[slot], sid) and orders[slot]["symbol_id"] == sid:
+                n += 1
+        if n == 0:
+            continue
+        if not _room(fix):
+            left += 1
+            continue
+        rid = fetch_add(om.words, W_NEXT_CL_ORD_ID, 1)
+        seq = take_seq(fix.store.seqs)
+        s, e = B.encode_mass_cancel(fix.out.scratch, fix.comp_ids, seq, wall_ns, rid,
+                                    _sym(fix.syms, sid))
+        for slot in range(orders.shape[0]):
+            o = orders[slot]
+            if _cancelable(o, sid) and o["symbol_id"] == sid:
+                _journal_cancel(om, fix.out.io, o, rid, now)
+                oms.accept_cancel(orders, slot, rid, now)
+        _emit(fix, s, e, seq, 0)
+    return left
+
+
+@njit(cache=True, _nrt=False)
 def cancel_all(om, fix, sid_filter, now, wall_ns):
     """Cancel every live order (of ``sid_filter``, or all if < 0) not already being
-    canceled. Returns how many cancels are still to send (wire buffer full: call again)."""
+    canceled (Binance: ``mass_cancel``). Returns how many cancels are still to send (wire
+    buffer full: call again)."""
+    if _binance(fix):
+        return mass_cancel(om, fix, sid_filter, now, wall_ns)
     left = 0
     orders = om.orders
     for slot in range(orders.shape[0]):
@@ -283,6 +348,9 @@ def handle_intent(r, om, rk, fix, execs, now, wall_ns):
     _remember_shape(fix.out, r)
     seq = take_seq(fix.store.seqs)
     sym = _sym(fix.syms, sid)
+    if _binance(fix):
+        binance_order(r, om, fix, seq, now, wall_ns)
+        return OK
     if action == NEW:
         s, e = C.encode_new_order(fix.out.scratch, fix.comp_ids, seq, wall_ns, r, sym,
                                   fix.syms.grid[sid])
@@ -295,6 +363,59 @@ def handle_intent(r, om, rk, fix, execs, now, wall_ns):
     _journal_order(om, io, r, now)
     _emit(fix, s, e, seq, r["t_origin_ns"])
     return OK
+
+
+@njit(cache=True, _nrt=False)
+def binance_order(r, om, fix, seq, now, wall_ns):
+    """A NEW or REPLACE intent that passed risk, the Binance way: NewOrderSingle; a
+    quantity decrease at the same price as XAK (amend, queue priority kept: the OMS
+    replace path, acked by a REPLACED report); any other change as XCN (cancel + a new
+    order of the remaining quantity, a separate order from now on)."""
+    sid = r["symbol_id"]
+    sym = _sym(fix.syms, sid)
+    grid = fix.syms.grid[sid]
+    io = fix.out.io
+    buf = fix.out.scratch
+    if r["action"] == NEW:
+        s, e = B.encode_new_order(buf, fix.comp_ids, seq, wall_ns, r, sym, grid)
+        oms.accept_new(om.words, om.orders, om.positions, r, 0, now)
+        _journal_order(om, io, r, now)
+        _emit(fix, s, e, seq, r["t_origin_ns"])
+        return
+    slot = oms.find(om.orders, r["orig_cl_ord_id"])
+    o = om.orders[slot]
+    if r["price"] == o["price"] and r["qty"] < o["qty"] and r["tif"] == o["tif"] and \
+            r["ord_type"] == o["ord_type"]:
+        s, e = B.encode_amend(buf, fix.comp_ids, seq, wall_ns, r["cl_ord_id"],
+                              o["cl_ord_id"], o["venue_order_id"], r["qty"], sym, grid)
+        oms.accept_replace(om.orders, slot, r["cl_ord_id"], r["price"], r["qty"], now)
+        _journal_order(om, io, r, now)
+    else:
+        qty = r["qty"] - o["cum_qty"]  # risk checked it is > 0
+        mode = fix.dialect[0].replace_mode
+        s, e = B.encode_cancel_new(buf, fix.comp_ids, seq, wall_ns, r, qty,
+                                   o["venue_order_id"], mode, sym, grid)
+        _journal_cancel(om, io, o, r["cl_ord_id"], now)  # replay: a cancel and a new order
+        oms.accept_cancel_new(om.words, om.orders, om.positions, slot, r, qty, mode, now)
+        _journal_leg(om, io, r, qty, now)
+    _emit(fix, s, e, seq, r["t_origin_ns"])
+
+
+@njit(cache=True, _nrt=False)
+def _journal_leg(om, io, r, qty, now):
+    """Journal an XCN's new order as the NEW of ``qty`` lots it is."""
+    p = om.jpay
+    p[:] = 0
+    p[J.I_ACTION] = NEW
+    p[J.I_CL] = r["cl_ord_id"]
+    p[J.I_SID] = r["symbol_id"]
+    p[J.I_SIDE] = r["side"]
+    p[J.I_PRICE] = r["price"]
+    p[J.I_QTY] = qty
+    p[J.I_TIF] = r["tif"]
+    p[J.I_TYPE] = r["ord_type"]
+    p[J.I_T_ORIGIN] = r["t_origin_ns"]
+    _journal_intent(om, io, now)
 
 
 @njit(cache=True, _nrt=False)
@@ -324,21 +445,45 @@ def process_intents(intents, om, rk, fix, execs, order_hop, now, wall_ns, limit)
 
 
 @njit(cache=True, _nrt=False)
-def on_report(f, om, execs, io, now):
-    """One decoded ExecutionReport / OrderCancelReject -> OMS -> journal -> exec ring."""
-    if f[C.F_ERROR] != 0:
-        return False  # counted by the caller; an unusable report changes nothing
-    slot, et = oms.apply_report(om.words, om.orders, om.positions, f, now)
-    if not J.append(om.journal, J.K_REPORT, now, f):
-        io[0].journal_full += 1
-    if slot < 0:
-        return False
+def venue_reason(f):
+    """The reject reason a venue report carries: Binance's ErrorCode (25016, without its
+    sign), else OrdRejReason (103) or CxlRejReason (102)."""
+    code = f[C.F_ERROR_CODE]
+    if code != 0:
+        return -code if code < 0 else code
+    return f[C.F_ORD_REJ_REASON] if f[C.F_MSG_TYPE] == C.MSG_EXEC_REPORT else \
+        f[C.F_CXL_REJ_REASON]
+
+
+@njit(cache=True, _nrt=False)
+def note_reject(io, f, buf):
+    """Count a report with a venue ErrorCode by code (``io.reject_codes``, first
+    VENUE_CODES codes, the rest in the total) and keep its Text (58) for the log."""
+    code = f[C.F_ERROR_CODE]
+    if code == 0:
+        return
+    r = io[0]
+    r.venue_rejects += 1
+    for i in range(r.reject_codes.shape[0]):
+        if r.reject_codes[i] == code or r.reject_codes[i] == 0:
+            r.reject_codes[i] = code
+            r.reject_counts[i] += 1
+            break
+    n = min(f[C.F_TEXT_LEN], r.reject_text.shape[0]) if f[C.F_TEXT_AT] >= 0 else 0
+    for i in range(n):
+        r.reject_text[i] = buf[f[C.F_TEXT_AT] + i]
+    r.reject_text_len = n
+
+
+@njit(cache=True, _nrt=False)
+def _publish_order(execs, io, om, slot, f, et, now):
+    """An exec report for the order in ``slot`` after report ``f`` was applied."""
     o = om.orders[slot]
     d = execs.draft[0]
     d["t_origin_ns"] = o["t_origin_ns"]
     d["t_recv_ns"] = now
     d["t_venue_ns"] = f[C.F_TRANSACT_TIME]
-    d["cl_ord_id"] = f[C.F_CL_ORD_ID]
+    d["cl_ord_id"] = o["cl_ord_id"] if et == X_REJECTED else f[C.F_CL_ORD_ID]
     d["orig_cl_ord_id"] = f[C.F_ORIG_CL_ORD_ID]
     d["venue_order_id"] = o["venue_order_id"]
     d["exec_id"] = f[C.F_EXEC_ID]
@@ -352,10 +497,27 @@ def on_report(f, om, execs, io, now):
     d["ord_status"] = o["status"]
     d["side"] = o["side"]
     d["source"] = SRC_VENUE
-    d["reject_reason"] = f[C.F_ORD_REJ_REASON] if f[C.F_MSG_TYPE] == C.MSG_EXEC_REPORT else \
-        f[C.F_CXL_REJ_REASON]
+    d["reject_reason"] = venue_reason(f)
     d["position"] = om.positions[o["symbol_id"]]["position"]
     publish_exec(execs, io)
+
+
+@njit(cache=True, _nrt=False)
+def on_report(f, om, execs, io, now):
+    """One decoded ExecutionReport / OrderCancelReject (Binance also: OrderAmendReject,
+    OrderMassCancelReport) -> OMS -> journal -> exec ring. A cancel reject that abandons
+    an XCN's new order (STOP_ON_FAILURE) publishes that order's REJECTED too."""
+    if f[C.F_ERROR] != 0:
+        return False  # counted by the caller; an unusable report changes nothing
+    leg = oms.abandoned_leg(om.orders, f)
+    slot, et = oms.apply_report(om.words, om.orders, om.positions, f, now)
+    if not J.append(om.journal, J.K_REPORT, now, f):
+        io[0].journal_full += 1
+    if slot < 0:
+        return False
+    _publish_order(execs, io, om, slot, f, et, now)
+    if leg >= 0 and om.orders[leg]["status"] == S_REJECTED:
+        _publish_order(execs, io, om, leg, f, X_REJECTED, now)
     return True
 
 
@@ -379,6 +541,7 @@ def pump_inbound(fix, om, execs, now):
         if k == K_APP:
             if not on_report(f, om, execs, io, now) and f[C.F_ERROR] != 0:
                 io[0].bad_reports += 1
+            note_reject(io, f, fix.inb.buf)
             n += 1
         elif k != K_GARBLED:
             io[0].last_kind = k

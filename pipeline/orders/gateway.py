@@ -18,15 +18,20 @@ from typing import NamedTuple
 import numpy as np
 
 from pipeline import config as cfgmod
+from pipeline.binance import clock
+from pipeline.binance.reconcile import ReconcileError
+from pipeline.binance.rest import BinanceError, SignedRest, VenueUnreachable
 from pipeline.control.area import ControlArea
 from pipeline.control.poller import ControlPoller
+from pipeline.fix import binance_spot
 from pipeline.fix import codec as C
+from pipeline.fix.binance_spot import BinanceSpot
 from pipeline.fix.session import Session, SessionConfig
 from pipeline.fix.wire import Initiator
 from pipeline.instruments import SymbolTable, symbol_matrix
 from pipeline.metrics import histogram
 from pipeline.metrics.counters import Counters
-from pipeline.orders import flow, risk, warm
+from pipeline.orders import flow, rest_reconcile, risk, warm
 from pipeline.orders import journal as J
 from pipeline.orders import views as V
 from pipeline.orders.segments import ORDERS_CONSUMER, OmsState, attach_order_path
@@ -73,10 +78,19 @@ class GatewayConfig:
     backoff_max_s: float = _GW["backoff_max_s"]
     journal_records: int = J.DEFAULT_RECORDS
     tls: TlsSettings | None = None  # [gateway] tls = true (config.TLS_KEYS)
+    dialect: BinanceSpot | None = None  # [gateway] dialect = "binance-spot"; None: FIX 4.4
+    binance: dict | None = None  # the [binance] section (signed REST: reconcile, clock)
 
     @classmethod
-    def from_config(cls, section: dict) -> GatewayConfig:
+    def from_config(cls, section: dict, binance: dict | None = None) -> GatewayConfig:
+        """``[gateway]``; under ``dialect = "binance-spot"`` also ``binance`` (the
+        ``[binance]`` section: the key, the API key's variable, the REST endpoint)."""
         s = cfgmod.section("gateway", section)
+        if s["dialect"] not in ("fix44", "binance-spot"):
+            raise cfgmod.ConfigError(f"[gateway] dialect must be fix44 or binance-spot, "
+                                     f"not {s['dialect']!r}")
+        dialect = BinanceSpot.from_config(section, binance or {}) \
+            if s["dialect"] == "binance-spot" else None
         state = Path(s["state_dir"])
         return cls(host=s["host"], port=int(s["port"]),
                    session=SessionConfig.from_config(dict(s, store_dir=str(state / "fix"))),
@@ -86,7 +100,8 @@ class GatewayConfig:
                    shutdown_timeout_s=float(s["shutdown_timeout_s"]),
                    backoff_min_s=float(s["backoff_min_s"]),
                    backoff_max_s=float(s["backoff_max_s"]),
-                   tls=_tls(s))
+                   tls=_tls(s), dialect=dialect,
+                   binance=cfgmod.section("binance", binance or {}) if dialect else None)
 
 
 def _tls(s: dict) -> TlsSettings | None:
@@ -107,10 +122,21 @@ class GatewayAgent(Agent):
 
     def __init__(self, instance, cfg: GatewayConfig, table: SymbolTable,
                  limits: risk.RiskLimits, counters: Counters | None = None,
-                 control: ControlArea | None = None, warm_ns: int = 0):
+                 control: ControlArea | None = None, warm_ns: int = 0, rest=None):
         """``warm_ns`` > 0: keep the order path hot, one dry pass (``warm.warm``) every
-        ``warm_ns`` while nothing is sent. Only for a busy-spinning gateway."""
+        ``warm_ns`` while nothing is sent. Only for a busy-spinning gateway. ``rest``: the
+        venue's signed REST API under binance-spot (default: from ``cfg.binance``)."""
         self.cfg = cfg
+        self.limits = limits
+        self.dialect = cfg.dialect
+        self.rest = rest
+        if self.dialect is not None:
+            self.rest = rest if rest is not None else SignedRest.from_config(cfg.binance)
+            self.dialect.pre_logon = self._clock_gate
+        self.venue_limits: dict[str, int] = {}
+        self.reconcile_unknown = 0  # venue open orders the OMS does not have
+        self.reconcile_failures = 0
+        self._venue_rejects = 0
         # hft ctl: kill switch and cancel-all are acknowledged from housekeeping
         self.poller = None if control is None else ControlPoller(
             control, "oms_gateway", (Op.KILL_ON, Op.KILL_OFF, Op.CANCEL_ALL))
@@ -121,7 +147,7 @@ class GatewayAgent(Agent):
         self.risk = limits.view(table)
         self.g, self.marks = self.risk.g, self.risk.marks
         self.session = Session(cfg.session, symbol_matrix([i.symbol for i in table]),
-                               table.table())
+                               table.table(), dialect=cfg.dialect)
         self.session.pump = self._pump
         self.wire = Initiator(self.session, cfg.host, cfg.port, cfg.backoff_min_s,
                               cfg.backoff_max_s, cfg.tls)
@@ -159,7 +185,8 @@ class GatewayAgent(Agent):
             oms=V.OmsView(o.words, o.orders, o.positions, self.journal,
                           np.zeros(J.RECORD_WORDS - 2, np.int64)),
             risk=self.risk,
-            fix=V.Fix(out, s.store.view, s.syms, s.inb, s.comp_ids),
+            fix=V.Fix(out, s.store.view, s.syms, s.inb, s.comp_ids,
+                      cfg.dialect.record() if cfg.dialect is not None else V.FIX44),
             execs=V.execs_view(self.execs_ring.view()),
             book=self._book_view(),
             hists=V.Hists(self.hist, hist("gateway.send_ns"), hist("gateway.work_ns"),
@@ -188,7 +215,13 @@ class GatewayAgent(Agent):
                 "fix.bad_reports": self.bad_reports + int(w["bad_reports"]),
                 "warm_passes": int(w["passes"]),
                 **{f"tls.{k}": v for k, v in self.wire.tls_events.items()},
-                **V.denials_by_reason(self.wio)}
+                **V.denials_by_reason(self.wio),
+                "orders.venue_rejects": int(w["venue_rejects"]),
+                **V.venue_rejects_by_code(self.wio),
+                **({"reconcile.unknown_open_orders": self.reconcile_unknown,
+                    "reconcile.failures": self.reconcile_failures,
+                    **{f"venue.{k}": v for k, v in self.venue_limits.items()}}
+                   if self.dialect is not None else {})}
 
     # ------------------------------------------------------------------ set-up
     def _attach_book(self, instance, name: str) -> None:
@@ -229,6 +262,7 @@ class GatewayAgent(Agent):
             return
         a = self.args
         flow.on_report(f, a.oms, a.execs, self.wio, time.monotonic_ns())
+        flow.note_reject(self.wio, f, self.session.inbuf)
 
     def _flush(self) -> int:
         n = int(self.wio[0]["end"])
@@ -333,6 +367,10 @@ class GatewayAgent(Agent):
         for event, detail in self.session.events:
             if event == "logon":
                 self._start_reconcile(now_ns)
+            elif event == "limits":
+                self.size_limits(detail)
+            elif event == "news":
+                log.warning("venue news: %s", detail)
             elif event in ("disconnected", "refused"):
                 atomic_store(o.words, L.W_READY, 0)
                 self._reconcile_since = 0
@@ -362,15 +400,89 @@ class GatewayAgent(Agent):
             self._attach_book(self._instance, self.cfg.book_ring)
         self.orders_ring.heartbeat(self.islot)
         self.execs_ring.heartbeat()
+        self._log_venue_rejects()
         if self._counter_ix:
             for name, value in self._counter_values().items():
+                if name not in self._counter_ix:  # a venue reject code seen for the first time
+                    self._counter_ix[name] = self.counters.counter(f"gateway.{name}")
                 atomic_store(self.counters.words, self._counter_ix[name], value)
         return True
+
+    def _log_venue_rejects(self) -> None:
+        """One log line per batch of venue rejects: the count and the last one's Text."""
+        w = self.wio[0]
+        n = int(w["venue_rejects"])
+        if n != self._venue_rejects:
+            text = bytes(w["reject_text"][: int(w["reject_text_len"])]).decode(errors="replace")
+            log.warning("venue rejected %d request(s); last: %s", n - self._venue_rejects,
+                        text or "(no text)")
+            self._venue_rejects = n
+
+    # ------------------------------------------------------------------ binance-spot
+    def _clock_gate(self) -> str | None:
+        """Before every Binance logon: the clock offset to the venue (``GET
+        /api/v3/time``); the refusal reason when a SendingTime of ours would fall outside
+        its RecvWindow (or the clock cannot be read), else None."""
+        b = self.cfg.binance or cfgmod.defaults("binance")
+        try:
+            off = clock.synchronise(self.rest, int(b["clock_samples"]),
+                                    self.dialect.recv_window_ms, int(b["clock_margin_ms"]))
+        except clock.ClockSkewError as e:
+            return str(e)
+        except (BinanceError, VenueUnreachable, OSError) as e:
+            return f"cannot measure the clock offset to the venue: {e}"
+        log.info("venue clock offset %+.1f ms (round trip %.1f ms)", off.offset_ms, off.rtt_ms)
+        return None
+
+    def size_limits(self, limits: list[binance_spot.Limits]) -> None:
+        """XLR: the session's order and message limits cap the risk rate windows (never
+        above ``[risk]``; a cancel is a message, so cancels get the message budget left
+        after orders)."""
+        g = self.risk.g
+        orders = binance_spot.per_second(limits, binance_spot.ORDER_LIMIT)
+        msgs = binance_spot.per_second(limits, binance_spot.MESSAGE_LIMIT)
+        if orders is not None:
+            g[risk.G_ORDERS_PER_S] = min(self.limits.max_orders_per_s, orders)
+            self.venue_limits["orders_per_s"] = orders
+        if msgs is not None:
+            g[risk.G_CANCELS_PER_S] = min(self.limits.max_cancels_per_s,
+                                          max(msgs - int(g[risk.G_ORDERS_PER_S]), 0))
+            self.venue_limits["messages_per_s"] = msgs
+        log.info("venue limits (XLR): %s -> orders %d/s, cancels %d/s",
+                 ", ".join(f"{x.kind}:{x.count}/{x.max} per {x.interval_s}s" for x in limits),
+                 g[risk.G_ORDERS_PER_S], g[risk.G_CANCELS_PER_S])
+
+    def _rest_reconcile(self, now_ns: int) -> None:
+        """Binance: the venue's view of every live order from REST, through the OMS, before
+        intents are accepted again (on failure: retried after reconcile_timeout_s)."""
+        o = self.oms
+        atomic_store(o.words, L.W_RECONCILE_PENDING, 1)  # READY stays 0 until applied
+        self._reconcile_since = now_ns
+        try:
+            found = rest_reconcile.venue_reports(self.rest, self.table, o.orders)
+        except (ReconcileError, BinanceError, VenueUnreachable, OSError) as e:
+            self.reconcile_failures += 1
+            log.error("reconcile from REST failed (%s); intents stay denied, retrying", e)
+            return
+        a = self.args
+        atomic_store(o.words, L.W_RECONCILE_PENDING, len(found.reports))
+        for f in found.reports:
+            flow.on_report(f, a.oms, a.execs, self.wio, now_ns)
+        atomic_store(o.words, L.W_RECONCILE_PENDING, 0)
+        for v in found.unknown:
+            log.warning("venue open order not in the OMS: %s %s clientOrderId %s orderId %d "
+                        "(left alone)", v.symbol, v.side.name, v.cl_ord_id, v.venue_order_id)
+        self.reconcile_unknown += len(found.unknown)
+        log.info("reconciled %d live orders from REST (%d unknown at the venue)",
+                 len(found.reports), len(found.unknown))
 
     def _start_reconcile(self, now_ns: int) -> None:
         o = self.oms
         atomic_store(o.words, L.W_READY, 0)
         atomic_store(o.words, L.W_LOGONS, atomic_load(o.words, L.W_LOGONS) + 1)
+        if self.dialect is not None:  # no 35=H at Binance
+            self._rest_reconcile(now_ns)
+            return
         n = flow.request_status_all(self.args.oms, self.args.fix, now_ns, time.time_ns())
         self._flush()
         self._reconcile_since = now_ns

@@ -30,7 +30,7 @@ from shm_layouts.oms import (
     W_REJECTS,
     W_UNKNOWN_REPORTS,
 )
-from shm_layouts.records import ExecType, OrdStatus, Side
+from shm_layouts.records import ExecType, OrdStatus, ReplaceMode, Side
 
 MASK = ORDER_SLOTS - 1
 
@@ -51,6 +51,9 @@ FIX_NEW, FIX_PARTIAL, FIX_FILLED, FIX_CANCELED = ord("0"), ord("1"), ord("2"), o
 FIX_REPLACED, FIX_PENDING_CANCEL, FIX_REJECTED = ord("5"), ord("6"), ord("8")
 FIX_PENDING_NEW, FIX_EXPIRED, FIX_PENDING_REPLACE = ord("A"), ord("C"), ord("E")
 FIX_TRADE, FIX_ORDER_STATUS = ord("F"), ord("I")
+MASS_CANCEL_REJECTED = ord("0")  # MassCancelResponse (531) CANCEL_REQUEST_REJECTED
+NO_REPLACE = int(ReplaceMode.NONE)
+STOP_ON_FAILURE = int(ReplaceMode.STOP_ON_FAILURE)
 
 
 @njit(cache=True, _nrt=False)
@@ -70,10 +73,21 @@ def find(orders, cl_ord_id):
 @njit(cache=True, _nrt=False)
 def find_report_order(orders, f):
     """The order a report is about: by ClOrdID, else by OrigClOrdID (cancel/replace acks
-    and rejects carry the request's id in 11 and the order's in 41)."""
+    and rejects carry the request's id in 11 and the order's in 41). When both name one
+    of our orders (a Binance XCN: 11 its new order, 41 the one it cancels), a cancel,
+    cancel reject or amend reject is about the 41 order while that one awaits it."""
     slot = find(orders, f[C.F_CL_ORD_ID])
+    orig = find(orders, f[C.F_ORIG_CL_ORD_ID])
     if slot < 0:
-        slot = find(orders, f[C.F_ORIG_CL_ORD_ID])
+        return orig
+    if orig < 0 or orig == slot:
+        return slot
+    mt = f[C.F_MSG_TYPE]
+    about_cancel = mt == C.MSG_CANCEL_REJECT or mt == C.MSG_AMEND_REJECT or (
+        mt == C.MSG_EXEC_REPORT and f[C.F_EXEC_TYPE] == FIX_CANCELED)
+    st = orders[orig]["status"]
+    if about_cancel and (st == PENDING_CANCEL or st == PENDING_REPLACE):
+        return orig
     return slot
 
 
@@ -100,9 +114,14 @@ def _count_open(words, delta):
 @njit(cache=True, _nrt=False)
 def accept_new(words, orders, positions, r, strategy_id, now):
     """A new order sent: ``r`` is its intent (an ORDER_INTENT record)."""
+    return accept_order(words, orders, positions, r, r["qty"], strategy_id, now)
+
+
+@njit(cache=True, _nrt=False)
+def accept_order(words, orders, positions, r, qty, strategy_id, now):
+    """A new order of ``qty`` lots sent for intent ``r`` (a NEW, or an XCN's new leg)."""
     cl_ord_id = r["cl_ord_id"]
     sid = r["symbol_id"]
-    qty = r["qty"]
     slot = cl_ord_id & MASK
     o = orders[slot]
     o["cl_ord_id"] = cl_ord_id
@@ -124,6 +143,7 @@ def accept_new(words, orders, positions, r, strategy_id, now):
     o["side"] = r["side"]
     o["tif"] = r["tif"]
     o["ord_type"] = r["ord_type"]
+    o["replace_mode"] = NO_REPLACE
     _open_delta(positions, sid, r["side"], qty)
     _count_open(words, 1)
     return slot
@@ -137,6 +157,67 @@ def accept_cancel(orders, slot, request_id, now):
     o["status"] = PENDING_CANCEL
     o["pending_id"] = request_id
     o["t_update_ns"] = now
+
+
+@njit(cache=True, _nrt=False)
+def accept_cancel_new(words, orders, positions, slot, r, qty, mode, now):
+    """A Binance XCN sent: the order in ``slot`` awaits its cancel (``pending_id``: the new
+    order, ``replace_mode``: what a failed cancel does to it) and the new order of ``qty``
+    lots is a separate order from now on (new ClOrdID, new venue id, no queue priority)."""
+    o = orders[slot]
+    accept_cancel(orders, slot, r["cl_ord_id"], now)
+    o["replace_mode"] = mode
+    return accept_order(words, orders, positions, r, qty, o["strategy_id"], now)
+
+
+@njit(cache=True, _nrt=False)
+def _cancel_failed(words, orders, positions, o):
+    """A cancel/replace/amend refused: the order goes back to what it was; the new order
+    of an XCN in STOP_ON_FAILURE mode was not attempted, so it is rejected here. Returns
+    that new order's slot (-1 if none was abandoned)."""
+    new_id = o["pending_id"]
+    mode = o["replace_mode"]
+    o["status"] = o["prev_status"]
+    o["pending_id"] = 0
+    o["replace_mode"] = NO_REPLACE
+    leg = find(orders, new_id) if mode == STOP_ON_FAILURE else -1
+    if leg >= 0 and orders[leg]["status"] == PENDING_NEW:
+        store_relaxed(words, W_REJECTS, load_relaxed(words, W_REJECTS) + 1)
+        _go_terminal(words, positions, orders[leg], REJECTED)
+        return leg
+    return -1
+
+
+@njit(cache=True, _nrt=False)
+def abandoned_leg(orders, f):
+    """The XCN new order a cancel reject ``f`` will reject (STOP_ON_FAILURE), else -1."""
+    mt = f[C.F_MSG_TYPE]
+    if mt != C.MSG_CANCEL_REJECT:
+        return -1
+    slot = find_report_order(orders, f)
+    if slot < 0 or orders[slot]["replace_mode"] != STOP_ON_FAILURE or \
+            orders[slot]["status"] != PENDING_CANCEL:
+        return -1
+    leg = find(orders, orders[slot]["pending_id"])
+    return leg if leg >= 0 and orders[leg]["status"] == PENDING_NEW else -1
+
+
+@njit(cache=True, _nrt=False)
+def mass_cancel_report(orders, f, now):
+    """OrderMassCancelReport (35=r): when refused, every order it was canceling goes back
+    to what it was (its ExecutionReports say what was canceled when accepted)."""
+    if f[C.F_MASS_RESPONSE] != MASS_CANCEL_REJECTED:
+        return 0
+    n = 0
+    rid = f[C.F_CL_ORD_ID]
+    for slot in range(orders.shape[0]):
+        o = orders[slot]
+        if o["status"] == PENDING_CANCEL and o["pending_id"] == rid and rid != 0:
+            o["status"] = o["prev_status"]
+            o["pending_id"] = 0
+            o["t_update_ns"] = now
+            n += 1
+    return n
 
 
 @njit(cache=True, _nrt=False)
@@ -275,6 +356,7 @@ def _replaced(words, orders, positions, old_slot, f, now):
     n["pending_id"] = 0
     n["pending_price"] = 0
     n["pending_qty"] = 0
+    n["replace_mode"] = NO_REPLACE
     n["status"] = PARTIALLY_FILLED if cum > 0 else NEW
     n["prev_status"] = n["status"]
     _go_terminal(words, positions, old, REPLACED)
@@ -289,17 +371,19 @@ def _replaced(words, orders, positions, old_slot, f, now):
 def apply_report(words, orders, positions, f, now):
     """Apply one ExecutionReport / OrderCancelReject; returns (slot, ExecType) for the
     exec ring, slot -1 if the report is about an order we do not know (counted)."""
-    slot = find_report_order(orders, f)
     mt = f[C.F_MSG_TYPE]
+    if mt == C.MSG_MASS_CANCEL_REPORT:
+        mass_cancel_report(orders, f, now)
+        return -1, 0
+    slot = find_report_order(orders, f)
     if slot < 0:
         store_relaxed(words, W_UNKNOWN_REPORTS, load_relaxed(words, W_UNKNOWN_REPORTS) + 1)
         return -1, 0
     o = orders[slot]
     o["t_update_ns"] = now
-    if mt == C.MSG_CANCEL_REJECT:
+    if mt == C.MSG_CANCEL_REJECT or mt == C.MSG_AMEND_REJECT:
         if o["status"] == PENDING_CANCEL or o["status"] == PENDING_REPLACE:
-            o["status"] = o["prev_status"]
-            o["pending_id"] = 0
+            _cancel_failed(words, orders, positions, o)
         return slot, X_CANCEL_REJECTED
     if f[C.F_ORDER_ID] != 0:
         o["venue_order_id"] = f[C.F_ORDER_ID]
@@ -321,7 +405,8 @@ def apply_report(words, orders, positions, f, now):
         _go_terminal(words, positions, o, EXPIRED)
         return slot, X_EXPIRED
     if et == FIX_REJECTED:
-        store_relaxed(words, W_REJECTS, load_relaxed(words, W_REJECTS) + 1)
+        if is_live(o["status"]):  # an XCN leg rejected with its cancel counts once
+            store_relaxed(words, W_REJECTS, load_relaxed(words, W_REJECTS) + 1)
         _go_terminal(words, positions, o, REJECTED)
         return slot, X_REJECTED
     if et == FIX_REPLACED:

@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from pipeline.fix.binance_spot import dialect_record
 from pipeline.fix.codec import Symbols
 from pipeline.fix.session import Inbound
 from pipeline.fix.store import StoreView
@@ -25,6 +26,8 @@ from shm_layouts.oms import RiskReason
 from shm_layouts.records import BOOK_UPDATE, EXEC_REPORT, ORDER_INTENT
 
 DENIAL_REASONS = 32  # room for every RiskReason
+VENUE_CODES = 16  # distinct venue reject codes counted one by one (the rest: the total)
+REJECT_TEXT = 120
 assert max(RiskReason) < DENIAL_REASONS
 
 GATEWAY_IO = np.dtype(warming.WARM_CLOCK_FIELDS + [  # the warm pass's clock comes first:
@@ -44,6 +47,10 @@ GATEWAY_IO = np.dtype(warming.WARM_CLOCK_FIELDS + [  # the warm pass's clock com
     ("warm_result", "<i8"),  # the last warm pass's result (keeps it from being elided)
     ("warm_last_cl", "<i8"),  # ClOrdID of the last intent handled
     ("denied_by", "<i8", (DENIAL_REASONS,)),  # per RiskReason
+    # rejects the venue gave a reason code for (Binance 25016 ErrorCode), per code
+    ("venue_rejects", "<i8"),
+    ("reject_codes", "<i8", (VENUE_CODES,)), ("reject_counts", "<i8", (VENUE_CODES,)),
+    ("reject_text_len", "<i8"), ("reject_text", "u1", (REJECT_TEXT,)),  # the last one's 58
 ])
 
 
@@ -71,15 +78,20 @@ class Out(NamedTuple):
     shadow: np.ndarray
 
 
+FIX44 = dialect_record()  # the default dialect record (read only)
+
+
 class Fix(NamedTuple):
-    """Everything FIX: the out path, the session store, the instruments, the inbound side
-    and the prebuilt ``49=..|56=..|`` header block."""
+    """Everything FIX: the out path, the session store, the instruments, the inbound side,
+    the prebuilt ``49=..|56=..|`` header block and the dialect (a ``binance_spot.DIALECT``
+    record: which encoders, the XCN mode)."""
 
     out: Out
     store: StoreView
     syms: Symbols
     inb: Inbound
     comp_ids: np.ndarray
+    dialect: np.ndarray = FIX44
 
 
 class Execs(NamedTuple):
@@ -133,6 +145,13 @@ def book_view(ring: RingView | None, rows: int = 256) -> Book:
                         raw.view(BOOK_UPDATE).reshape(-1), raw, -1)
     out = np.zeros((rows, BOOK_UPDATE.itemsize), np.uint8)
     return Book(ring, out, out.view(BOOK_UPDATE).reshape(-1))
+
+
+def venue_rejects_by_code(io: np.ndarray) -> dict[str, int]:
+    """``orders.venue_rejects.<code>`` (the venue's ErrorCode without its sign) -> count."""
+    r = io[0]
+    return {f"orders.venue_rejects.{abs(int(c))}": int(n)
+            for c, n in zip(r["reject_codes"], r["reject_counts"], strict=True) if c}
 
 
 def denials_by_reason(io: np.ndarray) -> dict[str, int]:

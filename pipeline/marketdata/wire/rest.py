@@ -1,4 +1,5 @@
-"""REST depth snapshots over HTTP or HTTPS (cold path, on a helper thread).
+"""REST over HTTP or HTTPS (cold path): depth snapshots on a helper thread, and the
+``request`` primitive the signed Binance client (``pipeline.binance.rest``) builds on.
 
 ``https://`` uses Python's ``ssl`` under the TLS policy of ``pipeline.tls.pyssl`` (not a hot
 path); a verification failure raises ``TlsVerifyError`` naming the cause.
@@ -25,6 +26,18 @@ def fetch(url: str, timeout: float = 5.0,
           tls: TlsSettings | None = None) -> tuple[bytes, int]:
     """GET ``url``: (body, CLOCK_MONOTONIC receive time). Raises on non-200. ``https://``:
     ``tls``'s ``ca_file``/``verify`` (default: the system store; the name is the URL's)."""
+    status, body, t = request("GET", url, timeout=timeout, tls=tls)
+    if status != 200:
+        raise ConnectionError(f"GET {url}: HTTP {status} {body[:200]!r}")
+    return body, t
+
+
+def request(method: str, url: str, headers: dict[str, str] | None = None,
+            timeout: float = 5.0, tls: TlsSettings | None = None,
+            body: bytes | None = None) -> tuple[int, bytes, int]:
+    """One HTTP(S) request: (status, body, CLOCK_MONOTONIC receive time), whatever the
+    status (the caller reads error bodies, e.g. Binance's ``{"code", "msg"}``). Network
+    failures raise ``OSError`` (a TLS failure as ``TlsError``)."""
     u = urlparse(url)
     if u.scheme == "https":
         ctx = client_ssl_context(tls.ca_file if tls else None, tls.verify if tls else True,
@@ -33,14 +46,15 @@ def fetch(url: str, timeout: float = 5.0,
     else:
         conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
     try:
-        conn.request("GET", u.path + (f"?{u.query}" if u.query else ""))
+        conn.request(method, u.path + (f"?{u.query}" if u.query else ""), body=body,
+                     headers=headers or {})
         resp = conn.getresponse()
-        body = resp.read()
-        t = time.monotonic_ns()
-        if resp.status != 200:
-            raise ConnectionError(f"GET {url}: HTTP {resp.status} {body[:200]!r}")
-        return body, t
+        data = resp.read()
+        return resp.status, data, time.monotonic_ns()
     except ssl.SSLError as e:
         raise as_tls_error(e, u.netloc) from e
+    except http.client.HTTPException as e:  # a malformed response: the peer is not HTTP
+        raise ConnectionError(f"{method} {url}: bad HTTP response ({type(e).__name__}: {e})") \
+            from e
     finally:
         conn.close()
