@@ -117,6 +117,9 @@ SCHEMA: dict[str, Any] = {
         "max_qty": "1", "max_notional": "100000", "max_position": "5", "price_band_bps": 500,
         "max_orders_per_s": 50, "max_cancels_per_s": 100, "max_open_orders": 50,
         "stale_md_ms": 5000,
+        # the venue's exchange rules (an exchangeInfo JSON file: hft run --venue <Binance
+        # profile> sets it to what it fetched; "" = none): the filters risk enforces
+        "exchange_rules": "",
         "per_symbol": Each({"max_qty": REQUIRED, "max_notional": REQUIRED,
                             "max_position": REQUIRED}),
     },
@@ -130,6 +133,14 @@ SCHEMA: dict[str, Any] = {
         "private_key_passphrase_env": "", "hmac_secret_env": "", "recv_window_ms": 5000,
         "timeout_s": 5.0, "clock_samples": 5, "clock_margin_ms": 1000,
         "exchange_info_dir": "var/binance", "exchange_info_max_age_s": 0, **TLS_KEYS,
+    },
+    # a venue profile's endpoints (config/venues/<name>.toml, hft run --venue NAME;
+    # pipeline/launch/venue.py): streams_url + /stream?streams=... (JSON), sbe_url (SBE),
+    # rest_url (REST: depth snapshots, signed API), the FIX order-entry endpoint and the
+    # venue's CompID (our TargetCompID); tls: every endpoint over TLS
+    "venue": {
+        "name": REQUIRED, "streams_url": REQUIRED, "sbe_url": "", "rest_url": REQUIRED,
+        "fix_host": REQUIRED, "fix_port": REQUIRED, "comp_id": REQUIRED, "tls": True,
     },
     # pipeline/marketdata/feed.py (FeedConfig); url and rest_url are set by the launcher;
     # wss:// and https:// are TLS under TLS_KEYS (server_name applies to the stream)
@@ -201,11 +212,13 @@ def read(path: str | Path) -> dict[str, Any]:
     return table
 
 
-def load(path: str | Path | None = None) -> dict[str, Any]:
-    """The default config, overlaid with ``path`` if given; both checked."""
+def load(path: str | Path | None = None, profile: str | Path | None = None) -> dict[str, Any]:
+    """The default config, overlaid with a venue ``profile`` and then ``path`` (so a user
+    config overrides the profile) when given; each file checked."""
     config = read(DEFAULT_CONFIG)
-    if path is not None:
-        config = merge(config, read(path))
+    for overlay in (profile, path):
+        if overlay is not None:
+            config = merge(config, read(overlay))
     return config
 
 

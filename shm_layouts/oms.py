@@ -96,6 +96,18 @@ class RiskReason(enum.IntEnum):
     NO_MARKET_DATA = 16
     ORDER_NOT_CANCELABLE = 17  # already pending cancel/replace
     JOURNAL_FULL = 18  # the OMS journal has no room: nothing new until it is rotated
+    # the venue's exchange rules (Binance exchangeInfo filters, pipeline/orders/risk.py):
+    # an order the venue would reject never reaches the wire
+    PRICE_TICK = 19  # PRICE_FILTER tickSize: not a multiple of the venue's tick
+    PRICE_RANGE = 20  # PRICE_FILTER minPrice / maxPrice
+    LOT_STEP = 21  # LOT_SIZE stepSize
+    MIN_QTY = 22  # LOT_SIZE minQty
+    LOT_MAX_QTY = 23  # LOT_SIZE maxQty
+    MIN_NOTIONAL = 24  # MIN_NOTIONAL / NOTIONAL minNotional (price x qty)
+    NOTIONAL_MAX = 25  # NOTIONAL maxNotional
+    PERCENT_PRICE = 26  # PERCENT_PRICE(_BY_SIDE): too far from the reference (mid) price
+    MAX_NUM_ORDERS = 27  # MAX_NUM_ORDERS / EXCHANGE_MAX_NUM_ORDERS: open orders
+    VENUE_MAX_POSITION = 28  # MAX_POSITION: base asset held + open buys
 
 
 def oms_body_size() -> int:

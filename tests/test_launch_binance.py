@@ -37,9 +37,12 @@ def test_run_credentials_private_and_registered_with_the_simulator(tmp_path):
     signer = load_signer(creds.private_key)
     assert verify_b64(account.public_key, b"payload", signer.sign_b64(b"payload"))
     assert verify_b64(load_public_key(creds.public_key), b"x", signer.sign_b64(b"x"))
-    gw: dict = {"password_env": "HFT_FIX_PASSWORD"}
-    gateway_settings(gw, creds, "https://127.0.0.1:1")
-    assert gw["dialect"] == "binance-spot" and gw["api_key_env"] == API_KEY_ENV
-    assert gw["private_key_file"] == str(creds.private_key) and "password_env" not in gw
+    run = {"gateway": {"password_env": "HFT_FIX_PASSWORD", "username": "trader"}}
+    gateway_settings(run, creds, "https://127.0.0.1:1", "/ca.pem", "localhost")
+    gw, b = run["gateway"], run["binance"]
+    assert gw == {"dialect": "binance-spot"}
+    assert b["api_key_env"] == API_KEY_ENV and b["rest_url"] == "https://127.0.0.1:1"
+    assert b["private_key_file"] == str(creds.private_key) and b["ca_file"] == "/ca.pem"
+    cfgmod.check(run, cfgmod.SCHEMA, "run")  # every key is one the gateway reads
     remove_credentials(creds)
     assert not creds.private_key.exists() and not creds.public_key.exists()

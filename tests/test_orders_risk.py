@@ -48,7 +48,7 @@ class Rig:
         self.orders = np.zeros(L.ORDER_SLOTS, L.ORDER)
         self.positions = np.zeros(L.MAX_INSTRUMENTS, L.POSITION)
         self.risk = limits.view(TABLE)
-        self.limits, self.g, self.marks, self.rates = self.risk
+        self.limits, self.g, self.marks, self.rates = self.risk[:4]
         self.seqs = np.zeros(SEQ_WORDS, np.int64)
         self.seqs[NEXT_OUT] = 1
         self.jdata = np.zeros(1 << 20, np.uint8)
@@ -329,6 +329,14 @@ def _rate_spent(note, n):
     return setup
 
 
+def _filters(**fields):
+    """Set-up: the venue's rules (``risk.FILTER`` fields) on instrument 0."""
+    def setup(rig, now):
+        for k, v in fields.items():
+            rig.risk.filters[0][k] = v
+    return setup
+
+
 # reason -> (limit set, set-up on a ready rig with fresh marks, the denied intent's fields)
 DENIALS = {
     R.KILL_SWITCH: (0, lambda rig, now: rig.words.__setitem__(L.W_KILL, 1), {}),
@@ -353,6 +361,18 @@ DENIALS = {
     R.ORDER_NOT_CANCELABLE: (0, lambda rig, now: (_live(rig, now), rig.submit(
         now, action=2, cl_ord_id=6, orig_cl_ord_id=5, symbol_id=0)),
         {"action": 2, "orig_cl_ord_id": 5}),
+    # the venue's exchange rules (price MID = 5000000 ticks, qty 1 lot, a BUY)
+    R.PRICE_TICK: (0, _filters(price_step=7), {}),  # 5000000 % 7 != 0
+    R.PRICE_RANGE: (0, _filters(min_price=MID + 1), {}),
+    R.LOT_STEP: (0, _filters(qty_step=2), {}),
+    R.MIN_QTY: (0, _filters(min_qty=2), {}),
+    R.LOT_MAX_QTY: (0, _filters(max_qty=1), {"qty": 2}),
+    R.MIN_NOTIONAL: (0, _filters(min_notional=MID + 1), {}),
+    R.NOTIONAL_MAX: (0, _filters(max_notional=2 * MID - 1), {"qty": 2}),
+    R.PERCENT_PRICE: (0, _filters(bid_up_ppm=999_999), {}),
+    R.MAX_NUM_ORDERS: (0, lambda rig, now: (_filters(max_num_orders=2)(rig, now),
+                                            rig.words.__setitem__(L.W_OPEN_ORDERS, 2)), {}),
+    R.VENUE_MAX_POSITION: (0, _filters(max_position=10, holding_offset=10), {}),
 }
 
 

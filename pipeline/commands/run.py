@@ -7,14 +7,16 @@ import json
 import sys
 
 from pipeline.launch.launcher import Launcher, RunOptions
+from pipeline.launch.preflight import PreflightError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="TOML merged over config/default.toml")
     p.add_argument("--instance", help="instance name (default: [instance] name + pid)")
     p.add_argument("--duration", type=float, help="seconds to run (default: until Ctrl-C)")
-    p.add_argument("--venue", help="HOST:MD_PORT,REST_PORT,FIX_PORT of a running venue "
-                   "instead of starting the simulator")
+    p.add_argument("--venue", help="a venue profile, config/venues/NAME.toml "
+                   "(binance-testnet, binance), or HOST:MD_PORT,REST_PORT,FIX_PORT of a running "
+                   "venue, instead of starting the simulator")
     p.add_argument("--profile", default="auto",
                    help="core layout in tuning/profiles (auto, dev-2core, dev-2core-lowlat, "
                    "tuned-host)")
@@ -100,7 +102,11 @@ def main(args: argparse.Namespace) -> int:
                       venue=args.venue, profile=args.profile, warmup=args.warmup,
                       tls=args.tls or args.sim_dialect == "binance", md_format=args.md_format,
                       sim_dialect=args.sim_dialect)
-    summary = Launcher(opts).run()
+    try:
+        summary = Launcher(opts).run()
+    except PreflightError as e:  # a real venue that cannot be traded: one line, why
+        print(f"hft run: {e}", file=sys.stderr)
+        return 2
     print_summary(summary)
     if args.summary_json:
         with open(args.summary_json, "w") as f:

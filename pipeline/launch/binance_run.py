@@ -54,10 +54,21 @@ def sim_settings(sim: dict, creds: BinanceRun) -> None:
                         "ed25519_public_key": str(creds.public_key)}]
 
 
-def gateway_settings(gw: dict, creds: BinanceRun, rest_url: str) -> None:
-    """``[gateway]`` of the run: the binance-spot dialect, its key, API key and REST."""
+def gateway_settings(config: dict, creds: BinanceRun, rest_url: str, ca_file: str = "",
+                     server_name: str = "") -> None:
+    """``[gateway]`` and ``[binance]`` of the run: the binance-spot dialect; its key, API
+    key and the simulator's REST base URL (trusting the simulator's CA)."""
+    gw = config.setdefault("gateway", {})
     gw["dialect"] = GATEWAY_DIALECT
-    gw["private_key_file"] = str(creds.private_key)
-    gw["api_key_env"] = creds.api_key_env
-    gw["rest_url"] = rest_url
     gw.pop("password_env", None)
+    gw.pop("username", None)
+    b = config.setdefault("binance", {})
+    b["rest_url"] = rest_url
+    b["api_key_env"] = creds.api_key_env
+    b["private_key_file"] = str(creds.private_key)
+    b["private_key_passphrase_env"] = ""
+    b["hmac_secret_env"] = ""
+    if ca_file:
+        b["ca_file"] = ca_file
+    if server_name:
+        b["server_name"] = server_name

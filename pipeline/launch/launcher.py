@@ -37,8 +37,16 @@ from pipeline.launch.binance_run import (
     remove_credentials,
     sim_settings,
 )
+from pipeline.launch.preflight import Preflight, binance_preflight
 from pipeline.launch.summary import collect_summary
-from pipeline.launch.venue import Venue, parse_venue, start_simulator
+from pipeline.launch.venue import (
+    Venue,
+    is_profile,
+    parse_venue,
+    profile_path,
+    profile_venue,
+    start_simulator,
+)
 from pipeline.marketdata.segments import create_md_segments
 from pipeline.metrics.counters import Counters
 from pipeline.orders.segments import OmsState, create_order_path
@@ -69,7 +77,7 @@ class RunOptions:
     config: str | None = None
     instance: str | None = None
     duration: float | None = None
-    venue: str | None = None  # HOST:MD,REST,FIX of an external venue
+    venue: str | None = None  # HOST:MD,REST,FIX of an external venue, or a profile name
     profile: str = "auto"
     seed: int | None = None  # replay: deterministic ids, event clock
     md_format: str | None = None  # "json" or "sbe": overrides [feed] md_format
@@ -161,7 +169,11 @@ def write_toml(path: Path, config: dict) -> None:
 class Launcher:
     def __init__(self, opts: RunOptions):
         self.opts = opts
-        self.config = cfgmod.load(opts.config)
+        # --venue NAME: config/venues/NAME.toml, between the defaults and --config
+        self.venue_profile = opts.venue if opts.venue and is_profile(opts.venue) else None
+        self.config = cfgmod.load(opts.config, profile_path(self.venue_profile)
+                                  if self.venue_profile else None)
+        self.preflight: Preflight | None = None
         self.symbols = SymbolTable.from_config(self.config["instruments"])
         self.name = opts.instance or f"{self.config['instance']['name']}{os.getpid()}"
         self.profile = load_profile(opts.profile)
@@ -180,6 +192,9 @@ class Launcher:
 
     # ------------------------------------------------------------------ set-up
     def _start_venue(self) -> None:
+        if self.venue_profile:
+            self.venue = profile_venue(self.config)
+            return
         if self.opts.venue:
             self.venue = parse_venue(self.opts.venue, self.config["gateway"]["target_comp_id"])
             return
@@ -206,6 +221,8 @@ class Launcher:
         feed["url"] = _streams_url(self._sbe_endpoint(feed) if fmt == "sbe" else v.ws,
                                    self.symbols, fmt)
         feed["rest_url"] = v.rest
+        if self.venue_profile:  # the signed REST API is the profile's REST endpoint
+            self.config.setdefault("binance", {}).setdefault("rest_url", v.rest)
         gw = self.config.setdefault("gateway", {})
         gw["host"], gw["port"], gw["target_comp_id"] = v.fix_host, v.fix_port, v.comp_id
         gw["state_dir"] = str(RUN_DIR / self.name / "gateway")
@@ -213,12 +230,26 @@ class Launcher:
             gw["username"] = self.config["sim"]["accounts"][0]["username"]
             gw["password_env"] = PASSWORD_ENV
         if self.binance is not None:
-            gateway_settings(gw, self.binance, v.rest)
+            gateway_settings(self.config, self.binance, v.rest, v.ca_file, v.server_name)
         if v.tls:  # wss:// + https:// follow from the URLs; FIX needs tls = true
             gw["tls"] = True
-            for section in (feed, gw):
-                section["ca_file"], section["server_name"] = v.ca_file, v.server_name
+            for section in (feed, gw):  # the simulator's CA and name (a real venue: none)
+                if v.ca_file:
+                    section["ca_file"] = v.ca_file
+                if v.server_name:
+                    section["server_name"] = v.server_name
         write_toml(self.config_path, self.config)
+
+    def _preflight(self) -> None:
+        """A Binance profile or the Binance-strict simulator: config, key, signing, then
+        clock, rules and account, before any segment or process exists (``PreflightError``:
+        one line)."""
+        name = self.venue_profile or ("simulator" if self.binance is not None else None)
+        if name and self.config["gateway"].get("dialect") == "binance-spot":
+            self.preflight = binance_preflight(self.config, self.symbols, name)
+            # the gateway's risk enforces the rules just fetched (the same file)
+            self.config.setdefault("risk", {})["exchange_rules"] = self.preflight.rules_file
+            write_toml(self.config_path, self.config)
 
     def _sbe_endpoint(self, feed: dict) -> str:
         """The venue's SBE streams; against the simulator (which takes any key) a fresh API
@@ -283,6 +314,7 @@ class Launcher:
         try:
             self._start_venue()
             self._resolve_config()
+            self._preflight()
             counters = self._create_segments()
             for name in self._ordered(START_ORDER):
                 child = self._child(name).start()
@@ -307,6 +339,7 @@ class Launcher:
                                       window.baseline)
             summary["latency_window_s"] = window.seconds()
             summary["venue_positions"] = self._venue_positions()
+            summary["venue_stats"] = self._venue_admin("stats")  # the simulator's counters
             summary["restarts"] = supervisor.restarts()
             summary["supervisor_events"] = supervisor.events
             summary["failed"] = failed
@@ -322,20 +355,26 @@ class Launcher:
             for s, h in old.items():
                 signal.signal(s, h)
 
-    def _venue_positions(self) -> dict | None:
-        """Our account's positions as the simulator sees them (None for other venues)."""
+    def _venue_admin(self, what: str) -> dict | None:
+        """``GET /admin/<what>`` of the simulator (None for other venues or on failure)."""
         if self.opts.venue or self.venue is None:
             return None
         try:
             ctx = client_ssl_context(self.venue.ca_file or None, who="venue admin") \
                 if self.venue.tls else None
-            with urllib.request.urlopen(f"{self.venue.rest}/admin/positions", timeout=5,
+            with urllib.request.urlopen(f"{self.venue.rest}/admin/{what}", timeout=5,
                                         context=ctx) as r:
-                by_account = json.load(r)
+                return json.load(r)
         except OSError as e:
-            log.warning("venue positions unavailable: %s", e)
+            log.warning("venue %s unavailable: %s", what, e)
             return None
-        account = self.config["gateway"].get("username", "")
+
+    def _venue_positions(self) -> dict | None:
+        """Our account's positions as the simulator sees them (None for other venues)."""
+        by_account = self._venue_admin("positions")
+        if by_account is None:
+            return None
+        account = self.config["sim"]["accounts"][0]["username"]
         return {sym: p["lots"] for sym, p in by_account.get(account, {}).items()}
 
     def _wait(self, what: str, done, timeout: float) -> bool:

@@ -1,4 +1,6 @@
-"""Running the venue simulator as a child process for ``hft run``."""
+"""The venue ``hft run`` trades: the simulator as a child process, a running venue given
+as ``HOST:MD_PORT,REST_PORT,FIX_PORT``, or a venue profile by name
+(``config/venues/<name>.toml``: endpoints in ``[venue]``, merged into the config)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,11 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline import config as cfgmod
+
+PROFILE_DIR = cfgmod.ROOT / "config" / "venues"
 
 
 @dataclass
@@ -44,6 +51,36 @@ def parse_venue(spec: str, comp_id: str = "VENUE") -> Venue:
     except ValueError:
         raise ValueError(f"--venue {spec!r}: expected HOST:MD_PORT,REST_PORT,FIX_PORT") from None
     return Venue(f"ws://{host}:{md}", f"http://{host}:{rest}", host, fix, comp_id)
+
+
+def is_profile(spec: str) -> bool:
+    """``--venue binance-testnet`` (a name) rather than ``--venue HOST:PORTS``."""
+    return ":" not in spec and "," not in spec
+
+
+def profile_path(name: str) -> Path:
+    """``config/venues/<name>.toml``; a ``ConfigError`` naming the profiles there if not."""
+    path = PROFILE_DIR / f"{name}.toml"
+    if not path.is_file() or "/" in name:
+        known = sorted(p.stem for p in PROFILE_DIR.glob("*.toml"))
+        raise cfgmod.ConfigError(f"--venue {name!r}: no venue profile {path} (profiles: "
+                                 f"{', '.join(known) or 'none'}; or HOST:MD_PORT,REST_PORT,"
+                                 "FIX_PORT of a running venue)")
+    return path
+
+
+def profile_venue(config: dict) -> Venue:
+    """The endpoints of the profile merged into ``config`` (its ``[venue]`` section)."""
+    v = config.get("venue")
+    if not v:
+        raise cfgmod.ConfigError("venue profile without a [venue] section")
+    v = cfgmod.section("venue", v, "venue profile")
+    for key in ("name", "streams_url", "rest_url", "fix_host", "fix_port", "comp_id"):
+        if key not in v:
+            raise cfgmod.ConfigError(f"venue profile [venue]: {key} is required")
+    return Venue(v["streams_url"].rstrip("/"), v["rest_url"].rstrip("/"), v["fix_host"],
+                 int(v["fix_port"]), v["comp_id"], tls=bool(v["tls"]),
+                 sbe=v["sbe_url"].rstrip("/"))
 
 
 def start_simulator(config_path: str, env: dict[str, str], core: int | None,

@@ -8,10 +8,20 @@ sliding one-second windows: ring buffers of the last N accept times.
 Market data comes in through ``marks[sid] = (best bid ticks, best ask ticks, t_book_ns)``:
 the gateway fills it from whatever latest-book source it has (``book_top`` is the one
 function to rewire to the market-data engineer's seqlock reader).
+
+The venue's exchange rules (Binance exchangeInfo filters, ``pipeline.binance.exchange``)
+travel as ``filters[sid]``, a ``FILTER`` record per instrument in the config's ticks/lots
+(``compile_filters``; every rule off by default, so a venue without rules, the standard
+dialect and the simulator, sees no change). Each filter has its own ``RiskReason``, so an
+order the venue would reject is refused here and counted as
+``gateway.orders.denied.<reason>``. Approximations, both on the safe side: PERCENT_PRICE
+uses the book's mid as the reference price (Binance: its reference / average price), and
+MAX_NUM_ORDERS counts every open order of the gateway (Binance: per symbol).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import NamedTuple
@@ -20,6 +30,8 @@ import numpy as np
 from numba import njit
 
 from pipeline import config as cfgmod
+from pipeline.binance.exchange import PPM, ExchangeInfoError, ExchangeRules, cross_check
+from pipeline.binance.exchange import parse as parse_exchange_info
 from pipeline.instruments import SymbolTable
 from pipeline.orders import oms
 from pipeline.orders.ratewindow import window_ok, window_take
@@ -48,20 +60,52 @@ STALE_MARKET_DATA = int(RiskReason.STALE_MARKET_DATA)
 UNKNOWN_ORDER, TABLE_FULL = int(RiskReason.UNKNOWN_ORDER), int(RiskReason.TABLE_FULL)
 NO_MARKET_DATA = int(RiskReason.NO_MARKET_DATA)
 ORDER_NOT_CANCELABLE = int(RiskReason.ORDER_NOT_CANCELABLE)
+PRICE_TICK, PRICE_RANGE = int(RiskReason.PRICE_TICK), int(RiskReason.PRICE_RANGE)
+LOT_STEP, MIN_QTY = int(RiskReason.LOT_STEP), int(RiskReason.MIN_QTY)
+LOT_MAX_QTY, MIN_NOTIONAL = int(RiskReason.LOT_MAX_QTY), int(RiskReason.MIN_NOTIONAL)
+NOTIONAL_MAX, PERCENT_PRICE = int(RiskReason.NOTIONAL_MAX), int(RiskReason.PERCENT_PRICE)
+MAX_NUM_ORDERS = int(RiskReason.MAX_NUM_ORDERS)
+VENUE_MAX_POSITION = int(RiskReason.VENUE_MAX_POSITION)
 NEW, CANCEL = int(OrderAction.NEW), int(OrderAction.CANCEL)
 REPLACE, CANCEL_ALL = int(OrderAction.REPLACE), int(OrderAction.CANCEL_ALL)
 MARKET = int(OrderType.MARKET)
 BID, ASK = int(Side.BID), int(Side.ASK)
 
 
+# the venue's rules per instrument, in the config's ticks / lots / tick x lot units;
+# 0 = the rule is off (a step of 1 = every tick / lot)
+FILTER = np.dtype([
+    ("price_step", "<i8"),  # PRICE_FILTER tickSize in ticks
+    ("min_price", "<i8"),
+    ("max_price", "<i8"),
+    ("qty_step", "<i8"),  # LOT_SIZE stepSize in lots
+    ("min_qty", "<i8"),
+    ("max_qty", "<i8"),
+    ("min_notional", "<i8"),  # MIN_NOTIONAL / NOTIONAL, price ticks x qty lots
+    ("max_notional", "<i8"),
+    ("bid_up_ppm", "<i8"),  # PERCENT_PRICE(_BY_SIDE) multipliers, parts per million
+    ("bid_down_ppm", "<i8"),
+    ("ask_up_ppm", "<i8"),
+    ("ask_down_ppm", "<i8"),
+    ("max_num_orders", "<i8"),  # open orders (the symbol's and the exchange's, lower)
+    ("max_position", "<i8"),  # MAX_POSITION lots of the base asset
+    # base asset held (lots) minus the OMS position when the balance was read: held now =
+    # holding_offset + position (set_holding, after every reconcile)
+    ("holding_offset", "<i8"),
+    ("_pad", "<i8"),
+])
+
+
 class RiskView(NamedTuple):
     """Pre-trade risk as one jitted argument: ``limits`` (per instrument), ``g`` (globals),
-    ``marks`` (best bid/ask and book time per instrument) and ``rates`` (the windows)."""
+    ``marks`` (best bid/ask and book time per instrument), ``rates`` (the windows) and
+    ``filters`` (the venue's rules per instrument, ``FILTER`` records)."""
 
     limits: np.ndarray
     g: np.ndarray
     marks: np.ndarray
     rates: np.ndarray
+    filters: np.ndarray
 _RISK = cfgmod.defaults("risk")
 
 
@@ -77,6 +121,7 @@ class RiskLimits:
     max_cancels_per_s: int = _RISK["max_cancels_per_s"]
     max_open_orders: int = _RISK["max_open_orders"]
     stale_md_ms: int = _RISK["stale_md_ms"]
+    exchange_rules: str = _RISK["exchange_rules"]  # an exchangeInfo JSON file, "" = none
     per_symbol: dict | None = None  # {"BTCUSDT": {"max_qty": "0.5", ...}}
 
     @classmethod
@@ -101,11 +146,64 @@ class RiskLimits:
     def rate_state(self) -> np.ndarray:
         return np.zeros(2 + self.max_orders_per_s + self.max_cancels_per_s, np.int64)
 
-    def view(self, table: SymbolTable) -> RiskView:
-        """Compiled limits, empty marks (no market data yet) and fresh rate windows."""
+    def view(self, table: SymbolTable, rules: ExchangeRules | None = None) -> RiskView:
+        """Compiled limits, empty marks (no market data yet), fresh rate windows and the
+        venue's ``rules`` (None: those in the ``exchange_rules`` file, if one is set)."""
+        if rules is None and self.exchange_rules:
+            rules = self.load_rules(table)
         limits, g = self.compile(table)
         marks = np.zeros((max(len(table), 1), MARK_WORDS), np.int64)
-        return RiskView(limits, g, marks, self.rate_state())
+        return RiskView(limits, g, marks, self.rate_state(), compile_filters(rules, table))
+
+
+    def load_rules(self, table: SymbolTable) -> ExchangeRules:
+        """The ``exchange_rules`` file, parsed and cross-checked against ``table``."""
+        try:
+            with open(self.exchange_rules) as f:
+                info = json.load(f)
+        except (OSError, ValueError) as e:
+            raise ExchangeInfoError(f"[risk] exchange_rules {self.exchange_rules}: {e}") \
+                from None
+        rules = parse_exchange_info(info, f"file {self.exchange_rules}")
+        cross_check(rules, table)
+        return rules
+
+
+def _ratio(venue: str, ours: str, what: str) -> int:
+    """How many of our ticks (lots) one venue tick (lot) is; it must be whole."""
+    q = Decimal(venue) / Decimal(ours)
+    if q != q.to_integral_value() or q < 1:
+        raise ValueError(f"{what}: the venue's {venue} is not a whole multiple of the "
+                         f"config's {ours}")
+    return int(q)
+
+
+def compile_filters(rules: ExchangeRules | None, table: SymbolTable) -> np.ndarray:
+    """``FILTER`` rows for ``table`` from the venue's rules (which are on the venue's grid;
+    here converted to the config's, normally the same one: ``exchange.cross_check``)."""
+    out = np.zeros(max(len(table), 1), FILTER)
+    out["price_step"] = out["qty_step"] = 1
+    if rules is None:
+        return out
+    for inst in table:
+        r = rules.symbols.get(inst.symbol)
+        if r is None:
+            raise ValueError(f"{inst.symbol}: no exchange rules from the venue")
+        pt = _ratio(r.tick_size, inst.tick_size, f"{inst.symbol} tick size")
+        lt = _ratio(r.step_size, inst.lot_size, f"{inst.symbol} lot size")
+        n_orders = [n for n in (r.max_num_orders, rules.max_num_orders) if n > 0]
+        out[inst.symbol_id] = (
+            pt, r.min_price * pt, r.max_price * pt, lt, r.min_qty * lt, r.max_qty * lt,
+            r.min_notional * pt * lt, r.max_notional * pt * lt, r.bid_up_ppm,
+            r.bid_down_ppm, r.ask_up_ppm, r.ask_down_ppm, min(n_orders, default=0),
+            r.max_position * lt, 0, 0)
+    return out
+
+
+def set_holding(filters: np.ndarray, sid: int, held_lots: int, position_lots: int) -> None:
+    """After a reconcile: the base asset held at the venue (free + locked, lots) while the
+    OMS position was ``position_lots``; MAX_POSITION then follows fills from there."""
+    filters[sid]["holding_offset"] = held_lots - position_lots
 
 
 @njit(cache=True, _nrt=False)
@@ -145,6 +243,59 @@ def note_order(rates, g, now):
 @njit(cache=True, _nrt=False)
 def note_cancel(rates, g, now):
     _rate_take(rates, g, R_CANCEL_IDX, 2 + g[G_ORDERS_PER_S], G_CANCELS_PER_S, now)
+
+
+@njit(cache=True, _nrt=False)
+def venue_filters(f, side, price, lo_qty, hi_qty, mid2):
+    """The venue's symbol filters (``f``: a ``FILTER`` record) for a limit order at
+    ``price``: ``lo_qty`` against the minimums, ``hi_qty`` against the maximums (the same
+    for a new order; a replace checks both its new open quantity and its new total, so
+    neither a cancel-and-new nor an amend of it can be refused); ``mid2``: twice the mid."""
+    step = f["price_step"]
+    if step > 1 and price % step != 0:
+        return PRICE_TICK
+    if price < f["min_price"] or (f["max_price"] > 0 and price > f["max_price"]):
+        return PRICE_RANGE
+    step = f["qty_step"]
+    if step > 1 and (lo_qty % step != 0 or hi_qty % step != 0):
+        return LOT_STEP
+    if lo_qty < f["min_qty"]:
+        return MIN_QTY
+    if f["max_qty"] > 0 and hi_qty > f["max_qty"]:
+        return LOT_MAX_QTY
+    if price * lo_qty < f["min_notional"]:
+        return MIN_NOTIONAL
+    if f["max_notional"] > 0 and price * hi_qty > f["max_notional"]:
+        return NOTIONAL_MAX
+    up = f["bid_up_ppm"] if side == BID else f["ask_up_ppm"]
+    down = f["bid_down_ppm"] if side == BID else f["ask_down_ppm"]
+    if (up > 0 and 2 * PPM * price > up * mid2) or 2 * PPM * price < down * mid2:
+        return PERCENT_PRICE
+    return OK
+
+
+@njit(cache=True, _nrt=False)
+def _venue_position(f, p, side, qty, extra_open):
+    """MAX_POSITION: a BUY whose base asset held + open buys + ``qty`` exceeds it."""
+    if side != BID or f["max_position"] == 0:
+        return OK
+    held = f["holding_offset"] + p["position"]
+    if held + p["open_buy"] + extra_open + qty > f["max_position"]:
+        return VENUE_MAX_POSITION
+    return OK
+
+
+@njit(cache=True, _nrt=False)
+def _filter_checks(rk, positions, r, lo_qty, extra_open):
+    """The venue's rules for a new order or a replace (``lo_qty``: its open quantity)."""
+    sid = r["symbol_id"]
+    f = rk.filters[sid]
+    if r["ord_type"] != MARKET:
+        bid, ask, _ = book_top(rk.marks, sid)
+        v = venue_filters(f, r["side"], r["price"], lo_qty, r["qty"], bid + ask)
+        if v:
+            return v
+    return _venue_position(f, positions[sid], r["side"], lo_qty, extra_open)
 
 
 @njit(cache=True, _nrt=False)
@@ -200,9 +351,13 @@ def check(om, rk, r, now):
     if action == NEW:
         if load_relaxed(words, W_OPEN_ORDERS) >= g[G_MAX_OPEN]:
             return MAX_OPEN_ORDERS
+        n_max = rk.filters[sid]["max_num_orders"]
+        if n_max > 0 and load_relaxed(words, W_OPEN_ORDERS) >= n_max:
+            return MAX_NUM_ORDERS
         if not _rate_ok(rk.rates, g, R_ORDER_IDX, 2, G_ORDERS_PER_S, now):
             return ORDER_RATE
-        return _order_checks(rk, om.positions, r, r["qty"], 0, now)
+        v = _order_checks(rk, om.positions, r, r["qty"], 0, now)
+        return v if v else _filter_checks(rk, om.positions, r, r["qty"], 0)
     slot = oms.find(orders, r["orig_cl_ord_id"])
     if slot < 0 or not oms.is_live(orders[slot]["status"]) or \
             orders[slot]["symbol_id"] != sid:
@@ -225,5 +380,6 @@ def check(om, rk, r, now):
         new_leaves = r["qty"] - o["cum_qty"]
         if new_leaves <= 0:
             return BAD_ORDER
-        return _order_checks(rk, om.positions, r, new_leaves, -o["leaves_qty"], now)
+        v = _order_checks(rk, om.positions, r, new_leaves, -o["leaves_qty"], now)
+        return v if v else _filter_checks(rk, om.positions, r, new_leaves, -o["leaves_qty"])
     return BAD_ORDER
