@@ -15,6 +15,7 @@ before the segments are removed; the simulator goes last.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -166,6 +167,18 @@ def write_toml(path: Path, config: dict) -> None:
         tomllib.load(f)  # what we wrote must read back
 
 
+@contextlib.contextmanager
+def run_environment(env: dict[str, str]):
+    """``os.environ`` as the children get it (``env``), for checks in this process."""
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 class Launcher:
     def __init__(self, opts: RunOptions):
         self.opts = opts
@@ -246,7 +259,8 @@ class Launcher:
         one line)."""
         name = self.venue_profile or ("simulator" if self.binance is not None else None)
         if name and self.config["gateway"].get("dialect") == "binance-spot":
-            self.preflight = binance_preflight(self.config, self.symbols, name)
+            with run_environment(self.env):  # the run's own API key, as the gateway sees it
+                self.preflight = binance_preflight(self.config, self.symbols, name)
             # the gateway's risk enforces the rules just fetched (the same file)
             self.config.setdefault("risk", {})["exchange_rules"] = self.preflight.rules_file
             write_toml(self.config_path, self.config)
