@@ -57,7 +57,8 @@ ORDER = np.dtype([
     ("tif", "u1"),
     ("ord_type", "u1"),
     ("replace_mode", "u1"),  # ReplaceMode of the Binance XCN in flight (pending_id: its new order)
-    ("_pad", "u1", (18,)),
+    ("replaces", "<i8"),  # an XCN's new order: the ClOrdID of the order its cancel leg targets
+    ("_pad", "u1", (10,)),
 ])
 assert ORDER.itemsize == 128
 

@@ -245,3 +245,17 @@ def test_mass_cancel_one_q_per_symbol_refused_then_accepted(parts):
         rig.report("8", cl=cl, exec_type="4", status="4")
     assert rig.status(100) == rig.status(101) == OrdStatus.CANCELED
     assert rig.words[L.W_UNKNOWN_REPORTS] == 0
+
+
+@pytest.mark.parametrize("mode", [ReplaceMode.STOP_ON_FAILURE, ReplaceMode.ALLOW_FAILURE])
+def test_xcn_refused_before_either_leg_keeps_the_old_order(parts, mode):
+    """Filters fail before the cancel: only the new order's REJECTED comes back."""
+    rig = Rig(*parts, mode)
+    rig.new(100)
+    replace(rig, 101, 100, price=MID - 1)
+    rig.report("8", cl=101, exec_type="8", status="8", code=-1013)
+    assert rig.status(101) == OrdStatus.REJECTED and rig.status(100) == OrdStatus.NEW
+    assert (ExecType.REJECTED, OrdStatus.REJECTED, 1013) in rig.execs_for(101)
+    assert rig.words[L.W_OPEN_ORDERS] == 1 and rig.positions[0]["open_buy"] == 10
+    (m,) = rig.submit(action=int(OrderAction.CANCEL), cl_ord_id=102, orig_cl_ord_id=100)
+    assert m[35] == b"F" and m[41] == b"100"  # cancelable again

@@ -359,6 +359,10 @@ class Session:
         elif msg_type == "3":
             self.counters.rejects_received += 1
             self.events.append(("reject", (m.get(58) or b"").decode(errors="replace")))
+            if self.dialect is not None:  # which request, and Binance's ErrorCode
+                self.events.append(("request_rejected", (
+                    int(m.get(45) or 0), int(m.get(25016) or 0),
+                    (m.get(58) or b"").decode(errors="replace"))))
         elif msg_type in self.app_types and on_app is not None:  # PossDup, XAR, r
             on_app(self.fields, self.inbuf)
         elif msg_type == "XLR" and self.dialect is not None:

@@ -522,6 +522,14 @@ def on_report(f, om, execs, io, now):
 
 
 @njit(cache=True, _nrt=False)
+def _duplicated(f):
+    """A report every session of the account receives (Binance ResponseMode EVERYTHING:
+    all successful ExecutionReports); rejects go only to the session that sent the
+    request."""
+    return f[C.F_MSG_TYPE] == C.MSG_EXEC_REPORT and f[C.F_EXEC_TYPE] != oms.FIX_REJECTED
+
+
+@njit(cache=True, _nrt=False)
 def pump_inbound(fix, om, execs, now):
     """Consume in-sequence ExecutionReports/OrderCancelRejects straight from the socket
     buffer into the OMS and the exec ring; stop (without consuming) at anything the Python
@@ -538,7 +546,9 @@ def pump_inbound(fix, om, execs, now):
             io[0].last_kind = K_NONE
             return -1 - n  # negative: blocked (after n applied)
         k = next_inbound(fix.inb, fix.store.seqs, fix.syms, now)
-        if k == K_APP:
+        if k == K_APP and fix.dialect[0].draining and _duplicated(f):
+            n += 1  # the session that replaced this one gets it too: applied from there
+        elif k == K_APP:
             if not on_report(f, om, execs, io, now) and f[C.F_ERROR] != 0:
                 io[0].bad_reports += 1
             note_reject(io, f, fix.inb.buf)

@@ -9,6 +9,7 @@ shutdown.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -26,12 +27,12 @@ from pipeline.control.poller import ControlPoller
 from pipeline.fix import binance_spot
 from pipeline.fix import codec as C
 from pipeline.fix.binance_spot import BinanceSpot
-from pipeline.fix.session import Session, SessionConfig
+from pipeline.fix.session import Session, SessionConfig, State
 from pipeline.fix.wire import Initiator
 from pipeline.instruments import SymbolTable, symbol_matrix
 from pipeline.metrics import histogram
 from pipeline.metrics.counters import Counters
-from pipeline.orders import flow, rest_reconcile, risk, warm
+from pipeline.orders import flow, refusals, rest_reconcile, risk, warm
 from pipeline.orders import journal as J
 from pipeline.orders import views as V
 from pipeline.orders.segments import ORDERS_CONSUMER, OmsState, attach_order_path
@@ -43,12 +44,13 @@ from pipeline.transport.segment import SegmentMissing
 from pipeline.transport.shared import atomic_load, atomic_store
 from shm_layouts import oms as L
 from shm_layouts.control import Op, Status
-from shm_layouts.records import BOOK_UPDATE, ORDER_INTENT, OrderAction
+from shm_layouts.records import BOOK_UPDATE, ORDER_INTENT, OrderAction, OrdStatus
 from shm_layouts.ring import ConsumerMode
 
 log = logging.getLogger(__name__)
 SECOND = 1_000_000_000
 MASS_CANCEL_EVERY_NS = 100_000_000
+NO_INSTRUMENT = 1 << 30
 _GW = cfgmod.defaults("gateway")
 
 
@@ -148,9 +150,14 @@ class GatewayAgent(Agent):
         self.g, self.marks = self.risk.g, self.risk.marks
         self.session = Session(cfg.session, symbol_matrix([i.symbol for i in table]),
                                table.table(), dialect=cfg.dialect)
-        self.session.pump = self._pump
         self.wire = Initiator(self.session, cfg.host, cfg.port, cfg.backoff_min_s,
                               cfg.backoff_max_s, cfg.tls)
+        self._standby: Leg | None = None  # binance maintenance: the session taking over
+        self._draining: Leg | None = None  # ... and the one it replaced, until answered
+        self._switch_at = 0
+        self._drain_deadline = 0
+        self._legs = 0
+        self.switchovers = 0
         self.journal = J.open_journal(cfg.journal_path, cfg.journal_records)
         out = V.out_path(warm_ns=warm_ns)
         warm.default_shape(out.shadow)
@@ -194,7 +201,10 @@ class GatewayAgent(Agent):
         # the dispatcher would type every view in Python on every call (15-25 us idle):
         # these call the compiled overload directly while the arguments keep their types
         self.duty_call = SameArgsCall(flow.duty)
+        # compiled now, not at the first kill switch (an instrument id that matches nothing)
+        flow.cancel_all(self.args.oms, self.args.fix, NO_INSTRUMENT, 0, 0)
         self.pump_call = SameArgsCall(flow.pump_inbound)  # per read of the FIX socket
+        s.pump = self._pump_of(self.args.fix, self.pump_call)
         self._counter_ix = {}
         if counters is not None:
             names = [*self._counter_values()]
@@ -250,11 +260,14 @@ class GatewayAgent(Agent):
             atomic_store(words, L.W_NEXT_CL_ORD_ID, floor)
 
     # ------------------------------------------------------------------ hot path
-    def _pump(self, now_ns: int) -> int:
-        a = self.args
-        return self.pump_call(a.fix, a.oms, a.execs, now_ns)
+    def _pump_of(self, fix: V.Fix, call: SameArgsCall):
+        """The session's jitted reader: its own inbound side, the shared OMS/exec ring."""
+        def pump(now_ns: int) -> int:
+            a = self.args
+            return call(fix, a.oms, a.execs, now_ns)
+        return pump
 
-    def _on_app(self, f: np.ndarray, _buf: np.ndarray) -> None:
+    def _on_app(self, f: np.ndarray, buf: np.ndarray) -> None:
         self.reports_via_python += 1
         if f[C.F_ERROR]:
             self.bad_reports += 1
@@ -262,7 +275,7 @@ class GatewayAgent(Agent):
             return
         a = self.args
         flow.on_report(f, a.oms, a.execs, self.wio, time.monotonic_ns())
-        flow.note_reject(self.wio, f, self.session.inbuf)
+        flow.note_reject(self.wio, f, buf)
 
     def _flush(self) -> int:
         n = int(self.wio[0]["end"])
@@ -312,7 +325,11 @@ class GatewayAgent(Agent):
             else:
                 work = work_done(self.duty_call(*args))
             self._after_duty(time.monotonic_ns())
-        return work + self.wire.poll(time.monotonic_ns(), self._on_app)
+        work += self.wire.poll(time.monotonic_ns(), self._on_app)
+        for leg in (self._standby, self._draining):
+            if leg is not None:
+                work += leg.wire.poll(time.monotonic_ns(), self._on_app)
+        return work
 
     def _cold_round(self) -> int:
         """No session (or a partial write pending): intents are denied, reports still flow."""
@@ -371,6 +388,9 @@ class GatewayAgent(Agent):
                 self.size_limits(detail)
             elif event == "news":
                 log.warning("venue news: %s", detail)
+                self._begin_switch(detail, now_ns)
+            elif event == "request_rejected":
+                self._request_rejected(*detail, now_ns)
             elif event in ("disconnected", "refused"):
                 atomic_store(o.words, L.W_READY, 0)
                 self._reconcile_since = 0
@@ -400,6 +420,8 @@ class GatewayAgent(Agent):
             self._attach_book(self._instance, self.cfg.book_ring)
         self.orders_ring.heartbeat(self.islot)
         self.execs_ring.heartbeat()
+        if self._standby is not None or self._draining is not None:
+            self._switch_step(now_ns)
         self._log_venue_rejects()
         if self._counter_ix:
             for name, value in self._counter_values().items():
@@ -451,6 +473,88 @@ class GatewayAgent(Agent):
         log.info("venue limits (XLR): %s -> orders %d/s, cancels %d/s",
                  ", ".join(f"{x.kind}:{x.count}/{x.max} per {x.interval_s}s" for x in limits),
                  g[risk.G_ORDERS_PER_S], g[risk.G_CANCELS_PER_S])
+
+    def _request_rejected(self, ref_seq: int, code: int, text: str, now_ns: int) -> None:
+        """Binance refused one of our messages with a Reject (35=3): the order it was about
+        gets the reject report it would otherwise never get (``refusals``)."""
+        raw = self.session.store.lookup(ref_seq) if ref_seq > 0 else None
+        f = refusals.report_for(raw, code) if raw is not None else None
+        log.warning("venue rejected our message %d (ErrorCode %d): %s%s", ref_seq, code,
+                    text or "(no text)", "" if f is not None else " (no order affected)")
+        if f is not None:
+            a = self.args
+            flow.on_report(f, a.oms, a.execs, self.wio, now_ns)
+            flow.note_reject(self.wio, f, self.session.inbuf)
+
+    def _begin_switch(self, headline: str, now_ns: int) -> None:
+        """A maintenance countdown (News): log a second session on (a fresh CompID, its
+        own store) while this one keeps trading; ``_switch_step`` moves the order flow."""
+        left = binance_spot.countdown_s(headline)
+        if left is None or self._standby is not None or self._draining is not None \
+                or not self.wire.active:
+            return
+        self._legs += 1
+        cfg = dataclasses.replace(self.cfg.session,
+                                  store_dir=f"{self.cfg.session.store_dir}-{self._legs % 2}")
+        session = Session(cfg, self.session.syms.names, self.session.syms.grid,
+                          dialect=self.dialect)
+        fix = self.args.fix._replace(store=session.store.view, inb=session.inb,
+                                     comp_ids=session.comp_ids, dialect=self.dialect.record())
+        session.pump = self._pump_of(fix, SameArgsCall(flow.pump_inbound))
+        self._standby = Leg(session, Initiator(session, self.cfg.host, self.cfg.port,
+                                               self.cfg.backoff_min_s, self.cfg.backoff_max_s,
+                                               self.cfg.tls), fix)
+        self._drain_deadline = now_ns + max(left - 2, 1) * SECOND
+        log.warning("venue maintenance in %d s: logging on a second session", left)
+
+    def _switch_step(self, now_ns: int) -> None:
+        sb = self._standby
+        if sb is not None:
+            for event, detail in sb.session.events:
+                if event == "limits":
+                    self.size_limits(detail)
+                elif event == "logon":
+                    self._switch_to(sb, now_ns)
+                elif event in ("refused", "disconnected") and self._standby is sb:
+                    log.error("second session failed (%s); staying on the first", detail)
+                    sb.wire.close(now_ns, "switch-over abandoned")
+                    self._standby = None
+            sb.session.events.clear()
+        d = self._draining
+        if d is None:
+            return
+        d.session.events.clear()
+        if d.wire.sock is None:
+            self._draining = None
+            log.info("old session closed: switch-over complete")
+        elif d.session.state == State.ACTIVE and (not self._in_flight_before(
+                self._switch_at) or now_ns >= self._drain_deadline):
+            d.wire.enabled = False  # no reconnect once it is logged out
+            d.session.logout(now_ns, "maintenance: moved to a new session")
+            d.wire.send(d.session.take_output())
+
+    def _switch_to(self, sb: Leg, now_ns: int) -> None:
+        """The order flow moves to the new session: the jitted duty sends and reads there
+        from now on; the old one stays up (reading only: its in-flight requests are
+        answered on it) until nothing sent before the switch awaits an answer."""
+        old = Leg(self.session, self.wire, self.args.fix)
+        if self.dialect.response_mode == binance_spot.RESPONSE_MODE["everything"]:
+            old.fix.dialect[0]["draining"] = 1  # its successful reports reach the new one
+        self.session, self.wire = sb.session, sb.wire
+        self.args = self.args._replace(fix=sb.fix)
+        self._standby, self._draining = None, old
+        self._switch_at = now_ns
+        self.switchovers += 1
+        log.warning("order flow moved to the new session %s (old %s draining)",
+                    sb.session.sender, old.session.sender)
+
+    def _in_flight_before(self, t_ns: int) -> bool:
+        """Any order whose request (sent before ``t_ns``) is still unanswered."""
+        o = self.oms.orders
+        st = o["status"]
+        pending = (st == OrdStatus.PENDING_NEW) | (st == OrdStatus.PENDING_CANCEL) | \
+            (st == OrdStatus.PENDING_REPLACE)
+        return bool(np.any(pending & (o["t_update_ns"] <= t_ns)))
 
     def _rest_reconcile(self, now_ns: int) -> None:
         """Binance: the venue's view of every live order from REST, through the OMS, before
@@ -519,6 +623,15 @@ class GatewayAgent(Agent):
         atomic_store(self.oms.words, L.W_READY, 0)
         self.session.store.flush()
         self.journal.base.flush()
+
+
+@dataclass
+class Leg:
+    """One Binance session of a maintenance switch-over: its session, socket, FIX view."""
+
+    session: Session
+    wire: Initiator
+    fix: V.Fix
 
 
 def replay(journal: np.ndarray, state: OmsState) -> int:

@@ -144,6 +144,7 @@ def accept_order(words, orders, positions, r, qty, strategy_id, now):
     o["tif"] = r["tif"]
     o["ord_type"] = r["ord_type"]
     o["replace_mode"] = NO_REPLACE
+    o["replaces"] = 0
     _open_delta(positions, sid, r["side"], qty)
     _count_open(words, 1)
     return slot
@@ -167,7 +168,23 @@ def accept_cancel_new(words, orders, positions, slot, r, qty, mode, now):
     o = orders[slot]
     accept_cancel(orders, slot, r["cl_ord_id"], now)
     o["replace_mode"] = mode
-    return accept_order(words, orders, positions, r, qty, o["strategy_id"], now)
+    leg = accept_order(words, orders, positions, r, qty, o["strategy_id"], now)
+    orders[leg]["replaces"] = o["cl_ord_id"]
+    return leg
+
+
+@njit(cache=True, _nrt=False)
+def _leg_refused(orders, leg):
+    """An XCN's new order rejected while the order it replaces still awaits its cancel:
+    the venue refused the request before either leg (filters, order count), so that
+    order was not canceled (a done cancel is reported before the new order's result)."""
+    slot = find(orders, leg["replaces"])
+    if slot >= 0 and orders[slot]["status"] == PENDING_CANCEL and \
+            orders[slot]["pending_id"] == leg["cl_ord_id"]:
+        o = orders[slot]
+        o["status"] = o["prev_status"]
+        o["pending_id"] = 0
+        o["replace_mode"] = NO_REPLACE
 
 
 @njit(cache=True, _nrt=False)
@@ -357,6 +374,7 @@ def _replaced(words, orders, positions, old_slot, f, now):
     n["pending_price"] = 0
     n["pending_qty"] = 0
     n["replace_mode"] = NO_REPLACE
+    n["replaces"] = 0
     n["status"] = PARTIALLY_FILLED if cum > 0 else NEW
     n["prev_status"] = n["status"]
     _go_terminal(words, positions, old, REPLACED)
@@ -408,6 +426,8 @@ def apply_report(words, orders, positions, f, now):
         if is_live(o["status"]):  # an XCN leg rejected with its cancel counts once
             store_relaxed(words, W_REJECTS, load_relaxed(words, W_REJECTS) + 1)
         _go_terminal(words, positions, o, REJECTED)
+        if o["replaces"] != 0:
+            _leg_refused(orders, o)
         return slot, X_REJECTED
     if et == FIX_REPLACED:
         new_slot = _replaced(words, orders, positions, slot, f, now)

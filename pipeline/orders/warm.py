@@ -37,6 +37,7 @@ import socket
 import numpy as np
 from numba import njit
 
+from pipeline.fix import binance_spot as B
 from pipeline.fix import codec as C
 from pipeline.fix.sockio import sock_recv, sock_send
 from pipeline.fix.store import IDX_SEQ, JOURNAL_END, NEXT_OUT
@@ -44,13 +45,14 @@ from pipeline.orders import journal as J
 from pipeline.orders import risk
 from pipeline.orders.views import WARM_RX
 from pipeline.transport.atomics import load_relaxed, store_relaxed
-from shm_layouts.records import OrderAction, OrderType, Side, TimeInForce
+from shm_layouts.records import FixDialect, OrderAction, OrderType, Side, TimeInForce
 
 PAGE = 4096
 AHEAD_PAGES = 4  # pages kept touched ahead of each append position
 TOUCH_IDS = 8  # OMS slots touched either side of the last ClOrdID
 NEW, REPLACE = int(OrderAction.NEW), int(OrderAction.REPLACE)
 BID = int(Side.BID)
+BINANCE = int(FixDialect.BINANCE_SPOT)
 # the order shape before the first real intent: the market maker's quotes
 # (pipeline.strategy.market_maker: post-only limit orders of at least one lot)
 DEFAULT_SHAPE = {"side": int(Side.BID), "qty": 1, "ord_type": int(OrderType.LIMIT),
@@ -107,7 +109,15 @@ def warm(fix, om, rk, now, wall_ns, replace):
     verdict = risk.check(om, rk, o, now)
     sym = fix.syms.names[sid, : fix.syms.lens[sid]]
     seq = load_relaxed(fix.store.seqs, NEXT_OUT)  # the next number, not taken
-    if replace:
+    if fix.dialect[0].kind == BINANCE:  # what this venue is sent: D, or XCN for a requote
+        if replace:
+            s, e = B.encode_cancel_new(out.scratch, fix.comp_ids, seq, wall_ns, o, o["qty"],
+                                       0, fix.dialect[0].replace_mode, sym,
+                                       fix.syms.grid[sid])
+        else:
+            s, e = B.encode_new_order(out.scratch, fix.comp_ids, seq, wall_ns, o, sym,
+                                      fix.syms.grid[sid])
+    elif replace:
         s, e = C.encode_replace(out.scratch, fix.comp_ids, seq, wall_ns, o, sym,
                                 fix.syms.grid[sid])
     else:
