@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Bootstrap a local .venv (when missing or when pyproject.toml changed), then:
 #   ./run.sh [RUN ARGS]      the main job: the whole pipeline against the venue simulator
-#                            (hft run; --duration S, --venue HOST:PORTS, --config FILE ...)
+#                            (hft run; --duration S, --venue HOST:PORTS or a profile name
+#                            such as binance-testnet, --config FILE ...)
 #   ./run.sh test [ARGS]     the whole test suite (pytest ARGS)
 #   ./run.sh replay FILE...  hft run --replay FILE... (whole pipeline, paper venue;
 #                            --seed N, --intents-out FILE, --summary-json FILE)

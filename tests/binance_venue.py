@@ -1,8 +1,9 @@
-"""A small local Binance REST venue for tests (127.0.0.1, a real HTTP server on a thread):
-``/api/v3/time``, ``/api/v3/exchangeInfo``, and the SIGNED ``/api/v3/openOrders`` and
-``/api/v3/account``, which verify ``X-MBX-APIKEY``, the signature over the query string as
-sent (HMAC-SHA256 hex or Ed25519 base64) and the timing rule of rest-api.md, answering
-Binance's error bodies. Every request is recorded (path, raw query, headers)."""
+"""A small local Binance REST venue for tests (127.0.0.1, a real HTTP server on a thread,
+HTTPS with ``tls``): ``/api/v3/time``, ``/api/v3/exchangeInfo``, and the SIGNED
+``/api/v3/openOrders`` and ``/api/v3/account``, which verify ``X-MBX-APIKEY``, the
+signature over the query string as sent (HMAC-SHA256 hex or Ed25519 base64) and the timing
+rule of rest-api.md, answering Binance's error bodies. Every request is recorded (path, raw
+query, headers)."""
 
 from __future__ import annotations
 
@@ -86,7 +87,7 @@ class Venue:
     """``api_key`` + (``hmac_secret`` or ``public_key``) is the one registered account."""
 
     def __init__(self, api_key: str, hmac_secret: str = "", public_key=None,
-                 clock_ms=None):
+                 clock_ms=None, tls=None):
         import time
         self.api_key, self.secret, self.public_key = api_key, hmac_secret, public_key
         self.clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
@@ -114,6 +115,11 @@ class Venue:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        if tls is not None:  # a ServerCert (pipeline.tls.certs): HTTPS, handshake on accept
+            from pipeline.tls.pyssl import server_ssl_context
+            ctx = server_ssl_context(str(tls.cert_file), str(tls.key_file))
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+            self.url = f"https://localhost:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def __enter__(self) -> Venue:

@@ -134,6 +134,37 @@ def test_preflight_against_a_verifying_venue(tmp_path, monkeypatch):
                                         "lot_size": "0.00001"}])
         with pytest.raises(PreflightError, match="exchange rules: .*tick_size 0.1"):
             binance_preflight(_local_config(v.url, private), bad, "local")
+        sbe = _local_config(v.url, private)
+        sbe["feed"] = sbe["feed"] | {"md_format": "sbe", "api_key_env": "HFT_TEST_NO_MD_KEY"}
+        with pytest.raises(PreflightError, match="offline checks: .*HFT_TEST_NO_MD_KEY"):
+            binance_preflight(sbe, table, "local")
+        big = _local_config(v.url, private)
+        big["strategy"]["quote_qty"] = {"BTCUSDT": "10000", "ETHUSDT": "0.00005"}
+        with pytest.raises(PreflightError, match="quote sizes: .*BTCUSDT 10000 is outside "
+                           "minQty 0.00001 .. maxQty 9000; ETHUSDT 0.00005 is not a multiple"):
+            binance_preflight(big, table, "local")
         v.clock_ms = lambda: time.time_ns() // 1_000_000 + 60_000  # a minute ahead of us
         with pytest.raises(PreflightError, match="clock: clock skew: .*behind"):
             binance_preflight(_local_config(v.url, private), table, "local")
+
+
+def test_launcher_resolves_a_profile_without_clobbering_the_users_tls(tmp_path, monkeypatch):
+    from pipeline.launch import launcher as L
+    monkeypatch.setattr(L, "RUN_DIR", tmp_path)
+    ca = tmp_path / "ca.pem"
+    ca.write_text("x")
+    overlay = tmp_path / "over.toml"
+    overlay.write_text(f'[gateway]\nca_file = "{ca}"\n')
+    run = L.Launcher(L.RunOptions(venue="binance-testnet", config=str(overlay),
+                                  instance="bnprof"))
+    run._start_venue()
+    run._resolve_config()
+    gw, feed, b = run.config["gateway"], run.config["feed"], run.config["binance"]
+    assert (gw["host"], gw["port"], gw["target_comp_id"], gw["tls"]) == \
+        ("fix-oe.testnet.binance.vision", 9000, "SPOT", True)
+    assert gw["ca_file"] == str(ca) and gw.get("server_name", "") == ""  # SNI: the FIX host
+    assert feed["url"].startswith("wss://stream.testnet.binance.vision/stream?streams="
+                                  "btcusdt@depth@100ms/btcusdt@bookTicker/btcusdt@trade/")
+    assert feed["rest_url"] == b["rest_url"] == "https://testnet.binance.vision"
+    assert gw.get("username", "") == ""  # no simulator account
+    assert run._venue_positions() is None  # not the simulator: no admin API

@@ -226,3 +226,19 @@ def test_settings_validation():
     s = RestSettings.from_config({"rest_url": "https://testnet.binance.vision/"})
     assert s.base_url == "https://testnet.binance.vision" and s.tls.server_name == \
         "testnet.binance.vision"
+
+
+def test_signed_requests_over_https_trust_the_configured_ca(tmp_path):
+    from pipeline.tls.certs import TestCA
+    from pipeline.tls.client import UNKNOWN_CA, TlsSettings
+    ca, other = TestCA(tmp_path / "ca"), TestCA(tmp_path / "other", name="someone else")
+    cert = ca.issue(("localhost", "127.0.0.1"))
+    creds = Credentials(API_KEY, HmacSigner(HMAC_SECRET))
+    with Venue(API_KEY, hmac_secret=HMAC_SECRET.decode(), tls=cert) as v:
+        assert v.url.startswith("https://localhost:")
+        good = SignedRest(_settings(v.url, tls=TlsSettings("localhost", str(ca.ca_file))), creds)
+        assert good.account()["canTrade"] and good.time_ms() > 0
+        wrong = SignedRest(_settings(v.url, tls=TlsSettings("localhost", str(other.ca_file))),
+                           creds)
+        with pytest.raises(VenueUnreachable, match=f"venue unreachable .*{UNKNOWN_CA}"):
+            wrong.account()

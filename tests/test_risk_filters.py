@@ -207,3 +207,52 @@ def test_venue_filters_agree_with_filters_md_in_decimals(e, o):
         broken.add(R.PERCENT_PRICE)
     assert (got == R.OK) == (not broken), (got, broken)
     assert got == R.OK or R(got) in broken
+
+
+def test_market_orders_meet_the_lot_rules():
+    f = _f(qty_step=10, min_qty=20, max_qty=100)
+    assert risk.lot_filters(f, 20, 100) == R.OK
+    assert risk.lot_filters(f, 25, 100) == R.LOT_STEP
+    assert risk.lot_filters(f, 10, 100) == R.MIN_QTY
+    assert risk.lot_filters(f, 20, 110) == R.LOT_MAX_QTY
+
+
+def test_check_applies_the_rules_to_new_orders_replaces_and_market_orders():
+    """Through ``risk.check``: a new limit order, a market order (lot rules only) and a
+    replace (its open quantity against the minimums, its total against the maximums)."""
+    from pipeline.orders import views as V
+    from shm_layouts import oms as L
+    from shm_layouts.records import ORDER_INTENT, OrderAction, OrderType, OrdStatus
+    words = np.zeros(L.CONTROL_WORDS, np.int64)
+    words[L.W_READY] = 1
+    orders = np.zeros(L.ORDER_SLOTS, L.ORDER)
+    om = V.OmsView(words, orders, np.zeros(L.MAX_INSTRUMENTS, L.POSITION),
+                   np.zeros((4, 8), np.int64), np.zeros(8, np.int64))
+    limits = risk.RiskLimits(max_qty="1", max_notional="100000", max_position="1",
+                             price_band_bps=500)
+    rk = limits.view(TABLE, RULES)  # BTCUSDT: minQty 1 lot, NOTIONAL >= 5 USDT
+    now = 10**12
+    rk.marks[0] = (5_999_999, 6_000_001, now, 0)  # mid 60000.00
+    r = np.zeros(1, ORDER_INTENT)[0]
+
+    def intent(action, cl, qty, ord_type=OrderType.LIMIT, orig=0):
+        r["action"], r["cl_ord_id"], r["orig_cl_ord_id"] = int(action), cl, orig
+        r["symbol_id"], r["side"], r["price"], r["qty"] = 0, BID, 6_000_000, qty
+        r["ord_type"], r["tif"] = int(ord_type), 1
+        return risk.check(om, rk, r, now)
+
+    assert intent(OrderAction.NEW, 1, 8) == R.MIN_NOTIONAL  # 8 lots x 60000 = 4.8 USDT
+    assert intent(OrderAction.NEW, 1, 9) == R.OK  # 5.4 USDT
+    assert intent(OrderAction.NEW, 1, 8, OrderType.MARKET) == R.OK  # no price: lots only
+    rk.filters[0]["min_qty"] = 10
+    assert intent(OrderAction.NEW, 1, 9, OrderType.MARKET) == R.MIN_QTY
+    rk.filters[0]["min_qty"] = 1
+    # a live order of 20 lots, 12 filled: a replace to 20 leaves 8 open (4.8 USDT)
+    o = orders[5]
+    o["cl_ord_id"], o["symbol_id"], o["side"], o["price"] = 5, 0, BID, 6_000_000
+    o["qty"], o["cum_qty"], o["leaves_qty"] = 20, 12, 8
+    o["status"] = int(OrdStatus.PARTIALLY_FILLED)
+    assert intent(OrderAction.REPLACE, 6, 20, orig=5) == R.MIN_NOTIONAL
+    assert intent(OrderAction.REPLACE, 6, 21, orig=5) == R.OK
+    rk.filters[0]["max_qty"] = 20
+    assert intent(OrderAction.REPLACE, 6, 21, orig=5) == R.LOT_MAX_QTY  # the total counts

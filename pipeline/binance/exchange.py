@@ -29,6 +29,7 @@ from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlparse
 
+from pipeline.binance.rest import BinanceError, VenueUnreachable
 from pipeline.instruments import Instrument, OffGrid, SymbolTable, to_units
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,8 @@ def parse_symbol(entry: dict) -> SymbolRules:
     sym = str(entry.get("symbol", "?"))
     try:
         return _parse_symbol(sym, entry)
+    except ExchangeInfoError:
+        raise
     except (KeyError, OffGrid, ValueError, ArithmeticError) as e:
         raise ExchangeInfoError(f"exchangeInfo {sym}: {type(e).__name__}: {e}") from None
 
@@ -227,8 +230,6 @@ def load_rules(rest, table: SymbolTable, cache_dir: str | Path,
     """The rules for ``table``'s symbols from the venue (``rest``: a ``SignedRest``),
     cached; from the cache only when the venue is unreachable and the cache is at most
     ``max_cache_age_s`` old (0: never). Cross-checked against ``table`` either way."""
-    from pipeline.binance.rest import BinanceError, VenueUnreachable
-
     path = cache_path(cache_dir, rest.settings.base_url)
     symbols = [i.symbol for i in table]
     try:

@@ -5,8 +5,9 @@ checked, in the order that lets an offline host get as far as possible.
    environment variable, the Ed25519 private key file and its passphrase), one signed
    request built (the key signs);
 2. the network: the clock offset (``/api/v3/time``, refused beyond the recvWindow margin),
-   the exchange rules for the configured instruments (cross-checked against them), the
-   account (the key is registered and may trade).
+   the exchange rules for the configured instruments (cross-checked against them, and
+   ``[strategy] quote_qty`` against their LOT_SIZE), the account (the key is registered
+   and may trade).
 
 Any failure is one ``PreflightError`` line naming the venue, the step and the cause.
 """
@@ -14,6 +15,7 @@ Any failure is one ``PreflightError`` line naming the venue, the step and the ca
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
@@ -47,10 +49,37 @@ def check_offline(config: dict, table: SymbolTable) -> SignedRest:
         TlsSettings.from_config(gw, str(gw.get("host", "")), "[gateway]")
     feed = config.get("feed", {})
     TlsSettings.from_config(feed, urlparse(str(feed.get("url", ""))).hostname or "", "[feed]")
+    key_env = feed.get("api_key_env") or cfgmod.defaults("feed")["api_key_env"]
+    if feed.get("md_format") == "sbe" and not os.environ.get(key_env):
+        raise CredentialError(f"[feed] md_format sbe: the SBE streams need an API key, and "
+                              f"environment variable {key_env} ([feed] api_key_env) is not set")
     probe = rest.signed_query([("symbol", table[0].symbol)] if len(table) else [])
     log.info("%r loaded, a signed request built (%d bytes); config checked",
              rest.credentials, len(probe))
     return rest
+
+
+def check_quote_sizes(config: dict, rules: exchange.ExchangeRules, table: SymbolTable) -> None:
+    """``[strategy] quote_qty`` within each symbol's LOT_SIZE (else every quote would be
+    denied MIN_QTY / LOT_MAX_QTY / LOT_STEP): a ``ValueError`` listing each one."""
+    problems = []
+    for sym, text in config.get("strategy", {}).get("quote_qty", {}).items():
+        if sym not in table or sym.upper() not in rules.symbols:
+            continue
+        inst, r = table[sym], rules.symbols[sym.upper()]
+        venue = r.grid()
+        try:
+            lots = venue.lots(str(text))
+        except ValueError:
+            problems.append(f"{inst.symbol} {text} is not a multiple of stepSize "
+                            f"{r.step_size}")
+            continue
+        if lots < r.min_qty or (r.max_qty and lots > r.max_qty):
+            problems.append(f"{inst.symbol} {text} is outside minQty {venue.qty_str(r.min_qty)}"
+                            f" .. maxQty {venue.qty_str(r.max_qty)}")
+    if problems:
+        raise ValueError("[strategy] quote_qty against the venue's LOT_SIZE: "
+                         + "; ".join(problems))
 
 
 def binance_preflight(config: dict, table: SymbolTable, name: str) -> Preflight:
@@ -67,6 +96,8 @@ def binance_preflight(config: dict, table: SymbolTable, name: str) -> Preflight:
         step = "exchange rules"
         rules = exchange.load_rules(rest, table, b["exchange_info_dir"],
                                     b["exchange_info_max_age_s"])
+        step = "quote sizes"
+        check_quote_sizes(config, rules, table)
         step = "account"
         account = rest.account()
     except VenueUnreachable as e:

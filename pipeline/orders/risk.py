@@ -14,9 +14,9 @@ travel as ``filters[sid]``, a ``FILTER`` record per instrument in the config's t
 (``compile_filters``; every rule off by default, so a venue without rules, the standard
 dialect and the simulator, sees no change). Each filter has its own ``RiskReason``, so an
 order the venue would reject is refused here and counted as
-``gateway.orders.denied.<reason>``. Approximations, both on the safe side: PERCENT_PRICE
-uses the book's mid as the reference price (Binance: its reference / average price), and
-MAX_NUM_ORDERS counts every open order of the gateway (Binance: per symbol).
+``gateway.orders.denied.<reason>``. Approximations: PERCENT_PRICE takes the book's mid as
+the reference price (Binance: its reference / weighted average price), MAX_NUM_ORDERS
+counts every open order of the gateway (Binance: per symbol; so stricter, never looser).
 """
 
 from __future__ import annotations
@@ -155,7 +155,6 @@ class RiskLimits:
         marks = np.zeros((max(len(table), 1), MARK_WORDS), np.int64)
         return RiskView(limits, g, marks, self.rate_state(), compile_filters(rules, table))
 
-
     def load_rules(self, table: SymbolTable) -> ExchangeRules:
         """The ``exchange_rules`` file, parsed and cross-checked against ``table``."""
         try:
@@ -246,6 +245,19 @@ def note_cancel(rates, g, now):
 
 
 @njit(cache=True, _nrt=False)
+def lot_filters(f, lo_qty, hi_qty):
+    """LOT_SIZE (every order type): step, then ``lo_qty`` >= minQty, ``hi_qty`` <= maxQty."""
+    step = f["qty_step"]
+    if step > 1 and (lo_qty % step != 0 or hi_qty % step != 0):
+        return LOT_STEP
+    if lo_qty < f["min_qty"]:
+        return MIN_QTY
+    if f["max_qty"] > 0 and hi_qty > f["max_qty"]:
+        return LOT_MAX_QTY
+    return OK
+
+
+@njit(cache=True, _nrt=False)
 def venue_filters(f, side, price, lo_qty, hi_qty, mid2):
     """The venue's symbol filters (``f``: a ``FILTER`` record) for a limit order at
     ``price``: ``lo_qty`` against the minimums, ``hi_qty`` against the maximums (the same
@@ -256,13 +268,9 @@ def venue_filters(f, side, price, lo_qty, hi_qty, mid2):
         return PRICE_TICK
     if price < f["min_price"] or (f["max_price"] > 0 and price > f["max_price"]):
         return PRICE_RANGE
-    step = f["qty_step"]
-    if step > 1 and (lo_qty % step != 0 or hi_qty % step != 0):
-        return LOT_STEP
-    if lo_qty < f["min_qty"]:
-        return MIN_QTY
-    if f["max_qty"] > 0 and hi_qty > f["max_qty"]:
-        return LOT_MAX_QTY
+    v = lot_filters(f, lo_qty, hi_qty)
+    if v:
+        return v
     if price * lo_qty < f["min_notional"]:
         return MIN_NOTIONAL
     if f["max_notional"] > 0 and price * hi_qty > f["max_notional"]:
@@ -287,14 +295,18 @@ def _venue_position(f, p, side, qty, extra_open):
 
 @njit(cache=True, _nrt=False)
 def _filter_checks(rk, positions, r, lo_qty, extra_open):
-    """The venue's rules for a new order or a replace (``lo_qty``: its open quantity)."""
+    """The venue's rules for a new order or a replace (``lo_qty``: its open quantity). A
+    market order has no price: only LOT_SIZE (its notional and MARKET_LOT_SIZE, judged by
+    the venue on its average price, are not modelled; the market maker sends limits)."""
     sid = r["symbol_id"]
     f = rk.filters[sid]
-    if r["ord_type"] != MARKET:
+    if r["ord_type"] == MARKET:
+        v = lot_filters(f, lo_qty, r["qty"])
+    else:
         bid, ask, _ = book_top(rk.marks, sid)
         v = venue_filters(f, r["side"], r["price"], lo_qty, r["qty"], bid + ask)
-        if v:
-            return v
+    if v:
+        return v
     return _venue_position(f, positions[sid], r["side"], lo_qty, extra_open)
 
 
