@@ -547,6 +547,11 @@ class GatewayAgent(Agent):
         self.switchovers += 1
         log.warning("order flow moved to the new session %s (old %s draining)",
                     sb.session.sender, old.session.sender)
+        if not old.wire.active:  # the old one went down first: nothing to drain
+            old.wire.close(now_ns, "replaced by a new session")
+            self._draining = None
+        if not atomic_load(self.oms.words, L.W_READY):  # ... and intents were stopped
+            self._start_reconcile(now_ns)
 
     def _in_flight_before(self, t_ns: int) -> bool:
         """Any order whose request (sent before ``t_ns``) is still unanswered."""
