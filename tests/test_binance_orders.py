@@ -221,6 +221,10 @@ def test_xak_amends_down_keeping_the_venue_order(parts):
     o = rig.orders[oms.find(rig.orders, 103)]
     assert o["venue_order_id"] == 5100 and o["qty"] == 6 and o["leaves_qty"] == 6
     assert rig.positions[0]["open_buy"] == 6 and rig.words[L.W_OPEN_ORDERS] == 1
+    # later reports may name the first ClOrdID in 41: they are about the live order
+    rig.report("8", cl=103, orig=100, exec_type="F", status="1", cum=2, last_qty=2)
+    assert rig.orders[oms.find(rig.orders, 103)]["cum_qty"] == 2
+    assert rig.positions[0]["position"] == 2 and rig.status(100) == OrdStatus.REPLACED
     # a quantity increase or a price change is not an amend
     (m,) = replace(rig, 104, 103, qty=8)
     assert m[35] == b"XCN"

@@ -50,10 +50,12 @@ def test_logon_reproduces_the_documented_message_byte_for_byte(tmp_path):
     assert DOC_API_KEY not in repr(d) and "PRIVATE" not in repr(d)
 
 
-def test_response_mode_only_acks_adds_25036(tmp_path):
-    d = doc_dialect(tmp_path, response_mode=B.RESPONSE_MODE["only_acks"])
+def test_response_mode_only_acks_and_a_recv_window_go_in_the_logon(tmp_path):
+    d = doc_dialect(tmp_path, response_mode=B.RESPONSE_MODE["only_acks"],
+                    recv_window_ms=8000)
     raw = d.logon("X", 1, "20240627-11:17:25.223", 30)
-    assert b"\x0125036=2\x01" in raw and violations(raw) == []
+    assert b"\x0125036=2\x01" in raw and b"\x0156=SPOT\x0125000=8000\x01" in raw
+    assert violations(raw) == []
 
 
 def intent(**kw) -> np.ndarray:
@@ -193,8 +195,13 @@ def test_logon_then_limit_query_then_gap_is_a_logout_not_a_resend(tmp_path, keye
     s.feed(server(d, s, "A", 1, [(98, 0), (108, 30), (25037, "uuid")]))
     s.process(2)
     assert s.state == State.ACTIVE and ("logon", "") in s.events
-    (xlq,) = msgs(s.take_output())
-    assert xlq[35] == b"XLQ" and xlq[34] == b"2" and 6136 in xlq
+    raw = s.take_output()
+    (xlq,) = msgs(raw)
+    assert xlq[35] == b"XLQ" and xlq[34] == b"2" and 6136 in xlq and violations(raw) == []
+    s.on_timer(2 + 37 * 10**9)  # nothing heard for > 1.2 x HeartBtInt: TestRequest
+    s.on_timer(2 + 38 * 10**9)
+    admin = s.take_output()
+    assert [m[35] for m in msgs(admin)] == [b"1"] and violations(admin) == []
     s.feed(server(d, s, "XLR", 2, [(6136, "1"), (25003, 2), (25004, 2), (25005, 1),
                                    (25006, 10000), (25007, 10), (25008, "s"), (25004, 1),
                                    (25005, 0), (25006, 200), (25007, 10), (25008, "s")]))

@@ -44,6 +44,7 @@ from shm_layouts.records import FixDialect, OrderType, ReplaceMode, TimeInForce
 log = logging.getLogger(__name__)
 
 TARGET = "SPOT"
+DEFAULT_RECV_WINDOW_MS = 5000  # what Binance assumes for a Logon without RecvWindow (25000)
 COMP_ID_LEN = 8  # every generated SenderCompID has this length: the header block keeps
 # its size, so the jitted encoders' prebuilt ``49=..|56=..|`` is rewritten in place
 COMP_ID = re.compile(r"^[A-Za-z0-9_-]{1,8}$")
@@ -227,7 +228,7 @@ class BinanceSpot:
     api_key: str = field(repr=False)
     signer: Signer = field(repr=False)
     comp_id_prefix: str = ""
-    recv_window_ms: int = 5000
+    recv_window_ms: int = DEFAULT_RECV_WINDOW_MS
     message_handling: int = MESSAGE_HANDLING["sequential"]
     response_mode: int = RESPONSE_MODE["everything"]
     replace_mode: ReplaceMode = ReplaceMode.STOP_ON_FAILURE
@@ -276,9 +277,13 @@ class BinanceSpot:
     def new_comp_id(self) -> str:
         return new_comp_id(self.comp_id_prefix)
 
-    def build(self, msg_type: str, pairs, sender: str, seq: int, sending: str) -> bytes:
-        """A message from Python (admin messages, XLQ) with Binance's header order."""
+    def build(self, msg_type: str, pairs, sender: str, seq: int, sending: str,
+              recv_window: bool = False) -> bytes:
+        """A message from Python (admin messages, XLQ) with Binance's header order;
+        ``recv_window``: RecvWindow (25000) in the header when it is not the default."""
         body = f"35={msg_type}\x0134={seq}\x0149={sender}\x0152={sending}\x0156={TARGET}\x01"
+        if recv_window and self.recv_window_ms != DEFAULT_RECV_WINDOW_MS:
+            body += f"25000={self.recv_window_ms}\x01"
         return frame(body + "".join(f"{t}={v}\x01" for t, v in pairs))
 
     def logon(self, sender: str, seq: int, sending: str, heartbeat_s: int) -> bytes:
@@ -289,7 +294,7 @@ class BinanceSpot:
                  (553, self.api_key), (25035, self.message_handling)]
         if self.response_mode != RESPONSE_MODE["everything"]:
             pairs.append((25036, self.response_mode))
-        return self.build("A", pairs, sender, seq, sending)
+        return self.build("A", pairs, sender, seq, sending, recv_window=True)
 
     def limit_query(self, sender: str, seq: int, sending: str) -> bytes:
         self.limit_queries += 1

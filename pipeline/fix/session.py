@@ -8,6 +8,11 @@ framed and parsed by the jitted ``next_inbound`` with no Python object per messa
 jitted gateway loop can consume them directly; everything else (admin messages, gaps,
 duplicates) comes back to Python, where ``simplefix`` is good enough.
 
+With a ``dialect`` (``binance_spot.BinanceSpot``) the session follows Binance Spot's rules
+instead: the clock check, a fresh SenderCompID and reset sequence numbers at every connect,
+the Ed25519-signed Logon, XLQ once logged on, and an inbound gap answered by a Logout (the
+gateway reconnects and reconciles through REST: Binance resends nothing).
+
 Sequence numbers and the outbound journal live in a ``SessionStore`` on disk. Credentials
 come from config/environment (``SessionConfig.from_config``); the password is never
 logged, never journaled and hidden from ``repr``.
