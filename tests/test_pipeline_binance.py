@@ -40,6 +40,7 @@ def test_full_pipeline_against_the_binance_strict_simulator_over_tls(tmp_path):
     assert not c.get("gateway.orders.venue_rejects.1013") and \
         not c.get("gateway.orders.venue_rejects.1015")
     assert v.get("binance_orders", 0) > 0
+    assert "\nvenue refusals: " in logs[0]  # the printed summary names what it refused
     text = "\n".join(logs)
     assert "FIX logon HFT" in text and "(account trader" in text
     assert "PRIVATE KEY" not in text

@@ -66,6 +66,10 @@ def print_summary(s: dict) -> None:
         if h.get("count"):
             print(f"  {name}: p50 {h['p50']:,.0f}  p99 {h['p99']:,.0f}  "
                   f"p99.9 {h['p99.9']:,.0f}  max {h['max']:,}  (n={h['count']:,})")
+    refused = venue_refusals(s.get("venue_stats"))
+    if refused is not None:
+        print("venue refusals: " + (", ".join(f"{k} {v:,}" for k, v in refused.items())
+                                    or "none"))
     errors = s["errors"]
     print("errors: " + (", ".join(f"{k} {v:,}" for k, v in errors.items()) or "none"))
     if s.get("failed"):
@@ -73,6 +77,21 @@ def print_summary(s: dict) -> None:
     restarts = {k: v for k, v in s.get("restarts", {}).items() if v}
     if restarts:
         print(f"restarts: {restarts}")
+
+
+# the simulator's counters of what it refused (binance dialect: with Binance's codes)
+REFUSAL_COUNTERS = ("binance_logons_refused", "binance_bad_", "binance_unsupported_",
+                    "binance_filter_rejects", "binance_limit_maker_rejects",
+                    "binance_order_rate_rejects", "binance_message_limit_logouts",
+                    "binance_cancel_rejects", "binance_amend_rejects", "rest_signed_refused_",
+                    "fix_bad_logon", "fix_bad_credentials", "fix_rejects_sent")
+
+
+def venue_refusals(stats: dict | None) -> dict | None:
+    """The simulator's non-zero refusal counters (None when the venue is not ours)."""
+    if stats is None:
+        return None
+    return {k: v for k, v in sorted(stats.items()) if v and k.startswith(REFUSAL_COUNTERS)}
 
 
 def format_denials(denied: dict, intents: int, throttled: int | None = None) -> str:
