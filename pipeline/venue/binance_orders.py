@@ -267,7 +267,7 @@ class BinanceOrders:
         dup = self._duplicate(book, acct, req["clid"])
         if dup is not None:
             return dup
-        if req["type"] == "LIMIT_MAKER" and book._crosses(req["side"], inst.ticks(req["price"])):
+        if req["type"] == "LIMIT_MAKER" and book.crosses(req["side"], inst.ticks(req["price"])):
             self.stats["binance_limit_maker_rejects"] += 1
             return err("NEW_ORDER_REJECTED")[0], WOULD_TAKE
         return None

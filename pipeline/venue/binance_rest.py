@@ -180,7 +180,7 @@ class BinanceRest:
         else:
             order = book.order(account.account_id, orig)
         if order is None:
-            raise _NoSuchOrder()
+            raise Refused(400, "NO_SUCH_ORDER")
         return order_json(self.sim.cfg.symbols[sym], order)
 
     def _account(self, account, query: dict) -> dict:
@@ -218,12 +218,6 @@ class BinanceRest:
                 "brokered": False, "requireSelfTradePrevention": False, "preventSor": False,
                 "updateTime": time.time_ns() // 1_000_000, "accountType": "SPOT",
                 "balances": balances, "permissions": ["SPOT"], "uid": account.account_id}
-
-
-class _NoSuchOrder(Refused):
-    def __init__(self):
-        Exception.__init__(self, "Order does not exist.")
-        self.status, self.code, self.msg = 400, -2013, "Order does not exist."
 
 
 def order_json(inst, o: Order) -> dict:

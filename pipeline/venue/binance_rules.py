@@ -61,6 +61,7 @@ ERR = {
                                  "'{}'."),
     "NEW_ORDER_REJECTED": (-2010, "NEW_ORDER_REJECTED"),
     "CANCEL_REJECTED": (-2011, "CANCEL_REJECTED"),
+    "NO_SUCH_ORDER": (-2013, "Order does not exist."),
     "BAD_API_KEY_FMT": (-2014, "API-key format invalid."),
     "REJECTED_MBX_KEY": (-2015, "Invalid API-key, IP, or permissions for action."),
     "AMEND_REJECTED": (-2038, "ORDER_AMEND_REJECTED"),

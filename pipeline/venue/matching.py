@@ -359,6 +359,10 @@ class Book:
             rep.oid, rep.status = order.oid, order.status
         self.reports.append(rep)
 
+    def crosses(self, side: int, price: int) -> bool:
+        """An order of ``side`` at ``price`` would trade against the book now."""
+        return self._crosses(side, price)
+
     def _crosses(self, side: int, price: int) -> bool:
         opp = self.best(1 - side)
         return opp is not None and (price >= opp if side == BUY else price <= opp)
