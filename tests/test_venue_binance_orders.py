@@ -7,7 +7,12 @@ import pytest
 from binance_sim import BOB_API_KEY, accounts, logged_on, new_signer, run
 
 from pipeline.venue.matching import BUY
-from pipeline.venue.testing import binance_test_config, running
+from pipeline.venue.testing import (
+    TEST_API_KEY,
+    BinanceFixClient,
+    binance_test_config,
+    running,
+)
 
 ALICE, BOB = new_signer(), new_signer()
 P = "60000.00"
@@ -240,4 +245,29 @@ def test_mass_cancel_and_limit_query(tmp_path):
             c.send("q", [(11, "mc2"), (55, "BTCUSDT"), (530, "7")])
             assert (await c.recv("3")).get(371) == "530"
             assert not [m for m in other.inbox if m.msg_type == "r"]  # the reply is c's
+    run(main())
+
+
+@pytest.mark.timeout(60)
+def test_response_mode_only_acks_gets_answers_to_its_own_requests_only(tmp_path):
+    async def main():
+        async with running(config(tmp_path, max_orders=10)) as sim:
+            port = sim.endpoints()["fix_port"]
+            acks = BinanceFixClient(port, "ACKS", TEST_API_KEY, ALICE)
+            await acks.connect()
+            assert (await acks.logon(extra=[(25036, 2)])).msg_type == "A"
+            every = await logged_on(sim, "EVERY", ALICE)
+            acks.send("D", order("k1", "1", "0.001", "59000.00"))
+            assert (await acks.recv("8")).get(150) == "0"  # its own order's ack
+            assert (await every.recv("8")).get(11) == "k1"  # EVERYTHING sees it too
+            every.send("D", order("e1", "1", "0.001", "58000.00"))
+            assert (await every.recv("8")).get(11) == "e1"
+            assert sim.fill(1, "k1", "0.001", "59000.00")  # a pushed fill
+            assert (await every.recv("8")).get(150) == "F"
+            acks.send("F", [(11, "kc"), (41, "e1"), (55, "BTCUSDT")])
+            m = await acks.recv("8")  # the answer to its cancel: the first thing it gets
+            assert m.get(150) == "4" and m.get(41) == "e1"
+            acks.send("1", [(112, "fence")])
+            await acks.recv("0")
+            assert not [x for x in acks.inbox if x.msg_type == "8"]  # no e1 NEW, no fill
     run(main())

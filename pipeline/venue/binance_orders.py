@@ -12,8 +12,11 @@ LimitResponse XLR.
 Every denial carries Binance's ErrorCode(25016) and Text(58): exchange filters -1013
 "Filter failure: ..." (``binance_rules``), matching-engine refusals -2010 (new order),
 -2011 (cancel), -2038 (amend) with errors.md's messages, malformed requests a Reject(3).
-Reports go to every logged-on session of the account (ResponseMode EVERYTHING); with none
-they are not kept (Binance has no resend: a client reconciles through REST).
+Reports go to every logged-on session of the account (ResponseMode(25036) 1 EVERYTHING);
+a session that logged on with 2 ONLY_ACKS gets only the answers to its own requests (the
+NEW, CANCELED, REPLACED or REJECTED report, the 9, XAR, r, XLR), no pushed fills or
+expiries. With no session they are not kept (Binance has no resend: a client reconciles
+through REST).
 """
 
 from __future__ import annotations
@@ -59,6 +62,8 @@ ME_TEXT = {Reject.UNKNOWN_ORDER[1]: UNKNOWN_ORDER, Reject.TOO_LATE[1]: UNKNOWN_O
            Reject.DUPLICATE_CLORDID[1]: DUPLICATE_ORDER, Reject.POST_ONLY_CROSS[1]: WOULD_TAKE,
            Reject.AMEND_NOT_DOWN[1]: AMEND_UP, Reject.REPLACE_TOO_SMALL[1]: AMEND_UP}
 STOP_ON_FAILURE, ALLOW_FAILURE = "1", "2"
+EVERYTHING = 1  # ResponseMode(25036); 2 ONLY_ACKS
+ACK_TYPES = (ExecType.NEW, ExecType.CANCELED, ExecType.REPLACED, ExecType.REJECTED)
 # SessionRejectReason(373)
 REQUIRED_TAG_MISSING, VALUE_INCORRECT = 1, 5
 
@@ -89,6 +94,8 @@ class BinanceOrders:
             collections.deque)
         # what a request asked for, for the reports the book writes without it (rejects)
         self.requests: dict[tuple[int, str], dict] = {}
+        # the session that sent the request a report answers (ResponseMode ONLY_ACKS)
+        self.origin: dict[tuple[int, str], AcceptorSession] = {}
 
     # ------------------------------------------------------------------ entry point
     def application(self, s: AcceptorSession, msg: Message) -> None:
@@ -103,6 +110,8 @@ class BinanceOrders:
             if value is not None and not CL_ORD_ID_RE.match(value):
                 raise _refuse("ILLEGAL_CHARS", tag, name, CL_ORD_ID_RE.pattern)
         acct = s.account.account_id
+        if mt in ("D", "F", "XCN", "XAK"):  # the reports that answer it go back to s
+            self.origin[(acct, msg.get(11))] = s
         if mt == "XLQ":
             self._limits(s, msg, acct)
             return
@@ -150,6 +159,7 @@ class BinanceOrders:
             self._reject_new(s, req, inst, problem)
             return
         cancel_id = msg.get(25034) or f"x{self._next_exec()}"
+        self.origin[(acct, cancel_id)] = s
         order, why = self._find(book, acct, msg.get(37), msg.get(41))
         cancelled = order is not None and book.cancel(acct, cancel_id, order.cl_ord_id)
         if order is None:
@@ -188,6 +198,9 @@ class BinanceOrders:
     def _mass_cancel(self, s, msg, inst, book, acct) -> None:
         if msg.get(530) != "1":
             raise _refuse("INVALID_PARAMETER", 530, "MassCancelRequestType")
+        for o in book.orders.values():  # their cancels answer this request
+            if o.account == acct:
+                self.origin[(acct, o.cl_ord_id)] = s
         n = book.cancel_all(acct)
         self.stats["binance_mass_cancels"] += 1
         self._send(acct, "r", [(55, inst.symbol), (11, msg.get(11)), (530, "1"), (531, "1"),
@@ -313,14 +326,17 @@ class BinanceOrders:
                  problem[0])
         rep = Report(int(ExecType.REJECTED), s.account.account_id, req["clid"],
                      side=req["side"], reject_code=problem[0], text=problem[1])
-        self._send(s.account.account_id, "8", self._exec_body(inst, rep, req))
+        self._send(s.account.account_id, "8", self._exec_body(inst, rep, req), ack_to=s)
+        self.origin.pop((s.account.account_id, req["clid"]), None)
 
     def _send_cancel_reject(self, s, msg, inst, clid, problem) -> None:
         self.stats["binance_cancel_rejects"] += 1
         body = [(11, clid)]
         body += [(t, msg.get(t)) for t in (41, 37) if msg.get(t)]
         body += [(55, inst.symbol), (434, 1), (25016, problem[0]), (58, problem[1])]
-        self._send(s.account.account_id, "9", body)
+        self._send(s.account.account_id, "9", body, ack_to=s)
+        if msg.msg_type == "F":  # an XCN's new order is still to be answered
+            self.origin.pop((s.account.account_id, clid), None)
 
     def _send_amend_reject(self, s, msg, inst, problem) -> None:
         self.stats["binance_amend_rejects"] += 1
@@ -328,27 +344,34 @@ class BinanceOrders:
             err("AMEND_REJECTED")[0]
         body = [(11, msg.get(11))] + [(t, msg.get(t)) for t in (41, 37) if msg.get(t)]
         body += [(55, inst.symbol), (38, msg.get(38)), (25016, code), (58, problem[1])]
-        self._send(s.account.account_id, "XAR", body)
+        self._send(s.account.account_id, "XAR", body, ack_to=s)
+        self.origin.pop((s.account.account_id, msg.get(11)), None)
 
     def route(self, inst: Instrument, r: Report) -> None:
         """One engine report to the account's sessions."""
-        req = self.requests.get((r.account, r.cl_ord_id), {})
+        key = (r.account, r.cl_ord_id)
+        req = self.requests.get(key, {})
+        ack = r.cancel_reject_to or r.exec_type in ACK_TYPES
+        ack_to = self.origin.get(key) if ack else None
         if r.cancel_reject_to == 2:
             code = err("AMEND_REJECTED")[0]
             body = [(11, r.cl_ord_id), (41, r.orig_cl_ord_id), (55, inst.symbol),
                     (38, req.get("qty", "0")), (25016, code),
                     (58, ME_TEXT.get(r.text, r.text))]
-            self._send(r.account, "XAR", body)
+            self._send(r.account, "XAR", body, ack_to=ack_to)
         elif r.cancel_reject_to:
             body = [(11, r.cl_ord_id), (41, r.orig_cl_ord_id), (55, inst.symbol), (434, 1),
                     (25016, err("CANCEL_REJECTED")[0]), (58, ME_TEXT.get(r.text, r.text))]
-            self._send(r.account, "9", body)
+            self._send(r.account, "9", body, ack_to=ack_to)
         else:
             if not r.oid:  # the engine refused the new order
                 r.reject_code = err("NEW_ORDER_REJECTED")[0]
-            self._send(r.account, "8", self._exec_body(inst, r, req))
+            self._send(r.account, "8", self._exec_body(inst, r, req), ack_to=ack_to)
+        if ack:
+            self.origin.pop(key, None)  # answered
         if r.status not in (OrdStatus.NEW, OrdStatus.PARTIALLY_FILLED) or r.cancel_reject_to:
-            self.requests.pop((r.account, r.cl_ord_id), None)
+            self.requests.pop(key, None)
+            self.origin.pop(key, None)
 
     def _next_exec(self) -> int:
         self.exec_id += 1
@@ -400,12 +423,15 @@ class BinanceOrders:
         return body
 
     def _send(self, acct: int, msg_type: str, body: list,
-              only: AcceptorSession | None = None) -> None:
-        """To every live session of ``acct`` (``only``: a reply to that one session)."""
+              only: AcceptorSession | None = None,
+              ack_to: AcceptorSession | None = None) -> None:
+        """To every live EVERYTHING session of ``acct``, and to ``ack_to`` (the session
+        whose request this answers) whatever its ResponseMode; ``only``: to that one."""
         acceptor = self.acceptor
         targets = [only] if only is not None else [
             x for x in acceptor.sessions.values() if x.account is not None
-            and x.account.account_id == acct]
+            and x.account.account_id == acct
+            and (x.rules.response_mode == EVERYTHING or x is ack_to)]
         now = time.monotonic()
         sent = 0
         for x in targets:
