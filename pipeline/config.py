@@ -78,7 +78,24 @@ SCHEMA: dict[str, Any] = {
         "depth_ms": 1000, "depth_fast_ms": 100, "max_order_lots": 0, "max_open_orders": 0,
         "first_update_id": 1_000_000, "start_prices": OPEN, "mean_qty": OPEN,
         "flow": OPEN, "faults": OPEN,
-        "accounts": Rows({"username": REQUIRED, "password_env": ""}),
+        "accounts": Rows({"username": REQUIRED, "password_env": "",
+                          # dialect binance: the API key (or the variable holding it), the
+                          # Ed25519 public key PEM registered for it, an HMAC secret's variable
+                          "api_key": "", "api_key_env": "", "ed25519_public_key": "",
+                          "hmac_secret_env": ""}),
+        # "fix44" (the standard acceptor) or "binance" (Binance Spot's FIX and signed REST
+        # rules: pipeline/venue/binance_session.py); binance: exchange filters per symbol
+        # (pipeline/venue/binance_rules.py FILTER_DEFAULTS) and the venue's limits
+        "dialect": "fix44",
+        "filters": Each({"min_price": "", "max_price": "1000000", "min_qty": "",
+                         "max_qty": "9000", "min_notional": "5", "max_notional": "9000000",
+                         "bid_multiplier_up": "5", "bid_multiplier_down": "0.2",
+                         "ask_multiplier_up": "5", "ask_multiplier_down": "0.2",
+                         "max_num_orders": 200}),
+        "binance": {"message_limit": 10_000, "message_window_s": 10.0, "connect_limit": 15,
+                    "connect_window_s": 30.0, "max_connections": 10, "order_limit": 200,
+                    "order_window_s": 10, "news_interval_s": 10.0},
+        "balances": OPEN,  # binance: asset -> starting balance (GET /api/v3/account)
         # TLS on every endpoint (hft sim --tls): tls_cert/tls_key "" = generate a CA and a
         # certificate at start-up (pipeline/venue/tls.py); ca_file: the CA that signed tls_cert
         "tls": False, "tls_cert": "", "tls_key": "", "ca_file": "",

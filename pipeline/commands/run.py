@@ -24,6 +24,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tls", action="store_true",
                    help="the simulator serves WebSocket, REST and FIX over TLS (hft sim "
                    "--tls); the feed and the gateway verify it against its CA")
+    p.add_argument("--sim-dialect", choices=("fix44", "binance"), default="fix44",
+                   help="the simulator's order-entry rules: binance runs it as Binance Spot "
+                   "(hft sim --dialect binance, over TLS) with an Ed25519 key pair made for "
+                   "the run, and the gateway speaks the binance-spot FIX dialect")
     p.add_argument("--md-format", choices=("json", "sbe"),
                    help="market data format (default: [feed] md_format, json): sbe reads "
                    "Binance's binary streams (the simulator serves both)")
@@ -63,6 +67,10 @@ def print_summary(s: dict) -> None:
         if h.get("count"):
             print(f"  {name}: p50 {h['p50']:,.0f}  p99 {h['p99']:,.0f}  "
                   f"p99.9 {h['p99.9']:,.0f}  max {h['max']:,}  (n={h['count']:,})")
+    refused = venue_refusals(s.get("venue_stats"))
+    if refused is not None:
+        print("venue refusals: " + (", ".join(f"{k} {v:,}" for k, v in refused.items())
+                                    or "none"))
     errors = s["errors"]
     print("errors: " + (", ".join(f"{k} {v:,}" for k, v in errors.items()) or "none"))
     if s.get("failed"):
@@ -74,6 +82,21 @@ def print_summary(s: dict) -> None:
         print(f"POSITION MISMATCH {sym}: OMS {p['oms']:,} lots, venue {p['venue']:,} lots")
     if s.get("failures"):
         print(f"RUN FAILED (exit 1): {', '.join(s['failures'])}")
+
+
+# the simulator's counters of what it refused (binance dialect: with Binance's codes)
+REFUSAL_COUNTERS = ("binance_logons_refused", "binance_bad_", "binance_unsupported_",
+                    "binance_filter_rejects", "binance_limit_maker_rejects",
+                    "binance_order_rate_rejects", "binance_message_limit_logouts",
+                    "binance_cancel_rejects", "binance_amend_rejects", "rest_signed_refused_",
+                    "fix_bad_logon", "fix_bad_credentials", "fix_rejects_sent")
+
+
+def venue_refusals(stats: dict | None) -> dict | None:
+    """The simulator's non-zero refusal counters (None when the venue is not ours)."""
+    if stats is None:
+        return None
+    return {k: v for k, v in sorted(stats.items()) if v and k.startswith(REFUSAL_COUNTERS)}
 
 
 def format_denials(denied: dict, intents: int, throttled: int | None = None) -> str:
@@ -95,9 +118,14 @@ def main(args: argparse.Namespace) -> int:
         print("hft run: --tls starts the simulator with TLS; for a running venue set "
               "[feed] / [gateway] TLS keys in --config", file=sys.stderr)
         return 2
+    if args.sim_dialect != "fix44" and args.venue:
+        print("hft run: --sim-dialect sets up the simulator; a running venue (--venue) "
+              "brings its own rules", file=sys.stderr)
+        return 2
     opts = RunOptions(config=args.config, instance=args.instance, duration=args.duration,
                       venue=args.venue, profile=args.profile, warmup=args.warmup,
-                      tls=args.tls, md_format=args.md_format)
+                      tls=args.tls or args.sim_dialect == "binance", md_format=args.md_format,
+                      sim_dialect=args.sim_dialect)
     try:
         summary = Launcher(opts).run()
     except PreflightError as e:  # a real venue that cannot be traded: one line, why

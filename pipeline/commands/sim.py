@@ -5,6 +5,9 @@ Prints one JSON line on stdout once listening: ``{"ws": ..., "rest": ..., "fix_h
 /admin API's token from $HFT_SIM_ADMIN_TOKEN or fresh), then logs to stderr.
 ``--tls``: every endpoint over TLS (``wss://``, ``https://``, ``"fix": "tcp+tls://..."``),
 with ``ca_file`` and ``server_name`` in the line for clients to trust and check.
+``--dialect binance``: Binance Spot's FIX order entry and signed REST rules instead of the
+standard FIX 4.4 acceptor (``[sim] dialect``; accounts need ``api_key`` and
+``ed25519_public_key``; see pipeline/venue/binance_session.py).
 """
 
 from __future__ import annotations
@@ -43,6 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tls-cert", help="server certificate chain (PEM) for --tls")
     parser.add_argument("--tls-key", help="its private key (PEM)")
     parser.add_argument("--ca-file", help="the CA that signed --tls-cert (printed as ca_file)")
+    parser.add_argument("--dialect", choices=("fix44", "binance"),
+                        help="order-entry rules (default: [sim] dialect, fix44): binance is "
+                        "Binance Spot's FIX API (Ed25519 Logon, XCN, filters ...) and its "
+                        "signed REST endpoints")
     parser.add_argument("--busy-poll", action="store_true",
                         help="never sleep in the event loop (poll sockets with timeout 0): "
                         "a client's send() then does not pay for waking this process; "
@@ -75,7 +82,7 @@ def main(args: argparse.Namespace) -> int:
                                     seed=args.seed, rate=args.rate, faults=faults,
                                     state_dir=args.state_dir, tls=args.tls,
                                     tls_cert=args.tls_cert, tls_key=args.tls_key,
-                                    ca_file=args.ca_file,
+                                    ca_file=args.ca_file, dialect=args.dialect,
                                     admin_token=os.environ.get(admin.TOKEN_ENV, ""))
         sim = Simulator(cfg)
     except (KeyError, ValueError) as e:

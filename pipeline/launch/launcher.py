@@ -15,6 +15,7 @@ before the segments are removed; the simulator goes last.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -28,6 +29,13 @@ from pathlib import Path
 from pipeline import config as cfgmod
 from pipeline.control.area import create_control
 from pipeline.instruments import SymbolTable
+from pipeline.launch.binance_run import (
+    BinanceRun,
+    gateway_settings,
+    make_credentials,
+    remove_credentials,
+    sim_settings,
+)
 from pipeline.launch.preflight import Preflight, binance_preflight
 from pipeline.launch.rundir import RUN_DIR
 from pipeline.launch.summary import collect_summary, judge
@@ -79,6 +87,7 @@ class RunOptions:
     warmup: float = 0.0
     extra_args: dict[str, list[str]] = field(default_factory=dict)
     tls: bool = False  # the simulator serves TLS; feed and gateway trust its CA
+    sim_dialect: str = "fix44"  # "binance": hft sim --dialect binance, gateway binance-spot
 
 
 class LatencyWindow:
@@ -158,6 +167,18 @@ def write_toml(path: Path, config: dict) -> None:
         tomllib.load(f)  # what we wrote must read back
 
 
+@contextlib.contextmanager
+def run_environment(env: dict[str, str]):
+    """``os.environ`` as the children get it (``env``), for checks in this process."""
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 class Launcher:
     def __init__(self, opts: RunOptions):
         self.opts = opts
@@ -181,6 +202,7 @@ class Launcher:
         self.env = dict(os.environ)
         self.config_path = RUN_DIR / f"{self.name}.toml"
         self.control = None
+        self.binance: BinanceRun | None = None  # the run's keys (--sim-dialect binance)
         if opts.venue:  # against the simulator the launcher makes the secrets itself
             self._check_secrets()
 
@@ -216,6 +238,9 @@ class Launcher:
         sim_cfg = self.config.setdefault("sim", {})
         sim_cfg["state_dir"] = str(RUN_DIR / self.name / "sim")
         sim_cfg.setdefault("accounts", [{"username": "trader", "password_env": SIM_PASSWORD_ENV}])
+        if self.opts.sim_dialect == "binance":
+            self.binance = make_credentials(RUN_DIR / self.name, self.env)
+            sim_settings(sim_cfg, self.binance)
         write_toml(self.config_path, self.config)
         place = self.profile.get("simulator", {})
         self.venue = start_simulator(str(self.config_path), self.env, place.get("core"),
@@ -237,6 +262,8 @@ class Launcher:
         if not self.opts.venue:
             gw["username"] = self.config["sim"]["accounts"][0]["username"]
             gw["password_env"] = PASSWORD_ENV
+        if self.binance is not None:
+            gateway_settings(self.config, self.binance, v.rest, v.ca_file, v.server_name)
         if v.tls:  # wss:// + https:// follow from the URLs; FIX needs tls = true
             gw["tls"] = True
             for section in (feed, gw):  # the simulator's CA and name (a real venue: none)
@@ -247,10 +274,13 @@ class Launcher:
         write_toml(self.config_path, self.config)
 
     def _preflight(self) -> None:
-        """A Binance profile: config, key, signing, then clock, rules and account, before
-        any segment or process exists (``PreflightError``: one line)."""
-        if self.venue_profile and self.config["gateway"].get("dialect") == "binance-spot":
-            self.preflight = binance_preflight(self.config, self.symbols, self.venue_profile)
+        """A Binance profile or the Binance-strict simulator: config, key, signing, then
+        clock, rules and account, before any segment or process exists (``PreflightError``:
+        one line)."""
+        name = self.venue_profile or ("simulator" if self.binance is not None else None)
+        if name and self.config["gateway"].get("dialect") == "binance-spot":
+            with run_environment(self.env):  # the run's own API key, as the gateway sees it
+                self.preflight = binance_preflight(self.config, self.symbols, name)
             # the gateway's risk enforces the rules just fetched (the same file)
             self.config.setdefault("risk", {})["exchange_rules"] = self.preflight.rules_file
             write_toml(self.config_path, self.config)
@@ -355,6 +385,7 @@ class Launcher:
             summary["latency_window_s"] = window.seconds()
             summary["venue_positions"] = self._venue_positions()
             summary["venue_is_simulator"] = not self.opts.venue
+            summary["venue_stats"] = self._venue_admin("stats")  # the simulator's counters
             summary["restarts"] = supervisor.restarts()
             summary["supervisor_events"] = supervisor.events
             summary["failed"] = failed
@@ -365,22 +396,30 @@ class Launcher:
                 self.instance.destroy()
             if self.venue is not None:
                 self.venue.stop()
+            if self.binance is not None:  # the run's private key does not outlive it
+                remove_credentials(self.binance)
             for s, h in old.items():
                 signal.signal(s, h)
 
-    def _venue_positions(self) -> dict | None:
-        """Our account's positions as the simulator sees them (None for other venues)."""
+    def _venue_admin(self, what: str) -> dict | None:
+        """``GET /admin/<what>`` of the simulator (None for other venues or on failure)."""
         if self.opts.venue or self.venue is None:
             return None
         try:
             ctx = client_ssl_context(self.venue.ca_file or None, who="venue admin") \
                 if self.venue.tls else None
-            by_account = admin.call(self.venue.rest, "/admin/positions",
-                                    self.venue.admin_token, timeout=5, context=ctx)
+            return admin.call(self.venue.rest, f"/admin/{what}", self.venue.admin_token,
+                              timeout=5, context=ctx)
         except (OSError, ValueError) as e:
-            log.warning("venue positions unavailable: %s", e)
+            log.warning("venue %s unavailable: %s", what, e)
             return None
-        account = self.config["gateway"].get("username", "")
+
+    def _venue_positions(self) -> dict | None:
+        """Our account's positions as the simulator sees them (None for other venues)."""
+        by_account = self._venue_admin("positions")
+        if by_account is None:
+            return None
+        account = self.config["sim"]["accounts"][0]["username"]
         return {sym: p["lots"] for sym, p in by_account.get(account, {}).items()}
 
     def _wait(self, what: str, done, timeout: float) -> bool:

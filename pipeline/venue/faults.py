@@ -39,6 +39,9 @@ class Faults:
     fix_duplicate_next: int = 0  # sent twice, the copy as a PossDup resend
     fix_skip_seq: int = 0  # the next message jumps this many sequence numbers ahead
     fix_disconnect_after: int = 0  # the session closes after this many more messages
+    # dialect binance: every live session gets a maintenance News(B) countdown of this
+    # many seconds, then a Logout (taken when set: one countdown per setting)
+    fix_maintenance_s: int = 0
     md_stall_until: float = 0.0  # monotonic seconds; derived from md_stall_ms
 
     def update(self, values: dict) -> list[str]:

@@ -10,6 +10,10 @@ the application:
 NewOrderSingle D, OrderCancelRequest F, OrderCancelReplaceRequest G, OrderStatusRequest H
 -> ExecutionReport 8 / OrderCancelReject 9; OrderMassCancelRequest q -> one
 ExecutionReport per cancelled order, then OrderMassCancelReport r.
+
+``[sim] dialect = "binance"``: Binance Spot's session rules and order entry instead
+(``binance_session.BinanceDialect``, ``binance_orders.BinanceOrders``), consulted through
+``self.dialect``; the standard path below is untouched by it.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from pipeline.fix.store import NEXT_OUT, SessionStore
 from pipeline.instruments import Instrument, OffGrid
+from pipeline.venue.binance_session import BinanceDialect, Limits
 from pipeline.venue.fixcodec import Message, encode, sending_time
 from pipeline.venue.fixserver import FixServer
 from pipeline.venue.matching import BUY, SELL, Reject, Report
@@ -75,6 +80,8 @@ class FixAcceptor:
         self.sessions: dict[str, AcceptorSession] = {}  # logged on, by client CompID
         self.by_account: dict[int, str] = {}
         self.exec_id = 0
+        self.dialect = BinanceDialect(self, Limits(**cfg.binance)) \
+            if cfg.dialect == "binance" else None
         self.server = FixServer(self)
 
     async def start(self, host: str, port: int, ssl=None) -> int:
@@ -116,6 +123,8 @@ class FixAcceptor:
     def session_closed(self, s: AcceptorSession) -> None:
         if self.sessions.get(s.client) is s:
             del self.sessions[s.client]
+            if self.dialect is not None:
+                self.dialect.closed(s)
 
     def store_only(self, client: str, msg_type: str, body: list) -> None:
         """Sequence and journal a message for a disconnected session (resent on request)."""
@@ -123,6 +132,9 @@ class FixAcceptor:
 
     # ------------------------------------------------------------------ application
     def application(self, s: AcceptorSession, msg: Message) -> None:
+        if self.dialect is not None:
+            self.dialect.orders.application(s, msg)
+            return
         mt = msg.msg_type
         if mt not in REQUIRED:
             raise SessionReject(11, f"Invalid MsgType {mt!r}", 35)
@@ -229,6 +241,9 @@ class FixAcceptor:
 
     def route(self, inst: Instrument, r: Report) -> None:
         """Send one engine report to its account's session (or store it for a resend)."""
+        if self.dialect is not None:
+            self.dialect.orders.route(inst, r)
+            return
         client = self.by_account.get(r.account)
         if client is None:
             self.stats["fix_reports_unrouted"] += 1

@@ -32,7 +32,7 @@ class Connection:
             while s.want_close is None:
                 try:
                     data = await self.reader.read(65536)
-                except ConnectionError:
+                except (ConnectionError, TimeoutError):  # TLS: "SSL shutdown timed out"
                     break
                 if not data:
                     break
@@ -40,7 +40,7 @@ class Connection:
                 self.flush()
                 try:
                     await self.writer.drain()
-                except ConnectionError:
+                except (ConnectionError, TimeoutError):
                     break
         finally:
             if self.timer is not None:

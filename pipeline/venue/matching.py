@@ -47,12 +47,13 @@ class Reject:
     REPLACE_TOO_SMALL = (99, "replace qty not above filled qty")
     SELF_TRADE = (99, "self-trade prevented")
     NO_LIQUIDITY = (99, "no liquidity")
+    AMEND_NOT_DOWN = (99, "amend must decrease the quantity")
     FAULT = (0, "rejected by fault injection")
 
 
 class Order:
     __slots__ = ("oid", "account", "cl_ord_id", "side", "price", "qty", "leaves", "cum",
-                 "tif", "ord_type", "status", "notional")
+                 "tif", "ord_type", "status", "notional", "time_ms")
 
     def __init__(self, oid: int, account: int, cl_ord_id: str, side: int, price: int,
                  qty: int, tif: int, ord_type: int):
@@ -68,6 +69,7 @@ class Order:
         self.tif = tif
         self.ord_type = ord_type
         self.status = int(OrdStatus.NEW)
+        self.time_ms = 0  # when the book took it (the caller's clock)
 
 
 @dataclass(slots=True)
@@ -132,6 +134,7 @@ class Book:
         self.trades: list[Trade] = []
         self.changed: list[tuple[int, int]] = []
         self.now_ms = 0
+        self.last_px = 0  # price of the last trade (0: none yet)
         self._touched = False
 
     # ------------------------------------------------------------------ queries
@@ -189,6 +192,7 @@ class Book:
         order = Order(self.next_oid, account, cl_ord_id, side,
                       price if ord_type == OrderType.LIMIT else 0, qty, int(tif), int(ord_type))
         self.next_oid += 1
+        order.time_ms = self.now_ms
         if not house:
             self.clids[(account, cl_ord_id)] = order
             self._report(ExecType.NEW, order)
@@ -257,6 +261,35 @@ class Book:
             self._rest_or_finish(order)
         return True
 
+    def amend(self, account: int, cl_ord_id: str, orig_cl_ord_id: str, qty: int) -> bool:
+        """Reduce a resting order's total ``qty`` keeping its queue priority (Binance's
+        amend keep priority); ``cl_ord_id`` may equal the order's own. A REPLACED report,
+        or a cancel reject (to 2) with the reason."""
+        self._touched = False
+        order = self.clids.get((account, orig_cl_ord_id))
+        same = cl_ord_id == orig_cl_ord_id
+        reason = self._cancel_problem(account, "" if same else cl_ord_id, orig_cl_ord_id,
+                                      order)
+        if reason is None and not order.cum < qty < order.qty:
+            reason = Reject.REPLACE_TOO_SMALL if qty <= order.cum else Reject.AMEND_NOT_DOWN
+        if reason is not None:
+            self._cancel_reject(2, account, cl_ord_id, orig_cl_ord_id, order, reason)
+            return False
+        new_leaves = qty - order.cum
+        self.totals[order.side][order.price] += new_leaves - order.leaves
+        order.leaves, order.qty = new_leaves, qty
+        self._mark(order.side, order.price)
+        if not same:
+            order.cl_ord_id = cl_ord_id
+            self.clids[(account, cl_ord_id)] = order
+        self._report(ExecType.REPLACED, order, orig=orig_cl_ord_id)
+        return True
+
+    def resting(self, account: int, oid: int) -> Order | None:
+        """The account's resting order with venue id ``oid``."""
+        order = self.orders.get(oid)
+        return order if order is not None and order.account == account else None
+
     def status(self, account: int, cl_ord_id: str) -> Order | None:
         self._touched = False
         order = self.clids.get((account, cl_ord_id))
@@ -280,6 +313,7 @@ class Book:
         self._mark(order.side, order.price)
         self.trades.append(Trade(self.next_trade_id, price, qty, 1 - order.side, 0, order.oid,
                                  HOUSE, account, self.now_ms))
+        self.last_px = price
         self.next_trade_id += 1
         if order.leaves == 0:
             self._unlink(order)
@@ -324,6 +358,10 @@ class Book:
         if order is not None:
             rep.oid, rep.status = order.oid, order.status
         self.reports.append(rep)
+
+    def crosses(self, side: int, price: int) -> bool:
+        """An order of ``side`` at ``price`` would trade against the book now."""
+        return self._crosses(side, price)
 
     def _crosses(self, side: int, price: int) -> bool:
         opp = self.best(1 - side)
@@ -373,6 +411,7 @@ class Book:
                 self.trades.append(Trade(self.next_trade_id, price, qty, order.side,
                                          order.oid, maker.oid, order.account, maker.account,
                                          self.now_ms))
+                self.last_px = price
                 self.next_trade_id += 1
                 if maker.leaves == 0:
                     del level[maker.oid]

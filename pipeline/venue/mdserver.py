@@ -29,6 +29,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import ServerConnection, serve
@@ -420,11 +421,28 @@ class MdServer:
 Handler = Callable[[str, dict, bytes], Awaitable[tuple[int, str]]]
 
 
+@dataclass
+class Request:
+    """Everything of one request, for handlers that need more than path, query and body
+    (signed endpoints: the raw query string as signed, the X-MBX-APIKEY header)."""
+
+    method: str
+    path: str
+    raw_query: str
+    query: dict
+    headers: Headers
+    body: bytes
+
+
+RequestHandler = Callable[[Request], Awaitable[tuple[int, str]]]
+
+
 class RestServer:
     """Minimal HTTP/1.1 (GET/POST, Content-Length bodies, keep-alive) for JSON endpoints."""
 
     def __init__(self, stats: Stats):
         self.routes: dict[tuple[str, str], Handler] = {}
+        self.request_routes: dict[tuple[str, str], RequestHandler] = {}
         self.stats = stats
         self.server: asyncio.AbstractServer | None = None
         self.tokens: dict[str, tuple[str, str]] = {}  # path prefix -> (header, token)
@@ -442,6 +460,10 @@ class RestServer:
 
     def route(self, method: str, path: str, handler: Handler) -> None:
         self.routes[(method, path)] = handler
+
+    def route_request(self, method: str, path: str, handler: RequestHandler) -> None:
+        """``handler`` gets the whole ``Request`` (and wins over a ``route`` of the path)."""
+        self.request_routes[(method, path)] = handler
 
     async def start(self, host: str, port: int, ssl=None) -> int:
         self.server = await asyncio.start_server(self._client, host, port, ssl=ssl)
@@ -476,7 +498,7 @@ class RestServer:
                     await self._send(writer, 401, '{"code":-2015,"msg":"Missing or wrong '
                                      'admin token (X-Admin-Token)."}', False)
                     return
-                status, text = await self._dispatch(parts[0], parts[1], body)
+                status, text = await self._dispatch(parts[0], parts[1], body, headers)
                 keep = headers.get("Connection", "").lower() != "close"
                 await self._send(writer, status, text, keep)
                 if not keep:
@@ -486,14 +508,19 @@ class RestServer:
         finally:
             writer.close()
 
-    async def _dispatch(self, method: str, target: str, body: bytes) -> tuple[int, str]:
+    async def _dispatch(self, method: str, target: str, body: bytes,
+                        headers: Headers | None = None) -> tuple[int, str]:
         url = urlsplit(target)
+        full = self.request_routes.get((method, url.path))
         handler = self.routes.get((method, url.path))
-        if handler is None:
+        if handler is None and full is None:
             self.stats["rest_not_found"] += 1
             return 404, '{"code":-1000,"msg":"Unknown endpoint."}'
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
         try:
+            if full is not None:
+                return await full(Request(method, url.path, url.query, query,
+                                          headers or Headers(), body))
             return await handler(url.path, query, body)
         except ValueError as e:
             self.stats["rest_bad_request"] += 1

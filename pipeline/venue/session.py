@@ -20,6 +20,11 @@ session logic is the host's (``fixacceptor.FixAcceptor``): accounts, the registr
 sessions, one store per client, and the order-entry application that application messages
 are handed to. The ``fix_*`` knobs of ``faults.Faults`` act here, on messages the session
 sequences (see ``_emit``).
+
+A host may carry a ``dialect`` (``binance_session.BinanceDialect``: Binance Spot's session
+rules); the session then hands it the Logon, sequence errors, message types and timers it
+rules on, and keeps the standard FIX 4.4 behaviour for everything else. Without one
+(``dialect`` None) the session is the standard acceptor above, unchanged.
 """
 
 from __future__ import annotations
@@ -42,9 +47,10 @@ HEADER_TAGS = (8, 9, 10, 35, 49, 56, 34, 52, 43, 97, 122)  # rebuilt when a mess
 class SessionReject(Exception):
     """Answer the message being handled with a session-level Reject(3)."""
 
-    def __init__(self, reason: int, text: str, tag: int = 0):
+    def __init__(self, reason: int, text: str, tag: int = 0, code: int = 0):
         super().__init__(text)
         self.reason, self.text, self.tag = reason, text, tag
+        self.code = code  # a venue error code (Binance ErrorCode 25016); 0: none
 
 
 class Host(Protocol):
@@ -70,14 +76,14 @@ class Host(Protocol):
 
 
 def sequence(store: SessionStore, faults: Faults, sender: str, target: str, msg_type: str,
-             body: list, extra: list = ()) -> tuple[int, bytes]:
+             body: list, extra: list = (), stime: str | None = None) -> tuple[int, bytes]:
     """Take the next outbound MsgSeqNum, encode and journal the message (admin messages as
     a gap: a resend answers them with a gap fill). ``fix_skip_seq`` jumps here."""
     skip = faults.take_all("fix_skip_seq")
     if skip:
         store.words[NEXT_OUT] += skip  # the skipped numbers have no journal entry: gap-filled
     seq = int(take_seq(store.words))
-    raw = encode(msg_type, sender, target, seq, body, extra)
+    raw = encode(msg_type, sender, target, seq, body, extra, stime)
     store.record(seq, None if msg_type in ADMIN_TYPES else raw)
     return seq, raw
 
@@ -115,6 +121,9 @@ class AcceptorSession:
         self.delayed: collections.deque = collections.deque()  # (due, msg_type, body)
         self.want_close: str | None = None
         self.tap = None  # optional callable(Message): sees every well-framed inbound one
+        self.clean_logout = False  # a Logout was exchanged (either side sent one)
+        self.dialect = getattr(host, "dialect", None)  # None: standard FIX 4.4
+        self.rules = self.dialect.new_state(now) if self.dialect is not None else None
         self._out: list[bytes] = []
 
     # ------------------------------------------------------------------ owner interface
@@ -152,6 +161,10 @@ class AcceptorSession:
             return
         if self._silent():
             return
+        if self.dialect is not None:
+            self.dialect.timer(self, now)
+            if self.want_close is not None:
+                return
         if self.test_req_at and now - self.test_req_at >= self.hb:
             self.stats["fix_heartbeat_timeouts"] += 1
             self.logout("heartbeat timeout", now)
@@ -167,6 +180,8 @@ class AcceptorSession:
         wait = min(self.hb / 4, 0.5)
         if self.delayed:
             wait = min(wait, max(self.delayed[0][0] - now, 0.0))
+        if self.dialect is not None:
+            wait = min(wait, self.dialect.next_due(self, now))
         return wait
 
     def take_output(self) -> bytes:
@@ -187,8 +202,9 @@ class AcceptorSession:
     # ------------------------------------------------------------------ output
     def send(self, msg_type: str, body: list, now: float, extra: list = ()) -> int:
         """Sequence, journal and send one message; returns its MsgSeqNum."""
+        stime = self.dialect.sending_time() if self.dialect is not None else None
         seq, raw = sequence(self.store, self.faults, self.host.comp_id, self.client,
-                            msg_type, body, extra)
+                            msg_type, body, extra, stime)
         self._emit(raw, now)
         return seq
 
@@ -212,6 +228,7 @@ class AcceptorSession:
     def logout(self, text: str, now: float) -> None:
         if self.store is not None:
             self.send("5", [(58, text)], now)
+            self.clean_logout = True
         self.close(text)
 
     def close(self, reason: str) -> None:
@@ -249,6 +266,12 @@ class AcceptorSession:
     def _on_message(self, msg: Message, now: float) -> None:
         self.stats["fix_received"] += 1
         seq_text = msg.get(34) or ""
+        if self.dialect is not None:
+            if not self.dialect.inbound(self, msg, now):
+                return
+            if not self.logged_on:
+                self.dialect.logon(self, msg, now)
+                return
         if not self.logged_on:
             if msg.msg_type != "A" or msg.error or not seq_text.isdigit():
                 self.stats["fix_bad_logon"] += 1
@@ -267,7 +290,10 @@ class AcceptorSession:
     def _sequenced(self, msg: Message, seq: int, now: float) -> None:
         store = self.store
         mt = msg.msg_type
-        if mt == "4" and msg.get(123, "N") != "Y":  # SequenceReset-Reset: seq ignored
+        if self.dialect is not None and seq != store.next_in:
+            self.dialect.bad_seq(self, msg, seq, now)
+            return
+        if mt == "4" and msg.get(123, "N") != "Y" and self.dialect is None:  # seq ignored
             self._sequence_reset(msg, now)
             return
         expected = store.next_in
@@ -303,6 +329,8 @@ class AcceptorSession:
         try:
             if msg.error:
                 raise SessionReject(0, f"Invalid tag number: {msg.error}")
+            if self.dialect is not None:
+                self.dialect.check(self, msg, now)  # raises SessionReject to refuse it
             if mt == "1":
                 self.send("0", [(112, msg.get(112, ""))], now)
             elif mt == "2":
@@ -312,21 +340,40 @@ class AcceptorSession:
             elif mt == "4":
                 self._gap_fill(msg)
             elif mt == "5":
-                self.send("5", [], now)
+                self.clean_logout = True
+                self.send("5", getattr(self.dialect, "logout_ack", []), now)
                 self.close("logout")
             elif mt == "A":
                 raise SessionReject(99, "already logged on", 35)
             elif mt != "0":
                 self.host.application(self, msg)
         except SessionReject as e:
-            self._reject(msg, seq, e.text, now, e.tag, e.reason)
+            self._reject(msg, seq, e.text, now, e.tag, e.reason, e.code)
 
     def _reject(self, msg: Message, seq: int, text: str, now: float, tag: int = 0,
-                reason: int = 99) -> None:
+                reason: int = 99, code: int = 0) -> None:
         self.stats["fix_rejects_sent"] += 1
         body = [(45, seq), (371, tag)] if tag else [(45, seq)]
-        body += [(372, msg.msg_type or "?"), (373, reason), (58, text)]
+        body += [(372, msg.msg_type or "?"), (373, reason)]
+        body += [(25016, code), (58, text)] if code else [(58, text)]
         self.send("3", body, now)
+
+    def reject(self, msg: Message, e: SessionReject, now: float) -> None:
+        """Answer ``msg`` with a Reject(3) built from ``e`` (a dialect's refusals)."""
+        seq = msg.get(34) or "0"
+        self._reject(msg, int(seq) if seq.isdigit() else 0, e.text, now, e.tag, e.reason,
+                     e.code)
+
+    def accept_logon(self, account, hb: float, seq: int, body: list, now: float) -> None:
+        """Log on ``account`` with sequences reset and answer the Logon with ``body``
+        (a dialect's Logon, after its own checks)."""
+        self.account, self.hb = account, hb
+        self.store.reset()
+        self.logged_on = True
+        self.stats["fix_logons"] += 1
+        self.host.session_open(self)
+        self.send("A", body, now)
+        self.store.set_next_in(seq + 1)
 
     # ------------------------------------------------------------------ session messages
     def _logon(self, msg: Message, seq: int, now: float) -> None:

@@ -30,9 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline import config as config_module
+from pipeline.binance.keys import load_public_key
 from pipeline.config import ROOT
 from pipeline.instruments import Instrument, SymbolTable
 from pipeline.venue import admin
+from pipeline.venue.binance_rest import BinanceRest
 from pipeline.venue.faults import Faults
 from pipeline.venue.fixacceptor import FixAcceptor
 from pipeline.venue.flow import Flow, FlowParams
@@ -51,6 +53,8 @@ from pipeline.venue.tls import ServerTls, server_tls
 
 log = logging.getLogger("venue")
 _SIM = config_module.defaults("sim")  # [sim]: the keys and their defaults
+DIALECTS = ("fix44", "binance")
+BINANCE_COMP_ID = "SPOT"
 
 
 @dataclass
@@ -59,7 +63,10 @@ class Account:
 
     username: str
     account_id: int
-    password: str | None  # None: no password configured, every logon is refused
+    password: str | None = field(repr=False)  # None: no password, every logon is refused
+    api_key: str = field(default="", repr=False)  # binance: Username(553), X-MBX-APIKEY
+    public_key: object = field(default=None, repr=False)  # its registered Ed25519 key
+    hmac_secret: str | None = field(default=None, repr=False)  # signed REST with HMAC
 
 
 @dataclass
@@ -91,6 +98,16 @@ class SimConfig:
     tls_key: str = _SIM["tls_key"]
     ca_file: str = _SIM["ca_file"]
     admin_token: str = ""  # the /admin API's token ("": a fresh one; venue.admin)
+    dialect: str = _SIM["dialect"]  # "fix44" or "binance" (pipeline/venue/binance_*.py)
+    filters: dict = field(default_factory=dict)  # binance: [sim.filters.<SYMBOL>]
+    binance: dict = field(default_factory=dict)  # binance: [sim.binance] limits
+    balances: dict = field(default_factory=dict)  # binance: asset -> starting balance
+
+    def __post_init__(self):
+        if self.dialect not in DIALECTS:
+            raise ValueError(f"[sim] dialect {self.dialect!r}: expected one of {DIALECTS}")
+        if self.dialect == "binance":
+            self.comp_id = BINANCE_COMP_ID  # clients send 56=SPOT
 
     @classmethod
     def from_config(cls, config: dict, **overrides) -> SimConfig:
@@ -101,7 +118,11 @@ class SimConfig:
         if wanted:
             table = SymbolTable([table[s] for s in wanted])
         accounts = []
+        binance = sim.get("dialect") == "binance" or overrides.get("dialect") == "binance"
         for n, row in enumerate(sim.pop("accounts", []), start=1):
+            if binance:
+                accounts.append(binance_account(row, n))
+                continue
             env = row.get("password_env")
             password = os.environ.get(env) if env else None
             if password is None:
@@ -114,6 +135,23 @@ class SimConfig:
         if "state_dir" in kwargs:
             kwargs["state_dir"] = (ROOT / kwargs["state_dir"]).resolve()
         return cls(symbols=table, accounts=accounts, **kwargs)
+
+
+def binance_account(row: dict, account_id: int) -> Account:
+    """A ``[[sim.accounts]]`` row of the binance dialect: its API key (``api_key``, or the
+    variable ``api_key_env`` names), the Ed25519 public key PEM registered for it
+    (``ed25519_public_key``, a path) and optionally ``hmac_secret_env`` for HMAC-signed
+    REST. The key material is never logged."""
+    key = row.get("api_key") or (os.environ.get(row["api_key_env"], "")
+                                 if row.get("api_key_env") else "")
+    if not key:
+        log.warning("sim account %s: no API key (api_key / api_key_env); its logons are "
+                    "refused", row["username"])
+    pub = None
+    if row.get("ed25519_public_key"):
+        pub = load_public_key(ROOT / row["ed25519_public_key"])
+    secret = os.environ.get(row["hmac_secret_env"]) if row.get("hmac_secret_env") else None
+    return Account(row["username"], account_id, None, key, pub, secret)
 
 
 class Simulator:
@@ -320,6 +358,9 @@ class Simulator:
                 done[a] = self.fix.drop_all()
             elif a == "garble_fix":
                 done[a] = self.fix.garble_all()
+        if self.faults.fix_maintenance_s and self.fix is not None and self.fix.dialect:
+            done["maintenance"] = self.fix.dialect.start_maintenance(
+                self.faults.take_all("fix_maintenance_s"))
         return self.faults.to_dict() | {"actions": done}
 
     # ------------------------------------------------------------------ REST routes
@@ -338,6 +379,8 @@ class Simulator:
         r.route("GET", "/admin/stats", self._admin_stats)
         r.route("POST", "/admin/flow", self._admin_flow)
         r.route("POST", "/admin/sbe_shutdown", self._admin_sbe_shutdown)
+        if self.cfg.dialect == "binance":  # signed USER_DATA, exchangeInfo with filters
+            BinanceRest(self).install(r)
 
     def _symbol(self, query: dict) -> Instrument:
         sym = query.get("symbol", "").upper()
