@@ -20,7 +20,8 @@ def parser(description: str, instance_required: bool = True) -> argparse.Argumen
                                                     " (default: [instance] name)"))
     p.add_argument("--core", type=int, default=None, help="CPU core to pin to")
     p.add_argument("--idle", default="backoff",
-                   help="idle strategy: busy_spin, yield, backoff, sleep")
+                   help="idle strategy: busy_spin, yield, backoff, block (backoff, then "
+                   "sleep on the main input ring until a publish), sleep")
     p.add_argument("--rt-priority", type=int, default=0, help="SCHED_FIFO priority (0: off)")
     p.add_argument("--lock-memory", action="store_true", help="mlockall")
     add_slice_argument(p)

@@ -24,7 +24,7 @@ from pathlib import Path
 from pipeline.config import unknown_key
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
-IDLE_STRATEGIES = ("busy_spin", "yield", "backoff", "sleep", "noop")
+IDLE_STRATEGIES = ("busy_spin", "yield", "backoff", "block", "sleep", "noop")
 # every key a profile may set (anything else is a typo: refused, with the nearest key)
 PROFILE_KEYS = ("description", "min_cores", "processes")
 PROCESS_KEYS = ("core", "idle", "lock_memory", "slice_us", "warm_us", "agents")
