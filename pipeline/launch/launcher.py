@@ -30,6 +30,7 @@ from pathlib import Path
 from pipeline import config as cfgmod
 from pipeline.control.area import create_control
 from pipeline.instruments import SymbolTable
+from pipeline.launch.cpu import CpuWindow
 from pipeline.launch.summary import collect_summary
 from pipeline.launch.venue import Venue, parse_venue, start_simulator
 from pipeline.marketdata.segments import create_md_segments
@@ -55,6 +56,9 @@ PASSWORD_ENV = "HFT_FIX_PASSWORD"
 SIM_PASSWORD_ENV = "HFT_SIM_PASSWORD"
 START_ORDER = ("oms_gateway", "book_builder", "strategy", "feed_handler")
 STOP_ORDER = ("strategy", "oms_gateway", "feed_handler", "book_builder")
+# before a quiet window is measured: the strategy pulls its quotes after [strategy]
+# stale_ms (2 s) without a book update, the gateway cancels on stale data after 2 s
+QUIET_SETTLE_S = 3.0
 
 
 @dataclass
@@ -71,6 +75,8 @@ class RunOptions:
     warmup: float = 0.0
     extra_args: dict[str, list[str]] = field(default_factory=dict)
     tls: bool = False  # the simulator serves TLS; feed and gateway trust its CA
+    # then this long with the simulator's flow paused: CPU use while the market is quiet
+    idle_seconds: float = 0.0
 
 
 class LatencyWindow:
@@ -279,6 +285,7 @@ class Launcher:
             start = time.monotonic()
             failed = None
             window = LatencyWindow(counters, self.opts.warmup)
+            trading: CpuWindow | None = None  # CPU use over the latency window
             while not self.stop_requested:
                 elapsed = time.monotonic() - start
                 if self.opts.duration is not None and elapsed >= self.opts.duration:
@@ -287,11 +294,18 @@ class Launcher:
                     failed = supervisor.failed
                     break
                 window.poll()
+                if trading is None and window.started is not None:
+                    trading = CpuWindow(self._pids())
                 time.sleep(0.1)
+            cpu = {"trading": trading.result(START_ORDER)} if trading else {}
+            if self.opts.idle_seconds > 0 and failed is None and not self.stop_requested:
+                cpu["quiet"] = self._quiet_cpu(supervisor)
+                failed = supervisor.failed
             self._shutdown()
             summary = collect_summary(self.instance, self.symbols, time.monotonic() - start,
                                       window.baseline)
             summary["latency_window_s"] = window.seconds()
+            summary["cpu"] = cpu
             summary["venue_positions"] = self._venue_positions()
             summary["restarts"] = supervisor.restarts()
             summary["supervisor_events"] = supervisor.events
@@ -306,18 +320,46 @@ class Launcher:
             for s, h in old.items():
                 signal.signal(s, h)
 
+    def _pids(self) -> dict[str, int]:
+        pids = {name: c.pid for name, c in self.children.items() if c.alive()}
+        if self.venue is not None and self.venue.process is not None:
+            pids["simulator"] = self.venue.process.pid
+        return pids
+
+    def _quiet_cpu(self, supervisor: Supervisor) -> dict | None:
+        """Pause the simulator's flow, let quotes be pulled, then measure CPU use for
+        ``idle_seconds`` (None against an external venue: its flow is not ours to pause)."""
+        if self.opts.venue or self._venue_admin("/admin/flow", {"paused": True}) is None:
+            return None
+        deadline = time.monotonic() + QUIET_SETTLE_S
+        window: CpuWindow | None = None
+        while not self.stop_requested and supervisor.poll():
+            if window is None and time.monotonic() >= deadline:
+                window, deadline = CpuWindow(self._pids()), deadline + self.opts.idle_seconds
+            elif window is not None and time.monotonic() >= deadline:
+                return window.result(START_ORDER)
+            time.sleep(0.1)
+        return None
+
+    def _venue_admin(self, path: str, body: dict | None = None) -> dict | None:
+        """GET (or POST ``body`` to) the simulator's admin API; None when it fails."""
+        try:
+            ctx = client_ssl_context(self.venue.ca_file or None, who="venue admin") \
+                if self.venue.tls else None
+            data = None if body is None else json.dumps(body).encode()
+            with urllib.request.urlopen(f"{self.venue.rest}{path}", data=data, timeout=5,
+                                        context=ctx) as r:
+                return json.load(r)
+        except OSError as e:
+            log.warning("venue admin %s unavailable: %s", path, e)
+            return None
+
     def _venue_positions(self) -> dict | None:
         """Our account's positions as the simulator sees them (None for other venues)."""
         if self.opts.venue or self.venue is None:
             return None
-        try:
-            ctx = client_ssl_context(self.venue.ca_file or None, who="venue admin") \
-                if self.venue.tls else None
-            with urllib.request.urlopen(f"{self.venue.rest}/admin/positions", timeout=5,
-                                        context=ctx) as r:
-                by_account = json.load(r)
-        except OSError as e:
-            log.warning("venue positions unavailable: %s", e)
+        by_account = self._venue_admin("/admin/positions")
+        if by_account is None:
             return None
         account = self.config["gateway"].get("username", "")
         return {sym: p["lots"] for sym, p in by_account.get(account, {}).items()}
