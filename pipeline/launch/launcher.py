@@ -252,6 +252,9 @@ class Launcher:
             args += ["--lock-memory"]
         if place.get("slice_us"):
             args += ["--slice-us", str(place["slice_us"])]
+        for key in ("idle_spins", "idle_yields", "idle_park_us"):  # the backoff/block ladder
+            if key in place:
+                args += [f"--{key.replace('_', '-')}", str(place[key])]
         if "agents" not in place:
             return Child(name, f"procs.{name}", args + self._agent_args(name), env=self.env)
         args += ["--name", name, "--agents", ",".join(place["agents"])]

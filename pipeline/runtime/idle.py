@@ -118,6 +118,23 @@ def from_name(name: str) -> IdleStrategy:
         raise ValueError(f"unknown idle strategy {name!r}; one of {sorted(FACTORIES)}") from None
 
 
+def with_ladder(strategy: IdleStrategy, spins: int | None = None, yields: int | None = None,
+                max_park_ns: int | None = None) -> IdleStrategy:
+    """``strategy`` (backoff or block) with its spins, yields and longest park (a block's
+    sleep timeout) set; None keeps the default. Profiles set them per process."""
+    s = strategy.state
+    if int(s[0]["kind"]) not in (BACKOFF, BLOCK):
+        raise ValueError("spins, yields and max park apply to backoff and block only")
+    for field, value in (("max_spins", spins), ("max_yields", yields),
+                         ("max_park_ns", max_park_ns)):
+        if value is not None:
+            if value < 0:
+                raise ValueError(f"{field} {value} < 0")
+            s[field] = value
+    s["park_ns"] = min(s[0]["min_park_ns"], s[0]["max_park_ns"])
+    return strategy
+
+
 def wait_on(strategy: IdleStrategy, ring: RingView | None) -> IdleStrategy:
     """``strategy`` sleeping on ``ring`` (a consumer's view: its slot >= 0) when it blocks;
     unchanged for ``None`` or a strategy that never blocks."""
