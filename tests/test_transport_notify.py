@@ -16,13 +16,15 @@ import numpy as np
 import pytest
 from waiting import until
 
+from pipeline.launch.launcher import Launcher, RunOptions
 from pipeline.runtime import idle as I
 from pipeline.runtime.agent import Agent
 from pipeline.runtime.runner import AgentRunner, RunnerConfig
 from pipeline.transport.futex import EAGAIN, ETIMEDOUT
 from pipeline.transport.notify import is_asleep
 from pipeline.transport.ring import Ring
-from tuning.profiles import load_profile
+from procs import _common
+from tuning.profiles import ProfileError, load_profile
 
 CTX = mp.get_context("spawn")
 CYCLES = 3000
@@ -196,3 +198,31 @@ def test_the_runner_hands_a_blocking_strategy_the_agents_main_ring(instance):
     agent = _OneSlice(ring)
     AgentRunner(agent, I.blocking(), RunnerConfig()).run()
     assert agent.seen.ring is ring.ctl and agent.seen.slot == 0
+
+
+def test_a_profile_sets_the_ladder_of_backoff_and_block_only(tmp_path):
+    good = tmp_path / "ladder.toml"
+    good.write_text('[processes.strategy]\ncore = 1\nidle = "block"\nidle_spins = 3\n'
+                    'idle_yields = 0\nidle_park_us = 500\n')
+    spec = load_profile(str(good))["strategy"]
+    assert (spec["idle_spins"], spec["idle_yields"], spec["idle_park_us"]) == (3, 0, 500)
+    args = Launcher(RunOptions(profile=str(good), instance="ladder"))._child("strategy").args
+    assert args[args.index("--idle-spins") + 1] == "3"
+    assert args[args.index("--idle-park-us") + 1] == "500"
+    bad = tmp_path / "spin.toml"
+    bad.write_text('[processes.strategy]\ncore = 1\nidle = "busy_spin"\nidle_spins = 3\n')
+    with pytest.raises(ProfileError, match="idle_spins needs idle"):
+        load_profile(str(bad))
+
+
+def test_the_process_options_set_the_ladder_of_its_strategy():
+    args = _common.parser("t").parse_args(
+        ["--instance", "x", "--idle", "block", "--idle-spins", "3", "--idle-yields", "0",
+         "--idle-park-us", "500"])
+    s = _common.idle_strategy(args).state[0]
+    assert int(s["kind"]) == I.BLOCK
+    assert (int(s["max_spins"]), int(s["max_yields"]), int(s["max_park_ns"])) == (3, 0, 500_000)
+    plain = _common.parser("t").parse_args(["--instance", "x", "--idle", "backoff"])
+    assert int(_common.idle_strategy(plain).state[0]["max_spins"]) == 100  # the default
+    with pytest.raises(ValueError, match="backoff and block only"):
+        I.with_ladder(I.busy_spin(), spins=3)
