@@ -12,6 +12,11 @@ under the order leg, which ends when send() returns; and the tick-to-trade floor
 frames of the run's rate from a venue process pinned where the simulator ran, sending an
 order every N-th frame at the run's order rate. Tick-to-trade is reported as a ratio to it
 (``tick_to_trade_p50_vs_floor``, ``tick_to_trade_p99_vs_floor``).
+
+CPU use (user + system time, % of one core) of each process over the latency window
+("trading", at the run's rate) and over ``--idle-seconds`` with the simulator's flow
+paused ("quiet"): a layout that sleeps instead of spinning shows it there
+(``pipeline_core_pct_trading``, ``pipeline_core_pct_quiet``: the four pipeline agents).
 """
 
 from __future__ import annotations
@@ -48,6 +53,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="market data format (hft run --md-format): compare json with sbe")
     p.add_argument("--frame-bytes", type=int, default=180,
                    help="frame size for the C floor (the simulator's frames are ~180 B)")
+    p.add_argument("--idle-seconds", type=float, default=5.0,
+                   help="after the run, CPU use for this long with the flow paused (0: skip)")
 
 
 def c_floor(cores: list[int], seconds: float, frames_per_s: float, orders_per_s: float,
@@ -67,11 +74,25 @@ def c_floor(cores: list[int], seconds: float, frames_per_s: float, orders_per_s:
     return json.loads(out.stdout) if out.stdout.strip() else None
 
 
+def cpu_rows(cpu: dict) -> list[dict]:
+    """One row per process: CPU seconds and % of a core, trading and quiet."""
+    names = dict.fromkeys(n for part in cpu.values() if part for n in part["processes"])
+    rows = []
+    for name in names:
+        row = {"process": name}
+        for part in ("trading", "quiet"):
+            p = (cpu.get(part) or {}).get("processes", {}).get(name, {})
+            row[f"{part}_cpu_s"], row[f"{part}_core_pct"] = p.get("cpu_s"), p.get("core_pct")
+        rows.append(row)
+    return rows
+
+
 def main(args: argparse.Namespace) -> int:
     summary = Launcher(RunOptions(duration=args.seconds, profile=args.profile,
                                   instance=f"benche2e{os.getpid()}",
                                   warmup=args.warmup, tls=args.tls,
-                                  md_format=args.md_format)).run()
+                                  md_format=args.md_format,
+                                  idle_seconds=args.idle_seconds)).run()
     rows = []
     for name, h in summary["latency_ns"].items():
         if h.get("count"):
@@ -100,9 +121,16 @@ def main(args: argparse.Namespace) -> int:
              "md_format": args.md_format or "json",
              "latency_window_s": summary.get("latency_window_s"),
              "fills": int(np.sum([p["fills"] for p in summary["positions"].values()])),
-             "run_rates": rates, "floor": floor, "targets": TARGETS}
+             "run_rates": rates, "floor": floor, "targets": TARGETS,
+             "cpu": cpu_rows(summary.get("cpu", {}))}
+    for part in ("trading", "quiet"):
+        extra[f"pipeline_core_pct_{part}"] = (summary.get("cpu", {}).get(part) or {}).get(
+            "pipeline_core_pct")
     for q in ("p50", "p99"):
         extra[f"tick_to_trade_{q}_vs_floor"] = (
             round(t2t[q] / floor[q], 3) if t2t.get(q) and floor and floor.get(q) else None)
     emit("e2e", rows, args.json, extra)
+    if not args.json:
+        emit("e2e: CPU use, % of one core (trading: the latency window; quiet: flow paused)",
+             extra["cpu"], False)
     return 0

@@ -20,7 +20,14 @@ def parser(description: str, instance_required: bool = True) -> argparse.Argumen
                                                     " (default: [instance] name)"))
     p.add_argument("--core", type=int, default=None, help="CPU core to pin to")
     p.add_argument("--idle", default="backoff",
-                   help="idle strategy: busy_spin, yield, backoff, sleep")
+                   help="idle strategy: busy_spin, yield, backoff, block (backoff, then "
+                   "sleep on the main input ring until a publish), sleep")
+    p.add_argument("--idle-spins", type=int, default=None,
+                   help="backoff/block: empty duty cycles spun before yielding (default 100)")
+    p.add_argument("--idle-yields", type=int, default=None,
+                   help="backoff/block: sched_yield()s before parking (default 10)")
+    p.add_argument("--idle-park-us", type=float, default=None,
+                   help="backoff/block: longest park, a block's sleep timeout (default 1000)")
     p.add_argument("--rt-priority", type=int, default=0, help="SCHED_FIFO priority (0: off)")
     p.add_argument("--lock-memory", action="store_true", help="mlockall")
     add_slice_argument(p)
@@ -39,6 +46,15 @@ def add_warm_argument(p: argparse.ArgumentParser, what: str) -> None:
                    "(busy-spinning processes only; 0 = off)")
 
 
+def idle_strategy(args: argparse.Namespace) -> idle.IdleStrategy:
+    """``--idle`` with the ladder options the profile gave (``--idle-spins`` ...)."""
+    strategy = idle.from_name(args.idle)
+    park = None if args.idle_park_us is None else int(args.idle_park_us * 1000)
+    if (args.idle_spins, args.idle_yields, park) == (None, None, None):
+        return strategy
+    return idle.with_ladder(strategy, args.idle_spins, args.idle_yields, park)
+
+
 def attach(args: argparse.Namespace) -> tuple[Instance, Counters]:
     inst = Instance.attach(args.instance)
     return inst, Counters.attach(inst)
@@ -53,5 +69,5 @@ def run(agent: Agent, args: argparse.Namespace, counters: Counters | None) -> in
     log_as(agent.name)
     config = RunnerConfig(core=args.core, realtime_priority=args.rt_priority,
                           lock_memory=args.lock_memory, slice_ns=int(args.slice_us * 1000))
-    AgentRunner(agent, idle.from_name(args.idle), config, counters).run()
+    AgentRunner(agent, idle_strategy(args), config, counters).run()
     return 0

@@ -30,11 +30,12 @@ def test_backoff_spins_then_yields_then_parks_with_bounded_doubling():
     assert blocked == [False, False, False, True, True]  # 3 spins, 2 yields
     parks = []
     for _ in range(4):
-        parks.append(int(s["park_ns"][0]))
+        parks.append(int(s.state["park_ns"][0]))
         assert I.idle(s, 0)
     assert parks == [1_000, 2_000, 4_000, 4_000]
     assert not I.idle(s, 5)  # work resets the whole ladder
-    assert (s["spins"][0], s["yields"][0], s["park_ns"][0]) == (0, 0, 1_000)
+    st = s.state
+    assert (st["spins"][0], st["yields"][0], st["park_ns"][0]) == (0, 0, 1_000)
 
 
 def test_each_strategy_reports_whether_it_gave_up_the_core():

@@ -24,10 +24,12 @@ from pathlib import Path
 from pipeline.config import unknown_key
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
-IDLE_STRATEGIES = ("busy_spin", "yield", "backoff", "sleep", "noop")
+IDLE_STRATEGIES = ("busy_spin", "yield", "backoff", "block", "sleep", "noop")
 # every key a profile may set (anything else is a typo: refused, with the nearest key)
 PROFILE_KEYS = ("description", "min_cores", "processes")
-PROCESS_KEYS = ("core", "idle", "lock_memory", "slice_us", "warm_us", "agents")
+PROCESS_KEYS = ("core", "idle", "lock_memory", "slice_us", "warm_us", "agents",
+                "idle_spins", "idle_yields", "idle_park_us")
+LADDER_KEYS = ("idle_spins", "idle_yields", "idle_park_us")  # backoff and block only
 AUTO_ORDER = ("tuned-host", "dev-2core")  # most demanding first
 
 
@@ -97,6 +99,12 @@ def validate(raw: dict, name: str) -> dict[str, dict]:
             out[proc]["warm_us"] = warm
         if "agents" in spec:
             out[proc]["agents"] = _agents(spec["agents"], proc, name)
+        for key in LADDER_KEYS:  # the backoff/block ladder: spins, yields, longest park
+            if key in spec:
+                if idle not in ("backoff", "block"):
+                    raise ProfileError(f"profile {name}: {proc}.{key} needs idle = "
+                                       f"\"backoff\" or \"block\"")
+                out[proc][key] = _number(spec, key, proc, name, zero_ok=key != "idle_park_us")
     hosted = [a for p, s in out.items() for a in s.get("agents", [])]
     twice = sorted({a for a in hosted if hosted.count(a) > 1 or a in out})
     if twice:

@@ -36,6 +36,7 @@ from pipeline.launch.binance_run import (
     remove_credentials,
     sim_settings,
 )
+from pipeline.launch.cpu import CpuWindow
 from pipeline.launch.preflight import Preflight, binance_preflight
 from pipeline.launch.rundir import RUN_DIR
 from pipeline.launch.summary import collect_summary, judge
@@ -71,6 +72,9 @@ PASSWORD_ENV = "HFT_FIX_PASSWORD"
 SIM_PASSWORD_ENV = "HFT_SIM_PASSWORD"
 START_ORDER = ("oms_gateway", "book_builder", "strategy", "feed_handler")
 STOP_ORDER = ("strategy", "oms_gateway", "feed_handler", "book_builder")
+# before a quiet window is measured: the strategy pulls its quotes after [strategy]
+# stale_ms (2 s) without a book update, the gateway cancels on stale data after 2 s
+QUIET_SETTLE_S = 3.0
 
 
 @dataclass
@@ -88,6 +92,8 @@ class RunOptions:
     extra_args: dict[str, list[str]] = field(default_factory=dict)
     tls: bool = False  # the simulator serves TLS; feed and gateway trust its CA
     sim_dialect: str = "fix44"  # "binance": hft sim --dialect binance, gateway binance-spot
+    # then this long with the simulator's flow paused: CPU use while the market is quiet
+    idle_seconds: float = 0.0
 
 
 class LatencyWindow:
@@ -335,6 +341,9 @@ class Launcher:
             args += ["--lock-memory"]
         if place.get("slice_us"):
             args += ["--slice-us", str(place["slice_us"])]
+        for key in ("idle_spins", "idle_yields", "idle_park_us"):  # the backoff/block ladder
+            if key in place:
+                args += [f"--{key.replace('_', '-')}", str(place[key])]
         if "agents" not in place:
             return Child(name, f"procs.{name}", args + self._agent_args(name), env=self.env)
         args += ["--name", name, "--agents", ",".join(place["agents"])]
@@ -370,6 +379,7 @@ class Launcher:
             start = time.monotonic()
             failed = None
             window = LatencyWindow(counters, self.opts.warmup)
+            trading: CpuWindow | None = None  # CPU use over the latency window
             while not self.stop_requested:
                 elapsed = time.monotonic() - start
                 if self.opts.duration is not None and elapsed >= self.opts.duration:
@@ -378,11 +388,18 @@ class Launcher:
                     failed = supervisor.failed
                     break
                 window.poll()
+                if trading is None and window.started is not None:
+                    trading = CpuWindow(self._pids())
                 time.sleep(0.1)
+            cpu = {"trading": trading.result(START_ORDER)} if trading else {}
+            if self.opts.idle_seconds > 0 and failed is None and not self.stop_requested:
+                cpu["quiet"] = self._quiet_cpu(supervisor)
+                failed = supervisor.failed
             self._shutdown()
             summary = collect_summary(self.instance, self.symbols, time.monotonic() - start,
                                       window.baseline)
             summary["latency_window_s"] = window.seconds()
+            summary["cpu"] = cpu
             summary["venue_positions"] = self._venue_positions()
             summary["venue_is_simulator"] = not self.opts.venue
             summary["venue_stats"] = self._venue_admin("stats")  # the simulator's counters
@@ -401,17 +418,39 @@ class Launcher:
             for s, h in old.items():
                 signal.signal(s, h)
 
-    def _venue_admin(self, what: str) -> dict | None:
-        """``GET /admin/<what>`` of the simulator (None for other venues or on failure)."""
+    def _pids(self) -> dict[str, int]:
+        pids = {name: c.pid for name, c in self.children.items() if c.alive()}
+        if self.venue is not None and self.venue.process is not None:
+            pids["simulator"] = self.venue.process.pid
+        return pids
+
+    def _quiet_cpu(self, supervisor: Supervisor) -> dict | None:
+        """Pause the simulator's flow, let quotes be pulled, then measure CPU use for
+        ``idle_seconds`` (None against an external venue: its flow is not ours to pause)."""
+        if self.opts.venue or self._venue_admin("flow", {"paused": True}) is None:
+            return None
+        deadline = time.monotonic() + QUIET_SETTLE_S
+        window: CpuWindow | None = None
+        while not self.stop_requested and supervisor.poll():
+            if window is None and time.monotonic() >= deadline:
+                window, deadline = CpuWindow(self._pids()), deadline + self.opts.idle_seconds
+            elif window is not None and time.monotonic() >= deadline:
+                return window.result(START_ORDER)
+            time.sleep(0.1)
+        return None
+
+    def _venue_admin(self, what: str, body: dict | None = None) -> dict | None:
+        """GET (or POST ``body`` to) ``/admin/<what>`` of the simulator (None for other
+        venues or on failure)."""
         if self.opts.venue or self.venue is None:
             return None
         try:
             ctx = client_ssl_context(self.venue.ca_file or None, who="venue admin") \
                 if self.venue.tls else None
             return admin.call(self.venue.rest, f"/admin/{what}", self.venue.admin_token,
-                              timeout=5, context=ctx)
+                              body, timeout=5, context=ctx)
         except (OSError, ValueError) as e:
-            log.warning("venue %s unavailable: %s", what, e)
+            log.warning("venue admin %s unavailable: %s", what, e)
             return None
 
     def _venue_positions(self) -> dict | None:

@@ -112,6 +112,9 @@ class BookBuilderAgent(Agent):
     def hot_duty(self) -> tuple:
         return build_once, self._args
 
+    def wait_ring(self) -> R.RingView:
+        return self._args[0]  # the md ring
+
     def do_work(self, idle_state: np.ndarray, deadline_ns: int) -> int:
         return self.poll_slice(*self.hot_duty(), idle_state, deadline_ns)
 

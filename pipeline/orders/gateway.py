@@ -303,6 +303,9 @@ class GatewayAgent(Agent):
         self.fast_rounds += 1
         return flow.duty, (self.wire.sock.fileno(), self.wire.ssl, *self.args)
 
+    def wait_ring(self) -> RingView:
+        return self.args.intents  # the socket is polled on every wake-up
+
     def duty_template(self) -> tuple:
         return flow.duty, (-1, 0, *self.args)  # the socket's fd is known after connecting
 

@@ -21,6 +21,7 @@ from numba import njit
 
 from pipeline.runtime.clock import monotonic_ns
 from pipeline.runtime.idle import CLOCK_CHECK_EVERY, idle
+from pipeline.transport.ring import RingView
 
 # a deadline that asks for exactly one duty cycle (CompositeAgent's single-cycle rounds)
 ONE_CYCLE = -1
@@ -154,6 +155,12 @@ class Agent(ABC):
         """``HotDuty(jitted duty cycle, argument tuple)`` for a fused loop, or None while this
         agent needs its Python ``do_work`` (disconnected, mid-handshake) or has no jitted
         duty cycle. Asked before every fused slice; ``after_hot`` runs after it."""
+        return None
+
+    def wait_ring(self) -> RingView | None:
+        """The ring a blocking idle strategy sleeps on (``idle.wait_on``): this agent's
+        main input, as its consumer view, once ``on_start`` joined it. None (the default):
+        the input is a socket or there is none; a blocking strategy then parks as backoff."""
         return None
 
     def duty_template(self) -> HotDuty | None:

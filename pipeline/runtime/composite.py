@@ -14,6 +14,7 @@ from pipeline.runtime import idle as idle_strategies
 from pipeline.runtime.agent import ONE_CYCLE, Agent
 from pipeline.runtime.fused import FusedLoop
 from pipeline.runtime.idle import idle
+from pipeline.transport.ring import RingView
 
 
 class CompositeAgent(Agent):
@@ -67,6 +68,11 @@ class CompositeAgent(Agent):
                 idle(idle_state, work)
             if time.monotonic_ns() >= deadline_ns:
                 return total
+
+    def wait_ring(self) -> RingView | None:
+        """The first agent's (the head of the data flow): for feed + book + strategy +
+        gateway that is a socket, so a blocking composite parks as backoff."""
+        return self.agents[0].wait_ring()
 
     def fused_rounds(self) -> int:
         """Rounds the fused loop has run (its frequency, sampled over time, shows how much

@@ -1,28 +1,43 @@
 """Idle strategies (after Agrona): what a duty cycle does when it found no work.
 
-A strategy is a small private record (a 1-element array of ``IDLE_STATE``: its
-configuration, then its running state) so the jitted poll loop can run it without calling
-back into Python. Build one with the factories below; ``idle(state, work)`` is called
-after every duty cycle with that cycle's work count.
+A strategy is an ``IdleStrategy``: a small private record (a 1-element array of
+``IDLE_STATE``: its configuration, then its running state) and the ring it may sleep on,
+so the jitted poll loop can run it without calling back into Python. Build one with the
+factories below; ``idle(strategy, work)`` is called after every duty cycle with that
+cycle's work count.
 
 - busy-spin: ``pause`` and poll again. Lowest latency; owns a whole core.
 - yield: ``sched_yield``; lets another thread on the core run.
 - backoff: spin N times, then yield M times, then park with nanosleep, doubling from
   ``min_park`` to ``max_park``; any work resets it. The only sane choice when processes
   share cores (tests, 2-core hosts).
+- block: spin and yield as backoff does, then sleep on the futex of the agent's main
+  input ring (``pipeline.transport.notify``) until the producer publishes, at most
+  ``max_park``: a tick wakes it at once, an idle ring costs no CPU, a busy ring no
+  syscall. Without a ring (``wait_on`` not called, or an agent whose input is a socket)
+  it parks as backoff does.
 - sleep: park a fixed time every idle cycle.
 - noop: return at once (a composite agent idles once for all its children).
+
+Several inputs: a blocking agent sleeps on its main ring only (``Agent.wait_ring``: the
+strategy's book ring, the gateway's order ring, a composite's first agent's); its other
+inputs (the gateway's socket, the exec ring, timers) are polled on every wake-up, so at
+least every ``max_park``.
 """
 
 from __future__ import annotations
 
 import enum
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
 
 from pipeline.runtime.libc import nanosleep, sched_yield
 from pipeline.transport.atomics import cpu_relax
+from pipeline.transport.notify import wait_for_publish
+from pipeline.transport.ring import RingView
+from shm_layouts.ring import CONTROL_WORDS
 
 
 class IdleKind(enum.IntEnum):
@@ -31,60 +46,110 @@ class IdleKind(enum.IntEnum):
     YIELD = 2
     BACKOFF = 3
     SLEEP = 4
+    BLOCK = 5
 
 
 BUSY_SPIN, YIELD = int(IdleKind.BUSY_SPIN), int(IdleKind.YIELD)
-BACKOFF, SLEEP = int(IdleKind.BACKOFF), int(IdleKind.SLEEP)
+BACKOFF, SLEEP, BLOCK = int(IdleKind.BACKOFF), int(IdleKind.SLEEP), int(IdleKind.BLOCK)
 IDLE_STATE = np.dtype([
     ("kind", "<i8"), ("max_spins", "<i8"), ("max_yields", "<i8"),  # configuration
     ("min_park_ns", "<i8"), ("max_park_ns", "<i8"),
     ("spins", "<i8"), ("yields", "<i8"), ("park_ns", "<i8"),  # running state
+    ("seen", "<i8"),  # block: the ring's cursor when it last looked (wait_for_publish)
 ])
+NO_RING = np.zeros(CONTROL_WORDS, np.int64)  # same type as a ring's words; never read
 
 
-def _state(kind: IdleKind, spins=0, yields=0, min_park=0, max_park=0) -> np.ndarray:
+class IdleStrategy(NamedTuple):
+    """What ``idle`` runs: the record, and the ring a blocking strategy sleeps on (its
+    control words and our consumer slot there; ``NO_RING`` and -1 when there is none)."""
+
+    state: np.ndarray
+    ring: np.ndarray
+    slot: int
+
+
+def _strategy(kind: IdleKind, spins=0, yields=0, min_park=0, max_park=0) -> IdleStrategy:
     s = np.zeros(1, IDLE_STATE)
     s["kind"], s["max_spins"], s["max_yields"] = int(kind), spins, yields
     s["min_park_ns"], s["max_park_ns"], s["park_ns"] = min_park, max_park, min_park
-    return s
+    s["seen"] = -1
+    return IdleStrategy(s, NO_RING, -1)
 
 
-def noop() -> np.ndarray:
-    return _state(IdleKind.NOOP)
+def noop() -> IdleStrategy:
+    return _strategy(IdleKind.NOOP)
 
 
-def busy_spin() -> np.ndarray:
-    return _state(IdleKind.BUSY_SPIN)
+def busy_spin() -> IdleStrategy:
+    return _strategy(IdleKind.BUSY_SPIN)
 
 
-def yielding() -> np.ndarray:
-    return _state(IdleKind.YIELD)
+def yielding() -> IdleStrategy:
+    return _strategy(IdleKind.YIELD)
 
 
 def backoff(max_spins: int = 100, max_yields: int = 10, min_park_ns: int = 1_000,
-            max_park_ns: int = 1_000_000) -> np.ndarray:
-    return _state(IdleKind.BACKOFF, max_spins, max_yields, min_park_ns, max_park_ns)
+            max_park_ns: int = 1_000_000) -> IdleStrategy:
+    return _strategy(IdleKind.BACKOFF, max_spins, max_yields, min_park_ns, max_park_ns)
 
 
-def sleeping(park_ns: int = 1_000_000) -> np.ndarray:
-    return _state(IdleKind.SLEEP, min_park=park_ns, max_park=park_ns)
+def blocking(max_spins: int = 100, max_yields: int = 10, min_park_ns: int = 1_000,
+             max_park_ns: int = 1_000_000) -> IdleStrategy:
+    """Backoff's ladder, whose last rung sleeps on the ring given by ``wait_on`` (at most
+    ``max_park_ns``: housekeeping and the agent's other inputs still run)."""
+    return _strategy(IdleKind.BLOCK, max_spins, max_yields, min_park_ns, max_park_ns)
 
 
-def from_name(name: str) -> np.ndarray:
-    """``busy_spin``, ``yield``, ``backoff``, ``sleep`` or ``noop`` with default parameters."""
-    factories = {"busy_spin": busy_spin, "yield": yielding, "backoff": backoff,
-                 "sleep": sleeping, "noop": noop}
+def sleeping(park_ns: int = 1_000_000) -> IdleStrategy:
+    return _strategy(IdleKind.SLEEP, min_park=park_ns, max_park=park_ns)
+
+
+FACTORIES = {"busy_spin": busy_spin, "yield": yielding, "backoff": backoff,
+             "block": blocking, "sleep": sleeping, "noop": noop}
+
+
+def from_name(name: str) -> IdleStrategy:
+    """``busy_spin``, ``yield``, ``backoff``, ``block``, ``sleep`` or ``noop`` with default
+    parameters."""
     try:
-        return factories[name]()
+        return FACTORIES[name]()
     except KeyError:
-        raise ValueError(f"unknown idle strategy {name!r}; one of {sorted(factories)}") from None
+        raise ValueError(f"unknown idle strategy {name!r}; one of {sorted(FACTORIES)}") from None
+
+
+def with_ladder(strategy: IdleStrategy, spins: int | None = None, yields: int | None = None,
+                max_park_ns: int | None = None) -> IdleStrategy:
+    """``strategy`` (backoff or block) with its spins, yields and longest park (a block's
+    sleep timeout) set; None keeps the default. Profiles set them per process."""
+    s = strategy.state
+    if int(s[0]["kind"]) not in (BACKOFF, BLOCK):
+        raise ValueError("spins, yields and max park apply to backoff and block only")
+    for field, value in (("max_spins", spins), ("max_yields", yields),
+                         ("max_park_ns", max_park_ns)):
+        if value is not None:
+            if value < 0:
+                raise ValueError(f"{field} {value} < 0")
+            s[field] = value
+    s["park_ns"] = min(s[0]["min_park_ns"], s[0]["max_park_ns"])
+    return strategy
+
+
+def wait_on(strategy: IdleStrategy, ring: RingView | None) -> IdleStrategy:
+    """``strategy`` sleeping on ``ring`` (a consumer's view: its slot >= 0) when it blocks;
+    unchanged for ``None`` or a strategy that never blocks."""
+    if ring is None or int(strategy.state[0]["kind"]) != BLOCK:
+        return strategy
+    if ring.slot < 0:
+        raise ValueError("wait_on: a producer's view (slot -1) has nothing to wait for")
+    return strategy._replace(ring=ring.ctl, slot=int(ring.slot))
 
 
 @njit(cache=True, _nrt=False)
-def idle(state, work):
+def idle(strategy, work):
     """Apply the strategy after a duty cycle; returns True if the thread gave up the core
     (yield, park, sleep), so the caller knows time has passed."""
-    s = state[0]
+    s = strategy.state[0]
     kind = s.kind
     if work > 0:
         s.spins = 0
@@ -100,7 +165,7 @@ def idle(state, work):
     if kind == SLEEP:
         nanosleep(s.min_park_ns)
         return True
-    if kind == BACKOFF:
+    if kind == BACKOFF or kind == BLOCK:
         if s.spins < s.max_spins:
             s.spins += 1
             cpu_relax()
@@ -108,6 +173,9 @@ def idle(state, work):
         if s.yields < s.max_yields:
             s.yields += 1
             sched_yield()
+            return True
+        if kind == BLOCK and strategy.slot >= 0:
+            s.seen = wait_for_publish(strategy.ring, strategy.slot, s.seen, s.max_park_ns)
             return True
         nanosleep(s.park_ns)
         s.park_ns = min(s.park_ns * 2, s.max_park_ns)

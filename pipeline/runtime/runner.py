@@ -16,10 +16,9 @@ import signal
 import time
 from dataclasses import dataclass
 
-import numpy as np
-
 from pipeline.metrics import histogram
 from pipeline.metrics.counters import Counters
+from pipeline.runtime import idle
 from pipeline.runtime.agent import Agent
 from pipeline.transport.shared import atomic_store
 from shm_layouts import counters as L
@@ -67,7 +66,7 @@ def lock_memory(enabled: bool) -> str:
 
 
 class AgentRunner:
-    def __init__(self, agent: Agent, idle_state: np.ndarray, config: RunnerConfig,
+    def __init__(self, agent: Agent, idle_state: idle.IdleStrategy, config: RunnerConfig,
                  counters: Counters | None = None):
         self.agent = agent
         self.idle_state = idle_state
@@ -100,6 +99,8 @@ class AgentRunner:
         state = L.ProcessState.FAILED
         try:
             self.agent.on_start()
+            # a blocking strategy sleeps on the agent's main input ring, joined just now
+            self.idle_state = idle.wait_on(self.idle_state, self.agent.wait_ring())
             # one slice that is due at once: compiles the poll loop before we say RUNNING
             total += self.agent.do_work(self.idle_state, time.monotonic_ns())
             # what start-up made (numba's compiler state above all) is never garbage: out

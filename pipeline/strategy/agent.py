@@ -305,6 +305,9 @@ class StrategyAgent(Agent):
         md = ring.view(ring.join("strategy_trades", ConsumerMode.OBSERVING))
         return TradeSource(md, out, out.reshape(-1).view(ring.dtype))
 
+    def wait_ring(self) -> RingView:
+        return self.books  # execs, trades and timers are polled on every wake-up
+
     def hot_duty(self) -> HotDuty:
         return HotDuty(self._cycle, self._cycle_args)
 

@@ -140,6 +140,9 @@ fence_acquire = intrinsic(_fence("acquire"))
 fence_acquire.__doc__ = "Acquire fence: loads before it complete before loads/stores after it."
 fence_release = intrinsic(_fence("release"))
 fence_release.__doc__ = "Release fence: loads/stores before it complete before stores after it."
+fence_seq_cst = intrinsic(_fence("seq_cst"))
+fence_seq_cst.__doc__ = ("Full fence (x86 ``mfence``): stores before it are visible to every "
+                         "thread before any load after it (Dekker: flag, fence, check).")
 
 # LLVM target intrinsics rather than inline asm: no asm parser is needed to emit them.
 _SPIN_HINT = {"x86_64": ("llvm.x86.sse2.pause", []), "AMD64": ("llvm.x86.sse2.pause", []),

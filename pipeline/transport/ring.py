@@ -14,7 +14,8 @@ Producer::
 
     start = try_claim(ctl, n)          # -1: a gating consumer is a whole ring behind
     records[(start + i) & mask] = ...  # write the batch, every field but ``seq``
-    publish(ctl, stamps, start + n)    # stamp each slot (release), then the cursor
+    publish(ctl, stamps, start + n)    # stamp each slot (release), then the cursor;
+                                       # wakes consumers asleep on the ring (notify.py)
 
 Gating consumer (zero-copy; the producer cannot overwrite what it has not released)::
 
@@ -34,7 +35,9 @@ Memory ordering, after rigtorp/SPSCQueue, Disruptor and Aeron:
   the cursor before reusing a slot, so it never overwrites a record still being read;
 - observers: the producer ``store_relaxed(CLAIMED)`` + release fence *before* writing a
   slot; the observer copies, then acquire fence + ``load_relaxed(CLAIMED)``: if the
-  producer had claimed past ``seq + capacity`` the copy may be torn and is discarded.
+  producer had claimed past ``seq + capacity`` the copy may be torn and is discarded;
+- sleepers: after the cursor store a full fence, then one load of ``WAITERS``
+  (``notify.wake_sleepers``); the consumer side is ``notify.wait_for_publish``.
 """
 
 from __future__ import annotations
@@ -55,9 +58,10 @@ from pipeline.transport.atomics import (
     store_relaxed,
     store_release,
 )
+from pipeline.transport.notify import wake_sleepers
 from pipeline.transport.registry import Instance
 from pipeline.transport.segment import Layout, Segment, pid_alive, shm_name
-from pipeline.transport.shared import atomic_cas, atomic_load, atomic_store
+from pipeline.transport.shared import atomic_add, atomic_cas, atomic_load, atomic_store
 from shm_layouts import SegmentKind, layout_hash
 from shm_layouts.ring import (
     C_ATTACHES,
@@ -66,6 +70,8 @@ from shm_layouts.ring import (
     C_LOST,
     C_MODE,
     C_PID,
+    C_SLEEPS,
+    C_TIMEOUTS,
     CAPACITY,
     CLAIMED,
     CONSUMER_BASE,
@@ -80,9 +86,11 @@ from shm_layouts.ring import (
     P_FULL,
     P_HEARTBEAT,
     P_PID,
+    P_WAKES,
     PUBLISHED,
     RECORD_SIZE,
     RING_VERSION,
+    WAITERS,
     ConsumerMode,
     consumer_word,
 )
@@ -128,11 +136,13 @@ def try_claim(ctl, n):
 @njit(cache=True, _nrt=False)
 def publish(ctl, stamps, end):
     """Make every claimed record before sequence ``end`` visible: stamp each slot with its
-    sequence (release: the payload is complete first), then advance the cursor."""
+    sequence (release: the payload is complete first), then advance the cursor and wake
+    any consumer asleep on the ring."""
     mask = ctl[MASK]
     for seq in range(load_relaxed(ctl, PUBLISHED), end):
         store_release(stamps, seq & mask, seq)
     store_release(ctl, PUBLISHED, end)
+    wake_sleepers(ctl)
 
 
 # ---------------------------------------------------------------------------- consumers
@@ -350,6 +360,9 @@ class Ring:
             atomic_store(self.ctl, consumer_word(slot, C_MODE), FREE)
 
     def _claimed(self, slot: int) -> None:
+        flag = 1 << slot  # a process that died asleep left its bit set: clear it
+        if atomic_load(self.ctl, WAITERS) & flag:
+            atomic_add(self.ctl, WAITERS, -flag)
         atomic_store(self.ctl, consumer_word(slot, C_PID), os.getpid())
         atomic_store(self.ctl, consumer_word(slot, C_HEARTBEAT), time.monotonic_ns())
         atomic_store(self.ctl, consumer_word(slot, C_ATTACHES),
@@ -385,7 +398,8 @@ class Ring:
     def consumer(self, slot: int) -> dict:
         w = {k: int(atomic_load(self.ctl, consumer_word(slot, off))) for k, off in
              (("cursor", C_CURSOR), ("mode", C_MODE), ("lost", C_LOST), ("pid", C_PID),
-              ("heartbeat_ns", C_HEARTBEAT), ("attaches", C_ATTACHES))}
+              ("heartbeat_ns", C_HEARTBEAT), ("attaches", C_ATTACHES), ("sleeps", C_SLEEPS),
+              ("sleep_timeouts", C_TIMEOUTS))}
         w["name"] = self.consumer_name(slot)
         w["lag"] = self.published() - w["cursor"]
         return w
@@ -397,6 +411,10 @@ class Ring:
 
     def full_count(self) -> int:
         return int(atomic_load(self.ctl, P_FULL))
+
+    def wake_count(self) -> int:
+        """FUTEX_WAKE calls the producer made (a busy ring makes none)."""
+        return int(atomic_load(self.ctl, P_WAKES))
 
     def stale_consumers(self, timeout_ns: int) -> list[int]:
         """Gating slots whose process is gone or whose heartbeat is older than ``timeout_ns``:
@@ -436,10 +454,14 @@ def inspect_ring(instance: Instance, name: str) -> dict:
                           "mode": ConsumerMode(mode).name.lower(), "cursor": cur,
                           "lag": published - cur,
                           "lost": int(atomic_load(ctl, consumer_word(slot, C_LOST))),
-                          "pid": int(atomic_load(ctl, consumer_word(slot, C_PID)))})
+                          "pid": int(atomic_load(ctl, consumer_word(slot, C_PID))),
+                          "sleeps": int(atomic_load(ctl, consumer_word(slot, C_SLEEPS))),
+                          "sleep_timeouts": int(atomic_load(ctl,
+                                                            consumer_word(slot, C_TIMEOUTS)))})
     return {"stream": seg.header["layout_name"].decode(), "capacity": int(ctl[CAPACITY]),
             "record_size": int(ctl[RECORD_SIZE]), "published": published,
-            "full": int(atomic_load(ctl, P_FULL)), "consumers": consumers}
+            "full": int(atomic_load(ctl, P_FULL)), "wakes": int(atomic_load(ctl, P_WAKES)),
+            "consumers": consumers}
 
 
 def _records_offset() -> int:
