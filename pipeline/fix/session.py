@@ -224,6 +224,11 @@ class Session:
         # owner stops trading and reconciles; also queued as a ("reconcile", why) event
         self.on_reconcile: Callable[[str], None] | None = None
         self.app_types = APP_TYPES  # MsgTypes handled here (a dialect may add its own)
+        # a reconcile (OrderStatusRequests) started after inbound seq N was seen covers
+        # whatever messages up to N hid: the owner sets ``reconciled_upto`` when it starts one
+        self.reconciled_upto = 0
+        self.reconcile_wanted_upto = 0
+        self._high_seen = 0
         self._out: list[bytes] = []
         self._hb_ns = cfg.heartbeat_s * SECOND
         self._state_since = 0
@@ -238,6 +243,7 @@ class Session:
         io["garbled"] = garbled  # a count over the session's life, not per connection
         io["last_recv"] = io["last_sent"] = now_ns
         self._test_req_at = self._resend_until = 0
+        self.reconciled_upto = self.reconcile_wanted_upto = self._high_seen = 0
         self.want_disconnect = None
         if self.cfg.reset_on_logon:
             self.store.reset()
@@ -378,6 +384,7 @@ class Session:
             return
         poss_dup = m.get(43) == b"Y"
         expected = self.next_in
+        self._high_seen = max(self._high_seen, seq)
         comp_ok = m.get(49) == self.cfg.target.encode() and \
             m.get(56) == self.cfg.sender.encode()
         if msg_type == "A":
@@ -426,7 +433,7 @@ class Session:
                          f"MsgType {msg_type}", now_ns)
             if msg_type in ("8", "9"):  # it may have carried a fill: never just dropped
                 self.counters.bad_reports += 1
-                self._want_reconcile(f"unusable report {seq} ({kind})")
+                self._want_reconcile(f"unusable report {seq} ({kind})", seq)
         elif msg_type == "0":
             if m.get(112) is not None:
                 self._test_req_at = 0
@@ -452,7 +459,7 @@ class Session:
             else:
                 self.store.set_next_in(new)
                 self._problem("gap_fill", f"gap fill {seq}..{new - 1}")
-                self._want_reconcile(f"gap fill over {seq}..{new - 1}")
+                self._want_reconcile(f"gap fill over {seq}..{new - 1}", new - 1)
         elif msg_type == "3":
             self.counters.rejects_received += 1
             text = (m.get(58) or b"").decode(errors="replace")
@@ -493,7 +500,7 @@ class Session:
             return
         if new > expected:
             self._problem("gap_fill", f"sequence reset {expected}..{new - 1}")
-            self._want_reconcile(f"sequence reset skipped {expected}..{new - 1}")
+            self._want_reconcile(f"sequence reset skipped {expected}..{new - 1}", new - 1)
         self.store.set_next_in(new)
         self._gap_refilled()
 
@@ -536,7 +543,17 @@ class Session:
                       reason: int = RR.VALUE_OUT_OF_RANGE) -> None:
         self._reject(seq, reason, tag, "bad_admin", text, now_ns)
 
-    def _want_reconcile(self, why: str) -> None:
+    @property
+    def seen_upto(self) -> int:
+        """The highest inbound MsgSeqNum seen: the venue had sent all up to it."""
+        return max(self._high_seen, self.next_in - 1)
+
+    def _want_reconcile(self, why: str, upto: int) -> None:
+        """Messages up to ``upto`` may have hidden a fill: ask the owner to reconcile,
+        unless a reconcile started after they were sent covers them already."""
+        if upto <= self.reconciled_upto:
+            return
+        self.reconcile_wanted_upto = max(self.reconcile_wanted_upto, upto)
         self.counters.reconciles_asked += 1
         self.events.append(("reconcile", why))
         if self.on_reconcile is not None:

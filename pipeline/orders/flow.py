@@ -300,9 +300,13 @@ def handle_intent(r, om, rk, fix, execs, now, wall_ns):
 @njit(cache=True, _nrt=False)
 def process_intents(intents, om, rk, fix, execs, order_hop, now, wall_ns, limit):
     """Consume up to ``limit`` intents from the order ring; returns how many. ``order_hop``
-    records the order-ring hop (strategy decision -> read here)."""
+    records the order-ring hop (strategy decision -> read here, stamped after the poll that
+    saw it: ``now`` is only the caller's pass time)."""
     ctl = intents.ctl
     n = poll(ctl, intents.stamps, intents.slot, limit)
+    if n == 0:
+        return 0
+    now = monotonic_ns()  # after the poll: the hop of an intent published meanwhile is >= 0
     pos = cursor(ctl, intents.slot)
     done = 0
     mask = ctl[MASK]
@@ -325,9 +329,12 @@ def process_intents(intents, om, rk, fix, execs, order_hop, now, wall_ns, limit)
 
 @njit(cache=True, _nrt=False)
 def on_report(f, om, execs, io, now):
-    """One decoded ExecutionReport / OrderCancelReject -> OMS -> journal -> exec ring."""
+    """One decoded ExecutionReport / OrderCancelReject -> OMS -> journal -> exec ring. The
+    exec record's LastQty is what was booked (0 for a repeat), never just the report's."""
     if f[C.F_ERROR] != 0:
         return False  # counted by the caller; an unusable report changes nothing
+    pre = oms.find_report_order(om.orders, f)
+    before = om.orders[pre]["cum_qty"] if pre >= 0 else 0
     slot, et = oms.apply_report(om.words, om.orders, om.positions, f, now)
     if not J.append(om.journal, J.K_REPORT, now, f):
         io[0].journal_full += 1
@@ -343,8 +350,9 @@ def on_report(f, om, execs, io, now):
     d["venue_order_id"] = o["venue_order_id"]
     d["exec_id"] = f[C.F_EXEC_ID]
     d["price"] = o["price"]
-    d["last_px"] = f[C.F_LAST_PX]
-    d["last_qty"] = f[C.F_LAST_QTY]
+    booked = o["cum_qty"] - before if slot == pre else 0
+    d["last_px"] = (f[C.F_LAST_PX] if f[C.F_LAST_PX] > 0 else o["price"]) if booked else 0
+    d["last_qty"] = booked
     d["cum_qty"] = o["cum_qty"]
     d["leaves_qty"] = o["leaves_qty"]
     d["symbol_id"] = o["symbol_id"]
@@ -454,6 +462,7 @@ def _inbound(fd, ssl, fix, om, execs, now):
     if r > 0:
         io.end = end + r
         work += 1
+        now = monotonic_ns()  # the reports' t_recv: after the read, not the pass's start
     elif r == 0:
         w.stop = STOP_CLOSED
         return -1

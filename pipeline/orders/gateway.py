@@ -2,9 +2,11 @@
 
 Per message the work is jitted (``flow``); this class owns the arrays, the FIX session and
 its socket shell, and the cold-path duties between slices: reconcile open orders after
-every logon (OrderStatusRequest) before accepting intents, the kill switch (blocks new
-orders and cancels everything), cancel-on-stale-market-data, and cancel-all + logout on
-shutdown.
+every logon (OrderStatusRequest) before accepting intents, and likewise whenever the venue's
+input may have hidden a fill (an unusable report the session rejected, a gap fill, an
+overfill the OMS raised): trading stops at once and resumes once reconciled; the kill
+switch (blocks new orders and cancels everything), cancel-on-stale-market-data, and
+cancel-all + logout on shutdown.
 """
 
 from __future__ import annotations
@@ -123,6 +125,7 @@ class GatewayAgent(Agent):
         self.session = Session(cfg.session, symbol_matrix([i.symbol for i in table]),
                                table.table())
         self.session.pump = self._pump
+        self.session.on_reconcile = self._halt
         self.wire = Initiator(self.session, cfg.host, cfg.port, cfg.backoff_min_s,
                               cfg.backoff_max_s, cfg.tls)
         self.journal = J.open_journal(cfg.journal_path, cfg.journal_records)
@@ -144,6 +147,7 @@ class GatewayAgent(Agent):
         self.reports_via_python = 0  # PossDup/out-of-band path; normally all go via _pump
         self.fast_rounds = 0  # poll rounds that ran the jitted duty (session up)
         self._reconcile_since = 0
+        self._reconcile_due: str | None = None  # why trading stopped until reconciled
         self._mass_cancel_ns = 0
         self._book_slot = None
         self._instance = instance
@@ -152,6 +156,7 @@ class GatewayAgent(Agent):
             self._attach_book(instance, cfg.book_ring)
         self._init_ids()
         atomic_store(self.oms.words, L.W_READY, 0)
+        self._wanted_seen = int(atomic_load(self.oms.words, L.W_RECONCILE_WANTED))
         # the named views, built once: the hot calls do no attribute lookups per message
         o, s = self.oms, self.session
         self.args = DutyArgs(
@@ -185,7 +190,16 @@ class GatewayAgent(Agent):
                 "orders.sent": int(w["sent"]), "orders.denied": int(w["denied"]),
                 "execs.ring_full": int(w["ring_full"]),
                 "oms.journal_full": int(w["journal_full"]),
-                "fix.bad_reports": self.bad_reports + int(w["bad_reports"]),
+                "fix.bad_reports": self.bad_reports + int(w["bad_reports"]) + c.bad_reports,
+                "fix.rejects_sent": c.rejects_sent, "fix.fatal": c.fatal,
+                "fix.reconciles_asked": c.reconciles_asked,
+                "fix.order_rejects": c.order_rejects,
+                **{f"fix.bad.{k}": v for k, v in c.bad.items()},
+                **{f"oms.{name}": int(atomic_load(self.oms.words, word)) for name, word in (
+                    ("unknown_reports", L.W_UNKNOWN_REPORTS),
+                    ("reconcile_mismatch", L.W_RECONCILE_MISMATCH),
+                    ("overfills", L.W_OVERFILLS), ("duplicate_fills", L.W_DUPLICATE_FILLS),
+                    ("reconciles_wanted", L.W_RECONCILE_WANTED))},
                 "warm_passes": int(w["passes"]),
                 **{f"tls.{k}": v for k, v in self.wire.tls_events.items()},
                 **V.denials_by_reason(self.wio)}
@@ -220,6 +234,13 @@ class GatewayAgent(Agent):
     def _pump(self, now_ns: int) -> int:
         a = self.args
         return self.pump_call(a.fix, a.oms, a.execs, now_ns)
+
+    def _halt(self, why: str) -> None:
+        """The session saw input that may have hidden a fill: no intent goes out from now
+        until the venue is reconciled (housekeeping starts it: the session's own answer
+        goes out first, in sequence)."""
+        atomic_store(self.oms.words, L.W_READY, 0)
+        self._reconcile_due = why
 
     def _on_app(self, f: np.ndarray, _buf: np.ndarray) -> None:
         self.reports_via_python += 1
@@ -332,19 +353,33 @@ class GatewayAgent(Agent):
             self._control()
         for event, detail in self.session.events:
             if event == "logon":
+                self._reconcile_due = None  # the logon's reconcile covers it
                 self._start_reconcile(now_ns)
+            elif event == "reconcile" and self.session.reconcile_wanted_upto > \
+                    self.session.reconciled_upto:  # not covered by one started since
+                self._halt(detail)
             elif event in ("disconnected", "refused"):
                 atomic_store(o.words, L.W_READY, 0)
                 self._reconcile_since = 0
                 log.info("FIX session down (%s): intents denied until reconciled", detail)
         self.session.events.clear()
+        wanted = int(atomic_load(o.words, L.W_RECONCILE_WANTED))
+        if wanted != self._wanted_seen:  # the OMS raised an anomaly (an overfill)
+            self._wanted_seen = wanted
+            self._halt("the OMS booked a fill beyond an order's quantity")
         if self._reconcile_since and atomic_load(o.words, L.W_RECONCILE_PENDING) <= 0:
             self._reconcile_since = 0
-            atomic_store(o.words, L.W_READY, 1)
+            if self._reconcile_due is None:
+                atomic_store(o.words, L.W_READY, 1)
+        if self._reconcile_due is not None and not self._reconcile_since and \
+                self.wire.active:
+            log.warning("trading stopped (%s): reconciling with the venue", self._reconcile_due)
+            self._reconcile_due = None
+            self._start_reconcile(now_ns, logon=False)
         elif self._reconcile_since and now_ns - self._reconcile_since > \
                 self.cfg.reconcile_timeout_s * SECOND:
             log.warning("reconcile: status requests unanswered; asking again")
-            self._start_reconcile(now_ns)
+            self._start_reconcile(now_ns, logon=False)
         if self.wire.active and now_ns - self._mass_cancel_ns >= MASS_CANCEL_EVERY_NS:
             # mass cancels (kill switch, stale data) at most every 100 ms: an order whose
             # cancel the venue rejects is retried, not hammered
@@ -367,10 +402,12 @@ class GatewayAgent(Agent):
                 atomic_store(self.counters.words, self._counter_ix[name], value)
         return True
 
-    def _start_reconcile(self, now_ns: int) -> None:
+    def _start_reconcile(self, now_ns: int, logon: bool = True) -> None:
         o = self.oms
         atomic_store(o.words, L.W_READY, 0)
-        atomic_store(o.words, L.W_LOGONS, atomic_load(o.words, L.W_LOGONS) + 1)
+        if logon:
+            atomic_store(o.words, L.W_LOGONS, atomic_load(o.words, L.W_LOGONS) + 1)
+        self.session.reconciled_upto = self.session.seen_upto
         n = flow.request_status_all(self.args.oms, self.args.fix, now_ns, time.time_ns())
         self._flush()
         self._reconcile_since = now_ns
