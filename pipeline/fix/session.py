@@ -446,16 +446,16 @@ class Session:
         elif msg_type == "2":
             rng = self._resend_range(m)
             if rng is None:
-                self._reject_admin(seq, 7 if RJ.whole(m.get(7)) is None else 16,
-                                   "ResendRequest needs BeginSeqNo(7) >= 1 and EndSeqNo(16) "
-                                   ">= 0", now_ns)
+                tag = 7 if RJ.whole(m.get(7)) is None else 16
+                self._reject_admin(seq, tag, "ResendRequest needs BeginSeqNo(7) >= 1 and "
+                                   "EndSeqNo(16) 0 or >= it", now_ns, self._bad_value(m, tag))
             else:
                 self._answer_resend(*rng, now_ns)
         elif msg_type == "4":  # GapFill
             new = RJ.whole(m.get(36))
             if new is None or new <= seq:
                 self._reject_admin(seq, 36, f"GapFill NewSeqNo(36) must be above {seq}",
-                                   now_ns)
+                                   now_ns, self._bad_value(m, 36))
             else:
                 self.store.set_next_in(new)
                 self._problem("gap_fill", f"gap fill {seq}..{new - 1}")
@@ -478,6 +478,14 @@ class Session:
         return f"{RJ.OF_ERROR[err][1].replace('_', ' ')}" + (f" (tag {tag})" if tag else "")
 
     @staticmethod
+    def _bad_value(m: dict, tag: int) -> RR:
+        """Why ``m``'s ``tag`` is unusable: missing, not a number, or out of range."""
+        v = m.get(tag)
+        if v is None:
+            return RR.REQUIRED_TAG_MISSING
+        return RR.VALUE_OUT_OF_RANGE if v.isdigit() else RR.INCORRECT_DATA_FORMAT
+
+    @staticmethod
     def _resend_range(m: dict) -> tuple[int, int] | None:
         begin, end = RJ.whole(m.get(7)), RJ.whole(m.get(16), low=0)
         if begin is None or end is None or (end and end < begin):
@@ -491,8 +499,7 @@ class Session:
         new = RJ.whole(m.get(36))
         if err or new is None:
             self._reject_admin(seq, 36, "SequenceReset needs NewSeqNo(36)", now_ns,
-                               RR.REQUIRED_TAG_MISSING if m.get(36) is None else
-                               RR.INCORRECT_DATA_FORMAT)
+                               self._bad_value(m, 36))
             return
         if new < expected:
             self._reject(seq, RR.VALUE_OUT_OF_RANGE, 36, "seq_reset_lower",
