@@ -319,3 +319,55 @@ def test_hostile_session_counters_are_published(v):
                  "oms.overfills", "oms.duplicate_fills"):
         assert names[name] == 0, name
     assert np.all(v.state.words[[L.W_OVERFILLS, L.W_DUPLICATE_FILLS]] == 0)
+
+
+# ------------------------------------------------ the session core alone (item 15, FIX)
+def _session(tmp_path):
+    from pipeline.fix.session import Session
+    from pipeline.instruments import symbol_matrix
+    s = Session(SessionConfig("CLIENT", "VENUE", str(tmp_path / "st")),
+                symbol_matrix(["BTCUSDT"]), TABLE.table())
+    s.on_connected(10**12)
+    s.take_output()
+    s.feed(_venue("A", 1, (98, 0), (108, 30)))
+    s.process(10**12)
+    return s
+
+
+def _venue(msg_type: str, seq: int, *body) -> bytes:
+    return encode([(35, msg_type), (49, "VENUE"), (56, "CLIENT"), (34, seq),
+                   (52, ts(time.time_ns())), *body])
+
+
+def _sent(s) -> list:
+    import simplefix
+    p = simplefix.FixParser()
+    p.append_buffer(s.take_output())
+    out = []
+    while (m := p.get_message()) is not None:
+        out.append(m)
+    return out
+
+
+def test_one_bad_checksum_is_one_garbled_message(tmp_path):
+    s = _session(tmp_path)
+    bad = bytearray(_venue("0", 2))
+    bad[-2] = ord("0") + (bad[-2] - ord("0") + 1) % 10  # checksum off by one
+    s.feed(bytes(bad))
+    s.process(10**12)
+    s.feed(bytes(bad) + bytes(bad))  # two more, back to back: two more
+    s.process(10**12)
+    s.feed(_venue("0", 2))
+    s.process(10**12)
+    assert s.counters.garbled == 3 and s.next_in == 3
+
+
+def test_sequence_reset_to_a_lower_number_is_rejected(tmp_path):
+    s = _session(tmp_path)
+    s.feed(_venue("0", 2) + _venue("0", 3))
+    s.process(10**12)
+    s.feed(_venue("4", 9, (36, 2)))  # Reset (no GapFillFlag) back to 2
+    s.process(10**12)
+    (rej,) = _sent(s)
+    assert (rej.get(35), rej.get(45), rej.get(371), rej.get(373)) == (b"3", b"9", b"36", b"5")
+    assert s.next_in == 4 and s.counters.bad["seq_reset_lower"] == 1 and s.want_disconnect is None

@@ -362,6 +362,13 @@ def encode_status_request(buf, comp_ids, seq, now_ns, cl_ord_id, symbol, side):
 
 # ------------------------------------------------------------------------------ reading
 @njit(cache=True, _nrt=False)
+def at_begin(buf, pos, end):
+    """``buf[pos:]`` starts with ``8=FIX`` (a message, or an attempt at one)."""
+    return pos + 5 <= end and buf[pos] == 56 and buf[pos + 1] == 61 and \
+        buf[pos + 2] == 70 and buf[pos + 3] == 73 and buf[pos + 4] == 88
+
+
+@njit(cache=True, _nrt=False)
 def resync(buf, start, end):
     """Position of the next ``8=FIX`` after ``start`` (or a safe tail to keep)."""
     pos = start + 1

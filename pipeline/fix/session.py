@@ -122,7 +122,7 @@ def next_inbound(inb, seqs, syms, now_ns):
     if n == C.GARBLED:
         # one count per message: a run's tail (kept for a resync) is not another one, but a
         # second bad message right after the first is
-        if io.skipping == 0 or C.resync(inb.buf, start - 1, end) == start:
+        if io.skipping == 0 or C.at_begin(inb.buf, start, end):
             io.garbled += 1
         io.start = C.resync(inb.buf, start, end)
         io.skipping = 1
