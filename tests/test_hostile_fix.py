@@ -168,7 +168,7 @@ def test_gap_fill_over_a_fill_reconciles_at_once(v):
     v.acc.fill(cl, "0.0004", "60000", "0.0004", lose=True)  # never reaches us
     v.acc.send("0", [])  # the gap shows
     v.until(lambda: v.status_requests(cl) == 1 and v.position == 40 and v.state.ready())
-    assert v.acc.of_type("2") and v.count("fix.bad.gap_fill") == 1
+    assert v.acc.of_type("2") and v.count("fix.gap_fills_received") == 1
     assert v.count("fix.reconciles_asked") == 1 and v.order(cl)["cum_qty"] == 40
 
 

@@ -3,7 +3,8 @@
 FIX answers an unusable message with a session Reject (35=3: RefSeqNum, RefTagID,
 SessionRejectReason, Text) and consumes its sequence number; what breaks the session
 (no MsgSeqNum, wrong CompIDs) gets a Logout. Each case has a kind here: the session counts
-it (``fix.bad.<kind>``) and logs its first occurrence. The jitted codec finds the
+it (``fix.bad.<kind>``: every one is an error in the run's summary) and logs its first
+occurrence. The jitted codec finds the
 tag-level problems (``codec.E_*`` in the field vector); this module maps them to the
 Reject, splits a message into fields for the Python session (never raising), and turns
 a Reject of one of our own orders into the report the OMS understands.
@@ -52,8 +53,6 @@ KINDS = (*(kind for _, kind in OF_ERROR.values()),
          "bad_seq_num",  # MsgSeqNum missing or not a number: Logout
          "bad_admin",  # an admin message without (or with a bad) required field
          "seq_reset_lower",  # SequenceReset-Reset to a number below the expected one
-         "gap_fill",  # a gap fill (or a reset skipping ahead): reconcile, reports may be in it
-         "order_rejected",  # a session/business Reject of one of our orders
          "internal")  # a bug in the session's handling: Logout (never a crash)
 
 FIX_REJECTED = ord("8")  # ExecType/OrdStatus Rejected

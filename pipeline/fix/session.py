@@ -202,6 +202,7 @@ class SessionCounters:
     fatal: int = 0  # Logouts we sent because the venue's input broke the session
     bad_reports: int = 0  # application messages rejected (each also asks for a reconcile)
     reconciles_asked: int = 0  # reconciles asked for by unusable reports or gap fills
+    gap_fills_received: int = 0  # GapFills (and Resets skipping ahead): each may hide reports
     order_rejects: int = 0  # session/business Rejects (35=3, 35=j) of our orders
     bad: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RJ.KINDS, 0))
 
@@ -458,7 +459,7 @@ class Session:
                                    now_ns, self._bad_value(m, 36))
             else:
                 self.store.set_next_in(new)
-                self._problem("gap_fill", f"gap fill {seq}..{new - 1}")
+                self.counters.gap_fills_received += 1
                 self._want_reconcile(f"gap fill over {seq}..{new - 1}", new - 1)
         elif msg_type == "3":
             self.counters.rejects_received += 1
@@ -506,7 +507,7 @@ class Session:
                          f"SequenceReset NewSeqNo {new} below the expected {expected}", now_ns)
             return
         if new > expected:
-            self._problem("gap_fill", f"sequence reset {expected}..{new - 1}")
+            self.counters.gap_fills_received += 1
             self._want_reconcile(f"sequence reset skipped {expected}..{new - 1}", new - 1)
         self.store.set_next_in(new)
         self._gap_refilled()
@@ -522,8 +523,8 @@ class Session:
         if f is None:
             return
         self.counters.order_rejects += 1
-        self._problem("order_rejected", f"order {f[C.F_CL_ORD_ID]} rejected by the venue's "
-                      f"session: {text}")
+        log.info("FIX %s->%s: order %d rejected by the venue's session: %s", self.cfg.sender,
+                 self.cfg.target, f[C.F_CL_ORD_ID], text)
         if on_app is not None:
             on_app(f, self.inbuf)
 
@@ -562,6 +563,7 @@ class Session:
             return
         self.reconcile_wanted_upto = max(self.reconcile_wanted_upto, upto)
         self.counters.reconciles_asked += 1
+        log.info("FIX %s->%s: %s: reconcile", self.cfg.sender, self.cfg.target, why)
         self.events.append(("reconcile", why))
         if self.on_reconcile is not None:
             self.on_reconcile(why)

@@ -193,6 +193,7 @@ class GatewayAgent(Agent):
                 "fix.bad_reports": self.bad_reports + int(w["bad_reports"]) + c.bad_reports,
                 "fix.rejects_sent": c.rejects_sent, "fix.fatal": c.fatal,
                 "fix.reconciles_asked": c.reconciles_asked,
+                "fix.gap_fills_received": c.gap_fills_received,
                 "fix.order_rejects": c.order_rejects,
                 **{f"fix.bad.{k}": v for k, v in c.bad.items()},
                 **{f"oms.{name}": int(atomic_load(self.oms.words, word)) for name, word in (
