@@ -156,7 +156,7 @@ def test_unusable_fill_is_rejected_trading_stops_and_reconcile_books_it(v, field
     assert v.state.positions[0]["open_cost"] == 50 * MID  # at the order's limit price
     e = v.execs_for(cl)[-1]
     assert (e["exec_type"], e["cum_qty"], e["last_qty"], e["position"]) == (
-        ExecType.ORDER_STATUS, 50, 50, 50)
+        ExecType.PARTIAL_FILL, 50, 50, 50)  # to the strategy the reconcile's booking is a fill
     assert v.count("fix.bad_reports") == 1 and v.count("oms.reconcile_mismatch") == 1
 
 
@@ -170,6 +170,8 @@ def test_gap_fill_over_a_fill_reconciles_at_once(v):
     v.until(lambda: v.status_requests(cl) == 1 and v.position == 40 and v.state.ready())
     assert v.acc.of_type("2") and v.count("fix.gap_fills_received") == 1
     assert v.count("fix.reconciles_asked") == 1 and v.order(cl)["cum_qty"] == 40
+    e = v.execs_for(cl)[-1]
+    assert (e["exec_type"], e["last_qty"], e["position"]) == (ExecType.PARTIAL_FILL, 40, 40)
 
 
 def test_session_and_business_rejects_of_our_orders(v):
@@ -249,6 +251,8 @@ def test_out_of_range_quantities_are_rejected(v):
     o = v.order(cl)
     assert (o["qty"], o["leaves_qty"], o["cum_qty"], o["status"]) == (100, 100, 0, oms.NEW)
     assert v.count("fix.bad.out_of_range") == 4 and v.count("fix.bad.bad_number") == 1
+    assert {(e["exec_type"], e["last_qty"]) for e in v.execs_for(cl)} == {
+        (ExecType.NEW, 0), (ExecType.ORDER_STATUS, 0)}  # only the reconcile's answers
 
 
 def test_tag_aliasing_is_rejected(v):
@@ -266,6 +270,8 @@ def test_tag_aliasing_is_rejected(v):
         assert v.reject_of(seq) == (tag, reason), extra
     v.until(lambda: v.state.ready())
     assert v.order(cl)["qty"] == 100 and v.order(cl)["status"] == oms.NEW
+    assert {(e["exec_type"], e["last_qty"]) for e in v.execs_for(cl)} == {
+        (ExecType.NEW, 0), (ExecType.ORDER_STATUS, 0)}
     for header in ({49: "EVIL"}, {56: "SOMEONE"}):
         logons = v.acc.logons + 1
         seq = v.acc.send("0", [], header=header)

@@ -351,6 +351,8 @@ def on_report(f, om, execs, io, now):
     d["exec_id"] = f[C.F_EXEC_ID]
     d["price"] = o["price"]
     booked = o["cum_qty"] - before if slot == pre else 0
+    if booked > 0 and et == oms.X_STATUS:  # a reconcile booked a fill we had missed: to the
+        et = oms.X_FILL if o["status"] == oms.FILLED else oms.X_PARTIAL  # strategy, a fill
     d["last_px"] = (f[C.F_LAST_PX] if f[C.F_LAST_PX] > 0 else o["price"]) if booked else 0
     d["last_qty"] = booked
     d["cum_qty"] = o["cum_qty"]
