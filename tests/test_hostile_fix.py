@@ -234,6 +234,11 @@ def test_fills_that_cannot_be_booked_exactly_are_not_booked_silently(v):
     assert v.position == 200 and v.order(over)["status"] == oms.FILLED
     assert v.count("oms.overfills") == 1 and v.count("oms.reconciles_wanted") == 1
     assert v.state.positions[0]["open_buy"] == 50  # the first order's rest, nothing else
+    a.fill(over, "0.0015", "60000.01", "0.0015", status="2")  # the same fill again
+    v.until(lambda: len(v.execs_for(over)) == 3)
+    e = v.execs_for(over)[2]
+    assert (e["exec_type"], e["last_qty"], e["position"]) == (ExecType.ORDER_STATUS, 0, 200)
+    assert v.position == 200 and v.count("oms.duplicate_fills") == 1
 
 
 def test_out_of_range_quantities_are_rejected(v):
