@@ -2,7 +2,8 @@
 
 Per message the work is jitted (``flow``); this class owns the arrays, the FIX session and
 its socket shell, and the cold-path duties between slices: reconcile open orders after
-every logon (OrderStatusRequest) before accepting intents, and likewise whenever the venue's
+every logon (OrderStatusRequest; under binance-spot the signed REST API, Binance has no
+35=H) before accepting intents, and likewise whenever the venue's
 input may have hidden a fill (an unusable report the session rejected, a gap fill, an
 overfill the OMS raised): trading stops at once and resumes once reconciled; the kill
 switch (blocks new orders and cancels everything), cancel-on-stale-market-data, and
