@@ -34,6 +34,10 @@ W_UNKNOWN_REPORTS = 22  # exec reports for orders we do not know
 W_RECONCILE_MISMATCH = 23
 W_LOGONS = 24
 W_STALE_CANCELS = 25
+W_OVERFILLS = 26  # fills beyond an order's quantity (or on a dead order): booked, reconciled
+W_DUPLICATE_FILLS = 27  # fill reports that raised no CumQty: not booked again
+W_RECONCILE_WANTED = 28  # bumped by the OMS when it must reconcile with the venue; trading
+# stops (W_READY 0) until the gateway has
 CONTROL_WORDS = 32
 
 ORDER = np.dtype([

@@ -197,3 +197,31 @@ def test_a_session_reject_of_an_order_rejects_it_with_the_venue_code(h):
     (rej,) = h.execs_for(cl, ExecType.REJECTED)
     assert rej["reject_reason"] == 1102 and h.gw.open_orders() == 0
     assert h.gw._counter_values()["orders.venue_rejects.1102"] == 1
+
+
+def test_an_unusable_fill_is_rejected_and_reconciled_from_rest_not_by_35h(h):
+    """The hostile-venue rules under binance-spot: a fill that cannot be booked exactly
+    (LastQty off the lot grid) is Rejected (35=3 naming tag 32) and never booked from the
+    report; trading stops and the reconcile it asks for is the REST one (Binance has no
+    35=H), which books the venue's CumQty once; trading resumes."""
+    h.ready()
+    (c1,) = h.peer.logged_on()
+    cl = h.new()
+    h.until(lambda: sent(c1, "D", cl))
+    h.peer.report(c1, cl, 9, "0", "0", "0.001", "60000", "0")
+    h.until(lambda: h.order(cl)["status"] == OrdStatus.NEW)
+    before = len(h.rest.calls)
+    h.rest.put(cl, 9, "PARTIALLY_FILLED", "0.001", "0.0004", "60000")
+    h.peer.report(c1, cl, 9, "F", "1", "0.001", "60000", "0.0004", "0.000405")
+    h.until(lambda: c1.got("3"))
+    (rej,) = c1.got("3")
+    assert rej[371] == b"32" and rej[45] == b"4"  # the report (after Logon, XLR, the ack)
+    h.until(lambda: h.order(cl)["cum_qty"] == 40 and h.state.ready())
+    c = h.gw._counter_values()
+    assert c["fix.bad_reports"] == 1 and c["fix.bad.off_grid"] == 1
+    assert c["fix.reconciles_asked"] == 1
+    assert "openOrders BTCUSDT" in h.rest.calls[before:]
+    assert not c1.got("H")
+    assert h.gw.oms.positions[0]["position"] == 40 and h.gw.oms.positions[0]["fills"] == 1
+    (fill,) = h.execs_for(cl, ExecType.PARTIAL_FILL)  # the reconcile's fill, to the strategy
+    assert fill["last_qty"] == 40

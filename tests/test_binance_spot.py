@@ -249,3 +249,39 @@ def test_config_refuses_what_binance_would(tmp_path, monkeypatch):
         B.BinanceSpot.from_config(gw | {"replace_mode": "sometimes"}, bn)
     with pytest.raises(cfgmod.ConfigError, match="private_key_file"):
         B.BinanceSpot.from_config(gw, {"api_key_env": "HFT_TEST_BN_KEY"})
+
+
+def test_inbound_comp_ids_follow_the_fresh_comp_id_and_the_reject_is_schema_valid(tmp_path,
+                                                                                keyed):
+    """The hostile-venue CompID check under binance-spot: inbound 56 must be this
+    connection's fresh SenderCompID (checked in the jitted path too); a report sent to the
+    last connection's CompID is Rejected (373=9, valid per the schema), then a Logout."""
+    d, _ = keyed
+    s = session(tmp_path, d)
+    logon = [(98, 0), (108, 30), (25037, "uuid")]
+    s.on_connected(1)
+    s.feed(server(d, s, "A", 1, logon))
+    s.process(2)
+    old = s.sender
+    s.on_disconnected(3, "test")
+    s.on_connected(4)
+    assert s.sender != old
+    s.feed(server(d, s, "A", 1, logon))
+    s.process(5)
+    s.take_output()
+    got: list[int] = []
+    ack = [(11, 7), (14, "0"), (17, 1), (37, 9), (38, "0.001"), (39, "0"), (54, 1),
+           (55, "BTCUSDT"), (150, "0")]
+    s.feed(server(d, s, "8", 2, ack))
+    s.process(6, lambda f, _b: got.append(int(f[C.F_CL_ORD_ID])))
+    assert got == [7] and int(s.io[0]["app_in"]) == 1  # the jitted path took it
+    stale = B.frame(f"35=8\x0134=3\x0149=SPOT\x0152=20240627-11:17:25.223456\x0156={old}\x01"
+                    + "".join(f"{t}={v}\x01" for t, v in ack))
+    s.feed(stale)
+    s.process(7, lambda f, _b: got.append(int(f[C.F_CL_ORD_ID])))
+    raw = s.take_output()
+    out = msgs(raw)
+    assert [m[35] for m in out] == [b"3", b"5"] and out[0][373] == b"9"
+    reject = raw[: raw.index(b"\x0110=") + 8]  # the first message, to its CheckSum
+    assert out[0][45] == b"3" and violations(reject) == [] and got == [7]
+    assert s.counters.bad["comp_id"] == 1

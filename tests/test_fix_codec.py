@@ -282,3 +282,106 @@ def test_exec_report_encoder_round_trips(seq, now, cl, sid, px, qty, cum):
     assert C.parse(buf, s, C.frame(buf, s, e), SYMS, f, SPANS) == C.E_NONE
     assert (f[C.F_CL_ORD_ID], f[C.F_PRICE], f[C.F_LAST_QTY], f[C.F_CUM_QTY]) == (cl, px, qty, cum)
     assert f[C.F_SIDE] == ord("2") and f[C.F_EXEC_TYPE] == ord("F")
+
+
+# ---------------------------------------------------------------- hostile input (issue 18)
+def _with_body(raw: bytes, body: bytes) -> np.ndarray:
+    msg = b"8=FIX.4.4\x019=%d\x01" % len(body) + body
+    return np.frombuffer(msg + b"10=%03d\x01" % (sum(msg) % 256), np.uint8).copy()
+
+
+def _parse_edited(needle: bytes, repl: bytes) -> tuple[int, int]:
+    """(error, its tag) of a valid ExecutionReport with ``needle`` replaced."""
+    raw = exec_report(1, 0, 1, "1", 1, "F", "1", 100, 100, 5, 5, 5, 10**18)
+    body = raw[raw.index(b"35="): raw.rindex(b"10=")]
+    assert needle in body
+    buf = _with_body(raw, body.replace(needle, repl, 1))
+    f = np.zeros(C.N_FIELDS, np.int64)
+    n = C.frame(buf, 0, len(buf))
+    assert n == len(buf)
+    return C.parse(buf, 0, n, SYMS, f, SPANS), int(f[C.F_ERROR_TAG])
+
+
+def test_tag_aliasing_and_malformed_fields_are_errors():
+    """A tag beyond 2**64 or with a leading zero would alias a real tag; a repeat makes
+    the value ambiguous; a NUL would let "BTCUSDT\\0" match: each is refused, by tag."""
+    s = b"\x0155=BTCUSDT\x01"
+    cases = [(s, b"\x0118446744073709551627=5" + s, C.E_BAD_TAG, 0),
+             (s, b"\x01011=5" + s, C.E_BAD_TAG, 0),
+             (s, b"\x01x1=5" + s, C.E_BAD_TAG, 0),
+             (s, b"\x01=5" + s, C.E_BAD_TAG, 0),
+             (s, b"\x01junk" + s, C.E_BAD_TAG, 0),  # a field without '='
+             (s, s + b"55=ETHUSDT\x01", C.E_REPEATED_TAG, 55),
+             (s, b"\x0155=BTCUSDT\x00\x01", C.E_BAD_CHAR, 55),
+             (s, b"\x0155=\x01", C.E_EMPTY_VALUE, 55),
+             (b"\x0131=", b"\x0131=-", C.E_OUT_OF_RANGE, 31),  # a negative LastPx
+             (b"\x0131=1\x01", b"\x0131=0\x01", C.E_OUT_OF_RANGE, 31),
+             (b"\x0114=0.00005\x01", b"\x0114=576460752303423489\x01", C.E_OUT_OF_RANGE,
+              14),
+             (b"\x0131=1\x01", b"\x01", C.E_MISSING_FIELD, 31),  # a fill without LastPx
+             (b"\x0114=0.00005\x01", b"\x01", C.E_MISSING_FIELD, 14),  # ... or CumQty
+             (b"\x01150=F\x01", b"\x01", C.E_MISSING_FIELD, 150),
+             (b"\x0160=", b"\x0160=2026-", C.E_BAD_TIME, 60)]
+    for needle, repl, err, tag in cases:
+        assert _parse_edited(needle, repl) == (err, tag), repl
+
+
+def test_units_range_checks():
+    """'.', '-.', a sign and values beyond int64 are refused, never read as a number."""
+    for text, err in ((b".", C.E_BAD_NUMBER), (b"-.", C.E_OUT_OF_RANGE),
+                      (b"-1", C.E_OUT_OF_RANGE), (b"-0", C.E_OUT_OF_RANGE),
+                      (b"99999999999999", C.E_OUT_OF_RANGE),
+                      (b"576460752303423489", C.E_OUT_OF_RANGE), (b"1e5", C.E_BAD_NUMBER),
+                      (b"", C.E_BAD_NUMBER), (b"1.000001", C.E_OFF_GRID)):
+        b = np.frombuffer(text, np.uint8).copy()
+        assert C.parse_units(b, 0, len(b), 1, 5) == (0, err), text
+    b = np.frombuffer(b"9999999999999.99999", np.uint8).copy()  # 18 digits: exact
+    assert C.parse_units(b, 0, len(b), 1, 5) == (10**18 - 1, C.E_NONE)
+
+
+def test_parse_time_refuses_signs_and_non_digits():
+    for text in (b"20260101--1:00:00", b"20260101-0-:00:00", b"20260101-00:00:00.-1",
+                 b"-0260101-00:00:00", b"20260101-00:00:00.+1"):
+        b = np.frombuffer(text, np.uint8).copy()
+        assert C.parse_time(b, 0, len(b)) == -1, text
+    b = np.frombuffer(b"20260101-23:59:60.5", np.uint8).copy()
+    assert C.parse_time(b, 0, len(b)) > 0
+
+
+def test_begin_string_in_text_split_across_reads_is_not_garbled():
+    """A Text(58) quoting "8=FIX.4.4|9=" cut by a read is no reason to declare the message
+    garbled; a real message that began inside a too-long body still is."""
+    raw = _report(1)
+    body = raw[raw.index(b"35="): raw.rindex(b"10=")] + b"58=see 8=FIX.4.4\x019=12\x0135=0\x01"
+    buf = _with_body(raw, body)
+    cut = bytes(buf).index(b"9=12") + 6
+    assert C.frame(buf, 0, cut) == C.NEED_MORE
+    assert C.frame(buf, 0, len(buf)) == len(buf)
+    liar = bytearray(_report(1))
+    liar[liar.index(b"9=") + 2] = ord("9")  # BodyLength far too long
+    stream = np.frombuffer(bytes(liar[:-10]) + _report(2), np.uint8).copy()
+    assert C.frame(stream, 0, len(stream)) == C.GARBLED
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_mutated_reports_never_crash_and_errors_name_a_tag(data):
+    """Any byte of a valid report replaced by any byte: parse returns a known error (or
+    none), and a valid report's fields are never read from outside the message."""
+    raw = bytearray(exec_report(1, 0, 1, "1", 1, "F", "1", 100, 100, 5, 5, 5, 10**18))
+    body_at = raw.index(b"35=")
+    for _ in range(data.draw(st.integers(1, 4))):
+        i = data.draw(st.integers(body_at, raw.rindex(b"10=") - 1))
+        raw[i] = data.draw(st.integers(0, 255))
+    body = bytes(raw[body_at: raw.rindex(b"10=")])
+    buf = _with_body(bytes(raw), body)
+    pad = np.concatenate([buf, np.frombuffer(b"55=ETHUSDT\x01", np.uint8)])
+    n = C.frame(pad, 0, len(buf))
+    f = np.zeros(C.N_FIELDS, np.int64)
+    if n > 0:
+        err = C.parse(pad, 0, n, SYMS, f, SPANS)
+        assert E_MIN <= err <= C.E_OUT_OF_RANGE
+        assert f[C.F_SYMBOL_ID] != 1  # the ETHUSDT after the message is never read
+
+
+E_MIN = C.E_NONE

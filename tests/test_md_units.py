@@ -67,6 +67,9 @@ def test_instruments_fix_and_decimal_agree(mant, exp, decimals, units, pad):
     assert ours == exact
     b = _b(text)
     v, e = C.parse_units(b, 0, len(b), units, decimals)
+    if text.startswith("-"):  # a FIX price or quantity is never negative (issue 18)
+        assert e == C.E_OUT_OF_RANGE
+        return
     assert (v if e == C.E_NONE else None) == exact
     assert e in (C.E_NONE, C.E_OFF_GRID)
 

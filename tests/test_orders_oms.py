@@ -18,7 +18,17 @@ from pipeline.orders.oms import (
     REJECTED,
     REPLACED,
 )
-from shm_layouts.oms import CONTROL_WORDS, ORDER, ORDER_SLOTS, POSITION, W_OPEN_ORDERS
+from shm_layouts.oms import (
+    CONTROL_WORDS,
+    ORDER,
+    ORDER_SLOTS,
+    POSITION,
+    W_DUPLICATE_FILLS,
+    W_OPEN_ORDERS,
+    W_OVERFILLS,
+    W_READY,
+    W_RECONCILE_WANTED,
+)
 from shm_layouts.records import ORDER_INTENT, OrderType, TimeInForce
 
 
@@ -176,3 +186,33 @@ def test_position_and_realised_pnl(fills, position, cost, realised):
     assert (pos[0]["position"], pos[0]["open_cost"], pos[0]["realised"]) == (
         position, cost, realised)
     assert oms.unrealised(pos, 0, 110) == position * 110 - cost
+
+
+def test_overfill_is_booked_as_the_venue_says_and_stops_trading():
+    """Issue 18: CumQty beyond the order is the venue's real position: booked in full,
+    counted, and trading stops (W_READY 0) until the gateway has reconciled."""
+    b = Book()
+    b.words[W_READY] = 1
+    b.new(1, qty=10)
+    assert b.report(1, "F", "2", last_qty=15, last_px=100, cum=15)[1] == oms.X_FILL
+    assert b.pos[0]["position"] == 15 and b.o(1)["cum_qty"] == 15 and b.o(1)["status"] == FILLED
+    assert b.pos[0]["open_buy"] == 0 and b.open == 0
+    assert (b.words[W_OVERFILLS], b.words[W_RECONCILE_WANTED], b.words[W_READY]) == (1, 1, 0)
+
+
+def test_fill_on_a_canceled_order_is_booked_not_dropped():
+    b = Book()
+    b.new(1, qty=10)
+    b.report(1, "4", "4")
+    assert b.o(1)["status"] == CANCELED
+    b.report(1, "F", "4", last_qty=3, last_px=100, cum=3)  # the venue filled it before
+    assert b.pos[0]["position"] == 3 and b.words[W_OVERFILLS] == 1
+    assert b.o(1)["status"] == CANCELED and b.open == 0 and b.pos[0]["open_buy"] == 0
+
+
+def test_repeated_fill_is_a_status_not_a_fill():
+    b = Book()
+    b.new(1, qty=10)
+    b.report(1, "F", "1", last_qty=4, last_px=100, cum=4)
+    assert b.report(1, "F", "1", last_qty=4, last_px=100, cum=4)[1] == oms.X_STATUS
+    assert b.pos[0]["position"] == 4 and b.words[W_DUPLICATE_FILLS] == 1

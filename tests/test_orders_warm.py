@@ -150,7 +150,7 @@ def test_pretouch_maps_the_next_pages_of_fresh_files(tmp_path):
     warm.pretouch(j, seqs, jdata, jindex)
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
     # store bytes: one page each; index slots and journal rows: a page apart or nearly
-    # (rows of 320 and 24 bytes), so at least pages - 1 new pages each
+    # (rows of 328 and 24 bytes), so at least pages - 1 new pages each
     assert faults >= 3 * pages - 2, faults
     assert not jdata.any() and not jindex.any() and not j[1:].any()  # and no byte changed
 

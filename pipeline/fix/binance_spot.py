@@ -301,11 +301,11 @@ class BinanceSpot:
         return self.build("XLQ", [(6136, f"L{time.time_ns()}")], sender, seq, sending)
 
 
-def parse_limits(m) -> list[Limits]:
-    """The LimitIndicators of an XLR (a ``simplefix`` message; the group in tag order)."""
+def parse_limits(pairs) -> list[Limits]:
+    """The LimitIndicators of an XLR (its ``(tag, value)`` pairs in order: the group)."""
     out: list[Limits] = []
     cur: dict[int, bytes] = {}
-    for tag, value in m.pairs:
+    for tag, value in pairs:
         t = int(tag)
         if t == 25004 and cur:
             out.append(_limit(cur))

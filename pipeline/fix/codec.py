@@ -37,15 +37,25 @@ GARBLED = -1
 (F_MSG_TYPE, F_SEQ, F_POSS_DUP, F_SENDING_TIME, F_CL_ORD_ID, F_ORIG_CL_ORD_ID, F_ORDER_ID,
  F_EXEC_ID, F_EXEC_TYPE, F_ORD_STATUS, F_SIDE, F_PRICE, F_LAST_PX, F_LAST_QTY, F_CUM_QTY,
  F_LEAVES_QTY, F_ORDER_QTY, F_TRANSACT_TIME, F_ORD_REJ_REASON, F_CXL_REJ_REASON,
- F_CXL_REJ_RESPONSE_TO, F_SYMBOL_ID, F_ERROR, F_TEXT_AT, F_TEXT_LEN, F_MASK,
- F_ERROR_CODE, F_MASS_RESPONSE) = range(28)
+ F_CXL_REJ_RESPONSE_TO, F_SYMBOL_ID, F_ERROR, F_TEXT_AT, F_TEXT_LEN, F_MASK, F_ERROR_TAG,
+ F_SENDER_AT, F_SENDER_LEN, F_TARGET_AT, F_TARGET_LEN,
+ F_ERROR_CODE, F_MASS_RESPONSE) = range(33)
 # F_ERROR_CODE: Binance's ErrorCode (25016, negative); F_MASS_RESPONSE: MassCancelResponse
 # (531) char of an OrderMassCancelReport
-N_FIELDS = 32
+N_FIELDS = 33
 # F_MASK bits: which optional fields were present
 M_PRICE, M_LAST_PX, M_LAST_QTY, M_CUM_QTY, M_LEAVES_QTY, M_ORDER_QTY = 1, 2, 4, 8, 16, 32
-# F_ERROR values: the message framed and checksummed fine but a field is unusable
+# F_ERROR values: the message framed and checksummed fine but a field is unusable (the
+# first one found; F_ERROR_TAG names its tag, 0 when the tag number itself is the problem)
 E_NONE, E_BAD_NUMBER, E_OFF_GRID, E_UNKNOWN_SYMBOL, E_BAD_TIME = 0, 1, 2, 3, 4
+E_BAD_TAG = 5  # tag number not digits, a leading zero, too long, or a field without '='
+E_REPEATED_TAG = 6  # a tag this codec reads appears twice (which one counts is ambiguous)
+E_EMPTY_VALUE = 7  # tag=<nothing>
+E_BAD_CHAR = 8  # a NUL byte inside a value ("55=DOGE\0" must not match DOGE)
+E_MISSING_FIELD = 9  # a fill without LastPx/LastQty/CumQty, a report without 150/39
+E_OUT_OF_RANGE = 10  # negative price/quantity, zero LastPx/LastQty on a fill, > int64
+E_COMP_ID = 11  # SenderCompID/TargetCompID not this session's (set by the session layer)
+MAX_TAG_DIGITS = 9
 
 MSG_NEW_ORDER = ord("D")
 MSG_CANCEL = ord("F")
@@ -67,6 +77,16 @@ MSG_LIMIT_RESPONSE = msg_code("XLR")
 
 
 SPAN_WORDS = 12  # parse()'s scratch: offset and length of each price/qty value
+# the tags parse() reads, each with a bit of its own: a second occurrence is E_REPEATED_TAG
+READ_TAGS = (8, 9, 35, 34, 43, 49, 56, 52, 60, 11, 41, 37, 17, 150, 39, 54, 55, 103, 102, 58,
+             44, 31, 32, 14, 151, 38)
+TAG_BIT = np.full(200, -1, np.int64)
+for _i, _t in enumerate(READ_TAGS):
+    TAG_BIT[_t] = _i
+BIT_434 = len(READ_TAGS)  # CxlRejResponseTo, beyond the table
+BIT_531, BIT_25016 = BIT_434 + 1, BIT_434 + 2  # Binance's MassCancelResponse, ErrorCode
+FIX_TRADE, FIX_PARTIAL, FIX_FILLED = ord("F"), ord("1"), ord("2")  # ExecType chars of a fill
+NUM_TAGS = np.array([44, 31, 32, 14, 151, 38], np.int64)  # F_PRICE.. F_ORDER_QTY, in order
 
 BID = int(Side.BID)
 MARKET = int(OrderType.MARKET)
@@ -357,12 +377,10 @@ def encode_status_request(buf, comp_ids, seq, now_ns, cl_ord_id, symbol, side):
 
 # ------------------------------------------------------------------------------ reading
 @njit(cache=True, _nrt=False)
-def _find_soh(buf, pos, end):
-    while pos < end:
-        if buf[pos] == SOH:
-            return pos
-        pos += 1
-    return -1
+def at_begin(buf, pos, end):
+    """``buf[pos:]`` starts with ``8=FIX`` (a message, or an attempt at one)."""
+    return pos + 5 <= end and buf[pos] == 56 and buf[pos + 1] == 61 and \
+        buf[pos + 2] == 70 and buf[pos + 3] == 73 and buf[pos + 4] == 88
 
 
 @njit(cache=True, _nrt=False)
@@ -377,14 +395,12 @@ def resync(buf, start, end):
     return max(start + 1, end - 4)  # a partial "8=FIX" may be the start of the next frame
 
 
-@njit(cache=True, _nrt=False)
-def frame(buf, start, end):
-    """Length of the complete, checksum-valid message at ``buf[start:end]``.
+NEED_BODY = -2  # _frame(): the header is there, the claimed body not yet
 
-    NEED_MORE (0) if it is not all there yet; GARBLED (-1) if these bytes cannot be a valid
-    message (wrong begin string, bad BodyLength, bad checksum): the caller drops them up
-    to ``resync`` and counts it.
-    """
+
+@njit(cache=True, _nrt=False)
+def _frame(buf, start, end):
+    """``frame`` without the stall check: NEED_BODY while the claimed body is incomplete."""
     n = end - start
     head = BEGIN.shape[0]
     for i in range(min(n, head)):
@@ -411,9 +427,7 @@ def frame(buf, start, end):
     if body_len > MAX_BODY:
         return GARBLED
     if n < total:
-        # a BodyLength too large would stall the stream: if the next message has already
-        # begun inside the claimed body, this one is garbage
-        return GARBLED if resync(buf, start, end) + 5 <= end else NEED_MORE
+        return NEED_BODY
     t = body_start + body_len
     if buf[t - 1] != SOH or buf[t] != 49 or buf[t + 1] != 48 or buf[t + 2] != 61 or \
             buf[t + 6] != SOH:
@@ -433,6 +447,29 @@ def frame(buf, start, end):
 
 
 @njit(cache=True, _nrt=False)
+def frame(buf, start, end):
+    """Length of the complete, checksum-valid message at ``buf[start:end]``.
+
+    NEED_MORE (0) if it is not all there yet; GARBLED (-1) if these bytes cannot be a valid
+    message (wrong begin string, bad BodyLength, bad checksum): the caller drops them up
+    to ``resync`` and counts it.
+    """
+    n = _frame(buf, start, end)
+    if n != NEED_BODY:
+        return n
+    # a BodyLength too large would stall the stream: if a complete, checksum-valid message
+    # has already begun inside the claimed body, this one is garbage. An "8=FIX" that is
+    # only text (a Text(58) quoting a message, cut by the read) is no reason.
+    pos = start
+    while True:
+        pos = resync(buf, pos, end)
+        if pos + 5 > end:
+            return NEED_MORE
+        if _frame(buf, pos, end) > 0:
+            return GARBLED
+
+
+@njit(cache=True, _nrt=False)
 def parse_int(buf, at, n):
     """Signed decimal integer, the whole field; returns (value, ok) (``pipeline.units``)."""
     if n <= 0 or n > 20:
@@ -446,11 +483,16 @@ def parse_int(buf, at, n):
 @njit(cache=True, _nrt=False)
 def parse_units(buf, at, n, units, decimals):
     """Decimal string -> whole number of ``units * 10**-decimals``: (value, error)
-    (``pipeline.units.parse_units``: off the grid is an error, never a rounding)."""
+    (``pipeline.units.parse_units``: off the grid is an error, never a rounding; a sign or
+    a value beyond int64 is E_OUT_OF_RANGE)."""
+    if n > 0 and buf[at] == 45:  # prices and quantities here are never negative ("-0" too)
+        return 0, E_OUT_OF_RANGE
     v, e = U.parse_units(buf, at, n, units, decimals)
     if e == U.U_OK:
         return v, E_NONE
-    return 0, (E_BAD_NUMBER if e == U.U_BAD_NUMBER else E_OFF_GRID)
+    if e == U.U_BAD_NUMBER:
+        return 0, E_BAD_NUMBER
+    return 0, (E_OUT_OF_RANGE if v == U.TOO_LARGE else E_OFF_GRID)
 
 
 @njit(cache=True, _nrt=False)
@@ -467,16 +509,28 @@ def parse_id(buf, at, n):
 
 
 @njit(cache=True, _nrt=False)
+def parse_digits(buf, at, n):
+    """Exactly ``n`` ASCII digits (no sign): (value, ok)."""
+    v = 0
+    for i in range(n):
+        c = buf[at + i]
+        if c < 48 or c > 57:
+            return 0, False
+        v = v * 10 + (c - 48)
+    return v, n > 0
+
+
+@njit(cache=True, _nrt=False)
 def parse_time(buf, at, n):
     """UTCTimestamp (seconds, millis, micros or nanos) -> epoch ns; -1 if malformed."""
     if n < 17 or buf[at + 8] != 45 or buf[at + 11] != 58 or buf[at + 14] != 58:
         return -1
-    y, ok_y = parse_int(buf, at, 4)
-    m, ok_m = parse_int(buf, at + 4, 2)
-    d, ok_d = parse_int(buf, at + 6, 2)
-    hh, ok_h = parse_int(buf, at + 9, 2)
-    mm, ok_mm = parse_int(buf, at + 12, 2)
-    ss, ok_s = parse_int(buf, at + 15, 2)
+    y, ok_y = parse_digits(buf, at, 4)  # digits only: "-1" is no hour
+    m, ok_m = parse_digits(buf, at + 4, 2)
+    d, ok_d = parse_digits(buf, at + 6, 2)
+    hh, ok_h = parse_digits(buf, at + 9, 2)
+    mm, ok_mm = parse_digits(buf, at + 12, 2)
+    ss, ok_s = parse_digits(buf, at + 15, 2)
     if not (ok_y and ok_m and ok_d and ok_h and ok_mm and ok_s):
         return -1
     if m < 1 or m > 12 or d < 1 or d > 31 or hh > 23 or mm > 59 or ss > 60:
@@ -493,8 +547,8 @@ def parse_time(buf, at, n):
     if n > 17:
         if buf[at + 17] != 46 or n - 18 > 9 or n == 18:
             return -1
-        frac, ok = parse_int(buf, at + 18, n - 18)
-        if not ok or frac < 0:
+        frac, ok = parse_digits(buf, at + 18, n - 18)
+        if not ok:
             return -1
         for _ in range(9 - (n - 18)):
             frac *= 10
@@ -520,36 +574,114 @@ def symbol_id(symbols, buf, at, n):
     return -1
 
 
+@njit(cache=True, _nrt=False, inline="always")
+def _fail(f, err, e, tag):
+    """Keep the first error (and its tag): ``err`` so far, ``e`` the new one."""
+    if err == E_NONE and e != E_NONE:
+        f[F_ERROR_TAG] = tag
+        return e
+    return err
+
+
+@njit(cache=True, _nrt=False)
+def _value_end(buf, pos, end):
+    """(position of the SOH ending the value at ``pos`` or -1, whether it holds a NUL)."""
+    nul = False
+    while pos < end:
+        c = buf[pos]
+        if c == SOH:
+            return pos, nul
+        if c == 0:
+            nul = True
+        pos += 1
+    return -1, nul
+
+
+@njit(cache=True, _nrt=False)
+def _check_report(f, err):
+    """What booking an ExecutionReport needs: ExecType and OrdStatus, and for a fill LastPx,
+    LastQty (both > 0) and CumQty, so it is booked exactly and at most once."""
+    if f[F_EXEC_TYPE] == 0:
+        return _fail(f, err, E_MISSING_FIELD, 150)
+    if f[F_ORD_STATUS] == 0:
+        return _fail(f, err, E_MISSING_FIELD, 39)
+    et = f[F_EXEC_TYPE]
+    if et == FIX_TRADE or et == FIX_PARTIAL or et == FIX_FILLED:
+        mask = f[F_MASK]
+        if not mask & M_LAST_PX:
+            return _fail(f, err, E_MISSING_FIELD, 31)
+        if not mask & M_LAST_QTY:
+            return _fail(f, err, E_MISSING_FIELD, 32)
+        if not mask & M_CUM_QTY:
+            return _fail(f, err, E_MISSING_FIELD, 14)
+        if f[F_LAST_PX] <= 0:
+            return _fail(f, err, E_OUT_OF_RANGE, 31)
+        if f[F_LAST_QTY] <= 0:
+            return _fail(f, err, E_OUT_OF_RANGE, 32)
+    return err
+
+
 @njit(cache=True, _nrt=False)
 def parse(buf, start, length, syms, f, spans):
     """Fill field vector ``f`` from the framed message ``buf[start:start+length]``
     (``syms``: ``Symbols``; ``spans``: int64[SPAN_WORDS] scratch, so nothing is allocated
     per message).
 
-    Returns F_ERROR's value (E_NONE when every field present was usable)."""
+    Strict about what could alias: a tag number must be digits without a leading zero (at
+    most MAX_TAG_DIGITS), every field needs '=' and a value without NUL, and a tag this
+    codec reads may appear once. Returns F_ERROR's value (E_NONE when every field was
+    usable; F_ERROR_TAG names the first bad one)."""
     f[:] = 0
     f[F_SYMBOL_ID] = -1
     f[F_TEXT_AT] = -1
     pos = start
     end = start + length
     err = E_NONE
+    seen = 0
     num_at = spans[:6]  # value offsets of price/qty fields, resolved at the end
     num_len = spans[6:SPAN_WORDS]
     while pos < end:
         tag = 0
-        while pos < end and buf[pos] != 61:
+        digits = 0
+        tag_ok = True
+        while pos < end and buf[pos] != 61 and buf[pos] != SOH:
             c = buf[pos]
-            if c < 48 or c > 57:
-                err = E_BAD_NUMBER
-            tag = tag * 10 + (c - 48)
+            if c < 48 or c > 57 or (digits == 0 and c == 48) or digits >= MAX_TAG_DIGITS:
+                tag_ok = False
+            else:
+                tag = tag * 10 + (c - 48)
+            digits += 1
             pos += 1
+        if pos >= end:
+            break
+        if buf[pos] == SOH or digits == 0 or not tag_ok:  # no '=', or no valid tag number
+            err = _fail(f, err, E_BAD_TAG, 0)
+            vend, nul = _value_end(buf, pos, end)
+            if vend < 0:
+                break
+            pos = vend + 1
+            continue
         vat = pos + 1
-        vend = _find_soh(buf, vat, end)
+        vend, nul = _value_end(buf, vat, end)
         if vend < 0:
             break
         n = vend - vat
         pos = vend + 1
-        c0 = buf[vat] if n > 0 else 0
+        if n == 0:
+            err = _fail(f, err, E_EMPTY_VALUE, tag)
+            continue
+        if nul:
+            err = _fail(f, err, E_BAD_CHAR, tag)
+            continue
+        bit = TAG_BIT[tag] if tag < TAG_BIT.shape[0] else (
+            BIT_434 if tag == 434 else BIT_531 if tag == 531 else
+            BIT_25016 if tag == 25016 else -1)
+        if bit >= 0:
+            if seen & (np.int64(1) << bit):
+                err = _fail(f, err, E_REPEATED_TAG, tag)
+                continue
+            seen |= np.int64(1) << bit
+        c0 = buf[vat]
         if tag == 35:
             f[F_MSG_TYPE] = c0 | ((np.int64(buf[vat + 1]) << 8) if n > 1 else 0) | \
                 ((np.int64(buf[vat + 2]) << 16) if n > 2 else 0)
@@ -557,13 +689,20 @@ def parse(buf, start, length, syms, f, spans):
             v, ok = parse_int(buf, vat, n)
             f[F_SEQ] = v
             if not ok:
-                err = E_BAD_NUMBER
+                err = _fail(f, err, E_BAD_NUMBER, tag)
+        elif tag == 49:
+            f[F_SENDER_AT] = vat
+            f[F_SENDER_LEN] = n
+        elif tag == 56:
+            f[F_TARGET_AT] = vat
+            f[F_TARGET_LEN] = n
         elif tag == 43:
             f[F_POSS_DUP] = 1 if c0 == 89 else 0
-        elif tag == 52:
-            f[F_SENDING_TIME] = parse_time(buf, vat, n)
-        elif tag == 60:
-            f[F_TRANSACT_TIME] = parse_time(buf, vat, n)
+        elif tag == 52 or tag == 60:
+            t = parse_time(buf, vat, n)
+            f[F_SENDING_TIME if tag == 52 else F_TRANSACT_TIME] = t
+            if t < 0:
+                err = _fail(f, err, E_BAD_TIME, tag)
         elif tag == 11:
             f[F_CL_ORD_ID] = parse_id(buf, vat, n)
         elif tag == 41:
@@ -581,11 +720,11 @@ def parse(buf, start, length, syms, f, spans):
         elif tag == 55:
             f[F_SYMBOL_ID] = symbol_id(syms.names, buf, vat, n)
             if f[F_SYMBOL_ID] < 0:
-                err = E_UNKNOWN_SYMBOL
+                err = _fail(f, err, E_UNKNOWN_SYMBOL, tag)
         elif tag == 103 or tag == 102 or tag == 434:
             v, ok = parse_int(buf, vat, n)
             if not ok:
-                err = E_BAD_NUMBER
+                err = _fail(f, err, E_BAD_NUMBER, tag)
             f[F_ORD_REJ_REASON if tag == 103 else (
                 F_CXL_REJ_REASON if tag == 102 else F_CXL_REJ_RESPONSE_TO)] = v
         elif tag == 58:
@@ -595,7 +734,7 @@ def parse(buf, start, length, syms, f, spans):
             v, ok = parse_int(buf, vat, n)
             f[F_ERROR_CODE] = v
             if not ok:
-                err = E_BAD_NUMBER
+                err = _fail(f, err, E_BAD_NUMBER, tag)
         elif tag == 531:
             f[F_MASS_RESPONSE] = c0
         else:
@@ -619,9 +758,9 @@ def parse(buf, start, length, syms, f, spans):
     sid = f[F_SYMBOL_ID]
     for k in range(6):
         if f[F_MASK] & (1 << k):
+            tag = NUM_TAGS[k]
             if sid < 0:
-                if err == E_NONE:
-                    err = E_UNKNOWN_SYMBOL
+                err = _fail(f, err, E_UNKNOWN_SYMBOL, 55)
                 continue
             row = syms.grid[sid]
             if k < 2:
@@ -631,11 +770,9 @@ def parse(buf, start, length, syms, f, spans):
                 v, e = parse_units(buf, num_at[k], num_len[k], row["lot_units"],
                                    row["qty_decimals"])
             f[F_PRICE + k] = v
-            if e != E_NONE and err == E_NONE:
-                err = e
-    if f[F_SENDING_TIME] < 0 or f[F_TRANSACT_TIME] < 0:
-        if err == E_NONE:
-            err = E_BAD_TIME
+            err = _fail(f, err, e, tag)
+    if f[F_MSG_TYPE] == MSG_EXEC_REPORT:
+        err = _check_report(f, err)
     f[F_ERROR] = err
     return err
 

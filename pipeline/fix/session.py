@@ -6,7 +6,8 @@ whatever ``take_output()`` returns to the wire; ``want_disconnect`` tells it to 
 connection. Application messages (ExecutionReport, OrderCancelReject) in sequence are
 framed and parsed by the jitted ``next_inbound`` with no Python object per message, so a
 jitted gateway loop can consume them directly; everything else (admin messages, gaps,
-duplicates) comes back to Python, where ``simplefix`` is good enough.
+duplicates, and any message with a field problem) comes back to Python, which answers
+what it cannot use as FIX says (``pipeline.fix.rejects``) and never raises.
 
 With a ``dialect`` (``binance_spot.BinanceSpot``) the session follows Binance Spot's rules
 instead: the clock check, a fresh SenderCompID and reset sequence numbers at every connect,
@@ -34,7 +35,9 @@ from numba import njit
 from pipeline import config as cfgmod
 from pipeline.fix import binance_spot
 from pipeline.fix import codec as C
+from pipeline.fix import rejects as RJ
 from pipeline.fix.binance_spot import BinanceSpot
+from pipeline.fix.rejects import RejectReason as RR
 from pipeline.fix.store import NEXT_IN, SessionStore, take_seq
 from pipeline.transport.atomics import load_relaxed, store_relaxed
 
@@ -47,7 +50,8 @@ IO = np.dtype([("start", "<i8"), ("end", "<i8"),  # unread bytes: inbuf[start:en
                ("garbled", "<i8"),  # messages dropped (bad framing/checksum), session life
                ("msg_len", "<i8"),  # length of the K_OTHER message left at start
                ("last_recv", "<i8"), ("last_sent", "<i8"),  # monotonic ns
-               ("app_in", "<i8")])  # application messages consumed by the jitted path
+               ("app_in", "<i8"),  # application messages consumed by the jitted path
+               ("skipping", "<i8")])  # 1 while dropping one garbled run (counted once)
 # next_inbound() results
 K_NONE, K_GARBLED, K_APP, K_OTHER = 0, 1, 2, 3
 INBUF_BYTES = 1 << 20
@@ -56,17 +60,22 @@ SECOND = 1_000_000_000
 
 class Inbound(NamedTuple):
     """The inbound side as one argument: the receive buffer, its ``IO`` record, the parsed
-    field vector and ``codec.parse``'s scratch."""
+    field vector, ``codec.parse``'s scratch and ``peer``: the CompIDs every inbound message
+    must carry (``SENDER\x01TARGET``, the venue's then ours; empty: not checked)."""
 
     buf: np.ndarray
     io: np.ndarray
     fields: np.ndarray
     spans: np.ndarray
+    peer: np.ndarray
 
 
-def inbound(size: int = INBUF_BYTES) -> Inbound:
+def inbound(size: int = INBUF_BYTES, sender: str = "", target: str = "") -> Inbound:
+    """The inbound side; ``sender``/``target``: the venue's CompID and ours, as inbound
+    messages carry them in 49/56 (empty: not checked)."""
+    peer = f"{sender}\x01{target}".encode() if sender else b""
     return Inbound(np.zeros(size, np.uint8), np.zeros(1, IO), np.zeros(C.N_FIELDS, np.int64),
-                   np.zeros(C.SPAN_WORDS, np.int64))
+                   np.zeros(C.SPAN_WORDS, np.int64), np.frombuffer(peer, np.uint8).copy())
 
 
 class State(enum.IntEnum):
@@ -77,12 +86,35 @@ class State(enum.IntEnum):
 
 
 @njit(cache=True, _nrt=False)
+def comp_ids_match(buf, f, peer):
+    """49 and 56 of the parsed message equal ``peer`` (``SENDER\x01TARGET``)."""
+    if peer.shape[0] == 0:
+        return True
+    ls = 0
+    while peer[ls] != C.SOH:
+        ls += 1
+    lt = peer.shape[0] - ls - 1
+    if f[C.F_SENDER_LEN] != ls or f[C.F_TARGET_LEN] != lt:
+        return False
+    a, b = f[C.F_SENDER_AT], f[C.F_TARGET_AT]
+    for i in range(ls):
+        if buf[a + i] != peer[i]:
+            return False
+    for i in range(lt):
+        if buf[b + i] != peer[ls + 1 + i]:
+            return False
+    return True
+
+
+@njit(cache=True, _nrt=False)
 def next_inbound(inb, seqs, syms, now_ns):
     """Frame the next inbound message of ``inb`` (``Inbound``); see K_*.
 
-    K_APP: an in-sequence ExecutionReport/OrderCancelReject parsed into ``inb.fields`` and
-    consumed (NEXT_IN advanced). K_OTHER: parsed but left for the Python session (length
-    in ``io.msg_len``). K_GARBLED: bytes dropped up to the next begin string and counted;
+    K_APP: an in-sequence ExecutionReport/OrderCancelReject, every field usable and the
+    CompIDs ours, parsed into ``inb.fields`` and consumed (NEXT_IN advanced). K_OTHER:
+    parsed but left for the Python session (length in ``io.msg_len``): admin messages,
+    gaps, and any report with a problem (the session rejects it and reconciles).
+    K_GARBLED: bytes dropped up to the next begin string, counted once per garbled run;
     the sequence gap it leaves is recovered by a ResendRequest.
     """
     io = inb.io[0]
@@ -95,13 +127,21 @@ def next_inbound(inb, seqs, syms, now_ns):
     if n == C.NEED_MORE:
         return K_NONE
     if n == C.GARBLED:
+        # one count per message: a run's tail (kept for a resync) is not another one, but a
+        # second bad message right after the first is
+        if io.skipping == 0 or C.at_begin(inb.buf, start, end):
+            io.garbled += 1
         io.start = C.resync(inb.buf, start, end)
-        io.garbled += 1
+        io.skipping = 1
         return K_GARBLED
+    io.skipping = 0
     io.last_recv = now_ns
-    C.parse(inb.buf, start, n, syms, f, inb.spans)
+    err = C.parse(inb.buf, start, n, syms, f, inb.spans)
+    if err == C.E_NONE and not comp_ids_match(inb.buf, f, inb.peer):
+        f[C.F_ERROR] = C.E_COMP_ID
+        err = C.E_COMP_ID
     mt = f[C.F_MSG_TYPE]
-    if (mt == C.MSG_EXEC_REPORT or mt == C.MSG_CANCEL_REJECT) and \
+    if (mt == C.MSG_EXEC_REPORT or mt == C.MSG_CANCEL_REJECT) and err == C.E_NONE and \
             f[C.F_SEQ] == load_relaxed(seqs, NEXT_IN):
         store_relaxed(seqs, NEXT_IN, f[C.F_SEQ] + 1)
         io.start = start + n
@@ -109,6 +149,11 @@ def next_inbound(inb, seqs, syms, now_ns):
         return K_APP
     io.msg_len = n
     return K_OTHER
+
+
+APP_TYPES = frozenset({"0", "1", "2", "3", "4", "5", "A", "8", "9", "j"})
+# Binance Spot's own: AmendReject, MassCancelReport, LimitResponse, News
+BINANCE_TYPES = frozenset({"XAR", "r", "XLR", "B"})
 
 
 def utc_timestamp(ns: int) -> str:
@@ -162,6 +207,13 @@ class SessionCounters:
     logons: int = 0
     disconnects: int = 0
     test_requests_sent: int = 0
+    rejects_sent: int = 0  # our session Rejects (35=3) of unusable inbound messages
+    fatal: int = 0  # Logouts we sent because the venue's input broke the session
+    bad_reports: int = 0  # application messages rejected (each also asks for a reconcile)
+    reconciles_asked: int = 0  # reconciles asked for by unusable reports or gap fills
+    gap_fills_received: int = 0  # GapFills (and Resets skipping ahead): each may hide reports
+    order_rejects: int = 0  # session/business Rejects (35=3, 35=j) of our orders
+    bad: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RJ.KINDS, 0))
 
 
 class Session:
@@ -172,10 +224,11 @@ class Session:
         self.cfg = cfg
         self.dialect = dialect
         self.sender = dialect.new_comp_id() if dialect is not None else cfg.sender
-        self.app_types = ("8", "9", "XAR", "r") if dialect is not None else ("8", "9")
+        # application messages the owner's ``on_app`` books (the OMS's reports)
+        self.report_types = ("8", "9", "XAR", "r") if dialect is not None else ("8", "9")
         self.store = store or SessionStore(cfg.store_dir)
         self.syms = C.symbols(symbols, grid)
-        self.inb = inbound()
+        self.inb = inbound(sender=cfg.target, target=self.sender)
         self.inbuf, self.io, self.fields = self.inb.buf, self.inb.io, self.inb.fields
         self.comp_ids = C.comp_id_block(self.sender, cfg.target)
         self.state = State.DISCONNECTED
@@ -183,6 +236,16 @@ class Session:
         self.events: list[tuple[str, str]] = []  # ("logon"|"refused"|"logout"|..., detail)
         self.want_disconnect: str | None = None
         self.pump: Callable[[int], int] | None = None
+        # called at once when input may have hidden a fill (unusable report, gap fill): the
+        # owner stops trading and reconciles; also queued as a ("reconcile", why) event
+        self.on_reconcile: Callable[[str], None] | None = None
+        # MsgTypes handled here (a dialect adds its own)
+        self.app_types = APP_TYPES | BINANCE_TYPES if dialect is not None else APP_TYPES
+        # a reconcile (OrderStatusRequests) started after inbound seq N was seen covers
+        # whatever messages up to N hid: the owner sets ``reconciled_upto`` when it starts one
+        self.reconciled_upto = 0
+        self.reconcile_wanted_upto = 0
+        self._high_seen = 0
         self._out: list[bytes] = []
         self._hb_ns = cfg.heartbeat_s * SECOND
         self._state_since = 0
@@ -197,6 +260,7 @@ class Session:
         io["garbled"] = garbled  # a count over the session's life, not per connection
         io["last_recv"] = io["last_sent"] = now_ns
         self._test_req_at = self._resend_until = 0
+        self.reconciled_upto = self.reconcile_wanted_upto = self._high_seen = 0
         self.want_disconnect = None
         if self.dialect is not None:
             self._binance_logon(now_ns)
@@ -313,14 +377,43 @@ class Session:
         return handled
 
     def _handle(self, raw: bytes, now_ns: int, on_app) -> None:
-        parser = simplefix.FixParser()
-        parser.append_buffer(raw)
-        m = parser.get_message()
-        msg_type = m.get(35).decode()
-        seq = int(m.get(34) or 0)
+        """One framed message the jitted path left to Python. Whatever the venue sent, this
+        answers as FIX says (Reject, Logout, resend) and never raises."""
+        try:
+            self._dispatch(raw, now_ns, on_app)
+        except Exception as e:  # a bug here must not kill the gateway: count, log, drop
+            log.exception("FIX %s->%s: error handling an inbound message",
+                          self.cfg.sender, self.cfg.target)
+            self._problem("internal", str(e))
+            self._fatal(f"internal error handling an inbound message: {e}", now_ns)
+
+    def _dispatch(self, raw: bytes, now_ns: int, on_app) -> None:
+        fields = RJ.pairs(raw)
+        m = RJ.first_of(fields)
+        if len(fields) < 3 or fields[2][0] != 35 or not fields[2][1]:
+            self._problem("no_msg_type", "message without MsgType(35) as its third field: "
+                          "dropped as garbled")
+            self.io[0]["garbled"] += 1  # FIX: garbled, ignored; a resend recovers the seq
+            return
+        msg_type = fields[2][1].decode(errors="replace")
+        err, err_tag = int(self.fields[C.F_ERROR]), int(self.fields[C.F_ERROR_TAG])
+        seq = RJ.whole(m.get(34))
+        if seq is None:
+            self._problem("bad_seq_num", f"MsgSeqNum(34) missing or invalid in {msg_type}")
+            self._fatal("MsgSeqNum(34) missing or invalid", now_ns)
+            return
         poss_dup = m.get(43) == b"Y"
         expected = self.next_in
+        self._high_seen = max(self._high_seen, seq)
+        comp_ok = m.get(49) == self.cfg.target.encode() and \
+            m.get(56) == self.sender.encode()
         if msg_type == "A":
+            if not comp_ok:
+                err, err_tag = C.E_COMP_ID, 49
+            if err:
+                self._problem(RJ.OF_ERROR[err][1], f"Logon: {self._what(err, err_tag)}")
+                self._fatal(f"Logon: {self._what(err, err_tag)}", now_ns)
+                return
             self._on_logon(m, seq, expected, now_ns)
             return
         if msg_type == "5":
@@ -329,19 +422,25 @@ class Session:
         if self.state == State.LOGON_SENT:
             self._drop(f"MsgType {msg_type} before Logon")
             return
+        if not comp_ok:  # FIX: Reject, consume, then Logout
+            if seq == expected:
+                self.store.set_next_in(seq + 1)
+            self._reject(seq, RR.COMP_ID_PROBLEM, 49, "comp_id",
+                         f"CompID problem: expected 49={self.cfg.target} 56={self.sender}",
+                         now_ns)
+            self._fatal("CompID problem", now_ns)
+            return
         if msg_type == "4" and m.get(123) != b"Y":  # SequenceReset-Reset: ignores 34
-            new = int(m.get(36))
-            if new >= expected:
-                self.store.set_next_in(new)
-            self._gap_refilled()
+            self._on_reset(seq, m, err, err_tag, expected, now_ns)
             return
         if seq > expected and self.dialect is not None:  # Binance resends nothing
             self._fatal(f"inbound gap: expected MsgSeqNum {expected}, received {seq}; "
                         "reconnecting to reconcile", now_ns)
             return
         if seq > expected:
-            if msg_type == "2":  # answer the peer's resend first, or both sides wait forever
-                self._answer_resend(int(m.get(7)), int(m.get(16)), now_ns)
+            if msg_type == "2" and not err and self._resend_range(m) is not None:
+                # answer the peer's resend first, or both sides wait forever
+                self._answer_resend(*self._resend_range(m), now_ns)
             self._request_resend(expected, seq, now_ns)
             return
         if seq < expected:
@@ -351,30 +450,156 @@ class Session:
             self._fatal(f"MsgSeqNum too low, expecting {expected} but received {seq}",
                         now_ns)
             return
-        self.store.set_next_in(seq + 1)
-        if msg_type == "0":
+        self.store.set_next_in(seq + 1)  # in sequence: consumed, usable or not
+        if err and msg_type in self.app_types:
+            reason, kind = RJ.OF_ERROR[err]
+            self._reject(seq, reason, err_tag, kind, f"{self._what(err, err_tag)} in "
+                         f"MsgType {msg_type}", now_ns)
+            if msg_type in self.report_types:  # it may have carried a fill (or an order's
+                # state): never just dropped
+                self.counters.bad_reports += 1
+                self._want_reconcile(f"unusable report {seq} ({kind})", seq)
+        elif msg_type == "0":
             if m.get(112) is not None:
                 self._test_req_at = 0
         elif msg_type == "1":
-            self._send_admin("0", [(112, m.get(112).decode())], now_ns)
+            if m.get(112) is None:
+                self._reject_admin(seq, 112, "TestRequest without TestReqID(112)", now_ns,
+                                   RR.REQUIRED_TAG_MISSING)
+            else:
+                self._send_admin("0", [(112, m[112].decode(errors="replace"))], now_ns)
         elif msg_type == "2":
-            self._answer_resend(int(m.get(7)), int(m.get(16)), now_ns)
+            rng = self._resend_range(m)
+            if rng is None:
+                tag = 7 if RJ.whole(m.get(7)) is None else 16
+                self._reject_admin(seq, tag, "ResendRequest needs BeginSeqNo(7) >= 1 and "
+                                   "EndSeqNo(16) 0 or >= it", now_ns, self._bad_value(m, tag))
+            else:
+                self._answer_resend(*rng, now_ns)
         elif msg_type == "4":  # GapFill
-            self.store.set_next_in(max(int(m.get(36)), seq + 1))
+            new = RJ.whole(m.get(36))
+            if new is None or new <= seq:
+                self._reject_admin(seq, 36, f"GapFill NewSeqNo(36) must be above {seq}",
+                                   now_ns, self._bad_value(m, 36))
+            else:
+                self.store.set_next_in(new)
+                self.counters.gap_fills_received += 1
+                self._want_reconcile(f"gap fill over {seq}..{new - 1}", new - 1)
         elif msg_type == "3":
             self.counters.rejects_received += 1
-            self.events.append(("reject", (m.get(58) or b"").decode(errors="replace")))
-            if self.dialect is not None:  # which request, and Binance's ErrorCode
+            text = (m.get(58) or b"").decode(errors="replace")
+            self.events.append(("reject", text))
+            if self.dialect is not None:  # the gateway owns it: it traces RefSeqNum to the
+                # request (XCN, XAK, q too) with Binance's ErrorCode (orders.refusals)
                 self.events.append(("request_rejected", (
-                    int(m.get(45) or 0), int(m.get(25016) or 0),
-                    (m.get(58) or b"").decode(errors="replace"))))
-        elif msg_type in self.app_types and on_app is not None:  # PossDup, XAR, r
+                    RJ.whole(m.get(45)) or 0, int(self.fields[C.F_ERROR_CODE]), text)))
+            else:
+                self._order_rejected(m, None, on_app, text)
+        elif msg_type == "j":  # BusinessMessageReject
+            text = (m.get(58) or b"").decode(errors="replace")
+            self.events.append(("business_reject", text))
+            self._order_rejected(m, m.get(372), on_app, text)
+        elif msg_type in self.report_types and on_app is not None:  # PossDup, XAR, r
             on_app(self.fields, self.inbuf)
         elif msg_type == "XLR" and self.dialect is not None:
-            self.events.append(("limits", binance_spot.parse_limits(m)))
+            self.events.append(("limits", binance_spot.parse_limits(fields)))
         elif msg_type == "B":
             self.events.append(("news", (m.get(148) or b"").decode(errors="replace")))
         self._gap_refilled()
+
+    @staticmethod
+    def _what(err: int, tag: int) -> str:
+        return f"{RJ.OF_ERROR[err][1].replace('_', ' ')}" + (f" (tag {tag})" if tag else "")
+
+    @staticmethod
+    def _bad_value(m: dict, tag: int) -> RR:
+        """Why ``m``'s ``tag`` is unusable: missing, not a number, or out of range."""
+        v = m.get(tag)
+        if v is None:
+            return RR.REQUIRED_TAG_MISSING
+        return RR.VALUE_OUT_OF_RANGE if v.isdigit() else RR.INCORRECT_DATA_FORMAT
+
+    @staticmethod
+    def _resend_range(m: dict) -> tuple[int, int] | None:
+        begin, end = RJ.whole(m.get(7)), RJ.whole(m.get(16), low=0)
+        if begin is None or end is None or (end and end < begin):
+            return None
+        return begin, end
+
+    def _on_reset(self, seq: int, m: dict, err: int, err_tag: int, expected: int,
+                  now_ns: int) -> None:
+        """SequenceReset-Reset: NewSeqNo below the expected one is refused (Reject, 373=5,
+        NEXT_IN kept); above it, the skipped messages may have been reports: reconcile."""
+        new = RJ.whole(m.get(36))
+        if err or new is None:
+            self._reject_admin(seq, 36, "SequenceReset needs NewSeqNo(36)", now_ns,
+                               self._bad_value(m, 36))
+            return
+        if new < expected:
+            self._reject(seq, RR.VALUE_OUT_OF_RANGE, 36, "seq_reset_lower",
+                         f"SequenceReset NewSeqNo {new} below the expected {expected}", now_ns)
+            return
+        if new > expected:
+            self.counters.gap_fills_received += 1
+            self._want_reconcile(f"sequence reset skipped {expected}..{new - 1}", new - 1)
+        self.store.set_next_in(new)
+        self._gap_refilled()
+
+    def _order_rejected(self, m: dict, ref_type: bytes | None, on_app, text: str) -> None:
+        """A session or business Reject of one of our orders: the order goes to the state
+        a venue reject would give it, and the strategy gets the report."""
+        ref = RJ.whole(m.get(45))
+        ours = self.store.lookup(ref) if ref is not None else None
+        by_id = RJ.whole(m.get(379)) if ours is None and ref_type == b"D" else None
+        reason = RJ.whole(m.get(380 if ref_type is not None else 373), low=0)
+        f = RJ.order_reject(ours, by_id or 0, RR.OTHER if reason is None else reason)
+        if f is None:
+            return
+        self.counters.order_rejects += 1
+        log.info("FIX %s->%s: order %d rejected by the venue's session: %s", self.cfg.sender,
+                 self.cfg.target, f[C.F_CL_ORD_ID], text)
+        if on_app is not None:
+            on_app(f, self.inbuf)
+
+    def _problem(self, kind: str, text: str) -> None:
+        """Count one unusable input of ``kind``; log the first of each kind (then debug)."""
+        n = self.counters.bad.get(kind, 0)
+        self.counters.bad[kind] = n + 1
+        (log.warning if n == 0 else log.debug)(
+            "FIX %s->%s: %s%s", self.cfg.sender, self.cfg.target, text,
+            "" if n else f" (first '{kind}'; counted as fix.bad.{kind}, logged once)")
+
+    def _reject(self, ref_seq: int, reason: int, tag: int, kind: str, text: str,
+                now_ns: int) -> None:
+        """Session Reject (35=3) of inbound message ``ref_seq``."""
+        self._problem(kind, f"rejected message {ref_seq}: {text}")
+        self.counters.rejects_sent += 1
+        pairs: list[tuple[int, str | int]] = [(45, ref_seq)]
+        if tag > 0:
+            pairs.append((371, tag))
+        pairs += [(373, int(reason)), (58, text)]
+        self._send_admin("3", pairs, now_ns)
+
+    def _reject_admin(self, seq: int, tag: int, text: str, now_ns: int,
+                      reason: int = RR.VALUE_OUT_OF_RANGE) -> None:
+        self._reject(seq, reason, tag, "bad_admin", text, now_ns)
+
+    @property
+    def seen_upto(self) -> int:
+        """The highest inbound MsgSeqNum seen: the venue had sent all up to it."""
+        return max(self._high_seen, self.next_in - 1)
+
+    def _want_reconcile(self, why: str, upto: int) -> None:
+        """Messages up to ``upto`` may have hidden a fill: ask the owner to reconcile,
+        unless a reconcile started after they were sent covers them already."""
+        if upto <= self.reconciled_upto:
+            return
+        self.reconcile_wanted_upto = max(self.reconcile_wanted_upto, upto)
+        self.counters.reconciles_asked += 1
+        log.info("FIX %s->%s: %s: reconcile", self.cfg.sender, self.cfg.target, why)
+        self.events.append(("reconcile", why))
+        if self.on_reconcile is not None:
+            self.on_reconcile(why)
 
     def _on_logon(self, m, seq: int, expected: int, now_ns: int) -> None:
         if self.state != State.LOGON_SENT:
@@ -406,7 +631,7 @@ class Session:
             self.events.append(("refused", text))
             self._drop(f"logon refused: {text}")
             return
-        seq = int(m.get(34) or 0)
+        seq = RJ.whole(m.get(34))
         if seq == self.next_in:
             self.store.set_next_in(seq + 1)
         if self.state == State.ACTIVE:
@@ -517,6 +742,7 @@ class Session:
         self.io[0]["last_sent"] = now_ns
 
     def _fatal(self, reason: str, now_ns: int) -> None:
+        self.counters.fatal += 1
         log.error("FIX %s->%s: %s", self.cfg.sender, self.cfg.target, reason)
         self.events.append(("error", reason))
         self._send_admin("5", [(58, reason)], now_ns)
@@ -538,6 +764,8 @@ class Session:
             return
         self.sender = self.dialect.new_comp_id()
         self.comp_ids[:] = C.comp_id_block(self.sender, self.cfg.target)
+        self.inb.peer[:] = np.frombuffer(f"{self.cfg.target}\x01{self.sender}".encode(),
+                                         np.uint8)  # inbound 56 is the fresh CompID
         self.store.reset()
         seq = self.next_seq()
         self.store.record(seq, None)

@@ -421,9 +421,13 @@ def _journal_leg(om, io, r, qty, now):
 @njit(cache=True, _nrt=False)
 def process_intents(intents, om, rk, fix, execs, order_hop, now, wall_ns, limit):
     """Consume up to ``limit`` intents from the order ring; returns how many. ``order_hop``
-    records the order-ring hop (strategy decision -> read here)."""
+    records the order-ring hop (strategy decision -> read here, stamped after the poll that
+    saw it: ``now`` is only the caller's pass time)."""
     ctl = intents.ctl
     n = poll(ctl, intents.stamps, intents.slot, limit)
+    if n == 0:
+        return 0
+    now = monotonic_ns()  # after the poll: the hop of an intent published meanwhile is >= 0
     pos = cursor(ctl, intents.slot)
     done = 0
     mask = ctl[MASK]
@@ -476,8 +480,9 @@ def note_reject(io, f, buf):
 
 
 @njit(cache=True, _nrt=False)
-def _publish_order(execs, io, om, slot, f, et, now):
-    """An exec report for the order in ``slot`` after report ``f`` was applied."""
+def _publish_order(execs, io, om, slot, f, et, booked, now):
+    """An exec report for the order in ``slot`` after report ``f`` was applied; ``booked``:
+    the quantity it filled (the record's LastQty: 0 for a repeat, never just the report's)."""
     o = om.orders[slot]
     d = execs.draft[0]
     d["t_origin_ns"] = o["t_origin_ns"]
@@ -488,8 +493,10 @@ def _publish_order(execs, io, om, slot, f, et, now):
     d["venue_order_id"] = o["venue_order_id"]
     d["exec_id"] = f[C.F_EXEC_ID]
     d["price"] = o["price"]
-    d["last_px"] = f[C.F_LAST_PX]
-    d["last_qty"] = f[C.F_LAST_QTY]
+    if booked > 0 and et == oms.X_STATUS:  # a reconcile booked a fill we had missed: to the
+        et = oms.X_FILL if o["status"] == oms.FILLED else oms.X_PARTIAL  # strategy, a fill
+    d["last_px"] = (f[C.F_LAST_PX] if f[C.F_LAST_PX] > 0 else o["price"]) if booked else 0
+    d["last_qty"] = booked
     d["cum_qty"] = o["cum_qty"]
     d["leaves_qty"] = o["leaves_qty"]
     d["symbol_id"] = o["symbol_id"]
@@ -505,19 +512,23 @@ def _publish_order(execs, io, om, slot, f, et, now):
 @njit(cache=True, _nrt=False)
 def on_report(f, om, execs, io, now):
     """One decoded ExecutionReport / OrderCancelReject (Binance also: OrderAmendReject,
-    OrderMassCancelReport) -> OMS -> journal -> exec ring. A cancel reject that abandons
-    an XCN's new order (STOP_ON_FAILURE) publishes that order's REJECTED too."""
+    OrderMassCancelReport) -> OMS -> journal -> exec ring. The exec record's LastQty is
+    what was booked (0 for a repeat), never just the report's. A cancel reject that
+    abandons an XCN's new order (STOP_ON_FAILURE) publishes that order's REJECTED too."""
     if f[C.F_ERROR] != 0:
         return False  # counted by the caller; an unusable report changes nothing
     leg = oms.abandoned_leg(om.orders, f)
+    pre = oms.find_report_order(om.orders, f)
+    before = om.orders[pre]["cum_qty"] if pre >= 0 else 0
     slot, et = oms.apply_report(om.words, om.orders, om.positions, f, now)
     if not J.append(om.journal, J.K_REPORT, now, f):
         io[0].journal_full += 1
     if slot < 0:
         return False
-    _publish_order(execs, io, om, slot, f, et, now)
+    booked = om.orders[slot]["cum_qty"] - before if slot == pre else 0
+    _publish_order(execs, io, om, slot, f, et, booked, now)
     if leg >= 0 and om.orders[leg]["status"] == S_REJECTED:
-        _publish_order(execs, io, om, leg, f, X_REJECTED, now)
+        _publish_order(execs, io, om, leg, f, X_REJECTED, 0, now)
     return True
 
 
@@ -627,6 +638,7 @@ def _inbound(fd, ssl, fix, om, execs, now):
     if r > 0:
         io.end = end + r
         work += 1
+        now = monotonic_ns()  # the reports' t_recv: after the read, not the pass's start
     elif r == 0:
         w.stop = STOP_CLOSED
         return -1

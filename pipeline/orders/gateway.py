@@ -2,9 +2,12 @@
 
 Per message the work is jitted (``flow``); this class owns the arrays, the FIX session and
 its socket shell, and the cold-path duties between slices: reconcile open orders after
-every logon (OrderStatusRequest) before accepting intents, the kill switch (blocks new
-orders and cancels everything), cancel-on-stale-market-data, and cancel-all + logout on
-shutdown.
+every logon (OrderStatusRequest; under binance-spot the signed REST API, Binance has no
+35=H) before accepting intents, and likewise whenever the venue's
+input may have hidden a fill (an unusable report the session rejected, a gap fill, an
+overfill the OMS raised): trading stops at once and resumes once reconciled; the kill
+switch (blocks new orders and cancels everything), cancel-on-stale-market-data, and
+cancel-all + logout on shutdown.
 """
 
 from __future__ import annotations
@@ -150,6 +153,7 @@ class GatewayAgent(Agent):
         self.g, self.marks = self.risk.g, self.risk.marks
         self.session = Session(cfg.session, symbol_matrix([i.symbol for i in table]),
                                table.table(), dialect=cfg.dialect)
+        self.session.on_reconcile = self._halt
         self.wire = Initiator(self.session, cfg.host, cfg.port, cfg.backoff_min_s,
                               cfg.backoff_max_s, cfg.tls)
         self._standby: Leg | None = None  # binance maintenance: the session taking over
@@ -177,6 +181,7 @@ class GatewayAgent(Agent):
         self.reports_via_python = 0  # PossDup/out-of-band path; normally all go via _pump
         self.fast_rounds = 0  # poll rounds that ran the jitted duty (session up)
         self._reconcile_since = 0
+        self._reconcile_due: str | None = None  # why trading stopped until reconciled
         self._mass_cancel_ns = 0
         self._book_slot = None
         self._instance = instance
@@ -185,6 +190,7 @@ class GatewayAgent(Agent):
             self._attach_book(instance, cfg.book_ring)
         self._init_ids()
         atomic_store(self.oms.words, L.W_READY, 0)
+        self._wanted_seen = int(atomic_load(self.oms.words, L.W_RECONCILE_WANTED))
         # the named views, built once: the hot calls do no attribute lookups per message
         o, s = self.oms, self.session
         self.args = DutyArgs(
@@ -222,7 +228,17 @@ class GatewayAgent(Agent):
                 "orders.sent": int(w["sent"]), "orders.denied": int(w["denied"]),
                 "execs.ring_full": int(w["ring_full"]),
                 "oms.journal_full": int(w["journal_full"]),
-                "fix.bad_reports": self.bad_reports + int(w["bad_reports"]),
+                "fix.bad_reports": self.bad_reports + int(w["bad_reports"]) + c.bad_reports,
+                "fix.rejects_sent": c.rejects_sent, "fix.fatal": c.fatal,
+                "fix.reconciles_asked": c.reconciles_asked,
+                "fix.gap_fills_received": c.gap_fills_received,
+                "fix.order_rejects": c.order_rejects,
+                **{f"fix.bad.{k}": v for k, v in c.bad.items()},
+                **{f"oms.{name}": int(atomic_load(self.oms.words, word)) for name, word in (
+                    ("unknown_reports", L.W_UNKNOWN_REPORTS),
+                    ("reconcile_mismatch", L.W_RECONCILE_MISMATCH),
+                    ("overfills", L.W_OVERFILLS), ("duplicate_fills", L.W_DUPLICATE_FILLS),
+                    ("reconciles_wanted", L.W_RECONCILE_WANTED))},
                 "warm_passes": int(w["passes"]),
                 **{f"tls.{k}": v for k, v in self.wire.tls_events.items()},
                 **V.denials_by_reason(self.wio),
@@ -266,6 +282,13 @@ class GatewayAgent(Agent):
             a = self.args
             return call(fix, a.oms, a.execs, now_ns)
         return pump
+
+    def _halt(self, why: str) -> None:
+        """The session saw input that may have hidden a fill: no intent goes out from now
+        until the venue is reconciled (housekeeping starts it: the session's own answer
+        goes out first, in sequence)."""
+        atomic_store(self.oms.words, L.W_READY, 0)
+        self._reconcile_due = why
 
     def _on_app(self, f: np.ndarray, buf: np.ndarray) -> None:
         self.reports_via_python += 1
@@ -386,7 +409,11 @@ class GatewayAgent(Agent):
             self._control()
         for event, detail in self.session.events:
             if event == "logon":
+                self._reconcile_due = None  # the logon's reconcile covers it
                 self._start_reconcile(now_ns)
+            elif event == "reconcile" and self.session.reconcile_wanted_upto > \
+                    self.session.reconciled_upto:  # not covered by one started since
+                self._halt(detail)
             elif event == "limits":
                 self.size_limits(detail)
             elif event == "news":
@@ -399,13 +426,23 @@ class GatewayAgent(Agent):
                 self._reconcile_since = 0
                 log.info("FIX session down (%s): intents denied until reconciled", detail)
         self.session.events.clear()
+        wanted = int(atomic_load(o.words, L.W_RECONCILE_WANTED))
+        if wanted != self._wanted_seen:  # the OMS raised an anomaly (an overfill)
+            self._wanted_seen = wanted
+            self._halt("the OMS booked a fill beyond an order's quantity")
         if self._reconcile_since and atomic_load(o.words, L.W_RECONCILE_PENDING) <= 0:
             self._reconcile_since = 0
-            atomic_store(o.words, L.W_READY, 1)
+            if self._reconcile_due is None:
+                atomic_store(o.words, L.W_READY, 1)
+        if self._reconcile_due is not None and not self._reconcile_since and \
+                self.wire.active:
+            log.warning("trading stopped (%s): reconciling with the venue", self._reconcile_due)
+            self._reconcile_due = None
+            self._start_reconcile(now_ns, logon=False)
         elif self._reconcile_since and now_ns - self._reconcile_since > \
                 self.cfg.reconcile_timeout_s * SECOND:
             log.warning("reconcile: status requests unanswered; asking again")
-            self._start_reconcile(now_ns)
+            self._start_reconcile(now_ns, logon=False)
         if self.wire.active and now_ns - self._mass_cancel_ns >= MASS_CANCEL_EVERY_NS:
             # mass cancels (kill switch, stale data) at most every 100 ms: an order whose
             # cancel the venue rejects is retried, not hammered
@@ -487,6 +524,7 @@ class GatewayAgent(Agent):
         log.warning("venue rejected our message %d (ErrorCode %d): %s%s", ref_seq, code,
                     text or "(no text)", "" if f is not None else " (no order affected)")
         if f is not None:
+            self.session.counters.order_rejects += 1  # fix.order_rejects, as under fix44
             a = self.args
             flow.on_report(f, a.oms, a.execs, self.wio, now_ns)
             flow.note_reject(self.wio, f, self.session.inbuf)
@@ -506,6 +544,7 @@ class GatewayAgent(Agent):
         fix = self.args.fix._replace(store=session.store.view, inb=session.inb,
                                      comp_ids=session.comp_ids, dialect=self.dialect.record())
         session.pump = self._pump_of(fix, SameArgsCall(flow.pump_inbound))
+        session.on_reconcile = self._halt
         self._standby = Leg(session, Initiator(session, self.cfg.host, self.cfg.port,
                                                self.cfg.backoff_min_s, self.cfg.backoff_max_s,
                                                self.cfg.tls), fix)
@@ -590,10 +629,15 @@ class GatewayAgent(Agent):
         log.info("reconciled %d live orders from REST (%d unknown at the venue)",
                  len(found.reports), len(found.unknown))
 
-    def _start_reconcile(self, now_ns: int) -> None:
+    def _start_reconcile(self, now_ns: int, logon: bool = True) -> None:
+        """Trading stops until the venue's view of every live order is applied: after a
+        logon, and whenever the session or the OMS wanted one (``_halt``). Binance has no
+        35=H: there it is the REST reconcile."""
         o = self.oms
         atomic_store(o.words, L.W_READY, 0)
-        atomic_store(o.words, L.W_LOGONS, atomic_load(o.words, L.W_LOGONS) + 1)
+        if logon:
+            atomic_store(o.words, L.W_LOGONS, atomic_load(o.words, L.W_LOGONS) + 1)
+        self.session.reconciled_upto = self.session.seen_upto
         if self.dialect is not None:  # no 35=H at Binance
             self._rest_reconcile(now_ns)
             return

@@ -17,14 +17,14 @@ from numba import njit
 from pipeline.fix.codec import N_FIELDS
 from pipeline.transport.atomics import load_relaxed, store_release
 
-RECORD_WORDS = 2 + N_FIELDS + 6  # 320 bytes
+RECORD_WORDS = 2 + N_FIELDS + 6  # 328 bytes
 K_INTENT, K_REPORT = 1, 2
 J_KIND, J_TIME, J_PAYLOAD = 0, 1, 2
 # intent payload words
 (I_ACTION, I_CL, I_ORIG, I_SID, I_SIDE, I_PRICE, I_QTY, I_TIF, I_TYPE, I_STRATEGY,
  I_T_ORIGIN) = range(11)
 HEADER_RECORDS = 1  # record 0 holds the append count in word 0
-DEFAULT_RECORDS = 1 << 20  # 320 MiB, a sparse file: pages are allocated as written
+DEFAULT_RECORDS = 1 << 20  # 328 MiB, a sparse file: pages are allocated as written
 RESERVE = 1024  # records kept for the reports and cancels of orders already out
 
 

@@ -12,7 +12,11 @@ Races handled (each has a test):
 - cancel/replace reject: ``prev_status`` is restored;
 - unsolicited cancel/expiry: any live order goes terminal and releases its open quantity;
 - duplicate fills (PossDup resend after a status reconcile): a fill is applied only if it
-  raises our cumulative quantity to the report's CumQty, so it can never count twice.
+  raises our cumulative quantity to the report's CumQty, so it can never count twice
+  (counted, and reported as a status, not a fill);
+- overfills (CumQty beyond the order, or a fill on an order already done): the venue's
+  fill is booked as it says (its position is the real one), counted, and trading stops
+  until the gateway has reconciled with the venue (``W_RECONCILE_WANTED``).
 """
 
 from __future__ import annotations
@@ -23,10 +27,14 @@ from pipeline.fix import codec as C
 from pipeline.transport.atomics import load_relaxed, store_relaxed
 from shm_layouts.oms import (
     ORDER_SLOTS,
+    W_DUPLICATE_FILLS,
     W_FILLS,
     W_OPEN_ORDERS,
+    W_OVERFILLS,
+    W_READY,
     W_RECONCILE_MISMATCH,
     W_RECONCILE_PENDING,
+    W_RECONCILE_WANTED,
     W_REJECTS,
     W_UNKNOWN_REPORTS,
 )
@@ -294,19 +302,37 @@ def _go_terminal(words, positions, o, status):
 
 
 @njit(cache=True, _nrt=False)
+def _bump(words, w):
+    store_relaxed(words, w, load_relaxed(words, w) + 1)
+
+
+@njit(cache=True, _nrt=False)
+def alert(words, w):
+    """Count anomaly ``w`` and stop trading until the venue is reconciled."""
+    _bump(words, w)
+    _bump(words, W_RECONCILE_WANTED)
+    store_relaxed(words, W_READY, 0)
+
+
+@njit(cache=True, _nrt=False)
 def _fill_to(words, positions, o, cum, px):
-    """Apply the fill that takes the order's CumQty to ``cum`` (no-op if already there)."""
+    """Apply the fill that takes the order's CumQty to ``cum`` (no-op if already there);
+    returns the quantity booked. Beyond what the order has left it is still booked (the
+    venue's position is the real one) and raised as an overfill."""
     qty = cum - o["cum_qty"]
     if qty <= 0:
         return 0
-    qty = min(qty, o["leaves_qty"])
-    if qty <= 0:
-        return 0
+    live = is_live(o["status"])
+    take = min(qty, o["leaves_qty"]) if live else 0
+    if qty > take:
+        alert(words, W_OVERFILLS)
     apply_fill(positions, o["symbol_id"], o["side"], qty, px)
     store_relaxed(words, W_FILLS, load_relaxed(words, W_FILLS) + 1)
     o["cum_qty"] += qty
-    o["leaves_qty"] -= qty
-    _open_delta(positions, o["symbol_id"], o["side"], -qty)
+    o["leaves_qty"] -= take
+    _open_delta(positions, o["symbol_id"], o["side"], -take)
+    if not live:
+        return qty
     if o["leaves_qty"] == 0:
         _go_terminal(words, positions, o, FILLED)
     elif o["status"] == PENDING_CANCEL or o["status"] == PENDING_REPLACE:
@@ -407,8 +433,12 @@ def apply_report(words, orders, positions, f, now):
         o["venue_order_id"] = f[C.F_ORDER_ID]
     et = f[C.F_EXEC_TYPE]
     if et == FIX_TRADE or et == FIX_PARTIAL or et == FIX_FILLED:  # or FIX 4.2 '1'/'2'
+        # the codec refuses a fill without CumQty (it could not be told from a repeat);
+        # a journal of older runs may still hold some
         cum = f[C.F_CUM_QTY] if f[C.F_MASK] & C.M_CUM_QTY else o["cum_qty"] + f[C.F_LAST_QTY]
-        _fill_to(words, positions, o, cum, f[C.F_LAST_PX])
+        if _fill_to(words, positions, o, cum, f[C.F_LAST_PX]) == 0:
+            _bump(words, W_DUPLICATE_FILLS)
+            return slot, X_STATUS  # nothing new: not a fill for the strategy
         return slot, X_FILL if o["status"] == FILLED else X_PARTIAL
     if et == FIX_NEW:
         if o["status"] == PENDING_NEW:
