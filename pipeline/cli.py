@@ -48,19 +48,30 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     module = importlib.import_module(available[args.command][0])
-    from pipeline.config import ConfigError
-    from pipeline.marketdata.files import CaptureError
-    from pipeline.transport.segment import SegmentLive
-    from tuning.profiles import ProfileError
     try:
         return int(module.main(args) or 0)
-    except (ConfigError, ProfileError, CaptureError, SegmentLive) as e:  # say which file
-        # (or which running instance already has the name)
-        print(f"hft {args.command}: {e}", file=sys.stderr)
-        return 2
     except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
         print(f"hft {args.command}: {e.filename}: {e.strerror}", file=sys.stderr)
         return 2
+    except Exception as e:
+        if not _user_error(e):
+            raise
+        # say which file (or which running instance already has the name)
+        print(f"hft {args.command}: {e}", file=sys.stderr)
+        return 2
+
+
+# (module, class) of the errors that are the user's input, reported in one line. Looked
+# up only among modules already imported: importing them here would load numba (and its
+# cache) for commands that never use it, e.g. `hft tune check` as an unprivileged user.
+USER_ERRORS = (("pipeline.config", "ConfigError"), ("tuning.profiles", "ProfileError"),
+               ("pipeline.marketdata.files", "CaptureError"),
+               ("pipeline.transport.segment", "SegmentLive"))
+
+
+def _user_error(e: BaseException) -> bool:
+    return any(isinstance(e, getattr(sys.modules[m], n)) for m, n in USER_ERRORS
+               if m in sys.modules)
 
 
 if __name__ == "__main__":
