@@ -583,6 +583,14 @@ def _fail(f, err, e, tag):
     return err
 
 
+@njit(cache=True, _nrt=False, inline="always")
+def _int_field(f, err, field, buf, vat, n, tag):
+    """An integer field: ``f[field]`` from the value, a bad number kept as the error."""
+    v, ok = parse_int(buf, vat, n)
+    f[field] = v
+    return err if ok else _fail(f, err, E_BAD_NUMBER, tag)
+
+
 @njit(cache=True, _nrt=False)
 def _value_end(buf, pos, end):
     """(position of the SOH ending the value at ``pos`` or -1, whether it holds a NUL)."""
@@ -686,10 +694,7 @@ def parse(buf, start, length, syms, f, spans):
             f[F_MSG_TYPE] = c0 | ((np.int64(buf[vat + 1]) << 8) if n > 1 else 0) | \
                 ((np.int64(buf[vat + 2]) << 16) if n > 2 else 0)
         elif tag == 34:
-            v, ok = parse_int(buf, vat, n)
-            f[F_SEQ] = v
-            if not ok:
-                err = _fail(f, err, E_BAD_NUMBER, tag)
+            err = _int_field(f, err, F_SEQ, buf, vat, n, tag)
         elif tag == 49:
             f[F_SENDER_AT] = vat
             f[F_SENDER_LEN] = n
@@ -722,19 +727,13 @@ def parse(buf, start, length, syms, f, spans):
             if f[F_SYMBOL_ID] < 0:
                 err = _fail(f, err, E_UNKNOWN_SYMBOL, tag)
         elif tag == 103 or tag == 102 or tag == 434:
-            v, ok = parse_int(buf, vat, n)
-            if not ok:
-                err = _fail(f, err, E_BAD_NUMBER, tag)
-            f[F_ORD_REJ_REASON if tag == 103 else (
-                F_CXL_REJ_REASON if tag == 102 else F_CXL_REJ_RESPONSE_TO)] = v
+            err = _int_field(f, err, F_ORD_REJ_REASON if tag == 103 else (
+                F_CXL_REJ_REASON if tag == 102 else F_CXL_REJ_RESPONSE_TO), buf, vat, n, tag)
         elif tag == 58:
             f[F_TEXT_AT] = vat
             f[F_TEXT_LEN] = n
         elif tag == 25016:
-            v, ok = parse_int(buf, vat, n)
-            f[F_ERROR_CODE] = v
-            if not ok:
-                err = _fail(f, err, E_BAD_NUMBER, tag)
+            err = _int_field(f, err, F_ERROR_CODE, buf, vat, n, tag)
         elif tag == 531:
             f[F_MASS_RESPONSE] = c0
         else:
