@@ -91,7 +91,7 @@ SCHEMA: dict[str, Any] = {
                          "max_qty": "9000", "min_notional": "5", "max_notional": "9000000",
                          "bid_multiplier_up": "5", "bid_multiplier_down": "0.2",
                          "ask_multiplier_up": "5", "ask_multiplier_down": "0.2",
-                         "max_num_orders": 200}),
+                         "max_num_orders": 200, "max_position": ""}),
         "binance": {"message_limit": 10_000, "message_window_s": 10.0, "connect_limit": 15,
                     "connect_window_s": 30.0, "max_connections": 10, "order_limit": 200,
                     "order_window_s": 10, "news_interval_s": 10.0},

@@ -127,6 +127,14 @@ class FakeRest:
         self.offset_ms = 0
         self.book: dict[str, dict] = {}
         self.calls: list[str] = []
+        self.balances: list[dict] | None = []  # None: GET /api/v3/account fails
+
+    def account(self) -> dict:
+        from pipeline.binance.rest import BinanceError
+        self.calls.append("account")
+        if self.balances is None:
+            raise BinanceError("GET /api/v3/account", 500, -1000, "An unknown error occurred.")
+        return {"balances": self.balances}
 
     def time_ms(self) -> int:
         self.calls.append("time")

@@ -35,7 +35,7 @@ MID = 6_000_000  # 60000.00
 
 
 class Harness:
-    def __init__(self, instance, tmp_path):
+    def __init__(self, instance, tmp_path, limits=LIMITS):
         self.peer = Peer()
         self.rest = FakeRest()
         self.orders, self.execs, self.state = create_order_path(instance, 1024)
@@ -47,7 +47,7 @@ class Harness:
                             SessionConfig("hf", "SPOT", str(tmp_path / "fix"), heartbeat_s=30),
                             str(tmp_path / "oms.journal"), backoff_min_s=0.05,
                             backoff_max_s=0.2, dialect=self.dialect)
-        self.gw = GatewayAgent(instance, cfg, TABLE, LIMITS, rest=self.rest)
+        self.gw = GatewayAgent(instance, cfg, TABLE, limits, rest=self.rest)
         self.seen: list = []
 
     def until(self, pred, timeout=10.0):
@@ -225,3 +225,39 @@ def test_an_unusable_fill_is_rejected_and_reconciled_from_rest_not_by_35h(h):
     assert h.gw.oms.positions[0]["position"] == 40 and h.gw.oms.positions[0]["fills"] == 1
     (fill,) = h.execs_for(cl, ExecType.PARTIAL_FILL)  # the reconcile's fill, to the strategy
     assert fill["last_qty"] == 40
+
+
+def test_max_position_starts_from_the_base_asset_held_at_the_venue(instance, tmp_path):
+    """MAX_POSITION 0.002 BTC; the account holds 0.0015 BTC (free + locked) before this run
+    bought any: after the logon's REST reconcile only 0.0005 more may be bought."""
+    import dataclasses
+    import json
+
+    from binance_venue import BTC, exchange_info
+
+    rules = tmp_path / "exchangeInfo.json"
+    capped = {**BTC, "filters": [*BTC["filters"],
+                                 {"filterType": "MAX_POSITION", "maxPosition": "0.00200000"}]}
+    rules.write_text(json.dumps(exchange_info([capped])))
+    h = Harness(instance, tmp_path, dataclasses.replace(LIMITS, exchange_rules=str(rules)))
+    try:
+        h.rest.balances = [{"asset": "BTC", "free": "0.00100000", "locked": "0.00050000"},
+                           {"asset": "USDT", "free": "100.00000000", "locked": "0.00000000"}]
+        h.ready()
+        assert "account" in h.rest.calls
+        f = h.gw.risk.filters[0]
+        assert f["max_position"] == 200 and f["holding_offset"] == 150
+        (c,) = h.peer.logged_on()
+        over, room = h.new(qty=60), h.new(qty=50)
+        h.until(lambda: h.execs_for(over, ExecType.REJECTED) and sent(c, "D", room))
+        (rej,) = h.execs_for(over, ExecType.REJECTED)
+        assert int(rej["reject_reason"]) == L.RiskReason.VENUE_MAX_POSITION
+        assert not sent(c, "D", over)
+        # the balances cannot be read on the next reconcile: the last holdings stay, counted
+        h.rest.balances = None
+        h.gw._set_holdings()
+        assert h.gw.holding_failures == 1 and f["holding_offset"] == 150
+        assert h.gw._counter_values()["reconcile.balance_failures"] == 1
+    finally:
+        h.gw.wire.close(time.monotonic_ns())
+        h.peer.close()

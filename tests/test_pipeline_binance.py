@@ -20,8 +20,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 def test_full_pipeline_against_the_binance_strict_simulator_over_tls(tmp_path):
     name = f"bn{os.getpid()}"
     logs: list[str] = []
+    # the venue's MAX_POSITION with BTC already held: risk must start from that holding
+    extra = tmp_path / "venue.toml"
+    extra.write_text('[sim.balances]\nBTC = "0.02"\n'
+                     '[sim.filters.BTCUSDT]\nmax_position = "0.03"\n')
     s = run_pipeline(name, tmp_path / "summary.json", 40, "--sim-dialect", "binance",
-                     outputs=logs)
+                     "--config", str(extra), outputs=logs)
     assert_traded_and_clean(s, name)
     c = s["counters"]
     assert c["gateway.tls.handshakes"] >= 1 and c["gateway.tls.handshake_failures"] == 0
@@ -43,6 +47,7 @@ def test_full_pipeline_against_the_binance_strict_simulator_over_tls(tmp_path):
     assert "\nvenue refusals: " in logs[0]  # the printed summary names what it refused
     text = "\n".join(logs)
     assert "FIX logon HFT" in text and "(account trader" in text
+    assert "BTCUSDT: 2000 lots of BTC held at the venue (MAX_POSITION 3000)" in text
     assert "PRIVATE KEY" not in text
     keys = RUN_DIR / name / "keys"
     assert keys.is_dir() and not list(keys.glob("*.pem"))  # the run's key pair is gone

@@ -271,3 +271,36 @@ def test_response_mode_only_acks_gets_answers_to_its_own_requests_only(tmp_path)
             await acks.recv("0")
             assert not [x for x in acks.inbox if x.msg_type == "8"]  # no e1 NEW, no fill
     run(main())
+
+
+@pytest.mark.timeout(60)
+def test_max_position_counts_the_base_asset_held_and_open_buys(tmp_path):
+    """filters.md MAX_POSITION: free + locked base asset + open BUY quantity + the order;
+    SELLs are never refused by it; exchangeInfo publishes it."""
+    from pipeline.venue.binance_orders import symbol_rules
+
+    cfg = binance_test_config(tmp_path, accounts(ALICE, BOB), balances={"ETH": "0.5"},
+                              filters={"ETHUSDT": {"max_position": "1.0"}})
+    rules = symbol_rules(cfg)
+    assert {"filterType": "MAX_POSITION", "maxPosition": "1.00000000"} in \
+        rules["ETHUSDT"].filters()
+    assert all(f["filterType"] != "MAX_POSITION" for f in rules["BTCUSDT"].filters())
+
+    async def main():
+        async with running(cfg) as sim:
+            c = await logged_on(sim, "OE1", ALICE)
+            c.send("D", order("a1", "1", "0.4", "2990.00", symbol="ETHUSDT"))
+            assert (await c.recv("8")).get(150) == "0"  # 0.5 held + 0.4 open = 0.9
+            c.send("D", order("a2", "1", "0.2", "2980.00", symbol="ETHUSDT"))
+            rejected(await c.recv("8"), "a2", -1013, "Filter failure: MAX_POSITION")
+            c.send("D", order("a3", "1", "0.1", "2980.00", symbol="ETHUSDT"))
+            assert (await c.recv("8")).get(150) == "0"  # exactly 1.0: allowed
+            c.send("D", order("s1", "2", "0.3", "3010.00", symbol="ETHUSDT"))
+            assert (await c.recv("8")).get(150) == "0"  # a SELL: not this filter's
+            assert sim.fill(1, "a1", "0.4", "2990.00")  # held 0.9, open buys 0.1: still 1.0
+            assert (await c.recv("8")).get(150) == "F"
+            c.send("D", order("a4", "1", "0.002", "2970.00", symbol="ETHUSDT"))
+            rejected(await c.recv("8"), "a4", -1013, "Filter failure: MAX_POSITION")
+            c.send("D", order("b1", "1", "0.001", P))  # BTCUSDT has no MAX_POSITION
+            assert (await c.recv("8")).get(150) == "0"
+    run(main())

@@ -43,6 +43,7 @@ RUN_ERRORS = (
     "gateway.fix.disconnects", "gateway.fix.reconnects", "gateway.fix.fatal",
     "gateway.fix.rejects",
     "gateway.fix.rejects_sent", "gateway.oms.*", "gateway.execs.ring_full",
+    "gateway.reconcile.*failures",
     "*error*", "*lost*", "*overflow*", "supervisor.*", "positions.*",
 )
 # how many of a RUN_ERRORS counter a clean run has: the session's own final logout is one

@@ -23,7 +23,7 @@ import numpy as np
 
 from pipeline import config as cfgmod
 from pipeline.binance import clock
-from pipeline.binance.reconcile import ReconcileError
+from pipeline.binance.reconcile import ReconcileError, base_holding_lots, fetch_balances
 from pipeline.binance.rest import BinanceError, SignedRest, VenueUnreachable
 from pipeline.control.area import ControlArea
 from pipeline.control.poller import ControlPoller
@@ -141,6 +141,7 @@ class GatewayAgent(Agent):
         self.venue_limits: dict[str, int] = {}
         self.reconcile_unknown = 0  # venue open orders the OMS does not have
         self.reconcile_failures = 0
+        self.holding_failures = 0  # balances for MAX_POSITION that REST did not give
         self._venue_rejects = 0
         # hft ctl: kill switch and cancel-all are acknowledged from housekeeping
         self.poller = None if control is None else ControlPoller(
@@ -149,7 +150,9 @@ class GatewayAgent(Agent):
         self.orders_ring, self.execs_ring, self.oms = attach_order_path(instance)
         self.islot = self.orders_ring.join(ORDERS_CONSUMER)
         self.execs_ring.claim_producer()
-        self.risk = limits.view(table)
+        # the venue's rules stay at hand: MAX_POSITION needs each symbol's base asset
+        self.rules = limits.load_rules(table) if limits.exchange_rules else None
+        self.risk = limits.view(table, self.rules)
         self.g, self.marks = self.risk.g, self.risk.marks
         self.session = Session(cfg.session, symbol_matrix([i.symbol for i in table]),
                                table.table(), dialect=cfg.dialect)
@@ -246,6 +249,7 @@ class GatewayAgent(Agent):
                 **V.venue_rejects_by_code(self.wio),
                 **({"reconcile.unknown_open_orders": self.reconcile_unknown,
                     "reconcile.failures": self.reconcile_failures,
+                    "reconcile.balance_failures": self.holding_failures,
                     **{f"venue.{k}": v for k, v in self.venue_limits.items()}}
                    if self.dialect is not None else {})}
 
@@ -628,6 +632,33 @@ class GatewayAgent(Agent):
         self.reconcile_unknown += len(found.unknown)
         log.info("reconciled %d live orders from REST (%d unknown at the venue)",
                  len(found.reports), len(found.unknown))
+        self._set_holdings()
+
+    def _set_holdings(self) -> None:
+        """MAX_POSITION counts the base asset held at the venue, not only what this run
+        bought: after every REST reconcile, the balances set where each symbol starts from.
+        On failure the last known offsets stay (logged and counted)."""
+        rules = self.rules
+        capped = [] if rules is None else [
+            i for i in self.table
+            if i.symbol in rules.symbols and rules.symbols[i.symbol].max_position > 0]
+        if not capped:
+            return
+        try:
+            balances = fetch_balances(self.rest)
+        except (ReconcileError, BinanceError, VenueUnreachable, OSError) as e:
+            self.holding_failures += 1
+            log.error("balances from REST failed (%s); MAX_POSITION keeps its last holdings",
+                      e)
+            return
+        positions = self.oms.positions
+        for inst in capped:
+            held = base_holding_lots(balances.get(rules.symbols[inst.symbol].base_asset), inst)
+            sid = inst.symbol_id
+            risk.set_holding(self.risk.filters, sid, held, int(positions[sid]["position"]))
+            log.info("%s: %d lots of %s held at the venue (MAX_POSITION %d)", inst.symbol,
+                     held, rules.symbols[inst.symbol].base_asset,
+                     int(self.risk.filters[sid]["max_position"]))
 
     def _start_reconcile(self, now_ns: int, logon: bool = True) -> None:
         """Trading stops until the venue's view of every live order is applied: after a

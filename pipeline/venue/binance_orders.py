@@ -38,6 +38,7 @@ from pipeline.venue.binance_rules import (
     WOULD_TAKE,
     SymbolRules,
     err,
+    split_symbol,
 )
 from pipeline.venue.fixcodec import Message
 from pipeline.venue.matching import BUY, SELL, Book, Order, Reject, Report
@@ -271,7 +272,7 @@ class BinanceOrders:
         open_orders = book.open_count.get(acct, 0) - (1 if replacing else 0)
         last = Decimal(inst.price_str(book.last_px)) if book.last_px else None
         filt = rules.check(req["side"] == BUY, req["type"], req["qty"], req["price"],
-                           open_orders, last)
+                           open_orders, last, self._base_position(inst, book, acct))
         if filt is not None:
             self.stats["binance_filter_rejects"] += 1
             return filt
@@ -284,6 +285,17 @@ class BinanceOrders:
             self.stats["binance_limit_maker_rejects"] += 1
             return err("NEW_ORDER_REJECTED")[0], WOULD_TAKE
         return None
+
+    def _base_position(self, inst: Instrument, book: Book, acct: int) -> Decimal:
+        """MAX_POSITION's position (filters.md): the base asset held, free and locked, plus
+        the quantity of every open BUY of the account. Like every filter it is judged
+        before an XCN's cancel leg, so the order being replaced still counts."""
+        base = split_symbol(inst.symbol)[0]
+        start = next((Decimal(str(v)) for k, v in self.sim.cfg.balances.items()
+                      if k.upper() == base), Decimal(0))
+        lots = book.positions.get(acct, (0, 0))[0] + sum(
+            o.leaves for o in book.orders.values() if o.account == acct and o.side == BUY)
+        return start + Decimal(lots) * Decimal(inst.lot_size)
 
     @staticmethod
     def _duplicate(book: Book, acct: int, clid: str) -> tuple[int, str] | None:

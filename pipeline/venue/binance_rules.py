@@ -5,7 +5,8 @@ from the instrument's grid (filters.md): PRICE_FILTER (min/max price, tick), LOT
 (min/max qty, step), NOTIONAL (min/max price x qty; not applied to MARKET orders, as
 ``applyMinToMarket``/``applyMaxToMarket`` false say), PERCENT_PRICE_BY_SIDE (around the
 last trade price: ``avgPriceMins`` 0, as filters.md defines it) and MAX_NUM_ORDERS (open
-orders of the account on the symbol). ``check`` returns Binance's error for the first
+orders of the account on the symbol) and MAX_POSITION (a BUY whose base asset held, free
++ locked, plus the account's open BUY quantity and its own would exceed it). ``check`` returns Binance's error for the first
 filter an order fails -- code -1013 and "Filter failure: <FILTER>" (errors.md) -- so the
 simulator rejects exactly what Binance would, and ``exchange_info`` serves the same rules
 in ``GET /api/v3/exchangeInfo``'s shape for the client to enforce before the wire.
@@ -105,6 +106,7 @@ class SymbolRules:
     ask_up: Decimal
     ask_down: Decimal
     max_num_orders: int
+    max_position: Decimal  # 0: no MAX_POSITION filter
 
     @classmethod
     def make(cls, inst: Instrument, table: dict | None = None) -> SymbolRules:
@@ -131,7 +133,7 @@ class SymbolRules:
                     dec("min_notional", ""), dec("max_notional", ""),
                     dec("bid_multiplier_up", ""), dec("bid_multiplier_down", ""),
                     dec("ask_multiplier_up", ""), dec("ask_multiplier_down", ""),
-                    int(v["max_num_orders"]))
+                    int(v["max_num_orders"]), dec("max_position", "0"))
         for key, value in (("min_price", rules.min_price), ("min_qty", rules.min_qty)):
             try:
                 (inst.ticks if key == "min_price" else inst.lots)(str(value))
@@ -142,9 +144,11 @@ class SymbolRules:
 
     # ------------------------------------------------------------------ checks
     def check(self, side_buy: bool, ord_type: str, qty: str, price: str | None,
-              open_orders: int, last_px: Decimal | None) -> tuple[int, str] | None:
+              open_orders: int, last_px: Decimal | None,
+              position: Decimal = Decimal(0)) -> tuple[int, str] | None:
         """The first filter an order fails, as (code, message); None when it passes.
-        ``qty``/``price``: the decimal strings of the request."""
+        ``qty``/``price``: the decimal strings of the request; ``position``: the account's
+        base asset held plus its open BUY quantity (MAX_POSITION)."""
         inst = self.inst
         if price is not None:
             p = Decimal(price)
@@ -167,6 +171,8 @@ class SymbolRules:
                     return _failure("PERCENT_PRICE_BY_SIDE")
         if self.max_num_orders and open_orders >= self.max_num_orders:
             return _failure("MAX_NUM_ORDERS")
+        if side_buy and self.max_position and position + q > self.max_position:
+            return _failure("MAX_POSITION")
         return None
 
     def check_amend_qty(self, qty: str) -> tuple[int, str] | None:
@@ -192,6 +198,8 @@ class SymbolRules:
              "bidMultiplierDown": s(self.bid_down), "askMultiplierUp": s(self.ask_up),
              "askMultiplierDown": s(self.ask_down), "avgPriceMins": 0},
             {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": self.max_num_orders},
+            *([{"filterType": "MAX_POSITION", "maxPosition": s(self.max_position)}]
+              if self.max_position else []),
         ]
 
     def symbol_info(self) -> dict:
