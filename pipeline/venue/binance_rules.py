@@ -6,10 +6,11 @@ from the instrument's grid (filters.md): PRICE_FILTER (min/max price, tick), LOT
 ``applyMinToMarket``/``applyMaxToMarket`` false say), PERCENT_PRICE_BY_SIDE (around the
 last trade price: ``avgPriceMins`` 0, as filters.md defines it) and MAX_NUM_ORDERS (open
 orders of the account on the symbol) and MAX_POSITION (a BUY whose base asset held, free
-+ locked, plus the account's open BUY quantity and its own would exceed it). ``check`` returns Binance's error for the first
-filter an order fails -- code -1013 and "Filter failure: <FILTER>" (errors.md) -- so the
-simulator rejects exactly what Binance would, and ``exchange_info`` serves the same rules
-in ``GET /api/v3/exchangeInfo``'s shape for the client to enforce before the wire.
++ locked, plus the account's open BUY quantity and its own would exceed it). ``check``
+returns Binance's error for the first filter an order fails -- code -1013 and "Filter
+failure: <FILTER>" (errors.md) -- so the simulator rejects exactly what Binance would,
+and ``exchange_info`` serves the same rules in ``GET /api/v3/exchangeInfo``'s shape for the
+client to enforce before the wire.
 
 The numeric errors the simulator answers with live here too, one table, named as
 errors.md names them.
