@@ -54,6 +54,8 @@ log = logging.getLogger(__name__)
 SECOND = 1_000_000_000
 MASS_CANCEL_EVERY_NS = 100_000_000
 NO_INSTRUMENT = 1 << 30
+# what a signed REST call can fail with: logged, counted, retried at the next reconcile
+REST_FAILURES = (ReconcileError, BinanceError, VenueUnreachable, OSError)
 _GW = cfgmod.defaults("gateway")
 
 
@@ -617,7 +619,7 @@ class GatewayAgent(Agent):
         self._reconcile_since = now_ns
         try:
             found = rest_reconcile.venue_reports(self.rest, self.table, o.orders)
-        except (ReconcileError, BinanceError, VenueUnreachable, OSError) as e:
+        except REST_FAILURES as e:
             self.reconcile_failures += 1
             log.error("reconcile from REST failed (%s); intents stay denied, retrying", e)
             return
@@ -638,27 +640,24 @@ class GatewayAgent(Agent):
         """MAX_POSITION counts the base asset held at the venue, not only what this run
         bought: after every REST reconcile, the balances set where each symbol starts from.
         On failure the last known offsets stay (logged and counted)."""
-        rules = self.rules
-        capped = [] if rules is None else [
-            i for i in self.table
-            if i.symbol in rules.symbols and rules.symbols[i.symbol].max_position > 0]
+        by_symbol = {} if self.rules is None else self.rules.symbols
+        capped = [(i, by_symbol[i.symbol].base_asset) for i in self.table
+                  if i.symbol in by_symbol and by_symbol[i.symbol].max_position > 0]
         if not capped:
             return
         try:
             balances = fetch_balances(self.rest)
-        except (ReconcileError, BinanceError, VenueUnreachable, OSError) as e:
+        except REST_FAILURES as e:
             self.holding_failures += 1
             log.error("balances from REST failed (%s); MAX_POSITION keeps its last holdings",
                       e)
             return
-        positions = self.oms.positions
-        for inst in capped:
-            held = base_holding_lots(balances.get(rules.symbols[inst.symbol].base_asset), inst)
-            sid = inst.symbol_id
-            risk.set_holding(self.risk.filters, sid, held, int(positions[sid]["position"]))
+        filters, positions = self.risk.filters, self.oms.positions
+        for inst, asset in capped:
+            held, sid = base_holding_lots(balances.get(asset), inst), inst.symbol_id
+            risk.set_holding(filters, sid, held, int(positions[sid]["position"]))
             log.info("%s: %d lots of %s held at the venue (MAX_POSITION %d)", inst.symbol,
-                     held, rules.symbols[inst.symbol].base_asset,
-                     int(self.risk.filters[sid]["max_position"]))
+                     held, asset, int(filters[sid]["max_position"]))
 
     def _start_reconcile(self, now_ns: int, logon: bool = True) -> None:
         """Trading stops until the venue's view of every live order is applied: after a

@@ -39,6 +39,7 @@ from pipeline.venue.binance_rules import (
     SymbolRules,
     err,
     split_symbol,
+    starting_balances,
 )
 from pipeline.venue.fixcodec import Message
 from pipeline.venue.matching import BUY, SELL, Book, Order, Reject, Report
@@ -90,6 +91,7 @@ class BinanceOrders:
         self.dialect = dialect
         self.stats = acceptor.stats
         self.rules = symbol_rules(self.sim.cfg)
+        self.start_balances = starting_balances(self.sim.cfg.balances)  # for MAX_POSITION
         self.exec_id = 0
         self.order_times: dict[int, collections.deque] = collections.defaultdict(
             collections.deque)
@@ -290,9 +292,7 @@ class BinanceOrders:
         """MAX_POSITION's position (filters.md): the base asset held, free and locked, plus
         the quantity of every open BUY of the account. Like every filter it is judged
         before an XCN's cancel leg, so the order being replaced still counts."""
-        base = split_symbol(inst.symbol)[0]
-        start = next((Decimal(str(v)) for k, v in self.sim.cfg.balances.items()
-                      if k.upper() == base), Decimal(0))
+        start = self.start_balances.get(split_symbol(inst.symbol)[0], Decimal(0))
         lots = book.positions.get(acct, (0, 0))[0] + sum(
             o.leaves for o in book.orders.values() if o.account == acct and o.side == BUY)
         return start + Decimal(lots) * Decimal(inst.lot_size)

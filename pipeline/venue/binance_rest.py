@@ -29,7 +29,7 @@ from urllib.parse import unquote
 
 from pipeline.binance.keys import verify_b64
 from pipeline.venue.binance_orders import symbol_rules
-from pipeline.venue.binance_rules import err, exchange_info, split_symbol
+from pipeline.venue.binance_rules import err, exchange_info, split_symbol, starting_balances
 from pipeline.venue.binance_session import API_KEY_RE, Limits
 from pipeline.venue.matching import BUY, Order
 from pipeline.venue.mdserver import Request
@@ -184,8 +184,7 @@ class BinanceRest:
         return order_json(self.sim.cfg.symbols[sym], order)
 
     def _account(self, account, query: dict) -> dict:
-        free: dict[str, Decimal] = {k.upper(): Decimal(str(v))
-                                    for k, v in self.sim.cfg.balances.items()}
+        free = starting_balances(self.sim.cfg.balances)
         locked: dict[str, Decimal] = {}
         for sym, book in self.sim.books.items():
             inst = self.sim.cfg.symbols[sym]

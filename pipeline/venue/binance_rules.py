@@ -224,6 +224,11 @@ class SymbolRules:
 QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "TUSD", "BTC", "ETH", "BNB", "EUR", "TRY")
 
 
+def starting_balances(balances: dict) -> dict[str, Decimal]:
+    """``[sim] balances`` by upper-case asset, exact decimals (a new dict per call)."""
+    return {k.upper(): Decimal(str(v)) for k, v in balances.items()}
+
+
 def split_symbol(symbol: str) -> tuple[str, str]:
     """("BTCUSDT") -> ("BTC", "USDT"): the longest known quote asset that ends it."""
     for q in sorted(QUOTES, key=len, reverse=True):
