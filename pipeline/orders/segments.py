@@ -71,12 +71,17 @@ class OmsState:
         self.segment.close()
 
 
-def create_order_path(instance: Instance, capacity: int = 4096) -> tuple[Ring, Ring, OmsState]:
-    """Create both rings (gating consumers reserved) and the OMS segment."""
+def create_order_path(instance: Instance, capacity: int = 4096,
+                      also_gating: tuple[str, ...] = ()) -> tuple[Ring, Ring, OmsState]:
+    """Create both rings (gating consumers reserved) and the OMS segment.
+
+    ``also_gating``: consumers that must see every intent and report from the first one
+    (the drop copy, a bridge), reserved on both rings at creation.
+    """
     orders = Ring.create(instance, ORDERS_RING, ORDERS_STREAM, ORDER_INTENT, capacity,
-                         gating=(ORDERS_CONSUMER,))
+                         gating=(ORDERS_CONSUMER, *also_gating))
     execs = Ring.create(instance, EXECS_RING, EXECS_STREAM, EXEC_REPORT, capacity,
-                        gating=(EXECS_CONSUMER,))
+                        gating=(EXECS_CONSUMER, *also_gating))
     return orders, execs, OmsState.create(instance)
 
 
