@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tune": ("pipeline.commands.tune", "host tuning checks and jitter probe"),
     "cleanup": ("pipeline.commands.cleanup", "remove the segments of a dead instance"),
     "keys": ("pipeline.commands.keys", "make an Ed25519 key pair to register with Binance"),
+    "firm": ("pipeline.commands.firm", "two instances of one firm: Aeron bridge, NATS drop copy "
+             "and risk view, firm-wide kill switch (demo)"),
 }
 
 

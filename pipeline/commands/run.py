@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from pipeline import config as cfgmod
+from pipeline.launch.firm_links import Bridge, FirmLinks
 from pipeline.launch.launcher import Launcher, RunOptions
 from pipeline.launch.preflight import PreflightError
 from pipeline.transport.segment import SegmentLive
@@ -42,6 +44,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="replay: client order id seed (same capture + seed = same intents)")
     p.add_argument("--intents-out", help="replay: write every order intent (raw 64-byte "
                    "ORDER_INTENT records) to this file")
+    firm = p.add_argument_group("one of a firm's instances (docs/operations.md)")
+    firm.add_argument("--nats", metavar="URL", help="run the drop copy and the risk link "
+                      "against this NATS JetStream server (nats://HOST:PORT)")
+    firm.add_argument("--aeron-dir", metavar="DIR", help="the Aeron media driver's directory "
+                      "(hft bridge driver; default: Aeron's)")
+    firm.add_argument("--bridge-out", nargs=3, action="append", default=[],
+                      metavar=("RING", "CHANNEL", "STREAM_ID"),
+                      help="forward a ring (book, md, orders, execs) over Aeron, e.g. book "
+                      "aeron:udp?endpoint=127.0.0.1:40123 10 (repeatable)")
+    firm.add_argument("--book-from", nargs=2, metavar=("CHANNEL", "STREAM_ID"),
+                      help="no market data of our own: the book ring comes over Aeron from "
+                      "another instance's --bridge-out book")
 
 
 def print_summary(s: dict) -> None:
@@ -125,7 +139,7 @@ def main(args: argparse.Namespace) -> int:
     opts = RunOptions(config=args.config, instance=args.instance, duration=args.duration,
                       venue=args.venue, profile=args.profile, warmup=args.warmup,
                       tls=args.tls or args.sim_dialect == "binance", md_format=args.md_format,
-                      sim_dialect=args.sim_dialect)
+                      sim_dialect=args.sim_dialect, firm=firm_links(args))
     try:
         summary = Launcher(opts).run()
     except PreflightError as e:  # a real venue that cannot be traded: one line, why
@@ -142,6 +156,17 @@ def main(args: argparse.Namespace) -> int:
         with open(args.summary_json, "w") as f:
             json.dump(summary, f, indent=2, default=str)
     return 1 if summary.get("failed") or summary.get("failures") else 0
+
+
+def firm_links(args: argparse.Namespace) -> FirmLinks:
+    """``--nats``, ``--aeron-dir``, ``--bridge-out`` and ``--book-from`` as one value."""
+    def stream_id(text: str) -> int:
+        if not text.isdigit():
+            raise cfgmod.ConfigError(f"Aeron stream id {text!r} is not a non-negative integer")
+        return int(text)
+    book = args.book_from and Bridge("book", args.book_from[0], stream_id(args.book_from[1]))
+    return FirmLinks(nats=args.nats, aeron_dir=args.aeron_dir, book_from=book or None,
+                     bridge_out=tuple(Bridge(r, c, stream_id(n)) for r, c, n in args.bridge_out))
 
 
 def replay_main(args: argparse.Namespace) -> int:

@@ -37,6 +37,7 @@ from pipeline.launch.binance_run import (
     sim_settings,
 )
 from pipeline.launch.cpu import CpuWindow
+from pipeline.launch.firm_links import FirmLinks
 from pipeline.launch.preflight import Preflight, binance_preflight
 from pipeline.launch.rundir import RUN_DIR
 from pipeline.launch.summary import collect_summary, judge
@@ -94,6 +95,8 @@ class RunOptions:
     sim_dialect: str = "fix44"  # "binance": hft sim --dialect binance, gateway binance-spot
     # then this long with the simulator's flow paused: CPU use while the market is quiet
     idle_seconds: float = 0.0
+    # one of a firm's instances: drop copy and risk link over NATS, rings over Aeron
+    firm: FirmLinks = field(default_factory=FirmLinks)
 
 
 class LatencyWindow:
@@ -203,8 +206,17 @@ class Launcher:
         self.children: dict[str, Child] = {}
         # agent -> the child that runs it (itself, or a composite process of the profile)
         self.hosts = {a: p for p, spec in self.profile.items() for a in spec.get("agents", [])}
-        for a in START_ORDER:
+        skipped = opts.firm.skipped_agents()  # a bridged-in book: no market data of its own
+        self.start_order = tuple(a for a in START_ORDER if a not in skipped)
+        self.stop_order = tuple(a for a in STOP_ORDER if a not in skipped)
+        shared = sorted({self.hosts[a] for a in skipped if a in self.hosts})
+        if shared:
+            raise cfgmod.ConfigError(f"--book-from: profile {opts.profile!r} runs the market "
+                                     f"data agents inside {', '.join(shared)}; use a profile "
+                                     "with one process per agent (dev-2core, tuned-host)")
+        for a in self.start_order:
             self.hosts.setdefault(a, a)
+        self.firm_children: list[str] = []  # started after the pipeline, stopped after it
         self.env = dict(os.environ)
         self.config_path = RUN_DIR / f"{self.name}.toml"
         self.control = None
@@ -319,7 +331,7 @@ class Launcher:
     def _create_segments(self) -> Counters:
         counters = Counters.create(self.instance)
         create_md_segments(self.instance, 1 << 16, self.symbols, book_capacity=1 << 12)
-        create_order_path(self.instance)
+        create_order_path(self.instance, also_gating=self.opts.firm.also_gating())
         self.control = create_control(self.instance)
         return counters
 
@@ -370,11 +382,12 @@ class Launcher:
             self._resolve_config()
             self._preflight()
             counters = self._create_segments()
-            for name in self._ordered(START_ORDER):
-                child = self._child(name).start()
-                self.children[name] = child
+            firm = self.opts.firm.children(self.name, str(self.config_path), self.env)
+            for child in [self._child(n) for n in self._ordered(self.start_order)] + firm:
+                self.children[child.name] = child.start()
                 wait_running(counters, [child], timeout=START_TIMEOUT_S)
-                log.info("%s running (pid %d)", name, child.pid)
+                log.info("%s running (pid %d)", child.name, child.pid)
+            self.firm_children = [c.name for c in firm]
             supervisor = Supervisor(list(self.children.values()), RestartPolicy())
             start = time.monotonic()
             failed = None
@@ -408,7 +421,7 @@ class Launcher:
             summary["failed"] = failed
             return judge(summary)
         finally:
-            stop([self.children[n] for n in self._ordered(STOP_ORDER) if n in self.children])
+            stop(self._stopping())
             if self.instance is not None:
                 self.instance.destroy()
             if self.venue is not None:
@@ -489,5 +502,10 @@ class Launcher:
             # 3. FIX logout (a composite closes strategy, gateway, feed, book in order)
             stop([alive["oms_gateway"]], timeout=30)
         self._wait("exec ring drain", self._execs_drained, 5)
-        stop([self.children[n] for n in self._ordered(STOP_ORDER) if n in self.children],
-             timeout=30)
+        stop(self._stopping(), timeout=30)
+
+    def _stopping(self) -> list[Child]:
+        """The pipeline in stop order, then the firm's processes in reverse start order (the
+        drop copy last: it takes the reports of the cancels on the way out)."""
+        names = self._ordered(self.stop_order) + self.firm_children[::-1]
+        return [self.children[n] for n in names if n in self.children]
