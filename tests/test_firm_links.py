@@ -39,11 +39,11 @@ def test_drop_copy_and_gating_bridges_reserve_their_slots_and_start_in_order():
 
 
 def test_an_observed_ring_reserves_nothing():
-    assert parse("--bridge-out", "book", CHANNEL, "10").also_gating() == ()
+    assert parse("--aeron-dir", "d", "--bridge-out", "book", CHANNEL, "10").also_gating() == ()
 
 
 def test_a_bridged_in_book_replaces_the_market_data_agents():
-    links = parse("--book-from", CHANNEL, "10")
+    links = parse("--aeron-dir", "d", "--book-from", CHANNEL, "10")
     assert links.skipped_agents() == ("feed_handler", "book_builder")
     (recv,) = links.children("b", "b.toml", {})
     assert recv.name == "bridge_in_book" and recv.args[:1] == ["recv"]
@@ -54,6 +54,7 @@ def test_a_bridged_in_book_replaces_the_market_data_agents():
 
 
 @pytest.mark.parametrize("argv, message", [
+    (("--bridge-out", "book", CHANNEL, "1"), "--aeron-dir DIR"),
     (("--bridge-out", "quotes", CHANNEL, "1"), "not a ring of the pipeline"),
     (("--bridge-out", "book", CHANNEL, "1", "--bridge-out", "book", CHANNEL, "2"),
      "bridged twice"),
@@ -61,11 +62,13 @@ def test_a_bridged_in_book_replaces_the_market_data_agents():
     (("--book-from", CHANNEL, "ten"), "not a non-negative integer"),
 ])
 def test_bad_firm_options_are_refused_in_one_line(argv, message):
+    if "--aeron-dir DIR" not in message:
+        argv = ("--aeron-dir", "d", *argv)
     with pytest.raises(ConfigError, match=message):
         parse(*argv)
 
 
 def test_a_composite_profile_cannot_drop_its_market_data_agents():
-    links = FirmLinks(book_from=Bridge("book", CHANNEL, 10))
+    links = FirmLinks(aeron_dir="d", book_from=Bridge("book", CHANNEL, 10))
     with pytest.raises(ConfigError, match="one process per agent"):
         Launcher(RunOptions(firm=links, profile="dev-2core-lowlat"))

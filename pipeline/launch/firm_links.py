@@ -49,6 +49,9 @@ class FirmLinks:
                                   f"{', '.join(BRIDGED_RINGS)}")
         if len(set(rings)) != len(rings):
             raise ConfigError(f"--bridge-out: a ring bridged twice ({', '.join(rings)})")
+        if (rings or self.book_from) and not self.aeron_dir:
+            raise ConfigError("--bridge-out / --book-from: --aeron-dir DIR names the Aeron "
+                              "media driver to use (hft bridge driver --aeron-dir DIR)")
         if self.book_from is not None and "book" in rings:
             raise ConfigError("--book-from and --bridge-out book: the book ring comes "
                              "from one place")
@@ -67,7 +70,7 @@ class FirmLinks:
     def children(self, instance: str, config_path: str, env: dict[str, str]) -> list[Child]:
         """The firm's processes for ``instance``, in start order (stop: reversed)."""
         common = ["--instance", instance, "--config", config_path]
-        aeron = ["--aeron-dir", self.aeron_dir] if self.aeron_dir else []
+        aeron = ["--aeron-dir", str(self.aeron_dir)]
         out = []
         if self.nats:
             out.append(Child("dropcopy", "procs.dropcopy", [*common, "--nats", self.nats],
