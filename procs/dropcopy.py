@@ -6,10 +6,11 @@ rings must exist, created with the gating consumer "dropcopy" reserved).
 
 from __future__ import annotations
 
+import logging
 import sys
 
 from pipeline.firm.batch import STREAM_NAME
-from pipeline.firm.dropcopy import DropCopy
+from pipeline.firm.dropcopy import DropCopy, DropCopyError
 from procs import _common
 
 
@@ -26,7 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     inst, counters = _common.attach(args)
     agent = DropCopy(inst, counters, args.nats, batch=args.batch, stream=args.stream,
                      replicas=args.replicas, publish_timeout_s=args.publish_timeout)
-    return _common.run(agent, args, counters)
+    try:
+        return _common.run(agent, args, counters)
+    except DropCopyError as e:  # the stream contradicts the ring: an operator must look
+        logging.getLogger("dropcopy").error("%s", e)
+        return 1
 
 
 if __name__ == "__main__":

@@ -12,11 +12,12 @@ from waiting import until
 
 from pipeline.firm import jetstream
 from pipeline.firm.audit import Continuity, read_stream, subject_filter
-from pipeline.firm.batch import STREAM_NAME
+from pipeline.firm.batch import STREAM_NAME, msg_id, new_buffer, pack_header, record_dtype, subject
 from pipeline.metrics.counters import Counters
 from pipeline.orders.segments import EXECS_CONSUMER, ORDERS_CONSUMER, create_order_path
 from pipeline.runtime.processes import Child, wait_running
 from pipeline.transport.registry import Instance
+from shm_layouts.dropcopy import HEADER_SIZE
 from shm_layouts.records import (
     EXEC_REPORT,
     ORDER_INTENT,
@@ -135,5 +136,44 @@ def wait_stored(path: OrderPath, timeout: float = 120.0) -> None:
     until(path.all_released, timeout, "the drop copy to release every offered record")
 
 
-__all__ = ["OrderPath", "checked", "intent", "report", "start_dropcopy", "stored", "until",
-           "wait_stored"]
+__all__ = ["OrderPath", "checked", "encode", "intent", "publish_batches", "publish_raw",
+           "report", "start_dropcopy", "stored", "until", "wait_stored"]
+
+
+async def _publish(url: str, batches: list[tuple[str, str, bytes]]) -> None:
+    nc = await jetstream.connect(url, "test-writer")
+    try:
+        js = nc.jetstream(timeout=5)
+        await jetstream.ensure_stream(js, STREAM_NAME, 1)
+        for subj, msg_id, payload in batches:
+            await js.publish(subj, payload, headers={"Nats-Msg-Id": msg_id})
+    finally:
+        await nc.close()
+
+
+def encode(ring: str, epoch_ns: int, first: int, records: np.ndarray) -> bytes:
+    """A batch as the drop copy writes it (records' ``seq`` set from ``first``)."""
+    buf = new_buffer(ring, len(records))
+    rows = buf[HEADER_SIZE:].view(record_dtype(ring))
+    rows[:] = records
+    rows["seq"] = np.arange(first, first + len(records))
+    pack_header(buf, ring, epoch_ns, first, len(records))
+    return buf.tobytes()
+
+
+def publish_batches(url: str, instance: str, ring: str, epoch_ns: int,
+                    spans: list[tuple[int, int]]) -> None:
+    """Store batches ``[first, first + n)`` for ``(first, n)`` in ``spans``, with the records
+    ``intent(seq)`` / ``report(seq)`` would give."""
+    make = intent if ring == "orders" else report
+    out = []
+    for first, n in spans:
+        recs = np.array([make(s) for s in range(first, first + n)])
+        out.append((subject(instance, ring), msg_id(instance, ring, epoch_ns, first,
+                                                    first + n - 1),
+                    encode(ring, epoch_ns, first, recs)))
+    publish_raw(url, out)
+
+
+def publish_raw(url: str, batches: list[tuple[str, str, bytes]]) -> None:
+    asyncio.run(asyncio.wait_for(_publish(url, batches), 60))

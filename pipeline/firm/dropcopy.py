@@ -125,6 +125,7 @@ class DropCopy(Agent):
         self.nc = self.js = None
         self.io: jetstream.Loop | None = None
         self.resync_needed = False  # set by the client's thread on a reconnect
+        self.broken = False  # the stream contradicted the ring: stop, publish nothing more
         self.backoff_s = BACKOFF_FIRST_S
         self.retry_at_ns = 0
         self.words = np.zeros(1 + len(COUNTER_NAMES), np.int64)  # counters when unattached
@@ -153,8 +154,8 @@ class DropCopy(Agent):
         """Drain what is ready (bounded), then close the connection."""
         deadline = time.monotonic() + 4 * self.timeout_s
         try:
-            while self.nc is not None and time.monotonic() < deadline and \
-                    self.retry_at_ns == 0 and self.flush() > 0:
+            while self.nc is not None and not self.broken and time.monotonic() < deadline \
+                    and self.retry_at_ns == 0 and self.flush() > 0:
                 pass
         finally:
             if self.nc is not None and self.io is not None:
@@ -245,12 +246,14 @@ class DropCopy(Agent):
                                 self.timeout_s + 1.0)
         except BatchError as e:
             self._bump("bad_messages", 1)
+            self.broken = True
             raise DropCopyError(f"the last message on {c.subject} is not ours: {e}") from None
         stored = -1 if last is None or last.epoch_ns != c.epoch_ns else last.last_seq
         cur = c.cursor()
         released = 0
         if stored >= cur:
             if stored >= c.ring.published():
+                self.broken = True
                 raise DropCopyError(f"{c.subject}: the stream holds seq {stored}, the ring "
                                     f"has published only {c.ring.published()}")
             c.release(stored + 1)

@@ -1,0 +1,180 @@
+"""The drop copy against a real nats-server and real processes: every intent and report
+stored exactly once and in order, across kill -9 of the drop copy and a restart of the
+server, with nothing released before it is acknowledged."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+from dropcopy_helpers import (
+    OrderPath,
+    checked,
+    intent,
+    publish_batches,
+    publish_raw,
+    report,
+    start_dropcopy,
+    until,
+    wait_stored,
+)
+
+from pipeline.firm.batch import msg_id, subject
+from pipeline.firm.natsd import NatsServer
+from pipeline.runtime.processes import stop
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture
+def nats_server(tmp_path):
+    server = NatsServer(tmp_path / "jetstream").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def path(instance):
+    p = OrderPath(instance)
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def children():
+    started = []
+    yield started
+    stop(started)
+
+
+class Feeder(threading.Thread):
+    """Offers records on both rings until stopped, as a strategy and a gateway would."""
+
+    def __init__(self, path: OrderPath):
+        super().__init__(daemon=True)
+        self.path = path
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        while not self.halt.is_set():
+            self.path.offer(2, 1)
+            time.sleep(0.001)
+
+    def stop(self) -> None:
+        self.halt.set()
+        self.join(60)
+
+
+def assert_exactly_once(url: str, path: OrderPath) -> None:
+    """The stream holds seq 0..n-1 of each ring once, in order, equal to what was offered."""
+    recs, check = checked(url, path.instance.name)
+    assert check.issues == []
+    for ring, make in (("orders", intent), ("execs", report)):
+        got = recs[ring]
+        n = path.offered[ring]
+        assert len(got) == n, f"{ring}: {len(got)} stored, {n} offered"
+        assert np.array_equal(got["seq"], np.arange(n))
+        want = np.array([make(i) for i in range(n)])
+        want["seq"] = np.arange(n)
+        assert got.tobytes() == want.tobytes(), f"{ring}: stored records differ"
+
+
+def test_every_record_stored_once_in_order(nats_server, path, children):
+    path.offer(500, 200)  # before it starts: held for it by its reserved slot
+    children.append(start_dropcopy(path, nats_server.url, "--batch", "16"))
+    # more records than the rings hold: the drop copy's releases are what lets them wrap
+    path.offer(2500, 1800)
+    wait_stored(path)
+    assert_exactly_once(nats_server.url, path)
+    assert path.value("records") == 5000
+    assert path.value("batches") >= 5000 // 16
+    assert path.value("publish_failures") == 0
+
+
+def test_kill9_mid_stream_then_restart(nats_server, path, children):
+    child = start_dropcopy(path, nats_server.url, "--batch", "4")
+    feeder = Feeder(path)
+    feeder.start()
+    until(lambda: path.value("records") >= 200, 120, "the first records stored")
+    os.kill(child.pid, signal.SIGKILL)
+    child.popen.wait(30)
+    path.offer(100)  # arrives while no drop copy runs: held in the rings
+    children.append(start_dropcopy(path, nats_server.url, "--batch", "4"))
+    until(lambda: path.value("records") >= path.offered["orders"], 120, "more stored")
+    feeder.stop()
+    wait_stored(path)
+    assert_exactly_once(nats_server.url, path)
+
+
+def test_crash_between_ack_and_release_is_not_stored_twice(nats_server, path, children):
+    """A drop copy that died after the PubAck but before the release left records the
+    stream has but the ring still offers: the next one releases them unsent."""
+    path.offer(30, 5)
+    epoch = int(path.orders.segment.header["created_ns"])
+    publish_batches(nats_server.url, path.instance.name, "orders", epoch, [(0, 10), (10, 10)])
+    children.append(start_dropcopy(path, nats_server.url))
+    wait_stored(path)
+    assert path.value("skipped_stored") == 20
+    assert path.value("records") == 15  # orders 20..29 and the 5 reports
+    assert_exactly_once(nats_server.url, path)
+
+
+def test_a_new_ring_epoch_starts_again_at_zero(nats_server, path, children):
+    """Batches of an earlier instance of the same name (another ring epoch) are not ours:
+    the new ring's records are all copied."""
+    publish_batches(nats_server.url, path.instance.name, "orders", 12345, [(0, 50)])
+    path.offer(20, 3)
+    children.append(start_dropcopy(path, nats_server.url))
+    wait_stored(path)
+    assert path.value("skipped_stored") == 0
+    assert path.value("records") == 23
+
+
+def test_nats_restart_resumes_without_gap(nats_server, path, children):
+    children.append(start_dropcopy(path, nats_server.url, "--batch", "8",
+                                   "--publish-timeout", "0.5"))
+    path.offer(200, 100)
+    wait_stored(path)
+    nats_server.stop()
+    path.offer(300, 150)  # unacknowledged while the server is down: never released
+    until(lambda: path.value("publish_failures") >= 3, 120, "publishes to fail")
+    for _ in range(3):
+        assert (path.cursor("orders"), path.cursor("execs")) == (200, 100)
+        time.sleep(0.2)
+    restarted = NatsServer(nats_server.store_dir, port=nats_server.port).start()
+    try:
+        wait_stored(path)
+        assert path.value("reconnects") >= 1
+        assert_exactly_once(nats_server.url, path)
+    finally:
+        restarted.stop()
+
+
+def test_sigterm_drains_what_is_ready(nats_server, path, children):
+    child = start_dropcopy(path, nats_server.url, "--batch", "2")
+    path.offer(400, 100)
+    child.popen.send_signal(signal.SIGTERM)
+    assert child.popen.wait(60) == 0
+    assert path.all_released()
+    assert_exactly_once(nats_server.url, path)
+
+
+def test_a_foreign_message_on_our_subject_is_a_clear_error(nats_server, path):
+    name = path.instance.name
+    publish_raw(nats_server.url, [(subject(name, "orders"), msg_id(name, "orders", 1, 0, 0),
+                                   b"x" * 64)])
+    path.offer(5, 0)
+    proc = subprocess.run([sys.executable, "-m", "procs.dropcopy", "--instance", name,
+                           "--nats", nats_server.url], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 1
+    assert "is not ours" in proc.stderr and "bad magic" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert path.value("bad_messages") == 1
+    assert path.cursor("orders") == 0  # nothing released
