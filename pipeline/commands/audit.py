@@ -53,6 +53,7 @@ async def fetch(args: argparse.Namespace) -> list[Stored]:
     nc = await jetstream.connect(args.nats, "hft-audit")
     try:
         js = nc.jetstream(timeout=args.timeout)
+        await js.stream_info(args.stream)  # NotFoundError: no such stream (not "no messages")
         return await read_stream(js, args.stream, subject_filter(args.instance, args.ring))
     finally:
         await nc.close()
