@@ -26,7 +26,7 @@ from dropcopy_helpers import (
 )
 
 from pipeline.firm.batch import msg_id, subject
-from pipeline.firm.natsd import NatsServer
+from pipeline.firm.natsd import NatsServer, free_port
 from pipeline.runtime.processes import stop
 
 pytestmark = pytest.mark.timeout(300)
@@ -178,3 +178,17 @@ def test_a_foreign_message_on_our_subject_is_a_clear_error(nats_server, path):
     assert "Traceback" not in proc.stderr
     assert path.value("bad_messages") == 1
     assert path.cursor("orders") == 0  # nothing released
+
+
+def test_started_before_the_server(tmp_path, path, children):
+    """The launcher may start the drop copy first: it runs, holds the records, and stores
+    them once the server is up."""
+    port = free_port()
+    children.append(start_dropcopy(path, f"nats://127.0.0.1:{port}", "--publish-timeout",
+                                   "0.5"))
+    path.offer(50, 20)
+    until(lambda: path.value("publish_failures") >= 2, 120, "connection attempts to fail")
+    assert path.cursor("orders") == 0 and path.cursor("execs") == 0
+    with NatsServer(tmp_path / "late", port=port) as server:
+        wait_stored(path)
+        assert_exactly_once(server.url, path)

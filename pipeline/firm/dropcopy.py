@@ -126,6 +126,7 @@ class DropCopy(Agent):
         self.io: jetstream.Loop | None = None
         self.resync_needed = False  # set by the client's thread on a reconnect
         self.broken = False  # the stream contradicted the ring: stop, publish nothing more
+        self.stream_checked = False  # the stream is known to exist on this server
         self.backoff_s = BACKOFF_FIRST_S
         self.retry_at_ns = 0
         self.words = np.zeros(1 + len(COUNTER_NAMES), np.int64)  # counters when unattached
@@ -197,6 +198,10 @@ class DropCopy(Agent):
                 c.synced = False
         done = 0
         try:
+            if not self.stream_checked:  # after a failure: the server may have lost it
+                self.io.call(jetstream.ensure_stream(self.js, self.stream, self.replicas),
+                             self.timeout_s + 1.0)
+                self.stream_checked = True
             for c in self.copies:
                 for _ in range(BATCHES_PER_FLUSH):
                     if not c.synced:
@@ -232,10 +237,11 @@ class DropCopy(Agent):
         histogram.record(self.ack_ns, time.monotonic_ns() - t0)
         c.release(first + n)  # only now: the server has it on disk
         c.pending = 0
-        self._bump("records", n)
-        self._bump("batches", 1)
-        if ack.duplicate:
+        if ack.duplicate:  # a retry of a batch that had landed: stored once, by the first
             self._bump("duplicates_acked", 1)
+        else:
+            self._bump("records", n)
+            self._bump("batches", 1)
         return n
 
     def _resync(self, c: RingCopy) -> int:
@@ -292,6 +298,7 @@ class DropCopy(Agent):
             return False
         for c in self.copies:
             c.synced = False
+        self.stream_checked = True
         log.info("connected to %s, stream %s", self.url, self.stream)
         return True
 
@@ -302,6 +309,7 @@ class DropCopy(Agent):
                         type(e).__name__, e, BACKOFF_MAX_S)
         for c in self.copies:
             c.synced = False
+        self.stream_checked = False
         self.retry_at_ns = time.monotonic_ns() + int(self.backoff_s * 1e9)
         self.backoff_s = min(2 * self.backoff_s, BACKOFF_MAX_S)
 
