@@ -18,6 +18,7 @@ Msg-Id, so the server drops it if the first attempt did land. Failures back off
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -202,14 +203,14 @@ class DropCopy(Agent):
                 self.io.call(jetstream.ensure_stream(self.js, self.stream, self.replicas),
                              self.timeout_s + 1.0)
                 self.stream_checked = True
-            for c in self.copies:
-                for _ in range(BATCHES_PER_FLUSH):
+            for _ in range(BATCHES_PER_FLUSH):
+                for c in self.copies:
                     if not c.synced:
                         done += self._resync(c)
-                    n = self._publish(c)
-                    done += n
-                    if n == 0:
-                        break
+                n = self._publish([c for c in self.copies if self._prepare(c)])
+                done += n
+                if n == 0:
+                    break
         except jetstream.NET_ERRORS as e:
             self._failed(f"publish to {self.url}", e)
         else:
@@ -217,32 +218,54 @@ class DropCopy(Agent):
         return done
 
     # ------------------------------------------------------------------ publishing
-    def _publish(self, c: RingCopy) -> int:
+    def _prepare(self, c: RingCopy) -> bool:
+        """Gather ``c``'s next batch behind its header; False if nothing is ready."""
         limit = c.pending or c.batch  # a retry keeps its boundaries, hence its Msg-Id
         n = int(gather(c.ring.ctl, c.ring.stamps, c.ring.raw, c.slot, c.buf, HEADER_SIZE, limit))
         if n == 0:
-            return 0
+            return False
         if c.pending and n != c.pending:
             raise DropCopyError(f"{c.name}: {c.pending} records pending but {n} ready")
-        first = c.cursor()
-        pack_header(c.buf, c.name, c.epoch_ns, first, n)
-        payload = c.buf[: HEADER_SIZE + n * c.ring.dtype.itemsize].tobytes()
-        headers = {"Nats-Msg-Id": msg_id(self.instance.name, c.name, c.epoch_ns, first,
-                                         first + n - 1)}
+        pack_header(c.buf, c.name, c.epoch_ns, c.cursor(), n)
         c.pending = n
+        return True
+
+    def _publish(self, ready: list[RingCopy]) -> int:
+        """Publish the prepared batches (one per ring, concurrently: distinct subjects) and
+        release each one the server acknowledged; re-raise the first failure after."""
+        if not ready:
+            return 0
+        sends = []
+        for c in ready:
+            first = c.cursor()
+            payload = c.buf[: HEADER_SIZE + c.pending * c.ring.dtype.itemsize].tobytes()
+            ident = msg_id(self.instance.name, c.name, c.epoch_ns, first, first + c.pending - 1)
+            sends.append(self.js.publish(c.subject, payload, timeout=self.timeout_s,
+                                         stream=self.stream, headers={"Nats-Msg-Id": ident}))
+
+        async def all_acks():
+            return await asyncio.gather(*sends, return_exceptions=True)
+
         t0 = time.monotonic_ns()
-        ack = self.io.call(self.js.publish(c.subject, payload, timeout=self.timeout_s,
-                                           stream=self.stream, headers=headers),
-                           self.timeout_s + 1.0)
-        histogram.record(self.ack_ns, time.monotonic_ns() - t0)
-        c.release(first + n)  # only now: the server has it on disk
-        c.pending = 0
-        if ack.duplicate:  # a retry of a batch that had landed: stored once, by the first
-            self._bump("duplicates_acked", 1)
-        else:
-            self._bump("records", n)
-            self._bump("batches", 1)
-        return n
+        acks = self.io.call(all_acks(), self.timeout_s + 1.0)
+        elapsed = time.monotonic_ns() - t0
+        done, failure = 0, None
+        for c, ack in zip(ready, acks, strict=True):
+            if isinstance(ack, BaseException):
+                failure = failure or ack
+                continue
+            histogram.record(self.ack_ns, elapsed)
+            n, c.pending = c.pending, 0
+            c.release(c.cursor() + n)  # only now: the server has it on disk
+            done += n
+            if ack.duplicate:  # a retry of a batch that had landed: stored once, by the first
+                self._bump("duplicates_acked", 1)
+            else:
+                self._bump("records", n)
+                self._bump("batches", 1)
+        if failure is not None:
+            raise failure
+        return done
 
     def _resync(self, c: RingCopy) -> int:
         """Learn the last stored sequence of ``c``'s subject; release what is stored already.
