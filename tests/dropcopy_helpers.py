@@ -5,7 +5,10 @@ copy can hold the rings back), the drop-copy process, and the stream read back."
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from waiting import until
@@ -54,11 +57,11 @@ def report(i: int) -> np.ndarray:
 class OrderPath:
     """An instance's rings and counters, with the drop copy reserved as a gating consumer."""
 
-    def __init__(self, instance: Instance, capacity: int = 1024):
+    def __init__(self, instance: Instance, capacity: int = 1024, reserve: bool = True):
         self.instance = instance
         self.counters = Counters.create(instance)
-        self.orders, self.execs, self.oms = create_order_path(instance, capacity,
-                                                              also_gating=("dropcopy",))
+        self.orders, self.execs, self.oms = create_order_path(
+            instance, capacity, also_gating=("dropcopy",) if reserve else ())
         # the test plays gateway and strategy: their slots advance as records arrive
         self.others = [(self.orders, self.orders.join(ORDERS_CONSUMER)),
                        (self.execs, self.execs.join(EXECS_CONSUMER))]
@@ -101,9 +104,16 @@ class OrderPath:
             seg.close()
 
 
-def start_dropcopy(path: OrderPath, url: str, *extra: str) -> Child:
+def start_dropcopy(path: OrderPath, url: str, *extra: str, log: Path | None = None) -> Child:
+    """The drop-copy process, RUNNING; its stderr to ``log`` if given."""
     child = Child("dropcopy", "procs.dropcopy",
-                  ["--instance", path.instance.name, "--nats", url, *extra]).start()
+                  ["--instance", path.instance.name, "--nats", url, *extra])
+    if log is None:
+        child.start()
+    else:
+        with open(log, "wb") as f:
+            child.popen = subprocess.Popen([sys.executable, "-m", child.module, *child.args],
+                                           stdin=subprocess.DEVNULL, stderr=f)
     wait_running(path.counters, [child], timeout=120)
     return child
 

@@ -193,3 +193,21 @@ def test_started_before_the_server(tmp_path, path, children):
     with NatsServer(tmp_path / "late", port=port) as server:
         wait_stored(path)
         assert_exactly_once(server.url, path)
+
+
+def test_a_ring_without_the_reserved_slot_is_copied_from_the_join_with_a_warning(
+        nats_server, instance, children, tmp_path):
+    path = OrderPath(instance, reserve=False)
+    try:
+        path.offer(10, 0)  # published before the drop copy joins: never seen by it
+        log = tmp_path / "dropcopy.log"
+        children.append(start_dropcopy(path, nats_server.url, log=log))
+        path.offer(10, 0)
+        until(lambda: path.value("records") == 10, 120, "the records after the join stored")
+        assert "no reserved 'dropcopy' slot" in log.read_text()
+        recs, check = checked(nats_server.url, instance.name)
+        assert list(recs["orders"]["seq"]) == list(range(10, 20))
+        assert [(i["issue"], i["first"], i["last"]) for i in check.issues] == [("gap", 0, 9)]
+    finally:
+        stop(children)
+        path.close()

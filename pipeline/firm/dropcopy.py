@@ -138,6 +138,11 @@ class DropCopy(Agent):
     def on_start(self) -> None:
         for ring_name, stream in RINGS.items():
             ring = Ring.attach(self.instance, ring_name, stream, record_dtype(ring_name))
+            if not any(c["name"] == CONSUMER and c["mode"] == R.GATING
+                       for c in ring.consumers()):
+                log.warning("ring %s has no reserved %r slot (create_order_path(also_gating="
+                            "(%r,))): records before seq %d are not copied", ring_name,
+                            CONSUMER, CONSUMER, ring.published())
             slot = ring.join(CONSUMER, ConsumerMode.GATING)
             epoch = int(ring.segment.header["created_ns"])
             self.copies.append(RingCopy(ring_name, ring, slot,
