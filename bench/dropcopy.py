@@ -33,8 +33,11 @@ SYNCS = ("always", "2m")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--messages", type=int, default=1000,
-                   help="messages per case (records = messages x batch size)")
+    p.add_argument("--messages", type=int, default=500,
+                   help="messages per case and round (records = messages x batch size)")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="rounds of every case, interleaved; records/s is the median round, "
+                   "latency pooled over all rounds")
     p.add_argument("--batches", default="1,16,128", help="batch sizes (records per message)")
     p.add_argument("--dir", default=None,
                    help="where the servers store (default: a temporary directory); fsync "
@@ -60,14 +63,25 @@ def run_case(url: str, batch: int, records: int, tag: str) -> dict:
             if agent.flush() == 0 and agent.retry_at_ns:
                 raise RuntimeError(f"publishing to {url} failed: {agent.counts()}")
         elapsed = time.perf_counter() - t0
-        lat = histogram.percentiles(agent.ack_ns)
-        return {"records_per_s": records / elapsed, "msgs_per_s": lat["count"] / elapsed,
-                "ack_p50_us": lat["p50"] / 1e3, "ack_p99_us": lat["p99"] / 1e3,
-                "messages": lat["count"], "failures": agent.counts()["publish_failures"]}
+        return {"records_per_s": records / elapsed, "msgs_per_s": records / batch / elapsed,
+                "ack_ns": agent.ack_ns.copy(),
+                "failures": agent.counts()["publish_failures"]}
     finally:
         if agent is not None:
             agent.on_close()
         inst.destroy()
+
+
+def summarise(sync: str, batch: int, cases: list[dict]) -> dict:
+    pooled = histogram.new()
+    for c in cases:
+        histogram.merge(pooled, c["ack_ns"])
+    lat = histogram.percentiles(pooled)
+    median = sorted(cases, key=lambda c: c["records_per_s"])[len(cases) // 2]
+    return {"sync_interval": sync, "batch": batch, "records_per_s": median["records_per_s"],
+            "msgs_per_s": median["msgs_per_s"], "ack_p50_us": lat["p50"] / 1e3,
+            "ack_p99_us": lat["p99"] / 1e3, "messages": lat["count"],
+            "failures": sum(c["failures"] for c in cases)}
 
 
 def order_record() -> np.ndarray:
@@ -80,17 +94,19 @@ def main(args: argparse.Namespace) -> int:
     sizes = [int(b) for b in args.batches.split(",")]
     root = Path(tempfile.mkdtemp(prefix="bench-dropcopy-", dir=args.dir))
     servers = {s: NatsServer(root / s.replace("m", "min"), sync=s).start() for s in SYNCS}
-    rows = []
+    runs: dict[tuple[str, int], list[dict]] = {(s, b): [] for b in sizes for s in SYNCS}
     try:
-        for batch in sizes:
-            for sync in SYNCS:
-                row = run_case(servers[sync].url, batch, args.messages * batch,
-                               f"{sync[0]}{batch}")
-                rows.append({"sync_interval": sync, "batch": batch, **row})
+        for r in range(args.rounds):
+            for batch in sizes:
+                for sync in SYNCS:
+                    runs[(sync, batch)].append(run_case(servers[sync].url, batch,
+                                                        args.messages * batch,
+                                                        f"{sync[0]}{batch}r{r}"))
     finally:
         for s in servers.values():
             s.stop()
         shutil.rmtree(root, ignore_errors=True)
+    rows = [summarise(sync, batch, cases) for (sync, batch), cases in runs.items()]
     by = {(r["sync_interval"], r["batch"]): r for r in rows}
     ratios = {f"batch {b}: always/2m records_per_s":
               round(by[("always", b)]["records_per_s"] / by[("2m", b)]["records_per_s"], 3)
