@@ -181,18 +181,27 @@ def test_a_foreign_message_on_our_subject_is_a_clear_error(nats_server, path):
     assert path.cursor("orders") == 0  # nothing released
 
 
-def test_started_before_the_server(tmp_path, path, children):
-    """The launcher may start the drop copy first: it runs, holds the records, and stores
-    them once the server is up."""
-    port = free_port()
-    children.append(start_dropcopy(path, f"nats://127.0.0.1:{port}", "--publish-timeout",
-                                   "0.5"))
-    path.offer(50, 20)
-    until(lambda: path.value("publish_failures") >= 2, 120, "connection attempts to fail")
-    assert path.cursor("orders") == 0 and path.cursor("execs") == 0
-    with NatsServer(tmp_path / "late", port=port) as server:
-        wait_stored(path)
-        assert_exactly_once(server.url, path)
+def test_started_before_the_server_backpressure_not_loss(tmp_path, instance, children):
+    """The launcher may start the drop copy first: it runs and holds the records; when
+    the ring fills the producer is refused (and the ring counts it), nothing is dropped;
+    once the server is up everything is stored."""
+    path = OrderPath(instance, capacity=64)
+    try:
+        port = free_port()
+        children.append(start_dropcopy(path, f"nats://127.0.0.1:{port}",
+                                       "--publish-timeout", "0.5"))
+        path.offer(64, 20)
+        until(lambda: path.value("publish_failures") >= 2, 120, "connections to fail")
+        assert not path.orders.offer(intent(64))  # full: the drop copy holds every slot
+        assert path.orders.full_count() > 0
+        assert path.cursor("orders") == 0 and path.cursor("execs") == 0
+        with NatsServer(tmp_path / "late", port=port) as server:
+            path.offer(30, 0)  # waits for room: the drop copy's releases make it
+            wait_stored(path)
+            assert_exactly_once(server.url, path)
+    finally:
+        stop(children)
+        path.close()
 
 
 def test_a_ring_without_the_reserved_slot_is_copied_from_the_join_with_a_warning(
