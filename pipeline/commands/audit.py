@@ -54,7 +54,8 @@ async def fetch(args: argparse.Namespace) -> list[Stored]:
     try:
         js = nc.jetstream(timeout=args.timeout)
         await js.stream_info(args.stream)  # NotFoundError: no such stream (not "no messages")
-        return await read_stream(js, args.stream, subject_filter(args.instance, args.ring))
+        return await read_stream(js, args.stream, subject_filter(args.instance, args.ring),
+                                 args.timeout)
     finally:
         await nc.close()
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import nats.js.errors
+from nats.js.api import DeliverPolicy
 
 from pipeline.firm.batch import SUBJECT_PREFIX, Batch, BatchError, decode, parse_subject
 from shm_layouts.oms import RiskReason
@@ -49,18 +50,25 @@ def subject_filter(instance: str | None, ring: str | None) -> str:
     return f"{SUBJECT_PREFIX}.{instance or '*'}.{ring or '*'}"
 
 
-async def read_stream(js, stream: str, subj: str) -> list[Stored]:
-    """Every message on ``subj`` (wildcards allowed), in stream order, by direct get of
-    the next message from a sequence: no consumer is created on the server."""
+async def read_stream(js, stream: str, subj: str, timeout_s: float = 5.0) -> list[Stored]:
+    """Every message on ``subj`` (wildcards allowed), in stream order: an ordered consumer
+    (ephemeral, flow-controlled, no acks) read until the server says nothing is pending."""
+    try:  # is there anything at all? (an ordered consumer would just wait)
+        await js.get_msg(stream, seq=1, subject=subj, next=True)
+    except nats.js.errors.NotFoundError:
+        return []
+    sub = await js.subscribe(subj, stream=stream, ordered_consumer=True,
+                             deliver_policy=DeliverPolicy.ALL)
     out: list[Stored] = []
-    seq = 1
-    while True:
-        try:
-            msg = await js.get_msg(stream, seq=seq, subject=subj, next=True)
-        except nats.js.errors.NotFoundError:
-            return out
-        out.append(decode_message(int(msg.seq), msg.subject, msg.data or b""))
-        seq = int(msg.seq) + 1
+    try:
+        while True:
+            msg = await sub.next_msg(timeout_s)
+            meta = msg.metadata
+            out.append(decode_message(int(meta.sequence.stream), msg.subject, msg.data or b""))
+            if meta.num_pending == 0:
+                return out
+    finally:
+        await sub.unsubscribe()
 
 
 def decode_message(stream_seq: int, subj: str, data: bytes) -> Stored:
