@@ -25,6 +25,7 @@ from dropcopy_helpers import (
     wait_stored,
 )
 
+from pipeline import cli
 from pipeline.firm.batch import msg_id, subject
 from pipeline.firm.natsd import NatsServer, free_port
 from pipeline.runtime.processes import stop
@@ -110,6 +111,8 @@ def test_kill9_mid_stream_then_restart(nats_server, path, children):
     feeder.stop()
     wait_stored(path)
     assert_exactly_once(nats_server.url, path)
+    assert cli.main(["audit", "--nats", nats_server.url, "--instance", path.instance.name,
+                     "--json"]) == 0  # and the operator's tool agrees
 
 
 def test_crash_between_ack_and_release_is_not_stored_twice(nats_server, path, children):
