@@ -223,3 +223,12 @@ def test_a_ring_without_the_reserved_slot_is_copied_from_the_join_with_a_warning
     finally:
         stop(children)
         path.close()
+
+
+def test_sigterm_while_the_server_is_away_exits_cleanly_keeping_the_records(path):
+    child = start_dropcopy(path, f"nats://127.0.0.1:{free_port()}", "--publish-timeout", "0.5")
+    path.offer(10, 3)
+    until(lambda: path.value("publish_failures") >= 1, 120, "a failed connection")
+    child.popen.send_signal(signal.SIGTERM)
+    assert child.popen.wait(60) == 0
+    assert path.cursor("orders") == 0 and path.cursor("execs") == 0  # for the next run
