@@ -11,6 +11,7 @@ import sys
 
 from pipeline.firm.batch import STREAM_NAME
 from pipeline.firm.dropcopy import DropCopy, DropCopyError
+from pipeline.transport.segment import SegmentError
 from procs import _common
 
 
@@ -24,11 +25,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--publish-timeout", type=float, default=2.0,
                    help="seconds to wait for a PubAck before retrying")
     args = p.parse_args(argv)
-    inst, counters = _common.attach(args)
-    agent = DropCopy(inst, counters, args.nats, batch=args.batch, stream=args.stream,
-                     replicas=args.replicas, publish_timeout_s=args.publish_timeout)
     try:
+        inst, counters = _common.attach(args)
+        agent = DropCopy(inst, counters, args.nats, batch=args.batch, stream=args.stream,
+                         replicas=args.replicas, publish_timeout_s=args.publish_timeout)
         return _common.run(agent, args, counters)
+    except (SegmentError, ValueError) as e:  # no such instance or rings, a bad option
+        print(f"dropcopy: {e}", file=sys.stderr)
+        return 2
     except DropCopyError as e:  # the stream contradicts the ring: an operator must look
         logging.getLogger("dropcopy").error("%s", e)
         return 1

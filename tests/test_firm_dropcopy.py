@@ -232,3 +232,15 @@ def test_sigterm_while_the_server_is_away_exits_cleanly_keeping_the_records(path
     child.popen.send_signal(signal.SIGTERM)
     assert child.popen.wait(60) == 0
     assert path.cursor("orders") == 0 and path.cursor("execs") == 0  # for the next run
+
+
+@pytest.mark.parametrize("case", ["no instance", "bad batch"])
+def test_bad_arguments_are_one_clear_line(path, case):
+    name = "nosuch-instance" if case == "no instance" else path.instance.name
+    extra = ["--batch", "0"] if case == "bad batch" else []
+    proc = subprocess.run([sys.executable, "-m", "procs.dropcopy", "--instance", name,
+                           "--nats", "nats://127.0.0.1:1", *extra], capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("dropcopy: ") and "Traceback" not in proc.stderr
+    assert ("no pipeline instance" if case == "no instance" else "batch 0") in proc.stderr
