@@ -244,3 +244,14 @@ def test_bad_arguments_are_one_clear_line(path, case):
     assert proc.returncode == 2
     assert proc.stderr.startswith("dropcopy: ") and "Traceback" not in proc.stderr
     assert ("no pipeline instance" if case == "no instance" else "batch 0") in proc.stderr
+
+
+def test_a_second_drop_copy_of_the_same_instance_is_refused(nats_server, path, children):
+    children.append(start_dropcopy(path, nats_server.url))
+    proc = subprocess.run([sys.executable, "-m", "procs.dropcopy", "--instance",
+                           path.instance.name, "--nats", nats_server.url],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 1 and "a drop copy already runs" in proc.stderr
+    path.offer(20, 5)  # the first one is unaffected
+    wait_stored(path)
+    assert_exactly_once(nats_server.url, path)

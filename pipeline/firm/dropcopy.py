@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from dataclasses import dataclass
 
@@ -43,6 +44,7 @@ from pipeline.runtime.agent import Agent
 from pipeline.transport import ring as R
 from pipeline.transport.registry import Instance
 from pipeline.transport.ring import Ring
+from pipeline.transport.segment import pid_alive
 from shm_layouts.dropcopy import HEADER_SIZE
 from shm_layouts.ring import MASK, ConsumerMode
 
@@ -138,8 +140,12 @@ class DropCopy(Agent):
     def on_start(self) -> None:
         for ring_name, stream in RINGS.items():
             ring = Ring.attach(self.instance, ring_name, stream, record_dtype(ring_name))
-            if not any(c["name"] == CONSUMER and c["mode"] == R.GATING
-                       for c in ring.consumers()):
+            mine = [c for c in ring.consumers() if c["name"] == CONSUMER and c["mode"] == R.GATING]
+            if mine and mine[0]["pid"] not in (0, os.getpid()) and pid_alive(mine[0]["pid"]):
+                # two copies on one cursor would publish and release each other's records
+                raise DropCopyError(f"instance {self.instance.name}: a drop copy already runs "
+                                    f"on ring {ring_name} (pid {mine[0]['pid']})")
+            if not mine:
                 log.warning("ring %s has no reserved %r slot (create_order_path(also_gating="
                             "(%r,))): records before seq %d are not copied", ring_name,
                             CONSUMER, CONSUMER, ring.published())
