@@ -4,6 +4,7 @@ server, with nothing released before it is acknowledged."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -26,7 +27,8 @@ from dropcopy_helpers import (
 )
 
 from pipeline import cli
-from pipeline.firm.batch import msg_id, subject
+from pipeline.firm import jetstream
+from pipeline.firm.batch import STREAM_NAME, msg_id, subject
 from pipeline.firm.natsd import NatsServer, free_port
 from pipeline.runtime.processes import stop
 
@@ -255,3 +257,31 @@ def test_a_second_drop_copy_of_the_same_instance_is_refused(nats_server, path, c
     path.offer(20, 5)  # the first one is unaffected
     wait_stored(path)
     assert_exactly_once(nats_server.url, path)
+
+
+def test_a_stream_that_lost_acknowledged_records_is_counted_and_audited(
+        nats_server, path, children):
+    child = start_dropcopy(path, nats_server.url)
+    path.offer(20, 0)
+    wait_stored(path)
+    purge(nats_server.url)  # an operator purged it (or a server without fsync lost it)
+    os.kill(child.pid, signal.SIGKILL)
+    child.popen.wait(30)
+    children.append(start_dropcopy(path, nats_server.url))
+    path.offer(10, 0)
+    wait_stored(path)
+    assert path.value("stream_behind") == 20
+    recs, check = checked(nats_server.url, path.instance.name)
+    assert list(recs["orders"]["seq"]) == list(range(20, 30))
+    assert [(i["issue"], i["first"], i["last"]) for i in check.issues] == [("gap", 0, 19)]
+
+
+def purge(url: str) -> None:
+    async def run():
+        nc = await jetstream.connect(url, "test-purge")
+        try:
+            await nc.jetstream(timeout=5).purge_stream(STREAM_NAME)
+        finally:
+            await nc.close()
+
+    asyncio.run(asyncio.wait_for(run(), 30))

@@ -99,6 +99,7 @@ class RingCopy:
     batch: int
     pending: int = 0  # records of a batch sent but not acknowledged (0: none)
     synced: bool = False  # the last stored sequence is known on this connection
+    behind_at: int = -2  # the stream end last found short of the cursor (counted once)
 
     def cursor(self) -> int:
         return int(R.cursor(self.ring.ctl, self.slot))
@@ -300,7 +301,8 @@ class DropCopy(Agent):
             released = stored + 1 - cur
             self._bump("skipped_stored", released)
             log.info("%s: seqs %d..%d already stored, released unsent", c.subject, cur, stored)
-        elif stored < cur - 1:
+        elif stored < cur - 1 and stored != c.behind_at:
+            c.behind_at = stored
             self._bump("stream_behind", cur - 1 - stored)
             log.error("%s: the stream ends at seq %d but records up to %d were acknowledged "
                       "(stream purged or lost?)", c.subject, stored, cur - 1)
