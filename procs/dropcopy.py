@@ -22,13 +22,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stream", default=STREAM_NAME, help="JetStream stream (created if missing)")
     p.add_argument("--replicas", type=int, default=1,
                    help="replicas when creating the stream (3 on a multi-host cluster)")
+    p.add_argument("--creds", default=None, help="NATS credentials file (multi-host)")
     p.add_argument("--publish-timeout", type=float, default=2.0,
                    help="seconds to wait for a PubAck before retrying")
     args = p.parse_args(argv)
     try:
         inst, counters = _common.attach(args)
         agent = DropCopy(inst, counters, args.nats, batch=args.batch, stream=args.stream,
-                         replicas=args.replicas, publish_timeout_s=args.publish_timeout)
+                         replicas=args.replicas, publish_timeout_s=args.publish_timeout,
+                         creds=args.creds)
         return _common.run(agent, args, counters)
     except (SegmentError, ValueError) as e:  # no such instance or rings, a bad option
         print(f"dropcopy: {e}", file=sys.stderr)

@@ -119,7 +119,7 @@ def start_dropcopy(path: OrderPath, url: str, *extra: str, log: Path | None = No
 
 
 async def _read(url: str, instance: str | None, ring: str | None):
-    nc = await jetstream.connect(url, "test-reader")
+    nc = await jetstream.connect(url, "test-reader", forever=False)
     try:
         return await read_stream(nc.jetstream(timeout=5), STREAM_NAME,
                                  subject_filter(instance, ring))
@@ -151,7 +151,7 @@ __all__ = ["OrderPath", "checked", "encode", "intent", "publish_batches", "publi
 
 
 async def _publish(url: str, batches: list[tuple[str, str, bytes]]) -> None:
-    nc = await jetstream.connect(url, "test-writer")
+    nc = await jetstream.connect(url, "test-writer", forever=False)
     try:
         js = nc.jetstream(timeout=5)
         await jetstream.ensure_stream(js, STREAM_NAME, 1)

@@ -136,9 +136,11 @@ def test_a_foreign_message_is_reported(capsys, server):
 def test_bad_arguments_and_no_server(capsys, server, tmp_path):
     assert cli.main(["audit", "--nats", server.url, "--instance", "a.b"]) == 2
     assert "subject token" in capsys.readouterr().err
-    url = f"nats://127.0.0.1:{free_port()}"
-    assert cli.main(["audit", "--nats", url, "--timeout", "1"]) == 2
-    assert url in capsys.readouterr().err
+    port = free_port()
+    assert cli.main(["audit", "--nats", f"nats://u:sekret@127.0.0.1:{port}", "--timeout",
+                     "1"]) == 2
+    err = capsys.readouterr().err
+    assert f"nats://***@127.0.0.1:{port}" in err and "sekret" not in err
 
 
 def test_no_stream_is_a_clear_error(capsys, tmp_path):

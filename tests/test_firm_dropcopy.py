@@ -285,3 +285,14 @@ def purge(url: str) -> None:
             await nc.close()
 
     asyncio.run(asyncio.wait_for(run(), 30))
+
+
+def test_a_password_in_the_url_is_never_logged(nats_server, path, children, tmp_path):
+    log = tmp_path / "dropcopy.log"
+    url = nats_server.url.replace("nats://", "nats://trader:sekret@")
+    children.append(start_dropcopy(path, url, log=log))
+    path.offer(5, 5)
+    wait_stored(path)
+    stop(children)
+    text = log.read_text()
+    assert "connected to nats://***@127.0.0.1" in text and "sekret" not in text

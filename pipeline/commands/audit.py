@@ -40,6 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cl-ord-id", type=int, default=None,
                    help="print only this order (its cl_ord_id or orig_cl_ord_id)")
     p.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    p.add_argument("--creds", default=None, help="NATS credentials file")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds per server request")
 
 
@@ -50,7 +51,7 @@ def wanted(row: dict, args: argparse.Namespace) -> bool:
 
 
 async def fetch(args: argparse.Namespace) -> list[Stored]:
-    nc = await jetstream.connect(args.nats, "hft-audit")
+    nc = await jetstream.connect(args.nats, "hft-audit", args.creds, forever=False)
     try:
         js = nc.jetstream(timeout=args.timeout)
         await js.stream_info(args.stream)  # NotFoundError: no such stream (not "no messages")
@@ -66,10 +67,12 @@ def main(args: argparse.Namespace) -> int:
             subject(args.instance, args.ring or "orders")  # a bad name fails clearly here
         stored = asyncio.run(asyncio.wait_for(fetch(args), 4 * args.timeout + 5))
     except nats.js.errors.NotFoundError:
-        print(f"hft audit: no stream {args.stream} on {args.nats}", file=sys.stderr)
+        print(f"hft audit: no stream {args.stream} on {jetstream.redact(args.nats)}",
+              file=sys.stderr)
         return EXIT_UNAVAILABLE
     except (*jetstream.NET_ERRORS, ValueError) as e:
-        print(f"hft audit: {args.nats}: {type(e).__name__}: {e}", file=sys.stderr)
+        print(f"hft audit: {jetstream.redact(args.nats)}: {type(e).__name__}: {e}",
+              file=sys.stderr)
         return EXIT_UNAVAILABLE
     check = Continuity()
     tables: dict[str, list[list]] = {r: [] for r in RINGS}

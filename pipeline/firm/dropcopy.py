@@ -113,10 +113,12 @@ class DropCopy(Agent):
 
     def __init__(self, instance: Instance, counters: Counters | None, url: str,
                  batch: int = 128, stream: str = STREAM_NAME, replicas: int = 1,
-                 publish_timeout_s: float = 2.0):
+                 publish_timeout_s: float = 2.0, creds: str | None = None):
         self.instance = instance
         self.counters = counters
         self.url = url
+        self.where = jetstream.redact(url)  # what logs say: never a password
+        self.creds = creds
         self.stream = stream
         self.replicas = replicas
         self.timeout_s = publish_timeout_s
@@ -224,7 +226,7 @@ class DropCopy(Agent):
                 if n == 0:
                     break
         except jetstream.NET_ERRORS as e:
-            self._failed(f"publish to {self.url}", e)
+            self._failed(f"publish to {self.where}", e)
         else:
             self.backoff_s, self.retry_at_ns = BACKOFF_FIRST_S, 0
         return done
@@ -318,7 +320,7 @@ class DropCopy(Agent):
 
         async def open_client():
             nc = await jetstream.connect(self.url, f"dropcopy.{self.instance.name}",
-                                         reconnected_cb=reconnected)
+                                         self.creds, reconnected_cb=reconnected)
             try:
                 js = nc.jetstream(timeout=self.timeout_s)
                 await jetstream.ensure_stream(js, self.stream, self.replicas)
@@ -330,12 +332,12 @@ class DropCopy(Agent):
         try:
             self.nc, self.js = self.io.call(open_client(), 2 * self.timeout_s)
         except jetstream.NET_ERRORS as e:
-            self._failed(f"connect to {self.url}", e)
+            self._failed(f"connect to {self.where}", e)
             return False
         for c in self.copies:
             c.synced = False
         self.stream_checked = True
-        log.info("connected to %s, stream %s", self.url, self.stream)
+        log.info("connected to %s, stream %s", self.where, self.stream)
         return True
 
     def _failed(self, what: str, e: BaseException) -> None:

@@ -12,6 +12,7 @@ import asyncio
 import threading
 from collections.abc import Coroutine
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import nats
 import nats.errors
@@ -77,13 +78,27 @@ async def last_batch(js, stream: str, subj: str) -> Batch | None:
     return decode(parse_subject(subj)[1], msg.data or b"")
 
 
-async def connect(url: str, name: str, **callbacks) -> nats.aio.client.Client:
+async def connect(url: str, name: str, creds: str | None = None, forever: bool = True,
+                  **callbacks) -> nats.aio.client.Client:
     """A client that reconnects forever on its own (every 0.2 s); the caller bounds the
-    first connection with ``Loop.call``'s timeout."""
+    first connection with ``Loop.call``'s timeout. ``forever=False`` (a one-shot tool):
+    the first failure raises. ``creds``: a NATS credentials file (a multi-host set-up);
+    user and password in the URL work too and are never logged."""
 
     async def quiet(_e: Exception) -> None:  # failures are counted by the caller
         pass
 
-    return await nats.connect(url, name=name, allow_reconnect=True, max_reconnect_attempts=-1,
+    return await nats.connect(url, name=name, allow_reconnect=forever, max_reconnect_attempts=-1,
                               reconnect_time_wait=0.2, connect_timeout=1.0, ping_interval=5,
-                              max_outstanding_pings=2, error_cb=quiet, **callbacks)
+                              max_outstanding_pings=2, error_cb=quiet, user_credentials=creds,
+                              **callbacks)
+
+
+def redact(url: str) -> str:
+    """``url`` without its user information, for logs and messages."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    return urlunsplit(parts._replace(netloc=f"***@{host}" + (f":{parts.port}"
+                                                             if parts.port else "")))
