@@ -88,7 +88,8 @@ async def connect(url: str, name: str, creds: str | None = None, forever: bool =
     async def quiet(_e: Exception) -> None:  # failures are counted by the caller
         pass
 
-    return await nats.connect(url, name=name, allow_reconnect=forever, max_reconnect_attempts=-1,
+    return await nats.connect(url, name=name, allow_reconnect=forever,
+                              max_reconnect_attempts=-1 if forever else 1,
                               reconnect_time_wait=0.2, connect_timeout=1.0, ping_interval=5,
                               max_outstanding_pings=2, error_cb=quiet, user_credentials=creds,
                               **callbacks)
