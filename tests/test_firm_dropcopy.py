@@ -296,3 +296,19 @@ def test_a_password_in_the_url_is_never_logged(nats_server, path, children, tmp_
     stop(children)
     text = log.read_text()
     assert "connected to nats://***@127.0.0.1" in text and "sekret" not in text
+
+
+def test_a_batch_the_server_already_has_is_acknowledged_as_duplicate(
+        nats_server, path, children):
+    """The same batch under the same Nats-Msg-Id (a retry whose first attempt landed) is
+    not stored twice: the server acks it as a duplicate and the drop copy releases it."""
+    children.append(start_dropcopy(path, nats_server.url, "--batch", "5"))
+    path.offer(0, 5)  # its first flush learns both subjects' ends (nothing stored yet)
+    wait_stored(path)
+    epoch = int(path.orders.segment.header["created_ns"])
+    publish_batches(nats_server.url, path.instance.name, "orders", epoch, [(0, 5)])
+    path.offer(5, 0)  # the same five, as the drop copy batches them
+    wait_stored(path)
+    assert path.value("duplicates_acked") == 1
+    assert path.value("records") == 5  # the reports only: the intents were stored by us
+    assert_exactly_once(nats_server.url, path)
