@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ctl": ("pipeline.commands.ctl", "steer a running pipeline"),
     "tune": ("pipeline.commands.tune", "host tuning checks and jitter probe"),
     "cleanup": ("pipeline.commands.cleanup", "remove the segments of a dead instance"),
+    "audit": ("pipeline.commands.audit", "replay the drop copy from NATS and check it"),
     "keys": ("pipeline.commands.keys", "make an Ed25519 key pair to register with Binance"),
     "firm": ("pipeline.commands.firm", "two instances of one firm: Aeron bridge, NATS drop copy "
              "and risk view, firm-wide kill switch (demo)"),

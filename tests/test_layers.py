@@ -13,6 +13,7 @@ counters uses histogram; fix and marketdata share one as neither uses the other)
     strategy    pipeline.strategy
     probe       pipeline.probe
     venue       pipeline.venue
+    firm        pipeline.firm (drop copy, audit, firm-wide views over NATS)
     launch      pipeline.launch
     replay      pipeline.replay
     monitor     pipeline.monitor (the monitor: top, sections, discover, prometheus)
@@ -46,6 +47,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("pipeline.strategy",),
     ("pipeline.probe",),
     ("pipeline.venue",),
+    ("pipeline.firm",),
     ("pipeline.launch",),
     ("pipeline.replay",),
     ("pipeline.monitor",),
