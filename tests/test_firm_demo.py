@@ -35,6 +35,6 @@ def test_two_instances_bridge_drop_copy_risk_view_and_firm_kill(tmp_path):
     assert b["counters"].get("feed.messages", 0) == 0
     assert b["counters"]["strategy.book_updates"] > 0 and b["counters"]["gateway.orders.sent"] > 0
     assert a["counters"]["gateway.orders.sent"] > 0
-    assert a["restarts"].get("bridge_out_book", 0) >= 1  # the kill -9, recovered
+    assert a["restarts"].get("bridge_send_book", 0) >= 1  # the kill -9, recovered
     names = set(summary["instances"].values())
     assert names <= set(summary["risk"]["instances"])

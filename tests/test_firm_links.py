@@ -31,7 +31,7 @@ def test_drop_copy_and_gating_bridges_reserve_their_slots_and_start_in_order():
                   "--bridge-out", "execs", CHANNEL, "11", "--bridge-out", "book", CHANNEL, "10")
     assert links.also_gating() == ("dropcopy", "bridge")
     names = [c.name for c in links.children("a", "a.toml", {})]
-    assert names == ["dropcopy", "risk_link", "bridge_out_execs", "bridge_out_book"]
+    assert names == ["dropcopy", "risk_link", "bridge_send_execs", "bridge_send_book"]
     send = links.children("a", "a.toml", {})[2]
     assert send.module == "procs.bridge" and send.args[:1] == ["send"]
     assert send.args[send.args.index("--stream-id") + 1] == "11"
@@ -46,7 +46,7 @@ def test_a_bridged_in_book_replaces_the_market_data_agents():
     links = parse("--aeron-dir", "d", "--book-from", CHANNEL, "10")
     assert links.skipped_agents() == ("feed_handler", "book_builder")
     (recv,) = links.children("b", "b.toml", {})
-    assert recv.name == "bridge_in_book" and recv.args[:1] == ["recv"]
+    assert recv.name == "bridge_recv_book" and recv.args[:1] == ["recv"]
     assert recv.args[recv.args.index("--ring") + 1] == "book"
     launcher = Launcher(RunOptions(firm=links, profile="dev-2core"))
     assert launcher.start_order == ("oms_gateway", "strategy")

@@ -18,18 +18,20 @@ every step held.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pipeline.firm.natsd import NatsServer, free_port
 from pipeline.launch.rundir import RUN_DIR
@@ -74,8 +76,7 @@ class FirmDemo:
         self.dir = RUN_DIR / f"firm{self.tag}"
         self.names = {"A": f"firma{self.tag}", "B": f"firmb{self.tag}"}
         self.runs: dict[str, subprocess.Popen] = {}
-        self.ports = {k: free_port() for k in ("md", "rest", "fix", "aeron")}
-        self.channel = f"aeron:udp?endpoint=127.0.0.1:{self.ports['aeron']}"
+        self.channel = f"aeron:udp?endpoint=127.0.0.1:{free_port()}"
         self.aeron_dir = str(self.dir / "aeron")
         self.nats = NatsServer(self.dir / "nats")
         self.driver: subprocess.Popen | None = None
@@ -90,6 +91,7 @@ class FirmDemo:
 
     def run(self) -> int:
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        signal.signal(signal.SIGTERM, _interrupted)  # stop the instances in order, too
         try:
             self._start_services()
             self._start_instances()
@@ -114,12 +116,7 @@ class FirmDemo:
 
     def _configs(self) -> dict[str, Path]:
         a, b = self.dir / "a.toml", self.dir / "b.toml"
-        a.write_text(f"""[sim]
-md_port = {self.ports['md']}
-rest_port = {self.ports['rest']}
-fix_port = {self.ports['fix']}
-
-[[sim.accounts]]
+        a.write_text(f"""[[sim.accounts]]
 username = "trader"
 password_env = "HFT_SIM_PASSWORD"
 
@@ -145,8 +142,10 @@ username = "trader_b"
             "run", "--instance", self.names["A"], "--config", str(configs["A"]), *common,
             "--bridge-out", "book", self.channel, str(BOOK_STREAM_ID),
             "--summary-json", str(self.dir / "a.json")], {SIM_PASSWORD_B_ENV: password_b})
-        self._wait(f"instance {self.names['A']}'s venue", lambda: _listening(self.ports["fix"]))
-        venue = f"127.0.0.1:{self.ports['md']},{self.ports['rest']},{self.ports['fix']}"
+        if not self._wait(f"instance {self.names['A']}'s venue",
+                          lambda: venue_of_run(self.names["A"]), START_TIMEOUT_S):
+            return
+        venue = venue_of_run(self.names["A"])
         self.runs["B"] = self._spawn("b", [
             "run", "--instance", self.names["B"], "--config", str(configs["B"]), *common,
             "--venue", venue, "--book-from", self.channel, str(BOOK_STREAM_ID),
@@ -179,7 +178,7 @@ username = "trader_b"
 
     def _chaos(self) -> None:
         """kill -9 A's bridge sender, then restart nats-server (same store)."""
-        pid = self._process_pid("A", "bridge_out_book")
+        pid = self._process_pid("A", "bridge_send_book")
         if self.check("kill -9 A's bridge sender", pid > 0, f"pid {pid}"):
             os.kill(pid, signal.SIGKILL)
         self.nats.stop()
@@ -204,36 +203,35 @@ username = "trader_b"
             p = self.runs.get(key)
             if p is None:
                 continue
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-            try:
-                code = p.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                code = p.wait()
+            code = _terminate(p)
             summary = _read_json(self.dir / f"{key.lower()}.json") or {}
             self.check(f"instance {self.names[key]}", code == 0,
                        f"exit {code}; " + _run_line(summary))
 
     def _audit(self) -> None:
-        audit = self._hft(["audit", "--nats", self.nats.url, "--summary"])
-        sys.stdout.write(audit.stdout)
-        self.check("drop copy audit", audit.returncode == 0,
-                   "every intent and report of both instances once, no gap" if
-                   audit.returncode == 0 else f"exit {audit.returncode}: "
-                   f"{(audit.stderr or audit.stdout).strip()[-300:]}")
+        audit = self._hft(["audit", "--nats", self.nats.url, "--json"])
+        lines = [_json(x) or {} for x in audit.stdout.splitlines()]
+        stored = {(s["instance"], s["ring"]): s["records"] for s in
+                  (x["summary"] for x in lines if "summary" in x)}
+        issues = [x for x in lines if "issue" in x]
+        for (inst, ring), n in sorted(stored.items()):
+            print(f"drop copy {inst}/{ring}: {n:,} records")
+        # every record each instance's rings published is in the stream, once
+        published = {(self.names[k], ring): (_read_json(self.dir / f"{k.lower()}.json") or {})
+                     .get("rings", {}).get(ring, {}).get("published")
+                     for k in self.names for ring in ("orders", "execs")}
+        missing = {k: (v, stored.get(k, 0)) for k, v in published.items() if v != stored.get(k, 0)}
+        self.check("drop copy audit", audit.returncode == 0 and not issues and not missing,
+                   "every intent and report of both instances once, no gap"
+                   if audit.returncode == 0 and not issues and not missing else
+                   f"exit {audit.returncode}; issues {issues[:3]}; published vs stored "
+                   f"{missing}; {audit.stderr.strip()[-300:]}")
 
     def _stop_everything(self) -> None:
-        for p in self.runs.values():
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        if self.driver is not None and self.driver.poll() is None:
-            self.driver.send_signal(signal.SIGTERM)
-            try:
-                self.driver.wait(10)
-            except subprocess.TimeoutExpired:
-                self.driver.kill()
+        """Whatever is still running (an interrupted demo): the instances first."""
+        for p in [*self.runs.values(), self.driver]:
+            if p is not None:
+                _terminate(p, timeout=STOP_TIMEOUT_S if p in self.runs.values() else 10)
         self.nats.stop()
 
     def _report(self) -> None:
@@ -255,9 +253,11 @@ username = "trader_b"
                ) -> subprocess.Popen:
         out = open(self.dir / f"{log_name}.log", "ab")  # noqa: SIM115 (the child owns it)
         try:
+            # a session of its own: what is left of it can be killed as one group
             return subprocess.Popen([sys.executable, "-m", "pipeline.cli", *argv],
                                     stdin=subprocess.DEVNULL, stdout=out,
-                                    stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+                                    stderr=subprocess.STDOUT, start_new_session=True,
+                                    env={**os.environ, **(env or {})})
         finally:
             out.close()
 
@@ -303,12 +303,35 @@ username = "trader_b"
         return next((p["pid"] for p in procs if p["name"] == process), -1)
 
 
-def _listening(port: int) -> bool:
+def _interrupted(*_args) -> None:
+    raise KeyboardInterrupt
+
+
+def _terminate(p: subprocess.Popen, timeout: float = STOP_TIMEOUT_S) -> int:
+    """SIGTERM (``hft run`` then stops its pipeline in order), then SIGKILL the group: no
+    process of it outlives the demo."""
+    if p.poll() is None:
+        p.send_signal(signal.SIGTERM)
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
+        code = p.wait(timeout)
+    except subprocess.TimeoutExpired:
+        code = None
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(p.pid, signal.SIGKILL)
+    return p.wait() if code is None else code
+
+
+def venue_of_run(name: str) -> str | None:
+    """``HOST:MD,REST,FIX`` of the simulator instance ``name``'s ``hft run`` started, from
+    the run's resolved config (``var/run/<name>.toml``: written once the venue is up)."""
+    try:
+        with open(RUN_DIR / f"{name}.toml", "rb") as f:
+            config = tomllib.load(f)
+        feed, gw = config["feed"], config["gateway"]
+        md, rest = (urlsplit(u) for u in (feed["url"], feed["rest_url"]))
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return None  # not written yet, or written before the venue was up
+    return f"{gw['host']}:{md.port},{rest.port},{gw['port']}"
 
 
 def _json(text: str) -> dict | None:

@@ -78,10 +78,10 @@ class FirmLinks:
             out.append(Child("risk_link", "procs.risk_link", [*common, "--nats", self.nats],
                              env=env))
         if self.book_from is not None:
-            out.append(Child("bridge_in_book", "procs.bridge",
+            out.append(Child("bridge_recv_book", "procs.bridge",
                              ["recv", *common, *aeron, *_endpoint(self.book_from)], env=env))
         for b in self.bridge_out:
-            out.append(Child(f"bridge_out_{b.ring}", "procs.bridge",
+            out.append(Child(f"bridge_send_{b.ring}", "procs.bridge",
                              ["send", *common, *aeron, *_endpoint(b)], env=env))
         return out
 
