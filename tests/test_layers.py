@@ -15,6 +15,7 @@ counters uses histogram; fix and marketdata share one as neither uses the other)
     venue       pipeline.venue
     launch      pipeline.launch
     replay      pipeline.replay
+    firm        pipeline.firm (NATS: drop copy, risk view, firm-wide kill)
     monitor     pipeline.monitor (the monitor: top, sections, discover, prometheus)
     commands    pipeline.commands
     cli         pipeline.cli
@@ -48,6 +49,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("pipeline.venue",),
     ("pipeline.launch",),
     ("pipeline.replay",),
+    ("pipeline.firm",),
     ("pipeline.monitor",),
     ("pipeline.commands",),
     ("pipeline.cli",),
