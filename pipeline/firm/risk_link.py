@@ -57,6 +57,7 @@ from pipeline.transport.segment import SegmentError
 
 log = logging.getLogger(__name__)
 
+DOORBELL_READS, DOORBELL_WAIT_S = 50, 0.002  # up to ~0.1 s for the stream to store a put
 COUNTERS = ("published", "kill_engaged", "kill_released", "kill_not_acknowledged",
             "acks_published", "nats_failures", "disconnects", "reconnects", "bad_kill_values")
 
@@ -160,27 +161,37 @@ class RiskLink(Agent):
         await self.nc.subscribe(f"$KV.{KILL_BUCKET}.{KILL_KEY}", cb=self._doorbell)
         log.info("connected to NATS at %s", self.url)
 
-    async def _doorbell(self, _msg) -> None:
-        if self.kill_kv is not None:
-            try:
-                await self._read_kill()
-            except risk_bus.FAILURES as e:
-                self._failed("kill read", e)
+    async def _doorbell(self, msg) -> None:
+        """The kill key's subject carried a put. Subscribers get it as the stream does, so
+        the stream may not have stored it yet (it fsyncs first): read until the key shows
+        it, bounded (the periodic read is the backstop)."""
+        if self.kill_kv is None:
+            return
+        try:
+            for _ in range(DOORBELL_READS):
+                if await self._read_kill(msg.data):
+                    return
+                await asyncio.sleep(DOORBELL_WAIT_S)
+        except risk_bus.FAILURES as e:
+            self._failed("kill read", e)
 
-    async def _read_kill(self) -> None:
+    async def _read_kill(self, rung: bytes | None = None) -> bool:
+        """Read the kill key; act on a value newer than any read before. True when the key
+        holds ``rung`` (the doorbell's value) or something newer."""
         got = await risk_bus.read_kill(self.kill_kv)
         if got is None:
-            return
+            return False
         value, revision = got
-        if revision <= self.seen_revision:
-            return  # a read that returned after a newer one
+        if revision <= self.seen_revision:  # nothing new (or a read overtaken by a newer)
+            return rung is not None and value.encode() == rung
         self.seen_revision = revision
         if self.applied is None and self.wanted is None and not value.on:
             self.applied = value.id  # off when we start: nothing to undo, nothing to ack
-            return
+            return True
         if value.id != self.applied:
             self.wanted = (value, time.monotonic())
             self.changed.set()
+        return True
 
     async def _reporter(self) -> None:
         await self._connect()
