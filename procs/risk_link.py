@@ -10,9 +10,10 @@ from __future__ import annotations
 import sys
 
 from pipeline import config as cfgmod
-from pipeline.firm.risk import REPORT_PERIOD_S
+from pipeline.firm.risk import REPORT_PERIOD_S, RiskError
 from pipeline.firm.risk_link import RiskLink
 from pipeline.instruments import SymbolTable
+from pipeline.transport.segment import SegmentError
 from procs import _common
 
 
@@ -28,9 +29,14 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(slice_us=50_000.0)
     args = p.parse_args(argv)
     config = cfgmod.load(args.config)
-    inst, counters = _common.attach(args)
-    agent = RiskLink(inst, counters, args.nats, SymbolTable.from_config(config["instruments"]),
-                     args.period, args.ack_timeout, args.audit_log, config)
+    try:
+        inst, counters = _common.attach(args)
+        agent = RiskLink(inst, counters, args.nats,
+                         SymbolTable.from_config(config["instruments"]), args.period,
+                         args.ack_timeout, args.audit_log, config)
+    except (RiskError, SegmentError) as e:
+        print(f"risk_link: instance {args.instance!r}: {e}", file=sys.stderr)
+        return 2
     return _common.run(agent, args, counters)
 
 

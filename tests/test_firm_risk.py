@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 
 import pytest
 from waiting import until
@@ -228,3 +230,15 @@ def test_bad_arguments_and_an_unreachable_server_exit_2(capsys, nats_server):
     assert rc == 2 and "--off and --reason go with `hft risk kill`" in err
     rc, _, err = hft(capsys, "risk", "kill", "--nats", nats_server.url, "--timeout", "0")
     assert rc == 2 and "must be > 0" in err
+
+
+@pytest.mark.timeout(60)
+def test_a_link_on_an_instance_without_a_control_area_says_what_is_missing(instance,
+                                                                          nats_server):
+    from pipeline.metrics.counters import Counters
+    from pipeline.orders.segments import create_order_path
+    Counters.create(instance)
+    create_order_path(instance)
+    run = subprocess.run([sys.executable, "-m", "procs.risk_link", "--instance", instance.name,
+                          "--nats", nats_server.url], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "needs the OMS segment and the control area" in run.stderr

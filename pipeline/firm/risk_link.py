@@ -78,8 +78,13 @@ class RiskLink(Agent):
         self.words = counters.words
         self.c = {k: counters.counter(f"risk.{k}") for k in COUNTERS}
         self.engage_hist = counters.histogram("risk.kill_engage_ns")
-        self.oms = OmsState.attach(inst, readonly=True)
-        self.area = ControlArea.attach(inst)
+        try:
+            self.oms = OmsState.attach(inst, readonly=True)
+            self.area = ControlArea.attach(inst)
+        except SegmentError as e:
+            raise SegmentError(f"{e}; the risk link needs the OMS segment and the control "
+                               "area (the launcher's create_order_path, create_control)"
+                               ) from None
         self.books = (LatestBooks.attach(inst, readonly=True)
                       if any(e.layout_name == "latest:book_update" for e in inst.segments())
                       else None)
