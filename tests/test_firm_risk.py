@@ -15,6 +15,7 @@ from pipeline import cli
 from pipeline.firm import risk_bus
 from pipeline.firm.natsd import NatsServer
 from pipeline.firm.risk import KILL_KEY, KillValue, aggregate
+from pipeline.firm.risk_feed import RiskFeed
 from pipeline.firm.risk_testbed import FirmInstance, unique_name
 from shm_layouts.control import W_KILL
 
@@ -108,6 +109,13 @@ def test_view_shows_every_instance_and_firm_totals(nats_server, instances, capsy
     rc, out, _ = hft(capsys, "risk", "--nats", nats_server.url)
     assert rc == 0 and f"instance {a.name}: trading" in out and "BTCUSDT: position 0.00200" in out
     assert a.counter("risk.published") > 0 and a.counter("risk.nats_failures") == 0
+    feed = RiskFeed(nats_server.url, interval=0.1)  # what a monitor section would read
+    try:
+        fv = until(lambda: feed.latest()[0], 30, "the feed's first view")
+        assert sorted(fv["reporting"]) == sorted([a.name, b.name]) and feed.latest()[1] is None
+        assert fv["firm"]["BTCUSDT"]["position_lots"] == 200
+    finally:
+        feed.close()
 
 
 def test_aggregate_marks_stale_reports_and_leaves_them_out_of_the_totals():

@@ -72,11 +72,7 @@ async def _view(args: argparse.Namespace) -> int:
     nc, reports, kill = await _session(args.nats)
     try:
         while True:
-            view = aggregate(await risk_bus.read_reports(reports), stale_s=args.stale)
-            got = await risk_bus.read_kill(kill)
-            view["firm_kill"] = None if got is None else {
-                "on": got[0].on, "id": got[0].id, "reason": got[0].reason,
-                "set_by": got[0].origin, "revision": got[1]}
+            view = await risk_bus.firm_view(reports, kill, args.stale)
             if args.json:
                 print(json.dumps(view), flush=True)
             else:

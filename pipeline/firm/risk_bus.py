@@ -28,8 +28,10 @@ from pipeline.firm.risk import (
     KILL_HISTORY,
     KILL_KEY,
     REPORTS_BUCKET,
+    STALE_S,
     KillValue,
     ack_key,
+    aggregate,
 )
 
 REPORT_TTL_S = 60.0  # an instance that stopped reporting disappears from the view after this
@@ -112,6 +114,17 @@ async def read_kill(kill: KeyValue) -> tuple[KillValue, int] | None:
     except KeyNotFoundError:  # KeyDeletedError is one
         return None
     return KillValue.decode(entry.value or b"", entry.revision), entry.revision
+
+
+async def firm_view(reports: KeyValue, kill: KeyValue, stale_s: float = STALE_S) -> dict:
+    """``risk.aggregate`` of every report, with the firm-wide kill switch (``firm_kill``:
+    None when never set)."""
+    view = aggregate(await read_reports(reports), stale_s=stale_s)
+    got = await read_kill(kill)
+    view["firm_kill"] = None if got is None else {
+        "on": got[0].on, "id": got[0].id, "reason": got[0].reason, "set_by": got[0].origin,
+        "revision": got[1]}
+    return view
 
 
 @dataclass

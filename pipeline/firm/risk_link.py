@@ -206,6 +206,7 @@ class RiskLink(Agent):
                 if not self.buckets_ok:
                     _, self.kill_kv = await risk_bus.open_buckets(self.js)
                     self.buckets_ok = True
+                    self.seen_revision = 0  # a bucket deleted and made again counts anew
                 await self._read_kill()
                 report = build_report(self.instance, self.seq, self.oms, self.books,
                                       self.symbols, self.area.kill_switch(), self.applied)
