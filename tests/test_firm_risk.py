@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from rich.console import Console
 from waiting import until
 
 from pipeline import cli
@@ -17,6 +18,8 @@ from pipeline.firm.natsd import NatsServer
 from pipeline.firm.risk import KILL_KEY, KillValue, aggregate
 from pipeline.firm.risk_feed import RiskFeed
 from pipeline.firm.risk_testbed import FirmInstance, unique_name
+from pipeline.monitor.firm import FirmSection
+from pipeline.monitor.top import Monitor
 from shm_layouts.control import W_KILL
 
 pytestmark = [pytest.mark.slow]
@@ -109,13 +112,19 @@ def test_view_shows_every_instance_and_firm_totals(nats_server, instances, capsy
     rc, out, _ = hft(capsys, "risk", "--nats", nats_server.url)
     assert rc == 0 and f"instance {a.name}: trading" in out and "BTCUSDT: position 0.00200" in out
     assert a.counter("risk.published") > 0 and a.counter("risk.nats_failures") == 0
-    feed = RiskFeed(nats_server.url, interval=0.1)  # what a monitor section would read
+    # hft monitor --nats: the firm section, fed in the background
+    mon = Monitor(a.name, [FirmSection(RiskFeed(nats_server.url, interval=0.1))])
     try:
-        fv = until(lambda: feed.latest()[0], 30, "the feed's first view")
-        assert sorted(fv["reporting"]) == sorted([a.name, b.name]) and feed.latest()[1] is None
+        snap = until(lambda: (s := mon.snapshot()) and s["firm"]["view"] and s, 30, "a view")
+        fv = snap["firm"]["view"]
+        assert sorted(fv["reporting"]) == sorted([a.name, b.name]) and not snap["firm"]["error"]
         assert fv["firm"]["BTCUSDT"]["position_lots"] == 200
+        screen = Console(width=160, record=True)
+        screen.print(mon.render(snap))
+        assert f"instance {b.name}" in screen.export_text()
+        assert 'hft_firm_position_lots{instance="' in mon.metrics_text()
     finally:
-        feed.close()
+        mon.close()
 
 
 def test_aggregate_marks_stale_reports_and_leaves_them_out_of_the_totals():
