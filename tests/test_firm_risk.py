@@ -188,15 +188,16 @@ def test_kill_names_the_instance_whose_handler_never_acknowledges(nats_server, i
 
 @pytest.mark.timeout(180)
 def test_a_kill_set_while_the_link_was_down_is_obeyed_when_it_starts(nats_server, instances,
-                                                                    capsys):
+                                                                    capsys, tmp_path):
     rc, result = kill(capsys, nats_server.url, "--reason", "before")
     assert rc == 1 and result["expected"] == []  # set, but nobody to acknowledge it
     a = instances("A").start_echo()
     assert not a.area.kill_switch()
-    a.start_link(nats_server.url)
+    a.start_link(nats_server.url, "--audit-log", str(tmp_path))  # a directory: unwritable
     until(lambda: a.area.kill_switch() and a.oms.kill(), 30, "the kill engaged at start")
     until(lambda: a.counter("risk.acks_published") == 1, 30, "its acknowledgement")
     assert a.counter("control_echo.cancel_all") == 1
+    assert a.counter("risk.audit_failures") == 2  # issued, acknowledged: the kill went on
 
 
 @pytest.mark.timeout(180)

@@ -59,7 +59,8 @@ log = logging.getLogger(__name__)
 
 DOORBELL_READS, DOORBELL_WAIT_S = 50, 0.002  # up to ~0.1 s for the stream to store a put
 COUNTERS = ("published", "kill_engaged", "kill_released", "kill_not_acknowledged",
-            "acks_published", "nats_failures", "disconnects", "reconnects", "bad_kill_values")
+            "acks_published", "nats_failures", "disconnects", "reconnects", "bad_kill_values",
+            "audit_failures")
 
 
 class RiskLink(Agent):
@@ -255,15 +256,23 @@ class RiskLink(Agent):
                  "op": "kill_on" if value.on else "kill_off", "arg0": 0,
                  "source": "firm risk link", "kill_id": value.id, "reason": value.reason,
                  "set_by": value.origin}
-        audit.append(self.audit_log, entry | {"event": "issued"})
+        self._audit(entry | {"event": "issued"})
         try:
             kill: KillOutcome = engage_kill(self.inst, self.area, value.on, self.ack_timeout_s)
             result = kill.as_dict()
         except (SegmentError, OSError) as e:
             result = {"on": value.on, "acknowledged": False, "error": str(e)}
-        audit.append(self.audit_log, entry | {"event": "acknowledged" if result["acknowledged"]
-                                              else "not_acknowledged"} | result)
+        self._audit(entry | {"event": "acknowledged" if result["acknowledged"]
+                             else "not_acknowledged"} | result)
         return result | ({"bad_value": value.bad} if value.bad else {})
+
+    def _audit(self, record: dict) -> None:
+        """An audit log that cannot be written never stops a kill: said, and counted."""
+        try:
+            audit.append(self.audit_log, record)
+        except OSError as e:
+            self._bump("audit_failures")  # its only writer is the worker thread
+            log.error("audit log %s: %s (the kill goes on)", self.audit_log, e)
 
     async def _publish_ack(self, value: KillValue, elapsed: float, outcome: dict) -> None:
         """Until it is stored, or a newer kill value makes it moot."""
