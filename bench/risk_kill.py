@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import tempfile
 import time
@@ -86,5 +87,6 @@ def main(args: argparse.Namespace) -> int:
             row("firm link engage (per instance, link's clock)", firm["engaged"]),
             row("firm-wide: set -> both instances acked", firm["every"])]
     emit("risk kill: firm-wide kill switch over NATS, 2 instances", rows, args.json,
-         {"unacknowledged_rounds": firm["failures"]})
+         {"unacknowledged_rounds": firm["failures"],
+          "load_average": [round(x, 2) for x in os.getloadavg()]})  # a shared host: say so
     return 0 if not firm["failures"] else 1
