@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("pipeline.commands.run", "launch the whole pipeline"),
     "monitor": ("pipeline.commands.monitor", "show a running pipeline from shared memory"),
     "ctl": ("pipeline.commands.ctl", "steer a running pipeline"),
+    "risk": ("pipeline.commands.risk", "firm-wide risk view and kill switch over NATS"),
     "tune": ("pipeline.commands.tune", "host tuning checks and jitter probe"),
     "cleanup": ("pipeline.commands.cleanup", "remove the segments of a dead instance"),
     "audit": ("pipeline.commands.audit", "replay the drop copy from NATS and check it"),

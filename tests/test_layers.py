@@ -16,6 +16,7 @@ counters uses histogram; fix and marketdata share one as neither uses the other)
     firm        pipeline.firm (drop copy, audit, firm-wide views over NATS)
     launch      pipeline.launch
     replay      pipeline.replay
+    firm        pipeline.firm (NATS: drop copy, risk view, firm-wide kill)
     monitor     pipeline.monitor (the monitor: top, sections, discover, prometheus)
     commands    pipeline.commands
     cli         pipeline.cli
@@ -50,6 +51,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("pipeline.firm",),
     ("pipeline.launch",),
     ("pipeline.replay",),
+    ("pipeline.firm",),
     ("pipeline.monitor",),
     ("pipeline.commands",),
     ("pipeline.cli",),

@@ -11,24 +11,20 @@ outcome go to the audit log. Exit 0: acknowledged by all; 1: not acknowledged or
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 
 from pipeline import config as cfgmod
 from pipeline.control import audit
 from pipeline.control.area import CONTROL, SEGMENT_NAME, ControlArea, Outcome
+from pipeline.firm.kill import engage_kill
 from pipeline.instruments import SymbolTable
 from pipeline.monitor import discover
-from pipeline.transport.registry import Instance
 from pipeline.transport.segment import SegmentError
 from shm_layouts import control as L
 from shm_layouts.control import Op
 
 ACTIONS = ("kill", "cancel-all", "pause", "resume", "resync", "status")
-# other areas' copies of the kill switch, set alongside ours while they exist:
-# (layout name of their segment, module, function(instance_name, on))
-KILL_MIRRORS = [("oms", "pipeline.orders.killswitch", "set_kill")]
 
 
 class UsageError(ValueError):
@@ -81,19 +77,6 @@ def plan(action: str, rest: list[str], config: dict) -> tuple[Op, int, int | Non
     return Op.CANCEL_ALL, 0, None, False
 
 
-def mirror_kill(inst: Instance, on: bool) -> list[str]:
-    done = []
-    layouts = {e.layout_name for e in inst.segments()}
-    for layout_name, module, func in KILL_MIRRORS:
-        if layout_name in layouts:
-            try:
-                getattr(importlib.import_module(module), func)(inst.name, on)
-                done.append(layout_name)
-            except (ImportError, AttributeError, SegmentError) as e:
-                print(f"warning: could not set the {layout_name} kill word: {e}", file=sys.stderr)
-    return done
-
-
 def describe(outcome: Outcome) -> str:
     op = outcome.op.name.lower()
     if not outcome.expected:
@@ -144,12 +127,18 @@ def main(args: argparse.Namespace) -> int:
     audit.append(log, entry | {"event": "issued"})
     notes = []
     if flag is not None:
-        area.set_flag(flag, value)
         notes.append(f"{'kill switch' if flag == L.W_KILL else 'pause'} flag "
                      f"{'ON' if value else 'off'}")
-        if flag == L.W_KILL:
-            notes += [f"mirrored to {m}" for m in mirror_kill(inst, value)]
-    outcome = area.execute(op, arg0, timeout=args.timeout)
+    if flag == L.W_KILL:  # the path the firm-wide kill takes too
+        kill = engage_kill(inst, area, value, args.timeout)
+        for w in kill.warnings:
+            print(f"warning: {w}", file=sys.stderr)
+        notes += [f"mirrored to {m}" for m in kill.mirrors]
+        outcome = kill.outcome
+    else:
+        if flag is not None:
+            area.set_flag(flag, value)
+        outcome = area.execute(op, arg0, timeout=args.timeout)
     audit.append(log, entry | {"event": "acknowledged" if outcome.acknowledged else
                                "not_acknowledged"} | outcome.as_dict())
     refused = any(s != "done" for s in outcome.acks.values())

@@ -2,8 +2,8 @@
 
 Maps every segment read-only; never joins a ring or writes a word. ``--once`` prints one
 screen, ``--json`` (alone or with ``--once``) the full state, ``--prometheus PORT`` serves
-every counter and histogram on http://127.0.0.1:PORT/metrics. Exit 2 if the instance is
-missing or dead.
+every counter and histogram on http://127.0.0.1:PORT/metrics. ``--nats URL`` adds the
+firm-wide risk view (``hft risk``'s, compact). Exit 2 if the instance is missing or dead.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="seconds between refreshes (live), and between the two samples "
                         "that --once/--json take to compute rates (0: one sample, no rates)")
     p.add_argument("--config", default=None, help="TOML config (default instance name)")
+    p.add_argument("--nats", default=None, metavar="URL",
+                   help="also show the firm-wide risk view from this NATS server")
 
 
 def _sample(mon: Monitor, interval: float) -> dict:
@@ -72,13 +74,21 @@ def _serve(mon: Monitor, port: int) -> int:
     return 0
 
 
+def _extra(args: argparse.Namespace) -> list:
+    if not args.nats:
+        return []
+    from pipeline.firm.risk_feed import RiskFeed  # nats-py only when asked for
+    from pipeline.monitor.firm import FirmSection
+    return [FirmSection(RiskFeed(args.nats, min(max(args.interval, 0.1), 1.0)))]
+
+
 def main(args: argparse.Namespace) -> int:
     if args.json and args.prometheus is not None:
         print("hft monitor: --json prints one sample; --prometheus serves them: pick one",
               file=sys.stderr)
         return 2
     try:
-        mon = Monitor(discover.resolve(args.instance, args.config))
+        mon = Monitor(discover.resolve(args.instance, args.config), _extra(args))
     except discover.InstanceUnavailable as e:
         print(f"hft monitor: {e}", file=sys.stderr)
         return discover.EXIT_UNAVAILABLE

@@ -62,12 +62,18 @@ def _money(ticks_lots: int, inst) -> str:
 
 
 def positions(instance: Instance, symbols: SymbolTable) -> dict:
-    oms = OmsState.attach(instance, readonly=True)
-    books = LatestBooks.attach(instance, readonly=True)
+    return position_report(OmsState.attach(instance, readonly=True),
+                           LatestBooks.attach(instance, readonly=True), symbols)
+
+
+def position_report(oms: OmsState, books: LatestBooks | None, symbols: SymbolTable) -> dict:
+    """Per symbol: position, fills, volume, realised PnL and unrealised PnL marked at the
+    latest book's mid (None without a two-sided book, or without ``books``). Also what the
+    firm-wide risk link publishes every report."""
     out = {}
     for inst in symbols:
         p = oms.positions[inst.symbol_id]
-        book = books.read(inst.symbol_id)
+        book = books.read(inst.symbol_id) if books is not None else None
         mid2 = None
         if book is not None and book["n_bids"] and book["n_asks"]:
             mid2 = int(book["bid_px"][0] + book["ask_px"][0])  # twice the mid, in ticks

@@ -8,6 +8,7 @@ segments while the monitor runs shows up piece by piece.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 from rich.console import Group
 from rich.text import Text
@@ -15,13 +16,15 @@ from rich.text import Text
 from pipeline.monitor import discover, prometheus
 from pipeline.monitor.sections import Section, build
 
-ORDER = ("processes", "rings", "books", "orders", "control", "histograms", "counters")
+ORDER = ("firm", "processes", "rings", "books", "orders", "control", "histograms", "counters")
 
 
 class Monitor:
-    def __init__(self, name: str):
+    def __init__(self, name: str, extra: Sequence[Section] = ()):
+        """``extra``: sections not built from a segment (the firm view), owned from now."""
         self.name = name
         self.instance = discover.attach(name)
+        self.extra = list(extra)
         self.sections: list[Section] = []
         self.not_shown: dict[str, str] = {}
         self._seen: tuple = ()
@@ -34,7 +37,7 @@ class Monitor:
             return
         self.close_sections()
         sections, self.not_shown = build(self.instance, entries)
-        self.sections = sorted(sections, key=lambda s: ORDER.index(s.key)
+        self.sections = sorted([*sections, *self.extra], key=lambda s: ORDER.index(s.key)
                                if s.key in ORDER else len(ORDER))
         self._seen = key
         self.entries = entries
@@ -75,9 +78,12 @@ class Monitor:
 
     def close_sections(self) -> None:
         for s in self.sections:
-            s.close()
+            if s not in self.extra:
+                s.close()
         self.sections = []
 
     def close(self) -> None:
         self.close_sections()
+        for s in self.extra:
+            s.close()
         self.instance.registry.close()
