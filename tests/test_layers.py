@@ -13,10 +13,9 @@ counters uses histogram; fix and marketdata share one as neither uses the other)
     strategy    pipeline.strategy
     probe       pipeline.probe
     venue       pipeline.venue
-    firm        pipeline.firm (drop copy, audit, firm-wide views over NATS)
+    firm        pipeline.firm (NATS: drop copy, audit, risk view, firm-wide kill)
     launch      pipeline.launch
     replay      pipeline.replay
-    firm        pipeline.firm (NATS: drop copy, risk view, firm-wide kill)
     monitor     pipeline.monitor (the monitor: top, sections, discover, prometheus)
     commands    pipeline.commands
     cli         pipeline.cli
@@ -51,7 +50,6 @@ LAYERS: list[tuple[str, ...]] = [
     ("pipeline.firm",),
     ("pipeline.launch",),
     ("pipeline.replay",),
-    ("pipeline.firm",),
     ("pipeline.monitor",),
     ("pipeline.commands",),
     ("pipeline.cli",),

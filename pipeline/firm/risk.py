@@ -35,8 +35,8 @@ from decimal import Decimal
 import numpy as np
 
 from pipeline.instruments import SymbolTable
-from pipeline.launch.summary import _money, position_report
 from pipeline.marketdata.latest import LatestBooks
+from pipeline.orders.positions import money, position_report
 from pipeline.orders.segments import OmsState
 from shm_layouts import oms as oms_layout
 from shm_layouts.records import OrdStatus
@@ -86,7 +86,7 @@ def open_orders(oms: OmsState, symbols: SymbolTable) -> dict[str, dict]:
     for ins in symbols:
         mine = live[live["symbol_id"] == ins.symbol_id]
         units = int(np.sum(mine["price"] * mine["leaves_qty"]))
-        out[ins.symbol] = {"open_orders": len(mine), "open_notional": _money(units, ins)}
+        out[ins.symbol] = {"open_orders": len(mine), "open_notional": money(units, ins)}
     return out
 
 

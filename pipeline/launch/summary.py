@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from fnmatch import fnmatchcase
 
-from pipeline.instruments import SymbolTable, from_units
+from pipeline.instruments import SymbolTable
 from pipeline.marketdata.latest import LatestBooks
 from pipeline.metrics.counters import Counters
+from pipeline.orders.positions import position_report
 from pipeline.orders.segments import OmsState
 from pipeline.transport.registry import Instance
 from pipeline.transport.ring import inspect_ring
@@ -55,39 +56,9 @@ OMS_WORDS = {"gateway.oms.unknown_reports": "W_UNKNOWN_REPORTS",
              "gateway.oms.reconcile_mismatch": "W_RECONCILE_MISMATCH"}
 
 
-def _money(ticks_lots: int, inst) -> str:
-    """A tick*lot amount in quote currency: ticks*tick_size * lots*lot_size."""
-    return from_units(ticks_lots * inst.tick_units * inst.lot_units,
-                      inst.price_decimals + inst.qty_decimals, 1)
-
-
 def positions(instance: Instance, symbols: SymbolTable) -> dict:
     return position_report(OmsState.attach(instance, readonly=True),
                            LatestBooks.attach(instance, readonly=True), symbols)
-
-
-def position_report(oms: OmsState, books: LatestBooks | None, symbols: SymbolTable) -> dict:
-    """Per symbol: position, fills, volume, realised PnL and unrealised PnL marked at the
-    latest book's mid (None without a two-sided book, or without ``books``). Also what the
-    firm-wide risk link publishes every report."""
-    out = {}
-    for inst in symbols:
-        p = oms.positions[inst.symbol_id]
-        book = books.read(inst.symbol_id) if books is not None else None
-        mid2 = None
-        if book is not None and book["n_bids"] and book["n_asks"]:
-            mid2 = int(book["bid_px"][0] + book["ask_px"][0])  # twice the mid, in ticks
-        pos, cost = int(p["position"]), int(p["open_cost"])
-        unreal = None if mid2 is None else (pos * mid2 - 2 * cost) // 2
-        out[inst.symbol] = {
-            "position": inst.qty_str(pos) if pos >= 0 else "-" + inst.qty_str(-pos),
-            "position_lots": pos,
-            "fills": int(p["fills"]),
-            "volume": inst.qty_str(int(p["volume"])),
-            "realised_pnl": _money(int(p["realised"]), inst),
-            "unrealised_pnl": None if unreal is None else _money(unreal, inst),
-        }
-    return out
 
 
 def denials(values: dict[str, int]) -> dict:

@@ -31,13 +31,14 @@ from numba import njit
 
 from pipeline import config as cfgmod
 from pipeline.instruments import SymbolTable
-from pipeline.launch.summary import ERROR_WORDS, _money
+from pipeline.launch.summary import ERROR_WORDS
 from pipeline.marketdata import apply as A
 from pipeline.marketdata.builder import BookBuilderAgent, build_once
 from pipeline.marketdata.normalize import FeedCore
 from pipeline.marketdata.publish import push_records
 from pipeline.marketdata.segments import create_md_segments
 from pipeline.metrics.counters import Counters
+from pipeline.orders.positions import money
 from pipeline.orders.segments import create_order_path
 from pipeline.replay.inline import prepare
 from pipeline.replay.paper import PaperVenue, paper_cycle
@@ -225,14 +226,14 @@ class PipelineReplay:
             unreal = None
             if book is not None and book["n_bids"] and book["n_asks"]:
                 mid2 = int(book["bid_px"][0] + book["ask_px"][0])
-                unreal = _money((lots * mid2 - 2 * cost) // 2, ins)
+                unreal = money((lots * mid2 - 2 * cost) // 2, ins)
             out[ins.symbol] = {
                 "position": ins.qty_str(lots) if lots >= 0 else "-" + ins.qty_str(-lots),
                 "position_lots": lots,
                 "strategy_position_lots": int(strat[sid]),
                 "fills": int(p["fills"]),
                 "volume": ins.qty_str(int(p["volume"])),
-                "realised_pnl": _money(int(p["realised"]), ins),
+                "realised_pnl": money(int(p["realised"]), ins),
                 "unrealised_pnl": unreal,
             }
         return out
