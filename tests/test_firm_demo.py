@@ -37,4 +37,4 @@ def test_two_instances_bridge_drop_copy_risk_view_and_firm_kill(tmp_path):
     assert a["counters"]["gateway.orders.sent"] > 0
     assert a["restarts"].get("bridge_send_book", 0) >= 1  # the kill -9, recovered
     names = set(summary["instances"].values())
-    assert names <= set(summary["risk"]["instances"])
+    assert names <= {r["instance"] for r in summary["risk"]["instances"]}

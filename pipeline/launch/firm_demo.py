@@ -142,8 +142,10 @@ username = "trader_b"
             "run", "--instance", self.names["A"], "--config", str(configs["A"]), *common,
             "--bridge-out", "book", self.channel, str(BOOK_STREAM_ID),
             "--summary-json", str(self.dir / "a.json")], {SIM_PASSWORD_B_ENV: password_b})
-        if not self._wait(f"instance {self.names['A']}'s venue",
-                          lambda: venue_of_run(self.names["A"]), START_TIMEOUT_S):
+        # B once A trades: B needs A's venue and book, and two instances compiling at once
+        # on a 2-core host starve each other's FIX sessions
+        if not self._wait(f"instance {self.names['A']} trading",
+                          lambda: self.counter("A", "gateway.orders.sent") > 0, START_TIMEOUT_S):
             return
         venue = venue_of_run(self.names["A"])
         self.runs["B"] = self._spawn("b", [
@@ -170,10 +172,11 @@ username = "trader_b"
             time.sleep(1.0)
         view = self._hft(["risk", "--nats", self.nats.url, "--json"])
         risk = _json(view.stdout)
-        reporting = sorted((risk or {}).get("instances", {}))
+        fresh = sorted(r["instance"] for r in (risk or {}).get("instances", [])
+                       if not r.get("stale"))
         self.check("firm-wide risk view", view.returncode == 0 and
-                   set(self.names.values()) <= set(reporting),
-                   f"instances reporting: {', '.join(reporting) or 'none'}")
+                   set(self.names.values()) <= set(fresh),
+                   f"instances reporting: {', '.join(fresh) or 'none'}")
         self.risk_view = risk
 
     def _chaos(self) -> None:
@@ -229,7 +232,7 @@ username = "trader_b"
 
     def _stop_everything(self) -> None:
         """Whatever is still running (an interrupted demo): the instances first."""
-        for p in [*self.runs.values(), self.driver]:
+        for p in [*reversed(self.runs.values()), self.driver]:  # B, then A
             if p is not None:
                 _terminate(p, timeout=STOP_TIMEOUT_S if p in self.runs.values() else 10)
         self.nats.stop()
