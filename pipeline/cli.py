@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tune": ("pipeline.commands.tune", "host tuning checks and jitter probe"),
     "cleanup": ("pipeline.commands.cleanup", "remove the segments of a dead instance"),
     "keys": ("pipeline.commands.keys", "make an Ed25519 key pair to register with Binance"),
+    "bridge": ("pipeline.commands.bridge", "forward a ring over Aeron to another instance"),
 }
 
 
