@@ -8,7 +8,7 @@ import logging
 import sys
 
 from pipeline.bridge import aeron
-from pipeline.bridge.driver import run_driver
+from pipeline.bridge.driver import MAX_PARK_US, run_driver
 from pipeline.bridge.receiver import BridgeReceiver, attach_state
 from pipeline.bridge.rings import RINGS, bridged
 from pipeline.bridge.sender import BridgeSender
@@ -24,6 +24,9 @@ def driver_parser() -> argparse.ArgumentParser:
                                 description="the Aeron media driver (embedded C driver, "
                                 "threading shared, backoff idle); removes its dir on exit")
     p.add_argument("--aeron-dir", required=True, help="the driver's directory (CnC, logs)")
+    p.add_argument("--max-park-us", type=int, default=MAX_PARK_US,
+                   help="longest park of the driver's backoff idle strategy (latency and "
+                   "throughput against idle CPU; see pipeline.bridge.driver)")
     return p
 
 
@@ -72,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     role, rest = argv[0], argv[1:]
     if role == "driver":
-        return run_driver(driver_parser().parse_args(rest).aeron_dir)
+        dargs = driver_parser().parse_args(rest)
+        return run_driver(dargs.aeron_dir, dargs.max_park_us)
     args = parser(role).parse_args(rest)
     try:
         agent, counters = build(role, args)

@@ -1,28 +1,21 @@
-"""Two instances on this host joined by ``hft bridge`` over loopback UDP (tests, bench)."""
+"""Two instances on this host joined by ``hft bridge`` over loopback UDP."""
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
+import time
 import uuid
 
 import numpy as np
 
+from pipeline.bridge.aeron import free_udp_port, udp_channel
 from pipeline.metrics.counters import Counters
 from pipeline.runtime.processes import Child, wait_running
 from pipeline.transport.registry import Instance
 from pipeline.transport.ring import Ring
 
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def channel(port: int) -> str:
-    return f"aeron:udp?endpoint=127.0.0.1:{port}"
+__all__ = ["Side", "free_udp_port", "numbered", "payload", "publish_all", "udp_channel"]
 
 
 class Side:
@@ -72,8 +65,6 @@ def numbered(dtype: np.dtype, first: int, n: int, rng: np.random.Generator) -> n
 
 def publish_all(ring: Ring, recs: np.ndarray, stop=None) -> int:
     """Offer every record (cold path), waiting while a gating consumer holds the ring."""
-    import time
-
     for i, rec in enumerate(recs):
         while not ring.offer(rec):
             if stop is not None and stop():

@@ -14,7 +14,7 @@ import threading
 
 import numpy as np
 import pytest
-from bridge_helpers import Side, channel, free_udp_port, numbered, payload, publish_all
+from bridge_helpers import Side, free_udp_port, numbered, payload, publish_all, udp_channel
 from waiting import until
 
 from pipeline.bridge.driver import start_driver, stop_driver
@@ -56,8 +56,8 @@ def test_records_arrive_byte_for_byte_and_in_order(aeron_dir, sides):
     _, b_execs, _ = create_order_path(b.inst, capacity=4096)
     for ring, stream in (("book", 11), ("execs", 12)):
         port = free_udp_port()
-        b.start("recv", ring, channel(port), stream, aeron_dir)
-        a.start("send", ring, channel(port), stream, aeron_dir)
+        b.start("recv", ring, udp_channel(port), stream, aeron_dir)
+        a.start("send", ring, udp_channel(port), stream, aeron_dir)
     rng = np.random.default_rng(1)
     book, execs = numbered(BOOK.dtype, 0, n_book, rng), numbered(EXECS.dtype, 0, n_execs, rng)
     assert publish_all(a_book, book) == n_book
@@ -86,12 +86,12 @@ def test_layout_mismatch_is_a_clear_error_and_a_nonzero_exit(aeron_dir, sides):
     port = free_udp_port()
     recv = subprocess.Popen(
         [sys.executable, "-m", "procs.bridge", "recv", "--instance", b.name, "--ring", "book",
-         "--channel", channel(port), "--stream-id", "22", "--aeron-dir", aeron_dir,
+         "--channel", udp_channel(port), "--stream-id", "22", "--aeron-dir", aeron_dir,
          "--idle", "backoff"], stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         until(lambda: any(p["name"] == "bridge_recv_book" and p["state_name"] == "RUNNING"
                           for p in b.counters.processes()), 120, "the receiver running")
-        a.start("send", "execs", channel(port), 22, aeron_dir)
+        a.start("send", "execs", udp_channel(port), 22, aeron_dir)
         publish_all(Ring.attach(a.inst, "execs", EXECS.stream, EXECS.dtype),
                     numbered(EXECS.dtype, 0, 5, np.random.default_rng(3)))
         _, err = recv.communicate(timeout=60)
@@ -116,7 +116,7 @@ def test_sender_killed_mid_stream_restarts_with_nothing_lost_or_duplicated(aeron
     a_execs = Ring.create(a.inst, "execs", EXECS.stream, EXECS.dtype, 1024, gating=(CONSUMER,))
     b_execs = Ring.create(b.inst, "execs", EXECS.stream, EXECS.dtype, 1 << 15)
     port = free_udp_port()
-    args = ("execs", channel(port), 31, aeron_dir)
+    args = ("execs", udp_channel(port), 31, aeron_dir)
     b.start("recv", *args)
     sender = a.start("send", *args, "--batch", "4")
     recs = numbered(EXECS.dtype, 0, total, np.random.default_rng(4))
@@ -153,8 +153,8 @@ def test_observing_sender_that_falls_behind_counts_loss_and_the_receiver_the_gap
     a_book = Ring.create(a.inst, "book", BOOK.stream, BOOK.dtype, cap)
     b_book = Ring.create(b.inst, "book", BOOK.stream, BOOK.dtype, 4096)
     port = free_udp_port()
-    b.start("recv", "book", channel(port), 41, aeron_dir)
-    sender = a.start("send", "book", channel(port), 41, aeron_dir)
+    b.start("recv", "book", udp_channel(port), 41, aeron_dir)
+    sender = a.start("send", "book", udp_channel(port), 41, aeron_dir)
     rng = np.random.default_rng(5)
     publish_all(a_book, numbered(BOOK.dtype, 0, before, rng))
     until(lambda: b_book.published() == before, 60, "the first records at B")

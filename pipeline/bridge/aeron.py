@@ -11,6 +11,7 @@ as int64 (``Publication.handle``, ``Subscription.handle``).
 from __future__ import annotations
 
 import ctypes
+import socket
 import time
 from ctypes import POINTER, c_bool, c_char_p, c_int, c_int32, c_int64, c_size_t, c_uint64, c_void_p
 from functools import cache
@@ -193,3 +194,15 @@ def wait_connected(what: Publication | Subscription, timeout: float) -> bool:
             return False
         time.sleep(0.005)
     return True
+
+
+def free_udp_port(host: str = "127.0.0.1") -> int:
+    """A UDP port nobody holds now (the kernel's choice), for loopback channels."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def udp_channel(port: int | None = None, host: str = "127.0.0.1") -> str:
+    """``aeron:udp?endpoint=HOST:PORT`` (a free port when none is given)."""
+    return f"aeron:udp?endpoint={host}:{free_udp_port(host) if port is None else port}"
