@@ -9,9 +9,10 @@ references, all in one run on the same host.
 - local ring hop: the same producer and consumer on one local ring (the floor the bridge
   adds to).
 - bare Aeron: a ping-pong between two processes through the same driver and the same C
-  client calls (``aeron_offer``/``aeron_poll`` from jitted loops), RTT / 2; its throughput
-  is messages of the bridge's own size (header + one MTU's worth of records) offered flat
-  out, counted as records.
+  client calls (``aeron_offer``/``aeron_poll`` from jitted loops), RTT / 2; the same two
+  processes one-way at the bridged hop's pace on the shared clock (the like-for-like
+  reference); its throughput is messages of the bridge's own size (header + one MTU's
+  worth of records) offered flat out, counted as records.
 Latency is taken at a paced rate (``--interval-us``), throughput flat out. Every waiting
 party uses the same idle strategy (``--idle``, default ``yield``: on 2 cores five processes
 and the driver share two cores, so nobody may busy-spin); the driver itself backs off.
@@ -48,6 +49,7 @@ from shm_layouts.bridge import HEADER_BYTES
 CTX = mp.get_context("spawn")
 ORDERS = RINGS["orders"]
 READER = "bench"
+DEFAULT_MTU = 1408  # Aeron's default (the channels here do not set mtu=)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -187,8 +189,27 @@ def aeron_drain(sub, handler, clientd, stage_words, n, strategy):
     return monotonic_ns()
 
 
-def _ponger(aeron_dir: str, ports: tuple[int, int], n: int, n_flood: int, idle_name: str,
-            out) -> None:
+@njit(cache=True)
+def aeron_paced(pub, msg, n, interval_ns, strategy):
+    """Offer ``n`` messages stamped with the clock, ``interval_ns`` apart."""
+    words = msg.view(np.int64)
+    for _ in range(n):
+        words[0] = monotonic_ns()
+        _offer(pub, msg, 0, msg.shape[0], strategy)
+        nanosleep(interval_ns)
+
+
+@njit(cache=True)
+def aeron_one_way(sub, handler, clientd, stage_words, lat, strategy):
+    """``now - stamp`` of each of ``len(lat)`` messages, as they are polled."""
+    for i in range(lat.shape[0]):
+        _await_message(sub, handler, clientd, stage_words, strategy)
+        lat[i] = monotonic_ns() - stage_words[1]  # the stamp: the message's first word
+        stage_words[0] = 0
+
+
+def _ponger(aeron_dir: str, ports: tuple[int, int], n: int, n_flood: int, n_paced: int,
+            idle_name: str, out) -> None:
     client = aeron.Client(aeron_dir)
     sub = client.add_subscription(aeron.udp_channel(ports[0]), 101)
     pub = client.add_publication(aeron.udp_channel(ports[1]), 102)
@@ -198,19 +219,23 @@ def _ponger(aeron_dir: str, ports: tuple[int, int], n: int, n_flood: int, idle_n
     aeron_pong(pub.handle, sub.handle, stage_fragment.address, stage.ctypes.data, stage,
                words, n, strategy)
     out.send(aeron_drain(sub.handle, stage_fragment.address, stage.ctypes.data, words,
-                        n_flood, strategy))
+                         n_flood, strategy))
+    lat = np.zeros(n_paced, np.int64)
+    aeron_one_way(sub.handle, stage_fragment.address, stage.ctypes.data, words, lat, strategy)
+    out.send(lat)
     client.close()
 
 
 def bare_aeron(aeron_dir: str, message_bytes: int, records_per_message: int,
-               args) -> tuple[np.ndarray, float]:
-    """(one-way latencies = RTT/2 ns, records/s in bridge-sized messages)."""
+               args) -> tuple[np.ndarray, float, np.ndarray]:
+    """(RTT/2 ns, records/s in bridge-sized messages, one-way ns of paced 64-byte messages
+    on a shared clock: the bridged hop's method)."""
     ports = (aeron.free_udp_port(), aeron.free_udp_port())
     n_flood = max(1, args.records // records_per_message)
     warm = max(100, args.pingpongs // 10)
     q, theirs = CTX.Pipe()
     child = CTX.Process(target=_ponger, args=(aeron_dir, tuple(ports), warm + args.pingpongs,
-                                              n_flood, args.idle, theirs))
+                                              n_flood, args.latency, args.idle, theirs))
     child.start()
     client = aeron.Client(aeron_dir)
     try:
@@ -226,10 +251,14 @@ def bare_aeron(aeron_dir: str, message_bytes: int, records_per_message: int,
         t0 = time.monotonic_ns()
         aeron_flood(pub.handle, msg, n_flood, strategy)
         t_last = _get(q, 300)
+        aeron_paced(pub.handle, np.zeros(64, np.uint8), args.latency,
+                    int(args.interval_us * 1000), strategy)
+        one_way = _get(q, 300)
         child.join(30)
     finally:
         client.close()
-    return rtts[warm:] // 2, n_flood * records_per_message / ((t_last - t0) / 1e9)
+    return (rtts[warm:] // 2, n_flood * records_per_message / ((t_last - t0) / 1e9),
+            one_way[len(one_way) // 10:])
 
 
 # ---------------------------------------------------------------------------- run
@@ -266,9 +295,10 @@ def main(args: argparse.Namespace) -> int:
         local_lat, local_rate = ring_hop(local, a.name, "local", args)
         bridged_lat, bridged_rate = ring_hop(a_orders, b.name, "orders", args)
         sent = ca.values()
-        per_msg = max_records(1408 - 32, ORDERS.dtype.itemsize)
-        aeron_lat, aeron_rate = bare_aeron(aeron_dir, HEADER_BYTES + per_msg * 64, per_msg,
-                                           args)
+        # what the sender packs with Aeron's default MTU: 1408 minus the 32-byte frame header
+        per_msg = max_records(DEFAULT_MTU - 32, ORDERS.dtype.itemsize)
+        aeron_lat, aeron_rate, aeron_one = bare_aeron(
+            aeron_dir, HEADER_BYTES + per_msg * ORDERS.dtype.itemsize, per_msg, args)
         msgs = sent.get("bridge.send.orders.messages", 0)
         recs = sent.get("bridge.send.orders.records", 0)
         rows = [
@@ -277,12 +307,15 @@ def main(args: argparse.Namespace) -> int:
                  bridged_rate, f"{recs / max(msgs, 1):.1f} records/message"),
             _row("bare Aeron UDP ping-pong", "RTT / 2", aeron_lat, aeron_rate,
                  f"throughput in {per_msg}-record messages"),
+            _row("bare Aeron UDP, paced", "one-way, shared clock", aeron_one, aeron_rate,
+                 "64-byte messages at the bridged hop's pace"),
         ]
         extra = {
             "idle": args.idle, "record_bytes": ORDERS.dtype.itemsize,
             "latency_interval_us": args.interval_us,
             "bridged_p50_over_local": rows[1]["p50_us"] / max(rows[0]["p50_us"], 1e-9),
-            "bridged_p50_over_bare_aeron": rows[1]["p50_us"] / max(rows[2]["p50_us"], 1e-9),
+            "bridged_p50_over_bare_aeron_paced": rows[1]["p50_us"] / max(rows[3]["p50_us"],
+                                                                         1e-9),
             "bridged_rate_over_bare_aeron": bridged_rate / max(aeron_rate, 1e-9),
             "bridge_counters": {k: v for k, v in (sent | cb.values()).items()
                                 if k.startswith("bridge.")},

@@ -173,3 +173,19 @@ def test_observing_sender_that_falls_behind_counts_loss_and_the_receiver_the_gap
     got = b_book.records["t_origin_ns"][: b_book.published()]
     assert np.all(np.diff(got) > 0)  # in order, none twice
     assert got[0] == 0 and got[-1] == total - 1 and len(got) == total - lost
+
+
+def test_bad_command_lines_are_clear_errors(sides, tmp_path):
+    """Through ``hft bridge`` itself: a ring that cannot be bridged, and a sender whose
+    media driver is not there (no Aeron directory) fail at once, saying why."""
+    a, _ = sides
+    Ring.create(a.inst, "book", BOOK.stream, BOOK.dtype, 64)
+    base = [sys.executable, "-m", "pipeline.cli", "bridge", "send", "--instance", a.name,
+            "--channel", udp_channel(), "--stream-id", "1", "--idle", "backoff"]
+    bad_ring = subprocess.run([*base, "--ring", "latest", "--aeron-dir", str(tmp_path)],
+                              capture_output=True, text=True, timeout=120)
+    assert bad_ring.returncode == 2 and "invalid choice: 'latest'" in bad_ring.stderr
+    no_driver = subprocess.run([*base, "--ring", "book", "--aeron-dir", str(tmp_path / "none")],
+                               capture_output=True, text=True, timeout=120)
+    assert no_driver.returncode == 3
+    assert "is a media driver running in" in no_driver.stderr

@@ -52,7 +52,7 @@ def run_driver(aeron_dir: str, max_park_us: int = MAX_PARK_US,
                                  dir_delete_on_shutdown=True)
     print(f"aeron media driver {pyaeron.aeron_version} in {driver.dir} (threading "
           f"{os.environ['AERON_THREADING_MODE']}, idle {os.environ['AERON_SHARED_IDLE_STRATEGY']}"
-          f" {os.environ['AERON_SHARED_IDLE_STRATEGY_INIT_ARGS']})", flush=True)
+          f" {os.environ['AERON_SHARED_IDLE_STRATEGY_INIT_ARGS']})", file=sys.stderr, flush=True)
     deadline = None if stop_after is None else time.monotonic() + stop_after
     try:
         while not stopping and (deadline is None or time.monotonic() < deadline):
