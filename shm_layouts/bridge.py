@@ -16,18 +16,20 @@ MESSAGE_HEADER = np.dtype([
     ("record_size", "<i8"),
     ("first_seq", "<i8"),  # upstream ring sequence of the first record
     ("count", "<i8"),  # records that follow, consecutive upstream sequences
-    ("reserved", "<i8", (3,)),
+    ("epoch", "<i8"),  # the upstream ring's creation time (CLOCK_REALTIME ns): a new ring
+                       # restarts its sequences at 0, so the receiver starts afresh
+    ("reserved", "<i8", (2,)),
 ])
 assert MESSAGE_HEADER.itemsize == 64
 HEADER_BYTES = MESSAGE_HEADER.itemsize
 # int64 word indices of MESSAGE_HEADER (jitted code reads the header as int64 words)
-H_MAGIC, H_LAYOUT_HASH, H_RECORD_SIZE, H_FIRST_SEQ, H_COUNT = range(5)
+H_MAGIC, H_LAYOUT_HASH, H_RECORD_SIZE, H_FIRST_SEQ, H_COUNT, H_EPOCH = range(6)
 
 # receiver state (segment "bridge_<ring>" of the receiving instance, kind STATE): survives a
 # receiver restart, so duplicates are dropped across it
-RECEIVER_VERSION = 1
+RECEIVER_VERSION = 2
 R_EXPECTED = 0  # next upstream sequence wanted (-1: none seen yet)
 R_INTENT_END = 1  # write-ahead: the local ring's published cursor once the batch in hand is in
 R_INTENT_EXPECTED = 2  # ... and R_EXPECTED then
-R_UPSTREAM_HASH = 3  # layout hash of the first message seen (diagnostics)
+R_EPOCH = 3  # the upstream ring's epoch R_EXPECTED counts in (0: none yet)
 RECEIVER_WORDS = 8

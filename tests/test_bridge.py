@@ -189,3 +189,30 @@ def test_bad_command_lines_are_clear_errors(sides, tmp_path):
                                capture_output=True, text=True, timeout=120)
     assert no_driver.returncode == 3
     assert "is a media driver running in" in no_driver.stderr
+
+
+def test_a_new_upstream_ring_starts_the_sequence_count_afresh(aeron_dir, sides):
+    """A's instance set up again (a new execs ring, seqs from 0): its records are new ones,
+    not duplicates of the old ring's."""
+    a, b = sides
+    a_execs = Ring.create(a.inst, "execs", EXECS.stream, EXECS.dtype, 1024, gating=(CONSUMER,))
+    b_execs = Ring.create(b.inst, "execs", EXECS.stream, EXECS.dtype, 1024)
+    port = free_udp_port()
+    args = ("execs", udp_channel(port), 51, aeron_dir)
+    b.start("recv", *args)
+    sender = a.start("send", *args)
+    rng = np.random.default_rng(6)
+    first, second = numbered(EXECS.dtype, 0, 100, rng), numbered(EXECS.dtype, 100, 50, rng)
+    publish_all(a_execs, first)
+    until(lambda: b_execs.published() == 100, 60, "the first ring's records at B")
+    sender.popen.send_signal(signal.SIGTERM)
+    assert sender.popen.wait(30) == 0
+    a_execs.close()
+    a.inst.remove_segment("execs")
+    a_execs = Ring.create(a.inst, "execs", EXECS.stream, EXECS.dtype, 1024, gating=(CONSUMER,))
+    a.start("send", *args)
+    publish_all(a_execs, second)
+    until(lambda: b_execs.published() == 150, 60, "the new ring's records at B")
+    assert np.array_equal(b_execs.records["t_origin_ns"][:150], np.arange(150))
+    assert b.value("bridge.recv.execs.upstream_epochs") == 2
+    assert b.value("bridge.recv.execs.duplicates") == 0

@@ -10,9 +10,13 @@ Exactly once: the next expected upstream sequence lives in shared memory (segmen
 ``bridge_<ring>``, ``shm_layouts.bridge``), so records already written, resent by a
 restarted sender or seen again by a restarted receiver, are dropped and counted
 (``duplicates``); records the sender never sent (an observing sender lapped by its
-producer) show up as a jump and are counted (``gaps``). A write-ahead pair of words
-(the ring cursor after the batch, and the expected sequence then) makes a receiver killed
-between publish and the update of the expected sequence resume correctly.
+producer) show up as a jump and are counted (``gaps``). Sequences count within one
+upstream ring: every message carries that ring's creation time (``epoch``), and a new
+one (the upstream instance was set up afresh) starts the count again
+(``upstream_epochs``: upstream rings seen) rather than dropping the new ring's records as
+old ones. A write-ahead pair of words (the ring cursor after the batch, and the expected
+sequence then) makes a receiver killed between publish and the update of the expected
+sequence resume correctly.
 
 When the local ring is full the message stays staged and the subscription is not polled:
 Aeron's flow control then holds the sender back (gating rings upstream stay gating).
@@ -46,7 +50,7 @@ STAGE_HEADER_WORD = STAGE_LENGTH_BYTES // 8  # the message's first int64 in the 
 STATE_LAYOUT = Layout(SegmentKind.STATE, "bridge_receiver",
                       layout_hash(B.RECEIVER_VERSION, B.RECEIVER_WORDS, B.MESSAGE_HEADER))
 COUNTER_NAMES = ("messages", "records", "duplicates", "gaps", "layout_mismatch",
-                 "bad_messages", "ring_full")
+                 "bad_messages", "ring_full", "upstream_epochs")
 # the duty cycle's verdict on a message it cannot take (Python raises)
 F_NONE, F_LAYOUT, F_BAD, F_POLL = 0, 1, 2, 3
 FAILURE_WORDS = {F_LAYOUT: "layout mismatch", F_BAD: "malformed message",
@@ -61,6 +65,7 @@ class RecvWords(NamedTuple):
     layout_mismatch: int
     bad_messages: int
     ring_full: int
+    upstream_epochs: int
 
 
 class RecvConfig(NamedTuple):
@@ -128,6 +133,12 @@ def recv_cycle(ring, stage, stage_words, state, fail, words, cw, cfg):
         bump(words, cw.bad_messages, 1)
         fail[0] = F_BAD
         return -1
+    epoch = stage_words[h + B.H_EPOCH]
+    if epoch != load_relaxed(state, B.R_EPOCH):  # a new upstream ring: its seqs restart
+        bump(words, cw.upstream_epochs, 1)
+        store_relaxed(state, B.R_INTENT_END, 0)
+        store_release(state, B.R_EXPECTED, -1)
+        store_release(state, B.R_EPOCH, epoch)
     expected = load_relaxed(state, B.R_EXPECTED)
     skip = 0
     if expected >= 0:

@@ -34,6 +34,7 @@ from pipeline.transport.atomics import load_relaxed
 from pipeline.transport.ring import Ring, RingView
 from shm_layouts.bridge import (
     H_COUNT,
+    H_EPOCH,
     H_FIRST_SEQ,
     H_LAYOUT_HASH,
     H_MAGIC,
@@ -161,6 +162,7 @@ class BridgeSender(Agent):
         header = self.msg[:HEADER_BYTES].view(np.int64)
         header[H_MAGIC], header[H_LAYOUT_HASH], header[H_RECORD_SIZE] = (
             MAGIC, self.spec.layout_hash, rs)
+        header[H_EPOCH] = int(self.ring.segment.header["created_ns"])
         rows = self.msg[HEADER_BYTES:].reshape(n, rs)
         slot = self.ring.join(CONSUMER, self.spec.mode)
         self.view = self.ring.view(slot)
