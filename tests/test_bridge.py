@@ -216,3 +216,35 @@ def test_a_new_upstream_ring_starts_the_sequence_count_afresh(aeron_dir, sides):
     assert np.array_equal(b_execs.records["t_origin_ns"][:150], np.arange(150))
     assert b.value("bridge.recv.execs.upstream_epochs") == 2
     assert b.value("bridge.recv.execs.duplicates") == 0
+
+
+def test_a_full_receiving_ring_holds_the_sender_back_and_loses_nothing(aeron_dir, sides):
+    """B's execs ring has a slow gating consumer: the receiver keeps the message staged,
+    Aeron's flow control holds the sender, A's gating slot holds A's producer; as B's
+    consumer drains, every record arrives once, in order."""
+    a, b = sides
+    total = 600
+    a_execs = Ring.create(a.inst, "execs", EXECS.stream, EXECS.dtype, 128, gating=(CONSUMER,))
+    b_execs = Ring.create(b.inst, "execs", EXECS.stream, EXECS.dtype, 64, gating=("strategy",))
+    port = free_udp_port()
+    args = ("execs", udp_channel(port), 61, aeron_dir)
+    b.start("recv", *args)
+    a.start("send", *args)
+    recs = numbered(EXECS.dtype, 0, total, np.random.default_rng(7))
+    done = []
+    producer = threading.Thread(target=lambda: done.append(publish_all(a_execs, recs)))
+    producer.start()
+    slot = b_execs.join("strategy")
+    got = []
+    try:
+        until(lambda: b.value("bridge.recv.execs.ring_full") > 0, 60, "B's ring full")
+
+        def drain():
+            got.extend(b_execs.take(slot, 16)["t_origin_ns"].tolist())
+            return len(got) >= total
+        until(drain, 120, "every record through B's slow consumer", interval=0.005)
+    finally:
+        producer.join(60)
+    assert done == [total]
+    assert got == list(range(total))
+    assert b.value("bridge.recv.execs.duplicates") == 0 and b.value("bridge.recv.execs.gaps") == 0
