@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "keys": ("pipeline.commands.keys", "make an Ed25519 key pair to register with Binance"),
     "firm": ("pipeline.commands.firm", "two instances of one firm: Aeron bridge, NATS drop copy "
              "and risk view, firm-wide kill switch (demo)"),
+    "bridge": ("pipeline.commands.bridge", "forward a ring over Aeron to another instance"),
 }
 
 

@@ -10,6 +10,7 @@ counters uses histogram; fix and marketdata share one as neither uses the other)
     control     pipeline.control
     fix, md     pipeline.fix | pipeline.marketdata | pipeline.tls | pipeline.binance
     orders      pipeline.orders
+    bridge      pipeline.bridge (rings over Aeron: uses the md and order-path segment names)
     strategy    pipeline.strategy
     probe       pipeline.probe
     venue       pipeline.venue
@@ -44,6 +45,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("pipeline.control",),
     ("pipeline.fix", "pipeline.marketdata", "pipeline.tls", "pipeline.binance"),
     ("pipeline.orders",),
+    ("pipeline.bridge",),
     ("pipeline.strategy",),
     ("pipeline.probe",),
     ("pipeline.venue",),
