@@ -175,6 +175,39 @@ def test_observing_sender_that_falls_behind_counts_loss_and_the_receiver_the_gap
     assert got[0] == 0 and got[-1] == total - 1 and len(got) == total - lost
 
 
+def test_observing_sender_without_a_receiver_drops_and_counts_unsent_not_lost(
+        aeron_dir, sides):
+    """No receiver yet: an observed ring is not held for it (the ring would lap and the
+    wait would read as loss), its records count as unsent; once a receiver connects,
+    what follows arrives without a gap and nothing was counted lost."""
+    a, b = sides
+    cap, chunk = 256, 100
+    a_book = Ring.create(a.inst, "book", BOOK.stream, BOOK.dtype, cap)
+    b_book = Ring.create(b.inst, "book", BOOK.stream, BOOK.dtype, 4096)
+    port = free_udp_port()
+    a.start("send", "book", udp_channel(port), 43, aeron_dir)
+    rng = np.random.default_rng(7)
+    sent = 0
+    for _ in range(10):  # ten chunks, each well within the ring: 4x its capacity in all
+        publish_all(a_book, numbered(BOOK.dtype, sent, chunk, rng))
+        sent += chunk
+        until(lambda n=sent: a.value("bridge.send.book.unsent") == n, 60, "unsent counted")
+    b.start("recv", "book", udp_channel(port), 43, aeron_dir)
+    while b_book.published() == 0:  # until the publication sees the receiver
+        publish_all(a_book, numbered(BOOK.dtype, sent, 1, rng))
+        sent += 1
+        until(lambda n=sent: a.value("bridge.send.book.unsent") +
+              a.value("bridge.send.book.records") == n, 60, "the record sent or counted unsent")
+    publish_all(a_book, numbered(BOOK.dtype, sent, chunk, rng))
+    sent += chunk
+    until(lambda: a.value("bridge.send.book.unsent") + b_book.published() == sent, 60,
+          "everything after the connection at B")
+    assert a.value("bridge.send.book.lost") == 0
+    assert b.value("bridge.recv.book.gaps") == 0
+    got = b_book.records["t_origin_ns"][: b_book.published()]
+    assert np.all(np.diff(got) == 1) and got[-1] == sent - 1  # contiguous up to the last
+
+
 def test_bad_command_lines_are_clear_errors(sides, tmp_path):
     """Through ``hft bridge`` itself: a ring that cannot be bridged, and a sender whose
     media driver is not there (no Aeron directory) fail at once, saying why."""

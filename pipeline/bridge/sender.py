@@ -12,8 +12,11 @@ or admin-action offer is retried on a later cycle and counted. A sender killed b
 offer and release resends that message after its restart; the receiver drops it.
 
 OBSERVING rings (md, book): records are copied out (``ring.observe``); a message Aeron
-refused waits and is retried, and whatever the producer overwrote meanwhile is counted
-as lost (``bridge.send.<ring>.lost``), never waited for.
+refused for back pressure waits and is retried, and whatever the producer overwrote
+meanwhile is counted as lost (``bridge.send.<ring>.lost``), never waited for. With no
+receiver connected at all (NOT_CONNECTED) the message is dropped and its records counted
+as ``unsent``: nobody is there to lose them, and holding the message would only lap the
+ring and report the whole wait as loss once a receiver comes.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ BACK_PRESSURED, NOT_CONNECTED, ADMIN_ACTION = (aeron.BACK_PRESSURED, aeron.NOT_C
 S_PENDING, S_FIRST, S_MODE, S_RECORD_SIZE, S_FAILED = range(5)
 STATE_WORDS = 8
 COUNTER_NAMES = ("messages", "records", "back_pressured", "not_connected", "admin_action",
-                 "lost")
+                 "lost", "unsent")
 
 
 class SendWords(NamedTuple):
@@ -65,6 +68,7 @@ class SendWords(NamedTuple):
     not_connected: int
     admin_action: int
     lost: int
+    unsent: int  # observed records dropped while no receiver was connected
 
 
 @njit(cache=True, _nrt=False)
@@ -120,6 +124,9 @@ def send_cycle(ring, msg, header, rows, st, words, cw, pub):
         bump(words, cw.back_pressured, 1)
     elif r == NOT_CONNECTED:
         bump(words, cw.not_connected, 1)
+        if st[S_MODE] != GATING:  # an observed ring is not held for a receiver not there
+            bump(words, cw.unsent, n)
+            st[S_PENDING] = 0
     elif r == ADMIN_ACTION:
         bump(words, cw.admin_action, 1)
     else:
