@@ -18,6 +18,10 @@ old ones. A write-ahead pair of words (the ring cursor after the batch, and the 
 sequence then) makes a receiver killed between publish and the update of the expected
 sequence resume correctly.
 
+Times: records from a sender on another boot (another host) have their CLOCK_MONOTONIC
+fields moved onto this host's clock (``pipeline.bridge.clock``), so ages and latencies
+downstream (``max_book_age_ms``, tick-to-trade) mean what they mean for a local ring.
+
 When the local ring is full the message stays staged and the subscription is not polled:
 Aeron's flow control then holds the sender back (gating rings upstream stay gating).
 """
@@ -32,6 +36,7 @@ from numba import njit
 
 from pipeline.bridge import aeron
 from pipeline.bridge.calls import STAGE_LENGTH_BYTES, aeron_poll, new_stage, stage_fragment
+from pipeline.bridge.clock import boot_id, clock_offset_ns
 from pipeline.bridge.rings import Bridged
 from pipeline.metrics.counters import Counters, bump
 from pipeline.runtime.agent import Agent
@@ -74,6 +79,8 @@ class RecvConfig(NamedTuple):
     clientd: int  # the stage's address
     layout_hash: int
     record_size: int
+    time_fields: np.ndarray  # byte offsets of the records' CLOCK_MONOTONIC fields
+    clock: np.ndarray  # [this boot's id, this host's realtime - monotonic] (housekeeping)
 
 
 def state_segment_name(ring: str) -> str:
@@ -158,11 +165,16 @@ def recv_cycle(ring, stage, stage_words, state, fail, words, cw, cfg):
         bump(words, cw.gaps, first - expected)
     mask = ring.ctl[R.MASK]
     base = STAGE_LENGTH_BYTES + B.HEADER_BYTES + skip * rs
+    shift = 0
+    if stage_words[h + B.H_BOOT_ID] != cfg.clock[0]:  # another host's monotonic clock
+        shift = stage_words[h + B.H_CLOCK_OFFSET] - cfg.clock[1]
     for i in range(m):
         dst = (start + i) & mask
         src = base + i * rs
         for b in range(8, rs):  # the first 8 bytes are the stamp: publish writes it
             ring.raw[dst, b] = stage[src + b]
+        if shift != 0:
+            _shift_times(ring.raw[dst], cfg.time_fields, shift)
     # write-ahead, then publish, then the expected sequence (see the module docstring)
     store_relaxed(state, B.R_INTENT_EXPECTED, first + count)
     store_release(state, B.R_INTENT_END, start + m)
@@ -172,6 +184,16 @@ def recv_cycle(ring, stage, stage_words, state, fail, words, cw, cfg):
     bump(words, cw.messages, 1)
     bump(words, cw.records, m)
     return m
+
+
+@njit(cache=True, _nrt=False)
+def _shift_times(row, offsets, shift):
+    """Add ``shift`` to the int64 times at ``offsets`` of one record (0: not set, kept)."""
+    words = row.view(np.int64)
+    for k in range(offsets.shape[0]):
+        w = offsets[k] >> 3
+        if words[w] != 0:
+            words[w] += shift
 
 
 class LayoutMismatchError(aeron.AeronError):
@@ -199,8 +221,10 @@ class BridgeReceiver(Agent):
         if recover(self.state, self.ring.published()):
             log.info("%s: completed the batch in hand at the crash", self.name)
         self.sub = self.client.add_subscription(self.channel, self.stream_id)
+        self.clock = np.array([boot_id(), clock_offset_ns()], np.int64)
         cfg = RecvConfig(self.sub.handle, stage_fragment.address, self.stage.ctypes.data,
-                         self.spec.layout_hash, self.spec.dtype.itemsize)
+                         self.spec.layout_hash, self.spec.dtype.itemsize,
+                         B.monotonic_offsets(self.spec.dtype), self.clock)
         self._args = (self.ring.view(), self.stage, self.stage_words, self.state, self.fail,
                       self.words, self.cw, cfg)
         log.info("%s: producer of ring %r (published %d), expecting upstream seq %d, from %s "
@@ -233,6 +257,7 @@ class BridgeReceiver(Agent):
 
     def housekeeping(self, now_ns: int) -> bool:
         self.ring.heartbeat()
+        self.clock[1] = clock_offset_ns()
         return True
 
     def on_close(self) -> None:

@@ -29,6 +29,7 @@ from numba import njit
 
 from pipeline.bridge import aeron
 from pipeline.bridge.calls import aeron_offer
+from pipeline.bridge.clock import boot_id, clock_offset_ns
 from pipeline.bridge.rings import CONSUMER, Bridged
 from pipeline.metrics.counters import Counters, bump
 from pipeline.runtime.agent import Agent
@@ -36,6 +37,8 @@ from pipeline.transport import ring as R
 from pipeline.transport.atomics import load_relaxed
 from pipeline.transport.ring import Ring, RingView
 from shm_layouts.bridge import (
+    H_BOOT_ID,
+    H_CLOCK_OFFSET,
     H_COUNT,
     H_EPOCH,
     H_FIRST_SEQ,
@@ -170,6 +173,8 @@ class BridgeSender(Agent):
         header[H_MAGIC], header[H_LAYOUT_HASH], header[H_RECORD_SIZE] = (
             MAGIC, self.spec.layout_hash, rs)
         header[H_EPOCH] = int(self.ring.segment.header["created_ns"])
+        header[H_BOOT_ID], header[H_CLOCK_OFFSET] = boot_id(), clock_offset_ns()
+        self.header = header
         rows = self.msg[HEADER_BYTES:].reshape(n, rs)
         slot = self.ring.join(CONSUMER, self.spec.mode)
         self.view = self.ring.view(slot)
@@ -195,6 +200,7 @@ class BridgeSender(Agent):
 
     def housekeeping(self, now_ns: int) -> bool:
         self.ring.heartbeat(self.view.slot)
+        self.header[H_CLOCK_OFFSET] = clock_offset_ns()  # follows NTP/PTP steering
         return True
 
     def on_close(self) -> None:
