@@ -12,6 +12,8 @@ import time
 
 from pipeline.venue.session import AcceptorSession, Host
 
+CLOSE_GRACE_S = 2.0  # how long close() lets clients end their connections themselves
+
 
 class Connection:
     """One client socket driving one session."""
@@ -120,4 +122,11 @@ class FixServer:
             c.session.close(text)
             c.flush()
         if self.server is not None:
-            await self.server.wait_closed()
+            # since 3.12 wait_closed also waits for every connection to end: a client that
+            # answers neither our Logout nor TLS close_notify must not hold the stop for the
+            # SSL shutdown timeout (30 s), so it is cut after a grace
+            try:
+                await asyncio.wait_for(self.server.wait_closed(), CLOSE_GRACE_S)
+            except TimeoutError:
+                self.abort_all(text)
+                await self.server.wait_closed()
