@@ -52,17 +52,24 @@ def test_bad_profiles_are_refused_with_a_reason():
 
 # ------------------------------------------------------------------ check
 def test_check_runs_unprivileged_on_this_host(tmp_path):
-    """As an unprivileged user when we are root (setpriv) and that user can run this very
-    interpreter, else as ourselves. A pyenv build under a 0700 /root cannot load its
-    libpython as nobody (3.11 only seemed to: the loader fell back to the system's)."""
+    """Without privileges: as user nobody when we are root (setpriv) and nobody can run this
+    very interpreter, else as root with every capability dropped (a pyenv build under a
+    0700 /root cannot load its libpython as nobody), else (not root) as ourselves."""
     cmd = [sys.executable, "-m", "pipeline.cli", "tune", "check", "--json"]
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba"))
     nobody = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups"]
+    no_caps = ["setpriv", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
     same = f"import sys; sys.exit(sys.version != {sys.version!r})"
-    if os.geteuid() == 0 and shutil.which("setpriv") and subprocess.run(
-            [*nobody, sys.executable, "-c", same], capture_output=True, timeout=60).returncode == 0:
-        os.chmod(tmp_path, 0o777)
-        cmd = [*nobody, *cmd]
+    if os.geteuid() == 0 and shutil.which("setpriv"):
+        if subprocess.run([*nobody, sys.executable, "-c", same], capture_output=True,
+                          timeout=60).returncode == 0:
+            os.chmod(tmp_path, 0o777)
+            cmd = [*nobody, *cmd]
+        else:
+            cmd = [*no_caps, *cmd]
+            caps = subprocess.run([*no_caps, "grep", "CapEff", "/proc/self/status"],
+                                  capture_output=True, text=True, timeout=60).stdout
+            assert caps.split() == ["CapEff:", "0000000000000000"], caps  # truly none
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env, cwd=ROOT)
     assert res.returncode == 0, res.stderr
     report = json.loads(res.stdout)
