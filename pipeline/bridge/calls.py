@@ -20,11 +20,10 @@ from numba import carray, cfunc, types
 from numba.extending import intrinsic
 
 from pipeline.bridge import aeron
-from pipeline.runtime.libc import I32, I64, declare
+from pipeline.runtime.libc import I8P, I32, I64, buffer_args, declare, is_buffer_call
 
 aeron.load_for_jit()
 
-I8P = ir.IntType(8).as_pointer()
 STAGE_LENGTH_BYTES = 8  # the staging buffer: int64 length (0: empty), then the message
 STAGE_BYTES = 64 * 1024 + STAGE_LENGTH_BYTES  # Aeron's largest MTU (64 KiB) fits
 
@@ -37,16 +36,11 @@ def _ints(*tys) -> bool:
 def aeron_offer(typingctx, pub, arr, start, n):
     """``aeron_exclusive_publication_offer(pub, &arr[start], n, NULL, NULL)``: the new
     stream position (> 0: Aeron took the message), or a negative ``aeron.*`` code."""
-    if not (_ints(pub, start, n) and isinstance(arr, types.Array)
-            and arr.dtype == types.uint8):
+    if not is_buffer_call(pub, arr, start, n):
         return None
 
     def codegen(context, builder, sig, args):
-        handle = context.cast(builder, args[0], sig.args[0], types.int64)
-        first = context.cast(builder, args[2], sig.args[2], types.int64)
-        length = context.cast(builder, args[3], sig.args[3], types.int64)
-        ary = context.make_array(sig.args[1])(context, builder, args[1])
-        buf = builder.gep(builder.bitcast(ary.data, I8P), [first])
+        handle, buf, length = buffer_args(context, builder, sig, args)
         fn = declare(builder, "aeron_exclusive_publication_offer", I64,
                      [I8P, I8P, I64, I8P, I8P])
         null = ir.Constant(I8P, None)

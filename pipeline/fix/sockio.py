@@ -14,27 +14,20 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from pipeline.runtime.libc import I32, I64, declare
+from pipeline.runtime.libc import I8P, I32, I64, buffer_args, declare, is_buffer_call
 
 MSG_DONTWAIT = 0x40
 MSG_NOSIGNAL = 0x4000
 EAGAIN = errno.EAGAIN
-I8P = ir.IntType(8).as_pointer()
 
 
 def _io_intrinsic(name: str, flags: int):
     def io(typingctx, fd, arr, start, n):
-        if not (isinstance(arr, types.Array) and arr.dtype == types.uint8 and
-                isinstance(fd, types.Integer) and isinstance(start, types.Integer) and
-                isinstance(n, types.Integer)):
+        if not is_buffer_call(fd, arr, start, n):
             return None
 
         def codegen(context, builder, sig, args):
-            fd_v = context.cast(builder, args[0], sig.args[0], types.int64)
-            start_v = context.cast(builder, args[2], sig.args[2], types.int64)
-            n_v = context.cast(builder, args[3], sig.args[3], types.int64)
-            ary = context.make_array(sig.args[1])(context, builder, args[1])
-            ptr = builder.gep(builder.bitcast(ary.data, I8P), [start_v])
+            fd_v, ptr, n_v = buffer_args(context, builder, sig, args)
             fn = declare(builder, name, I64, [I32, I8P, I64, I32])
             r = builder.call(fn, [builder.trunc(fd_v, I32), ptr, n_v, ir.Constant(I32, flags)])
             err_fn = declare(builder, "__errno_location", I32.as_pointer(), [])

@@ -14,6 +14,7 @@ from numba.extending import intrinsic
 
 I64 = ir.IntType(64)
 I32 = ir.IntType(32)
+I8P = ir.IntType(8).as_pointer()
 TIMESPEC = ir.LiteralStructType([I64, I64])  # struct timespec on 64-bit Linux
 
 CLOCK_REALTIME = 0
@@ -23,6 +24,22 @@ CLOCK_MONOTONIC = 1
 def declare(builder, name: str, ret, params):
     """Declare (once per module) and return the external C function ``name``."""
     return cgutils.get_or_insert_function(builder.module, ir.FunctionType(ret, params), name)
+
+
+def is_buffer_call(handle, arr, start, n) -> bool:
+    """Typing check of ``f(handle, arr, start, n)``: integers and a uint8 array."""
+    return (isinstance(arr, types.Array) and arr.dtype == types.uint8
+            and all(isinstance(t, types.Integer) for t in (handle, start, n)))
+
+
+def buffer_args(context, builder, sig, args):
+    """Lowered ``(handle, arr, start, n)``: (handle as int64, ``&arr[start]`` as i8*, n as
+    int64): the prologue of every buffer call (socket I/O, TLS records, Aeron offers)."""
+    handle = context.cast(builder, args[0], sig.args[0], types.int64)
+    start = context.cast(builder, args[2], sig.args[2], types.int64)
+    n = context.cast(builder, args[3], sig.args[3], types.int64)
+    ary = context.make_array(sig.args[1])(context, builder, args[1])
+    return handle, builder.gep(builder.bitcast(ary.data, I8P), [start]), n
 
 
 def timespec_field(builder, ts, index: int):

@@ -35,7 +35,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from pipeline.fix.sockio import sock_recv, sock_send
-from pipeline.runtime.libc import I32, I64, declare
+from pipeline.runtime.libc import I8P, I32, I64, buffer_args, declare, is_buffer_call
 from pipeline.tls import openssl as O
 
 O.load_for_jit()
@@ -46,7 +46,6 @@ TLS_WANT_WRITE = O.TLS_WANT_WRITE
 TLS_EOF = O.TLS_EOF
 TLS_CLOSED = O.TLS_CLOSED
 describe = O.describe
-I8P = ir.IntType(8).as_pointer()
 INT_MAX = 2**31 - 1
 
 # per-connection counters, beside their user (they do not cross a process boundary)
@@ -56,22 +55,6 @@ TLS_STATS = np.dtype([("bytes_in", np.int64), ("bytes_out", np.int64),
 
 def _const(v: int):
     return ir.Constant(I32, v)
-
-
-def is_buffer_call(handle, arr, start, n) -> bool:
-    """Typing check of ``f(handle, arr, start, n)``: integers and a uint8 array."""
-    return (isinstance(arr, types.Array) and arr.dtype == types.uint8
-            and all(isinstance(t, types.Integer) for t in (handle, start, n)))
-
-
-def buffer_args(context, builder, sig, args):
-    """Lowered ``(handle, arr, start, n)``: (handle as int64, ``&arr[start]`` as i8*, n as
-    int64). The same prologue ``fix/sockio.py`` inlines."""
-    handle = context.cast(builder, args[0], sig.args[0], types.int64)
-    start = context.cast(builder, args[2], sig.args[2], types.int64)
-    n = context.cast(builder, args[3], sig.args[3], types.int64)
-    ary = context.make_array(sig.args[1])(context, builder, args[1])
-    return handle, builder.gep(builder.bitcast(ary.data, I8P), [start]), n
 
 
 def buffer_call(name: str, tls_result: bool = True):
