@@ -170,6 +170,7 @@ def test_apply_dry_run_prints_changes_and_boot_parameters_without_changing_anyth
 # ------------------------------------------------------------------ jitter
 @pytest.mark.spin
 @pytest.mark.timeout(120)
+@pytest.mark.timeout(300)  # the probe compiles from a cold numba cache first
 def test_jitter_probe_on_one_core(capsys):
     core = max(os.sched_getaffinity(0))  # one core only: never spin both in a test
     assert cli.main(["tune", "jitter", "--cores", str(core), "--seconds", "1", "--json"]) == 0
