@@ -110,10 +110,8 @@ def test_layout_mismatch_is_a_clear_error_and_a_nonzero_exit(aeron_dir, sides):
 def test_sender_killed_mid_stream_restarts_with_nothing_lost_or_duplicated(aeron_dir, sides):
     """kill -9 the sender of a gating ring while records flow; restart it: it resumes from
     its cursor in A's ring, the receiver drops what it sees twice. (A receiver killed with
-    kill -9 is not in this test: what the media driver had received for it but it had not
-    written is gone with it, and records a late-joining subscription never sees show up as
-    a counted gap; exactly once across a receiver crash needs the sender to hold records
-    until the receiver confirms them, which the bridge does not do: see docs/operations.md.)"""
+    kill -9 is not covered: nothing replays what its media driver held for it; see
+    docs/operations.md "Crashes".)"""
     a, b = sides
     total = 30_000
     a_execs = Ring.create(a.inst, "execs", EXECS.stream, EXECS.dtype, 1024, gating=(CONSUMER,))
