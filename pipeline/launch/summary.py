@@ -37,14 +37,16 @@ ERROR_WORDS = ("error", "reject", "gap", "crossed", "overflow", "lost", "invalid
                "mismatch", "overfill", "duplicate", "fatal")
 # Errors that fail the run (exit 1): fnmatch patterns over the names in ``errors``. What the
 # venue sent that we could not use, what the OMS could not match, data we could not deliver,
-# a supervisor that gave up on a process, positions the venue does not confirm (a process
+# a supervisor that gave up on a process, records a bridge never delivered on a gating ring
+# (orders, execs: a book update one missed is superseded by the next), positions the venue
+# does not confirm (a process
 # restart that recovered is shown, ``restarts.<name>``, but is crash-only's normal path).
 RUN_ERRORS = (
     "gateway.fix.bad_reports", "gateway.fix.bad.*", "gateway.fix.garbled",
     "gateway.fix.disconnects", "gateway.fix.reconnects", "gateway.fix.fatal",
     "gateway.fix.rejects",
     "gateway.fix.rejects_sent", "gateway.oms.*", "gateway.execs.ring_full",
-    "gateway.reconcile.*failures",
+    "gateway.reconcile.*failures", "bridge.recv.orders.gaps", "bridge.recv.execs.gaps",
     "*error*", "*lost*", "*overflow*", "supervisor.*", "positions.*",
 )
 # how many of a RUN_ERRORS counter a clean run has: the session's own final logout is one
