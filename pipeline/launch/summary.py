@@ -39,8 +39,8 @@ ERROR_WORDS = ("error", "reject", "gap", "crossed", "overflow", "lost", "invalid
 # venue sent that we could not use, what the OMS could not match, data we could not deliver,
 # a supervisor that gave up on a process, records a bridge never delivered on a gating ring
 # (orders, execs: a book update one missed is superseded by the next), positions the venue
-# does not confirm (a process
-# restart that recovered is shown, ``restarts.<name>``, but is crash-only's normal path).
+# does not confirm (a process restart that recovered is shown, ``restarts.<name>``, but is
+# crash-only's normal path).
 RUN_ERRORS = (
     "gateway.fix.bad_reports", "gateway.fix.bad.*", "gateway.fix.garbled",
     "gateway.fix.disconnects", "gateway.fix.reconnects", "gateway.fix.fatal",
