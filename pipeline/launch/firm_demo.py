@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from pipeline import config as cfgmod
 from pipeline.firm.natsd import NatsServer, free_port
 from pipeline.launch.rundir import RUN_DIR
 from pipeline.metrics.counters import Counters
@@ -124,9 +125,9 @@ password_env = "HFT_SIM_PASSWORD"
 username = "trader_b"
 password_env = "{SIM_PASSWORD_B_ENV}"
 """)
-        b.write_text("""[gateway]
+        b.write_text(f"""[gateway]
 sender_comp_id = "HFTB"
-target_comp_id = "SIMVENUE"
+target_comp_id = "{cfgmod.defaults('sim')['comp_id']}"
 username = "trader_b"
 """)
         for p in (a, b):
