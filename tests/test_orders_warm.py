@@ -170,7 +170,7 @@ def test_the_idle_duty_warms_on_its_clock_and_sends_nothing(rig, instance):
         io["period_ns"], io["ready"] = 1, 1
         rig.marks[0] = (MID - 1, MID + 1, 10**12, 0)
         args = (orders.view(orders.join("gateway")), rig.oms, rig.risk, rig.fix, rig.execs,
-                V.book_view(None), V.Hists(*(histogram.new() for _ in range(4))))
+                V.book_view(None), V.Hists(*(histogram.new() for _ in V.Hists._fields)))
         for _ in range(5):
             assert flow.duty(fix_end.fileno(), 0, *args) == 0  # no work: warming is not work
         assert io["passes"] == 5 and io["warm_result"] > 0  # bytes came back on the link

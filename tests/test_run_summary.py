@@ -115,7 +115,16 @@ def test_hft_run_exits_1_on_a_failure(extra, code, monkeypatch, capsys):
     assert cli.main(["run", "--duration", "0"]) == code
     out = capsys.readouterr().out
     assert ("RUN FAILED (exit 1): gateway.fix.bad_reports" in out) == bool(code), out
-    assert "errors: " in out
+    assert ("errors: gateway.fix.bad_reports 1" in out) == bool(code), out
+    assert ("errors: none" in out) != bool(code), out
+
+
+def test_counted_denials_are_not_printed_as_errors(capsys):
+    run_cmd.print_summary(S.judge(summary(CLEAN | {"gateway.orders.denied": 7,
+                                                   "gateway.fix.disconnects": 1})))
+    out = capsys.readouterr().out
+    assert "errors: none" in out, out
+    assert "counted (not errors): gateway.orders.denied 7, gateway.fix.disconnects 1" in out
 
 
 def test_the_summary_prints_a_position_mismatch(capsys):
@@ -132,3 +141,11 @@ def test_a_process_that_never_comes_up_is_one_line_not_a_traceback(monkeypatch, 
     err = capsys.readouterr().err
     assert err.startswith("hft run: could not start: not running after 300s: book_builder")
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(("sent", "seconds", "said"), [(0, 30.0, True), (40, 30.0, False),
+                                                        (0, 2.0, False)])
+def test_a_run_that_sent_no_order_says_so(sent, seconds, said, capsys):
+    run_cmd.print_summary(S.judge(summary(CLEAN | {"gateway.orders.sent": sent},
+                                          seconds=seconds)))
+    assert ("no order was sent in 30 s" in capsys.readouterr().out) == said

@@ -58,6 +58,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                       "another instance's --bridge-out book")
 
 
+QUIET_RUN_S = 10  # a run this long that sent no order says so
+
+
 def print_summary(s: dict) -> None:
     print(f"\n== summary: instance {s['instance']}, {s['seconds']:.1f} s")
     c = s["counters"]
@@ -85,8 +88,14 @@ def print_summary(s: dict) -> None:
     if refused is not None:
         print("venue refusals: " + (", ".join(f"{k} {v:,}" for k, v in refused.items())
                                     or "none"))
-    errors = s["errors"]
-    print("errors: " + (", ".join(f"{k} {v:,}" for k, v in errors.items()) or "none"))
+    errors, failures = s["errors"], s.get("failures") or []
+    print("errors: " + (", ".join(f"{k} {errors[k]:,}" for k in failures) or "none"))
+    counted = {k: v for k, v in errors.items() if k not in failures}
+    if counted:  # risk denials, venue rejects, a clean logout: worth a look, not a failure
+        print("counted (not errors): " + ", ".join(f"{k} {v:,}" for k, v in counted.items()))
+    if s["seconds"] >= QUIET_RUN_S and not c.get("gateway.orders.sent"):
+        print(f"no order was sent in {s['seconds']:.0f} s (a first run on a cold numba cache "
+              "may spend that long compiling)")
     if s.get("failed"):
         print(f"STOPPED BY SUPERVISOR: {s['failed']}")
     restarts = {k: v for k, v in s.get("restarts", {}).items() if v}

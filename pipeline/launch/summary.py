@@ -26,8 +26,13 @@ HOPS = {  # histogram label -> what it measures
     "hop.order_ring": "strategy -> oms_gateway (order ring)",
     "hop.exec_ring": "oms_gateway -> strategy (exec ring)",
     "strategy.tick_to_decision_ns": "frame receipt -> strategy decides (books it acted on)",
+    "strategy.acted.frame_to_book_ns": "frame receipt -> book published (books acted on)",
+    "strategy.acted.book_hop_ns": "book published -> strategy (books acted on)",
     "strategy.decision_ns": "strategy decision (book record -> intent)",
-    "gateway.work_ns": "oms_gateway pass before send() (risk, OMS, FIX encode, journals)",
+    "gateway.work_ns": "oms_gateway pass before send() (book marks, risk, OMS, FIX encode, "
+                       "journals)",
+    "gateway.intents_ns": "oms_gateway pass after the book marks (poll, risk, OMS, encode, "
+                          "journals)",
     "tick_to_trade_ns": "tick-to-trade (frame receipt -> order bytes on the socket)",
     "gateway.send_ns": "oms_gateway send() syscall (on loopback it wakes the venue)",
 }

@@ -686,20 +686,25 @@ def duty(fd, ssl, intents, oms, risk, fix, execs, book, hists):
     partial send, closed or failed socket). ``ssl``: the session's ``SSL*`` over TLS (records
     encrypted/decrypted in this pass), 0 on plain TCP. ``hists``: tick-to-trade; the send() syscall
     alone (on loopback it includes waking the venue process); a sending pass up to its
-    send() (marks, risk, OMS, encoding, journals); the order-ring hop."""
+    send() (marks, risk, OMS, encoding, journals); the order-ring hop; that pass after
+    the marks."""
     now = monotonic_ns()
     work = 0
     io = fix.out.io
     b = book.ring
+    t_marks = now
     if b.slot >= 0:
         n = observe(b.ctl, b.slot, b.raw, book.out)
         if n:
             update_marks(book.recs, n, risk.marks)
             work += n
+            t_marks = monotonic_ns()
     work += process_intents(intents, oms, risk, fix, execs, hists.order_hop, now,
                             realtime_ns(), 256)
     if io[0].end > 0:
-        record(hists.work, monotonic_ns() - now)
+        t_send = monotonic_ns()
+        record(hists.work, t_send - now)
+        record(hists.intents, t_send - t_marks)
         if not _send_wire(fd, ssl, fix, hists, now):
             return -1 - work
         work += 1

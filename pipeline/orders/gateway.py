@@ -208,7 +208,7 @@ class GatewayAgent(Agent):
             execs=V.execs_view(self.execs_ring.view()),
             book=self._book_view(),
             hists=V.Hists(self.hist, hist("gateway.send_ns"), hist("gateway.work_ns"),
-                          hist("hop.order_ring")))
+                          hist("hop.order_ring"), hist("gateway.intents_ns")))
         # the dispatcher would type every view in Python on every call (15-25 us idle):
         # these call the compiled overload directly while the arguments keep their types
         self.duty_call = SameArgsCall(flow.duty)

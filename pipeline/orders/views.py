@@ -112,12 +112,14 @@ class Book(NamedTuple):
 
 class Hists(NamedTuple):
     """Latency histograms: tick-to-trade, the send() call, a sending pass's work up to
-    it, and the order-ring hop (strategy decision -> read by the gateway)."""
+    it, the order-ring hop (strategy decision -> read by the gateway), and the part of
+    that pass after the book marks (poll, risk, OMS, encode, journals)."""
 
     tick_to_trade: np.ndarray
     send: np.ndarray
     work: np.ndarray
     order_hop: np.ndarray
+    intents: np.ndarray
 
 
 WARM_RX = 1024  # the warm link's bytes are drained into scratch[WARM_RX:] (encoding below)

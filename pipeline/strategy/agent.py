@@ -113,10 +113,15 @@ class StrategyHists(NamedTuple):
     exec_hop: np.ndarray  # hop.exec_ring
     decision: np.ndarray  # strategy.decision_ns
     tick_to_decision: np.ndarray  # strategy.tick_to_decision_ns
+    # the books acted on, split at the book's publication (t_book_ns): frame receipt ->
+    # published (parse, md ring, book update), published -> read here (book ring)
+    acted_book: np.ndarray  # strategy.acted.frame_to_book_ns
+    acted_hop: np.ndarray  # strategy.acted.book_hop_ns
 
 
 HIST_NAMES = ("hop.book_ring", "hop.exec_ring", "strategy.decision_ns",
-              "strategy.tick_to_decision_ns")  # in StrategyHists order
+              "strategy.tick_to_decision_ns", "strategy.acted.frame_to_book_ns",
+              "strategy.acted.book_hop_ns")  # in StrategyHists order
 
 
 class Telemetry(NamedTuple):
@@ -177,6 +182,8 @@ def strategy_cycle(cb, mm, sink, books, execs, trades, clock, tel, warm):
                 if sent:
                     record(hists.decision, monotonic_ns() - now)
                     record(hists.tick_to_decision, now - book["t_origin_ns"])
+                    record(hists.acted_book, book["t_book_ns"] - book["t_origin_ns"])
+                    record(hists.acted_hop, now - book["t_book_ns"])
             bump(words, stats.intents, sent)
         W.keep_book(warm, recs[(pos + n - 1) & (recs.shape[0] - 1)])
         R.release(books.ctl, books.slot, pos + n)
