@@ -42,6 +42,7 @@ from pipeline.orders.segments import ORDERS_CONSUMER, OmsState, attach_order_pat
 from pipeline.runtime.agent import Agent, SameArgsCall, work_done
 from pipeline.runtime.idle import idle
 from pipeline.tls.client import TlsSettings
+from pipeline.tls.shadow import ShadowTls
 from pipeline.transport.ring import Ring, RingView, observe
 from pipeline.transport.segment import SegmentMissing
 from pipeline.transport.shared import atomic_load, atomic_store
@@ -172,10 +173,13 @@ class GatewayAgent(Agent):
         warm.default_shape(out.shadow)
         self.buf, self.wio = out.wire, out.io
         self.warm_link = warm.WarmLink() if warm_ns > 0 else None
+        self.shadow_tls: ShadowTls | None = None  # TLS venue: the warm pass encrypts too
         if self.warm_link is not None:
             io = self.wio[0]
             io["warm_tx"], io["warm_rx"] = self.warm_link.fds()
             io["ready"] = 1  # the order path is always there
+            if cfg.tls is not None:
+                self.shadow_tls = ShadowTls(self.warm_link.tx, self.warm_link.rx)
         self.stale = np.zeros(max(len(table), 1), np.int64)
         self.counters = counters
 
@@ -245,6 +249,8 @@ class GatewayAgent(Agent):
                     ("overfills", L.W_OVERFILLS), ("duplicate_fills", L.W_DUPLICATE_FILLS),
                     ("reconciles_wanted", L.W_RECONCILE_WANTED))},
                 "warm_passes": int(w["passes"]),
+                "tls.shadow_writes": int(w["warm_tls"]),
+                "tls.shadow_failures": int(w["warm_tls_failed"]),
                 **{f"tls.{k}": v for k, v in self.wire.tls_events.items()},
                 **V.denials_by_reason(self.wio),
                 "orders.venue_rejects": int(w["venue_rejects"]),
@@ -411,6 +417,8 @@ class GatewayAgent(Agent):
         o = self.oms
         st = self.session.store
         warm.pretouch(self.journal, st.words, st.data, st.index)
+        if self.shadow_tls is not None:
+            warm.follow_tls(self.shadow_tls, self.wio, self.wire.ssl)
         if self.poller is not None:
             self._control()
         for event, detail in self.session.events:
@@ -702,6 +710,8 @@ class GatewayAgent(Agent):
                 self.wire.poll(time.monotonic_ns(), self._on_app)
                 time.sleep(0.001)
         self.wire.close(time.monotonic_ns(), "gateway shutdown")
+        if self.shadow_tls is not None:
+            self.shadow_tls.close()
         if self.warm_link is not None:
             self.warm_link.close()
         atomic_store(self.oms.words, L.W_READY, 0)

@@ -7,7 +7,8 @@ the gateway (or a test), from the arrays it owns; a ring is a ``RingView``.
 
 ``GATEWAY_IO`` is the gateway's own record (process-local, so declared here and not in
 ``shm_layouts``): the wire buffer's cursors, why a jitted pass stopped, the order path's
-counters, the warm pass's link and clock, and the shape of the last real order.
+counters, the warm pass's link (and its shadow TLS session) and clock, and the shape of
+the last real order.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ GATEWAY_IO = np.dtype(warming.WARM_CLOCK_FIELDS + [  # the warm pass's clock com
     ("bad_reports", "<i8"),  # unusable application messages
     ("exec_blocked", "<i8"),  # pumps stopped by a full exec ring (backpressure)
     ("warm_tx", "<i8"), ("warm_rx", "<i8"),  # the warm link's fds (-1: no warming)
+    ("warm_ssl", "<i8"),  # the shadow TLS session's SSL* on the link (0: plain bytes)
+    ("warm_tls", "<i8"),  # warm passes that encrypted on the shadow session
+    ("warm_tls_failed", "<i8"),  # shadow writes that failed (warm_ssl is then reset to 0)
     ("warm_result", "<i8"),  # the last warm pass's result (keeps it from being elided)
     ("warm_last_cl", "<i8"),  # ClOrdID of the last intent handled
     ("denied_by", "<i8", (DENIAL_REASONS,)),  # per RiskReason

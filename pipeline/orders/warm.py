@@ -10,6 +10,9 @@ p50, against 1.2 us for the same send() repeated in a tight loop (BENCHMARKS.md)
   scratch buffer (taking no sequence number), runs pre-trade risk on it (``risk.check``
   changes nothing), sends those bytes on a private loopback TCP connection (``WarmLink``)
   and drains them, so the syscall, TCP transmit and loopback receive paths stay warm.
+  When the venue session is TLS, those bytes go through a shadow TLS session on the
+  link (``pipeline.tls.shadow``, ``io.warm_ssl``): ``SSL_write`` stays warm too, and the
+  real session's records and sequence numbers are never touched.
   The order it sends has the shape real orders have (``Out.shadow``: side, quantity,
   type, time in force and so ExecInst of the last real intent; before the first one,
   ``DEFAULT_SHAPE``: what the market maker sends), priced at the touch, so risk and the
@@ -32,6 +35,7 @@ Warming costs a core's time, so only a busy-spinning gateway does it (profile ke
 
 from __future__ import annotations
 
+import logging
 import socket
 
 import numpy as np
@@ -39,13 +43,18 @@ from numba import njit
 
 from pipeline.fix import binance_spot as B
 from pipeline.fix import codec as C
-from pipeline.fix.sockio import sock_recv, sock_send
+from pipeline.fix.sockio import EAGAIN, sock_recv
 from pipeline.fix.store import IDX_SEQ, JOURNAL_END, NEXT_OUT
 from pipeline.orders import journal as J
 from pipeline.orders import risk
 from pipeline.orders.views import WARM_RX
+from pipeline.tls.client import TlsError
+from pipeline.tls.io import clear_errors, wire_send
+from pipeline.tls.shadow import ShadowTls
 from pipeline.transport.atomics import load_relaxed, store_relaxed
 from shm_layouts.records import FixDialect, OrderAction, OrderType, Side, TimeInForce
+
+log = logging.getLogger(__name__)
 
 PAGE = 4096
 AHEAD_PAGES = 4  # pages kept touched ahead of each append position
@@ -79,6 +88,26 @@ class WarmLink:
     def close(self) -> None:
         self.tx.close()
         self.rx.close()
+
+
+def follow_tls(shadow: ShadowTls | None, io: np.ndarray, real_ssl: int) -> None:
+    """Point the warm pass (``io``: GATEWAY_IO) at a shadow TLS session like the venue
+    session ``real_ssl`` (0: plain TCP; the pass then sends plain bytes). Cold path, from
+    housekeeping: a shadow handshake only when the venue session's version or cipher
+    changed, or after a shadow write failed (the jitted pass then reset ``warm_ssl``)."""
+    r = io[0]
+    if shadow is None:
+        r["warm_ssl"] = 0
+        return
+    if int(r["warm_tls_failed"]) != shadow.failures_seen:
+        shadow.failures_seen = int(r["warm_tls_failed"])
+        log.warning("shadow TLS write failed: a new shadow session")
+        shadow.reset()
+    try:
+        r["warm_ssl"] = shadow.follow(real_ssl)
+    except TlsError as e:
+        r["warm_ssl"] = 0
+        log.warning("warm pass without TLS (no shadow session): %s", e)
 
 
 def default_shape(shadow: np.ndarray) -> None:
@@ -124,8 +153,18 @@ def warm(fix, om, rk, now, wall_ns, replace):
         s, e = C.encode_new_order(out.scratch, fix.comp_ids, seq, wall_ns, o, sym,
                                   fix.syms.grid[sid])
     got = 0
-    if io.warm_tx >= 0 and sock_send(io.warm_tx, out.scratch, s, e - s) > 0:
-        got = sock_recv(io.warm_rx, out.scratch, WARM_RX, out.scratch.shape[0] - WARM_RX)
+    if io.warm_tx >= 0:
+        # over TLS, the shadow session encrypts it (``tls.shadow``); the ciphertext is
+        # drained raw, nothing decrypts it
+        r = wire_send(io.warm_tx, io.warm_ssl, out.scratch, s, e - s)
+        if r > 0:
+            if io.warm_ssl != 0:
+                io.warm_tls += 1
+            got = sock_recv(io.warm_rx, out.scratch, WARM_RX, out.scratch.shape[0] - WARM_RX)
+        elif r != -EAGAIN and io.warm_ssl != 0:
+            io.warm_tls_failed += 1  # the owner drops the shadow (housekeeping)
+            io.warm_ssl = 0
+            clear_errors()  # the real session's next SSL_get_error must not see this
     return verdict + got
 
 

@@ -123,6 +123,18 @@ bio_read = buffer_call("BIO_read", tls_result=False)
 bio_read.__doc__ = "bio_read(bio, into arr[start:start+n]): ciphertext to send (<= 0: none)."
 
 
+@intrinsic
+def clear_errors(typingctx):
+    """``ERR_clear_error()``: empty this thread's OpenSSL error queue from jitted code (after
+    a failure on a connection the caller drops, so the next connection's ``SSL_get_error``
+    does not read a stale error)."""
+    def codegen(context, builder, sig, args):
+        builder.call(declare(builder, "ERR_clear_error", ir.VoidType(), []), [])
+        return context.get_dummy_value()
+
+    return types.none(), codegen
+
+
 @njit(cache=True, _nrt=False)
 def account(stats, r, inbound):
     """Count a ``tls_read`` (``inbound``) or ``tls_write`` result into a TLS_STATS array;

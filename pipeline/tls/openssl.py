@@ -44,15 +44,18 @@ SSL_CTRL_MODE = 33
 SSL_CTRL_SET_READ_AHEAD = 41
 SSL_CTRL_SET_TLSEXT_HOSTNAME = 55
 SSL_CTRL_SET_MIN_PROTO_VERSION = 123
+SSL_CTRL_SET_MAX_PROTO_VERSION = 124
 TLSEXT_NAMETYPE_HOST_NAME = 0
 
 SSL_MODE_ENABLE_PARTIAL_WRITE = 0x1
 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER = 0x2
 SSL_MODE_AUTO_RETRY = 0x4
+SSL_MODE_RELEASE_BUFFERS = 0x10
 SSL_OP_NO_RENEGOTIATION = 1 << 30
 SSL_KEY_UPDATE_NONE = -1
 
 TLS1_2_VERSION = 0x0303
+TLS1_3_VERSION = 0x0304
 SSL_VERIFY_NONE = 0
 SSL_VERIFY_PEER = 1
 SSL_FILETYPE_PEM = 1
@@ -103,6 +106,10 @@ _PROTOTYPES = {  # name: (restype, argtypes), libssl unless in _CRYPTO
     "SSL_get_error": (c_int, [c_void_p, c_int]),
     "SSL_get_verify_result": (c_long, [c_void_p]),
     "SSL_get_version": (c_char_p, [c_void_p]),
+    "SSL_version": (c_int, [c_void_p]),
+    "SSL_set_ciphersuites": (c_int, [c_void_p, c_char_p]),
+    "SSL_set_cipher_list": (c_int, [c_void_p, c_char_p]),
+    "SSL_CTX_set_num_tickets": (c_int, [c_void_p, c_size_t]),
     "SSL_get_current_cipher": (c_void_p, [c_void_p]),
     "SSL_CIPHER_get_name": (c_char_p, [c_void_p]),
     "SSL_get_session": (c_void_p, [c_void_p]),
