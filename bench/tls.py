@@ -13,6 +13,12 @@
    uses the same path (both ends jitted, polling; an empty poll yields the core, since
    on a shared 2-core host two spinning processes measure the scheduler).
 3. An empty poll (nothing to read), what a busy-polling loop pays between messages.
+
+The same run then does (``--parts``) md throughput through the feed handler's own duty
+cycle, TLS vs plain in interleaved rounds (``bench/tls_md.py``), and one order-sized send
+after a ~100 ms idle gap with and without the gateway's warm pass, plain bytes or the
+shadow TLS session (``bench/tls_cold.py``). With ``--json``: one document, the parts
+under ``md_tls_vs_plain_throughput`` and ``cold_send_after_gap``.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import time
 import numpy as np
 from numba import njit
 
+from bench import tls_cold, tls_md
 from bench._report import emit
 from pipeline.fix.sockio import EAGAIN, sock_recv, sock_send
 from pipeline.runtime.clock import monotonic_ns
@@ -51,7 +58,17 @@ CHUNK = 1 << 16
 DEADLINE_NS = 20_000_000_000  # no loop here outlives this, whatever the peer does
 
 
+PARTS = ("records", "md", "cold")
+JSON_KEYS = {"md": "md_tls_vs_plain_throughput", "cold": "cold_send_after_gap"}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--parts", default=",".join(PARTS),
+                        help="records: per-record costs (below); md: md throughput through "
+                             "feed_once (bench/tls_md.py); cold: a send after an idle gap, "
+                             "warm pass or not (bench/tls_cold.py)")
+    tls_md.add_arguments(parser)
+    tls_cold.add_arguments(parser)
     parser.add_argument("--batch", type=int, default=64, help="frames per send")
     parser.add_argument("--frame", type=int, default=FRAME,
                         help="frame size (180: bookTicker; ~2500: a 50-level depth diff)")
@@ -268,7 +285,8 @@ def stream_paths(frame: int) -> list[tuple[str, int, int, bool]]:
             ("memory BIO: recv+BIO_write+SSL_read", MEMBIO, CHUNK, False)]
 
 
-def main(args: argparse.Namespace) -> int:
+def records(args: argparse.Namespace) -> tuple[list[dict], dict]:
+    """Part 1: records, round trips, empty polls; (rows, extra) for ``emit``."""
     budget = int(args.budget_s * 1e9)
     ca = TestCA(tempfile.mkdtemp(prefix="hft-bench-tls-"))
     try:
@@ -322,7 +340,35 @@ def main(args: argparse.Namespace) -> int:
         rows += idle_rows
     finally:
         ca.cleanup()
-    emit("tls: tls_read/tls_write against plain TCP, loopback", rows, args.json,
-         {"handshake_ms_median": round(float(np.median(handshakes)) * 1e3, 2),
-          "tls": f"{O.lib().OpenSSL_version_num():#x} TLSv1.3, batch {args.batch} frames"})
+    return rows, {"handshake_ms_median": round(float(np.median(handshakes)) * 1e3, 2),
+                  "tls": f"{O.lib().OpenSSL_version_num():#x} TLSv1.3, batch {args.batch} "
+                         "frames"}
+
+
+def main(args: argparse.Namespace) -> int:
+    parts = args.parts.split(",")
+    if set(parts) - set(PARTS):
+        raise SystemExit(f"--parts: expected some of {','.join(PARTS)}, not {args.parts}")
+    runs = {"records": ("tls: tls_read/tls_write against plain TCP, loopback", records),
+            "md": ("tls md: frames through feed_once, TLS vs plain, interleaved rounds",
+                   tls_md.run),
+            "cold": ("tls cold: one 200-byte send after an idle gap, TLS vs plain",
+                     tls_cold.run)}
+    doc_rows: list[dict] = []
+    doc: dict = {}
+    for part in PARTS:
+        if part not in parts:
+            continue
+        title, run = runs[part]
+        rows, extra = run(args)
+        if not args.json:
+            emit(title, rows, False, extra)
+        elif part == "records":
+            doc_rows = rows
+            doc |= extra
+        else:  # one JSON document: a key per part
+            doc[JSON_KEYS[part]] = {"title": title, "rows": rows,
+                                    **extra.get(JSON_KEYS[part], extra)}
+    if args.json:
+        emit(runs["records"][0], doc_rows, True, doc)
     return 0

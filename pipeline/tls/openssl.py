@@ -110,6 +110,7 @@ _PROTOTYPES = {  # name: (restype, argtypes), libssl unless in _CRYPTO
     "SSL_set_ciphersuites": (c_int, [c_void_p, c_char_p]),
     "SSL_set_cipher_list": (c_int, [c_void_p, c_char_p]),
     "SSL_CTX_set_num_tickets": (c_int, [c_void_p, c_size_t]),
+    "SSL_CTX_set_ciphersuites": (c_int, [c_void_p, c_char_p]),
     "SSL_get_current_cipher": (c_void_p, [c_void_p]),
     "SSL_CIPHER_get_name": (c_char_p, [c_void_p]),
     "SSL_get_session": (c_void_p, [c_void_p]),

@@ -48,6 +48,16 @@ def next_frame(buf, r, w):
     return 1, opcode, fin, p, p + n, p + n
 
 
+def encode_server_frame(opcode: int, payload: bytes) -> bytes:
+    """An unmasked, final server frame (cold path: benchmarks' streams)."""
+    n = len(payload)
+    if n < 126:
+        return bytes([0x80 | opcode, n]) + payload
+    if n < 65536:
+        return bytes([0x80 | opcode, 126]) + n.to_bytes(2, "big") + payload
+    return bytes([0x80 | opcode, 127]) + n.to_bytes(8, "big") + payload
+
+
 def encode_client_frame(opcode: int, payload: bytes, mask: bytes) -> bytes:
     """A masked client frame (cold path: pong, close, test servers)."""
     head = bytes([0x80 | opcode])
