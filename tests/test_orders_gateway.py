@@ -4,6 +4,7 @@ acceptor (the test plays the strategy on the rings)."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -17,6 +18,7 @@ from pipeline.orders import views as V
 from pipeline.orders.gateway import GatewayAgent, GatewayConfig, replay
 from pipeline.orders.segments import EXECS_CONSUMER, create_order_path
 from pipeline.orders.testing import push_intent, read_execs
+from pipeline.tls.client import TlsSettings
 from pipeline.venue.testing import VenueThread, quiet_venue
 from shm_layouts import oms as L
 from shm_layouts.histogram import H_COUNT, H_MAX
@@ -35,14 +37,20 @@ MID = 6_000_000  # 60000.00
 
 class Harness:
     def __init__(self, instance, tmp_path, capacity: int = 1024,
-                 counters: Counters | None = None, **gateway):
-        self.acc = VenueThread(quiet_venue(tmp_path, TABLE))
+                 counters: Counters | None = None, tls: bool = False, warm_ns: int = 0,
+                 **gateway):
+        """``tls``: the venue serves FIX over TLS and the gateway trusts its CA;
+        ``warm_ns``: the gateway's warm pass period (0: off)."""
+        self.acc = VenueThread(replace(quiet_venue(tmp_path, TABLE), tls=tls))
+        if tls:
+            gateway["tls"] = TlsSettings("localhost", self.acc.sim.tls.ca_file)
         self.orders, self.execs, self.state = create_order_path(instance, capacity)
         self.exec_slot = self.execs.join(EXECS_CONSUMER)
         cfg = GatewayConfig("127.0.0.1", self.acc.port,
                             SessionConfig("CLIENT", "VENUE", str(tmp_path / "fix")),
                             str(tmp_path / "oms.journal"), backoff_min_s=0.05, **gateway)
-        self.gw = GatewayAgent(instance, cfg, TABLE, LIMITS, counters=counters)
+        self.gw = GatewayAgent(instance, cfg, TABLE, LIMITS, counters=counters,
+                               warm_ns=warm_ns)
         self.execs_seen: list = []
         self.set_mid(0, MID)
         self.set_mid(1, 300_000)

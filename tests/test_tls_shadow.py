@@ -11,6 +11,7 @@ import time
 import pytest
 import simplefix
 import tls_peers
+from test_orders_gateway import Harness
 from test_orders_risk import MID, Rig
 from tls_peers import ScriptedServer, connect
 
@@ -151,3 +152,30 @@ def test_a_failed_shadow_write_drops_the_shadow_and_the_venue_session_goes_on(ri
     server.wait()
     assert server.error is None
     assert [int(m.get(11)) for m in _messages(got["raw"])] == ids
+
+
+def test_the_gateway_over_tls_warms_through_a_shadow_session(instance, tmp_path):
+    """The whole gateway against the simulator over TLS, warm passes on: housekeeping
+    makes the shadow session alike to the venue's; the warm passes encrypt on it; the
+    venue gets the orders, in order, and nothing else of ours."""
+    h = Harness(instance, tmp_path, tls=True, warm_ns=1_000)
+    try:
+        h.ready()
+        gw = h.gw
+        h.run_until(lambda: gw.shadow_tls.ssl != 0)
+        assert (gw.shadow_tls.version, gw.shadow_tls.cipher) == (gw.wire.conn.version,
+                                                                 gw.wire.conn.cipher)
+        assert gw.wio[0]["warm_ssl"] == gw.shadow_tls.ssl
+        ids = []
+        for _ in range(2):
+            seen = int(gw.wio[0]["warm_tls"])
+            h.run_until(lambda seen=seen: gw.wio[0]["warm_tls"] >= seen + 20)
+            ids.append(h.new(qty=150))
+            h.run_until(lambda: len(h.exec_for(ids[-1])) == 1)
+        assert [int(d.get(11)) for d in h.received("D")] == ids
+        counts = gw._counter_values()
+        assert counts["tls.shadow_writes"] >= 40 and counts["tls.shadow_failures"] == 0
+        assert counts["tls.handshakes"] == 1 and gw.shadow_tls.handshakes == 1
+    finally:
+        h.gw.on_close()
+        h.close()
