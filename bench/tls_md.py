@@ -52,6 +52,7 @@ from pipeline.transport.ring import Ring
 from shm_layouts.records import MD_EVENT
 
 PLAIN, TLS = 0, 1
+MAX_RECORD = 16384  # TLS plaintext per record
 BUDGET_NS = 60_000_000_000  # no round outlives this, whatever the peer does
 CTX = mp.get_context("fork")  # the producer inherits the frames, nothing is pickled
 
@@ -62,6 +63,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="trades and bookTickers after each depth diff (each)")
     p.add_argument("--md-rounds", type=int, default=7, help="rounds per mode (>= 5)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--record-bytes", type=int, default=0,
+                   help="0: one TLS record per frame (as measured); N: the producer packs "
+                        f"consecutive frames into records of up to N bytes (<= {MAX_RECORD})")
     p.add_argument("--ciphersuites", default="",
                    help="TLS 1.3 suites the consumer offers, e.g. TLS_AES_128_GCM_SHA256 "
                         "(default: OpenSSL's, which the server answers with AES-256-GCM)")
@@ -92,13 +96,19 @@ class Stream:
 
 
 @njit(cache=True, _nrt=False)
-def encrypt(ssl_p, wbio, data, starts, ends, out):
-    """Each frame as its own TLS record into the memory BIO ``wbio``, drained into ``out``
-    as it goes; the ciphertext's length (-1: a write failed)."""
+def encrypt(ssl_p, wbio, data, starts, ends, record_bytes, out):
+    """Each frame as its own TLS record (``record_bytes`` > 0: consecutive frames share a
+    record up to that size) into the memory BIO ``wbio``, drained into ``out`` as it goes;
+    the ciphertext's length (-1: a write failed)."""
     n = 0
-    for i in range(starts.shape[0]):
-        if tls_write(ssl_p, data, starts[i], ends[i] - starts[i]) <= 0:
+    i = 0
+    while i < starts.shape[0]:
+        j = i + 1
+        while j < starts.shape[0] and ends[j] - starts[i] <= record_bytes:
+            j += 1
+        if tls_write(ssl_p, data, starts[i], ends[j - 1] - starts[i]) <= 0:
             return -1
+        i = j
         while True:
             r = bio_read(wbio, out, n, out.shape[0] - n)
             if r <= 0:
@@ -126,7 +136,8 @@ def drain(sock, rbuf, frag, st, ps, sy, em, md, warm, dec, frames, budget_ns):
     return monotonic_ns() - t0
 
 
-def _produce(ls: socket.socket, stream: Stream, cert: str, key: str, rounds: int) -> None:
+def _produce(ls: socket.socket, stream: Stream, cert: str, key: str, rounds: int,
+             record_bytes: int) -> None:
     """Producer process: per connection, the mode byte, then the whole stream at once."""
     out = np.zeros(stream.data.shape[0] + 64 * stream.frames + (1 << 16), np.uint8)
     for _ in range(rounds):
@@ -138,7 +149,7 @@ def _produce(ls: socket.socket, stream: Stream, cert: str, key: str, rounds: int
             with server_context(cert, key) as ctx:
                 conn = ctx.accept(sock, 10)
             n = encrypt(conn.ssl, conn.memory_bio(read=False), stream.data, stream.starts,
-                        stream.ends, out)
+                        stream.ends, record_bytes, out)
             if n < 0:
                 raise RuntimeError("producer: SSL_write into the memory BIO failed")
             payload = memoryview(out)[:n]
@@ -206,7 +217,8 @@ def run(args: argparse.Namespace) -> tuple[list[dict], dict]:
         md = Ring.create(inst, MD_RING, MD_STREAM, MD_EVENT, 1 << 16)
         md.claim_producer()
         proc = CTX.Process(target=_produce, args=(ls, stream, str(cert.cert_file),
-                                                  str(cert.key_file), 2 * args.md_rounds),
+                                                  str(cert.key_file), 2 * args.md_rounds,
+                                                  min(args.record_bytes, MAX_RECORD)),
                            daemon=True)
         proc.start()
         port = ls.getsockname()[1]
@@ -234,7 +246,10 @@ def run(args: argparse.Namespace) -> tuple[list[dict], dict]:
                      "best ns/frame": float(ns.min()) / stream.frames})
     med = float(np.median(ratios))
     extra = {"md_tls_vs_plain_throughput": {
-        "tls": got[TLS][0]["cipher"], "frames_per_round": stream.frames,
+        "tls": got[TLS][0]["cipher"],
+        "records": "one per frame" if args.record_bytes <= 0 else
+                   f"frames packed up to {min(args.record_bytes, MAX_RECORD)} B",
+        "frames_per_round": stream.frames,
         "depth_diffs_per_round": stream.diffs,
         "bytes_per_round": int(stream.data.shape[0]),
         "paired_tls_over_plain_rate_median": round(med, 3),

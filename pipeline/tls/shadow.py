@@ -58,19 +58,27 @@ class ShadowTls:
         self.key: tuple[int, str] | None = None  # (version, cipher) the shadow has
         self.handshakes = 0
         self.failures_seen = 0  # the warm pass's failed shadow writes already handled
+        self.refused: tuple[int, str] | None = None  # a shadow that could not be made
 
     def follow(self, real_ssl: int) -> int:
         """The shadow ``SSL*`` for a real session ``real_ssl`` (0: plain TCP, returns 0);
         a new shadow handshake when the real session's version or cipher differ from the
-        current shadow's. Raises ``TlsError`` if the shadow cannot be made alike."""
+        current shadow's. Raises ``TlsError`` if the shadow cannot be made alike (then 0
+        for that version and cipher until ``reset``)."""
         if not real_ssl:
             return 0
         fns = self.lib
         version = fns.SSL_version(real_ssl)
         cipher = fns.SSL_CIPHER_get_name(fns.SSL_get_current_cipher(real_ssl)).decode()
         if self.key != (version, cipher):
+            if self.refused == (version, cipher):
+                return 0  # failed once for this session: not retried every housekeeping
             self._stop()
-            self.ssl = self._handshake(version, cipher)
+            try:
+                self.ssl = self._handshake(version, cipher)
+            except TlsError:
+                self.refused = (version, cipher)
+                raise
             self.key = (version, cipher)
             self.handshakes += 1
             log.info("shadow TLS for the warm pass: %s %s", self.version, self.cipher)
@@ -127,6 +135,7 @@ class ShadowTls:
     def reset(self) -> None:
         """Drop the shadow session (the next ``follow`` makes a new one)."""
         self._stop()
+        self.refused = None
 
     def _stop(self) -> None:
         if self.ssl:
