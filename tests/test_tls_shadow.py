@@ -38,7 +38,7 @@ def rig(instance, tmp_path):
     r = Rig(execs, J.open_journal(tmp_path / "oms.journal", 4096))
     r.orders_ring = orders
     r.args = (orders.view(orders.join("gateway")), r.oms, r.risk, r.fix, r.execs,
-              V.book_view(None), V.Hists(*(histogram.new() for _ in range(4))))
+              V.book_view(None), V.Hists(*(histogram.new() for _ in V.Hists._fields)))
     link = warm.WarmLink()
     io = r.wio[0]
     io["warm_tx"], io["warm_rx"] = link.fds()
