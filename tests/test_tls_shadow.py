@@ -6,6 +6,7 @@ passes. Over plain TCP the pass sends plain bytes, as before."""
 from __future__ import annotations
 
 import ssl
+import subprocess
 import time
 
 import pytest
@@ -20,7 +21,8 @@ from pipeline.orders import flow, warm
 from pipeline.orders import journal as J
 from pipeline.orders import views as V
 from pipeline.orders.testing import push_intent
-from pipeline.tls.shadow import ShadowTls
+from pipeline.tls.certs import OPENSSL, ServerCert
+from pipeline.tls.shadow import ShadowTls, alike_suite
 from pipeline.transport.ring import Ring
 from shm_layouts.records import EXEC_REPORT, ORDER_INTENT, OrderAction, OrderType, Side, TimeInForce
 
@@ -179,3 +181,36 @@ def test_the_gateway_over_tls_warms_through_a_shadow_session(instance, tmp_path)
     finally:
         h.gw.on_close()
         h.close()
+
+
+def test_a_tls12_rsa_suite_gets_its_ecdsa_twin():
+    """The shadow's certificate is EC: a venue's ECDHE-RSA suite is matched by the ECDSA
+    suite with the same bulk cipher and MAC (what the records see); the rest unchanged."""
+    assert alike_suite("ECDHE-RSA-AES128-GCM-SHA256") == "ECDHE-ECDSA-AES128-GCM-SHA256"
+    assert alike_suite("ECDHE-RSA-CHACHA20-POLY1305") == "ECDHE-ECDSA-CHACHA20-POLY1305"
+    assert alike_suite("ECDHE-ECDSA-AES256-GCM-SHA384") == "ECDHE-ECDSA-AES256-GCM-SHA384"
+
+
+def test_a_tls12_rsa_venue_gets_an_alike_shadow(rig, tmp_path):
+    """A TLS 1.2 venue with an RSA certificate (ECDHE-RSA): the shadow runs the same
+    version and bulk cipher over its EC certificate, and the warm passes encrypt on it."""
+    cert, key = tmp_path / "rsa.pem", tmp_path / "rsa.key"
+    subprocess.run([OPENSSL, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                    str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost"], check=True,
+                   capture_output=True, timeout=60, umask=0o077)
+    server = ScriptedServer(ServerCert(cert, key, ("localhost",)), lambda s: s.recv(1),
+                            max_version=ssl.TLSVersion.TLSv1_2)
+    conn = connect(server.port, cert)  # the self-signed certificate is its own anchor
+    shadow = ShadowTls(rig.link.tx, rig.link.rx)
+    try:
+        assert conn.version == "TLSv1.2" and conn.cipher.startswith("ECDHE-RSA-")
+        warm.follow_tls(shadow, rig.wio, conn.ssl)
+        assert shadow.version == "TLSv1.2" and shadow.cipher == alike_suite(conn.cipher)
+        rig.marks[0] = (MID - 1, MID + 1, 10**12, 0)
+        assert warm.warm(rig.fix, rig.oms, rig.risk, 10**12, 10**18, 0) > 0
+        assert rig.wio[0]["warm_tls"] == 1
+    finally:
+        conn.close()
+        shadow.close()
+    server.wait()
