@@ -14,12 +14,16 @@ import sys
 import numpy as np
 import pytest
 
+from pipeline.launch.launcher import Launcher, RunOptions
 from pipeline.runtime import idle as I
 from pipeline.runtime.agent import Agent
 from pipeline.runtime.composite import CompositeAgent
+from pipeline.runtime.runner import AgentRunner, RunnerConfig
 from pipeline.tls.io import wait_fd
+from procs import _common
 from tests import tls_peers
 from tests.tls_peers import ScriptedServer, connect, read_upto, stats
+from tuning.profiles import ProfileError, validate
 
 ca, good, no_key_in_logs = tls_peers.ca, tls_peers.good, tls_peers.no_key_in_logs  # fixtures
 
@@ -175,3 +179,58 @@ def test_tls_records_held_by_openssl_prevent_the_sleep(ca, good):
         assert conn.send(b"!") == 1
     srv.wait()
     assert srv.error is None
+
+
+class _OneSliceOnASocket(Agent):
+    """An agent fed by a socket: runs one slice, finishes."""
+
+    name = "one_slice_fd"
+
+    def __init__(self, fd: int):
+        self.fd, self.seen = fd, None
+
+    def wait_fds(self) -> list[I.WaitFd]:
+        return [I.WaitFd(self.fd)]
+
+    def do_work(self, idle_state, deadline_ns: int) -> int:
+        self.seen = int(idle_state.state[0]["n_fds"]), int(idle_state.fds[0]) & 0xFFFF_FFFF
+        return 0
+
+    def housekeeping(self, now_ns: int) -> bool:
+        return False
+
+
+def test_the_runner_hands_a_blocking_strategy_without_a_ring_the_agents_sockets():
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        agent = _OneSliceOnASocket(ours.fileno())
+        AgentRunner(agent, I.blocking(), RunnerConfig()).run()
+        assert agent.seen == (1, ours.fileno())
+
+
+def test_handoff_yields_after_work_and_is_set_by_profiles_for_block_only(tmp_path):
+    s = I.with_ladder(I.blocking(), spins=1, handoff=True)
+    assert I.idle(s, 1)  # work: it gave the core away (a yield), so time may have passed
+    assert not I.idle(s, 0)  # the ladder is unchanged: a spin first
+    plain = I.with_ladder(I.blocking(), spins=1)
+    assert not I.idle(plain, 1)
+    with pytest.raises(ValueError, match="block only"):
+        I.with_ladder(I.backoff(), handoff=True)
+    args = _common.parser("t").parse_args(["--instance", "x", "--idle", "block",
+                                           "--idle-handoff"])
+    assert int(_common.idle_strategy(args).state[0]["handoff"]) == 1
+    ok = validate({"processes": {"a": {"core": 1, "idle": "block", "idle_handoff": True}}}, "x")
+    assert ok["a"]["idle_handoff"] is True
+    for bad in ({"core": 1, "idle": "backoff", "idle_handoff": True},
+                {"core": 1, "idle": "block", "idle_handoff": 1}):
+        with pytest.raises(ProfileError, match="idle_handoff"):
+            validate({"processes": {"a": bad}}, "x")
+
+
+def test_the_launcher_passes_a_profiles_handoff(tmp_path):
+    profile = tmp_path / "p.toml"
+    profile.write_text('[processes.strategy]\ncore = 1\nidle = "block"\nidle_handoff = true\n'
+                       '[processes.book_builder]\ncore = 1\nidle = "block"\n')
+    launcher = Launcher(RunOptions(profile=str(profile), instance="handoffargs"))
+    assert "--idle-handoff" in launcher._child("strategy").args
+    assert "--idle-handoff" not in launcher._child("book_builder").args

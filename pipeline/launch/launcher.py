@@ -356,6 +356,8 @@ class Launcher:
         for key in ("idle_spins", "idle_yields", "idle_park_us"):  # the backoff/block ladder
             if key in place:
                 args += [f"--{key.replace('_', '-')}", str(place[key])]
+        if place.get("idle_handoff"):
+            args += ["--idle-handoff"]
         if "agents" not in place:
             return Child(name, f"procs.{name}", args + self._agent_args(name), env=self.env)
         args += ["--name", name, "--agents", ",".join(place["agents"])]

@@ -71,6 +71,7 @@ IDLE_STATE = np.dtype([
     ("fd_sleeps", "<i8"), ("fd_wakes", "<i8"), ("fd_timeouts", "<i8"),  # ppoll calls, by end
     ("fd_held", "<i8"),  # did not sleep: a pending probe said bytes were held (TLS)
     ("fd_stalls", "<i8"),  # input found, not taken by the next cycle: parked instead
+    ("handoff", "<i8"),  # block: sched_yield after a cycle with work (configuration)
 ])
 NO_RING = np.zeros(CONTROL_WORDS, np.int64)  # same type as a ring's words; never read
 MAX_WAIT_FDS = 8
@@ -151,12 +152,19 @@ def from_name(name: str) -> IdleStrategy:
 
 
 def with_ladder(strategy: IdleStrategy, spins: int | None = None, yields: int | None = None,
-                max_park_ns: int | None = None) -> IdleStrategy:
+                max_park_ns: int | None = None, handoff: bool = False) -> IdleStrategy:
     """``strategy`` (backoff or block) with its spins, yields and longest park (a block's
-    sleep timeout) set; None keeps the default. Profiles set them per process."""
+    sleep timeout) set; None keeps the default. Profiles set them per process.
+
+    ``handoff`` (block only): ``sched_yield`` after every cycle that did work, so a
+    consumer this cycle woke on the same core runs now, not when we next sleep (a woken
+    task does not preempt the waker at once: the scheduler lets the waker run on)."""
     s = strategy.state
     if int(s[0]["kind"]) not in (BACKOFF, BLOCK):
         raise ValueError("spins, yields and max park apply to backoff and block only")
+    if handoff and int(s[0]["kind"]) != BLOCK:
+        raise ValueError("handoff applies to block only")
+    s["handoff"] = int(handoff)
     for field, value in (("max_spins", spins), ("max_yields", yields),
                          ("max_park_ns", max_park_ns)):
         if value is not None:
@@ -253,6 +261,9 @@ def idle(strategy, work):
         s.yields = 0
         s.park_ns = s.min_park_ns
         s.fd_ready = 0
+        if s.handoff != 0:
+            sched_yield()
+            return True
         return False
     if kind == BUSY_SPIN:
         cpu_relax()
