@@ -28,6 +28,9 @@ def parser(description: str, instance_required: bool = True) -> argparse.Argumen
                    help="backoff/block: sched_yield()s before parking (default 10)")
     p.add_argument("--idle-park-us", type=float, default=None,
                    help="backoff/block: longest park, a block's sleep timeout (default 1000)")
+    p.add_argument("--idle-handoff", action="store_true",
+                   help="block: sched_yield after every duty cycle with work, so a consumer "
+                   "it woke on this core runs at once")
     p.add_argument("--rt-priority", type=int, default=0, help="SCHED_FIFO priority (0: off)")
     p.add_argument("--lock-memory", action="store_true", help="mlockall")
     add_slice_argument(p)
@@ -50,9 +53,10 @@ def idle_strategy(args: argparse.Namespace) -> idle.IdleStrategy:
     """``--idle`` with the ladder options the profile gave (``--idle-spins`` ...)."""
     strategy = idle.from_name(args.idle)
     park = None if args.idle_park_us is None else int(args.idle_park_us * 1000)
-    if (args.idle_spins, args.idle_yields, park) == (None, None, None):
+    if (args.idle_spins, args.idle_yields, park, args.idle_handoff) == (None, None, None, False):
         return strategy
-    return idle.with_ladder(strategy, args.idle_spins, args.idle_yields, park)
+    return idle.with_ladder(strategy, args.idle_spins, args.idle_yields, park,
+                            handoff=args.idle_handoff)
 
 
 def attach(args: argparse.Namespace) -> tuple[Instance, Counters]:

@@ -163,11 +163,10 @@ def test_wait_on_takes_a_consumer_view_and_leaves_other_strategies_alone(instanc
         I.wait_on(I.blocking(), ring.view())
 
 
-def test_the_default_profile_blocks_on_rings_and_backs_off_on_sockets():
+def test_the_default_profile_blocks_on_rings_and_on_sockets():
     dev = load_profile("dev-2core")
-    for proc in ("book_builder", "strategy", "oms_gateway"):
+    for proc in ("book_builder", "strategy", "oms_gateway", "feed_handler"):  # feed: socket
         assert dev[proc]["idle"] == "block", proc
-    assert dev["feed_handler"]["idle"] == "backoff"  # its input is a socket
     assert load_profile("dev-2core-lowlat")["pipeline"]["idle"] == "busy_spin"
 
 

@@ -28,7 +28,7 @@ IDLE_STRATEGIES = ("busy_spin", "yield", "backoff", "block", "sleep", "noop")
 # every key a profile may set (anything else is a typo: refused, with the nearest key)
 PROFILE_KEYS = ("description", "min_cores", "processes")
 PROCESS_KEYS = ("core", "idle", "lock_memory", "slice_us", "warm_us", "agents",
-                "idle_spins", "idle_yields", "idle_park_us")
+                "idle_spins", "idle_yields", "idle_park_us", "idle_handoff")
 LADDER_KEYS = ("idle_spins", "idle_yields", "idle_park_us")  # backoff and block only
 AUTO_ORDER = ("tuned-host", "dev-2core")  # most demanding first
 
@@ -105,6 +105,11 @@ def validate(raw: dict, name: str) -> dict[str, dict]:
                     raise ProfileError(f"profile {name}: {proc}.{key} needs idle = "
                                        f"\"backoff\" or \"block\"")
                 out[proc][key] = _number(spec, key, proc, name, zero_ok=key != "idle_park_us")
+        if "idle_handoff" in spec:  # yield to the consumer a cycle woke (idle.with_ladder)
+            if not isinstance(spec["idle_handoff"], bool) or idle != "block":
+                raise ProfileError(f"profile {name}: {proc}.idle_handoff must be true or "
+                                   f"false, with idle = \"block\"")
+            out[proc]["idle_handoff"] = spec["idle_handoff"]
     hosted = [a for p, s in out.items() for a in s.get("agents", [])]
     twice = sorted({a for a in hosted if hosted.count(a) > 1 or a in out})
     if twice:

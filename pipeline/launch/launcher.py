@@ -356,6 +356,8 @@ class Launcher:
         for key in ("idle_spins", "idle_yields", "idle_park_us"):  # the backoff/block ladder
             if key in place:
                 args += [f"--{key.replace('_', '-')}", str(place[key])]
+        if place.get("idle_handoff"):
+            args += ["--idle-handoff"]
         if "agents" not in place:
             return Child(name, f"procs.{name}", args + self._agent_args(name), env=self.env)
         args += ["--name", name, "--agents", ",".join(place["agents"])]
@@ -404,7 +406,7 @@ class Launcher:
                 if trading is None and window.started is not None:
                     trading = CpuWindow(self._pids())
                 time.sleep(0.1)
-            cpu = {"trading": trading.result(START_ORDER)} if trading else {}
+            cpu = {"trading": trading.result(self._pipeline_procs())} if trading else {}
             if self.opts.idle_seconds > 0 and failed is None and not self.stop_requested:
                 cpu["quiet"] = self._quiet_cpu(supervisor)
                 failed = supervisor.failed
@@ -431,6 +433,11 @@ class Launcher:
             for s, h in old.items():
                 signal.signal(s, h)
 
+    def _pipeline_procs(self) -> tuple[str, ...]:
+        """The processes that run pipeline agents: the four, or the composites hosting them
+        (CPU use sums these)."""
+        return (*START_ORDER, *(p for p, spec in self.profile.items() if "agents" in spec))
+
     def _pids(self) -> dict[str, int]:
         pids = {name: c.pid for name, c in self.children.items() if c.alive()}
         if self.venue is not None and self.venue.process is not None:
@@ -448,7 +455,7 @@ class Launcher:
             if window is None and time.monotonic() >= deadline:
                 window, deadline = CpuWindow(self._pids()), deadline + self.opts.idle_seconds
             elif window is not None and time.monotonic() >= deadline:
-                return window.result(START_ORDER)
+                return window.result(self._pipeline_procs())
             time.sleep(0.1)
         return None
 

@@ -56,9 +56,9 @@ from pipeline.metrics.counters import Counters
 from pipeline.runtime import warming
 from pipeline.runtime.agent import Agent
 from pipeline.runtime.clock import monotonic_ns
-from pipeline.runtime.idle import idle
+from pipeline.runtime.idle import WaitFd, idle
 from pipeline.tls import client as tls
-from pipeline.tls.io import wire_errno_code, wire_recv
+from pipeline.tls.io import wait_fd, wire_errno_code, wire_recv
 from pipeline.transport.ring import Ring
 from pipeline.transport.shared import atomic_store
 from shm_layouts.control import Op, Status
@@ -329,6 +329,9 @@ class FeedHandlerAgent(Agent):
 
     def duty_template(self) -> tuple:
         return self._duty(-1, 0)  # the socket's fd is known after connecting
+
+    def wait_fds(self) -> list[WaitFd]:
+        return [] if self.conn is None else [wait_fd(self.conn.fd, self.conn.ssl)]
 
     def _duty(self, fd: int, ssl: int) -> tuple:
         return feed_once, (Sock(fd, ssl), *self._args)

@@ -40,8 +40,9 @@ from pipeline.orders import journal as J
 from pipeline.orders import views as V
 from pipeline.orders.segments import ORDERS_CONSUMER, OmsState, attach_order_path
 from pipeline.runtime.agent import Agent, SameArgsCall, work_done
-from pipeline.runtime.idle import idle
+from pipeline.runtime.idle import WaitFd, idle
 from pipeline.tls.client import TlsSettings
+from pipeline.tls.io import wait_fd
 from pipeline.tls.shadow import ShadowTls
 from pipeline.transport.ring import Ring, RingView, observe
 from pipeline.transport.segment import SegmentMissing
@@ -340,6 +341,11 @@ class GatewayAgent(Agent):
 
     def wait_ring(self) -> RingView:
         return self.args.intents  # the socket is polled on every wake-up
+
+    def wait_fds(self) -> list[WaitFd]:
+        """The FIX socket (a composite without a ring of its own sleeps on it)."""
+        sock = self.wire.sock
+        return [] if sock is None else [wait_fd(sock.fileno(), self.wire.ssl)]
 
     def duty_template(self) -> tuple:
         return flow.duty, (-1, 0, *self.args)  # the socket's fd is known after connecting

@@ -20,7 +20,7 @@ import numpy as np
 from numba import njit
 
 from pipeline.runtime.clock import monotonic_ns
-from pipeline.runtime.idle import CLOCK_CHECK_EVERY, idle
+from pipeline.runtime.idle import CLOCK_CHECK_EVERY, WaitFd, idle
 from pipeline.transport.ring import RingView
 
 # a deadline that asks for exactly one duty cycle (CompositeAgent's single-cycle rounds)
@@ -160,8 +160,14 @@ class Agent(ABC):
     def wait_ring(self) -> RingView | None:
         """The ring a blocking idle strategy sleeps on (``idle.wait_on``): this agent's
         main input, as its consumer view, once ``on_start`` joined it. None (the default):
-        the input is a socket or there is none; a blocking strategy then parks as backoff."""
+        the input is a socket or there is none; a blocking strategy then sleeps on
+        ``wait_fds``."""
         return None
+
+    def wait_fds(self) -> list[WaitFd]:
+        """The sockets a blocking idle strategy without a ring sleeps on (``idle.watch``),
+        asked every slice: they change on reconnect. Empty (the default): it parks."""
+        return []
 
     def duty_template(self) -> HotDuty | None:
         """``hot_duty`` as it will be once connected (placeholder fds allowed: only the

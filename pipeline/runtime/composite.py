@@ -13,7 +13,7 @@ import numpy as np
 from pipeline.runtime import idle as idle_strategies
 from pipeline.runtime.agent import ONE_CYCLE, Agent
 from pipeline.runtime.fused import FusedLoop
-from pipeline.runtime.idle import idle
+from pipeline.runtime.idle import WaitFd, idle
 from pipeline.transport.ring import RingView
 
 
@@ -71,8 +71,13 @@ class CompositeAgent(Agent):
 
     def wait_ring(self) -> RingView | None:
         """The first agent's (the head of the data flow): for feed + book + strategy +
-        gateway that is a socket, so a blocking composite parks as backoff."""
+        gateway that is a socket, so a blocking composite sleeps on ``wait_fds``."""
         return self.agents[0].wait_ring()
+
+    def wait_fds(self) -> list[WaitFd]:
+        """Every child's (feed + ... + gateway: the md and the FIX sockets): the rings between
+        them are drained within a round, so only a socket brings new work."""
+        return [w for a in self.agents for w in a.wait_fds()]
 
     def fused_rounds(self) -> int:
         """Rounds the fused loop has run (its frequency, sampled over time, shows how much

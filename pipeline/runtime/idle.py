@@ -14,8 +14,10 @@ cycle's work count.
 - block: spin and yield as backoff does, then sleep on the futex of the agent's main
   input ring (``pipeline.transport.notify``) until the producer publishes, at most
   ``max_park``: a tick wakes it at once, an idle ring costs no CPU, a busy ring no
-  syscall. Without a ring (``wait_on`` not called, or an agent whose input is a socket)
-  it parks as backoff does.
+  syscall. An agent whose input is a socket (``watch``: the feed handler's, a composite's
+  md and FIX sockets) sleeps in ``ppoll`` on those fds instead, at most ``max_park``: a
+  nanosleep park would add its timer slack (~50 us) to every tick. With neither it parks
+  as backoff does.
 - sleep: park a fixed time every idle cycle.
 - noop: return at once (a composite agent idles once for all its children).
 
@@ -23,17 +25,25 @@ Several inputs: a blocking agent sleeps on its main ring only (``Agent.wait_ring
 strategy's book ring, the gateway's order ring, a composite's first agent's); its other
 inputs (the gateway's socket, the exec ring, timers) are polled on every wake-up, so at
 least every ``max_park``.
+
+Sleeping on fds: never while an fd's ``pending`` probe says bytes are already held above
+the socket (OpenSSL's ``SSL_has_pending``: decrypted or read-ahead records that poll cannot
+see); and when a wake (or a probe) found input the next duty cycle did not take (its
+output ring full, Python must act first), the next idle parks as backoff does instead of
+polling again, so a readable socket nobody reads is not a busy loop of poll calls. The
+state counts sleeps, wakes by data, timeouts, held bytes and such stalls.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
 from numba import njit
 
-from pipeline.runtime.libc import nanosleep, sched_yield
+from pipeline.runtime.libc import call_int_fn, nanosleep, pollfd_word, ppoll, sched_yield
 from pipeline.transport.atomics import cpu_relax
 from pipeline.transport.notify import wait_for_publish
 from pipeline.transport.ring import RingView
@@ -56,17 +66,39 @@ IDLE_STATE = np.dtype([
     ("min_park_ns", "<i8"), ("max_park_ns", "<i8"),
     ("spins", "<i8"), ("yields", "<i8"), ("park_ns", "<i8"),  # running state
     ("seen", "<i8"),  # block: the ring's cursor when it last looked (wait_for_publish)
+    ("n_fds", "<i8"),  # block on fds (``watch``): how many of ``fds`` are in use
+    ("fd_ready", "<i8"),  # the last look found input (poll woke by data, or bytes held)
+    ("fd_sleeps", "<i8"), ("fd_wakes", "<i8"), ("fd_timeouts", "<i8"),  # ppoll calls, by end
+    ("fd_held", "<i8"),  # did not sleep: a pending probe said bytes were held (TLS)
+    ("fd_stalls", "<i8"),  # input found, not taken by the next cycle: parked instead
+    ("handoff", "<i8"),  # block: sched_yield after a cycle with work (configuration)
 ])
 NO_RING = np.zeros(CONTROL_WORDS, np.int64)  # same type as a ring's words; never read
+MAX_WAIT_FDS = 8
+FD_COUNTERS = ("fd_sleeps", "fd_wakes", "fd_timeouts", "fd_held", "fd_stalls")
+
+
+class WaitFd(NamedTuple):
+    """An fd a blocking agent sleeps on, and what says bytes are already held above it:
+    ``pending_fn`` the address of a C ``int f(void *)`` (> 0: held), called with
+    ``pending_arg`` (``pipeline.tls.io.wait_fd``: ``SSL_has_pending`` and the ``SSL*``);
+    0 for a plain socket."""
+
+    fd: int
+    pending_fn: int = 0
+    pending_arg: int = 0
 
 
 class IdleStrategy(NamedTuple):
-    """What ``idle`` runs: the record, and the ring a blocking strategy sleeps on (its
-    control words and our consumer slot there; ``NO_RING`` and -1 when there is none)."""
+    """What ``idle`` runs: the record, the ring a blocking strategy sleeps on (its control
+    words and our consumer slot there; ``NO_RING`` and -1 when there is none), and the fds
+    it polls without a ring (``pollfd_word``s, and per fd its ``WaitFd`` pending probe)."""
 
     state: np.ndarray
     ring: np.ndarray
     slot: int
+    fds: np.ndarray
+    probes: np.ndarray
 
 
 def _strategy(kind: IdleKind, spins=0, yields=0, min_park=0, max_park=0) -> IdleStrategy:
@@ -74,7 +106,8 @@ def _strategy(kind: IdleKind, spins=0, yields=0, min_park=0, max_park=0) -> Idle
     s["kind"], s["max_spins"], s["max_yields"] = int(kind), spins, yields
     s["min_park_ns"], s["max_park_ns"], s["park_ns"] = min_park, max_park, min_park
     s["seen"] = -1
-    return IdleStrategy(s, NO_RING, -1)
+    return IdleStrategy(s, NO_RING, -1, np.zeros(MAX_WAIT_FDS, np.int64),
+                        np.zeros((MAX_WAIT_FDS, 2), np.int64))
 
 
 def noop() -> IdleStrategy:
@@ -119,12 +152,19 @@ def from_name(name: str) -> IdleStrategy:
 
 
 def with_ladder(strategy: IdleStrategy, spins: int | None = None, yields: int | None = None,
-                max_park_ns: int | None = None) -> IdleStrategy:
+                max_park_ns: int | None = None, handoff: bool = False) -> IdleStrategy:
     """``strategy`` (backoff or block) with its spins, yields and longest park (a block's
-    sleep timeout) set; None keeps the default. Profiles set them per process."""
+    sleep timeout) set; None keeps the default. Profiles set them per process.
+
+    ``handoff`` (block only): ``sched_yield`` after every cycle that did work, so a
+    consumer this cycle woke on the same core runs now, not when we next sleep (a woken
+    task does not preempt the waker at once: the scheduler lets the waker run on)."""
     s = strategy.state
     if int(s[0]["kind"]) not in (BACKOFF, BLOCK):
         raise ValueError("spins, yields and max park apply to backoff and block only")
+    if handoff and int(s[0]["kind"]) != BLOCK:
+        raise ValueError("handoff applies to block only")
+    s["handoff"] = int(handoff)
     for field, value in (("max_spins", spins), ("max_yields", yields),
                          ("max_park_ns", max_park_ns)):
         if value is not None:
@@ -145,6 +185,71 @@ def wait_on(strategy: IdleStrategy, ring: RingView | None) -> IdleStrategy:
     return strategy._replace(ring=ring.ctl, slot=int(ring.slot))
 
 
+def blocks_on_fds(strategy: IdleStrategy) -> bool:
+    """True for a blocking strategy without a ring: it sleeps on the fds ``watch`` gives."""
+    return int(strategy.state[0]["kind"]) == BLOCK and strategy.slot < 0
+
+
+def watch(strategy: IdleStrategy, fds: Sequence[WaitFd]) -> bool:
+    """Make ``fds`` (``Agent.wait_fds``) the set a blocking strategy without a ring sleeps
+    on; cheap when unchanged (the runner calls it every slice: fds change on reconnect).
+    Returns True when the set changed."""
+    if len(fds) > MAX_WAIT_FDS:
+        raise ValueError(f"watch: {len(fds)} fds, at most {MAX_WAIT_FDS}")
+    s = strategy.state
+    n = len(fds)
+    words = [pollfd_word(w.fd) for w in fds]
+    if n == int(s[0]["n_fds"]) and all(
+            strategy.fds[i] == words[i] and strategy.probes[i, 0] == w.pending_fn
+            and strategy.probes[i, 1] == w.pending_arg for i, w in enumerate(fds)):
+        return False
+    s["n_fds"] = 0  # not a live set while it is rewritten
+    for i, w in enumerate(fds):
+        if w.fd < 0:
+            raise ValueError(f"watch: fd {w.fd}")
+        strategy.fds[i] = words[i]
+        strategy.probes[i] = (w.pending_fn, w.pending_arg)
+    s["n_fds"] = n
+    s["fd_ready"] = 0
+    return True
+
+
+def fd_counts(strategy: IdleStrategy) -> dict[str, int]:
+    """The fd-sleep counters (tests, the runner's published counters)."""
+    return {name: int(strategy.state[0][name]) for name in FD_COUNTERS}
+
+
+@njit(cache=True, _nrt=False)
+def wait_for_fds(strategy):
+    """The last rung of a blocking ladder without a ring: ppoll (POLLIN) on the watched fds,
+    at most ``max_park_ns``, unless bytes are held above them or the last look's input was
+    not taken (see the module docstring). True when the thread gave up the core."""
+    s = strategy.state[0]
+    for i in range(s.n_fds):
+        fn = strategy.probes[i, 0]
+        if fn != 0 and call_int_fn(fn, strategy.probes[i, 1]) > 0:
+            s.fd_held += 1
+            if s.fd_ready == 0:  # the next cycle reads them: do not sleep
+                s.fd_ready = 1
+                cpu_relax()
+                return False
+            break
+    if s.fd_ready != 0:  # the agent left the input it was woken for: back off
+        s.fd_ready = 0
+        s.fd_stalls += 1
+        nanosleep(s.park_ns)
+        s.park_ns = min(s.park_ns * 2, s.max_park_ns)
+        return True
+    s.fd_sleeps += 1
+    r = ppoll(strategy.fds, s.n_fds, s.max_park_ns)
+    if r > 0:
+        s.fd_wakes += 1
+        s.fd_ready = 1
+    elif r == 0:
+        s.fd_timeouts += 1
+    return True
+
+
 @njit(cache=True, _nrt=False)
 def idle(strategy, work):
     """Apply the strategy after a duty cycle; returns True if the thread gave up the core
@@ -155,6 +260,10 @@ def idle(strategy, work):
         s.spins = 0
         s.yields = 0
         s.park_ns = s.min_park_ns
+        s.fd_ready = 0
+        if s.handoff != 0:
+            sched_yield()
+            return True
         return False
     if kind == BUSY_SPIN:
         cpu_relax()
@@ -177,6 +286,8 @@ def idle(strategy, work):
         if kind == BLOCK and strategy.slot >= 0:
             s.seen = wait_for_publish(strategy.ring, strategy.slot, s.seen, s.max_park_ns)
             return True
+        if kind == BLOCK and s.n_fds > 0:
+            return wait_for_fds(strategy)
         nanosleep(s.park_ns)
         s.park_ns = min(s.park_ns * 2, s.max_park_ns)
         return True

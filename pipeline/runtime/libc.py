@@ -75,3 +75,57 @@ def nanosleep(typingctx, ns):
         return context.get_dummy_value()
 
     return types.void(ns), codegen
+
+
+POLLIN = 0x001
+POLL_EVENTS_SHIFT, POLL_REVENTS_SHIFT = 32, 48  # struct pollfd {int fd; short events, revents}
+
+
+def pollfd_word(fd: int, events: int = POLLIN) -> int:
+    """A ``struct pollfd`` packed in an int64 (little-endian: fd, events, revents), so an
+    int64 array of them is the array ``ppoll`` takes."""
+    return (fd & 0xFFFF_FFFF) | (events << POLL_EVENTS_SHIFT)
+
+
+@intrinsic
+def ppoll(typingctx, pollfds, n, timeout_ns):
+    """``ppoll(pollfds, n, timeout, NULL)`` on the first ``n`` pollfds of an int64 array of
+    ``pollfd_word``s (their revents filled in): the count of ready fds, 0 at the timeout,
+    -1 on an error or a signal. Nanosecond timeout, unlike ``poll``'s milliseconds."""
+    if not (isinstance(pollfds, types.Array) and pollfds.dtype == types.int64
+            and isinstance(n, types.Integer) and isinstance(timeout_ns, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        fn = declare(builder, "ppoll", I32, [I8P, I64, TIMESPEC.as_pointer(), I8P])
+        ary = context.make_array(sig.args[0])(context, builder, args[0])
+        nfds = context.cast(builder, args[1], sig.args[1], types.int64)
+        ns = context.cast(builder, args[2], sig.args[2], types.int64)
+        billion = ir.Constant(I64, 1_000_000_000)
+        ts = cgutils.alloca_once(builder, TIMESPEC)
+        builder.store(builder.sdiv(ns, billion), timespec_field(builder, ts, 0))
+        builder.store(builder.srem(ns, billion), timespec_field(builder, ts, 1))
+        r = builder.call(fn, [builder.bitcast(ary.data, I8P), nfds, ts,
+                              ir.Constant(I8P, None)])
+        return builder.sext(r, I64)
+
+    return types.int64(pollfds, n, timeout_ns), codegen
+
+
+@intrinsic
+def call_int_fn(typingctx, fn_addr, arg):
+    """``((int (*)(void *)) fn_addr)(arg)``: a C function whose address comes at run time
+    (from ctypes, e.g. OpenSSL's ``SSL_has_pending``). The address is data, not a constant
+    of the machine code, so ``cache=True`` keeps working and no library must be loaded for
+    the code to link in a process that never calls it."""
+    if not (isinstance(fn_addr, types.Integer) and isinstance(arg, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        fnty = ir.FunctionType(I32, [I8P])
+        addr = context.cast(builder, args[0], sig.args[0], types.int64)
+        value = context.cast(builder, args[1], sig.args[1], types.int64)
+        fn = builder.inttoptr(addr, fnty.as_pointer())
+        return builder.sext(builder.call(fn, [builder.inttoptr(value, I8P)]), I64)
+
+    return types.int64(fn_addr, arg), codegen

@@ -83,6 +83,13 @@ class AgentRunner:
         if self.counters is not None:
             atomic_store(self.counters.words, self._slot_base + offset, int(value))
 
+    def _fd_counters(self) -> dict[str, int]:
+        """Word of ``<agent>.idle_<counter>`` per fd-sleep counter (``idle.FD_COUNTERS``)."""
+        if self.counters is None:
+            return {}
+        return {name: self.counters.counter(f"{self.agent.name}.idle_{name}")
+                for name in idle.FD_COUNTERS}
+
     def run(self) -> int:
         """Run until stopped or the agent finishes; returns total work done."""
         signal.signal(signal.SIGINT, self.request_stop)
@@ -99,8 +106,11 @@ class AgentRunner:
         state = L.ProcessState.FAILED
         try:
             self.agent.on_start()
-            # a blocking strategy sleeps on the agent's main input ring, joined just now
+            # a blocking strategy sleeps on the agent's main input ring, joined just now, or
+            # without one on its sockets (asked every slice: they change on reconnect)
             self.idle_state = idle.wait_on(self.idle_state, self.agent.wait_ring())
+            on_fds = idle.blocks_on_fds(self.idle_state)
+            fd_words = self._fd_counters() if on_fds else {}
             # one slice that is due at once: compiles the poll loop before we say RUNNING
             total += self.agent.do_work(self.idle_state, time.monotonic_ns())
             # what start-up made (numba's compiler state above all) is never garbage: out
@@ -114,12 +124,16 @@ class AgentRunner:
                     if self.counters is not None else histogram.new())
             now = time.monotonic_ns()
             while not self.stop_requested:
+                if on_fds:
+                    idle.watch(self.idle_state, self.agent.wait_fds())
                 total += self.agent.do_work(self.idle_state, now + cfg.slice_ns)
                 slices += 1
                 done = time.monotonic_ns()
                 self._set(L.PROC_HEARTBEAT, done)
                 self._set(L.PROC_SLICES, slices)
                 self._set(L.PROC_WORK, total)
+                for name, value in idle.fd_counts(self.idle_state).items() if fd_words else ():
+                    atomic_store(self.counters.words, fd_words[name], value)
                 if not self.agent.housekeeping(done):
                     break
                 now = time.monotonic_ns()

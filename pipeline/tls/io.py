@@ -26,6 +26,7 @@ over either wire (``ssl == 0``: plain TCP), for hot loops that already speak tho
 
 from __future__ import annotations
 
+import ctypes
 from errno import EAGAIN, ECONNRESET, EPIPE, EPROTO
 
 import numpy as np
@@ -35,6 +36,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from pipeline.fix.sockio import sock_recv, sock_send
+from pipeline.runtime.idle import WaitFd
 from pipeline.runtime.libc import I8P, I32, I64, buffer_args, declare, is_buffer_call
 from pipeline.tls import openssl as O
 
@@ -192,3 +194,12 @@ def wire_send(fd, ssl_p, buf, start, n):
         return sock_send(fd, buf, start, n)
     r = tls_write(ssl_p, buf, start, n)
     return r if r > 0 else _as_errno(r, True)
+
+
+def wait_fd(fd: int, ssl_p: int) -> WaitFd:
+    """The ``WaitFd`` a blocking idle strategy sleeps on for this wire: over TLS
+    (``ssl_p != 0``) with ``SSL_has_pending`` as its probe, so it never sleeps in poll while
+    OpenSSL holds decrypted or read-ahead bytes the socket no longer shows."""
+    if ssl_p == 0:
+        return WaitFd(fd)
+    return WaitFd(fd, ctypes.cast(O.lib().SSL_has_pending, ctypes.c_void_p).value, ssl_p)

@@ -120,6 +120,7 @@ _PROTOTYPES = {  # name: (restype, argtypes), libssl unless in _CRYPTO
     "SSL_read": (c_int, [c_void_p, c_void_p, c_int]),
     "SSL_write": (c_int, [c_void_p, c_void_p, c_int]),
     "SSL_pending": (c_int, [c_void_p]),
+    "SSL_has_pending": (c_int, [c_void_p]),
     "SSL_shutdown": (c_int, [c_void_p]),
     "SSL_set0_rbio": (None, [c_void_p, c_void_p]),
     "SSL_set0_wbio": (None, [c_void_p, c_void_p]),
