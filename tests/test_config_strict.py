@@ -12,7 +12,7 @@ import pytest
 
 from pipeline import cli
 from pipeline import config as cfgmod
-from pipeline.launch.launcher import START_ORDER, Launcher, RunOptions
+from pipeline.launch.launcher import START_ORDER, Launcher, RunOptions, write_toml
 
 # (config file text, what the error must say): one typo per section
 BAD_CONFIG = [
@@ -123,3 +123,12 @@ def test_consumers_take_their_defaults_from_the_schema():
     assert feed.stale_ms == cfgmod.defaults("feed")["stale_ms"]
     with pytest.raises(cfgmod.ConfigError, match="did you mean 'stale_ms'"):
         FeedConfig.from_config({"url": "ws://x", "rest_url": "http://x", "stale": 1})
+
+
+def test_the_resolved_config_is_written_for_our_user_only(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text("old = 1\n")
+    path.chmod(0o644)  # left by an older run
+    write_toml(path, {"gateway": {"host": "127.0.0.1", "port": 9000}})
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert "port = 9000" in path.read_text() and "old" not in path.read_text()

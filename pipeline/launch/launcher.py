@@ -171,7 +171,10 @@ def write_toml(path: Path, config: dict) -> None:
                     lines.extend(f"{rk} = {_toml_value(rv)}" for rk, rv in row.items())
 
     table("", config)
-    path.write_text("\n".join(lines) + "\n")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a file left by an older run keeps its mode otherwise
+    with os.fdopen(fd, "w") as f:
+        f.write("\n".join(lines) + "\n")
     with open(path, "rb") as f:
         tomllib.load(f)  # what we wrote must read back
 
@@ -375,7 +378,8 @@ class Launcher:
         self.stop_requested = True
 
     def run(self) -> dict:
-        RUN_DIR.mkdir(parents=True, exist_ok=True)
+        RUN_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
+        RUN_DIR.chmod(0o700)  # the instances' configs, journals and stores: ours alone
         old = {s: signal.signal(s, self.request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
         summary: dict = {}
         try:
