@@ -220,6 +220,15 @@ def fd_counts(strategy: IdleStrategy) -> dict[str, int]:
 
 
 @njit(cache=True, _nrt=False)
+def park(s):
+    """Backoff's park: nanosleep ``park_ns``, doubled for next time up to ``max_park_ns``
+    (``s``: the IDLE_STATE record). True: the thread gave up the core."""
+    nanosleep(s.park_ns)
+    s.park_ns = min(s.park_ns * 2, s.max_park_ns)
+    return True
+
+
+@njit(cache=True, _nrt=False)
 def wait_for_fds(strategy):
     """The last rung of a blocking ladder without a ring: ppoll (POLLIN) on the watched fds,
     at most ``max_park_ns``, unless bytes are held above them or the last look's input was
@@ -237,9 +246,7 @@ def wait_for_fds(strategy):
     if s.fd_ready != 0:  # the agent left the input it was woken for: back off
         s.fd_ready = 0
         s.fd_stalls += 1
-        nanosleep(s.park_ns)
-        s.park_ns = min(s.park_ns * 2, s.max_park_ns)
-        return True
+        return park(s)
     s.fd_sleeps += 1
     r = ppoll(strategy.fds, s.n_fds, s.max_park_ns)
     if r > 0:
@@ -288,9 +295,7 @@ def idle(strategy, work):
             return True
         if kind == BLOCK and s.n_fds > 0:
             return wait_for_fds(strategy)
-        nanosleep(s.park_ns)
-        s.park_ns = min(s.park_ns * 2, s.max_park_ns)
-        return True
+        return park(s)
     return False
 
 

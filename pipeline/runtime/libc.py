@@ -47,6 +47,15 @@ def timespec_field(builder, ts, index: int):
     return builder.gep(ts, [zero, ir.Constant(I32, index)])
 
 
+def timespec(builder, ns):
+    """A stack ``struct timespec`` holding ``ns`` (an int64 value) nanoseconds."""
+    billion = ir.Constant(I64, 1_000_000_000)
+    ts = cgutils.alloca_once(builder, TIMESPEC)
+    builder.store(builder.sdiv(ns, billion), timespec_field(builder, ts, 0))
+    builder.store(builder.srem(ns, billion), timespec_field(builder, ts, 1))
+    return ts
+
+
 @intrinsic
 def sched_yield(typingctx):
     """Give the core to another runnable thread, if any."""
@@ -66,11 +75,7 @@ def nanosleep(typingctx, ns):
 
     def codegen(context, builder, sig, args):
         fn = declare(builder, "nanosleep", I32, [TIMESPEC.as_pointer(), TIMESPEC.as_pointer()])
-        ns = context.cast(builder, args[0], sig.args[0], types.int64)
-        billion = ir.Constant(I64, 1_000_000_000)
-        ts = cgutils.alloca_once(builder, TIMESPEC)
-        builder.store(builder.sdiv(ns, billion), timespec_field(builder, ts, 0))
-        builder.store(builder.srem(ns, billion), timespec_field(builder, ts, 1))
+        ts = timespec(builder, context.cast(builder, args[0], sig.args[0], types.int64))
         builder.call(fn, [ts, ir.Constant(TIMESPEC.as_pointer(), None)])
         return context.get_dummy_value()
 
@@ -100,11 +105,7 @@ def ppoll(typingctx, pollfds, n, timeout_ns):
         fn = declare(builder, "ppoll", I32, [I8P, I64, TIMESPEC.as_pointer(), I8P])
         ary = context.make_array(sig.args[0])(context, builder, args[0])
         nfds = context.cast(builder, args[1], sig.args[1], types.int64)
-        ns = context.cast(builder, args[2], sig.args[2], types.int64)
-        billion = ir.Constant(I64, 1_000_000_000)
-        ts = cgutils.alloca_once(builder, TIMESPEC)
-        builder.store(builder.sdiv(ns, billion), timespec_field(builder, ts, 0))
-        builder.store(builder.srem(ns, billion), timespec_field(builder, ts, 1))
+        ts = timespec(builder, context.cast(builder, args[2], sig.args[2], types.int64))
         r = builder.call(fn, [builder.bitcast(ary.data, I8P), nfds, ts,
                               ir.Constant(I8P, None)])
         return builder.sext(r, I64)

@@ -392,8 +392,7 @@ class TlsConnection:
         self.sock = sock
         self.server_name = server_name
         self.version = self.lib.SSL_get_version(ssl_p).decode()
-        cipher = self.lib.SSL_get_current_cipher(ssl_p)
-        self.cipher = self.lib.SSL_CIPHER_get_name(cipher).decode() if cipher else "?"
+        self.cipher = O.cipher_name(ssl_p)
 
     @property
     def ssl(self) -> int:

@@ -205,6 +205,13 @@ def error_queue() -> str:
     return "; ".join(parts)
 
 
+def cipher_name(ssl_p: int) -> str:
+    """The negotiated cipher of session ``ssl_p`` (OpenSSL's name; "?" before one is)."""
+    fns = lib()
+    cipher = fns.SSL_get_current_cipher(ssl_p)
+    return fns.SSL_CIPHER_get_name(cipher).decode() if cipher else "?"
+
+
 def is_unexpected_eof(code: int) -> bool:
     """An OpenSSL 3 packed error for 'the peer closed the TCP stream without close_notify'."""
     return (not code & ERR_SYSTEM_FLAG and (code >> ERR_LIB_OFFSET) & ERR_LIB_MASK == ERR_LIB_SSL

@@ -72,7 +72,7 @@ class ShadowTls:
             return 0
         fns = self.lib
         version = fns.SSL_version(real_ssl)
-        cipher = fns.SSL_CIPHER_get_name(fns.SSL_get_current_cipher(real_ssl)).decode()
+        cipher = O.cipher_name(real_ssl)
         if self.key != (version, cipher):
             if self.refused == (version, cipher):
                 return 0  # failed once for this session: not retried every housekeeping
@@ -93,9 +93,7 @@ class ShadowTls:
 
     @property
     def cipher(self) -> str:
-        if not self.ssl:
-            return ""
-        return self.lib.SSL_CIPHER_get_name(self.lib.SSL_get_current_cipher(self.ssl)).decode()
+        return O.cipher_name(self.ssl) if self.ssl else ""
 
     def _handshake(self, version: int, cipher: str) -> int:
         fns = self.lib
@@ -121,8 +119,7 @@ class ShadowTls:
             fns.SSL_set_connect_state(client)
             fns.SSL_set_accept_state(server)
             _pump(fns, client, server)
-            got = (fns.SSL_version(client),
-                   fns.SSL_CIPHER_get_name(fns.SSL_get_current_cipher(client)).decode())
+            got = (fns.SSL_version(client), O.cipher_name(client))
             if got != (version, want):
                 raise TlsError(f"shadow TLS: got {got}, wanted {(version, want)}")
         except BaseException:

@@ -48,25 +48,21 @@ def next_frame(buf, r, w):
     return 1, opcode, fin, p, p + n, p + n
 
 
+def _head(opcode: int, n: int, mask_bit: int) -> bytes:
+    """A final frame's header for an ``n``-byte payload (``mask_bit`` 0x80: masked)."""
+    if n < 126:
+        return bytes([0x80 | opcode, mask_bit | n])
+    if n < 65536:
+        return bytes([0x80 | opcode, mask_bit | 126]) + n.to_bytes(2, "big")
+    return bytes([0x80 | opcode, mask_bit | 127]) + n.to_bytes(8, "big")
+
+
 def encode_server_frame(opcode: int, payload: bytes) -> bytes:
     """An unmasked, final server frame (cold path: benchmarks' streams)."""
-    n = len(payload)
-    if n < 126:
-        return bytes([0x80 | opcode, n]) + payload
-    if n < 65536:
-        return bytes([0x80 | opcode, 126]) + n.to_bytes(2, "big") + payload
-    return bytes([0x80 | opcode, 127]) + n.to_bytes(8, "big") + payload
+    return _head(opcode, len(payload), 0) + payload
 
 
 def encode_client_frame(opcode: int, payload: bytes, mask: bytes) -> bytes:
     """A masked client frame (cold path: pong, close, test servers)."""
-    head = bytes([0x80 | opcode])
-    n = len(payload)
-    if n < 126:
-        head += bytes([0x80 | n])
-    elif n < 65536:
-        head += bytes([0x80 | 126]) + n.to_bytes(2, "big")
-    else:
-        head += bytes([0x80 | 127]) + n.to_bytes(8, "big")
     masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    return head + mask + masked
+    return _head(opcode, len(payload), 0x80) + mask + masked
