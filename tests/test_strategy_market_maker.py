@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
+from numba import njit
 
 from pipeline.metrics.counters import Counters
 from pipeline.orders.segments import OmsState
 from pipeline.runtime import idle
+from pipeline.runtime.fused import FusedLoop
 from pipeline.strategy import market_maker as MM
-from pipeline.strategy.agent import BY_OPERATOR, StrategyAgent
+from pipeline.strategy.agent import BY_OPERATOR, StrategyAgent, bind_cycle
 from pipeline.strategy.intents import id_state
 from pipeline.transport.ring import Ring
 from pipeline.transport.shared import atomic_store
@@ -477,3 +481,32 @@ def test_event_clock_never_warms(instance):
     agent.housekeeping(0)
     assert rig.counters.values()["strategy.warm_passes"] == 0
     assert agent.warm.clock["period_ns"][0] == 0  # period forced to 0: replays stay byte-identical
+
+
+def _cached(dispatcher) -> bool:
+    """Whether numba's on-disk cache holds ``dispatcher``'s compiled signature: what a
+    fresh process would load instead of compiling."""
+    sig = dispatcher.signatures[0]
+    return dispatcher._cache.load_overload(sig, dispatcher.targetctx) is not None
+
+
+def test_the_bound_strategy_pass_and_a_fused_loop_over_it_are_cached(instance):
+    """Bound to its callbacks by name, the strategy's pass is cached, and so is a fused loop
+    calling it: a fused process does not compile them again at each start."""
+    rig = Rig(instance)
+    rig.book(10_000, 10_010)
+    assert _cached(rig.agent._cycle)
+    loop = FusedLoop()
+    loop.compile([rig.agent.hot_duty()], idle.noop())
+    assert _cached(loop._run)
+
+
+def test_a_callback_that_is_not_module_level_is_refused_clearly(instance):
+    @njit(cache=False)
+    def on_book(mm, sink, book, now):
+        return 0
+
+    strategy = SimpleNamespace(on_book=on_book, on_trade=MM.on_trade, on_exec=MM.on_exec,
+                               on_timer=MM.on_timer)
+    with pytest.raises(TypeError, match="module-level jitted function"):
+        bind_cycle(strategy)

@@ -44,7 +44,7 @@ from pipeline.replay.inline import prepare
 from pipeline.replay.paper import PaperVenue, paper_cycle
 from pipeline.replay.procs import feed_slice, feed_state
 from pipeline.strategy import market_maker
-from pipeline.strategy.agent import StrategyAgent, strategy_cycle
+from pipeline.strategy.agent import StrategyAgent
 from pipeline.strategy.intents import id_state
 from pipeline.strategy.setup import market_maker_state
 from pipeline.transport.registry import Instance
@@ -63,13 +63,13 @@ DEFAULT_MAX_QUOTES = 10  # inventory limit for such a symbol, in quote sizes
 
 
 @njit
-def quiesce(push_args, build_args, strat_args, venue_args):
-    """Book builder -> strategy -> paper venue until none has work; returns rounds run
-    (-1 if it never settled)."""
+def quiesce(push_args, build_args, strat, venue_args):
+    """Book builder -> strategy (``strat``: its HotDuty) -> paper venue until none has
+    work; returns rounds run (-1 if it never settled)."""
     for rounds in range(1, MAX_ROUNDS + 1):
         pushed = push_records(*push_args)
         work = build_once(*build_args)
-        work += strategy_cycle(*strat_args)
+        work += strat.cycle(*strat.args)
         work += paper_cycle(*venue_args)
         if pushed and work == 0:
             return rounds
@@ -77,7 +77,7 @@ def quiesce(push_args, build_args, strat_args, venue_args):
 
 
 @njit
-def lockstep(feed_args, push_args, build_args, strat_args, venue_args, max_msgs):
+def lockstep(feed_args, push_args, build_args, strat, venue_args, max_msgs):
     """Feed one message, quiesce, repeat. Stops at ``max_msgs``, at the end of the capture
     or when the intent log is nearly full; returns messages fed (-1: a message did not
     settle)."""
@@ -89,7 +89,7 @@ def lockstep(feed_args, push_args, build_args, strat_args, venue_args, max_msgs)
         if feed_slice(*feed_args) == 0:
             return msgs
         msgs += 1
-        if quiesce(push_args, build_args, strat_args, venue_args) < 0:
+        if quiesce(push_args, build_args, strat, venue_args) < 0:
             return -1
     return msgs
 
@@ -149,7 +149,7 @@ class PipelineReplay:
         self.build_args = b.hot_duty()[1]  # the builder's own duty-cycle arguments
 
     def _step(self, max_msgs: int) -> int:
-        n = lockstep(self.feed_args, self.push_args, self.build_args, self.strategy.args,
+        n = lockstep(self.feed_args, self.push_args, self.build_args, self.strategy.hot_duty(),
                      self.venue.args, max_msgs)
         if n < 0:
             raise RuntimeError("replay: a message did not quiesce (agents kept working)")
@@ -173,7 +173,7 @@ class PipelineReplay:
                     raise RuntimeError(f"replay: stuck before message {msgs}")
             seconds = time.perf_counter() - t
             self.strategy.pause(True)  # end of capture: pull every quote, like shutdown
-            if quiesce(self.push_args, self.build_args, self.strategy.args,
+            if quiesce(self.push_args, self.build_args, self.strategy.hot_duty(),
                        self.venue.args) < 0:
                 raise RuntimeError("replay: shutdown did not quiesce")
             self._flush(digest, out)

@@ -52,6 +52,12 @@ def keep_polling(idle_state, work, iteration, deadline_ns):
 
 
 @njit(cache=True, _nrt=False)
+def no_duty():
+    """A duty cycle with nothing to do (fills the unused slots of a fused loop)."""
+    return 0
+
+
+@njit(cache=True, _nrt=False)
 def work_done(result):
     """The work count in a duty cycle's result (``-1 - work`` asks Python to act first)."""
     return result if result >= 0 else -1 - result

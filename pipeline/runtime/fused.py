@@ -13,17 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from numba import njit, typeof
+from numba import typeof
 
-from pipeline.runtime.agent import HotDuty, SameArgsCall, keep_polling, work_done
+from pipeline.runtime import fused_loop, generated
+from pipeline.runtime.agent import HotDuty, SameArgsCall, no_duty
 
 MAX_DUTIES = 4
-
-
-@njit(cache=True, _nrt=False)
-def no_duty():
-    """Fills unused slots of the fixed-arity loop."""
-    return 0
 
 
 def fuse(duties: tuple[Callable, ...]) -> Callable:
@@ -32,32 +27,15 @@ def fuse(duties: tuple[Callable, ...]) -> Callable:
     returns at the deadline, or after a round in which a duty cycle returned a negative
     result (Python must act).
 
-    The duties are closure constants, not arguments: numba then calls them directly instead
-    of typing first-class functions on every call. A closure is never cached, so the loop
-    compiles once per process (the duties themselves come from their caches), ~10 s:
-    ``FusedLoop.compile`` does it at start-up.
+    The duties are compile-time constants of the loop, not arguments: numba then calls them
+    directly instead of typing first-class functions on every call. The loop is
+    ``fused_loop`` specialised to them by name (``pipeline.runtime.generated``), so each
+    set of duties compiles once per host, not once per process start.
     """
     if not 1 <= len(duties) <= MAX_DUTIES:
         raise ValueError(f"fuse: 1 to {MAX_DUTIES} duty cycles, got {len(duties)}")
-    d0, d1, d2, d3 = (*duties, *(no_duty,) * (MAX_DUTIES - len(duties)))
-
-    @njit(_nrt=False)
-    def run(a0, a1, a2, a3, rounds, idle_state, deadline_ns):
-        total = 0
-        iteration = 0
-        while True:
-            r0 = d0(*a0)
-            r1 = d1(*a1)
-            r2 = d2(*a2)
-            r3 = d3(*a3)
-            work = work_done(r0) + work_done(r1) + work_done(r2) + work_done(r3)
-            total += work
-            iteration += 1
-            rounds[0] += 1
-            if min(r0, r1, r2, r3) < 0 or not keep_polling(idle_state, work, iteration,
-                                                          deadline_ns):
-                return total
-    return run
+    padded = (*duties, *(no_duty,) * (MAX_DUTIES - len(duties)))
+    return generated.specialize(fused_loop, {f"d{i}": d for i, d in enumerate(padded)}).run
 
 
 class FusedLoop:

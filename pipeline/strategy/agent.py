@@ -20,22 +20,29 @@ Optional, cold path: ``positions(mm)``/``restore(mm, lots)`` (inventory) and
 
 from __future__ import annotations
 
-import enum
 import logging
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
 
 from pipeline.control.area import ControlArea
 from pipeline.control.poller import ControlPoller
-from pipeline.metrics.counters import Counters, bump
-from pipeline.metrics.histogram import record
+from pipeline.metrics.counters import Counters
 from pipeline.orders.segments import OmsState
-from pipeline.runtime import warming
+from pipeline.runtime import generated
 from pipeline.runtime.agent import Agent, HotDuty
-from pipeline.runtime.clock import monotonic_ns
+from pipeline.strategy import cycle
 from pipeline.strategy import warm as W
+from pipeline.strategy.clock import (
+    BY_OPERATOR,
+    EVENT_CLOCK,
+    LIVE_CLOCK,
+    STRATEGY_CLOCK,
+    UNTIL_GATEWAY_READY,
+    tick,
+)
+from pipeline.strategy.cycle import BATCH
 from pipeline.strategy.intents import (
     BID,
     CANCEL_ALL,
@@ -45,42 +52,13 @@ from pipeline.strategy.intents import (
     next_id,
     submit,
 )
-from pipeline.transport import ring as R
 from pipeline.transport.ring import ConsumerMode, Ring, RingView
 from pipeline.transport.shared import atomic_load, atomic_store
 from shm_layouts.control import Op, Status
 from shm_layouts.oms import W_OPEN_ORDERS, W_READY
-from shm_layouts.records import MD_EVENT, MdKind
+from shm_layouts.records import MD_EVENT
 
 log = logging.getLogger(__name__)
-
-
-class ClockMode(enum.IntEnum):
-    LIVE = 0  # CLOCK_MONOTONIC
-    EVENT = 1  # the newest t_origin_ns seen (replay)
-
-
-LIVE_CLOCK, EVENT_CLOCK = int(ClockMode.LIVE), int(ClockMode.EVENT)
-# The strategy's clock and quoting state, one record beside its user (never shared).
-# paused: quoting paused, non-zero for any reason (bits below); books are still consumed.
-# max_age_ns: live, a book update whose frame was received longer ago than this is
-# consumed but not acted on: it is a backlog (a stall, a start-up compile), not the market.
-STRATEGY_CLOCK = np.dtype([("mode", "<i8"), ("now", "<i8"), ("next_timer", "<i8"),
-                           ("timer_ns", "<i8"), ("paused", "<i8"), ("max_age_ns", "<i8")])
-# paused bits: paused by the operator (control area, kill switch); held until the gateway
-# is ready (an intent sent while it logs on and reconciles would only be denied NOT_READY)
-BY_OPERATOR, UNTIL_GATEWAY_READY = 1, 2
-TRADE = int(MdKind.TRADE)
-BATCH = 64
-
-
-class Callbacks(NamedTuple):
-    """A strategy's per-event callbacks (jitted functions)."""
-
-    on_book: object
-    on_trade: object
-    on_exec: object
-    on_timer: object
 
 
 class TradeSource(NamedTuple):
@@ -130,98 +108,18 @@ class Telemetry(NamedTuple):
     hists: StrategyHists
 
 
-@njit(cache=True, _nrt=False)
-def tick(clock, event_ns):
-    """Advance the clock: wall clock live, newest event time in replay."""
-    c = clock[0]
-    if c.mode == LIVE_CLOCK:
-        c.now = monotonic_ns()
-    elif event_ns > c.now:
-        c.now = event_ns
-    return c.now
+CALLBACKS = ("on_book", "on_trade", "on_exec", "on_timer")  # what the pass calls
 
 
-@njit(_nrt=False)
-def strategy_cycle(cb, mm, sink, books, execs, trades, clock, tel, warm):
-    """One pass: exec reports first (our state must be current), then book updates, then
-    trades seen on the md ring, then the timer; a pass that found nothing may warm the
-    decision path (``warm``, see ``pipeline.strategy.warm``). Returns records handled.
+def bind_cycle(strategy) -> Callable:
+    """The strategy pass with the strategy's callbacks bound as compile-time constants.
 
-    ``cb``: Callbacks; ``books``/``execs``: RingView; ``trades``: TradeSource; ``clock``:
-    1 STRATEGY_CLOCK record; ``tel``: Telemetry; ``warm``: ``warm.WarmState``."""
-    work = 0
-    c = clock[0]
-    live = c.mode == LIVE_CLOCK
-    words, stats, hists = tel.words, tel.stats, tel.hists
-    n = R.poll(execs.ctl, execs.stamps, execs.slot, BATCH)
-    if n:
-        recs = execs.records
-        pos = R.cursor(execs.ctl, execs.slot)
-        for i in range(n):
-            rep = recs[(pos + i) & (recs.shape[0] - 1)]
-            now = tick(clock, rep["t_origin_ns"])
-            if live and rep["t_recv_ns"] > 0:
-                record(hists.exec_hop, now - rep["t_recv_ns"])
-            bump(words, stats.intents, cb.on_exec(mm, sink, rep, now))
-        R.release(execs.ctl, execs.slot, pos + n)
-        bump(words, stats.execs, n)
-        work += n
-    n = R.poll(books.ctl, books.stamps, books.slot, BATCH)
-    if n:
-        recs = books.records
-        pos = R.cursor(books.ctl, books.slot)
-        for i in range(n):
-            book = recs[(pos + i) & (recs.shape[0] - 1)]
-            now = tick(clock, book["t_origin_ns"])
-            late = live and now - book["t_origin_ns"] > c.max_age_ns
-            if late:
-                bump(words, stats.late, 1)
-            sent = cb.on_book(mm, sink, book, now) if c.paused == 0 and not late else 0
-            if live:
-                record(hists.book_hop, now - book["t_book_ns"])
-                if sent:
-                    record(hists.decision, monotonic_ns() - now)
-                    record(hists.tick_to_decision, now - book["t_origin_ns"])
-                    record(hists.acted_book, book["t_book_ns"] - book["t_origin_ns"])
-                    record(hists.acted_hop, now - book["t_book_ns"])
-            bump(words, stats.intents, sent)
-        W.keep_book(warm, recs[(pos + n - 1) & (recs.shape[0] - 1)])
-        R.release(books.ctl, books.slot, pos + n)
-        bump(words, stats.books, n)
-        work += n
-    md = trades.md
-    if md.slot >= 0:
-        n = R.observe(md.ctl, md.slot, md.raw, trades.out)
-        for i in range(n):
-            ev = trades.events[i]
-            if ev["kind"] == TRADE:
-                now = tick(clock, ev["t_origin_ns"])
-                cb.on_trade(mm, sink, ev["symbol_id"], ev["price"], ev["qty"], now)
-                bump(words, stats.trades, 1)
-        work += n
-    now = tick(clock, 0)
-    if now >= c.next_timer:
-        c.next_timer = now + c.timer_ns
-        bump(words, stats.intents, cb.on_timer(mm, sink, now))
-    if work == 0 and c.paused == 0 and warming.is_due(warm.clock):
-        cb.on_book(warm.mm, warm.sink, W.prepare(warm), now)  # shadow state, shadow sink
-        bump(words, stats.warms, 1)
-    return work
-
-
-def bind_cycle(strategy):
-    """``strategy_cycle`` with the strategy's callbacks bound as compile-time constants.
-
-    Passing the callbacks in the argument tuple makes numba type them (first-class
-    functions) on every call: ~80 us each, ~1 ms a call, paid once per slice alone but once
-    per round in a single-cycle composite. Bound here, a call dispatches in ~5 us.
+    Passed as values (a tuple of dispatchers), numba would type them as first-class
+    functions on every call (~80 us each) and could not cache the pass or any loop calling
+    it. Bound by name (``pipeline.runtime.generated``), a call dispatches in ~5 us and the
+    pass, and a fused loop over it, is compiled once per host.
     """
-    cb = Callbacks(strategy.on_book, strategy.on_trade, strategy.on_exec, strategy.on_timer)
-
-    @njit(_nrt=False)
-    def cycle(mm, sink, books, execs, trades, clock, tel, warm):
-        return strategy_cycle(cb, mm, sink, books, execs, trades, clock, tel, warm)
-    return cycle
+    return generated.specialize(cycle, {n: getattr(strategy, n) for n in CALLBACKS}).cycle
 
 
 class StrategyAgent(Agent):
@@ -268,7 +166,7 @@ class StrategyAgent(Agent):
             StrategyHists(*(counters.histogram(n) for n in HIST_NAMES)))
         self.warm = W.warm_state(mm, self.sink, book_ring.dtype, 0 if event_clock else warm_ns)
         self.books = self.execs = self.trades = None
-        self.args: tuple = ()
+        self._cycle_args: tuple = ()
 
     def on_start(self) -> None:
         self.order_ring.claim_producer()
@@ -279,12 +177,9 @@ class StrategyAgent(Agent):
         self.execs = self.exec_ring.view(self.exec_ring.join("strategy"))
         self.trades = self._trade_source()
         self._recover()
-        s = self.strategy
-        # the full argument list of strategy_cycle (lock-step replay calls it directly)
-        self.args = (Callbacks(s.on_book, s.on_trade, s.on_exec, s.on_timer), self.mm,
-                     self.sink, self.books, self.execs, self.trades, self.clock,
-                     self.telemetry, self.warm)
-        self._cycle, self._cycle_args = bind_cycle(s), self.args[1:]
+        self._cycle = bind_cycle(self.strategy)
+        self._cycle_args = (self.mm, self.sink, self.books, self.execs, self.trades,
+                            self.clock, self.telemetry, self.warm)
 
     def _recover(self) -> None:
         """Crash-only restart: take the inventory from the OMS and cancel any order a

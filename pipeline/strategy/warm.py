@@ -3,7 +3,8 @@
 The market maker acts on a few books a second. Between two, this VM's caches lose the
 code and data of the decision: a decision that sends took 5-6 us in the pipeline against
 well under 1 us when repeated (BENCHMARKS.md). Every ``period`` ns in which the strategy
-had nothing to do, ``strategy_cycle`` calls the strategy's own ``on_book`` on a *shadow*:
+had nothing to do, the strategy pass (``cycle.py``) calls the strategy's own ``on_book``
+on a *shadow*:
 
 - the state arrays are a private copy of ``mm``, refreshed from the live state byte for
   byte just before each pass (``restore``): the pass starts from the real inventory,
@@ -40,7 +41,7 @@ LAST_SEEN, SHIFTED = 0, 1  # the two books of ``WarmState.books``
 
 
 class WarmState(NamedTuple):
-    """The ``warm`` argument of ``strategy_cycle``."""
+    """The ``warm`` argument of the strategy pass (``pipeline.strategy.cycle``)."""
 
     clock: np.ndarray  # 1 record of STRATEGY_WARM_CLOCK
     mm: tuple  # the shadow state (same type as the live ``mm``)
